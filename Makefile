@@ -1,0 +1,116 @@
+# llmfleet — build, test, bench, demo.
+#   make            build bin/llmfleet and bin/llmfleet-fakeapi
+#   make test       unit + integration + SDK fidelity tests
+#   make test-san   the same suite built with SANITIZE=address,undefined
+#   make bench      benchmarks (figures go in README.md)
+#   make demo       a real fleet against the fake API
+# V=1 shows the commands.
+
+CC       ?= cc
+SANITIZE ?=
+OPT      ?= -O2
+
+ifeq ($(SANITIZE),)
+BUILD    := build/release
+BIN      := bin
+else
+BUILD    := build/san
+BIN      := build/san/bin
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -MMD -MP \
+            -Icommon -I$(BUILD) $(SANFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS  := $(SANFLAGS)
+LIBS     := -lhiredis -lcurl -levent -lm
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+DEPS_STAMP := build/.deps-installed
+
+COMMON_SRC := $(wildcard common/*.c)
+WORKER_SRC := $(wildcard worker/*.c)
+FAKE_SRC   := $(wildcard tests/fakeapi/*.c)
+LUA_SRC    := $(sort $(wildcard scripts/lua/*.lua))
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/lua_scripts.o
+WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/%.o)
+FAKE_OBJ   := $(FAKE_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BIN)/tests/%)
+
+all: $(BIN)/llmfleet $(BIN)/llmfleet-fakeapi $(BIN)/freeport
+
+$(DEPS_STAMP): scripts/install-deps.sh
+	@mkdir -p $(dir $@)
+	$(Q)sh scripts/install-deps.sh
+	@touch $@
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC    $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+# Lua scripts are embedded as C strings, one per file, named by file.
+$(BUILD)/lua_scripts.c: $(LUA_SRC) scripts/embed-lua.sh
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LUA   $@")
+	$(Q)sh scripts/embed-lua.sh $(LUA_SRC) > $@
+
+$(BUILD)/lua_scripts.o: $(BUILD)/lua_scripts.c
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BIN)/llmfleet: $(WORKER_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK  $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BIN)/llmfleet-fakeapi: $(FAKE_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK  $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BIN)/freeport: $(BUILD)/tests/tools/freeport.o
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
+
+$(BIN)/tests/%: $(BUILD)/tests/unit/%.o $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK  $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+# ---- tests -----------------------------------------------------------------
+
+test: test-unit test-integration test-sdk
+
+test-unit: $(UNIT_BIN)
+	$(Q)sh tests/run-unit.sh $(UNIT_BIN)
+
+test-integration: all
+	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash tests/integration/run.sh
+
+test-sdk: all
+	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash tests/sdk/run.sh
+
+test-san:
+	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined test
+
+# ---- bench and demo ----------------------------------------------------------
+
+bench: all
+	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash scripts/bench.sh
+
+demo: all
+	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash scripts/demo.sh
+
+clean:
+	rm -rf build/release build/san bin
+
+.PHONY: all test test-unit test-integration test-sdk test-san bench demo clean
+
+-include $(COMMON_OBJ:.o=.d) $(WORKER_OBJ:.o=.d) $(FAKE_OBJ:.o=.d) \
+         $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

@@ -1,0 +1,247 @@
+/* json.c — see json.h. The only file that compiles jsmn's implementation. */
+#define JSMN_STRICT
+#include <jsmn.h>
+
+#include "json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Parsing ---------------------------------------------------------- */
+
+/* Nesting depth of a token list, without recursion: a stack of the end
+ * offsets of the containers we are inside. */
+static int checkDepth(const jsonDoc *d, int max_depth) {
+    int stack[JSON_MAX_DEPTH * 4 + 1];
+    int top = 0;
+    if (max_depth > (int)(sizeof(stack) / sizeof(stack[0])) - 1)
+        max_depth = (int)(sizeof(stack) / sizeof(stack[0])) - 1;
+    for (int i = 0; i < d->ntok; i++) {
+        const jsmntok_t *t = &d->tok[i];
+        while (top > 0 && t->start >= stack[top - 1]) top--;
+        if (t->type == JSMN_OBJECT || t->type == JSMN_ARRAY) {
+            if (top >= max_depth) return -1;
+            stack[top++] = t->end;
+        }
+    }
+    return 0;
+}
+
+int jsonParse(jsonDoc *d, const char *js, size_t len, int max_tokens,
+              int max_depth, char *err, size_t errlen) {
+    jsmn_parser p;
+    int cap = 64, r;
+
+    memset(d, 0, sizeof(*d));
+    if (len > 0x7fffffff) {
+        snprintf(err, errlen, "JSON document too large (%zu bytes)", len);
+        return -1;
+    }
+    if (max_depth <= 0) max_depth = JSON_MAX_DEPTH;
+    for (;;) {
+        jsmntok_t *t = realloc(d->tok, sizeof(*t) * (size_t)cap);
+        if (!t) {
+            snprintf(err, errlen, "out of memory parsing JSON");
+            goto fail;
+        }
+        d->tok = t;
+        jsmn_init(&p);
+        r = jsmn_parse(&p, js, len, d->tok, (unsigned)cap);
+        if (r != JSMN_ERROR_NOMEM) break;
+        if (max_tokens > 0 && cap >= max_tokens) {
+            snprintf(err, errlen, "JSON has more than %d tokens", max_tokens);
+            goto fail;
+        }
+        cap *= 2;
+        if (max_tokens > 0 && cap > max_tokens) cap = max_tokens;
+    }
+    if (r == JSMN_ERROR_INVAL) {
+        snprintf(err, errlen, "not JSON: invalid character at offset %u", p.pos);
+        goto fail;
+    }
+    if (r == JSMN_ERROR_PART || r == 0) {
+        snprintf(err, errlen, "not JSON: truncated or empty document");
+        goto fail;
+    }
+    d->js = js;
+    d->len = len;
+    d->ntok = r;
+    /* One value only: anything but whitespace after it is garbage. */
+    for (size_t i = (size_t)d->tok[0].end; i < len; i++) {
+        if (js[i] != ' ' && js[i] != '\t' && js[i] != '\n' && js[i] != '\r') {
+            snprintf(err, errlen, "not JSON: trailing data at offset %zu", i);
+            goto fail;
+        }
+    }
+    if (jsonSkip(d, 0) != d->ntok) {
+        snprintf(err, errlen, "not JSON: more than one value");
+        goto fail;
+    }
+    if (checkDepth(d, max_depth) < 0) {
+        snprintf(err, errlen, "JSON nested deeper than %d levels", max_depth);
+        goto fail;
+    }
+    return 0;
+fail:
+    jsonFree(d);
+    return -1;
+}
+
+void jsonFree(jsonDoc *d) {
+    free(d->tok);
+    memset(d, 0, sizeof(*d));
+}
+
+/* ---- Navigation ------------------------------------------------------- */
+
+int jsonSkip(const jsonDoc *d, int i) {
+    int end = d->tok[i].end;
+    int j = i + 1;
+    while (j < d->ntok && d->tok[j].start < end) j++;
+    return j;
+}
+
+int jsonGet(const jsonDoc *d, int obj, const char *key) {
+    if (obj < 0 || obj >= d->ntok || d->tok[obj].type != JSMN_OBJECT) return -1;
+    int n = d->tok[obj].size;
+    int k = obj + 1;
+    for (int i = 0; i < n; i++) {
+        int v = k + 1;
+        if (v >= d->ntok) return -1;
+        if (jsonStrEq(d, k, key)) return v;
+        k = jsonSkip(d, v);
+    }
+    return -1;
+}
+
+int jsonPath(const jsonDoc *d, int obj, const char *path) {
+    char part[128];
+    while (obj >= 0 && *path) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+        if (n >= sizeof(part)) return -1;
+        memcpy(part, path, n);
+        part[n] = '\0';
+        obj = jsonGet(d, obj, part);
+        path += n + (dot ? 1 : 0);
+    }
+    return obj;
+}
+
+int jsonStrEq(const jsonDoc *d, int i, const char *s) {
+    const jsmntok_t *t = &d->tok[i];
+    size_t n = strlen(s);
+    return t->type == JSMN_STRING && (size_t)(t->end - t->start) == n &&
+           memcmp(d->js + t->start, s, n) == 0;
+}
+
+/* ---- Values ----------------------------------------------------------- */
+
+int jsonInt(const jsonDoc *d, int i, long long *out) {
+    if (i < 0 || i >= d->ntok || d->tok[i].type != JSMN_PRIMITIVE) return -1;
+    const char *p = jsonRaw(d, i);
+    int n = jsonRawLen(d, i), k = 0, neg = 0;
+    unsigned long long v = 0;
+    if (n > 0 && p[0] == '-') neg = 1, k = 1;
+    if (k >= n) return -1;
+    for (; k < n; k++) {
+        if (p[k] < '0' || p[k] > '9') return -1;
+        if (v > (9223372036854775807ULL - (unsigned)(p[k] - '0')) / 10) return -1;
+        v = v * 10 + (unsigned)(p[k] - '0');
+    }
+    *out = neg ? -(long long)v : (long long)v;
+    return 0;
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int hex4(const char *p, const char *end, unsigned *out) {
+    unsigned v = 0;
+    if (end - p < 4) return -1;
+    for (int k = 0; k < 4; k++) {
+        int h = hexval(p[k]);
+        if (h < 0) return -1;
+        v = v << 4 | (unsigned)h;
+    }
+    *out = v;
+    return 0;
+}
+
+int jsonStr(const jsonDoc *d, int i, char *out, size_t outlen) {
+    if (i < 0 || i >= d->ntok || d->tok[i].type != JSMN_STRING || outlen == 0)
+        return -1;
+    const char *p = jsonRaw(d, i), *end = p + jsonRawLen(d, i);
+    size_t o = 0;
+    while (p < end) {
+        unsigned char enc[4];
+        size_t n = 1;
+        if (*p != '\\') {
+            enc[0] = (unsigned char)*p++;
+        } else {
+            if (++p >= end) return -1;
+            char c = *p++;
+            switch (c) {
+            case '"': case '\\': case '/': enc[0] = (unsigned char)c; break;
+            case 'b': enc[0] = '\b'; break;
+            case 'f': enc[0] = '\f'; break;
+            case 'n': enc[0] = '\n'; break;
+            case 'r': enc[0] = '\r'; break;
+            case 't': enc[0] = '\t'; break;
+            case 'u': {
+                unsigned cp, lo;
+                if (hex4(p, end, &cp) < 0) return -1;
+                p += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+                        hex4(p + 2, end, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF)
+                        return -1;
+                    p += 6;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return -1;
+                }
+                if (cp == 0) return -1;
+                if (cp < 0x80) {
+                    enc[0] = (unsigned char)cp;
+                } else if (cp < 0x800) {
+                    enc[0] = (unsigned char)(0xC0 | cp >> 6);
+                    enc[1] = (unsigned char)(0x80 | (cp & 0x3F));
+                    n = 2;
+                } else if (cp < 0x10000) {
+                    enc[0] = (unsigned char)(0xE0 | cp >> 12);
+                    enc[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+                    enc[2] = (unsigned char)(0x80 | (cp & 0x3F));
+                    n = 3;
+                } else {
+                    enc[0] = (unsigned char)(0xF0 | cp >> 18);
+                    enc[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3F));
+                    enc[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3F));
+                    enc[3] = (unsigned char)(0x80 | (cp & 0x3F));
+                    n = 4;
+                }
+                break;
+            }
+            default:
+                return -1;
+            }
+        }
+        if (o + n >= outlen) return -1;
+        memcpy(out + o, enc, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+void jsonSpan(const jsonDoc *d, int i, const char **p, size_t *len) {
+    int s = d->tok[i].start, e = d->tok[i].end;
+    if (d->tok[i].type == JSMN_STRING) s--, e++;
+    *p = d->js + s;
+    *len = (size_t)(e - s);
+}

@@ -1,0 +1,516 @@
+/* cli.c — submit, results and status (cli.h).
+ *
+ * These run on an operator's terminal or in a producer's script, so they
+ * use a blocking Redis connection and plain stdio. They never change a
+ * lease or a result: the only writes are LPUSHes of validated jobs. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "buf.h"
+#include "job.h"
+#include "keys.h"
+#include "opt.h"
+#include "rds.h"
+
+#define PUSH_CHUNK 500              /* jobs per LPUSH */
+#define MAX_REPORTED 20             /* invalid lines listed before "...more" */
+
+static double nowSec(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* Connect to the fleet's Redis; prints the error and returns NULL. */
+static redisContext *connectFleet(const char *cmd, const cliCommon *cc, keySet *ks) {
+    redisUrl url;
+    char err[300];
+    if (keysInit(ks, cc->fleet) < 0) {
+        fprintf(stderr, "llmfleet %s: bad fleet name \"%s\"\n", cmd, cc->fleet);
+        return NULL;
+    }
+    if (rdsResolveUrl(cc->redis_url, &url, err, sizeof(err)) < 0) {
+        fprintf(stderr, "llmfleet %s: %s\n", cmd, err);
+        return NULL;
+    }
+    redisContext *rc = rdsConnectSync(&url, err, sizeof(err));
+    memset(&url, 0, sizeof(url));
+    if (!rc) fprintf(stderr, "llmfleet %s: %s\n", cmd, err);
+    return rc;
+}
+
+/* ---- A set of strings (job ids) --------------------------------------- */
+
+typedef struct strSet {
+    char **slot;
+    size_t cap, n;
+} strSet;
+
+static unsigned long long hashStr(const char *s) {
+    unsigned long long h = 1469598103934665603ULL;
+    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+/* Add s; returns 1 when added, 0 when it was there. Copies s. */
+static int setAdd(strSet *set, const char *s) {
+    if ((set->n + 1) * 2 > set->cap) {
+        strSet bigger = {calloc(set->cap ? set->cap * 2 : 1024, sizeof(char *)),
+                         set->cap ? set->cap * 2 : 1024, 0};
+        if (!bigger.slot) abort();
+        for (size_t i = 0; i < set->cap; i++) {
+            if (!set->slot[i]) continue;
+            size_t j = hashStr(set->slot[i]) & (bigger.cap - 1);
+            while (bigger.slot[j]) j = (j + 1) & (bigger.cap - 1);
+            bigger.slot[j] = set->slot[i];
+            bigger.n++;
+        }
+        free(set->slot);
+        *set = bigger;
+    }
+    size_t j = hashStr(s) & (set->cap - 1);
+    while (set->slot[j]) {
+        if (strcmp(set->slot[j], s) == 0) return 0;
+        j = (j + 1) & (set->cap - 1);
+    }
+    set->slot[j] = strdup(s);
+    if (!set->slot[j]) abort();
+    set->n++;
+    return 1;
+}
+
+/* 1 when s is in the set. */
+static int setHas(const strSet *set, const char *s) {
+    if (!set->cap) return 0;
+    size_t j = hashStr(s) & (set->cap - 1);
+    while (set->slot[j]) {
+        if (strcmp(set->slot[j], s) == 0) return 1;
+        j = (j + 1) & (set->cap - 1);
+    }
+    return 0;
+}
+
+static void setFree(strSet *set) {
+    for (size_t i = 0; i < set->cap; i++) free(set->slot[i]);
+    free(set->slot);
+    memset(set, 0, sizeof(*set));
+}
+
+/* ---- submit ----------------------------------------------------------- */
+
+typedef struct line {
+    char *p;
+    size_t len;
+    int lineno;
+    char id[JOB_ID_MAX + 1];
+} line;
+
+static int readAll(FILE *f, buf *b) {
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) bufAppend(b, chunk, n);
+    return ferror(f) ? -1 : 0;
+}
+
+/* Follow the results stream from `from` until every id in want has one. */
+static int waitResults(redisContext *rc, const keySet *ks, strSet *want,
+                       const char *from) {
+    char last[64];
+    size_t total = want->n, ok = 0, failed = 0;
+    int tty = isatty(STDERR_FILENO);
+    double t0 = nowSec(), lastPrint = 0;
+    strSet seen = {0};
+
+    snprintf(last, sizeof(last), "%s", from);
+    while (ok + failed < total) {
+        redisReply *r = redisCommand(rc, "XREAD COUNT 1000 BLOCK 1000 STREAMS %s %s",
+                                     ks->name[KEY_RESULTS], last);
+        if (!r) {
+            fprintf(stderr, "llmfleet submit: lost Redis while waiting: %s\n", rc->errstr);
+            setFree(&seen);
+            return 1;
+        }
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
+            redisReply *entries = r->element[0]->element[1];
+            for (size_t i = 0; i < entries->elements; i++) {
+                redisReply *e = entries->element[i];
+                snprintf(last, sizeof(last), "%s", e->element[0]->str);
+                redisReply *f = e->element[1];
+                const char *id = NULL, *status = NULL;
+                for (size_t k = 0; k + 1 < f->elements; k += 2) {
+                    if (strcmp(f->element[k]->str, "id") == 0) id = f->element[k + 1]->str;
+                    if (strcmp(f->element[k]->str, "status") == 0) status = f->element[k + 1]->str;
+                }
+                if (status && strcmp(status, "budget_exceeded") == 0)
+                    fprintf(stderr, "%sllmfleet submit: the fleet stopped at its spend "
+                            "cap; jobs stay queued until the cap is raised\n", tty ? "\n" : "");
+                if (!id || !setHas(want, id) || !setAdd(&seen, id)) continue;
+                if (status && strcmp(status, "ok") == 0) ok++; else failed++;
+            }
+        }
+        freeReplyObject(r);
+        double t = nowSec();
+        if (t - lastPrint >= (tty ? 0.1 : 1.0) || ok + failed == total) {
+            double rate = (double)(ok + failed) / (t - t0 > 0.001 ? t - t0 : 0.001);
+            if (tty) {
+                int width = 30, fill = (int)((double)width * (double)(ok + failed) / (double)total);
+                char bar[64];
+                for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+                bar[width] = '\0';
+                fprintf(stderr, "\r[%s] %zu/%zu ok=%zu error=%zu %.1f jobs/s ", bar,
+                        ok + failed, total, ok, failed, rate);
+            } else {
+                fprintf(stderr, "progress done=%zu total=%zu ok=%zu error=%zu jobs_per_s=%.1f\n",
+                        ok + failed, total, ok, failed, rate);
+            }
+            lastPrint = t;
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    fprintf(stderr, "llmfleet submit: %zu results: %zu ok, %zu error in %.1f s\n",
+            total, ok, failed, nowSec() - t0);
+    setFree(&seen);
+    return failed ? 1 : 0;
+}
+
+/* The id of the newest stream entry, "0-0" when empty. */
+static void streamTail(redisContext *rc, const keySet *ks, char *out, size_t len) {
+    redisReply *r = redisCommand(rc, "XREVRANGE %s + - COUNT 1", ks->name[KEY_RESULTS]);
+    snprintf(out, len, "0-0");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+        snprintf(out, len, "%s", r->element[0]->element[0]->str);
+    if (r) freeReplyObject(r);
+}
+
+/* Ids (of n lines) that already have a result: marked by id[0] = 0. */
+static size_t dropDone(redisContext *rc, const keySet *ks, line *lines, size_t n) {
+    size_t dropped = 0;
+    for (size_t i = 0; i < n; i += PUSH_CHUNK) {
+        size_t m = n - i < PUSH_CHUNK ? n - i : PUSH_CHUNK;
+        const char **v = malloc(sizeof(char *) * (m + 2));
+        size_t *vl = malloc(sizeof(size_t) * (m + 2));
+        if (!v || !vl) abort();
+        v[0] = "SMISMEMBER", vl[0] = 10;
+        v[1] = ks->name[KEY_DONE], vl[1] = strlen(v[1]);
+        for (size_t k = 0; k < m; k++) v[2 + k] = lines[i + k].id, vl[2 + k] = strlen(lines[i + k].id);
+        redisReply *r = redisCommandArgv(rc, (int)m + 2, v, vl);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == m) {
+            for (size_t k = 0; k < m; k++)
+                if (r->element[k]->integer == 1) lines[i + k].len = 0, dropped++;
+        }
+        if (r) freeReplyObject(r);
+        free(v);
+        free(vl);
+    }
+    return dropped;
+}
+
+int cliSubmit(const cliCommon *cc0, int argc, char **argv) {
+    cliCommon cc = *cc0;
+    int skip = 0, wait = 0, npos;
+    size_t max_job = 32u << 20;
+    char *pos[1];
+    const optSpec specs[] = {
+        {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
+        {"fleet", OPT_STR, &cc.fleet, 0, "fleet name"},
+        {"skip-invalid", OPT_FLAG, &skip, 0, "push the valid lines even if some are invalid"},
+        {"wait", OPT_FLAG, &wait, 0, "follow the results; exit 1 if any job failed"},
+        {"max-job-bytes", OPT_SIZE, &max_job, 1, "largest job accepted (33554432)"},
+        {NULL, 0, NULL, 0, NULL},
+    };
+    int r = optParse("submit", argc, argv, specs, pos, 1, &npos);
+    if (r == 1) {
+        optUsage("submit", "[FILE|-] [options]   (one JSON job per line)", specs);
+        return 0;
+    }
+    if (r < 0) return 2;
+
+    const char *path = npos ? pos[0] : "-";
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "llmfleet submit: cannot open %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    buf in = {0};
+    if (readAll(f, &in) < 0) {
+        fprintf(stderr, "llmfleet submit: error reading %s\n", path);
+        if (f != stdin) fclose(f);
+        bufFree(&in);
+        return 2;
+    }
+    if (f != stdin) fclose(f);
+
+    /* Validate every line first: nothing is pushed from a bad file. */
+    size_t cap = 1024, n = 0, bad = 0;
+    line *lines = malloc(sizeof(line) * cap);
+    strSet ids = {0};
+    char err[300];
+    int lineno = 0;
+    char *p = in.p, *end = in.p + in.len;
+    while (p && p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *e = nl ? nl : end;
+        lineno++;
+        size_t len = (size_t)(e - p);
+        if (len && p[len - 1] == '\r') len--;
+        size_t k = 0;
+        while (k < len && (p[k] == ' ' || p[k] == '\t')) k++;
+        if (k < len) {
+            job j;
+            if (n == cap) lines = realloc(lines, sizeof(line) * (cap *= 2));
+            if (!lines) abort();
+            const char *why = NULL;
+            if (jobParse(&j, p, len, max_job, err, sizeof(err)) < 0) why = err;
+            else if (!setAdd(&ids, j.id)) why = "duplicate id (an earlier line has it)";
+            if (why) {
+                if (bad < MAX_REPORTED)
+                    fprintf(stderr, "%s:%d: %s\n", path, lineno, why);
+                bad++;
+            } else {
+                line *l = &lines[n++];
+                l->p = p;
+                l->len = len;
+                l->lineno = lineno;
+                memcpy(l->id, j.id, sizeof(l->id));
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (bad > MAX_REPORTED)
+        fprintf(stderr, "... and %zu more invalid lines\n", bad - MAX_REPORTED);
+    int rc = 0;
+    if (bad && !skip) {
+        fprintf(stderr, "llmfleet submit: %zu invalid line%s; nothing pushed "
+                "(--skip-invalid pushes the valid ones)\n", bad, bad == 1 ? "" : "s");
+        rc = 1;
+        goto out;
+    }
+
+    keySet ks;
+    redisContext *c = connectFleet("submit", &cc, &ks);
+    if (!c) {
+        rc = 2;
+        goto out;
+    }
+    char from[64];
+    streamTail(c, &ks, from, sizeof(from));
+    size_t already = dropDone(c, &ks, lines, n);
+    if (already)
+        fprintf(stderr, "llmfleet submit: %zu job%s already have a result; not "
+                "pushed again\n", already, already == 1 ? "" : "s");
+
+    /* Push in chunks, pipelined. */
+    size_t pushed = 0;
+    strSet want = {0};
+    for (size_t i = 0; i < n && rc == 0; i += PUSH_CHUNK) {
+        size_t m = 0;
+        const char **v = malloc(sizeof(char *) * (PUSH_CHUNK + 2));
+        size_t *vl = malloc(sizeof(size_t) * (PUSH_CHUNK + 2));
+        if (!v || !vl) abort();
+        v[0] = "LPUSH", vl[0] = 5;
+        v[1] = ks.name[KEY_JOBS], vl[1] = strlen(v[1]);
+        for (size_t k = i; k < n && k < i + PUSH_CHUNK; k++) {
+            if (!lines[k].len) continue;
+            v[2 + m] = lines[k].p, vl[2 + m] = lines[k].len;
+            m++;
+            setAdd(&want, lines[k].id);
+        }
+        if (m) {
+            redisReply *rr = redisCommandArgv(c, (int)m + 2, v, vl);
+            if (!rr || rr->type == REDIS_REPLY_ERROR) {
+                fprintf(stderr, "llmfleet submit: Redis refused the push after %zu "
+                        "jobs: %s\n", pushed, rr ? rr->str : c->errstr);
+                rc = 1;
+            } else {
+                pushed += m;
+            }
+            if (rr) freeReplyObject(rr);
+        }
+        free(v);
+        free(vl);
+    }
+    fprintf(stderr, "llmfleet submit: pushed %zu job%s to %s\n", pushed,
+            pushed == 1 ? "" : "s", ks.name[KEY_JOBS]);
+    if (rc == 0 && wait && want.n) rc = waitResults(c, &ks, &want, from);
+    setFree(&want);
+    redisFree(c);
+out:
+    setFree(&ids);
+    free(lines);
+    bufFree(&in);
+    return rc;
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+static int isNumberField(const char *name) {
+    static const char *nums[] = {
+        "attempts", "latency_ms", "http_status", "input_tokens", "output_tokens",
+        "cache_creation_input_tokens", "cache_read_input_tokens", NULL,
+    };
+    for (int i = 0; nums[i]; i++)
+        if (strcmp(nums[i], name) == 0) return 1;
+    return 0;
+}
+
+static int allDigits(const char *s, size_t n) {
+    if (n == 0 || n > 18) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+
+/* One stream entry as a JSON object line. response and meta are JSON
+ * already (validated when the job was claimed / the response parsed). */
+static void entryJson(buf *b, redisReply *e) {
+    redisReply *f = e->element[1];
+    bufReset(b);
+    bufAppend(b, "{", 1);
+    for (size_t k = 0; k + 1 < f->elements; k += 2) {
+        redisReply *name = f->element[k], *val = f->element[k + 1];
+        if (k) bufAppend(b, ",", 1);
+        bufAppendJsonString(b, name->str, name->len);
+        bufAppend(b, ":", 1);
+        int raw = (strcmp(name->str, "response") == 0 || strcmp(name->str, "meta") == 0) &&
+                  val->len > 0;
+        if (raw || (isNumberField(name->str) && allDigits(val->str, val->len)))
+            bufAppend(b, val->str, val->len);
+        else
+            bufAppendJsonString(b, val->str, val->len);
+    }
+    bufAppend(b, "}\n", 2);
+}
+
+int cliResults(const cliCommon *cc0, int argc, char **argv) {
+    cliCommon cc = *cc0;
+    int follow = 0, npos;
+    const char *out = NULL, *from = "-";
+    char *pos[1];
+    const optSpec specs[] = {
+        {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
+        {"fleet", OPT_STR, &cc.fleet, 0, "fleet name"},
+        {"follow", OPT_FLAG, &follow, 0, "keep printing new results"},
+        {"out", OPT_STR, &out, 0, "write to FILE instead of stdout"},
+        {"from", OPT_STR, &from, 0, "start after this stream id (default: the beginning)"},
+        {NULL, 0, NULL, 0, NULL},
+    };
+    int r = optParse("results", argc, argv, specs, pos, 0, &npos);
+    if (r == 1) {
+        optUsage("results", "[options]", specs);
+        return 0;
+    }
+    if (r < 0) return 2;
+    FILE *o = out ? fopen(out, "w") : stdout;
+    if (!o) {
+        fprintf(stderr, "llmfleet results: cannot write %s: %s\n", out, strerror(errno));
+        return 2;
+    }
+    keySet ks;
+    redisContext *c = connectFleet("results", &cc, &ks);
+    if (!c) {
+        if (out) fclose(o);
+        return 2;
+    }
+    char last[64];
+    buf b = {0};
+    int rc = 0;
+    size_t count = 0;
+    snprintf(last, sizeof(last), "%s", strcmp(from, "-") == 0 ? "0-0" : from);
+    for (;;) {
+        redisReply *rr = follow
+            ? redisCommand(c, "XREAD COUNT 1000 BLOCK 2000 STREAMS %s %s",
+                           ks.name[KEY_RESULTS], last)
+            : redisCommand(c, "XREAD COUNT 1000 STREAMS %s %s", ks.name[KEY_RESULTS], last);
+        if (!rr || rr->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "llmfleet results: %s\n", rr ? rr->str : c->errstr);
+            if (rr) freeReplyObject(rr);
+            rc = 1;
+            break;
+        }
+        size_t got = 0;
+        if (rr->type == REDIS_REPLY_ARRAY && rr->elements == 1) {
+            redisReply *entries = rr->element[0]->element[1];
+            for (size_t i = 0; i < entries->elements; i++) {
+                entryJson(&b, entries->element[i]);
+                fwrite(b.p, 1, b.len, o);
+                snprintf(last, sizeof(last), "%s", entries->element[i]->element[0]->str);
+            }
+            got = entries->elements;
+        }
+        freeReplyObject(rr);
+        count += got;
+        if (follow) fflush(o);
+        else if (got == 0) break;
+    }
+    if (out) {
+        fclose(o);
+        fprintf(stderr, "llmfleet results: wrote %zu results to %s\n", count, out);
+    }
+    bufFree(&b);
+    redisFree(c);
+    return rc;
+}
+
+/* ---- status ----------------------------------------------------------- */
+
+int cliStatus(const cliCommon *cc0, int argc, char **argv) {
+    cliCommon cc = *cc0;
+    int json = 0, npos;
+    char *pos[1];
+    const optSpec specs[] = {
+        {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
+        {"fleet", OPT_STR, &cc.fleet, 0, "fleet name"},
+        {"json", OPT_FLAG, &json, 0, "one JSON object"},
+        {NULL, 0, NULL, 0, NULL},
+    };
+    int r = optParse("status", argc, argv, specs, pos, 0, &npos);
+    if (r == 1) {
+        optUsage("status", "[options]", specs);
+        return 0;
+    }
+    if (r < 0) return 2;
+    keySet ks;
+    redisContext *c = connectFleet("status", &cc, &ks);
+    if (!c) return 2;
+    struct { const char *name; const char *fmt; int key; } q[] = {
+        {"queued", "LLEN %s", KEY_JOBS},
+        {"leased", "ZCARD %s", KEY_LEASES},
+        {"delayed", "ZCARD %s", KEY_DELAYED},
+        {"dead", "LLEN %s", KEY_DEAD},
+        {"done", "SCARD %s", KEY_DONE},
+        {"results", "XLEN %s", KEY_RESULTS},
+        {"workers", "ZCARD %s", KEY_WORKERS},
+    };
+    long long v[7];
+    int n = (int)(sizeof(q) / sizeof(q[0]));
+    for (int i = 0; i < n; i++) redisAppendCommand(c, q[i].fmt, ks.name[q[i].key]);
+    for (int i = 0; i < n; i++) {
+        redisReply *rr;
+        if (redisGetReply(c, (void **)&rr) != REDIS_OK) {
+            fprintf(stderr, "llmfleet status: %s\n", c->errstr);
+            redisFree(c);
+            return 1;
+        }
+        v[i] = rr->type == REDIS_REPLY_INTEGER ? rr->integer : -1;
+        freeReplyObject(rr);
+    }
+    if (json) {
+        printf("{\"fleet\":\"%s\"", cc.fleet);
+        for (int i = 0; i < n; i++) printf(",\"%s\":%lld", q[i].name, v[i]);
+        printf("}\n");
+    } else {
+        printf("fleet %s\n", cc.fleet);
+        for (int i = 0; i < n; i++) printf("  %-10s %lld\n", q[i].name, v[i]);
+    }
+    redisFree(c);
+    return 0;
+}

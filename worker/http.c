@@ -1,0 +1,263 @@
+/* http.c — libcurl multi_socket + libevent glue (http.h).
+ *
+ * The shape is curl's multi-event example: libcurl tells us which sockets
+ * to watch (onSocket) and when to wake it (onTimer); every event goes back
+ * through curl_multi_socket_action() and then checkDone() collects
+ * finished transfers. Nothing is touched after curl_multi_remove_handle()
+ * but our own struct. */
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+
+/* Per-socket state: the libevent event watching it. */
+typedef struct httpSock {
+    struct event *ev;
+    httpClient *hc;
+} httpSock;
+
+static void checkDone(httpClient *hc) {
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(hc->multi, &left))) {
+        if (m->msg != CURLMSG_DONE) continue;
+        httpReq *req = NULL;
+        CURL *easy = m->easy_handle;
+        CURLcode rc = m->data.result;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&req);
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &req->status);
+        curl_multi_remove_handle(hc->multi, easy);
+        req->active = 0;
+        req->result = rc;
+        req->done(req, req->priv);
+    }
+}
+
+static void onEvent(evutil_socket_t fd, short what, void *arg) {
+    httpClient *hc = arg;
+    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) |
+                (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    curl_multi_socket_action(hc->multi, fd, flags, &hc->running);
+    checkDone(hc);
+    if (hc->running <= 0 && evtimer_pending(hc->timer, NULL))
+        evtimer_del(hc->timer);
+}
+
+static void onTimeout(evutil_socket_t fd, short what, void *arg) {
+    httpClient *hc = arg;
+    (void)fd; (void)what;
+    curl_multi_socket_action(hc->multi, CURL_SOCKET_TIMEOUT, 0, &hc->running);
+    checkDone(hc);
+}
+
+/* CURLMOPT_TIMERFUNCTION: one non-repeating timer. */
+static int onTimer(CURLM *multi, long ms, void *arg) {
+    httpClient *hc = arg;
+    (void)multi;
+    if (ms < 0) {
+        evtimer_del(hc->timer);
+        return 0;
+    }
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(hc->timer, &tv);
+    return 0;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch, re-watch or forget a socket. */
+static int onSocket(CURL *easy, curl_socket_t s, int what, void *arg,
+                    void *sockp) {
+    httpClient *hc = arg;
+    httpSock *hs = sockp;
+    (void)easy;
+    if (what == CURL_POLL_REMOVE) {
+        if (hs) {
+            event_free(hs->ev);
+            free(hs);
+            curl_multi_assign(hc->multi, s, NULL);
+        }
+        return 0;
+    }
+    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
+                 (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    if (!hs) {
+        hs = calloc(1, sizeof(*hs));
+        if (!hs) abort();
+        hs->hc = hc;
+        curl_multi_assign(hc->multi, s, hs);
+    } else {
+        event_free(hs->ev);
+    }
+    hs->ev = event_new(hc->base, s, kind, onEvent, hc);
+    event_add(hs->ev, NULL);
+    return 0;
+}
+
+/* ---- Per request ------------------------------------------------------ */
+
+static size_t onBody(char *p, size_t size, size_t n, void *arg) {
+    httpReq *req = arg;
+    size_t len = size * n;
+    if (req->body.len + len > req->client->max_response) {
+        req->too_large = 1;
+        return 0;               /* makes libcurl fail with CURLE_WRITE_ERROR */
+    }
+    bufAppend(&req->body, p, len);
+    return len;
+}
+
+static size_t onHeader(char *p, size_t size, size_t n, void *arg) {
+    httpReq *req = arg;
+    size_t len = size * n;
+    char err[160];
+    if (len > 5 && strncasecmp(p, "HTTP/", 5) == 0) {
+        rlInit(&req->rl);       /* a new response (after 100-continue...) */
+        return len;
+    }
+    if (rlParseLine(&req->rl, p, len, err, sizeof(err)) < 0)
+        lfLog(LF_WARN, "event=bad_ratelimit_header error=\"%s\"", err);
+    return len;
+}
+
+void httpReqInit(httpClient *hc, httpReq *req, httpDoneProc *done, void *priv) {
+    memset(req, 0, sizeof(*req));
+    req->client = hc;
+    req->done = done;
+    req->priv = priv;
+    req->easy = curl_easy_init();
+    if (!req->easy) abort();
+    CURL *e = req->easy;
+    curl_easy_setopt(e, CURLOPT_URL, hc->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hc->headers);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, onBody);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, onHeader);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, req->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, hc->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+}
+
+void httpReqFree(httpReq *req) {
+    httpCancel(req);
+    if (req->easy) curl_easy_cleanup(req->easy);
+    req->easy = NULL;
+    bufFree(&req->body);
+}
+
+int httpStart(httpReq *req, const char *body, size_t len, long timeout_ms) {
+    bufReset(&req->body);
+    rlInit(&req->rl);
+    req->status = 0;
+    req->result = CURLE_OK;
+    req->too_large = 0;
+    req->errbuf[0] = '\0';
+    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (curl_multi_add_handle(req->client->multi, req->easy) != CURLM_OK)
+        return -1;
+    req->active = 1;
+    return 0;
+}
+
+void httpCancel(httpReq *req) {
+    if (!req->active) return;
+    curl_multi_remove_handle(req->client->multi, req->easy);
+    req->active = 0;
+}
+
+/* ---- Client ----------------------------------------------------------- */
+
+static int isLoopbackHost(const char *h, size_t n) {
+    if (n == 9 && strncasecmp(h, "localhost", 9) == 0) return 1;
+    if (n == 5 && strncmp(h, "[::1]", 5) == 0) return 1;
+    if (n >= 4 && strncmp(h, "127.", 4) == 0) {
+        for (size_t i = 4; i < n; i++)
+            if (!(h[i] == '.' || (h[i] >= '0' && h[i] <= '9'))) return 0;
+        return 1;
+    }
+    return 0;
+}
+
+int httpIsInsecureRemote(const char *base_url) {
+    if (strncasecmp(base_url, "http://", 7) != 0) return 0;
+    const char *h = base_url + 7;
+    const char *at = strpbrk(h, "@/");
+    if (at && *at == '@') h = at + 1;
+    size_t n;
+    if (*h == '[') {
+        const char *close = strchr(h, ']');
+        n = close ? (size_t)(close - h + 1) : strlen(h);
+    } else {
+        n = strcspn(h, ":/?#");
+    }
+    return !isLoopbackHost(h, n);
+}
+
+int httpInit(httpClient *hc, struct event_base *base, const char *base_url,
+             const char *api_key, const char *version, long connect_timeout_ms,
+             size_t max_response, int max_connections, char *err, size_t errlen) {
+    char line[1024];
+    memset(hc, 0, sizeof(*hc));
+    size_t blen = strlen(base_url);
+    while (blen > 0 && base_url[blen - 1] == '/') blen--;
+    if (strncasecmp(base_url, "http://", 7) != 0 &&
+        strncasecmp(base_url, "https://", 8) != 0) {
+        snprintf(err, errlen, "ANTHROPIC_BASE_URL must start with https:// "
+                 "(or http:// for loopback)");
+        return -1;
+    }
+    if (blen + 13 >= sizeof(hc->url)) {
+        snprintf(err, errlen, "ANTHROPIC_BASE_URL is too long");
+        return -1;
+    }
+    snprintf(hc->url, sizeof(hc->url), "%.*s/v1/messages", (int)blen, base_url);
+    if (strlen(api_key) > 512 || strpbrk(api_key, "\r\n")) {
+        snprintf(err, errlen, "ANTHROPIC_API_KEY is malformed (too long or "
+                 "has a line break)");
+        return -1;
+    }
+    snprintf(line, sizeof(line), "x-api-key: %s", api_key);
+    hc->headers = curl_slist_append(hc->headers, line);
+    memset(line, 0, sizeof(line));
+    snprintf(line, sizeof(line), "anthropic-version: %s", version);
+    hc->headers = curl_slist_append(hc->headers, line);
+    hc->headers = curl_slist_append(hc->headers, "content-type: application/json");
+    hc->headers = curl_slist_append(hc->headers, "accept: application/json");
+    hc->headers = curl_slist_append(hc->headers, "Expect:");
+    hc->base = base;
+    hc->connect_timeout_ms = connect_timeout_ms;
+    hc->max_response = max_response;
+    hc->multi = curl_multi_init();
+    hc->timer = evtimer_new(base, onTimeout, hc);
+    curl_multi_setopt(hc->multi, CURLMOPT_SOCKETFUNCTION, onSocket);
+    curl_multi_setopt(hc->multi, CURLMOPT_SOCKETDATA, hc);
+    curl_multi_setopt(hc->multi, CURLMOPT_TIMERFUNCTION, onTimer);
+    curl_multi_setopt(hc->multi, CURLMOPT_TIMERDATA, hc);
+    curl_multi_setopt(hc->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(hc->multi, CURLMOPT_MAXCONNECTS, (long)max_connections);
+    return 0;
+}
+
+void httpShutdown(httpClient *hc) {
+    if (hc->multi) curl_multi_cleanup(hc->multi);
+    if (hc->timer) event_free(hc->timer);
+    curl_slist_free_all(hc->headers);
+    memset(hc, 0, sizeof(*hc));
+}

@@ -1,0 +1,37 @@
+/* job.h — parse and validate one job, as LPUSHed by a producer.
+ *
+ *   {"id": "essay-17", "request": {...}, "meta": {...}}
+ *
+ * jobParse() checks everything a job must satisfy before any request goes
+ * out: JSON object, string id, object request with a string model and an
+ * integer max_tokens >= 1, size within the limit. On success the job
+ * points into the caller's bytes (which must outlive it); nothing is
+ * allocated that jobFree() does not release. */
+#ifndef LF_JOB_H
+#define LF_JOB_H
+
+#include <stddef.h>
+
+#define JOB_ID_MAX 512              /* longest id, bytes after unescaping */
+#define JOB_MODEL_MAX 128           /* longest model name */
+#define JOB_MAX_TOKENS 4000000      /* JSON tokens in one job */
+
+typedef struct job {
+    char id[JOB_ID_MAX + 1];        /* unescaped id, "" when unreadable */
+    char model[JOB_MODEL_MAX + 1];  /* request.model */
+    long long max_tokens;           /* request.max_tokens */
+    const char *request;            /* request object, verbatim */
+    size_t request_len;
+    const char *meta;               /* meta value, verbatim; NULL when absent */
+    size_t meta_len;
+    long long input_estimate;       /* input tokens, estimated from the size */
+} job;
+
+/* Parse raw[0..len). Returns 0, or -1 with err set to a clear reason
+ * ("job is not JSON: ...", "job has no \"id\"", "request.max_tokens must be
+ * an integer >= 1", ...). Even on failure, j->id holds the id when one could
+ * be read, so the error result can carry it. max_bytes 0 = no limit. */
+int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
+             size_t errlen);
+
+#endif

@@ -1,0 +1,129 @@
+/* outcome.c — classify API attempts (outcome.h). */
+#include "outcome.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+
+#define RESPONSE_MAX_TOKENS 2000000
+
+static void setError(outcome *o, const char *type, int retryable,
+                     const char *fmt, const char *arg) {
+    o->ok = 0;
+    o->retryable = retryable;
+    snprintf(o->error_type, sizeof(o->error_type), "%s", type);
+    snprintf(o->error_message, sizeof(o->error_message), fmt, arg);
+}
+
+static int statusRetryable(long s) {
+    return s == 408 || s == 409 || s == 429 || s == 500 || s == 502 ||
+           s == 503 || s == 504 || s == 529;
+}
+
+static void transportError(outcome *o, CURLcode cc, const char *curl_err,
+                           int too_large) {
+    const char *msg = curl_err && *curl_err ? curl_err : curl_easy_strerror(cc);
+    if (too_large) {
+        setError(o, "response_too_large", 0, "%s",
+                 "response body exceeded --max-response-bytes");
+        return;
+    }
+    switch (cc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        setError(o, "timeout", 1, "%s", msg);
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        setError(o, "tls_or_config_error", 0, "%s", msg);
+        break;
+    default:
+        setError(o, "connection_error", 1, "%s", msg);
+    }
+}
+
+static long long getInt(const jsonDoc *d, int obj, const char *path) {
+    long long v;
+    int t = jsonPath(d, obj, path);
+    if (t < 0 || jsonInt(d, t, &v) < 0 || v < 0) return -1;
+    return v;
+}
+
+static void parseSuccess(outcome *o, const char *body, size_t len) {
+    jsonDoc d;
+    char err[128];
+    if (jsonParse(&d, body, len, RESPONSE_MAX_TOKENS, JSON_MAX_DEPTH, err,
+                  sizeof(err)) < 0) {
+        setError(o, "invalid_response", 1, "API answered 200 with a body "
+                 "that is not JSON: %s", err);
+        return;
+    }
+    int u = jsonGet(&d, 0, "usage");
+    usage *us = &o->use;
+    us->input_tokens = getInt(&d, u, "input_tokens");
+    us->output_tokens = getInt(&d, u, "output_tokens");
+    if (u < 0 || us->input_tokens < 0 || us->output_tokens < 0) {
+        setError(o, "invalid_response", 1, "%s",
+                 "API answered 200 without a valid usage object");
+        jsonFree(&d);
+        return;
+    }
+    us->cache_creation_input_tokens = getInt(&d, u, "cache_creation_input_tokens");
+    us->cache_read_input_tokens = getInt(&d, u, "cache_read_input_tokens");
+    us->cache_5m_tokens = getInt(&d, u, "cache_creation.ephemeral_5m_input_tokens");
+    us->cache_1h_tokens = getInt(&d, u, "cache_creation.ephemeral_1h_input_tokens");
+    if (us->cache_creation_input_tokens < 0) us->cache_creation_input_tokens = 0;
+    if (us->cache_read_input_tokens < 0) us->cache_read_input_tokens = 0;
+    int m = jsonGet(&d, 0, "model");
+    if (m >= 0 && jsonStr(&d, m, o->model, sizeof(o->model)) < 0) o->model[0] = '\0';
+    o->ok = 1;
+    jsonFree(&d);
+}
+
+static void parseError(outcome *o, long status, const char *body, size_t len) {
+    jsonDoc d;
+    char err[128];
+    char type[64] = "", msg[400] = "";
+    if (body && jsonParse(&d, body, len, 100000, JSON_MAX_DEPTH, err,
+                          sizeof(err)) == 0) {
+        int e = jsonGet(&d, 0, "error");
+        jsonStr(&d, jsonGet(&d, e, "type"), type, sizeof(type));
+        jsonStr(&d, jsonGet(&d, e, "message"), msg, sizeof(msg));
+        int code = jsonPath(&d, e, "details.error_code");
+        if (code >= 0 && jsonStrEq(&d, code, "enforced_spend_limit_reached"))
+            o->spend_limit = 1;
+        jsonFree(&d);
+    }
+    o->ok = 0;
+    o->retryable = statusRetryable(status) && !o->spend_limit;
+    snprintf(o->error_type, sizeof(o->error_type), "%s",
+             type[0] ? type : "http_error");
+    if (msg[0])
+        snprintf(o->error_message, sizeof(o->error_message), "%s", msg);
+    else
+        snprintf(o->error_message, sizeof(o->error_message),
+                 "HTTP %ld without an API error body", status);
+}
+
+void outcomeClassify(outcome *o, CURLcode cc, const char *curl_err,
+                     int too_large, long status, const char *body,
+                     size_t body_len, const rlHeaders *rl) {
+    memset(o, 0, sizeof(*o));
+    o->retry_after_ms = rl ? rl->retry_after_ms : -1;
+    o->http_status = status;
+    if (cc != CURLE_OK || too_large) {
+        transportError(o, cc, curl_err, too_large);
+        return;
+    }
+    if (status == 200) {
+        parseSuccess(o, body, body_len);
+    } else {
+        parseError(o, status, body, body_len);
+    }
+    if (!o->ok && rl && rl->should_retry >= 0 && !o->spend_limit)
+        o->retryable = rl->should_retry;
+}

@@ -1,0 +1,35 @@
+/* outcome.h — what an API attempt came to, and the result it writes.
+ *
+ * outcomeClassify() turns an HTTP exchange (status, body, headers, curl
+ * code) into: success with usage and cost, or an error with a type, a
+ * message and whether the fleet may retry it. Pure functions: unit-testable
+ * without a network. */
+#ifndef LF_OUTCOME_H
+#define LF_OUTCOME_H
+
+#include <stddef.h>
+
+#include <curl/curl.h>
+
+#include "price.h"
+#include "ratelimit.h"
+
+typedef struct outcome {
+    int ok;                     /* 1: a usable 200 response */
+    int retryable;              /* errors only: the fleet may try again */
+    long http_status;           /* 0 for transport errors */
+    char error_type[64];        /* API error type or transport class */
+    char error_message[512];    /* human message, never holds the key */
+    char model[129];            /* model the response names, "" unknown */
+    usage use;                  /* ok only */
+    long long retry_after_ms;   /* from headers, -1 when absent */
+    int spend_limit;            /* 429 enforced_spend_limit_reached */
+} outcome;
+
+/* Classify one attempt. body may be NULL/0. too_large: the body hit the
+ * response cap. Never fails: anything unexpected becomes an error. */
+void outcomeClassify(outcome *o, CURLcode cc, const char *curl_err,
+                     int too_large, long status, const char *body,
+                     size_t body_len, const rlHeaders *rl);
+
+#endif

@@ -1,0 +1,382 @@
+/* rds.c — Redis connections for the worker and the subcommands (rds.h).
+ *
+ * Not here: what the scripts do (scripts/lua) or when they are called
+ * (worker.c). This file only moves calls and replies, and survives Redis
+ * going away and coming back. */
+#include "rds.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "log.h"
+#include "scripts.h"
+
+#define RDS_MAX_SCRIPTS 16
+#define RDS_BACKOFF_MIN_MS 100
+#define RDS_BACKOFF_MAX_MS 5000
+
+struct rds {
+    struct event_base *base;
+    redisUrl url;                       /* where to connect (holds secrets) */
+    redisAsyncContext *ac;              /* NULL while disconnected */
+    int ready;                          /* connected and set up */
+    int closing;                        /* rdsFree() in progress */
+    struct event *retry;                /* reconnect timer */
+    long backoff_ms;                    /* next reconnect delay */
+    rdsReadyProc *onready;
+    void *priv;
+    char sha[RDS_MAX_SCRIPTS][41];      /* loaded SHA per script, "" unknown */
+};
+
+/* One in-flight call: a copy of its arguments, kept for a NOSCRIPT resend. */
+typedef struct rdsCall {
+    rds *c;
+    int script;                         /* index in scriptSources, -1 plain */
+    int argc;
+    const char **argv;
+    size_t *argvlen;
+    rdsCallback *cb;
+    void *priv;
+    char *data;                         /* all argument bytes */
+} rdsCall;
+
+static void rdsConnect(rds *c);
+
+/* ---- Calls ------------------------------------------------------------ */
+
+static rdsCall *callNew(rds *c, int script, int argc, const char **argv,
+                        const size_t *argvlen, rdsCallback *cb, void *priv) {
+    size_t total = 0;
+    for (int i = 0; i < argc; i++) total += argvlen[i];
+    rdsCall *k = calloc(1, sizeof(*k));
+    if (!k) abort();
+    k->argv = malloc(sizeof(char *) * (size_t)argc);
+    k->argvlen = malloc(sizeof(size_t) * (size_t)argc);
+    k->data = malloc(total ? total : 1);
+    if (!k->argv || !k->argvlen || !k->data) abort();
+    char *p = k->data;
+    for (int i = 0; i < argc; i++) {
+        memcpy(p, argv[i], argvlen[i]);
+        k->argv[i] = p;
+        k->argvlen[i] = argvlen[i];
+        p += argvlen[i];
+    }
+    k->c = c;
+    k->script = script;
+    k->argc = argc;
+    k->cb = cb;
+    k->priv = priv;
+    return k;
+}
+
+static void callFree(rdsCall *k) {
+    free(k->argv);
+    free(k->argvlen);
+    free(k->data);
+    free(k);
+}
+
+static void callReply(redisAsyncContext *ac, void *r, void *priv);
+
+/* Send k: scripts go as EVALSHA when the SHA is known, else EVAL (which
+ * also caches the script in Redis). argv[0..1] are reserved for that. */
+static int callSend(rdsCall *k, int as_eval) {
+    rds *c = k->c;
+    if (!c->ac || !c->ready) return -1;
+    if (k->script >= 0) {
+        const scriptSource *s = &scriptSources[k->script];
+        if (as_eval || c->sha[k->script][0] == '\0') {
+            k->argv[0] = "EVAL";
+            k->argv[1] = s->src;
+            k->argvlen[1] = strlen(s->src);
+        } else {
+            k->argv[0] = "EVALSHA";
+            k->argv[1] = c->sha[k->script];
+            k->argvlen[1] = 40;
+        }
+        k->argvlen[0] = strlen(k->argv[0]);
+    }
+    if (redisAsyncCommandArgv(c->ac, callReply, k, k->argc, k->argv,
+                              k->argvlen) != REDIS_OK)
+        return -1;
+    return 0;
+}
+
+static void callReply(redisAsyncContext *ac, void *r, void *priv) {
+    rdsCall *k = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (reply && reply->type == REDIS_REPLY_ERROR && k->script >= 0 &&
+        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        k->c->sha[k->script][0] = '\0';
+        if (callSend(k, 1) == 0) return;
+        reply = NULL;
+    }
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        lfLog(LF_WARN, "event=redis_error script=%s error=\"%.200s\"",
+              k->script >= 0 ? scriptSources[k->script].name : "-", reply->str);
+    k->cb(k->c, reply, k->priv);
+    callFree(k);
+}
+
+int rdsScript(rds *c, const char *name, int nkeys, const char **keys,
+              int nargs, const char **argv, const size_t *argvlen,
+              rdsCallback *cb, void *priv) {
+    int script = -1;
+    for (int i = 0; scriptSources[i].name; i++)
+        if (strcmp(scriptSources[i].name, name) == 0) script = i;
+    if (script < 0 || script >= RDS_MAX_SCRIPTS) {
+        lfLog(LF_ERROR, "event=bug unknown_script=%s", name);
+        return -1;
+    }
+    if (!c->ready) return -1;
+
+    int argc = 3 + nkeys + nargs;
+    const char **v = malloc(sizeof(char *) * (size_t)argc);
+    size_t *vl = malloc(sizeof(size_t) * (size_t)argc);
+    char nk[16];
+    if (!v || !vl) abort();
+    v[0] = "EVAL"; vl[0] = 4;
+    v[1] = ""; vl[1] = 0;
+    vl[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
+    v[2] = nk;
+    for (int i = 0; i < nkeys; i++) {
+        v[3 + i] = keys[i];
+        vl[3 + i] = strlen(keys[i]);
+    }
+    for (int i = 0; i < nargs; i++) {
+        v[3 + nkeys + i] = argv[i];
+        vl[3 + nkeys + i] = argvlen[i];
+    }
+    rdsCall *k = callNew(c, script, argc, v, vl, cb, priv);
+    free(v);
+    free(vl);
+    if (callSend(k, 0) < 0) {
+        callFree(k);
+        return -1;
+    }
+    return 0;
+}
+
+int rdsCommand(rds *c, int argc, const char **argv, const size_t *argvlen,
+               rdsCallback *cb, void *priv) {
+    if (!c->ready) return -1;
+    rdsCall *k = callNew(c, -1, argc, argv, argvlen, cb, priv);
+    if (callSend(k, 0) < 0) {
+        callFree(k);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Connection ------------------------------------------------------- */
+
+static void onScriptLoaded(redisAsyncContext *ac, void *r, void *priv) {
+    redisReply *reply = r;
+    rds *c = ac->data;
+    long idx = (long)(intptr_t)priv;
+    if (reply && reply->type == REDIS_REPLY_STRING && reply->len == 40)
+        memcpy(c->sha[idx], reply->str, 41);
+}
+
+static void onSetupReply(redisAsyncContext *ac, void *r, void *priv) {
+    redisReply *reply = r;
+    (void)ac;
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        lfLog(LF_ERROR, "event=redis_setup_failed step=%s error=\"%.200s\"",
+              (const char *)priv, reply->str);
+}
+
+static void scheduleReconnect(rds *c) {
+    struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
+    if (c->closing) return;
+    evtimer_add(c->retry, &tv);
+    c->backoff_ms *= 2;
+    if (c->backoff_ms > RDS_BACKOFF_MAX_MS) c->backoff_ms = RDS_BACKOFF_MAX_MS;
+}
+
+static void onConnect(const redisAsyncContext *ac, int status) {
+    rds *c = ac->data;
+    if (status != REDIS_OK) {
+        lfLog(LF_WARN, "event=redis_connect_failed error=\"%s\" retry_ms=%ld",
+              ac->errstr, c->backoff_ms);
+        c->ac = NULL;           /* hiredis frees it after this callback */
+        scheduleReconnect(c);
+        return;
+    }
+    redisAsyncContext *a = c->ac;
+    if (c->url.pass[0]) {
+        if (c->url.user[0])
+            redisAsyncCommand(a, onSetupReply, "AUTH", "AUTH %s %s",
+                              c->url.user, c->url.pass);
+        else
+            redisAsyncCommand(a, onSetupReply, "AUTH", "AUTH %s", c->url.pass);
+    }
+    if (c->url.db) redisAsyncCommand(a, onSetupReply, "SELECT", "SELECT %d", c->url.db);
+    for (long i = 0; scriptSources[i].name && i < RDS_MAX_SCRIPTS; i++)
+        redisAsyncCommand(a, onScriptLoaded, (void *)(intptr_t)i,
+                          "SCRIPT LOAD %s", scriptSources[i].src);
+    c->ready = 1;
+    c->backoff_ms = RDS_BACKOFF_MIN_MS;
+    lfLog(LF_INFO, "event=redis_connected");
+    if (c->onready) c->onready(c, c->priv);
+}
+
+static void onDisconnect(const redisAsyncContext *ac, int status) {
+    rds *c = ac->data;
+    c->ac = NULL;
+    c->ready = 0;
+    if (c->closing) return;
+    lfLog(LF_WARN, "event=redis_disconnected error=\"%s\"",
+          status == REDIS_OK ? "closed" : ac->errstr);
+    scheduleReconnect(c);
+}
+
+static void onRetry(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    rdsConnect(arg);
+}
+
+static void rdsConnect(rds *c) {
+    redisAsyncContext *ac = c->url.is_unix ? redisAsyncConnectUnix(c->url.path)
+                                           : redisAsyncConnect(c->url.host, c->url.port);
+    if (!ac || ac->err) {
+        lfLog(LF_WARN, "event=redis_connect_failed error=\"%s\"",
+              ac ? ac->errstr : "out of memory");
+        if (ac) redisAsyncFree(ac);
+        scheduleReconnect(c);
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    redisLibeventAttach(ac, c->base);
+    redisAsyncSetConnectCallback(ac, onConnect);
+    redisAsyncSetDisconnectCallback(ac, onDisconnect);
+}
+
+rds *rdsCreate(struct event_base *base, const redisUrl *url,
+               rdsReadyProc *ready, void *priv) {
+    rds *c = calloc(1, sizeof(*c));
+    if (!c) abort();
+    c->base = base;
+    c->url = *url;
+    c->onready = ready;
+    c->priv = priv;
+    c->backoff_ms = RDS_BACKOFF_MIN_MS;
+    c->retry = evtimer_new(base, onRetry, c);
+    rdsConnect(c);
+    return c;
+}
+
+void rdsFree(rds *c) {
+    if (!c) return;
+    c->closing = 1;
+    if (c->ac) redisAsyncFree(c->ac);   /* pending callbacks get NULL */
+    event_free(c->retry);
+    memset(&c->url, 0, sizeof(c->url));
+    free(c);
+}
+
+int rdsReady(const rds *c) { return c->ready; }
+
+/* ---- Blocking connection ---------------------------------------------- */
+
+redisContext *rdsConnectSync(const redisUrl *u, char *err, size_t errlen) {
+    struct timeval tv = {5, 0};
+    redisContext *rc = u->is_unix ? redisConnectUnixWithTimeout(u->path, tv)
+                                  : redisConnectWithTimeout(u->host, u->port, tv);
+    char where[300];
+    redisUrlDescribe(u, where, sizeof(where));
+    if (!rc || rc->err) {
+        snprintf(err, errlen, "cannot connect to Redis at %s: %s", where,
+                 rc ? rc->errstr : "out of memory");
+        if (rc) redisFree(rc);
+        return NULL;
+    }
+    redisReply *r = NULL;
+    if (u->pass[0]) {
+        r = u->user[0] ? redisCommand(rc, "AUTH %s %s", u->user, u->pass)
+                       : redisCommand(rc, "AUTH %s", u->pass);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "Redis at %s refused AUTH: %s", where,
+                     r ? r->str : rc->errstr);
+            goto fail;
+        }
+        freeReplyObject(r);
+    }
+    if (u->db) {
+        r = redisCommand(rc, "SELECT %d", u->db);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "Redis at %s refused SELECT %d: %s", where,
+                     u->db, r ? r->str : rc->errstr);
+            goto fail;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+fail:
+    if (r) freeReplyObject(r);
+    redisFree(rc);
+    return NULL;
+}
+
+redisReply *rdsScriptSync(redisContext *rc, const char *name, int nkeys,
+                          const char **keys, int nargs, const char **argv,
+                          const size_t *argvlen) {
+    const char *src = scriptFind(name);
+    int argc = 3 + nkeys + nargs;
+    const char **v = malloc(sizeof(char *) * (size_t)argc);
+    size_t *vl = malloc(sizeof(size_t) * (size_t)argc);
+    char nk[16];
+    if (!v || !vl || !src) abort();
+    v[0] = "EVAL"; vl[0] = 4;
+    v[1] = src; vl[1] = strlen(src);
+    vl[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
+    v[2] = nk;
+    for (int i = 0; i < nkeys; i++) v[3 + i] = keys[i], vl[3 + i] = strlen(keys[i]);
+    for (int i = 0; i < nargs; i++)
+        v[3 + nkeys + i] = argv[i], vl[3 + nkeys + i] = argvlen[i];
+    redisReply *r = redisCommandArgv(rc, argc, v, vl);
+    free(v);
+    free(vl);
+    return r;
+}
+
+static int readSecretFile(const char *path, char *out, size_t outlen,
+                          char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read LLMFLEET_REDIS_PASSWORD_FILE %s: %s",
+                 path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(out, 1, outlen - 1, f);
+    fclose(f);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) n--;
+    out[n] = '\0';
+    return 0;
+}
+
+int rdsResolveUrl(const char *url, redisUrl *out, char *err, size_t errlen) {
+    if (redisUrlParse(url, out, err, errlen) < 0) return -1;
+    if (out->pass[0]) return 0;
+    const char *pw = getenv("LLMFLEET_REDIS_PASSWORD");
+    const char *file = getenv("LLMFLEET_REDIS_PASSWORD_FILE");
+    if (pw && *pw) {
+        if (strlen(pw) >= sizeof(out->pass)) {
+            snprintf(err, errlen, "LLMFLEET_REDIS_PASSWORD is too long");
+            return -1;
+        }
+        strcpy(out->pass, pw);
+    } else if (file && *file) {
+        return readSecretFile(file, out->pass, sizeof(out->pass), err, errlen);
+    }
+    return 0;
+}

@@ -1,0 +1,829 @@
+/* worker.c — the worker process (worker.h).
+ *
+ * Data flow of one job, each arrow one Lua script call (batched: one call
+ * carries every job that is ready at that moment):
+ *
+ *   claim.lua   queue -> lease (token, expiry)          slot FREE -> BEGIN
+ *   begin.lua   dedupe by id, count the attempt         slot BEGIN -> HTTP
+ *   (libcurl)   POST /v1/messages                       slot HTTP -> SETTLE
+ *   settle.lua  result | retry | dead letter | requeue  slot SETTLE -> FREE
+ *
+ * Timers: renew (extends this worker's leases, heartbeat), reap (returns
+ * expired leases of dead workers to the queue), idle (the next claim after
+ * an empty queue), drain (the SIGTERM deadline). No sleeps, no threads.
+ *
+ * Not here: HTTP mechanics (http.c), Redis connection handling (rds.c),
+ * job validation (job.c), classification of responses (outcome.c). */
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "http.h"
+#include "job.h"
+#include "keys.h"
+#include "log.h"
+#include "outcome.h"
+#include "price.h"
+#include "rds.h"
+#include "redisurl.h"
+
+#define MAX_FIELDS 40               /* result fields of one settle record */
+#define NUMS 12                     /* formatted numbers of one record */
+#define REAP_BATCH 200              /* leases reaped per call */
+#define REAP_INTERVAL_MS 1000       /* how often the reaper runs */
+#define SETTLE_RETRY_MS 500         /* retry delay when Redis is away */
+
+typedef enum { SLOT_FREE, SLOT_BEGIN, SLOT_HTTP, SLOT_SETTLE } slotState;
+
+struct worker;
+
+/* One local concurrency slot: a leased job from claim to settle. */
+typedef struct slot {
+    struct worker *w;
+    slotState state;
+    int lost;                       /* renew said the lease is gone */
+    char token[128];                /* lease token */
+    buf raw;                        /* the job's bytes, as claimed */
+    job job;                        /* parsed; points into raw */
+    int attempt;                    /* attempt number from begin.lua */
+    long long t_sent;               /* when the request went out (ms, mono) */
+    long long latency_ms;           /* of the last attempt */
+    httpReq http;                   /* the request and its response */
+    /* The settle record, ready for settle.lua. */
+    char op;                        /* 'R' result, 'D' dead, 'T' retry, 'Q' requeue */
+    int nf;                         /* fields used */
+    const char *fv[MAX_FIELDS];     /* field names and values */
+    size_t fl[MAX_FIELDS];
+    char nums[NUMS][32];            /* formatted numbers the fields point at */
+    int nnums;
+    char extra[32];                 /* retry delay for 'T' */
+    char errtype[64];               /* error type the fields point at */
+    char errmsg[600];               /* error message the fields point at */
+    buf dead;                       /* dead-letter entry for 'D' */
+    struct slot *next;              /* in the pending-settle queue */
+} slot;
+
+/* A batch Redis call in flight and the slots it carries. */
+typedef struct batch {
+    struct worker *w;
+    int n;
+    slot *s[];
+} batch;
+
+typedef struct worker {
+    const workerConfig *cfg;
+    struct event_base *base;
+    rds *redis;
+    keySet keys;
+    httpClient http;
+    slot *slots;
+    int nslots;
+    int nfree;                      /* slots in SLOT_FREE */
+    int claiming;                   /* a claim call is in flight */
+    int calls;                      /* begin/settle calls in flight */
+    int draining;                   /* SIGTERM seen: no more claims */
+    int drain_expired;              /* the drain deadline passed */
+    unsigned long long seq;         /* claim calls made, for tokens */
+    char name[96];                  /* worker name in results and leases */
+    slot *pending, *pending_tail;   /* settle records waiting to be sent */
+    struct event *idle_timer;       /* next claim after an empty queue */
+    struct event *flush_ev;         /* send pending settles (zero-delay) */
+    struct event *renew_timer;
+    struct event *reap_timer;
+    struct event *drain_timer;
+    struct event *sig_term, *sig_int;
+    long long done_ok, done_err, retries, dups, fenced;
+    char warned_models[8][JOB_MODEL_MAX + 1];
+    int nwarned;
+} worker;
+
+static void pump(worker *w);
+static void maybeExit(worker *w);
+static void queueSettle(slot *s);
+
+static long long monoMs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long wallMs(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void timerIn(struct event *ev, long ms) {
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+/* ---- Slots ------------------------------------------------------------ */
+
+static slot *slotTake(worker *w) {
+    for (int i = 0; i < w->nslots; i++) {
+        if (w->slots[i].state == SLOT_FREE) {
+            w->nfree--;
+            w->slots[i].lost = 0;
+            return &w->slots[i];
+        }
+    }
+    return NULL;
+}
+
+static void slotRelease(slot *s) {
+    worker *w = s->w;
+    s->state = SLOT_FREE;
+    s->token[0] = '\0';
+    /* Keep small buffers for the next job; give big ones back. */
+    if (s->raw.cap > 65536) bufFree(&s->raw); else bufReset(&s->raw);
+    if (s->http.body.cap > 65536) bufFree(&s->http.body); else bufReset(&s->http.body);
+    if (s->dead.cap > 65536) bufFree(&s->dead); else bufReset(&s->dead);
+    w->nfree++;
+}
+
+static batch *batchNew(worker *w, int n) {
+    batch *b = malloc(sizeof(*b) + sizeof(slot *) * (size_t)n);
+    if (!b) abort();
+    b->w = w;
+    b->n = 0;
+    return b;
+}
+
+/* ---- Settle records --------------------------------------------------- */
+
+static void field(slot *s, const char *name, const char *v, size_t len) {
+    if (s->nf + 2 > MAX_FIELDS) return;
+    s->fv[s->nf] = name;
+    s->fl[s->nf++] = strlen(name);
+    s->fv[s->nf] = v;
+    s->fl[s->nf++] = len;
+}
+
+static void fieldStr(slot *s, const char *name, const char *v) {
+    field(s, name, v, strlen(v));
+}
+
+static void fieldNum(slot *s, const char *name, long long v) {
+    if (s->nnums >= NUMS) return;
+    char *p = s->nums[s->nnums++];
+    int n = snprintf(p, 32, "%lld", v);
+    field(s, name, p, (size_t)n);
+}
+
+static void recordStart(slot *s, char op) {
+    s->op = op;
+    s->nf = 0;
+    s->nnums = 0;
+    s->extra[0] = '\0';
+}
+
+/* Fields every result carries. */
+static void fieldsCommon(slot *s) {
+    if (s->job.id[0]) fieldStr(s, "id", s->job.id);
+}
+
+static void fieldsTail(slot *s) {
+    worker *w = s->w;
+    fieldNum(s, "attempts", s->attempt);
+    fieldNum(s, "latency_ms", s->latency_ms);
+    if (s->job.model[0]) fieldStr(s, "model", s->job.model);
+    fieldStr(s, "worker", w->name);
+    if (s->job.meta) field(s, "meta", s->job.meta, s->job.meta_len);
+}
+
+static void warnUnknownModel(worker *w, const char *model) {
+    for (int i = 0; i < w->nwarned; i++)
+        if (strcmp(w->warned_models[i], model) == 0) return;
+    if (w->nwarned < 8) strcpy(w->warned_models[w->nwarned++], model);
+    lfLog(LF_WARN, "event=unknown_price model=\"%s\" hint=\"add it with "
+          "--prices FILE; results of this model carry no cost_usd\"", model);
+}
+
+static void recordOk(slot *s, const outcome *o) {
+    worker *w = s->w;
+    price p;
+    recordStart(s, 'R');
+    fieldsCommon(s);
+    fieldStr(s, "status", "ok");
+    field(s, "response", s->http.body.p, s->http.body.len);
+    fieldsTail(s);
+    fieldNum(s, "input_tokens", o->use.input_tokens);
+    fieldNum(s, "output_tokens", o->use.output_tokens);
+    fieldNum(s, "cache_creation_input_tokens", o->use.cache_creation_input_tokens);
+    fieldNum(s, "cache_read_input_tokens", o->use.cache_read_input_tokens);
+    if (priceLookup(s->job.model, strlen(s->job.model), &p) == 0) {
+        char *c = s->nums[s->nnums < NUMS ? s->nnums++ : NUMS - 1];
+        int n = priceFormatUsd(priceCost(&p, &o->use), c, 32);
+        field(s, "cost_usd", c, (size_t)n);
+    } else {
+        warnUnknownModel(w, s->job.model);
+    }
+    w->done_ok++;
+}
+
+static void recordError(slot *s, const char *type, const char *msg, long status) {
+    recordStart(s, 'R');
+    fieldsCommon(s);
+    fieldStr(s, "status", "error");
+    snprintf(s->errtype, sizeof(s->errtype), "%s", type);
+    snprintf(s->errmsg, sizeof(s->errmsg), "%s", msg);
+    fieldStr(s, "error_type", s->errtype);
+    fieldStr(s, "error_message", s->errmsg);
+    if (status > 0) fieldNum(s, "http_status", status);
+    fieldsTail(s);
+    s->w->done_err++;
+}
+
+/* A job that can never run: error result + dead letter with the reason. */
+static void recordDead(slot *s, const char *reason) {
+    worker *w = s->w;
+    s->attempt = 0;
+    s->latency_ms = 0;
+    recordError(s, "invalid_job", reason, 0);
+    s->op = 'D';
+    bufReset(&s->dead);
+    bufAppendStr(&s->dead, "{\"id\":");
+    if (s->job.id[0]) bufAppendJsonString(&s->dead, s->job.id, strlen(s->job.id));
+    else bufAppendStr(&s->dead, "null");
+    bufAppendStr(&s->dead, ",\"reason\":");
+    bufAppendJsonString(&s->dead, reason, strlen(reason));
+    bufPrintf(&s->dead, ",\"ts_ms\":%lld,\"worker\":", wallMs());
+    bufAppendJsonString(&s->dead, w->name, strlen(w->name));
+    bufAppendStr(&s->dead, ",\"job\":");
+    bufAppendJsonString(&s->dead, s->raw.p, s->raw.len);
+    bufAppendStr(&s->dead, "}");
+}
+
+static void recordRetry(slot *s, long long delay_ms) {
+    recordStart(s, 'T');
+    snprintf(s->extra, sizeof(s->extra), "%lld", delay_ms);
+    s->w->retries++;
+}
+
+static void recordRequeue(slot *s) {
+    recordStart(s, 'Q');
+}
+
+/* ---- Settle ----------------------------------------------------------- */
+
+static void onSettled(rds *c, redisReply *r, void *priv);
+
+static void flushSettles(worker *w) {
+    int n = 0, argc = 1;
+    for (slot *s = w->pending; s; s = s->next) n++, argc += 5 + s->nf;
+    if (n == 0) return;
+
+    const char **v = malloc(sizeof(char *) * (size_t)argc);
+    size_t *vl = malloc(sizeof(size_t) * (size_t)argc);
+    char maxlen[32], nfs[n][12];
+    static const char *ops[] = {"R", "D", "T", "Q"};
+    batch *b = batchNew(w, n);
+    if (!v || !vl) abort();
+
+    int k = 0;
+    vl[k] = (size_t)snprintf(maxlen, sizeof(maxlen), "%ld", w->cfg->results_maxlen);
+    v[k++] = maxlen;
+    for (slot *s = w->pending; s; s = s->next) {
+        int i = b->n;
+        v[k] = ops[s->op == 'R' ? 0 : s->op == 'D' ? 1 : s->op == 'T' ? 2 : 3];
+        vl[k++] = 1;
+        v[k] = s->token, vl[k++] = strlen(s->token);
+        v[k] = s->job.id, vl[k++] = strlen(s->job.id);
+        if (s->op == 'D') v[k] = s->dead.p, vl[k++] = s->dead.len;
+        else v[k] = s->extra, vl[k++] = strlen(s->extra);
+        vl[k] = (size_t)snprintf(nfs[i], sizeof(nfs[i]), "%d", s->nf);
+        v[k++] = nfs[i];
+        for (int f = 0; f < s->nf; f++) v[k] = s->fv[f], vl[k++] = s->fl[f];
+        b->s[b->n++] = s;
+    }
+
+    const char *keys[] = {
+        w->keys.name[KEY_LEASES], w->keys.name[KEY_LEASEJOB],
+        w->keys.name[KEY_DONE], w->keys.name[KEY_ATTEMPTS],
+        w->keys.name[KEY_RESULTS], w->keys.name[KEY_DEAD],
+        w->keys.name[KEY_DELAYED], w->keys.name[KEY_DELAYEDJOB],
+        w->keys.name[KEY_JOBS],
+    };
+    if (rdsScript(w->redis, "settle", 9, keys, argc, v, vl, onSettled, b) == 0) {
+        w->pending = w->pending_tail = NULL;
+        w->calls++;
+    } else {
+        free(b);        /* not connected: keep them pending and retry */
+        if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
+    }
+    free(v);
+    free(vl);
+}
+
+static void onSettled(rds *c, redisReply *r, void *priv) {
+    batch *b = priv;
+    worker *w = b->w;
+    (void)c;
+    w->calls--;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)b->n) {
+        /* Unknown whether it ran: send again. A record that did run is
+         * refused the second time by the lease check (fencing). */
+        for (int i = b->n - 1; i >= 0; i--) {
+            slot *s = b->s[i];
+            s->next = w->pending;
+            w->pending = s;
+            if (!w->pending_tail) w->pending_tail = s;
+        }
+        if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
+        free(b);
+        return;
+    }
+    for (int i = 0; i < b->n; i++) {
+        slot *s = b->s[i];
+        long long st = r->element[i]->integer;
+        if (st == 0) {
+            w->dups++;
+            lfLog(LF_INFO, "event=duplicate_result_refused id=\"%s\"", s->job.id);
+        } else if (st < 0) {
+            w->fenced++;
+            lfLog(LF_WARN, "event=lease_lost_at_settle id=\"%s\" token=%s",
+                  s->job.id, s->token);
+        }
+        slotRelease(s);
+    }
+    free(b);
+    pump(w);
+    maybeExit(w);
+}
+
+static void onFlush(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    flushSettles(arg);
+}
+
+/* Queue a prepared record; all records ready in this loop iteration go out
+ * in one settle.lua call. */
+static void queueSettle(slot *s) {
+    worker *w = s->w;
+    s->state = SLOT_SETTLE;
+    s->next = NULL;
+    if (w->pending_tail) w->pending_tail->next = s;
+    else w->pending = s;
+    w->pending_tail = s;
+    if (!evtimer_pending(w->flush_ev, NULL)) event_active(w->flush_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- API requests ----------------------------------------------------- */
+
+/* Full-jitter backoff: uniform in [0, min(max, base * 2^(attempt-1))],
+ * never under what the API asked for. */
+static long long backoffMs(const workerConfig *cfg, int attempt,
+                           long long retry_after_ms) {
+    long long cap = cfg->base_delay_ms;
+    for (int i = 1; i < attempt && cap < cfg->max_delay_ms; i++) cap *= 2;
+    if (cap > cfg->max_delay_ms) cap = cfg->max_delay_ms;
+    long long d = cap > 0 ? (long long)(random() % (cap + 1)) : 0;
+    if (d < retry_after_ms) d = retry_after_ms;
+    return d;
+}
+
+static void onHttpDone(httpReq *req, void *priv) {
+    slot *s = priv;
+    worker *w = s->w;
+    outcome o;
+    s->latency_ms = monoMs() - s->t_sent;
+    outcomeClassify(&o, req->result, req->errbuf, req->too_large, req->status,
+                    req->body.p, req->body.len, &req->rl);
+    if (o.ok) {
+        recordOk(s, &o);
+    } else if (o.retryable && s->attempt < w->cfg->max_attempts && !w->draining) {
+        lfLog(LF_INFO, "event=retry id=\"%s\" attempt=%d error_type=%s http_status=%ld",
+              s->job.id, s->attempt, o.error_type, o.http_status);
+        recordRetry(s, backoffMs(w->cfg, s->attempt, o.retry_after_ms));
+    } else if (o.retryable && w->draining) {
+        recordRequeue(s);
+    } else {
+        char msg[600];
+        if (o.retryable)
+            snprintf(msg, sizeof(msg), "gave up after %d attempts: %s",
+                     s->attempt, o.error_message);
+        else
+            snprintf(msg, sizeof(msg), "%s", o.error_message);
+        recordError(s, o.error_type, msg, o.http_status);
+    }
+    queueSettle(s);
+}
+
+static long requestTimeout(const workerConfig *cfg, const job *j) {
+    if (cfg->timeout_ms > 0) return cfg->timeout_ms;
+    long long t = 60000 + j->max_tokens * cfg->timeout_per_token_ms;
+    return t > 3600000 ? 3600000 : (long)t;
+}
+
+static void startRequest(slot *s) {
+    worker *w = s->w;
+    s->state = SLOT_HTTP;
+    s->t_sent = monoMs();
+    if (httpStart(&s->http, s->job.request, s->job.request_len,
+                  requestTimeout(w->cfg, &s->job)) < 0) {
+        s->latency_ms = 0;
+        recordRequeue(s);
+        queueSettle(s);
+    }
+}
+
+/* ---- Begin ------------------------------------------------------------ */
+
+static void onBegun(rds *c, redisReply *r, void *priv) {
+    batch *b = priv;
+    worker *w = b->w;
+    (void)c;
+    w->calls--;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)b->n) {
+        /* Unknown state: forget these jobs here. Their leases are no
+         * longer renewed, expire, and the reaper puts the jobs back. */
+        for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
+        free(b);
+        pump(w);
+        maybeExit(w);
+        return;
+    }
+    for (int i = 0; i < b->n; i++) {
+        slot *s = b->s[i];
+        long long st = r->element[i]->integer;
+        if (st == 0) {
+            w->dups++;
+            lfLog(LF_INFO, "event=duplicate_delivery_dropped id=\"%s\"", s->job.id);
+            slotRelease(s);
+        } else if (st < 0) {
+            w->fenced++;
+            slotRelease(s);
+        } else if (w->draining) {
+            recordRequeue(s);
+            queueSettle(s);
+        } else if (st > w->cfg->max_attempts) {
+            s->attempt = (int)st - 1;
+            s->latency_ms = 0;
+            char msg[200];
+            snprintf(msg, sizeof(msg), "gave up after %d deliveries: the worker "
+                     "running it was lost each time", (int)st - 1);
+            recordError(s, "worker_lost", msg, 0);
+            queueSettle(s);
+        } else {
+            s->attempt = (int)st;
+            startRequest(s);
+        }
+    }
+    free(b);
+    pump(w);
+    maybeExit(w);
+}
+
+static void sendBegin(worker *w, batch *b) {
+    int argc = b->n * 2;
+    const char **v = malloc(sizeof(char *) * (size_t)(argc + 1));
+    size_t *vl = malloc(sizeof(size_t) * (size_t)(argc + 1));
+    if (!v || !vl) abort();
+    for (int i = 0; i < b->n; i++) {
+        v[2 * i] = b->s[i]->token;
+        vl[2 * i] = strlen(b->s[i]->token);
+        v[2 * i + 1] = b->s[i]->job.id;
+        vl[2 * i + 1] = strlen(b->s[i]->job.id);
+    }
+    const char *keys[] = {
+        w->keys.name[KEY_LEASES], w->keys.name[KEY_LEASEJOB],
+        w->keys.name[KEY_DONE], w->keys.name[KEY_ATTEMPTS],
+    };
+    if (rdsScript(w->redis, "begin", 4, keys, argc, v, vl, onBegun, b) == 0) {
+        w->calls++;
+    } else {
+        for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
+        free(b);
+    }
+    free(v);
+    free(vl);
+}
+
+/* ---- Claim ------------------------------------------------------------ */
+
+static void onClaimed(rds *c, redisReply *r, void *priv) {
+    worker *w = priv;
+    char err[300];
+    (void)c;
+    w->claiming = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+        timerIn(w->idle_timer, w->cfg->idle_poll_ms);
+        maybeExit(w);
+        return;
+    }
+    int n = (int)(r->elements - 1) / 2;
+    if (n == 0) {
+        timerIn(w->idle_timer, w->cfg->idle_poll_ms);
+        maybeExit(w);
+        return;
+    }
+    batch *b = batchNew(w, n);
+    for (int i = 0; i < n; i++) {
+        redisReply *tok = r->element[1 + 2 * i], *raw = r->element[2 + 2 * i];
+        slot *s = slotTake(w);
+        if (!s) abort();    /* claim asked for at most nfree jobs */
+        snprintf(s->token, sizeof(s->token), "%.*s", (int)tok->len, tok->str);
+        bufReset(&s->raw);
+        bufAppend(&s->raw, raw->str, raw->len);
+        if (jobParse(&s->job, s->raw.p, s->raw.len, w->cfg->max_job_bytes, err,
+                     sizeof(err)) < 0) {
+            lfLog(LF_WARN, "event=invalid_job id=\"%s\" error=\"%s\"", s->job.id, err);
+            recordDead(s, err);
+            queueSettle(s);
+            continue;
+        }
+        s->state = SLOT_BEGIN;
+        b->s[b->n++] = s;
+    }
+    if (b->n) sendBegin(w, b);
+    else free(b);
+    pump(w);
+}
+
+static void pump(worker *w) {
+    if (w->draining || w->claiming || w->nfree == 0) return;
+    if (!rdsReady(w->redis) || evtimer_pending(w->idle_timer, NULL)) return;
+    char n[16], lease[32], prefix[160];
+    const char *v[3];
+    size_t vl[3];
+    vl[0] = (size_t)snprintf(n, sizeof(n), "%d", w->nfree);
+    vl[1] = (size_t)snprintf(lease, sizeof(lease), "%ld", w->cfg->lease_ms);
+    vl[2] = (size_t)snprintf(prefix, sizeof(prefix), "%s:%llu:", w->name, ++w->seq);
+    v[0] = n, v[1] = lease, v[2] = prefix;
+    const char *keys[] = {
+        w->keys.name[KEY_JOBS], w->keys.name[KEY_LEASES],
+        w->keys.name[KEY_LEASEJOB], w->keys.name[KEY_DELAYED],
+        w->keys.name[KEY_DELAYEDJOB],
+    };
+    if (rdsScript(w->redis, "claim", 5, keys, 3, v, vl, onClaimed, w) == 0)
+        w->claiming = 1;
+}
+
+static void onIdle(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    pump(arg);
+}
+
+static void onReady(rds *c, void *priv) {
+    (void)c;
+    pump(priv);
+}
+
+/* ---- Lease renewal and reaping ---------------------------------------- */
+
+static void onRenewed(rds *c, redisReply *r, void *priv) {
+    worker *w = priv;
+    (void)c;
+    if (!r || r->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *t = r->element[i];
+        for (int k = 0; k < w->nslots; k++) {
+            slot *s = &w->slots[k];
+            if (s->state != SLOT_FREE && strlen(s->token) == t->len &&
+                memcmp(s->token, t->str, t->len) == 0 && !s->lost) {
+                s->lost = 1;
+                lfLog(LF_WARN, "event=lease_lost id=\"%s\" token=%s",
+                      s->job.id, s->token);
+            }
+        }
+    }
+}
+
+static void onRenewTimer(evutil_socket_t fd, short what, void *arg) {
+    worker *w = arg;
+    (void)fd; (void)what;
+    timerIn(w->renew_timer, w->cfg->lease_ms / 3);
+    int n = 0;
+    const char **v = malloc(sizeof(char *) * (size_t)(w->nslots + 3));
+    size_t *vl = malloc(sizeof(size_t) * (size_t)(w->nslots + 3));
+    char lease[32], ttl[32];
+    if (!v || !vl) abort();
+    vl[0] = (size_t)snprintf(lease, sizeof(lease), "%ld", w->cfg->lease_ms);
+    vl[2] = (size_t)snprintf(ttl, sizeof(ttl), "%ld", w->cfg->lease_ms);
+    v[0] = lease, v[1] = w->name, vl[1] = strlen(w->name), v[2] = ttl;
+    n = 3;
+    for (int i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state == SLOT_FREE || s->lost || !s->token[0]) continue;
+        v[n] = s->token;
+        vl[n++] = strlen(s->token);
+    }
+    const char *keys[] = {w->keys.name[KEY_LEASES], w->keys.name[KEY_WORKERS]};
+    rdsScript(w->redis, "renew", 2, keys, n, v, vl, onRenewed, w);
+    free(v);
+    free(vl);
+}
+
+static void onReaped(rds *c, redisReply *r, void *priv) {
+    (void)c; (void)priv;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        lfLog(LF_WARN, "event=reaped_expired_leases n=%lld", r->integer);
+}
+
+static void onReapTimer(evutil_socket_t fd, short what, void *arg) {
+    worker *w = arg;
+    (void)fd; (void)what;
+    timerIn(w->reap_timer, REAP_INTERVAL_MS * 4 / 5 + random() % (REAP_INTERVAL_MS * 2 / 5));
+    if (w->draining) return;
+    char n[16];
+    const char *v[1] = {n};
+    size_t vl[1];
+    vl[0] = (size_t)snprintf(n, sizeof(n), "%d", REAP_BATCH);
+    const char *keys[] = {
+        w->keys.name[KEY_LEASES], w->keys.name[KEY_LEASEJOB],
+        w->keys.name[KEY_JOBS], w->keys.name[KEY_WORKERS],
+    };
+    rdsScript(w->redis, "reap", 4, keys, 1, v, vl, onReaped, w);
+}
+
+/* ---- Shutdown --------------------------------------------------------- */
+
+static void maybeExit(worker *w) {
+    if (!w->draining) return;
+    if (w->nfree == w->nslots && !w->claiming && w->calls == 0 && !w->pending)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void onDrainDeadline(evutil_socket_t fd, short what, void *arg) {
+    worker *w = arg;
+    (void)fd; (void)what;
+    if (w->drain_expired) {
+        /* Redis is not taking our settles: leave, the leases expire. */
+        lfLog(LF_WARN, "event=drain_abandoned pending_slots=%d", w->nslots - w->nfree);
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    w->drain_expired = 1;
+    int n = 0;
+    for (int i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state != SLOT_HTTP) continue;
+        httpCancel(&s->http);
+        recordRequeue(s);
+        queueSettle(s);
+        n++;
+    }
+    lfLog(LF_WARN, "event=drain_deadline requeued=%d", n);
+    timerIn(w->drain_timer, 5000);
+    maybeExit(w);
+}
+
+static void onSignal(evutil_socket_t sig, short what, void *arg) {
+    worker *w = arg;
+    (void)what;
+    if (w->draining) {
+        lfLog(LF_WARN, "event=exit_now signal=%d", (int)sig);
+        _exit(1);
+    }
+    w->draining = 1;
+    evtimer_del(w->idle_timer);
+    lfLog(LF_INFO, "event=draining signal=%d in_flight=%d deadline_ms=%ld",
+          (int)sig, w->nslots - w->nfree, w->cfg->drain_timeout_ms);
+    timerIn(w->drain_timer, w->cfg->drain_timeout_ms);
+    maybeExit(w);
+}
+
+/* ---- Setup ------------------------------------------------------------ */
+
+void workerConfigDefaults(workerConfig *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->version = "2023-06-01";
+    cfg->concurrency = 64;
+    cfg->lease_ms = 30000;
+    cfg->connect_timeout_ms = 10000;
+    cfg->timeout_per_token_ms = 60;
+    cfg->idle_poll_ms = 100;
+    cfg->drain_timeout_ms = 30000;
+    cfg->results_maxlen = 1000000;
+    cfg->max_job_bytes = 32u << 20;
+    cfg->max_response_bytes = 64u << 20;
+    cfg->max_attempts = 5;
+    cfg->base_delay_ms = 500;
+    cfg->max_delay_ms = 30000;
+}
+
+static void raiseFdLimit(int want) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
+    rlim_t need = (rlim_t)want;
+    if (rl.rlim_cur >= need) return;
+    rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static void defaultName(char *out, size_t len) {
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    snprintf(out, len, "%.40s:%d:%04lx", host, (int)getpid(), random() & 0xffff);
+}
+
+int workerRun(const workerConfig *cfg) {
+    worker w;
+    redisUrl url;
+    char err[300];
+    int rc = 1;
+
+    memset(&w, 0, sizeof(w));
+    w.cfg = cfg;
+    srandom((unsigned)(time(NULL) ^ getpid() ^ (monoMs() << 8)));
+    if (rdsResolveUrl(cfg->redis_url, &url, err, sizeof(err)) < 0) {
+        fprintf(stderr, "llmfleet worker: %s\n", err);
+        return 2;
+    }
+    if (keysInit(&w.keys, cfg->fleet) < 0) {
+        fprintf(stderr, "llmfleet worker: bad fleet name \"%s\" (1-100 of "
+                "A-Z a-z 0-9 _ - .)\n", cfg->fleet);
+        return 2;
+    }
+    if (!cfg->api_key || !*cfg->api_key) {
+        fprintf(stderr, "llmfleet worker: ANTHROPIC_API_KEY is not set\n");
+        return 2;
+    }
+    if (httpIsInsecureRemote(cfg->base_url) && !cfg->allow_insecure_http) {
+        fprintf(stderr, "llmfleet worker: refusing plain http:// to a "
+                "non-loopback host (ANTHROPIC_BASE_URL); use https:// or "
+                "--allow-insecure-http\n");
+        return 2;
+    }
+    if (cfg->prices && priceLoadFile(cfg->prices, err, sizeof(err)) < 0) {
+        fprintf(stderr, "llmfleet worker: %s\n", err);
+        return 2;
+    }
+    if (cfg->name) snprintf(w.name, sizeof(w.name), "%s", cfg->name);
+    else defaultName(w.name, sizeof(w.name));
+
+    raiseFdLimit(cfg->concurrency * 2 + 256);
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    w.base = event_base_new();
+    if (httpInit(&w.http, w.base, cfg->base_url, cfg->api_key, cfg->version,
+                 cfg->connect_timeout_ms, cfg->max_response_bytes,
+                 cfg->concurrency, err, sizeof(err)) < 0) {
+        fprintf(stderr, "llmfleet worker: %s\n", err);
+        goto out_base;
+    }
+    w.nslots = w.nfree = cfg->concurrency;
+    w.slots = calloc((size_t)w.nslots, sizeof(slot));
+    if (!w.slots) abort();
+    for (int i = 0; i < w.nslots; i++) {
+        w.slots[i].w = &w;
+        httpReqInit(&w.http, &w.slots[i].http, onHttpDone, &w.slots[i]);
+    }
+    w.idle_timer = evtimer_new(w.base, onIdle, &w);
+    w.flush_ev = evtimer_new(w.base, onFlush, &w);
+    w.renew_timer = evtimer_new(w.base, onRenewTimer, &w);
+    w.reap_timer = evtimer_new(w.base, onReapTimer, &w);
+    w.drain_timer = evtimer_new(w.base, onDrainDeadline, &w);
+    w.sig_term = evsignal_new(w.base, SIGTERM, onSignal, &w);
+    w.sig_int = evsignal_new(w.base, SIGINT, onSignal, &w);
+    evsignal_add(w.sig_term, NULL);
+    evsignal_add(w.sig_int, NULL);
+    timerIn(w.renew_timer, cfg->lease_ms / 3);
+    timerIn(w.reap_timer, REAP_INTERVAL_MS);
+
+    char where[300];
+    redisUrlDescribe(&url, where, sizeof(where));
+    lfLog(LF_INFO, "event=worker_start name=%s fleet=%s redis=%s concurrency=%d "
+          "lease_ms=%ld", w.name, cfg->fleet, where, cfg->concurrency, cfg->lease_ms);
+    w.redis = rdsCreate(w.base, &url, onReady, &w);
+    memset(&url, 0, sizeof(url));
+
+    event_base_dispatch(w.base);
+
+    lfLog(LF_INFO, "event=worker_stop name=%s ok=%lld error=%lld retries=%lld "
+          "duplicates=%lld lost_leases=%lld", w.name, w.done_ok, w.done_err,
+          w.retries, w.dups, w.fenced);
+    rc = 0;
+    rdsFree(w.redis);
+    for (int i = 0; i < w.nslots; i++) {
+        httpReqFree(&w.slots[i].http);
+        bufFree(&w.slots[i].raw);
+        bufFree(&w.slots[i].dead);
+    }
+    free(w.slots);
+    event_free(w.idle_timer);
+    event_free(w.flush_ev);
+    event_free(w.renew_timer);
+    event_free(w.reap_timer);
+    event_free(w.drain_timer);
+    event_free(w.sig_term);
+    event_free(w.sig_int);
+    httpShutdown(&w.http);
+out_base:
+    event_base_free(w.base);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,396 @@
+/* fakeapi.c — bin/llmfleet-fakeapi: a fake Anthropic Messages API.
+ *
+ * Speaks the wire format of POST /v1/messages and /v1/messages/count_tokens
+ * (JSON shapes, error bodies, anthropic-ratelimit-* and retry-after
+ * headers), enforces continuously refilled rate-limit buckets, simulates
+ * latency, injects faults on request (500, 529, resets, hangs, an org cap, a
+ * spend limit) and reports what it saw on GET /_stats. Tests, the demo and
+ * the benchmarks run it on a loopback port; the official SDK talks to it
+ * unchanged (tests/sdk).
+ *
+ * This file holds main(): the options, the listening socket, signals and
+ * the event loop, plus small helpers shared by the other modules (clocks,
+ * the PRNG, hashing, ids). It is not a general HTTP server: one process,
+ * one libevent loop, no threads, no TLS. */
+#include "fakeapi.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "log.h"
+
+fakeServer fake;
+
+/* ---- Helpers ----------------------------------------------------------------- */
+
+double fakeNow(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+long long fakeWallMs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t fakeMix(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+uint64_t fakeRandom(void) {
+    fake.rng += 0x9e3779b97f4a7c15ULL;
+    return fakeMix(fake.rng);
+}
+
+double fakeRandomUnit(void) {
+    return (double)(fakeRandom() >> 11) / 9007199254740992.0;  /* 2^53 */
+}
+
+/* 64-bit hash of a byte string, eight bytes at a time. Not cryptographic;
+ * good enough to tell request bodies apart. */
+uint64_t fakeHash(const void *p, size_t len) {
+    const unsigned char *s = p;
+    uint64_t h = 0x243f6a8885a308d3ULL ^ (len * 0x9e3779b97f4a7c15ULL);
+    uint64_t w;
+
+    for (; len >= 8; s += 8, len -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ (w * 0xff51afd7ed558ccdULL)) * 0xc4ceb9fe1a85ec53ULL;
+        h ^= h >> 29;
+    }
+    w = 0;
+    memcpy(&w, s, len);
+    h = (h ^ (w * 0xff51afd7ed558ccdULL)) * 0xc4ceb9fe1a85ec53ULL;
+    return fakeMix(h);
+}
+
+void fakeNewId(const char *prefix, char *out, size_t outlen) {
+    static const char digits[] =
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    uint64_t x = fakeMix(fake.cfg.seed * 0x9e3779b97f4a7c15ULL + ++fake.idCounter);
+    char tail[25];
+
+    /* Three 64-bit draws of 8 base62 digits each (62^8 < 2^48). */
+    for (int i = 0; i < 24; i++) {
+        if (i % 8 == 0 && i > 0) x = fakeMix(x ^ 0x6a09e667f3bcc909ULL);
+        tail[i] = digits[x % 62];
+        x /= 62;
+    }
+    tail[24] = '\0';
+    snprintf(out, outlen, "%s%s", prefix, tail);
+}
+
+void fakeSend(struct evhttp_request *req, int status, const char *reason,
+              const char *body, size_t len) {
+    if (len) evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
+    evhttp_send_reply(req, status, reason, NULL);
+}
+
+/* ---- Options ------------------------------------------------------------------- */
+
+enum { OPT_STR, OPT_COUNT, OPT_MS, OPT_PROB, OPT_U64, OPT_FLAG, OPT_MODE };
+
+static const struct {
+    const char *name;           /* without the leading dashes */
+    int kind;                   /* OPT_*: how to parse and check it */
+    size_t off;                 /* field offset in fakeConfig */
+} fakeOpts[] = {
+    {"listen", OPT_STR, offsetof(fakeConfig, listen)},
+    {"port-file", OPT_STR, offsetof(fakeConfig, portFile)},
+    {"api-key", OPT_STR, offsetof(fakeConfig, apiKey)},
+    {"rpm", OPT_COUNT, offsetof(fakeConfig, rpm)},
+    {"itpm", OPT_COUNT, offsetof(fakeConfig, itpm)},
+    {"otpm", OPT_COUNT, offsetof(fakeConfig, otpm)},
+    {"otpm-mode", OPT_MODE, offsetof(fakeConfig, otpmReserve)},
+    {"latency-ms", OPT_MS, offsetof(fakeConfig, latencyMs)},
+    {"per-token-ms", OPT_MS, offsetof(fakeConfig, perTokenMs)},
+    {"jitter-ms", OPT_MS, offsetof(fakeConfig, jitterMs)},
+    {"seed", OPT_U64, offsetof(fakeConfig, seed)},
+    {"p500", OPT_PROB, offsetof(fakeConfig, p500)},
+    {"p529", OPT_PROB, offsetof(fakeConfig, p529)},
+    {"p-reset", OPT_PROB, offsetof(fakeConfig, pReset)},
+    {"p-hang", OPT_PROB, offsetof(fakeConfig, pHang)},
+    {"org-cap-tokens", OPT_COUNT, offsetof(fakeConfig, orgCapTokens)},
+    {"org-cap-seconds", OPT_MS, offsetof(fakeConfig, orgCapSeconds)},
+    {"spend-limit-after", OPT_COUNT, offsetof(fakeConfig, spendLimitAfter)},
+    {"max-output-tokens", OPT_COUNT, offsetof(fakeConfig, maxOutputTokens)},
+    {"quiet", OPT_FLAG, offsetof(fakeConfig, quiet)},
+};
+
+static void fakeUsage(FILE *f) {
+    fprintf(f,
+        "usage: llmfleet-fakeapi [options]\n"
+        "  --listen HOST:PORT        address to listen on (127.0.0.1:0)\n"
+        "  --port-file FILE          write the bound port to FILE\n"
+        "  --api-key K               accept only this key (default: any)\n"
+        "  --rpm N --itpm N --otpm N per-minute limits (0 = unlimited)\n"
+        "  --otpm-mode reserve|actual  charge max_tokens up front or\n"
+        "                            produced tokens at the end (actual)\n"
+        "  --latency-ms N --per-token-ms F --jitter-ms N   simulated latency\n"
+        "  --seed N                  seeds faults, ids and outputs (1)\n"
+        "  --p500 F --p529 F --p-reset F --p-hang F   fault probabilities\n"
+        "  --org-cap-tokens N --org-cap-seconds S     org cap (S = 3600)\n"
+        "  --spend-limit-after N     spend limit after N successes\n"
+        "  --max-output-tokens N     cap on generated output tokens\n"
+        "  --quiet                   warnings and errors only\n");
+}
+
+/* Parse one value into field kind at p. Returns 0 or -1. */
+static int fakeOptValue(int kind, void *p, const char *v) {
+    char *end;
+    errno = 0;
+    switch (kind) {
+    case OPT_STR:
+        *(const char **)p = v;
+        return 0;
+    case OPT_COUNT: {
+        long long n = strtoll(v, &end, 10);
+        if (errno || end == v || *end || n < 0) return -1;
+        *(long long *)p = n;
+        return 0;
+    }
+    case OPT_U64: {
+        if (*v == '-') return -1;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (errno || end == v || *end) return -1;
+        *(uint64_t *)p = n;
+        return 0;
+    }
+    case OPT_MS:
+    case OPT_PROB: {
+        double d = strtod(v, &end);
+        if (errno || end == v || *end || !(d >= 0) || d > 1e12) return -1;
+        if (kind == OPT_PROB && d > 1) return -1;
+        *(double *)p = d;
+        return 0;
+    }
+    case OPT_MODE:
+        if (strcmp(v, "reserve") == 0) *(int *)p = 1;
+        else if (strcmp(v, "actual") == 0) *(int *)p = 0;
+        else return -1;
+        return 0;
+    }
+    return -1;
+}
+
+/* Fill c from argv. Exits 2 with a message naming the option on error. */
+static void fakeParseOptions(fakeConfig *c, int argc, char **argv) {
+    memset(c, 0, sizeof(*c));
+    c->listen = "127.0.0.1:0";
+    c->seed = 1;
+    c->orgCapSeconds = 3600;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *val = NULL, *eq;
+        size_t nlen, k, nopts = sizeof(fakeOpts) / sizeof(fakeOpts[0]);
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fakeUsage(stdout);
+            exit(0);
+        }
+        if (strncmp(arg, "--", 2) != 0) goto unknown;
+        arg += 2;
+        eq = strchr(arg, '=');
+        nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+        for (k = 0; k < nopts; k++)
+            if (strlen(fakeOpts[k].name) == nlen && strncmp(fakeOpts[k].name, arg, nlen) == 0)
+                break;
+        if (k == nopts) goto unknown;
+        void *field = (char *)c + fakeOpts[k].off;
+        if (fakeOpts[k].kind == OPT_FLAG) {
+            if (eq) goto badval;
+            *(int *)field = 1;
+            continue;
+        }
+        if (eq) val = eq + 1;
+        else if (i + 1 < argc) val = argv[++i];
+        else {
+            fprintf(stderr, "llmfleet-fakeapi: --%s needs a value\n", fakeOpts[k].name);
+            exit(2);
+        }
+        if (fakeOptValue(fakeOpts[k].kind, field, val) != 0) {
+            fprintf(stderr, "llmfleet-fakeapi: bad value for --%s: '%s'\n",
+                    fakeOpts[k].name, val);
+            exit(2);
+        }
+        continue;
+    badval:
+        fprintf(stderr, "llmfleet-fakeapi: --%.*s takes no value\n", (int)nlen, arg);
+        exit(2);
+    unknown:
+        fprintf(stderr, "llmfleet-fakeapi: unknown option '%s' (see --help)\n", argv[i]);
+        exit(2);
+    }
+}
+
+/* ---- Listening socket ----------------------------------------------------------- */
+
+/* Bind and listen on HOST:PORT (HOST may be [v6]). Returns the socket and
+ * sets *port to the bound port, or returns -1 after printing why. */
+static int fakeListen(const char *spec, int *port) {
+    char host[256];
+    const char *colon = strrchr(spec, ':'), *portStr;
+    struct addrinfo hints, *res = NULL, *ai;
+    int fd = -1, one = 1, rc;
+
+    if (!colon || colon - spec >= (long)sizeof(host)) {
+        fprintf(stderr, "llmfleet-fakeapi: bad value for --listen: '%s' (want HOST:PORT)\n", spec);
+        return -1;
+    }
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    portStr = colon + 1;
+    if (host[0] == '[') {                       /* [::1] -> ::1 */
+        size_t n = strlen(host);
+        if (n < 2 || host[n - 1] != ']') goto bad;
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if ((rc = getaddrinfo(host[0] ? host : NULL, portStr, &hints, &res)) != 0) {
+        fprintf(stderr, "llmfleet-fakeapi: bad value for --listen: '%s': %s\n",
+                spec, gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) continue;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0) break;
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        fprintf(stderr, "llmfleet-fakeapi: cannot listen on '%s': %s\n", spec, strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    char pbuf[16];
+    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, pbuf, sizeof(pbuf), NI_NUMERICSERV);
+    *port = atoi(pbuf);
+    return fd;
+bad:
+    fprintf(stderr, "llmfleet-fakeapi: bad value for --listen: '%s'\n", spec);
+    return -1;
+}
+
+/* Write "PORT\n" to path atomically (write a temporary, then rename). */
+static int fakeWritePortFile(const char *path, int port) {
+    char tmp[4096];
+    FILE *f;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    if (!(f = fopen(tmp, "w"))) goto fail;
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        goto fail;
+    }
+    return 0;
+fail:
+    fprintf(stderr, "llmfleet-fakeapi: cannot write --port-file '%s': %s\n",
+            path, strerror(errno));
+    return -1;
+}
+
+/* ---- Main ------------------------------------------------------------------------- */
+
+static void fakeOnSignal(evutil_socket_t sig, short what, void *arg) {
+    (void)what; (void)arg;
+    lfLog(LF_INFO, "event=shutdown signal=%d", (int)sig);
+    event_base_loopexit(fake.base, NULL);
+}
+
+/* Allow as many descriptors as the hard limit: thousands of held
+ * connections are the point of the concurrency tests. */
+static void fakeRaiseFdLimit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* Create the HTTP server on fd with every route. Returns 0 or -1. */
+static int fakeSetupHttp(int fd) {
+    fake.http = evhttp_new(fake.base);
+    if (!fake.http) return -1;
+    evhttp_set_max_body_size(fake.http, FAKE_READ_BODY);
+    evhttp_set_default_content_type(fake.http, "application/json");
+    evhttp_set_cb(fake.http, "/v1/messages", fakeMsgHandle, NULL);
+    evhttp_set_cb(fake.http, "/v1/messages/count_tokens", fakeCountHandle, NULL);
+    evhttp_set_cb(fake.http, "/_stats", fakeStatsHandle, NULL);
+    evhttp_set_cb(fake.http, "/_reset", fakeResetHandle, NULL);
+    evhttp_set_cb(fake.http, "/_config", fakeConfigHandle, NULL);
+    evhttp_set_gencb(fake.http, fakeNotFoundHandle, NULL);
+    return evhttp_accept_socket_with_handle(fake.http, fd) ? 0 : -1;
+}
+
+int main(int argc, char **argv) {
+    struct event *sigterm = NULL, *sigint = NULL;
+    int fd, port, rc = 1;
+    double now;
+
+    lfLogName = "llmfleet-fakeapi";
+    fakeParseOptions(&fake.cfg, argc, argv);
+    if (fake.cfg.quiet) lfLogLevel = LF_WARN;
+    fake.rng = fake.cfg.seed;
+    now = fakeNow();
+    fakeBucketSetLimit(&fake.requests, fake.cfg.rpm, now);
+    fakeBucketSetLimit(&fake.input, fake.cfg.itpm, now);
+    fakeBucketSetLimit(&fake.output, fake.cfg.otpm, now);
+
+    signal(SIGPIPE, SIG_IGN);
+    fakeRaiseFdLimit();
+    if ((fd = fakeListen(fake.cfg.listen, &port)) < 0) return 2;
+    if (!(fake.base = event_base_new()) || fakeSchedInit() != 0 || fakeSetupHttp(fd) != 0) {
+        lfLog(LF_ERROR, "event=init_failed");
+        goto done;
+    }
+    sigterm = evsignal_new(fake.base, SIGTERM, fakeOnSignal, NULL);
+    sigint = evsignal_new(fake.base, SIGINT, fakeOnSignal, NULL);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    if (fake.cfg.portFile && fakeWritePortFile(fake.cfg.portFile, port) != 0) goto done;
+    lfLog(LF_INFO, "event=listening listen=%s port=%d rpm=%lld itpm=%lld otpm=%lld",
+          fake.cfg.listen, port, fake.cfg.rpm, fake.cfg.itpm, fake.cfg.otpm);
+
+    event_base_dispatch(fake.base);
+    rc = 0;
+done:
+    if (fake.http) evhttp_free(fake.http);      /* closes held requests too */
+    else close(fd);
+    fakeSchedFree();
+    if (sigterm) event_free(sigterm);
+    if (sigint) event_free(sigint);
+    if (fake.base) event_base_free(fake.base);
+    fakeStatsFree();
+    bufFree(&fake.out);
+    return rc;
+}

@@ -1,0 +1,216 @@
+/* fakeapi.h — shared state of bin/llmfleet-fakeapi, a fake Anthropic
+ * Messages API for tests, the demo and benchmarks.
+ *
+ * The server is one process, one libevent loop, no threads. It is split in
+ * a few modules, each with its own name prefix:
+ *
+ *   fakeapi.c   main: options, listening socket, signals, the loop.
+ *   messages.c  fakeMsg*: POST /v1/messages and /v1/messages/count_tokens:
+ *               auth, validation, admission, faults, replies.
+ *   sched.c     fakeSched*: the requests held for latency, in a min-heap of
+ *               deadlines driven by a single timer.
+ *   bucket.c    fakeBucket*: continuously refilled token buckets and the
+ *               anthropic-ratelimit-* headers.
+ *   stats.c     fakeStats*: counters, the per-second series, the set of
+ *               body hashes, and the /_stats, /_reset, /_config endpoints.
+ *
+ * All state lives in the single global `fake` below, like redis' `server`. */
+#ifndef LF_FAKEAPI_H
+#define LF_FAKEAPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <event2/http.h>
+
+#include "buf.h"
+
+#define FAKE_MAX_BODY      (32LL * 1024 * 1024)  /* the API's request limit */
+#define FAKE_READ_BODY     (64LL * 1024 * 1024)  /* what evhttp will read */
+#define FAKE_MODEL_MAX     128                   /* longest model id echoed */
+#define FAKE_SERIES_LEN    600                   /* seconds of /_stats series */
+#define FAKE_MAX_TEXT      4096                  /* cap on generated text */
+
+/* ---- Configuration ----------------------------------------------------- */
+
+/* Everything the command line sets. /_config changes some of it at run
+ * time. Probabilities are in [0,1]; 0 disables a limit or a fault. */
+typedef struct fakeConfig {
+    const char *listen;         /* HOST:PORT to bind, port 0 = ephemeral */
+    const char *portFile;       /* where to write the bound port, or NULL */
+    const char *apiKey;         /* the only key accepted, NULL = any key */
+    long long rpm;              /* requests per minute, 0 = unlimited */
+    long long itpm;             /* input tokens per minute, 0 = unlimited */
+    long long otpm;             /* output tokens per minute, 0 = unlimited */
+    int otpmReserve;            /* 1: reserve max_tokens at admission */
+    double latencyMs;           /* fixed latency of a success */
+    double perTokenMs;          /* extra latency per output token */
+    double jitterMs;            /* uniform extra latency in [0, jitterMs) */
+    uint64_t seed;              /* seeds the fault PRNG and all outputs */
+    double p500;                /* probability of a 500 api_error */
+    double p529;                /* probability of a 529 overloaded_error */
+    double pReset;              /* probability of a dropped connection */
+    double pHang;               /* probability of never answering */
+    long long orgCapTokens;     /* org cap: tokens served before it trips */
+    double orgCapSeconds;       /* org cap: how long it stays tripped */
+    long long spendLimitAfter;  /* successes before the spend limit, 0=off */
+    long long maxOutputTokens;  /* cap on generated tokens, 0 = none */
+    int quiet;                  /* no informational log lines */
+} fakeConfig;
+
+/* ---- Token buckets ------------------------------------------------------- */
+
+/* A bucket refilled continuously at limit/60 per second up to limit. The
+ * level is a double and may go negative when actual output tokens are
+ * charged after the fact: later requests then wait for the refill. */
+typedef struct fakeBucket {
+    double limit;               /* capacity = per-minute limit, 0 = none */
+    double level;               /* available now (after the last refill) */
+    double last;                /* monotonic time of the last refill */
+} fakeBucket;
+
+void fakeBucketSetLimit(fakeBucket *b, long long limit, double now);
+void fakeBucketRefill(fakeBucket *b, double now);
+/* Seconds until the bucket holds `need` (need is clamped to the limit, so
+ * a request larger than the bucket fits when it is full). 0 = fits now. */
+double fakeBucketWait(const fakeBucket *b, double need);
+/* Seconds until the bucket is full again. */
+double fakeBucketFullIn(const fakeBucket *b);
+
+/* Add the anthropic-ratelimit-* headers for every limited bucket to h.
+ * When the org cap is tripped, tokens-* report it (remaining 0). */
+void fakeBucketAddHeaders(struct evkeyvalq *h, double now);
+
+/* ---- Held requests -------------------------------------------------------- */
+
+/* What to do with a held request when its deadline comes. */
+enum { FAKE_ACT_REPLY = 0, FAKE_ACT_RESET = 1, FAKE_ACT_HANG = 2 };
+
+/* A /v1/messages request the server holds: waiting for its latency, to be
+ * reset, or hung. Answered inline requests never allocate one. It is freed
+ * when answered, reset, or when the client's connection goes away: evhttp
+ * stops reading a connection while its request is being handled, so it
+ * would not notice; closeEv (EV_CLOSED on the socket) does, and the
+ * connection's close callback points at the request while it is held. */
+typedef struct fakeReq {
+    struct evhttp_request *req;     /* libevent's request */
+    struct evhttp_connection *conn; /* its connection */
+    double deadline;                /* monotonic seconds to act at */
+    int heapIdx;                    /* slot in the deadline heap, -1 = none */
+    int action;                     /* FAKE_ACT_* */
+    long long inputTokens;          /* charged at admission */
+    long long outputTokens;         /* what the reply will report */
+    long long maxTokens;            /* the request's max_tokens */
+    uint64_t bodyHash;              /* for the repeated-bodies stats */
+    struct event closeEv;           /* fires when the client hangs up */
+    int closeWatched;               /* closeEv is added */
+    char model[FAKE_MODEL_MAX];     /* model id to echo, NUL-terminated */
+} fakeReq;
+
+int fakeSchedInit(void);
+void fakeSchedFree(void);
+void fakeSchedAdd(fakeReq *r);          /* r->deadline must be set */
+void fakeSchedRemove(fakeReq *r);       /* no-op when not scheduled */
+/* Hold r until its connection closes; frees r then. */
+void fakeSchedWatchClose(fakeReq *r);
+/* Forget the close callback once r is answered. */
+void fakeSchedUnwatch(fakeReq *r);
+
+/* ---- Statistics ------------------------------------------------------------ */
+
+/* One second of the /_stats series. */
+typedef struct fakeSecond {
+    long long t;                /* unix second, 0 = slot unused */
+    long long input;            /* input tokens served (200s) */
+    long long output;           /* output tokens served (200s) */
+    long long requests;         /* /v1 requests received */
+    long long r429;             /* 429s sent */
+} fakeSecond;
+
+/* One distinct /v1/messages body seen. */
+typedef struct fakeBody {
+    uint64_t hash;              /* body hash, 0 = empty slot */
+    uint32_t seen;              /* requests with this body */
+    uint32_t served;            /* 200s for this body */
+} fakeBody;
+
+typedef struct fakeStats {
+    long long requestsTotal;    /* /v1 requests received */
+    long long status[600];      /* responses sent, by status code */
+    long long resets;           /* connections dropped on purpose */
+    long long hangs;            /* requests never answered on purpose */
+    long long concurrent;       /* /v1 requests in flight now */
+    long long peakConcurrent;   /* highest concurrent since reset */
+    long long inputTokens;      /* served on 200s */
+    long long outputTokens;     /* served on 200s */
+    long long distinctBodies;   /* distinct /v1/messages bodies */
+    long long repeatedBodies;   /* requests whose body was seen before */
+    long long repeatedServed;   /* 200s for a body already served a 200 */
+    long long untrackedBodies;  /* bodies not tracked: the set was full */
+    fakeSecond series[FAKE_SERIES_LEN]; /* ring indexed by t % LEN */
+    fakeBody *bodies;           /* open-addressing set of body hashes */
+    size_t bodiesCap;           /* slots in bodies, a power of two */
+} fakeStats;
+
+void fakeStatsReset(void);
+void fakeStatsFree(void);
+void fakeStatsRequest(void);                /* a /v1 request arrived */
+void fakeStatsReply(int status);            /* a /v1 response was sent */
+void fakeStatsServed(long long in, long long out, uint64_t hash);
+void fakeStatsBody(uint64_t hash);          /* a /v1/messages body seen */
+void fakeStatsEnter(void);                  /* concurrent++ */
+void fakeStatsLeave(void);                  /* concurrent-- */
+
+void fakeStatsHandle(struct evhttp_request *req, void *arg);   /* GET /_stats */
+void fakeResetHandle(struct evhttp_request *req, void *arg);   /* POST /_reset */
+void fakeConfigHandle(struct evhttp_request *req, void *arg);  /* POST /_config */
+
+/* ---- Messages ---------------------------------------------------------------- */
+
+void fakeMsgHandle(struct evhttp_request *req, void *arg);     /* /v1/messages */
+void fakeCountHandle(struct evhttp_request *req, void *arg);   /* count_tokens */
+void fakeNotFoundHandle(struct evhttp_request *req, void *arg);/* anything else */
+/* Act on a held request whose deadline came (called by the scheduler). */
+void fakeMsgFire(fakeReq *r);
+/* Undo what a held request reserved when its client went away first. */
+void fakeMsgAbandon(fakeReq *r);
+/* Drop the org cap and spend limit state (for /_reset). */
+void fakeMsgResetLimits(void);
+
+/* ---- The server ------------------------------------------------------------------ */
+
+typedef struct fakeServer {
+    fakeConfig cfg;             /* options, some changeable at run time */
+    struct event_base *base;    /* the one event loop */
+    struct evhttp *http;        /* the HTTP server */
+    fakeBucket requests;        /* rpm bucket */
+    fakeBucket input;           /* itpm bucket */
+    fakeBucket output;          /* otpm bucket */
+    uint64_t rng;               /* fault / jitter PRNG state */
+    uint64_t idCounter;         /* feeds request and message ids */
+    long long orgServed;        /* tokens served toward the org cap */
+    double orgCapUntil;         /* monotonic end of a tripped cap, 0 = none */
+    long long successes;        /* 200s toward the spend limit */
+    fakeStats stats;            /* what /_stats reports */
+    buf out;                    /* scratch for building replies */
+} fakeServer;
+
+extern fakeServer fake;
+
+/* ---- Helpers (fakeapi.c) ----------------------------------------------------------- */
+
+double fakeNow(void);                   /* monotonic seconds */
+long long fakeWallMs(void);             /* unix time in milliseconds */
+uint64_t fakeRandom(void);              /* next PRNG value */
+double fakeRandomUnit(void);            /* uniform in [0,1) */
+uint64_t fakeMix(uint64_t x);           /* a 64-bit finalizer */
+uint64_t fakeHash(const void *p, size_t len);
+/* Write "PREFIX" + 24 base62 characters + NUL into out (>= 29 + prefix). */
+void fakeNewId(const char *prefix, char *out, size_t outlen);
+/* Send len bytes of body with status and reason. */
+void fakeSend(struct evhttp_request *req, int status, const char *reason,
+              const char *body, size_t len);
+
+#endif

@@ -1,0 +1,554 @@
+/* messages.c — POST /v1/messages and POST /v1/messages/count_tokens.
+ *
+ * A request goes through, in order: size, auth, anthropic-version, body
+ * validation, model family, spend limit, org cap, faults, rate limits. The
+ * first that fails answers with the real API's error shape
+ *   {"type":"error","error":{"type":T,"message":M},"request_id":R}
+ * Admitted requests get a deterministic answer: the output token count and
+ * the filler text depend only on --seed and a hash of the body. With no
+ * latency configured the answer is sent inline; otherwise the request is
+ * held in the scheduler (sched.c) until its deadline.
+ *
+ * Faults are drawn from the seeded PRNG before the rate limits, so a
+ * faulted request consumes no quota. */
+#include "fakeapi.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "json.h"
+#include "log.h"
+
+#define MSG_JSON_MAX_TOKENS (1 << 22)   /* tokens in a request body at most */
+
+/* ---- Replies ------------------------------------------------------------------- */
+
+/* Bring every bucket up to now, so admission and headers see the refill. */
+static void msgRefill(double now) {
+    fakeBucketRefill(&fake.requests, now);
+    fakeBucketRefill(&fake.input, now);
+    fakeBucketRefill(&fake.output, now);
+}
+
+/* Send a /v1 response whose body is in fake.out. rid is its request id;
+ * 200s and 429s carry the rate-limit headers; retryAfter > 0 adds
+ * retry-after. Counts the response and ends the request's concurrency. */
+static void msgSend(struct evhttp_request *req, int status, const char *reason,
+                    const char *rid, long long retryAfter) {
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+
+    evhttp_add_header(h, "request-id", rid);
+    if (status == 200 || status == 429) {
+        double now = fakeNow();
+        msgRefill(now);
+        fakeBucketAddHeaders(h, now);
+    }
+    if (retryAfter > 0) {
+        char v[24];
+        snprintf(v, sizeof(v), "%lld", retryAfter);
+        evhttp_add_header(h, "retry-after", v);
+    }
+    fakeStatsReply(status);
+    fakeStatsLeave();
+    fakeSend(req, status, reason, fake.out.p, fake.out.len);
+}
+
+/* Start fake.out with the error body's common part, up to the message. */
+static void msgErrorBody(const char *type, const char *msg) {
+    bufReset(&fake.out);
+    bufAppendStr(&fake.out, "{\"type\":\"error\",\"error\":{\"type\":\"");
+    bufAppendStr(&fake.out, type);
+    bufAppendStr(&fake.out, "\",\"message\":");
+    bufAppendJsonString(&fake.out, msg, strlen(msg));
+}
+
+static const char *msgReason(int status) {
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Request Entity Too Large";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 529: return "Overloaded";
+    default: return "Error";
+    }
+}
+
+/* Answer with an error. retryAfter > 0 adds a retry-after header. */
+static void msgError(struct evhttp_request *req, int status, const char *type,
+                     const char *msg, long long retryAfter) {
+    char rid[40];
+    fakeNewId("req_", rid, sizeof(rid));
+    msgErrorBody(type, msg);
+    bufPrintf(&fake.out, "},\"request_id\":\"%s\"}", rid);
+    msgSend(req, status, msgReason(status), rid, retryAfter);
+}
+
+/* The spend-limit 429: error details, and no retry-after. */
+static void msgSpendLimit(struct evhttp_request *req) {
+    char rid[40];
+    fakeNewId("req_", rid, sizeof(rid));
+    msgErrorBody("rate_limit_error", "You have reached your specified API "
+                 "usage limits. You will regain access when the limit is "
+                 "raised or the period ends.");
+    bufPrintf(&fake.out, ",\"details\":{\"error_code\":"
+              "\"enforced_spend_limit_reached\"}},\"request_id\":\"%s\"}", rid);
+    msgSend(req, 429, msgReason(429), rid, 0);
+}
+
+/* ---- The generated answer --------------------------------------------------------- */
+
+static const char *const msgWords[32] = {
+    "the", "fleet", "token", "bucket", "refill", "queue", "worker", "lease",
+    "result", "retry", "model", "latency", "steady", "quiet", "river", "stone",
+    "light", "paper", "cloud", "garden", "signal", "answer", "simple", "honest",
+    "careful", "small", "green", "north", "window", "harbor", "lantern", "meadow",
+};
+
+/* Output tokens for a body: in [1, max_tokens] (and <= --max-output-tokens),
+ * one request in eight running to the limit. */
+static long long msgOutputTokens(uint64_t hash, long long maxTokens) {
+    long long lim = maxTokens;
+    uint64_t h = fakeMix(hash ^ fakeMix(fake.cfg.seed + 0x5eedULL));
+
+    if (fake.cfg.maxOutputTokens > 0 && fake.cfg.maxOutputTokens < lim)
+        lim = fake.cfg.maxOutputTokens;
+    if ((h & 7) == 0) return lim;
+    return 1 + (long long)((h >> 3) % (uint64_t)lim);
+}
+
+/* Append filler words, about 4 characters per output token, to fake.out. */
+static void msgFiller(uint64_t hash, long long outputTokens) {
+    size_t target = outputTokens * 4 > FAKE_MAX_TEXT ? FAKE_MAX_TEXT
+                                                     : (size_t)outputTokens * 4;
+    size_t len = 0;
+    uint64_t x = fakeMix(hash + fake.cfg.seed);
+
+    for (;;) {
+        const char *w = msgWords[x >> 59];
+        size_t wl = strlen(w);
+        if (len > 0 && len + 1 + wl > target) break;
+        if (len > 0) bufAppend(&fake.out, " ", 1);
+        bufAppend(&fake.out, w, wl);
+        len += wl + (len > 0);
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    }
+}
+
+/* Build the success body into fake.out. */
+static void msgSuccessBody(const fakeReq *r) {
+    char id[40];
+    const char *stop = r->outputTokens == r->maxTokens ? "max_tokens" : "end_turn";
+
+    fakeNewId("msg_", id, sizeof(id));
+    bufReset(&fake.out);
+    bufPrintf(&fake.out, "{\"id\":\"%s\",\"type\":\"message\",\"role\":"
+              "\"assistant\",\"model\":", id);
+    bufAppendJsonString(&fake.out, r->model, strlen(r->model));
+    bufAppendStr(&fake.out, ",\"content\":[{\"type\":\"text\",\"text\":\"");
+    msgFiller(r->bodyHash, r->outputTokens);
+    bufPrintf(&fake.out, "\"}],\"stop_reason\":\"%s\",\"stop_sequence\":null,"
+              "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld,"
+              "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0}}",
+              stop, r->inputTokens, r->outputTokens);
+}
+
+/* ---- Completion --------------------------------------------------------------------- */
+
+/* Charge what a finished success produced and count it. */
+static void msgAccount(const fakeReq *r) {
+    double now = fakeNow();
+
+    msgRefill(now);
+    if (fake.output.limit > 0) {
+        if (fake.cfg.otpmReserve)
+            fake.output.level += (double)(r->maxTokens - r->outputTokens);
+        else
+            fake.output.level -= (double)r->outputTokens;
+        if (fake.output.level > fake.output.limit) fake.output.level = fake.output.limit;
+    }
+    fakeStatsServed(r->inputTokens, r->outputTokens, r->bodyHash);
+    fake.successes++;
+    fake.orgServed += r->inputTokens + r->outputTokens;
+    if (fake.cfg.orgCapTokens > 0 && fake.orgCapUntil == 0 &&
+        fake.orgServed >= fake.cfg.orgCapTokens) {
+        fake.orgCapUntil = now + fake.cfg.orgCapSeconds;
+        lfLog(LF_INFO, "event=org_cap_tripped served=%lld seconds=%g",
+              fake.orgServed, fake.cfg.orgCapSeconds);
+    }
+}
+
+/* Answer an admitted request with its success. */
+static void msgComplete(fakeReq *r) {
+    char rid[40];
+    msgAccount(r);
+    msgSuccessBody(r);
+    fakeNewId("req_", rid, sizeof(rid));
+    msgSend(r->req, 200, "OK", rid, 0);
+}
+
+/* Drop r's connection with a TCP reset, without a response. The request is
+ * still attached to the connection, so freeing the connection frees it. */
+static void msgReset(fakeReq *r) {
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    struct linger lg = {1, 0};
+
+    if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    fakeStatsLeave();
+    evhttp_connection_free(r->conn);
+}
+
+void fakeMsgFire(fakeReq *r) {
+    fakeSchedUnwatch(r);
+    if (r->action == FAKE_ACT_RESET) msgReset(r);
+    else msgComplete(r);
+    free(r);
+}
+
+void fakeMsgAbandon(fakeReq *r) {
+    /* A reservation comes back when the client leaves before the answer. */
+    if (r->action == FAKE_ACT_REPLY && fake.cfg.otpmReserve && fake.output.limit > 0) {
+        fakeBucketRefill(&fake.output, fakeNow());
+        fake.output.level += (double)r->maxTokens;
+        if (fake.output.level > fake.output.limit) fake.output.level = fake.output.limit;
+    }
+}
+
+void fakeMsgResetLimits(void) {
+    fake.orgServed = 0;
+    fake.orgCapUntil = 0;
+    fake.successes = 0;
+}
+
+/* ---- Request checks ------------------------------------------------------------------ */
+
+/* 1 when the request carries an acceptable key, else answers 401 and
+ * returns 0. */
+static int msgAuth(struct evhttp_request *req) {
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    const char *key = evhttp_find_header(h, "x-api-key");
+    const char *auth = evhttp_find_header(h, "authorization");
+
+    if ((!key || !*key) && auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        key = auth + 7;
+    if (!key || !*key) {
+        msgError(req, 401, "authentication_error", "x-api-key header is required", 0);
+        return 0;
+    }
+    if (fake.cfg.apiKey && strcmp(key, fake.cfg.apiKey) != 0) {
+        msgError(req, 401, "authentication_error", "invalid x-api-key", 0);
+        return 0;
+    }
+    return 1;
+}
+
+/* 1 when model names a known family (claude-opus-, claude-sonnet-,
+ * claude-haiku-, claude-3-). */
+static int msgKnownModel(const char *model) {
+    static const char *const families[] = {
+        "claude-opus-", "claude-sonnet-", "claude-haiku-", "claude-3-",
+    };
+    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
+        if (strncmp(model, families[i], strlen(families[i])) == 0 &&
+            model[strlen(families[i])] != '\0')
+            return 1;
+    return 0;
+}
+
+/* Input tokens of a request: the characters of every string value under
+ * messages, system and tools, divided by 4 and rounded up, at least 1. */
+static long long msgInputTokens(const jsonDoc *d) {
+    static const char *const fields[] = {"messages", "system", "tools"};
+    long long chars = 0;
+
+    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+        int i = jsonGet(d, 0, fields[f]);
+        if (i < 0) continue;
+        for (int end = jsonSkip(d, i); i < end; i++)
+            if (d->tok[i].type == JSMN_STRING && d->tok[i].size == 0)
+                chars += jsonRawLen(d, i);
+    }
+    return chars > 0 ? (chars + 3) / 4 : 1;
+}
+
+/* The parsed, validated parts of a request body. */
+typedef struct msgBody {
+    jsonDoc doc;                    /* tokens over the body */
+    long long maxTokens;            /* max_tokens, 0 when not required */
+    char model[FAKE_MODEL_MAX];     /* unescaped model id */
+} msgBody;
+
+/* Validate the headers and body of a /v1/messages (needMax) or count_tokens
+ * request. Returns 0 with mb->doc to free, or -1 after answering. */
+static int msgValidate(struct evhttp_request *req, const char *body, size_t len,
+                       int needMax, msgBody *mb) {
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    jsonDoc *d = &mb->doc;
+    char err[200];
+    const char *msg = NULL;
+    int status = 400, i, model = -1;
+
+    if (!evhttp_find_header(h, "anthropic-version")) {
+        msgError(req, 400, "invalid_request_error", "anthropic-version: header is required", 0);
+        return -1;
+    }
+    if (jsonParse(d, body, len, MSG_JSON_MAX_TOKENS, 0, err, sizeof(err)) != 0) {
+        char m[260];
+        snprintf(m, sizeof(m), "request body: %s", err);
+        msgError(req, 400, "invalid_request_error", m, 0);
+        return -1;
+    }
+    if (d->tok[0].type != JSMN_OBJECT) {
+        msg = "request body: Input should be a JSON object";
+    } else if ((i = jsonGet(d, 0, "model")) < 0) {
+        msg = "model: Field required";
+    } else if (d->tok[i].type != JSMN_STRING) {
+        msg = "model: Input should be a valid string";
+    } else if (jsonStr(d, i, mb->model, sizeof(mb->model)) < 0 ||
+               !msgKnownModel(mb->model)) {
+        model = i;              /* a 404, once the rest is known valid */
+    }
+    if (!msg && needMax) {
+        if ((i = jsonGet(d, 0, "max_tokens")) < 0)
+            msg = "max_tokens: Field required";
+        else if (jsonInt(d, i, &mb->maxTokens) != 0)
+            msg = "max_tokens: Input should be a valid integer";
+        else if (mb->maxTokens < 1)
+            msg = "max_tokens: Input should be greater than or equal to 1";
+    }
+    if (!msg) {
+        if ((i = jsonGet(d, 0, "messages")) < 0)
+            msg = "messages: Field required";
+        else if (d->tok[i].type != JSMN_ARRAY)
+            msg = "messages: Input should be a valid list";
+        else if (d->tok[i].size == 0)
+            msg = "messages: List should have at least 1 item";
+    }
+    if (!msg && model >= 0) {
+        int n = jsonRawLen(d, model);
+        snprintf(err, sizeof(err), "model: %.*s", n > 100 ? 100 : n, jsonRaw(d, model));
+        msg = err;
+        status = 404;
+    }
+    if (msg) {
+        msgError(req, status, status == 404 ? "not_found_error" : "invalid_request_error", msg, 0);
+        jsonFree(d);
+        return -1;
+    }
+    return 0;
+}
+
+/* The body of req, contiguous. Answers 413 (and returns NULL) when it is
+ * larger than the API accepts. */
+static const char *msgBodyOf(struct evhttp_request *req, size_t *len) {
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    const char *p;
+
+    *len = evbuffer_get_length(in);
+    if (*len > (size_t)FAKE_MAX_BODY) {
+        msgError(req, 413, "request_too_large",
+                 "Request exceeds the maximum allowed number of bytes.", 0);
+        return NULL;
+    }
+    p = *len ? (const char *)evbuffer_pullup(in, -1) : "";
+    return p ? p : "";
+}
+
+/* Common start of both endpoints: counts the request, checks method, size
+ * and key. Returns the body, or NULL after answering. */
+static const char *msgBegin(struct evhttp_request *req, size_t *len) {
+    fakeStatsRequest();
+    fakeStatsEnter();
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        msgError(req, 405, "invalid_request_error", "Method Not Allowed", 0);
+        return NULL;
+    }
+    const char *body = msgBodyOf(req, len);
+    if (!body || !msgAuth(req)) return NULL;
+    return body;
+}
+
+/* ---- Admission ------------------------------------------------------------------------ */
+
+/* Seconds until the org cap lets requests through again (0 = it does). */
+static double msgOrgCapWait(double now) {
+    if (fake.cfg.orgCapTokens <= 0) return 0;
+    if (fake.orgCapUntil > 0 && now >= fake.orgCapUntil) {
+        fake.orgCapUntil = 0;
+        fake.orgServed = 0;
+    }
+    if (fake.orgCapUntil == 0 && fake.orgServed >= fake.cfg.orgCapTokens)
+        fake.orgCapUntil = now + fake.cfg.orgCapSeconds;
+    return fake.orgCapUntil > now ? fake.orgCapUntil - now : 0;
+}
+
+/* Seconds until a request with these needs fits all buckets (0 = now);
+ * *which names the bucket that is furthest. */
+static double msgLimitWait(long long in, long long maxTokens, const char **which) {
+    double w, worst = fakeBucketWait(&fake.requests, 1);
+
+    *which = "requests per minute";
+    if ((w = fakeBucketWait(&fake.input, (double)in)) > worst) {
+        worst = w;
+        *which = "input tokens per minute";
+    }
+    w = fake.cfg.otpmReserve ? fakeBucketWait(&fake.output, (double)maxTokens)
+                             : fakeBucketWait(&fake.output, 1e-9);
+    if (w > worst) {
+        worst = w;
+        *which = "output tokens per minute";
+    }
+    return worst;
+}
+
+/* Whole seconds for retry-after: rounded up, at least 1. */
+static long long msgRetryAfter(double wait) {
+    long long s = (long long)ceil(wait);
+    return s < 1 ? 1 : s;
+}
+
+/* Draw the fault for this request: 500, 529, FAKE_ACT_RESET, FAKE_ACT_HANG
+ * or 0 for none. One PRNG draw per request when any fault is enabled. */
+static int msgFault(void) {
+    const fakeConfig *c = &fake.cfg;
+    double u;
+
+    if (c->p500 <= 0 && c->p529 <= 0 && c->pReset <= 0 && c->pHang <= 0) return 0;
+    u = fakeRandomUnit();
+    if ((u -= c->p500) < 0) return 500;
+    if ((u -= c->p529) < 0) return 529;
+    if ((u -= c->pReset) < 0) return FAKE_ACT_RESET;
+    if ((u -= c->pHang) < 0) return FAKE_ACT_HANG;
+    return 0;
+}
+
+/* Milliseconds until the answer of a success with this many tokens. */
+static double msgDelayMs(long long outputTokens) {
+    double ms = fake.cfg.latencyMs + fake.cfg.perTokenMs * (double)outputTokens;
+    if (fake.cfg.jitterMs > 0) ms += fakeRandomUnit() * fake.cfg.jitterMs;
+    return ms;
+}
+
+/* A held copy of the request, scheduled at now + delayMs unless hung. */
+static void msgHold(const fakeReq *tmpl, int action, double delayMs) {
+    fakeReq *r = malloc(sizeof(*r));
+    if (!r) {
+        lfLog(LF_ERROR, "event=oom what=request");
+        abort();
+    }
+    *r = *tmpl;
+    r->action = action;
+    r->heapIdx = -1;
+    r->deadline = fakeNow() + delayMs / 1000.0;
+    fakeSchedWatchClose(r);
+    if (action != FAKE_ACT_HANG) fakeSchedAdd(r);
+}
+
+/* Faults, then the spend limit, org cap and buckets; admit or refuse.
+ * r has model, tokens and hash filled in. */
+static void msgAdmit(fakeReq *r) {
+    double now = fakeNow(), wait;
+    const char *which;
+    char m[200];
+    int fault;
+
+    if (fake.cfg.spendLimitAfter > 0 && fake.successes >= fake.cfg.spendLimitAfter) {
+        msgSpendLimit(r->req);
+        return;
+    }
+    if ((wait = msgOrgCapWait(now)) > 0) {
+        msgError(r->req, 429, "rate_limit_error", "This request would exceed your "
+                 "organization's token limit. Please try again later.",
+                 msgRetryAfter(wait));
+        return;
+    }
+    fault = msgFault();
+    if (fault == 500) {
+        msgError(r->req, 500, "api_error", "Internal server error", 0);
+        return;
+    }
+    if (fault == 529) {
+        msgError(r->req, 529, "overloaded_error", "Overloaded", 0);
+        return;
+    }
+    if (fault == FAKE_ACT_RESET || fault == FAKE_ACT_HANG) {
+        if (fault == FAKE_ACT_RESET) fake.stats.resets++;
+        else fake.stats.hangs++;
+        msgHold(r, fault, fault == FAKE_ACT_RESET ? fake.cfg.latencyMs : 0);
+        return;
+    }
+    msgRefill(now);
+    if ((wait = msgLimitWait(r->inputTokens, r->maxTokens, &which)) > 0) {
+        snprintf(m, sizeof(m), "This request would exceed your organization's "
+                 "rate limit of %s. Please try again later.", which);
+        msgError(r->req, 429, "rate_limit_error", m, msgRetryAfter(wait));
+        return;
+    }
+    if (fake.requests.limit > 0) fake.requests.level -= 1;
+    if (fake.input.limit > 0) fake.input.level -= (double)r->inputTokens;
+    if (fake.output.limit > 0 && fake.cfg.otpmReserve)
+        fake.output.level -= (double)r->maxTokens;
+
+    r->outputTokens = msgOutputTokens(r->bodyHash, r->maxTokens);
+    double delay = msgDelayMs(r->outputTokens);
+    if (delay <= 0) msgComplete(r);
+    else msgHold(r, FAKE_ACT_REPLY, delay);
+}
+
+/* ---- Endpoints -------------------------------------------------------------------------- */
+
+void fakeMsgHandle(struct evhttp_request *req, void *arg) {
+    size_t len;
+    const char *body;
+    msgBody mb;
+    fakeReq r;
+    (void)arg;
+
+    if (!(body = msgBegin(req, &len))) return;
+    if (msgValidate(req, body, len, 1, &mb) != 0) return;
+    memset(&r, 0, sizeof(r));
+    r.req = req;
+    r.conn = evhttp_request_get_connection(req);
+    r.maxTokens = mb.maxTokens;
+    r.inputTokens = msgInputTokens(&mb.doc);
+    r.bodyHash = fakeHash(body, len);
+    memcpy(r.model, mb.model, sizeof(r.model));
+    jsonFree(&mb.doc);
+    fakeStatsBody(r.bodyHash);
+    msgAdmit(&r);
+}
+
+void fakeCountHandle(struct evhttp_request *req, void *arg) {
+    size_t len;
+    const char *body;
+    msgBody mb;
+    char rid[40];
+    long long in;
+    (void)arg;
+
+    if (!(body = msgBegin(req, &len))) return;
+    if (msgValidate(req, body, len, 0, &mb) != 0) return;
+    in = msgInputTokens(&mb.doc);
+    jsonFree(&mb.doc);
+    fakeNewId("req_", rid, sizeof(rid));
+    bufReset(&fake.out);
+    bufPrintf(&fake.out, "{\"input_tokens\":%lld}", in);
+    msgSend(req, 200, "OK", rid, 0);
+}
+
+void fakeNotFoundHandle(struct evhttp_request *req, void *arg) {
+    (void)arg;
+    fakeStatsRequest();
+    fakeStatsEnter();
+    msgError(req, 404, "not_found_error", "Not Found", 0);
+}

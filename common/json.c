@@ -39,6 +39,7 @@ int jsonParse(jsonDoc *d, const char *js, size_t len, int max_tokens,
         return -1;
     }
     if (max_depth <= 0) max_depth = JSON_MAX_DEPTH;
+    if (max_tokens > 0 && max_tokens < cap) cap = max_tokens;
     for (;;) {
         jsmntok_t *t = realloc(d->tok, sizeof(*t) * (size_t)cap);
         if (!t) {
@@ -67,8 +68,9 @@ int jsonParse(jsonDoc *d, const char *js, size_t len, int max_tokens,
     d->js = js;
     d->len = len;
     d->ntok = r;
-    /* One value only: anything but whitespace after it is garbage. */
-    for (size_t i = (size_t)d->tok[0].end; i < len; i++) {
+    /* One value only: anything but whitespace after it is garbage. A
+     * string token ends before its closing quote. */
+    for (size_t i = (size_t)d->tok[0].end + (d->tok[0].type == JSMN_STRING); i < len; i++) {
         if (js[i] != ' ' && js[i] != '\t' && js[i] != '\n' && js[i] != '\r') {
             snprintf(err, errlen, "not JSON: trailing data at offset %zu", i);
             goto fail;
@@ -130,6 +132,7 @@ int jsonPath(const jsonDoc *d, int obj, const char *path) {
 }
 
 int jsonStrEq(const jsonDoc *d, int i, const char *s) {
+    if (i < 0 || i >= d->ntok) return 0;    /* e.g. a jsonGet() miss */
     const jsmntok_t *t = &d->tok[i];
     size_t n = strlen(s);
     return t->type == JSMN_STRING && (size_t)(t->end - t->start) == n &&
@@ -142,15 +145,15 @@ int jsonInt(const jsonDoc *d, int i, long long *out) {
     if (i < 0 || i >= d->ntok || d->tok[i].type != JSMN_PRIMITIVE) return -1;
     const char *p = jsonRaw(d, i);
     int n = jsonRawLen(d, i), k = 0, neg = 0;
-    unsigned long long v = 0;
-    if (n > 0 && p[0] == '-') neg = 1, k = 1;
+    unsigned long long v = 0, max = 9223372036854775807ULL;
+    if (n > 0 && p[0] == '-') neg = 1, k = 1, max++;    /* LLONG_MIN fits */
     if (k >= n) return -1;
     for (; k < n; k++) {
         if (p[k] < '0' || p[k] > '9') return -1;
-        if (v > (9223372036854775807ULL - (unsigned)(p[k] - '0')) / 10) return -1;
+        if (v > (max - (unsigned)(p[k] - '0')) / 10) return -1;
         v = v * 10 + (unsigned)(p[k] - '0');
     }
-    *out = neg ? -(long long)v : (long long)v;
+    *out = neg ? (v ? -(long long)(v - 1) - 1 : 0) : (long long)v;
     return 0;
 }
 

@@ -7,7 +7,8 @@
 # wrong. The last line is exactly "N passed, N failed", counting cmocka test
 # cases over all binaries. A binary that dies before cmocka's summary (a
 # crash, a sanitizer report, a hang cut by the timeout) counts the tests it
-# finished as passed plus one failure. Exits 1 when anything failed.
+# finished, plus one failure for the test that died. Exits 1 when anything
+# failed.
 set -u
 
 TIMEOUT=${UNIT_TIMEOUT:-300}        # seconds per binary
@@ -37,7 +38,7 @@ for t in "$@"; do
     if [ -z "$pass" ]; then
         # No summary: it died mid-run. Count what finished, and the death.
         pass=$(grep -c '^\[       OK \]' "$out")
-        fail=$((fail + 1))
+        fail=$(($(grep -c '^\[  FAILED  \]' "$out") + 1))
         status="CRASHED (exit $rc)"
     elif [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
         # A summary but a bad exit: died after the tests (leak check, atexit).

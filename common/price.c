@@ -7,9 +7,10 @@
  * at LLONG_MAX. No floating point anywhere, so budgets add up to the last
  * micro-dollar.
  *
- * Two tables are searched: entries loaded from price files (most recent
- * first), then the built-in one. The loaded entries live in one process-wide
- * array; like the rest of a worker, this is not thread-safe. Batch discounts
+ * Two tables are searched: entries loaded from price files (one per model,
+ * the latest loaded wins), then the built-in one. The loaded entries live in
+ * one process-wide array; like the rest of a worker, this is not
+ * thread-safe. Batch discounts
  * are not modelled here. */
 #include "price.h"
 
@@ -57,9 +58,8 @@ static size_t noverrides;
 /* ---- Lookup ------------------------------------------------------------- */
 
 static const price *findExact(const char *model, size_t len) {
-    /* Overrides are searched newest first, so a later file wins. */
-    for (size_t i = noverrides; i > 0; i--) {
-        const priceEntry *e = &overrides[i - 1];
+    for (size_t i = 0; i < noverrides; i++) {
+        const priceEntry *e = &overrides[i];
         if (strlen(e->model) == len && memcmp(e->model, model, len) == 0) return &e->p;
     }
     for (size_t i = 0; i < sizeof(builtinPrices) / sizeof(builtinPrices[0]); i++) {
@@ -251,15 +251,30 @@ static int parsePriceLine(char *line, size_t linelen, priceEntry *e, char *err,
     return 0;
 }
 
-/* Append add[0..nadd) to the array *v of *n entries. Returns 0, or -1 out
- * of memory (and then *v is unchanged). */
-static int pushEntries(priceEntry **v, size_t *n, const priceEntry *add, size_t nadd) {
-    if (nadd == 0) return 0;
-    priceEntry *nv = realloc(*v, sizeof(**v) * (*n + nadd));
+/* Append e to the array *v of *n entries. Returns 0, or -1 out of memory
+ * (and then *v is unchanged). */
+static int pushEntry(priceEntry **v, size_t *n, const priceEntry *e) {
+    priceEntry *nv = realloc(*v, sizeof(**v) * (*n + 1));
     if (nv == NULL) return -1;
-    memcpy(nv + *n, add, sizeof(*add) * nadd);
-    *n += nadd;
+    nv[(*n)++] = *e;
     *v = nv;
+    return 0;
+}
+
+/* Add add[0..nadd) to the overrides, replacing entries with the same model
+ * id (so reloading a file does not grow the table; a later entry wins).
+ * Returns 0, or -1 out of memory, and then nothing changed. */
+static int applyEntries(const priceEntry *add, size_t nadd) {
+    priceEntry *nv;
+    if (nadd == 0) return 0;
+    if ((nv = realloc(overrides, sizeof(*nv) * (noverrides + nadd))) == NULL) return -1;
+    overrides = nv;
+    for (size_t i = 0; i < nadd; i++) {
+        size_t j = 0;
+        while (j < noverrides && strcmp(overrides[j].model, add[i].model) != 0) j++;
+        overrides[j] = add[i];
+        if (j == noverrides) noverrides++;
+    }
     return 0;
 }
 
@@ -284,7 +299,7 @@ int priceLoadFile(const char *path, char *err, size_t errlen) {
             snprintf(err, errlen, "%s:%ld: %s", path, lineno, why);
             goto done;
         }
-        if (k == 0 && pushEntries(&fresh, &nnew, &e, 1) < 0) {
+        if (k == 0 && pushEntry(&fresh, &nnew, &e) < 0) {
             snprintf(err, errlen, "%s:%ld: out of memory", path, lineno);
             goto done;
         }
@@ -294,7 +309,7 @@ int priceLoadFile(const char *path, char *err, size_t errlen) {
         goto done;
     }
     /* All good: apply the whole file at once. */
-    if (pushEntries(&overrides, &noverrides, fresh, nnew) < 0) {
+    if (applyEntries(fresh, nnew) < 0) {
         snprintf(err, errlen, "%s: out of memory", path);
         goto done;
     }

@@ -406,6 +406,28 @@ static void test_load_bad_lines(void **state) {
     }
 }
 
+/* Loading the same file again replaces its entries rather than piling them
+ * up; the last load wins. */
+static void test_reload(void **state) {
+    (void)state;
+    char path[512], path2[512], err[256];
+    price p;
+    writeTemp(path, sizeof(path), "m-a 1 1 1 1 1\nm-b 2 2 2 2 2\n");
+    writeTemp(path2, sizeof(path2), "m-a 3 3 3 3 3\n");
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(priceLoadFile(path, err, sizeof(err)), 0);
+        p = lookup("m-a");
+        assert_int_equal(p.input, 1000000);
+        assert_int_equal(priceLoadFile(path2, err, sizeof(err)), 0);
+        p = lookup("m-a");
+        assert_int_equal(p.input, 3000000);
+    }
+    p = lookup("m-b");
+    assert_int_equal(p.input, 2000000);
+    unlink(path);
+    unlink(path2);
+}
+
 static void test_load_missing_file(void **state) {
     (void)state;
     char err[256] = "";
@@ -450,6 +472,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_load_file, resetOverrides),
         cmocka_unit_test_teardown(test_load_empty_file, resetOverrides),
         cmocka_unit_test_teardown(test_load_bad_lines, resetOverrides),
+        cmocka_unit_test_teardown(test_reload, resetOverrides),
         cmocka_unit_test_teardown(test_load_missing_file, resetOverrides),
         cmocka_unit_test_teardown(test_load_long_model, resetOverrides),
     };

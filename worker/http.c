@@ -143,7 +143,9 @@ void httpReqInit(httpClient *hc, httpReq *req, httpDoneProc *done, void *priv) {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, hc->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* Over TLS, wait for a connection that may multiplex (HTTP/2) rather
+     * than opening a new one per request; cleartext is HTTP/1.1 only. */
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, strncasecmp(hc->url, "https:", 6) == 0 ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");

@@ -1,0 +1,44 @@
+# SIGTERM: stop claiming, let in-flight requests finish, exit 0, lose
+# nothing. A second signal exits at once.
+. "$(dirname "$0")/lib.sh"
+
+start_redis
+start_fakeapi --latency-ms 800
+n=300
+gen_jobs $n s > "$T/jobs.jsonl"
+lf submit "$T/jobs.jsonl" 2>/dev/null
+
+start_worker w1 --concurrency 50
+w1=$WORKER_PID
+inflight() { [ "$(fake_stats | jq .concurrent)" -ge "$1" ]; }
+check "requests in flight" wait_until 10 inflight 50
+kill -TERM "$w1"
+wait "$w1"; rc=$?
+eq "drained worker exits 0" "0" "$rc"
+check "drain logged" grep -q "event=draining" "$T/w1.log"
+done_n=$(results_count)
+check "in-flight requests finished before exit (>= 50 results)" test "$done_n" -ge 50
+eq "nothing leased after the drain" "0" "$(rcli ZCARD 'llmfleet:{default}:leases')"
+eq "queue + results = all jobs" "$n" "$(( $(rcli LLEN 'llmfleet:{default}:jobs') + done_n ))"
+
+start_worker w2 --concurrency 100
+w2=$WORKER_PID
+check "the rest finishes on another worker" wait_until 30 results_at_least default $n
+lf results --out "$T/r.jsonl" 2>/dev/null
+eq "one result per id" "$n" "$(jq -r .id "$T/r.jsonl" | sort -u | wc -l)"
+eq "no second result" "$n" "$(wc -l < "$T/r.jsonl")"
+
+kill -TERM "$w2"; wait "$w2"
+
+# A second signal during the drain exits at once, non-zero.
+gen_jobs 50 s2 | lf submit - 2>/dev/null
+start_fakeapi --latency-ms 30000
+start_worker w3 --concurrency 10 --drain-timeout-ms 60000
+w3=$WORKER_PID
+check "w3 has requests in flight" wait_until 10 inflight 10
+kill -TERM "$w3"
+check "w3 draining" wait_until 5 grep -q "event=draining" "$T/w3.log"
+kill -INT "$w3"
+wait "$w3"; rc=$?
+eq "second signal exits at once with status 1" "1" "$rc"
+finish

@@ -85,7 +85,8 @@ $(BIN)/tests/%: $(BUILD)/tests/unit/%.o $(COMMON_OBJ)
 
 # ---- tests -----------------------------------------------------------------
 
-test: test-unit test-integration test-sdk
+test: all $(UNIT_BIN)
+	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash tests/run.sh $(UNIT_BIN)
 
 test-unit: $(UNIT_BIN)
 	$(Q)sh tests/run-unit.sh $(UNIT_BIN)
@@ -109,6 +110,9 @@ demo: all
 
 clean:
 	rm -rf build/release build/san bin
+
+# Keep unit test objects between runs.
+.SECONDARY:
 
 .PHONY: all test test-unit test-integration test-sdk test-san bench demo clean
 

@@ -50,6 +50,13 @@ wait_until() {
 
 # Print counts at the end; the exit status says whether all passed.
 finish() {
+    # Sanitizer builds report into the process logs: any report fails.
+    if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log >/dev/null 2>&1; then
+        fail "sanitizer report in $(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log | xargs -n1 basename | tr '\n' ' ')"
+        grep -hE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log | head -60
+    else
+        ok "no sanitizer report in the logs"
+    fi
     echo "# $(basename "$0"): $PASS passed, $FAIL failed"
     [ "$FAIL" -eq 0 ]
 }

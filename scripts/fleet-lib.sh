@@ -1,0 +1,79 @@
+# fleet-lib.sh — start and stop the pieces of a local fleet (sourced, bash).
+# Used by the integration tests, the demo and the benchmarks: a real
+# redis-server on a free loopback port, the fake API, workers. Everything
+# started is killed on exit. Needs BIN (the bin/ directory) and T (a temp
+# dir owned by the caller).
+PIDS=()
+
+fleet_cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+}
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# wait_until SECONDS CMD...: poll CMD every 50 ms until it succeeds or the
+# deadline passes (returns 1 then).
+wait_until() {
+    local deadline=$(( $(now_ms) + $1 * 1000 )); shift
+    while ! "$@" >/dev/null 2>&1; do
+        [ "$(now_ms)" -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+
+# start_redis [redis-server options...]: sets REDIS_PORT, REDIS_URL, REDIS_PID.
+start_redis() {
+    local port pid
+    mkdir -p "$T/redis"
+    for _ in 1 2 3 4 5; do
+        port=$("$BIN/freeport")
+        redis-server --port "$port" --bind 127.0.0.1 --dir "$T/redis" \
+            --save '' --appendonly no --logfile "$T/redis/redis.log" "$@" &
+        pid=$!
+        if wait_until 10 redis-cli -p "$port" ping; then
+            PIDS+=("$pid")
+            REDIS_PID=$pid
+            REDIS_PORT=$port
+            REDIS_URL="redis://127.0.0.1:$port/0"
+            export REDIS_URL
+            return 0
+        fi
+        kill -9 "$pid" 2>/dev/null
+    done
+    echo "cannot start redis-server" >&2
+    return 1
+}
+
+rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
+
+# start_fakeapi ARGS...: sets FAKE_URL and FAKE_PID.
+start_fakeapi() {
+    local pf="$T/fake.$RANDOM.port"
+    "$BIN/llmfleet-fakeapi" --port-file "$pf" --api-key "$API_KEY" "$@" \
+        >>"$T/fakeapi.log" 2>&1 &
+    FAKE_PID=$!
+    PIDS+=("$FAKE_PID")
+    if ! wait_until 10 test -s "$pf"; then
+        echo "fake API did not start:" >&2
+        cat "$T/fakeapi.log" >&2
+        return 1
+    fi
+    FAKE_URL="http://127.0.0.1:$(cat "$pf")"
+    export FAKE_URL
+}
+
+fake_stats() { curl -s "$FAKE_URL/_stats"; }
+
+# start_worker NAME ARGS...: a worker in the background, log in $T/NAME.log;
+# sets WORKER_PID.
+start_worker() {
+    local name=$1; shift
+    ANTHROPIC_API_KEY=$API_KEY ANTHROPIC_BASE_URL=$FAKE_URL \
+        "$BIN/llmfleet" worker --redis-url "$REDIS_URL" --name "$name" "$@" \
+        >>"$T/$name.log" 2>&1 &
+    WORKER_PID=$!
+    PIDS+=("$WORKER_PID")
+}
+
+lf() { "$BIN/llmfleet" "$1" --redis-url "$REDIS_URL" "${@:2}"; }

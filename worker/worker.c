@@ -110,6 +110,7 @@ typedef struct worker {
 
 static void pump(worker *w);
 static void maybeExit(worker *w);
+static void onHttpDone(httpReq *req, void *priv);
 static void queueSettle(slot *s);
 
 static long long monoMs(void) {
@@ -133,10 +134,17 @@ static void timerIn(struct event *ev, long ms) {
 
 static slot *slotTake(worker *w) {
     for (int i = 0; i < w->nslots; i++) {
-        if (w->slots[i].state == SLOT_FREE) {
+        slot *s = &w->slots[i];
+        if (s->state == SLOT_FREE) {
             w->nfree--;
-            w->slots[i].lost = 0;
-            return &w->slots[i];
+            s->lost = 0;
+            if (!s->w) {
+                /* First use: slots are set up lazily so that an idle worker
+                 * with many slots stays small. */
+                s->w = w;
+                httpReqInit(&w->http, &s->http, onHttpDone, s);
+            }
+            return s;
         }
     }
     return NULL;
@@ -778,10 +786,6 @@ int workerRun(const workerConfig *cfg) {
     w.nslots = w.nfree = cfg->concurrency;
     w.slots = calloc((size_t)w.nslots, sizeof(slot));
     if (!w.slots) abort();
-    for (int i = 0; i < w.nslots; i++) {
-        w.slots[i].w = &w;
-        httpReqInit(&w.http, &w.slots[i].http, onHttpDone, &w.slots[i]);
-    }
     w.idle_timer = evtimer_new(w.base, onIdle, &w);
     w.flush_ev = evtimer_new(w.base, onFlush, &w);
     w.renew_timer = evtimer_new(w.base, onRenewTimer, &w);
@@ -809,6 +813,7 @@ int workerRun(const workerConfig *cfg) {
     rc = 0;
     rdsFree(w.redis);
     for (int i = 0; i < w.nslots; i++) {
+        if (!w.slots[i].w) continue;
         httpReqFree(&w.slots[i].http);
         bufFree(&w.slots[i].raw);
         bufFree(&w.slots[i].dead);

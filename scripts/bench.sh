@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# make bench: the worker's speed and memory, each beside a baseline
+# measured in the same run, reported as ratios. Figures go in README.md.
+#
+#   BENCH_JOBS=50000 make bench
+#
+# 1. Throughput: N jobs through 1 worker against the fake API at zero
+#    latency; end-to-end jobs/s, worker CPU us/job, Redis CPU us/job.
+#    Baseline: wrk posting the same body to the same fake API over the same
+#    number of connections (the HTTP path alone, no Redis, no JSON).
+# 2. Memory: 1 worker holding 2,000 requests in flight against a 2 s
+#    latency fake API; RSS per in-flight request. Baseline: the same worker
+#    idle (same --concurrency, empty queue).
+set -u
+cd "$(dirname "$0")/.."
+BIN=${LLMFLEET_BIN:-$PWD/bin}
+T=$(mktemp -d "${TMPDIR:-/tmp}/llmfleet-bench.XXXXXX")
+. scripts/fleet-lib.sh
+trap 'fleet_cleanup; rm -rf "$T"' EXIT
+API_KEY="sk-ant-bench-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+N=${BENCH_JOBS:-50000}
+CONC=${BENCH_CONCURRENCY:-64}
+INFLIGHT=${BENCH_INFLIGHT:-2000}
+TICK=$(getconf CLK_TCK)
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# Private memory (USS): what the process costs beyond shared library pages.
+uss_kib() { awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$1/smaps_rollup"; }
+redis_cpu_us() {
+    rcli INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%d", s * 1000000}'
+}
+# A job whose request body is about 1.6 KB, like the issue's wrk test.
+text=$(head -c 1400 /dev/zero | tr '\0' x)
+job() { printf '{"id":"b-%d","request":{"model":"claude-sonnet-4-5","max_tokens":32,"messages":[{"role":"user","content":"%s %d"}]}}\n' "$1" "$text" "$1"; }
+
+start_redis || exit 1
+start_fakeapi --quiet || exit 1
+
+echo "# 1. throughput: $N jobs, 1 worker, --concurrency $CONC, fake API at 0 ms"
+body=$(job 0 | jq -c .request)
+cat > "$T/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = [[$body]]
+wrk.headers["content-type"] = "application/json"
+wrk.headers["x-api-key"] = "$API_KEY"
+wrk.headers["anthropic-version"] = "2023-06-01"
+LUA
+wrk -t1 -c"$CONC" -d5s -s "$T/post.lua" "$FAKE_URL/v1/messages" > "$T/wrk.txt" 2>&1
+wrk_rps=$(awk '/^Requests\/sec/ {printf "%d", $2}' "$T/wrk.txt")
+curl -s -X POST "$FAKE_URL/_reset" >/dev/null
+
+for i in $(seq 1 "$N"); do job "$i"; done > "$T/jobs.jsonl"
+lf submit "$T/jobs.jsonl" 2>/dev/null
+r0=$(redis_cpu_us)
+t0=$(now_ms)
+start_worker bench --concurrency "$CONC" --log-level warn
+w=$WORKER_PID
+all_done() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$N" ]; }
+wait_until 600 all_done || { echo "bench: timed out"; exit 1; }
+t1=$(now_ms)
+wcpu=$(cpu_ticks "$w")
+r1=$(redis_cpu_us)
+kill -TERM "$w"; wait "$w" 2>/dev/null
+ok=$(rcli XLEN 'llmfleet:{default}:results')
+jobs_s=$(( N * 1000 / (t1 - t0) ))
+w_us=$(( wcpu * 1000000 / TICK / N ))
+r_us=$(( (r1 - r0) / N ))
+printf "  %-44s %10s\n" "baseline: wrk -> fake API, req/s" "$wrk_rps"
+printf "  %-44s %10s\n" "llmfleet: end-to-end jobs/s" "$jobs_s"
+printf "  %-44s %10s\n" "ratio llmfleet / wrk" "$(awk "BEGIN {printf \"%.2f\", $jobs_s / $wrk_rps}")"
+printf "  %-44s %10s\n" "worker CPU per job (us)" "$w_us"
+printf "  %-44s %10s\n" "Redis CPU per job (us)" "$r_us"
+printf "  %-44s %10s\n" "results" "$ok"
+
+echo "# 2. memory: 1 worker, $INFLIGHT requests in flight, fake API at 2 s"
+rcli FLUSHALL >/dev/null
+kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+start_fakeapi --latency-ms 2000 --quiet || exit 1
+start_worker mem --concurrency "$INFLIGHT" --log-level warn
+w=$WORKER_PID
+connected() { grep -q redis_connected "$T/mem.log" || [ "$(rcli CLIENT LIST | wc -l)" -ge 2 ]; }
+wait_until 10 connected
+idle_kib=$(rss_kib "$w")
+idle_uss=$(uss_kib "$w")
+for i in $(seq 1 "$INFLIGHT"); do job "$i"; done | lf submit - 2>/dev/null
+inflight() { [ "$(fake_stats | jq .concurrent)" -ge "$INFLIGHT" ]; }
+wait_until 30 inflight || echo "  (only $(fake_stats | jq .concurrent) in flight)"
+busy_kib=$(rss_kib "$w")
+busy_uss=$(uss_kib "$w")
+per=$(( (busy_kib - idle_kib) * 1024 / INFLIGHT ))
+printf "  %-44s %10s\n" "baseline: idle worker RSS (KiB)" "$idle_kib"
+printf "  %-44s %10s\n" "baseline: idle worker private/USS (KiB)" "$idle_uss"
+printf "  %-44s %10s\n" "$INFLIGHT in flight: RSS (KiB)" "$busy_kib"
+printf "  %-44s %10s\n" "$INFLIGHT in flight: private/USS (KiB)" "$busy_uss"
+printf "  %-44s %10s\n" "ratio busy / idle" "$(awk "BEGIN {printf \"%.2f\", $busy_kib / $idle_kib}")"
+printf "  %-44s %10s\n" "bytes per in-flight request" "$per"

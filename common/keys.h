@@ -22,6 +22,9 @@ typedef enum {
     KEY_LIMITS,         /* HASH    fleet-wide limits */
     KEY_STATE,          /* HASH    fleet state: token estimate, pause, spend */
     KEY_STATS,          /* HASH    counters for status */
+    KEY_INFLIGHT,       /* ZSET    admitted lease token -> expiry (ms) */
+    KEY_RESERV,         /* HASH    admitted lease token -> "in,out,cost,t" */
+    KEY_RETRYLOG,       /* ZSET    retries dispatched in the last 60 s */
     KEY_COUNT           /* number of keys */
 } keyId;
 

@@ -27,7 +27,7 @@ start_fakeapi --rpm 4000 --itpm 2000000 --otpm 400000 --latency-ms 250 \
     --per-token-ms 4 --jitter-ms 100 --p529 0.01 --seed 42 --quiet || exit 1
 echo "demo: fake API at $FAKE_URL (4,000 RPM, 2M ITPM, 400k OTPM, ~0.25-1.3 s latency, 1% overloaded)"
 for i in $(seq 1 "$WORKERS"); do
-    start_worker "worker$i" --fleet "$FLEET" --concurrency 32 --base-delay-ms 200
+    start_worker "worker$i" --fleet "$FLEET" --concurrency 32
 done
 echo "demo: $WORKERS workers x 32 slots; submitting $(wc -l < "$PROMPTS") jobs"
 

@@ -44,7 +44,10 @@
 #define REAP_INTERVAL_MS 1000       /* how often the reaper runs */
 #define SETTLE_RETRY_MS 500         /* retry delay when Redis is away */
 
-typedef enum { SLOT_FREE, SLOT_BEGIN, SLOT_HTTP, SLOT_SETTLE } slotState;
+#define NACCT 17                    /* attempt values of a settle record */
+#define LONG_WAIT_MS 2000           /* longer admission waits requeue the job */
+
+typedef enum { SLOT_FREE, SLOT_BEGIN, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE } slotState;
 
 struct worker;
 
@@ -59,15 +62,16 @@ typedef struct slot {
     int attempt;                    /* attempt number from begin.lua */
     long long t_sent;               /* when the request went out (ms, mono) */
     long long latency_ms;           /* of the last attempt */
+    long long wake;                 /* SLOT_WAIT: when to ask again (ms, mono) */
     httpReq http;                   /* the request and its response */
     /* The settle record, ready for settle.lua. */
-    char op;                        /* 'R' result, 'D' dead, 'T' retry, 'Q' requeue */
+    char op;                        /* 'R' result, 'D' dead, 'F' failed, 'Q' requeue */
     int nf;                         /* fields used */
     const char *fv[MAX_FIELDS];     /* field names and values */
     size_t fl[MAX_FIELDS];
     char nums[NUMS][32];            /* formatted numbers the fields point at */
     int nnums;
-    char extra[32];                 /* retry delay for 'T' */
+    char acct[NACCT][24];           /* the attempt's accounting (settle.lua) */
     char errtype[64];               /* error type the fields point at */
     char errmsg[600];               /* error message the fields point at */
     buf dead;                       /* dead-letter entry for 'D' */
@@ -102,6 +106,9 @@ typedef struct worker {
     struct event *renew_timer;
     struct event *reap_timer;
     struct event *drain_timer;
+    struct event *wait_timer;       /* wakes slots waiting on admission */
+    long ceiling;                   /* last ceiling begin.lua reported */
+    char wait_reason[160];          /* last reason the fleet made us wait */
     struct event *sig_term, *sig_int;
     long long done_ok, done_err, retries, dups, fenced;
     char warned_models[8][JOB_MODEL_MAX + 1];
@@ -194,7 +201,39 @@ static void recordStart(slot *s, char op) {
     s->op = op;
     s->nf = 0;
     s->nnums = 0;
-    s->extra[0] = '\0';
+    for (int i = 0; i < NACCT; i++) s->acct[i][0] = '\0';
+    s->acct[0][0] = '0';
+    s->acct[0][1] = '\0';
+}
+
+/* The accounting of an attempt that went out: what settle.lua needs to
+ * release the reservation, settle spend and observe the API's buckets. */
+static void recordAttempt(slot *s, const outcome *o, const rlHeaders *rl,
+                          long long cost_micro) {
+    char (*a)[24] = s->acct;
+    const rlBucket *in = rl->input.limit >= 0 ? &rl->input : &rl->tokens;
+    long long reset = rl->tokens.reset_ms >= 0 ? rl->tokens.reset_ms : rl->input.reset_ms;
+#define SETN(i, v) snprintf(a[i], sizeof(a[i]), "%lld", (long long)(v))
+#define SETOPT(i, v) do { if ((v) >= 0) SETN(i, v); else a[i][0] = '\0'; } while (0)
+    SETN(0, 1);
+    SETN(1, o->http_status);
+    SETN(2, cost_micro);
+    SETN(3, s->latency_ms);
+    SETN(4, o->retryable);
+    SETN(5, o->retry_after_ms);
+    SETN(6, o->spend_limit);
+    snprintf(a[7], sizeof(a[7]), "%.6f", (double)(random() % 1000000) / 1e6);
+    SETOPT(8, rl->requests.remaining >= 0 ? rl->requests.limit : -1);
+    SETOPT(9, rl->requests.limit >= 0 ? rl->requests.remaining : -1);
+    SETOPT(10, in->remaining >= 0 ? in->limit : -1);
+    SETOPT(11, in->limit >= 0 ? in->remaining : -1);
+    SETOPT(12, rl->output.remaining >= 0 ? rl->output.limit : -1);
+    SETOPT(13, rl->output.limit >= 0 ? rl->output.remaining : -1);
+    SETOPT(14, reset);
+    SETOPT(15, o->ok ? o->use.input_tokens : -1);
+    SETOPT(16, o->ok ? o->use.output_tokens : -1);
+#undef SETN
+#undef SETOPT
 }
 
 /* Fields every result carries. */
@@ -219,9 +258,11 @@ static void warnUnknownModel(worker *w, const char *model) {
           "--prices FILE; results of this model carry no cost_usd\"", model);
 }
 
-static void recordOk(slot *s, const outcome *o) {
+/* Fills the fields of a success; returns its cost (-1: no price). */
+static long long recordOk(slot *s, const outcome *o) {
     worker *w = s->w;
     price p;
+    long long cost = -1;
     recordStart(s, 'R');
     fieldsCommon(s);
     fieldStr(s, "status", "ok");
@@ -233,12 +274,14 @@ static void recordOk(slot *s, const outcome *o) {
     fieldNum(s, "cache_read_input_tokens", o->use.cache_read_input_tokens);
     if (priceLookup(s->job.model, strlen(s->job.model), &p) == 0) {
         char *c = s->nums[s->nnums < NUMS ? s->nnums++ : NUMS - 1];
-        int n = priceFormatUsd(priceCost(&p, &o->use), c, 32);
+        cost = priceCost(&p, &o->use);
+        int n = priceFormatUsd(cost, c, 32);
         field(s, "cost_usd", c, (size_t)n);
     } else {
         warnUnknownModel(w, s->job.model);
     }
     w->done_ok++;
+    return cost;
 }
 
 static void recordError(slot *s, const char *type, const char *msg, long status) {
@@ -274,12 +317,6 @@ static void recordDead(slot *s, const char *reason) {
     bufAppendStr(&s->dead, "}");
 }
 
-static void recordRetry(slot *s, long long delay_ms) {
-    recordStart(s, 'T');
-    snprintf(s->extra, sizeof(s->extra), "%lld", delay_ms);
-    s->w->retries++;
-}
-
 static void recordRequeue(slot *s) {
     recordStart(s, 'Q');
 }
@@ -290,13 +327,13 @@ static void onSettled(rds *c, redisReply *r, void *priv);
 
 static void flushSettles(worker *w) {
     int n = 0, argc = 1;
-    for (slot *s = w->pending; s; s = s->next) n++, argc += 5 + s->nf;
+    for (slot *s = w->pending; s; s = s->next) n++, argc += 5 + NACCT + s->nf;
     if (n == 0) return;
 
     const char **v = malloc(sizeof(char *) * (size_t)argc);
     size_t *vl = malloc(sizeof(size_t) * (size_t)argc);
     char maxlen[32], nfs[n][12];
-    static const char *ops[] = {"R", "D", "T", "Q"};
+    static const char *ops[] = {"R", "D", "F", "Q"};
     batch *b = batchNew(w, n);
     if (!v || !vl) abort();
 
@@ -305,12 +342,13 @@ static void flushSettles(worker *w) {
     v[k++] = maxlen;
     for (slot *s = w->pending; s; s = s->next) {
         int i = b->n;
-        v[k] = ops[s->op == 'R' ? 0 : s->op == 'D' ? 1 : s->op == 'T' ? 2 : 3];
+        v[k] = ops[s->op == 'R' ? 0 : s->op == 'D' ? 1 : s->op == 'F' ? 2 : 3];
         vl[k++] = 1;
         v[k] = s->token, vl[k++] = strlen(s->token);
         v[k] = s->job.id, vl[k++] = strlen(s->job.id);
         if (s->op == 'D') v[k] = s->dead.p, vl[k++] = s->dead.len;
-        else v[k] = s->extra, vl[k++] = strlen(s->extra);
+        else v[k] = "", vl[k++] = 0;
+        for (int a = 0; a < NACCT; a++) v[k] = s->acct[a], vl[k++] = strlen(s->acct[a]);
         vl[k] = (size_t)snprintf(nfs[i], sizeof(nfs[i]), "%d", s->nf);
         v[k++] = nfs[i];
         for (int f = 0; f < s->nf; f++) v[k] = s->fv[f], vl[k++] = s->fl[f];
@@ -322,9 +360,12 @@ static void flushSettles(worker *w) {
         w->keys.name[KEY_DONE], w->keys.name[KEY_ATTEMPTS],
         w->keys.name[KEY_RESULTS], w->keys.name[KEY_DEAD],
         w->keys.name[KEY_DELAYED], w->keys.name[KEY_DELAYEDJOB],
-        w->keys.name[KEY_JOBS],
+        w->keys.name[KEY_JOBS], w->keys.name[KEY_LIMITS],
+        w->keys.name[KEY_STATE], w->keys.name[KEY_INFLIGHT],
+        w->keys.name[KEY_RESERV], w->keys.name[KEY_RETRYLOG],
+        w->keys.name[KEY_STATS],
     };
-    if (rdsScript(w->redis, "settle", 9, keys, argc, v, vl, onSettled, b) == 0) {
+    if (rdsScript(w->redis, "settle", 15, keys, argc, v, vl, onSettled, b) == 0) {
         w->pending = w->pending_tail = NULL;
         w->calls++;
     } else {
@@ -356,7 +397,9 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
     for (int i = 0; i < b->n; i++) {
         slot *s = b->s[i];
         long long st = r->element[i]->integer;
-        if (st == 0) {
+        if (st == 2) {
+            w->retries++;
+        } else if (st == 0) {
             w->dups++;
             lfLog(LF_INFO, "event=duplicate_result_refused id=\"%s\"", s->job.id);
         } else if (st < 0) {
@@ -390,18 +433,6 @@ static void queueSettle(slot *s) {
 
 /* ---- API requests ----------------------------------------------------- */
 
-/* Full-jitter backoff: uniform in [0, min(max, base * 2^(attempt-1))],
- * never under what the API asked for. */
-static long long backoffMs(const workerConfig *cfg, int attempt,
-                           long long retry_after_ms) {
-    long long cap = cfg->base_delay_ms;
-    for (int i = 1; i < attempt && cap < cfg->max_delay_ms; i++) cap *= 2;
-    if (cap > cfg->max_delay_ms) cap = cfg->max_delay_ms;
-    long long d = cap > 0 ? (long long)(random() % (cap + 1)) : 0;
-    if (d < retry_after_ms) d = retry_after_ms;
-    return d;
-}
-
 static void onHttpDone(httpReq *req, void *priv) {
     slot *s = priv;
     worker *w = s->w;
@@ -409,23 +440,23 @@ static void onHttpDone(httpReq *req, void *priv) {
     s->latency_ms = monoMs() - s->t_sent;
     outcomeClassify(&o, req->result, req->errbuf, req->too_large, req->status,
                     req->body.p, req->body.len, &req->rl);
+    long long cost = -1;
     if (o.ok) {
-        recordOk(s, &o);
-    } else if (o.retryable && s->attempt < w->cfg->max_attempts && !w->draining) {
-        lfLog(LF_INFO, "event=retry id=\"%s\" attempt=%d error_type=%s http_status=%ld",
-              s->job.id, s->attempt, o.error_type, o.http_status);
-        recordRetry(s, backoffMs(w->cfg, s->attempt, o.retry_after_ms));
+        cost = recordOk(s, &o);
     } else if (o.retryable && w->draining) {
         recordRequeue(s);
     } else {
-        char msg[600];
-        if (o.retryable)
-            snprintf(msg, sizeof(msg), "gave up after %d attempts: %s",
-                     s->attempt, o.error_message);
-        else
-            snprintf(msg, sizeof(msg), "%s", o.error_message);
-        recordError(s, o.error_type, msg, o.http_status);
+        /* Retryable: settle.lua decides (attempts, retry budget) and writes
+         * this error result only if it does not retry. */
+        recordError(s, o.error_type, o.error_message, o.http_status);
+        if (o.retryable) {
+            s->op = 'F';
+            w->done_err--;
+            lfLog(LF_INFO, "event=attempt_failed id=\"%s\" attempt=%d error_type=%s "
+                  "http_status=%ld", s->job.id, s->attempt, o.error_type, o.http_status);
+        }
     }
+    recordAttempt(s, &o, &req->rl, cost);
     queueSettle(s);
 }
 
@@ -447,14 +478,61 @@ static void startRequest(slot *s) {
     }
 }
 
-/* ---- Begin ------------------------------------------------------------ */
+/* ---- Begin (admission) ---------------------------------------------- */
+
+static void sendBegin(worker *w, batch *b);
+
+static void endWithError(slot *s, const char *type, const char *msg) {
+    s->latency_ms = 0;
+    recordError(s, type, msg, 0);
+    queueSettle(s);
+}
+
+/* Arm the wait timer for the earliest waiting slot. */
+static void armWaitTimer(worker *w) {
+    long long first = 0, now = monoMs();
+    for (int i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state == SLOT_WAIT && (!first || s->wake < first)) first = s->wake;
+    }
+    if (!first) return;
+    evtimer_del(w->wait_timer);
+    timerIn(w->wait_timer, first > now ? (long)(first - now) : 0);
+}
+
+static void onWaitTimer(evutil_socket_t fd, short what, void *arg) {
+    worker *w = arg;
+    long long now = monoMs();
+    int n = 0;
+    (void)fd; (void)what;
+    for (int i = 0; i < w->nslots; i++)
+        if (w->slots[i].state == SLOT_WAIT && w->slots[i].wake <= now + 2) n++;
+    if (n) {
+        batch *b = batchNew(w, n);
+        for (int i = 0; i < w->nslots; i++) {
+            slot *s = &w->slots[i];
+            if (s->state != SLOT_WAIT || s->wake > now + 2) continue;
+            s->state = SLOT_BEGIN;
+            b->s[b->n++] = s;
+        }
+        sendBegin(w, b);
+    }
+    armWaitTimer(w);
+}
+
+static void noteWait(worker *w, const char *reason, long long ms) {
+    if (!reason[0] || strcmp(reason, w->wait_reason) == 0) return;
+    snprintf(w->wait_reason, sizeof(w->wait_reason), "%s", reason);
+    lfLog(LF_INFO, "event=fleet_wait reason=\"%s\" wait_ms=%lld", reason, ms);
+}
 
 static void onBegun(rds *c, redisReply *r, void *priv) {
     batch *b = priv;
     worker *w = b->w;
+    int waiting = 0;
     (void)c;
     w->calls--;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)b->n) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 2 * (size_t)b->n) {
         /* Unknown state: forget these jobs here. Their leases are no
          * longer renewed, expire, and the reaper puts the jobs back. */
         for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
@@ -463,58 +541,115 @@ static void onBegun(rds *c, redisReply *r, void *priv) {
         maybeExit(w);
         return;
     }
+    long ceiling = (long)r->element[0]->integer;
+    if (ceiling != w->ceiling) {
+        lfLog(LF_INFO, "event=ceiling max_in_flight=%ld", ceiling);
+        w->ceiling = ceiling;
+    }
+    const char *reason = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "";
     for (int i = 0; i < b->n; i++) {
         slot *s = b->s[i];
-        long long st = r->element[i]->integer;
-        if (st == 0) {
+        long long code = r->element[2 + 2 * i]->integer;
+        long long val = r->element[3 + 2 * i]->integer;
+        char msg[300];
+        switch (code) {
+        case 1:                                 /* go */
+            if (w->wait_reason[0]) w->wait_reason[0] = '\0';
+            s->attempt = (int)val;
+            if (w->draining) {
+                recordRequeue(s);
+                queueSettle(s);
+            } else {
+                startRequest(s);
+            }
+            break;
+        case 0:                                 /* duplicate delivery */
             w->dups++;
             lfLog(LF_INFO, "event=duplicate_delivery_dropped id=\"%s\"", s->job.id);
             slotRelease(s);
-        } else if (st < 0) {
-            w->fenced++;
-            slotRelease(s);
-        } else if (w->draining) {
+            break;
+        case 2:                                 /* wait */
+            noteWait(w, reason, val);
+            if (w->draining || val > LONG_WAIT_MS) {
+                /* A long wait: the job waits in the queue, not here. */
+                recordRequeue(s);
+                queueSettle(s);
+                if (!w->draining) {
+                    evtimer_del(w->idle_timer);
+                    timerIn(w->idle_timer, val < 5000 ? (long)val : 5000);
+                }
+            } else {
+                s->state = SLOT_WAIT;
+                s->wake = monoMs() + val + random() % (val / 10 + 2);
+                waiting = 1;
+            }
+            break;
+        case 4:                                 /* spend cap */
+            noteWait(w, "spend cap reached (max_spend_usd)", 0);
             recordRequeue(s);
             queueSettle(s);
-        } else if (st > w->cfg->max_attempts) {
-            s->attempt = (int)st - 1;
-            s->latency_ms = 0;
-            char msg[200];
-            snprintf(msg, sizeof(msg), "gave up after %d deliveries: the worker "
-                     "running it was lost each time", (int)st - 1);
-            recordError(s, "worker_lost", msg, 0);
-            queueSettle(s);
-        } else {
-            s->attempt = (int)st;
-            startRequest(s);
+            break;
+        case 5:                                 /* no price under a cap */
+            snprintf(msg, sizeof(msg), "model \"%s\" has no price and the fleet "
+                     "has a spend cap (max_spend_usd): refused; add the model with "
+                     "--prices FILE", s->job.model);
+            endWithError(s, "no_price", msg);
+            break;
+        case 6:                                 /* deliveries used up */
+            s->attempt = (int)val;
+            snprintf(msg, sizeof(msg), "gave up after %lld deliveries that never "
+                     "settled: the worker running it was lost each time", val);
+            endWithError(s, "worker_lost", msg);
+            break;
+        default:                                /* lease lost */
+            w->fenced++;
+            slotRelease(s);
         }
     }
     free(b);
+    if (waiting) armWaitTimer(w);
     pump(w);
     maybeExit(w);
 }
 
 static void sendBegin(worker *w, batch *b) {
-    int argc = b->n * 2;
-    const char **v = malloc(sizeof(char *) * (size_t)(argc + 1));
-    size_t *vl = malloc(sizeof(size_t) * (size_t)(argc + 1));
-    if (!v || !vl) abort();
+    int argc = 1 + b->n * 5;
+    const char **v = malloc(sizeof(char *) * (size_t)argc);
+    size_t *vl = malloc(sizeof(size_t) * (size_t)argc);
+    char (*nums)[3][24] = malloc(sizeof(*nums) * (size_t)(b->n ? b->n : 1));
+    char lease[32];
+    if (!v || !vl || !nums) abort();
+    vl[0] = (size_t)snprintf(lease, sizeof(lease), "%ld", w->cfg->lease_ms);
+    v[0] = lease;
     for (int i = 0; i < b->n; i++) {
-        v[2 * i] = b->s[i]->token;
-        vl[2 * i] = strlen(b->s[i]->token);
-        v[2 * i + 1] = b->s[i]->job.id;
-        vl[2 * i + 1] = strlen(b->s[i]->job.id);
+        slot *s = b->s[i];
+        price p;
+        long long reserve = -1;
+        if (priceLookup(s->job.model, strlen(s->job.model), &p) == 0)
+            reserve = priceReserve(&p, s->job.input_estimate, s->job.max_tokens);
+        const char **a = v + 1 + 5 * i;
+        size_t *al = vl + 1 + 5 * i;
+        a[0] = s->token, al[0] = strlen(s->token);
+        a[1] = s->job.id, al[1] = strlen(s->job.id);
+        al[2] = (size_t)snprintf(nums[i][0], 24, "%lld", s->job.input_estimate);
+        al[3] = (size_t)snprintf(nums[i][1], 24, "%lld", s->job.max_tokens);
+        al[4] = (size_t)snprintf(nums[i][2], 24, "%lld", reserve);
+        a[2] = nums[i][0], a[3] = nums[i][1], a[4] = nums[i][2];
     }
     const char *keys[] = {
         w->keys.name[KEY_LEASES], w->keys.name[KEY_LEASEJOB],
         w->keys.name[KEY_DONE], w->keys.name[KEY_ATTEMPTS],
+        w->keys.name[KEY_LIMITS], w->keys.name[KEY_STATE],
+        w->keys.name[KEY_INFLIGHT], w->keys.name[KEY_RESERV],
+        w->keys.name[KEY_RESULTS],
     };
-    if (rdsScript(w->redis, "begin", 4, keys, argc, v, vl, onBegun, b) == 0) {
+    if (rdsScript(w->redis, "begin", 9, keys, argc, v, vl, onBegun, b) == 0) {
         w->calls++;
     } else {
         for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
         free(b);
     }
+    free(nums);
     free(v);
     free(vl);
 }
@@ -526,12 +661,21 @@ static void onClaimed(rds *c, redisReply *r, void *priv) {
     char err[300];
     (void)c;
     w->claiming = 0;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
         timerIn(w->idle_timer, w->cfg->idle_poll_ms);
         maybeExit(w);
         return;
     }
-    int n = (int)(r->elements - 1) / 2;
+    long long wait = r->element[1]->integer;
+    if (wait > 0) {
+        /* Paused or stopped at the spend cap: ask again when it may end,
+         * and at least every second (limits can change). */
+        noteWait(w, r->element[2]->str, wait);
+        timerIn(w->idle_timer, wait < 1000 ? (long)wait : 1000);
+        maybeExit(w);
+        return;
+    }
+    int n = (int)(r->elements - 3) / 2;
     if (n == 0) {
         timerIn(w->idle_timer, w->cfg->idle_poll_ms);
         maybeExit(w);
@@ -539,7 +683,7 @@ static void onClaimed(rds *c, redisReply *r, void *priv) {
     }
     batch *b = batchNew(w, n);
     for (int i = 0; i < n; i++) {
-        redisReply *tok = r->element[1 + 2 * i], *raw = r->element[2 + 2 * i];
+        redisReply *tok = r->element[3 + 2 * i], *raw = r->element[4 + 2 * i];
         slot *s = slotTake(w);
         if (!s) abort();    /* claim asked for at most nfree jobs */
         snprintf(s->token, sizeof(s->token), "%.*s", (int)tok->len, tok->str);
@@ -573,9 +717,10 @@ static void pump(worker *w) {
     const char *keys[] = {
         w->keys.name[KEY_JOBS], w->keys.name[KEY_LEASES],
         w->keys.name[KEY_LEASEJOB], w->keys.name[KEY_DELAYED],
-        w->keys.name[KEY_DELAYEDJOB],
+        w->keys.name[KEY_DELAYEDJOB], w->keys.name[KEY_LIMITS],
+        w->keys.name[KEY_STATE], w->keys.name[KEY_RETRYLOG],
     };
-    if (rdsScript(w->redis, "claim", 5, keys, 3, v, vl, onClaimed, w) == 0)
+    if (rdsScript(w->redis, "claim", 8, keys, 3, v, vl, onClaimed, w) == 0)
         w->claiming = 1;
 }
 
@@ -628,8 +773,9 @@ static void onRenewTimer(evutil_socket_t fd, short what, void *arg) {
         v[n] = s->token;
         vl[n++] = strlen(s->token);
     }
-    const char *keys[] = {w->keys.name[KEY_LEASES], w->keys.name[KEY_WORKERS]};
-    rdsScript(w->redis, "renew", 2, keys, n, v, vl, onRenewed, w);
+    const char *keys[] = {w->keys.name[KEY_LEASES], w->keys.name[KEY_WORKERS],
+                          w->keys.name[KEY_INFLIGHT]};
+    rdsScript(w->redis, "renew", 3, keys, n, v, vl, onRenewed, w);
     free(v);
     free(vl);
 }
@@ -652,8 +798,10 @@ static void onReapTimer(evutil_socket_t fd, short what, void *arg) {
     const char *keys[] = {
         w->keys.name[KEY_LEASES], w->keys.name[KEY_LEASEJOB],
         w->keys.name[KEY_JOBS], w->keys.name[KEY_WORKERS],
+        w->keys.name[KEY_INFLIGHT], w->keys.name[KEY_RESERV],
+        w->keys.name[KEY_STATE],
     };
-    rdsScript(w->redis, "reap", 4, keys, 1, v, vl, onReaped, w);
+    rdsScript(w->redis, "reap", 7, keys, 1, v, vl, onReaped, w);
 }
 
 /* ---- Shutdown --------------------------------------------------------- */
@@ -680,6 +828,9 @@ static void onDrainDeadline(evutil_socket_t fd, short what, void *arg) {
         if (s->state != SLOT_HTTP) continue;
         httpCancel(&s->http);
         recordRequeue(s);
+        /* Sent, outcome unknown: settle.lua counts its reservation. */
+        snprintf(s->acct[0], sizeof(s->acct[0]), "1");
+        snprintf(s->acct[1], sizeof(s->acct[1]), "0");
         queueSettle(s);
         n++;
     }
@@ -697,6 +848,13 @@ static void onSignal(evutil_socket_t sig, short what, void *arg) {
     }
     w->draining = 1;
     evtimer_del(w->idle_timer);
+    evtimer_del(w->wait_timer);
+    for (int i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state != SLOT_WAIT) continue;
+        recordRequeue(s);
+        queueSettle(s);
+    }
     lfLog(LF_INFO, "event=draining signal=%d in_flight=%d deadline_ms=%ld",
           (int)sig, w->nslots - w->nfree, w->cfg->drain_timeout_ms);
     timerIn(w->drain_timer, w->cfg->drain_timeout_ms);
@@ -717,9 +875,6 @@ void workerConfigDefaults(workerConfig *cfg) {
     cfg->results_maxlen = 1000000;
     cfg->max_job_bytes = 32u << 20;
     cfg->max_response_bytes = 64u << 20;
-    cfg->max_attempts = 5;
-    cfg->base_delay_ms = 500;
-    cfg->max_delay_ms = 30000;
 }
 
 static void raiseFdLimit(int want) {
@@ -791,6 +946,7 @@ int workerRun(const workerConfig *cfg) {
     w.renew_timer = evtimer_new(w.base, onRenewTimer, &w);
     w.reap_timer = evtimer_new(w.base, onReapTimer, &w);
     w.drain_timer = evtimer_new(w.base, onDrainDeadline, &w);
+    w.wait_timer = evtimer_new(w.base, onWaitTimer, &w);
     w.sig_term = evsignal_new(w.base, SIGTERM, onSignal, &w);
     w.sig_int = evsignal_new(w.base, SIGINT, onSignal, &w);
     evsignal_add(w.sig_term, NULL);
@@ -824,6 +980,7 @@ int workerRun(const workerConfig *cfg) {
     event_free(w.renew_timer);
     event_free(w.reap_timer);
     event_free(w.drain_timer);
+    event_free(w.wait_timer);
     event_free(w.sig_term);
     event_free(w.sig_int);
     httpShutdown(&w.http);

@@ -27,9 +27,6 @@ typedef struct workerConfig {
     long results_maxlen;            /* --results-maxlen (XADD MAXLEN ~) */
     size_t max_job_bytes;           /* --max-job-bytes */
     size_t max_response_bytes;      /* --max-response-bytes */
-    int max_attempts;               /* --max-attempts */
-    long base_delay_ms;             /* --base-delay-ms */
-    long max_delay_ms;              /* --max-delay-ms */
     int allow_insecure_http;        /* --allow-insecure-http */
 } workerConfig;
 

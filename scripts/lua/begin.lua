@@ -1,29 +1,159 @@
--- begin.lua — a worker is about to send the API requests of some leases.
+-- begin.lua — admission: may these leased jobs be sent to the API now?
 --
--- For each (token, id): a lease that is gone (reaped: the worker was too
--- slow) is refused; an id that already has its result is a duplicate
--- delivery: its lease is dropped and nothing is sent; otherwise the id's
--- attempt counter goes up by one and is returned.
+-- One atomic decision per job, in order:
+--   lease gone -> lost; id done -> duplicate (lease dropped);
+--   attempts used up by deliveries that never settled -> exhausted;
+--   fleet paused -> wait (a long pause admits one probe per probe_interval);
+--   spend cap set and the model has no price -> noprice;
+--   spent + reserved + this reservation > max_spend_usd -> budget (the fleet
+--     stops; one budget_exceeded entry goes to the results stream);
+--   in flight >= ceiling -> wait;
+--   a token bucket estimate minus this job's need under soft_token_floor ->
+--     wait exactly as long as the refill takes;
+--   else go: count the attempt, add the lease to `inflight` (scored by
+--   expiry, so a dead worker's slots come back), reserve its tokens and cost.
 --
--- KEYS[1] leases    ZSET
--- KEYS[2] leasejob  HASH
--- KEYS[3] done      SET
--- KEYS[4] attempts  HASH  id -> attempts
--- ARGV    token1, id1, token2, id2, ...
--- Reply: one integer per pair: n >= 1 attempt number, 0 duplicate (lease
--- dropped), -1 lease lost.
-local rcall = redis.call
-local out = {}
-for i = 1, #ARGV, 2 do
-    local tok, id = ARGV[i], ARGV[i + 1]
+-- KEYS[1] leases  KEYS[2] leasejob  KEYS[3] done  KEYS[4] attempts
+-- KEYS[5] limits  KEYS[6] state  KEYS[7] inflight  KEYS[8] reserv
+-- KEYS[9] results
+-- ARGV[1] lease_ms
+-- ARGV[2..] per job: token, id, input_estimate, max_tokens, reserve_micro
+--           (reserve_micro -1: the model has no price)
+-- Reply: {ceiling, reason, code1, value1, code2, value2, ...}
+--   code 1 go (value: attempt number)   0 duplicate   -1 lease lost
+--        2 wait (value: ms)   4 budget   5 noprice   6 exhausted (value: attempts)
+local now = nowMs()
+local l = loadLimits(KEYS[5])
+local st = loadHash(KEYS[6])
+local rule = l.output_rule
+local maxAtt = tonumber(l.max_attempts) or 5
+local cap = nil
+if l.max_spend_usd ~= '' then cap = math.floor(tonumber(l.max_spend_usd) * 1000000 + 0.5) end
+local spent = tonumber(st.spent) or 0
+local reserved = tonumber(st.reserved) or 0
+local inflight = inFlight(KEYS[7], now)
+local leaseExp = now + tonumber(ARGV[1])
+
+-- The ceiling: fixed, or Little's law (rate the API allows x latency).
+local ceiling = tonumber(l.max_in_flight) or 100
+if l.ceiling == 'auto' then
+    local lat = tonumber(st.ewma_ms)
+    local rate = nil                    -- jobs per ms the limits allow
+    local function consider(b, per)
+        local lim = tonumber(st[b .. '_lim'])
+        if lim and lim > 0 and per and per > 0 then
+            local r = lim / 60000 / per
+            if not rate or r < rate then rate = r end
+        end
+    end
+    consider('r', 1)
+    consider('i', tonumber(st.ewma_in))
+    consider('o', tonumber(st.ewma_out))
+    if lat and rate then
+        local c = math.ceil(rate * lat * 1.2) + 1
+        if c < ceiling then ceiling = c end
+    end
+end
+
+local pu = tonumber(st.pause_until) or 0
+local paused = pu > now
+local probeDue = paused and tonumber(st.pause_long) == 1 and
+                 (tonumber(st.probe_at) or 0) <= now
+local pauseWait = pu - now
+if paused and tonumber(st.pause_long) == 1 then
+    local pw = (tonumber(st.probe_at) or pu) - now
+    if pw < pauseWait then pauseWait = pw end
+end
+
+local est, lim, need = {}, {}, {}
+for _, b in ipairs({'r', 'i', 'o'}) do est[b], lim[b] = bucketEstimate(st, b, now, rule) end
+local pct = string.match(l.soft_token_floor, '%%$') ~= nil
+local add = {r = 0, i = 0, o = 0}
+local reason = ''
+local out = {ceiling, ''}
+
+for k = 2, #ARGV, 5 do
+    local tok, id = ARGV[k], ARGV[k + 1]
+    local inp, mt, res = tonumber(ARGV[k + 2]), tonumber(ARGV[k + 3]), tonumber(ARGV[k + 4])
+    local code, val = 1, 0
     if not rcall('ZSCORE', KEYS[1], tok) then
-        out[#out + 1] = -1
+        code = -1
     elseif rcall('SISMEMBER', KEYS[3], id) == 1 then
         rcall('ZREM', KEYS[1], tok)
         rcall('HDEL', KEYS[2], tok)
-        out[#out + 1] = 0
+        code = 0
     else
-        out[#out + 1] = rcall('HINCRBY', KEYS[4], id, 1)
+        local att = tonumber(rcall('HGET', KEYS[4], id)) or 0
+        if att >= maxAtt then
+            code, val = 6, att
+        elseif paused and not probeDue then
+            code, val = 2, pauseWait
+            reason = st.pause_reason or 'paused'
+        elseif cap and res < 0 then
+            code = 5
+        elseif cap and spent + reserved + res > cap then
+            code = 4
+            if st.budget_cap ~= l.max_spend_usd then
+                st.budget_cap = l.max_spend_usd
+                rcall('HSET', KEYS[6], 'budget_cap', l.max_spend_usd)
+                rcall('XADD', KEYS[9], '*', 'status', 'budget_exceeded',
+                      'max_spend_usd', l.max_spend_usd,
+                      'spent_usd', string.format('%.6f', spent / 1e6),
+                      'reserved_usd', string.format('%.6f', reserved / 1e6))
+            end
+        elseif inflight >= ceiling then
+            local w = (tonumber(st.ewma_ms) or 1000) / ceiling
+            if w < 10 then w = 10 elseif w > 1000 then w = 1000 end
+            code, val = 2, math.ceil(w)
+            reason = 'in flight at the ceiling (' .. ceiling .. ')'
+        else
+            need.r, need.i, need.o = 1, inp, mt
+            local wait = 0
+            for _, b in ipairs({'r', 'i', 'o'}) do
+                if est[b] then
+                    local fl = 0
+                    if b ~= 'r' or pct then fl = floorOf(l.soft_token_floor, lim[b]) end
+                    local target = need[b] + fl
+                    if target > lim[b] then target = lim[b] end
+                    if est[b] < target then
+                        local w = (target - est[b]) / (lim[b] / 60000)
+                        if w > wait then
+                            wait = w
+                            reason = 'pacing: ' .. b .. ' bucket under the soft floor'
+                        end
+                    end
+                end
+            end
+            if wait > 0 then
+                code, val = 2, math.ceil(wait)
+            else
+                val = rcall('HINCRBY', KEYS[4], id, 1)
+                rcall('ZADD', KEYS[7], leaseExp, tok)
+                if res < 0 then res = 0 end
+                rcall('HSET', KEYS[8], tok, inp .. ',' .. mt .. ',' .. res .. ',' .. now)
+                for _, b in ipairs({'r', 'i', 'o'}) do
+                    if est[b] then est[b] = est[b] - need[b] end
+                    add[b] = add[b] + need[b]
+                end
+                reserved = reserved + res
+                inflight = inflight + 1
+                incr(KEYS[6], 'reserved', res)
+                if probeDue then
+                    probeDue = false
+                    rcall('HSET', KEYS[6], 'probe_at', now + tonumber(l.probe_interval),
+                          'probe_token', tok)
+                end
+            end
+        end
     end
+    out[#out + 1] = code
+    out[#out + 1] = val
 end
+if add.r > 0 then
+    incr(KEYS[6], 'r_since', add.r)
+    incr(KEYS[6], 'i_since', add.i)
+    incr(KEYS[6], 'o_since', add.o)
+    incr(KEYS[6], 'o_inflight', add.o)
+end
+out[2] = reason
 return out

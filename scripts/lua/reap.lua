@@ -2,15 +2,15 @@
 --
 -- Any live worker runs it periodically. A lease expires only when its
 -- worker stopped renewing it (died, hung, lost Redis). The job goes back to
--- the consuming end of the queue, so it is the next one claimed.
+-- the consuming end of the queue, so it is the next one claimed. A request
+-- that was in flight has an unknown outcome: its reservation is counted as
+-- spent.
 --
--- KEYS[1] leases  ZSET   KEYS[2] leasejob  HASH   KEYS[3] jobs  LIST
--- KEYS[4] workers ZSET
+-- KEYS[1] leases  KEYS[2] leasejob  KEYS[3] jobs  KEYS[4] workers
+-- KEYS[5] inflight  KEYS[6] reserv  KEYS[7] state
 -- ARGV[1] max leases to reap in one call
 -- Reply: number of jobs put back.
-local rcall = redis.call
-local t = rcall('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local now = nowMs()
 rcall('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 local toks = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
                    tonumber(ARGV[1]))
@@ -19,5 +19,6 @@ for _, tok in ipairs(toks) do
     if job then rcall('RPUSH', KEYS[3], job) end
     rcall('HDEL', KEYS[2], tok)
     rcall('ZREM', KEYS[1], tok)
+    releaseReservation(KEYS[5], KEYS[6], KEYS[7], tok, nil)
 end
 return #toks

@@ -46,6 +46,12 @@ finish() {
     else
         ok "no sanitizer report in the logs"
     fi
+    # A Lua script that fails halfway keeps its partial writes: never allowed.
+    if grep -h 'event=redis_error' "$T"/*.log 2>/dev/null | head -5 | grep .; then
+        fail "Redis script errors in the worker logs"
+    else
+        ok "no Redis script error in the logs"
+    fi
     echo "# $(basename "$0"): $PASS passed, $FAIL failed"
     [ "$FAIL" -eq 0 ]
 }

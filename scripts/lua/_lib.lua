@@ -1,0 +1,90 @@
+-- _lib.lua — prepended to every script by scripts/embed-lua.sh, so the
+-- scripts share one definition of the clock, the fleet limits and the
+-- token-bucket model. Defines locals only; touches no key by itself.
+local rcall = redis.call
+
+-- HINCRBY with a whole number, never "-0" or "1e+15" (Redis refuses both):
+-- a script must not fail halfway, since Redis keeps what it already wrote.
+local function incr(key, field, n)
+    n = math.floor(tonumber(n) or 0)
+    if n == 0 then return end
+    rcall('HINCRBY', key, field, string.format('%d', n))
+end
+
+-- Redis server time in ms: one clock for every worker on every machine.
+local function nowMs()
+    local t = rcall('TIME')
+    return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Fleet limits: the `limits` hash over these defaults. Durations are ms.
+local LIMIT_DEFAULTS = {
+    max_in_flight = '100', soft_token_floor = '5%', hard_token_floor = '0',
+    max_spend_usd = '', max_attempts = '5', base_delay = '500',
+    max_delay = '30000', retry_budget_per_min = '600', ceiling = 'fixed',
+    max_pause = '300000', probe_interval = '10000', output_rule = 'actual',
+}
+local function loadLimits(key)
+    local l = {}
+    for k, v in pairs(LIMIT_DEFAULTS) do l[k] = v end
+    local kv = rcall('HGETALL', key)
+    for i = 1, #kv, 2 do l[kv[i]] = kv[i + 1] end
+    return l
+end
+
+-- A HASH as a Lua table.
+local function loadHash(key)
+    local h = {}
+    local kv = rcall('HGETALL', key)
+    for i = 1, #kv, 2 do h[kv[i]] = kv[i + 1] end
+    return h
+end
+
+-- A floor ("5%" of the bucket's limit, or an absolute count).
+local function floorOf(spec, lim)
+    local pct = string.match(spec, '^([%d%.]+)%%$')
+    if pct then return lim * tonumber(pct) / 100 end
+    return tonumber(spec) or 0
+end
+
+-- The fleet's estimate of what bucket b ('r' requests, 'i' input tokens,
+-- 'o' output tokens) holds now: the last remaining the API reported,
+-- refilled at limit/60 s since then (capped at the limit), minus what was
+-- admitted since. Under the 'actual' output rule the API charges output at
+-- the end, so every output reservation in flight is subtracted instead.
+-- Returns est, lim, or nil when the API has not reported this bucket.
+local function bucketEstimate(st, b, now, rule)
+    local lim = tonumber(st[b .. '_lim'])
+    if not lim or lim <= 0 then return nil end
+    local est = tonumber(st[b .. '_rem']) + (now - tonumber(st[b .. '_at'])) * lim / 60000
+    if est > lim then est = lim end
+    if b == 'o' and rule == 'actual' then
+        est = est - (tonumber(st.o_inflight) or 0)
+    else
+        est = est - (tonumber(st[b .. '_since']) or 0)
+    end
+    return est, lim
+end
+
+-- In flight across the fleet: admitted leases not yet expired.
+local function inFlight(key, now)
+    return rcall('ZCOUNT', key, '(' .. now, '+inf')
+end
+
+-- Give back a lease's reservation: spend moves from reserved to spent
+-- (`cost` micro-dollars, or the whole reservation when cost is nil: an
+-- unknown outcome), output reservations leave o_inflight.
+local function releaseReservation(inflightKey, reservKey, stateKey, tok, cost)
+    local r = rcall('HGET', reservKey, tok)
+    if not r then return false end
+    local _, rout, rcost = string.match(r, '^(%-?%d+),(%-?%d+),(%-?%d+)')
+    rcost = tonumber(rcost) or 0
+    if rcost < 0 then rcost = 0 end
+    if cost == nil or cost < 0 then cost = rcost end
+    incr(stateKey, 'reserved', 0 - rcost)
+    incr(stateKey, 'spent', cost)
+    incr(stateKey, 'o_inflight', 0 - (tonumber(rout) or 0))
+    rcall('HDEL', reservKey, tok)
+    rcall('ZREM', inflightKey, tok)
+    return true
+end

@@ -30,8 +30,7 @@ static double nowSec(void) {
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
-/* Connect to the fleet's Redis; prints the error and returns NULL. */
-static redisContext *connectFleet(const char *cmd, const cliCommon *cc, keySet *ks) {
+redisContext *cliConnect(const char *cmd, const cliCommon *cc, keySet *ks) {
     redisUrl url;
     char err[300];
     if (keysInit(ks, cc->fleet) < 0) {
@@ -296,7 +295,7 @@ int cliSubmit(const cliCommon *cc0, int argc, char **argv) {
     }
 
     keySet ks;
-    redisContext *c = connectFleet("submit", &cc, &ks);
+    redisContext *c = cliConnect("submit", &cc, &ks);
     if (!c) {
         rc = 2;
         goto out;
@@ -415,7 +414,7 @@ int cliResults(const cliCommon *cc0, int argc, char **argv) {
         return 2;
     }
     keySet ks;
-    redisContext *c = connectFleet("results", &cc, &ks);
+    redisContext *c = cliConnect("results", &cc, &ks);
     if (!c) {
         if (out) fclose(o);
         return 2;
@@ -458,59 +457,4 @@ int cliResults(const cliCommon *cc0, int argc, char **argv) {
     bufFree(&b);
     redisFree(c);
     return rc;
-}
-
-/* ---- status ----------------------------------------------------------- */
-
-int cliStatus(const cliCommon *cc0, int argc, char **argv) {
-    cliCommon cc = *cc0;
-    int json = 0, npos;
-    char *pos[1];
-    const optSpec specs[] = {
-        {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
-        {"fleet", OPT_STR, &cc.fleet, 0, "fleet name"},
-        {"json", OPT_FLAG, &json, 0, "one JSON object"},
-        {NULL, 0, NULL, 0, NULL},
-    };
-    int r = optParse("status", argc, argv, specs, pos, 0, &npos);
-    if (r == 1) {
-        optUsage("status", "[options]", specs);
-        return 0;
-    }
-    if (r < 0) return 2;
-    keySet ks;
-    redisContext *c = connectFleet("status", &cc, &ks);
-    if (!c) return 2;
-    struct { const char *name; const char *fmt; int key; } q[] = {
-        {"queued", "LLEN %s", KEY_JOBS},
-        {"leased", "ZCARD %s", KEY_LEASES},
-        {"delayed", "ZCARD %s", KEY_DELAYED},
-        {"dead", "LLEN %s", KEY_DEAD},
-        {"done", "SCARD %s", KEY_DONE},
-        {"results", "XLEN %s", KEY_RESULTS},
-        {"workers", "ZCARD %s", KEY_WORKERS},
-    };
-    long long v[7];
-    int n = (int)(sizeof(q) / sizeof(q[0]));
-    for (int i = 0; i < n; i++) redisAppendCommand(c, q[i].fmt, ks.name[q[i].key]);
-    for (int i = 0; i < n; i++) {
-        redisReply *rr;
-        if (redisGetReply(c, (void **)&rr) != REDIS_OK) {
-            fprintf(stderr, "llmfleet status: %s\n", c->errstr);
-            redisFree(c);
-            return 1;
-        }
-        v[i] = rr->type == REDIS_REPLY_INTEGER ? rr->integer : -1;
-        freeReplyObject(rr);
-    }
-    if (json) {
-        printf("{\"fleet\":\"%s\"", cc.fleet);
-        for (int i = 0; i < n; i++) printf(",\"%s\":%lld", q[i].name, v[i]);
-        printf("}\n");
-    } else {
-        printf("fleet %s\n", cc.fleet);
-        for (int i = 0; i < n; i++) printf("  %-10s %lld\n", q[i].name, v[i]);
-    }
-    redisFree(c);
-    return 0;
 }

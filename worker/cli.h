@@ -1,6 +1,6 @@
 /* cli.h — the operator subcommands that talk to Redis with a blocking
- * connection: submit, results, status. Each returns the process's exit
- * status. */
+ * connection: submit, results (cli.c); status, limits, pause, resume, dead
+ * (admin.c). Each returns the process's exit status. */
 #ifndef LF_CLI_H
 #define LF_CLI_H
 
@@ -9,8 +9,19 @@ typedef struct cliCommon {
     const char *fleet;          /* --fleet / LLMFLEET_FLEET */
 } cliCommon;
 
+struct redisContext;
+struct keySet;
+
+/* Connect to the fleet's Redis (AUTH, SELECT) and fill its key names.
+ * Prints "llmfleet CMD: why" and returns NULL on failure. */
+struct redisContext *cliConnect(const char *cmd, const cliCommon *cc,
+                                struct keySet *ks);
+
 int cliSubmit(const cliCommon *cc, int argc, char **argv);
 int cliResults(const cliCommon *cc, int argc, char **argv);
 int cliStatus(const cliCommon *cc, int argc, char **argv);
+int cliLimits(const cliCommon *cc, int argc, char **argv);
+int cliPause(const cliCommon *cc, int argc, char **argv, int resume);
+int cliDead(const cliCommon *cc, int argc, char **argv);
 
 #endif

@@ -20,7 +20,10 @@ static void usage(void) {
          "  worker            run a worker process\n"
          "  submit [FILE|-]   push JSONL jobs (--wait follows their results)\n"
          "  results           print results as JSONL (--follow, --out FILE)\n"
-         "  status            the fleet at a glance\n\n"
+         "  status            the fleet at a glance (--watch, --json)\n"
+         "  limits show|set KEY=VALUE...   fleet-wide limits, stored in Redis\n"
+         "  pause [--reason TEXT], resume  stop and restart dispatching\n"
+         "  dead list|purge   dead letters\n\n"
          "common options: --redis-url URL (LLMFLEET_REDIS_URL), "
          "--fleet NAME (LLMFLEET_FLEET)\n"
          "'llmfleet COMMAND --help' lists a command's options.");
@@ -85,6 +88,10 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "submit") == 0) return cliSubmit(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "results") == 0) return cliResults(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "status") == 0) return cliStatus(&cc, argc - 2, argv + 2);
+    if (strcmp(cmd, "limits") == 0) return cliLimits(&cc, argc - 2, argv + 2);
+    if (strcmp(cmd, "pause") == 0) return cliPause(&cc, argc - 2, argv + 2, 0);
+    if (strcmp(cmd, "resume") == 0) return cliPause(&cc, argc - 2, argv + 2, 1);
+    if (strcmp(cmd, "dead") == 0) return cliDead(&cc, argc - 2, argv + 2);
     fprintf(stderr, "llmfleet: unknown command \"%s\" (see llmfleet --help)\n", cmd);
     return 2;
 }

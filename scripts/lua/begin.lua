@@ -155,5 +155,6 @@ if add.r > 0 then
     incr(KEYS[6], 'o_since', add.o)
     incr(KEYS[6], 'o_inflight', add.o)
 end
+if st.ceiling ~= tostring(ceiling) then rcall('HSET', KEYS[6], 'ceiling', ceiling) end
 out[2] = reason
 return out

@@ -45,6 +45,9 @@ local function num(s) if s == nil or s == '' then return nil end return tonumber
 
 local function pause(untilMs, reason, long)
     local cur = tonumber(rcall('HGET', KEYS[11], 'pause_until')) or 0
+    if cur > now and tonumber(rcall('HGET', KEYS[11], 'pause_long')) == 2 then
+        return                          -- an operator's pause stays as it is
+    end
     if untilMs <= cur and long == 0 then return end
     rcall('HSET', KEYS[11], 'pause_until', math.max(untilMs, cur),
           'pause_reason', reason, 'pause_long', long, 'pause_since', now)

@@ -164,19 +164,13 @@ static void msgSuccessBody(const fakeReq *r) {
 
 /* ---- Completion --------------------------------------------------------------------- */
 
-/* Charge what a finished success produced and count it. */
-static void msgAccount(const fakeReq *r) {
-    double now = fakeNow();
-
-    msgRefill(now);
-    if (fake.output.limit > 0) {
-        if (fake.cfg.otpmReserve)
-            fake.output.level += (double)(r->maxTokens - r->outputTokens);
-        else
-            fake.output.level -= (double)r->outputTokens;
-        if (fake.output.level > fake.output.limit) fake.output.level = fake.output.limit;
-    }
-    fakeStatsServed(r->inputTokens, r->outputTokens, r->bodyHash);
+/* Charge an admitted request: the buckets, the spend limit and the org cap
+ * count it now, so they trip exactly, even with answers still in flight. */
+static void msgCharge(fakeReq *r, double now) {
+    if (fake.requests.limit > 0) fake.requests.level -= 1;
+    if (fake.input.limit > 0) fake.input.level -= (double)r->inputTokens;
+    if (fake.output.limit > 0 && fake.cfg.otpmReserve)
+        fake.output.level -= (double)r->maxTokens;
     fake.successes++;
     fake.orgServed += r->inputTokens + r->outputTokens;
     if (fake.cfg.orgCapTokens > 0 && fake.orgCapUntil == 0 &&
@@ -185,6 +179,19 @@ static void msgAccount(const fakeReq *r) {
         lfLog(LF_INFO, "event=org_cap_tripped served=%lld seconds=%g",
               fake.orgServed, fake.cfg.orgCapSeconds);
     }
+}
+
+/* Settle the output bucket for a finished success and count it served. */
+static void msgAccount(const fakeReq *r) {
+    msgRefill(fakeNow());
+    if (fake.output.limit > 0) {
+        if (fake.cfg.otpmReserve)
+            fake.output.level += (double)(r->maxTokens - r->outputTokens);
+        else
+            fake.output.level -= (double)r->outputTokens;
+        if (fake.output.level > fake.output.limit) fake.output.level = fake.output.limit;
+    }
+    fakeStatsServed(r->inputTokens, r->outputTokens, r->bodyHash);
 }
 
 /* Answer an admitted request with its success. */
@@ -215,9 +222,14 @@ void fakeMsgFire(fakeReq *r) {
     free(r);
 }
 
+/* A client that leaves before its answer gets no success: the spend limit
+ * and org cap forget it, and a reservation goes back to the bucket. */
 void fakeMsgAbandon(fakeReq *r) {
-    /* A reservation comes back when the client leaves before the answer. */
-    if (r->action == FAKE_ACT_REPLY && fake.cfg.otpmReserve && fake.output.limit > 0) {
+    if (r->action != FAKE_ACT_REPLY) return;
+    if (fake.successes > 0) fake.successes--;
+    fake.orgServed -= r->inputTokens + r->outputTokens;
+    if (fake.orgServed < 0) fake.orgServed = 0;
+    if (fake.cfg.otpmReserve && fake.output.limit > 0) {
         fakeBucketRefill(&fake.output, fakeNow());
         fake.output.level += (double)r->maxTokens;
         if (fake.output.level > fake.output.limit) fake.output.level = fake.output.limit;
@@ -450,6 +462,9 @@ static void msgHold(const fakeReq *tmpl, int action, double delayMs) {
     r->action = action;
     r->heapIdx = -1;
     r->deadline = fakeNow() + delayMs / 1000.0;
+    /* The body is no longer needed: free its memory while we wait. */
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+    evbuffer_drain(in, evbuffer_get_length(in));
     fakeSchedWatchClose(r);
     if (action != FAKE_ACT_HANG) fakeSchedAdd(r);
 }
@@ -494,12 +509,8 @@ static void msgAdmit(fakeReq *r) {
         msgError(r->req, 429, "rate_limit_error", m, msgRetryAfter(wait));
         return;
     }
-    if (fake.requests.limit > 0) fake.requests.level -= 1;
-    if (fake.input.limit > 0) fake.input.level -= (double)r->inputTokens;
-    if (fake.output.limit > 0 && fake.cfg.otpmReserve)
-        fake.output.level -= (double)r->maxTokens;
-
     r->outputTokens = msgOutputTokens(r->bodyHash, r->maxTokens);
+    msgCharge(r, now);
     double delay = msgDelayMs(r->outputTokens);
     if (delay <= 0) msgComplete(r);
     else msgHold(r, FAKE_ACT_REPLY, delay);

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# smoke.sh — black-box checks of bin/llmfleet-fakeapi over real HTTP (curl,
+# jq): wire shapes, auth, validation, buckets and headers, org cap, spend
+# limit, faults, latency, /_stats, /_reset, /_config, exit codes.
+#
+# usage: LLMFLEET_BIN=/path/to/bin bash tests/fakeapi/smoke.sh
+#        FAKEAPI_WRAP="valgrind -q --leak-check=full --error-exitcode=9" ...
+# Prints one line per check and "N passed, M failed"; exits 1 on failure.
+set -uo pipefail
+
+bin=${LLMFLEET_BIN:?set LLMFLEET_BIN to the directory holding llmfleet-fakeapi}
+wrap=${FAKEAPI_WRAP:-}
+tmp=$(mktemp -d)
+pid=""
+passed=0
+failed=0
+
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok()   { passed=$((passed + 1)); echo "ok   $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+# t NAME: report the status of the condition just evaluated.
+t() { local rc=$?; if [ $rc -eq 0 ]; then ok "$1"; else fail "$1"; fi; }
+
+# Wait up to $2 seconds for command $1 (a string) to succeed.
+waitFor() {
+    local deadline=$((SECONDS + $2))
+    until eval "$1"; do
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.05
+    done
+}
+
+# start ARGS...: run the fake API with ARGS on an ephemeral port.
+start() {
+    rm -f "$tmp/port"
+    $wrap "$bin/llmfleet-fakeapi" --port-file "$tmp/port" --quiet "$@" &
+    pid=$!
+    waitFor '[ -s "$tmp/port" ]' 30 || { echo "fake API did not start"; exit 1; }
+    base="http://127.0.0.1:$(cat "$tmp/port")"
+}
+
+# stop: SIGTERM, expect exit status 0.
+stop() {
+    kill -TERM "$pid"
+    wait "$pid"
+    local rc=$?
+    pid=""
+    return $rc
+}
+
+KEY=test-key
+BODY='{"model":"claude-sonnet-4-6","max_tokens":64,"messages":[{"role":"user","content":"Hello, fleet. How are the buckets today?"}]}'
+
+# post PATH BODY [curl args...]: POST, headers in $tmp/h, body in $tmp/b,
+# status in $code.
+post() {
+    local path=$1 body=$2; shift 2
+    code=$(curl -s -o "$tmp/b" -D "$tmp/h" -w '%{http_code}' -X POST \
+        -H 'content-type: application/json' "$@" --data-binary "$body" "$base$path")
+}
+msg() { post /v1/messages "$1" -H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01' "${@:2}"; }
+hdr() { tr -d '\r' < "$tmp/h" | awk -v k="$(echo "$1" | tr A-Z a-z)" \
+    'BEGIN{FS=": "} tolower($1)==k {print $2; exit}'; }
+jb() { jq -r "$1" < "$tmp/b"; }
+isError() {
+    [ "$code" = "$1" ] && [ "$(jb .type)" = error ] && [ "$(jb .error.type)" = "$2" ] &&
+        [ "$(jb .request_id)" = "$(hdr request-id)" ] && [[ "$(hdr request-id)" == req_* ]]
+}
+stat() { curl -s "$base/_stats" | jq -r "$1"; }
+
+# ---- options ------------------------------------------------------------------
+"$bin/llmfleet-fakeapi" --bogus 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q -- --bogus "$tmp/err"
+t "unknown flag exits 2 naming it"
+"$bin/llmfleet-fakeapi" --p500 1.5 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q -- --p500 "$tmp/err"
+t "bad value exits 2 naming the flag"
+
+# ---- wire format, auth, validation ---------------------------------------------
+start --api-key "$KEY" --seed 7
+
+msg "$BODY"
+[ "$code" = 200 ] && [ "$(jb .type)" = message ] &&
+    [ "$(jb .role)" = assistant ] && [ "$(jb .model)" = claude-sonnet-4-6 ] &&
+    [[ "$(jb .id)" == msg_* ]] && [ "$(jb '.content[0].type')" = text ] &&
+    [ "$(jb .stop_sequence)" = null ] &&
+    [ "$(jb '.usage.cache_read_input_tokens')" = 0 ] &&
+    [ "$(jb '.usage.cache_creation_input_tokens')" = 0 ]
+t "success: 200 message shape"
+[[ "$(hdr content-type)" == application/json* ]] &&
+    [[ "$(hdr request-id)" == req_* ]]
+t "success: content-type and request-id"
+out1=$(jb .usage.output_tokens); text1=$(jb '.content[0].text'); in1=$(jb .usage.input_tokens)
+[ "$out1" -ge 1 ] && [ "$out1" -le 64 ] && [ "$in1" -ge 1 ]
+t "success: tokens in range"
+stop1=$(jb .stop_reason)
+if [ "$out1" = 64 ]; then want=max_tokens; else want=end_turn; fi
+[ "$stop1" = "$want" ]
+t "success: stop_reason matches output"
+msg "$BODY"
+[ "$(jb .usage.output_tokens)" = "$out1" ] &&
+    [ "$(jb '.content[0].text')" = "$text1" ]
+t "success: deterministic per body"
+post /v1/messages "$BODY" -H "authorization: Bearer $KEY" -H 'anthropic-version: 2023-06-01'
+[ "$code" = 200 ]
+t "Authorization: Bearer accepted"
+post /v1/messages "$BODY" -H 'anthropic-version: 2023-06-01'
+isError 401 authentication_error
+t "missing key: 401"
+post /v1/messages "$BODY" -H "x-api-key: nope" -H 'anthropic-version: 2023-06-01'
+isError 401 authentication_error
+t "wrong key: 401"
+post /v1/messages "$BODY" -H "x-api-key: $KEY"
+isError 400 invalid_request_error &&
+    jb .error.message | grep -q anthropic-version
+t "no anthropic-version: 400 naming it"
+msg '{"model":'
+isError 400 invalid_request_error
+t "bad JSON: 400"
+msg '[1,2]'
+isError 400 invalid_request_error
+t "non-object body: 400"
+msg '{"max_tokens":5,"messages":[{"role":"user","content":"x"}]}'
+isError 400 invalid_request_error && jb .error.message | grep -q model
+t "no model: 400 naming it"
+msg '{"model":"claude-opus-4-7","max_tokens":0,"messages":[{"role":"user","content":"x"}]}'
+isError 400 invalid_request_error &&
+    jb .error.message | grep -q max_tokens
+t "max_tokens 0: 400 naming it"
+msg '{"model":"claude-opus-4-7","max_tokens":1.5,"messages":[{"role":"user","content":"x"}]}'
+isError 400 invalid_request_error
+t "max_tokens float: 400"
+msg '{"model":"claude-opus-4-7","max_tokens":5,"messages":[]}'
+isError 400 invalid_request_error &&
+    jb .error.message | grep -q messages
+t "empty messages: 400 naming it"
+msg '{"model":"gpt-4o","max_tokens":5,"messages":[{"role":"user","content":"x"}]}'
+isError 404 not_found_error
+t "unknown model: 404"
+post /v1/messages/count_tokens '{"model":"claude-haiku-4-5","messages":[{"role":"user","content":"abcdefghijklmnop"}]}' \
+    -H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01'
+[ "$code" = 200 ] && [ "$(jb .input_tokens)" = 5 ]    # (4 + 16 chars) / 4
+t "count_tokens"
+head -c $((32 * 1024 * 1024 + 1)) /dev/zero | tr '\0' ' ' > "$tmp/big"
+code=$(curl -s -o "$tmp/b" -D "$tmp/h" -w '%{http_code}' -H "x-api-key: $KEY" \
+    -H 'anthropic-version: 2023-06-01' --data-binary @"$tmp/big" "$base/v1/messages")
+rm -f "$tmp/big"
+isError 413 request_too_large
+t "body over 32 MB: 413 request_too_large"
+[ "$(stat '.status["200"]')" = 4 ]     # 3 messages + count_tokens &&
+    [ "$(stat '.status["401"]')" = 2 ] && [ "$(stat '.status["404"]')" = 1 ] &&
+    [ "$(stat .repeated_bodies)" -ge 2 ] && [ "$(stat .concurrent)" = 0 ]
+t "/_stats counts statuses"
+
+# ---- buckets and headers ---------------------------------------------------------
+curl -s -X POST "$base/_reset" >/dev/null
+curl -s -X POST -d '{"rpm":2,"itpm":100000,"otpm":5000}' "$base/_config" >/dev/null
+msg "$BODY"
+[ "$(hdr anthropic-ratelimit-requests-limit)" = 2 ] &&
+    [ "$(hdr anthropic-ratelimit-requests-remaining)" = 1 ] &&
+    [ "$(hdr anthropic-ratelimit-input-tokens-limit)" = 100000 ] &&
+    [ "$(hdr anthropic-ratelimit-output-tokens-limit)" = 5000 ] &&
+    [ "$(hdr anthropic-ratelimit-tokens-limit)" = 5000 ] &&
+    [[ "$(hdr anthropic-ratelimit-requests-reset)" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] &&
+    [ $(( $(hdr anthropic-ratelimit-input-tokens-remaining) % 1000 )) = 0 ]
+t "ratelimit headers on 200"
+msg "$BODY"; msg "$BODY"
+ra=$(hdr retry-after)
+isError 429 rate_limit_error &&
+    [ "$ra" -ge 1 ] && [ "$ra" -le 30 ] && [ "$(hdr anthropic-ratelimit-requests-remaining)" = 0 ]
+t "rpm exceeded: 429 with retry-after and headers"
+curl -s -X POST -d '{"rpm":0}' "$base/_config" >/dev/null
+msg "$BODY"
+[ "$code" = 200 ] && [ -z "$(hdr anthropic-ratelimit-requests-limit)" ]
+t "/_config lifts rpm"
+curl -s -X POST -d '{"otpm":1000,"otpm_mode":"reserve","itpm":0}' "$base/_config" >/dev/null
+curl -s -X POST "$base/_reset" >/dev/null
+msg '{"model":"claude-sonnet-4-6","max_tokens":1000,"messages":[{"role":"user","content":"reserve"}]}'
+c1=$code
+curl -s -X POST -d '{"latency_ms":1500}' "$base/_config" >/dev/null
+curl -s -o /dev/null -H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01' \
+    -d '{"model":"claude-sonnet-4-6","max_tokens":900,"messages":[{"role":"user","content":"reserve 2"}]}' \
+    "$base/v1/messages" &
+bg=$!
+waitFor '[ "$(stat .concurrent)" = 1 ]' 5
+msg '{"model":"claude-sonnet-4-6","max_tokens":900,"messages":[{"role":"user","content":"reserve 3"}]}'
+[ "$c1" = 200 ] && [ "$code" = 429 ]
+t "reserve mode: max_tokens held while in flight"
+wait $bg
+curl -s -X POST -d '{"otpm":0,"latency_ms":0,"otpm_mode":"actual"}' "$base/_config" >/dev/null
+post /_config '{"rpm":-1}'
+[ "$code" = 400 ]
+t "/_config refuses bad values"
+post /_config '{"nope":1}'
+[ "$code" = 400 ]
+t "/_config refuses unknown keys"
+
+# ---- spend limit and org cap --------------------------------------------------------
+curl -s -X POST -d '{"spend_limit_after":1}' "$base/_config" >/dev/null
+curl -s -X POST "$base/_reset" >/dev/null
+msg "$BODY"; c1=$code
+msg "$BODY"
+[ "$c1" = 200 ] &&
+    isError 429 rate_limit_error && [ "$(jb .error.details.error_code)" = enforced_spend_limit_reached ] &&
+    [ -z "$(hdr retry-after)" ]
+t "spend limit: 429 with error_code, no retry-after"
+curl -s -X POST "$base/_reset" >/dev/null
+msg "$BODY"
+[ "$code" = 200 ]
+t "/_reset clears the spend limit"
+curl -s -X POST -d '{"spend_limit_after":0,"org_cap_tokens":1,"org_cap_seconds":2}' "$base/_config" >/dev/null
+curl -s -X POST "$base/_reset" >/dev/null
+msg "$BODY"; c1=$code
+msg "$BODY"
+[ "$c1" = 200 ] && isError 429 rate_limit_error &&
+    [ "$(hdr retry-after)" -ge 1 ] && [ "$(hdr retry-after)" -le 2 ] &&
+    [ "$(hdr anthropic-ratelimit-tokens-remaining)" = 0 ]
+t "org cap: 429, retry-after, tokens-remaining 0"
+waitFor 'msg "$BODY"; [ "$code" = 200 ]' 5
+t "org cap: serves again after its seconds"
+curl -s -X POST -d '{"org_cap_tokens":0}' "$base/_config" >/dev/null
+
+# ---- faults and latency ----------------------------------------------------------------
+curl -s -X POST -d '{"p500":1}' "$base/_config" >/dev/null
+msg "$BODY"
+isError 500 api_error
+t "p500: 500 api_error"
+curl -s -X POST -d '{"p500":0,"p529":1}' "$base/_config" >/dev/null
+msg "$BODY"
+isError 529 overloaded_error
+t "p529: 529 overloaded_error"
+curl -s -X POST -d '{"p529":0,"p_reset":1}' "$base/_config" >/dev/null
+msg "$BODY"; rc=$?
+[ "$code" = 000 ]
+t "p_reset: connection closed without a response"
+curl -s -X POST -d '{"p_reset":0,"p_hang":1}' "$base/_config" >/dev/null
+msg "$BODY" -m 1
+[ "$code" = 000 ]
+t "p_hang: no answer"
+waitFor '[ "$(stat .concurrent)" = 0 ]' 5
+t "p_hang: freed when the client leaves"
+[ "$(stat .resets)" = 1 ] && [ "$(stat .hangs)" = 1 ]
+t "/_stats counts resets and hangs"
+curl -s -X POST -d '{"p_hang":0,"latency_ms":300}' "$base/_config" >/dev/null
+t0=$(date +%s%N); msg "$BODY"; t1=$(date +%s%N)
+[ "$code" = 200 ] && [ $(( (t1 - t0) / 1000000 )) -ge 290 ]
+t "latency: answer after latency_ms"
+curl -s -X POST -d '{"latency_ms":0}' "$base/_config" >/dev/null
+[ "$(stat '.series | length')" -ge 1 ] &&
+    [ "$(stat '.series[-1] | has("t") and has("input") and has("output") and has("requests") and has("r429")')" = true ]
+t "/_stats series"
+stop
+t "SIGTERM: exit 0"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

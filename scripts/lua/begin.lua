@@ -91,7 +91,14 @@ for k = 2, #ARGV, 5 do
             reason = st.pause_reason or 'paused'
         elseif cap and res < 0 then
             code = 5
-        elseif cap and spent + reserved + res > cap then
+        elseif cap and spent + reserved + res > cap and reserved > 0 then
+            -- It may fit once the requests in flight settle (reservations
+            -- are worst cases): wait for them, do not stop yet.
+            local w = (tonumber(st.ewma_ms) or 1000) / (inflight > 0 and inflight or 1)
+            if w < 10 then w = 10 elseif w > 1000 then w = 1000 end
+            code, val = 2, math.ceil(w)
+            reason = 'spend: waiting for in-flight reservations to settle'
+        elseif cap and spent + res > cap then
             code = 4
             if st.budget_cap ~= l.max_spend_usd then
                 st.budget_cap = l.max_spend_usd

@@ -1,0 +1,38 @@
+# Guarantee 3, pacing: an input-token bucket with a backlog of 4x its
+# per-minute quota (so the run lasts about 3 minutes). In steady state the
+# fleet uses >= 95 % of the refill rate and draws <= 0.5 % 429s.
+# LLMFLEET_SHORT=1 (the sanitizer run) uses a 2x backlog (about 1 minute).
+. "$(dirname "$0")/lib.sh"
+
+itpm=60000
+mult=4
+[ -n "${LLMFLEET_SHORT:-}" ] && mult=2
+start_redis
+start_fakeapi --itpm $itpm --latency-ms 200 --jitter-ms 100
+# ~100 input tokens a job (the fake counts ~4 characters a token)
+text=$(head -c 400 /dev/zero | tr '\0' y)
+n=$(( itpm * mult / 100 ))
+for i in $(seq 1 $n); do
+    printf '{"id":"p-%d","request":{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"%s %d"}]}}\n' $i "$text" $i
+done | lf submit - 2>/dev/null
+for i in 1 2 3 4; do start_worker w$i --concurrency 64; done
+check "all $n jobs done" wait_until $(( 60 * mult + 60 )) results_at_least default $n
+fake_stats > "$T/stats.json"
+# Steady state: from 5 s after the first request (the initial full bucket
+# is spent at once) to 5 s before the last.
+read -r used rate secs <<<"$(jq -r --argjson itpm $itpm '
+    [.series[] | select(.requests > 0)] as $s
+    | ($s | map(.t) | min) as $t0 | ($s | map(.t) | max) as $t1
+    | [.series[] | select(.t >= $t0 + 5 and .t < $t1 - 5)] as $w
+    | "\($w | map(.input) | add) \($itpm / 60) \($w | length)"' "$T/stats.json")"
+util=$(awk "BEGIN {printf \"%.1f\", 100 * $used / ($rate * $secs)}")
+echo "# steady state: $used input tokens in $secs s = $util % of the refill rate"
+check "steady-state use $util % >= 95 %" awk "BEGIN {exit !($util >= 95)}"
+r429=$(jq '.status["429"] // 0' "$T/stats.json")
+req=$(jq .requests_total "$T/stats.json")
+echo "# 429s: $r429 of $req requests"
+check "429s $r429 <= 0.5 % of $req requests" awk "BEGIN {exit !($r429 <= 0.005 * $req)}"
+check "run lasted >= 60 s ($secs s steady)" test "$secs" -ge 50
+lf results --out "$T/r.jsonl" 2>/dev/null
+eq "one ok result per id" "$n" "$(jq -r 'select(.status == "ok") | .id' "$T/r.jsonl" | sort -u | wc -l)"
+finish

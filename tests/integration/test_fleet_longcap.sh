@@ -9,7 +9,8 @@ start_fakeapi --latency-ms 100 --org-cap-tokens 15000 --org-cap-seconds 20
 lf limits set max_pause=5s probe_interval=2s max_attempts=10 >/dev/null
 n=500
 gen_jobs $n o | lf submit - 2>/dev/null
-for i in 1 2 3; do start_worker w$i --concurrency 32; done
+ws=()
+for i in 1 2 3; do start_worker w$i --concurrency 32; ws+=("$WORKER_PID"); done
 
 long_paused() { lf status --json | jq -e '.paused == 1 and .pause_kind == "long"'; }
 check "the fleet pauses (long) after the cap's first 429" wait_until 30 long_paused
@@ -32,9 +33,9 @@ eq "all ok" "$n" "$(jq -r 'select(.status == "ok") | .id' "$T/r.jsonl" | sort -u
 eq "pause cleared" "0" "$(lf status --json | jq .paused)"
 
 # Spend-limit 429: no retry-after; long pause with the reason, probes.
+kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
 kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
 start_fakeapi --latency-ms 50 --spend-limit-after 30
-for i in 1 2 3; do kill -TERM "${PIDS[-$i]}" 2>/dev/null; done
 for i in 1 2; do start_worker s$i --concurrency 16; done
 gen_jobs 200 sp | lf submit - 2>/dev/null
 spend_paused() { lf status --json | jq -e '.paused == 1 and (.pause_reason | test("spend limit"))'; }

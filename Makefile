@@ -97,8 +97,9 @@ test-integration: all
 test-sdk: all
 	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash tests/sdk/run.sh
 
+# The sanitizer run shortens the 3-minute pacing test (LLMFLEET_SHORT).
 test-san:
-	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined test
+	$(Q)LLMFLEET_SHORT=1 $(MAKE) --no-print-directory SANITIZE=address,undefined test
 
 # ---- bench and demo ----------------------------------------------------------
 
@@ -118,3 +119,40 @@ clean:
 
 -include $(COMMON_OBJ:.o=.d) $(WORKER_OBJ:.o=.d) $(FAKE_OBJ:.o=.d) \
          $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+
+# ---- fuzzing -------------------------------------------------------------------
+# libFuzzer targets (ASan + UBSan) for the parsers that read untrusted input:
+# jobs, API response bodies, rate-limit headers. Built with clang straight
+# from the sources into build/fuzz/, apart from the normal build.
+#   make fuzz-build                  build the targets
+#   make fuzz [FUZZ_SECONDS=60]      replay tests/fuzz/regress, then fuzz each
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined \
+                -Icommon -Iworker -Wall -Wextra -Werror
+FUZZ_HDRS    := $(wildcard common/*.h worker/*.h)
+FUZZ_BIN     := $(FUZZ_DIR)/fuzz_job $(FUZZ_DIR)/fuzz_response \
+                $(FUZZ_DIR)/fuzz_ratelimit
+
+$(FUZZ_DIR)/fuzz_job: tests/fuzz/fuzz_job.c common/json.c worker/job.c $(FUZZ_HDRS)
+$(FUZZ_DIR)/fuzz_response: tests/fuzz/fuzz_response.c common/json.c \
+        common/ratelimit.c common/rfc3339.c worker/outcome.c $(FUZZ_HDRS)
+$(FUZZ_DIR)/fuzz_response: FUZZ_LIBS := -lcurl
+$(FUZZ_DIR)/fuzz_ratelimit: tests/fuzz/fuzz_ratelimit.c common/ratelimit.c \
+        common/rfc3339.c $(FUZZ_HDRS)
+
+$(FUZZ_BIN):
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_BIN)
+
+.PHONY: fuzz fuzz-build

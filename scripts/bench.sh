@@ -77,6 +77,7 @@ echo "# 2. memory: 1 worker, $INFLIGHT requests in flight, fake API at 2 s"
 rcli FLUSHALL >/dev/null
 kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
 start_fakeapi --latency-ms 2000 --quiet || exit 1
+lf limits set max_in_flight="$INFLIGHT" >/dev/null
 start_worker mem --concurrency "$INFLIGHT" --log-level warn
 w=$WORKER_PID
 connected() { grep -q redis_connected "$T/mem.log" || [ "$(rcli CLIENT LIST | wc -l)" -ge 2 ]; }

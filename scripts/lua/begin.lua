@@ -68,7 +68,7 @@ end
 local est, lim, need = {}, {}, {}
 for _, b in ipairs({'r', 'i', 'o'}) do est[b], lim[b] = bucketEstimate(st, b, now, rule) end
 local pct = string.match(l.soft_token_floor, '%%$') ~= nil
-local add = {r = 0, i = 0, o = 0}
+local add = {r = 0, i = 0, o = 0, res = 0}
 local reason = ''
 local out = {ceiling, ''}
 
@@ -83,10 +83,7 @@ for k = 2, #ARGV, 5 do
         rcall('HDEL', KEYS[2], tok)
         code = 0
     else
-        local att = tonumber(rcall('HGET', KEYS[4], id)) or 0
-        if att >= maxAtt then
-            code, val = 6, att
-        elseif paused and not probeDue then
+        if paused and not probeDue then
             code, val = 2, pauseWait
             reason = st.pause_reason or 'paused'
         elseif cap and res < 0 then
@@ -135,6 +132,14 @@ for k = 2, #ARGV, 5 do
                 code, val = 2, math.ceil(wait)
             else
                 val = rcall('HINCRBY', KEYS[4], id, 1)
+                if val > maxAtt then
+                    -- Earlier deliveries were admitted and never settled:
+                    -- their workers died. Give up instead of sending again.
+                    code, val = 6, val - 1
+                    rcall('HINCRBY', KEYS[4], id, -1)
+                end
+            end
+            if code == 1 then
                 rcall('ZADD', KEYS[7], leaseExp, tok)
                 if res < 0 then res = 0 end
                 rcall('HSET', KEYS[8], tok, inp .. ',' .. mt .. ',' .. res .. ',' .. now)
@@ -144,7 +149,7 @@ for k = 2, #ARGV, 5 do
                 end
                 reserved = reserved + res
                 inflight = inflight + 1
-                incr(KEYS[6], 'reserved', res)
+                add.res = add.res + res
                 if probeDue then
                     probeDue = false
                     rcall('HSET', KEYS[6], 'probe_at', now + tonumber(l.probe_interval),
@@ -161,6 +166,7 @@ if add.r > 0 then
     incr(KEYS[6], 'i_since', add.i)
     incr(KEYS[6], 'o_since', add.o)
     incr(KEYS[6], 'o_inflight', add.o)
+    incr(KEYS[6], 'reserved', add.res)
 end
 if st.ceiling ~= tostring(ceiling) then rcall('HSET', KEYS[6], 'ceiling', ceiling) end
 out[2] = reason

@@ -37,23 +37,48 @@
 local NA = 17
 local now = nowMs()
 local l = loadLimits(KEYS[10])
+local st = loadHash(KEYS[11])
 local maxPause = tonumber(l.max_pause)
+local probeEvery = tonumber(l.probe_interval)
 local bucket = math.floor(now / 10000)
 local out = {}
 
 local function num(s) if s == nil or s == '' then return nil end return tonumber(s) end
 
+-- Everything that changes the shared state hash or the counters is added
+-- up here and written once at the end: one call carries many records.
+local dState = {reserved = 0, spent = 0, o_inflight = 0}
+local dStats = {}
+local function stat(k, n) dStats[k] = (dStats[k] or 0) + n end
+local set = {}                          -- state fields to HSET at the end
+local pu = tonumber(st.pause_until) or 0
+local plong = tonumber(st.pause_long) or 0
+local probeTok = st.probe_token
+local ew, ei, eo = tonumber(st.ewma_ms), tonumber(st.ewma_in), tonumber(st.ewma_out)
+
 local function pause(untilMs, reason, long)
-    local cur = tonumber(rcall('HGET', KEYS[11], 'pause_until')) or 0
-    if cur > now and tonumber(rcall('HGET', KEYS[11], 'pause_long')) == 2 then
-        return                          -- an operator's pause stays as it is
-    end
-    if untilMs <= cur and long == 0 then return end
-    rcall('HSET', KEYS[11], 'pause_until', math.max(untilMs, cur),
-          'pause_reason', reason, 'pause_long', long, 'pause_since', now)
-    if long == 1 then
-        rcall('HSET', KEYS[11], 'probe_at', now + tonumber(l.probe_interval))
-    end
+    if pu > now and plong == 2 then return end     -- an operator's pause stays
+    if untilMs <= pu and long <= plong then return end
+    if untilMs > pu then pu = untilMs end
+    if long > plong or pu <= now then plong = long end
+    set.pause_until, set.pause_reason, set.pause_long, set.pause_since = pu, reason, plong, now
+    if long == 1 then set.probe_at = now + probeEvery end
+end
+
+-- Release a lease's reservation: its spend moves from reserved to spent
+-- (cost, or the whole reservation when cost is nil: an unknown outcome).
+local function release(tok, cost)
+    local r = rcall('HGET', KEYS[13], tok)
+    if not r then return end
+    local _, rout, rcost = string.match(r, '^(%-?%d+),(%-?%d+),(%-?%d+)')
+    rcost = tonumber(rcost) or 0
+    if rcost < 0 then rcost = 0 end
+    if cost == nil or cost < 0 then cost = rcost end
+    dState.reserved = dState.reserved - rcost
+    dState.spent = dState.spent + cost
+    dState.o_inflight = dState.o_inflight - (tonumber(rout) or 0)
+    rcall('HDEL', KEYS[13], tok)
+    rcall('ZREM', KEYS[12], tok)
 end
 
 local function account(tok, a)
@@ -61,71 +86,70 @@ local function account(tok, a)
     local cost = nil
     if status == 200 then cost = num(a[3]) or 0; if cost < 0 then cost = 0 end
     elseif status > 0 then cost = 0 end
-    releaseReservation(KEYS[12], KEYS[13], KEYS[11], tok, cost)
-    incr(KEYS[15], 'requests', 1)
-    incr(KEYS[15], 'q' .. bucket, 1)
+    release(tok, cost)
+    stat('requests', 1)
+    stat('q' .. bucket, 1)
 
     -- The headers are the API's word on its buckets.
-    local st = {}
+    local obs = {}
     for i, b in ipairs({'r', 'i', 'o'}) do
         local lim, rem = num(a[8 + 2 * i - 1]), num(a[8 + 2 * i])
         if lim and rem then
-            rcall('HSET', KEYS[11], b .. '_lim', lim, b .. '_rem', rem,
-                  b .. '_at', now, b .. '_since', 0)
-            st[b] = {lim, rem}
+            set[b .. '_lim'], set[b .. '_rem'], set[b .. '_at'], set[b .. '_since'] = lim, rem, now, 0
+            obs[b] = {lim, rem}
         end
     end
     local reset = num(a[15])
     local hard = l.hard_token_floor
     for _, b in ipairs({'i', 'o'}) do
-        if st[b] and st[b][2] < floorOf(hard, st[b][1]) and reset and reset > now then
+        if obs[b] and obs[b][2] < floorOf(hard, obs[b][1]) and reset and reset > now then
             pause(reset, 'hard floor: ' .. (b == 'i' and 'input' or 'output') ..
-                  ' tokens remaining ' .. st[b][2] .. ' < hard_token_floor ' .. hard,
+                  ' tokens remaining ' .. obs[b][2] .. ' < hard_token_floor ' .. hard,
                   reset - now > maxPause and 1 or 0)
-            incr(KEYS[15], 'hard_floor_hits', 1)
+            stat('hard_floor_hits', 1)
         end
     end
 
-    local probeTok = rcall('HGET', KEYS[11], 'probe_token')
     if status == 429 then
-        incr(KEYS[15], 'r429', 1)
-        local ra = num(a[6]) or -1
+        stat('r429', 1)
         if num(a[7]) == 1 then
             pause(now + maxPause, 'spend limit: the API answered 429 ' ..
                   'enforced_spend_limit_reached; probing every ' ..
-                  math.floor(tonumber(l.probe_interval) / 1000) .. ' s', 1)
+                  math.floor(probeEvery / 1000) .. ' s', 1)
         else
-            local w = ra
+            local w = num(a[6]) or -1
             if w < 0 and reset then w = reset - now end
             if w < 0 then w = 1000 end
             if w > maxPause then
                 pause(now + w, 'rate limit: the API asked to wait ' ..
                       math.floor(w / 1000) .. ' s (over max_pause); probing every ' ..
-                      math.floor(tonumber(l.probe_interval) / 1000) .. ' s', 1)
+                      math.floor(probeEvery / 1000) .. ' s', 1)
             else
                 pause(now + w, '429 rate_limit_error: waiting ' .. w .. ' ms', 0)
             end
         end
     elseif status == 200 then
-        if probeTok == tok then
-            rcall('HSET', KEYS[11], 'pause_until', 0, 'pause_long', 0, 'pause_reason', '')
+        if probeTok == tok and plong == 1 then
+            pu, plong = 0, 0
+            set.pause_until, set.pause_long, set.pause_reason = 0, 0, ''
         end
         local lat = num(a[4]) or 0
-        local ew = tonumber(rcall('HGET', KEYS[11], 'ewma_ms'))
-        local ei = tonumber(rcall('HGET', KEYS[11], 'ewma_in'))
-        local eo = tonumber(rcall('HGET', KEYS[11], 'ewma_out'))
         local it, ot = num(a[16]) or 0, num(a[17]) or 0
-        rcall('HSET', KEYS[11], 'ewma_ms', ew and ew * 0.9 + lat * 0.1 or lat,
-              'ewma_in', ei and ei * 0.9 + it * 0.1 or it,
-              'ewma_out', eo and eo * 0.9 + ot * 0.1 or ot)
-        incr(KEYS[15], 'ti' .. bucket, it)
-        incr(KEYS[15], 'to' .. bucket, ot)
+        ew = ew and ew * 0.9 + lat * 0.1 or lat
+        ei = ei and ei * 0.9 + it * 0.1 or it
+        eo = eo and eo * 0.9 + ot * 0.1 or ot
+        set.ewma_ms, set.ewma_in, set.ewma_out = ew, ei, eo
+        stat('ti' .. bucket, it)
+        stat('to' .. bucket, ot)
     end
-    if probeTok == tok then rcall('HDEL', KEYS[11], 'probe_token') end
+    if probeTok == tok then
+        probeTok = nil
+        rcall('HDEL', KEYS[11], 'probe_token')
+    end
 end
 
 local function writeResult(id, f0, nf, prefix)
-    if id ~= '' and rcall('SISMEMBER', KEYS[3], id) == 1 then return 0 end
+    if id ~= '' and rcall('SADD', KEYS[3], id) == 0 then return 0 end
     local fields = {}
     for j = f0, f0 + nf - 1 do fields[#fields + 1] = ARGV[j] end
     local status = 'error'
@@ -137,15 +161,13 @@ local function writeResult(id, f0, nf, prefix)
         end
     end
     rcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
-    if id ~= '' then
-        rcall('SADD', KEYS[3], id)
-        rcall('HDEL', KEYS[4], id)
-    end
-    incr(KEYS[15], status, 1)
-    incr(KEYS[15], 'j' .. bucket, 1)
+    if id ~= '' then rcall('HDEL', KEYS[4], id) end
+    stat(status, 1)
+    stat('j' .. bucket, 1)
     return 1
 end
 
+local retriesUsed = nil                 -- retry budget in use, read once
 local i = 2
 while i <= #ARGV do
     local op, tok, id, dead = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -154,16 +176,10 @@ while i <= #ARGV do
     local nf = tonumber(ARGV[i + 4 + NA])
     local f0 = i + 5 + NA
     i = f0 + nf
-    local job = nil
-    if rcall('ZSCORE', KEYS[1], tok) then job = rcall('HGET', KEYS[2], tok) end
-    if not job then
+    if not rcall('ZSCORE', KEYS[1], tok) then
         out[#out + 1] = -1
     else
-        if num(a[1]) == 1 then
-            account(tok, a)
-        else
-            releaseReservation(KEYS[12], KEYS[13], KEYS[11], tok, 0)
-        end
+        if num(a[1]) == 1 then account(tok, a) else release(tok, 0) end
         if op == 'R' or op == 'D' then
             local r = writeResult(id, f0, nf, nil)
             if r == 1 and op == 'D' then rcall('LPUSH', KEYS[6], dead) end
@@ -171,17 +187,19 @@ while i <= #ARGV do
         elseif op == 'F' then
             local att = tonumber(rcall('HGET', KEYS[4], id)) or 0
             local maxAtt = tonumber(l.max_attempts)
-            rcall('ZREMRANGEBYSCORE', KEYS[14], '-inf', now - 60000)
             local budget = tonumber(l.retry_budget_per_min) or 0
-            local used = rcall('ZCARD', KEYS[14]) + rcall('ZCARD', KEYS[7])
+            if not retriesUsed then
+                rcall('ZREMRANGEBYSCORE', KEYS[14], '-inf', now - 60000)
+                retriesUsed = rcall('ZCARD', KEYS[14]) + rcall('ZCARD', KEYS[7])
+            end
             if att >= maxAtt then
                 out[#out + 1] = writeResult(id, f0, nf,
                     'gave up after ' .. att .. ' attempts (max_attempts): ')
-            elseif used >= budget then
+            elseif retriesUsed >= budget then
                 out[#out + 1] = writeResult(id, f0, nf,
                     'not retried, the fleet retry budget is spent (retry_budget_per_min=' ..
                     budget .. ') after ' .. att .. ' attempts: ')
-                incr(KEYS[15], 'retry_budget_refusals', 1)
+                stat('retry_budget_refusals', 1)
             else
                 local base, maxd = tonumber(l.base_delay), tonumber(l.max_delay)
                 local capd = base
@@ -194,12 +212,13 @@ while i <= #ARGV do
                 local ra = num(a[6]) or -1
                 if d < ra then d = ra end
                 rcall('ZADD', KEYS[7], now + d, tok)
-                rcall('HSET', KEYS[8], tok, job)
-                incr(KEYS[15], 'retries', 1)
+                rcall('HSET', KEYS[8], tok, rcall('HGET', KEYS[2], tok))
+                retriesUsed = retriesUsed + 1
+                stat('retries', 1)
                 out[#out + 1] = 2
             end
         else
-            rcall('RPUSH', KEYS[9], job)
+            rcall('RPUSH', KEYS[9], rcall('HGET', KEYS[2], tok))
             out[#out + 1] = 1
         end
         -- The lease goes last: should anything above fail, the job is still
@@ -208,6 +227,12 @@ while i <= #ARGV do
         rcall('HDEL', KEYS[2], tok)
     end
 end
+
+for k, n in pairs(dState) do incr(KEYS[11], k, n) end
+for k, n in pairs(dStats) do incr(KEYS[15], k, n) end
+local kv = {}
+for k, v in pairs(set) do kv[#kv + 1] = k; kv[#kv + 1] = v end
+if #kv > 0 then rcall('HSET', KEYS[11], unpack(kv)) end
 -- Keep the last ~80 s of 10-second rate buckets.
 local old = bucket - 8
 rcall('HDEL', KEYS[15], 'q' .. old, 'j' .. old, 'ti' .. old, 'to' .. old)

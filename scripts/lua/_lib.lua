@@ -11,6 +11,19 @@ local function incr(key, field, n)
     rcall('HINCRBY', key, field, string.format('%d', n))
 end
 
+-- cmd key a1 a2 ... in chunks (Lua's unpack has a stack limit): for
+-- multi-member ZADD, ZREM, HSET, HDEL, SADD over a whole batch in one call.
+local function bulk(cmd, key, args, step)
+    step = step or 2
+    local n = #args
+    local chunk = 1000 - (1000 % step)
+    for i = 1, n, chunk do
+        local j = i + chunk - 1
+        if j > n then j = n end
+        rcall(cmd, key, unpack(args, i, j))
+    end
+end
+
 -- Redis server time in ms: one clock for every worker on every machine.
 local function nowMs()
     local t = rcall('TIME')

@@ -72,17 +72,28 @@ local add = {r = 0, i = 0, o = 0, res = 0}
 local reason = ''
 local out = {ceiling, ''}
 
-for k = 2, #ARGV, 5 do
-    local tok, id = ARGV[k], ARGV[k + 1]
+-- One lookup each for all leases, done ids and attempt counters.
+local toks, ids = {}, {}
+for k = 2, #ARGV, 5 do toks[#toks + 1] = ARGV[k]; ids[#ids + 1] = ARGV[k + 1] end
+local leased = rcall('ZMSCORE', KEYS[1], unpack(toks))
+local isDone = rcall('SMISMEMBER', KEYS[3], unpack(ids))
+local atts = rcall('HMGET', KEYS[4], unpack(ids))
+local seen = {}                         -- ids admitted or queued in this batch
+local zin, hres, hatt, dropped = {}, {}, {}, {}
+
+for n = 1, #toks do
+    local k = 2 + (n - 1) * 5
+    local tok, id = toks[n], ids[n]
     local inp, mt, res = tonumber(ARGV[k + 2]), tonumber(ARGV[k + 3]), tonumber(ARGV[k + 4])
     local code, val = 1, 0
-    if not rcall('ZSCORE', KEYS[1], tok) then
+    if not leased[n] then
         code = -1
-    elseif rcall('SISMEMBER', KEYS[3], id) == 1 then
-        rcall('ZREM', KEYS[1], tok)
-        rcall('HDEL', KEYS[2], tok)
+    elseif isDone[n] == 1 or seen[id] then
+        -- A duplicate delivery (done, or twice in this batch): drop it.
+        dropped[#dropped + 1] = tok
         code = 0
     else
+        seen[id] = true
         if paused and not probeDue then
             code, val = 2, pauseWait
             reason = st.pause_reason or 'paused'
@@ -131,18 +142,19 @@ for k = 2, #ARGV, 5 do
             if wait > 0 then
                 code, val = 2, math.ceil(wait)
             else
-                val = rcall('HINCRBY', KEYS[4], id, 1)
+                val = (tonumber(atts[n]) or 0) + 1
                 if val > maxAtt then
                     -- Earlier deliveries were admitted and never settled:
                     -- their workers died. Give up instead of sending again.
                     code, val = 6, val - 1
-                    rcall('HINCRBY', KEYS[4], id, -1)
                 end
             end
             if code == 1 then
-                rcall('ZADD', KEYS[7], leaseExp, tok)
+                hatt[#hatt + 1] = id; hatt[#hatt + 1] = val
+                zin[#zin + 1] = leaseExp; zin[#zin + 1] = tok
                 if res < 0 then res = 0 end
-                rcall('HSET', KEYS[8], tok, inp .. ',' .. mt .. ',' .. res .. ',' .. now)
+                hres[#hres + 1] = tok
+                hres[#hres + 1] = inp .. ',' .. mt .. ',' .. res .. ',' .. now
                 for _, b in ipairs({'r', 'i', 'o'}) do
                     if est[b] then est[b] = est[b] - need[b] end
                     add[b] = add[b] + need[b]
@@ -160,6 +172,15 @@ for k = 2, #ARGV, 5 do
     end
     out[#out + 1] = code
     out[#out + 1] = val
+end
+if #dropped > 0 then
+    bulk('ZREM', KEYS[1], dropped, 1)
+    bulk('HDEL', KEYS[2], dropped, 1)
+end
+if #zin > 0 then
+    bulk('HSET', KEYS[4], hatt)
+    bulk('ZADD', KEYS[7], zin)
+    bulk('HSET', KEYS[8], hres)
 end
 if add.r > 0 then
     incr(KEYS[6], 'r_since', add.r)

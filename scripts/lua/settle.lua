@@ -42,6 +42,7 @@ local maxPause = tonumber(l.max_pause)
 local probeEvery = tonumber(l.probe_interval)
 local bucket = math.floor(now / 10000)
 local out = {}
+local doneIds = {}
 
 local function num(s) if s == nil or s == '' then return nil end return tonumber(s) end
 
@@ -65,10 +66,11 @@ local function pause(untilMs, reason, long)
     if long == 1 then set.probe_at = now + probeEvery end
 end
 
--- Release a lease's reservation: its spend moves from reserved to spent
--- (cost, or the whole reservation when cost is nil: an unknown outcome).
-local function release(tok, cost)
-    local r = rcall('HGET', KEYS[13], tok)
+-- Release a lease's reservation r ("in,out,cost,t", read up front): its
+-- spend moves from reserved to spent (cost, or the whole reservation when
+-- cost is nil: an unknown outcome).
+local unreserve = {}
+local function release(tok, r, cost)
     if not r then return end
     local _, rout, rcost = string.match(r, '^(%-?%d+),(%-?%d+),(%-?%d+)')
     rcost = tonumber(rcost) or 0
@@ -77,16 +79,15 @@ local function release(tok, cost)
     dState.reserved = dState.reserved - rcost
     dState.spent = dState.spent + cost
     dState.o_inflight = dState.o_inflight - (tonumber(rout) or 0)
-    rcall('HDEL', KEYS[13], tok)
-    rcall('ZREM', KEYS[12], tok)
+    unreserve[#unreserve + 1] = tok
 end
 
-local function account(tok, a)
+local function account(tok, a, r)
     local status = num(a[2]) or 0
     local cost = nil
     if status == 200 then cost = num(a[3]) or 0; if cost < 0 then cost = 0 end
     elseif status > 0 then cost = 0 end
-    release(tok, cost)
+    release(tok, r, cost)
     stat('requests', 1)
     stat('q' .. bucket, 1)
 
@@ -148,8 +149,12 @@ local function account(tok, a)
     end
 end
 
-local function writeResult(id, f0, nf, prefix)
-    if id ~= '' and rcall('SADD', KEYS[3], id) == 0 then return 0 end
+-- Writes collected over the batch, done in a few calls at the end.
+local sadd, hdelAtt, lpushDead, rpushJobs, zDelayed, hDelayed, leaseGone = {}, {}, {}, {}, {}, {}, {}
+local doneNow = {}
+
+local function writeResult(n, id, f0, nf, prefix)
+    if id ~= '' and (doneIds[n] == 1 or doneNow[id]) then return 0 end
     local fields = {}
     for j = f0, f0 + nf - 1 do fields[#fields + 1] = ARGV[j] end
     local status = 'error'
@@ -161,31 +166,57 @@ local function writeResult(id, f0, nf, prefix)
         end
     end
     rcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
-    if id ~= '' then rcall('HDEL', KEYS[4], id) end
+    if id ~= '' then
+        doneNow[id] = true
+        sadd[#sadd + 1] = id
+        hdelAtt[#hdelAtt + 1] = id
+    end
     stat(status, 1)
     stat('j' .. bucket, 1)
     return 1
 end
 
-local retriesUsed = nil                 -- retry budget in use, read once
+-- Parse the records, then read what they need in one call per key.
+local recs = {}
 local i = 2
 while i <= #ARGV do
-    local op, tok, id, dead = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-    local a = {}
-    for j = 1, NA do a[j] = ARGV[i + 3 + j] end
-    local nf = tonumber(ARGV[i + 4 + NA])
-    local f0 = i + 5 + NA
-    i = f0 + nf
-    if not rcall('ZSCORE', KEYS[1], tok) then
+    local r = {op = ARGV[i], tok = ARGV[i + 1], id = ARGV[i + 2], dead = ARGV[i + 3], a = {}}
+    for j = 1, NA do r.a[j] = ARGV[i + 3 + j] end
+    r.nf = tonumber(ARGV[i + 4 + NA])
+    r.f0 = i + 5 + NA
+    i = r.f0 + r.nf
+    recs[#recs + 1] = r
+end
+if #recs == 0 then return out end
+local toks, ids, jobToks = {}, {}, {}
+for n, r in ipairs(recs) do
+    toks[n] = r.tok
+    ids[n] = r.id
+    if r.op == 'F' or r.op == 'Q' then jobToks[#jobToks + 1] = r.tok end
+end
+local leased = rcall('ZMSCORE', KEYS[1], unpack(toks))
+local resv = rcall('HMGET', KEYS[13], unpack(toks))
+doneIds = rcall('SMISMEMBER', KEYS[3], unpack(ids))
+local atts = rcall('HMGET', KEYS[4], unpack(ids))
+local jobs = {}
+if #jobToks > 0 then
+    local got = rcall('HMGET', KEYS[2], unpack(jobToks))
+    for n, t in ipairs(jobToks) do jobs[t] = got[n] end
+end
+
+local retriesUsed = nil                 -- retry budget in use, read once
+for n, r in ipairs(recs) do
+    local op, tok, id, a = r.op, r.tok, r.id, r.a
+    if not leased[n] or ((op == 'F' or op == 'Q') and not jobs[tok]) then
         out[#out + 1] = -1
     else
-        if num(a[1]) == 1 then account(tok, a) else release(tok, 0) end
+        if num(a[1]) == 1 then account(tok, a, resv[n]) else release(tok, resv[n], 0) end
         if op == 'R' or op == 'D' then
-            local r = writeResult(id, f0, nf, nil)
-            if r == 1 and op == 'D' then rcall('LPUSH', KEYS[6], dead) end
-            out[#out + 1] = r
+            local w = writeResult(n, id, r.f0, r.nf, nil)
+            if w == 1 and op == 'D' then lpushDead[#lpushDead + 1] = r.dead end
+            out[#out + 1] = w
         elseif op == 'F' then
-            local att = tonumber(rcall('HGET', KEYS[4], id)) or 0
+            local att = tonumber(atts[n]) or 0
             local maxAtt = tonumber(l.max_attempts)
             local budget = tonumber(l.retry_budget_per_min) or 0
             if not retriesUsed then
@@ -193,10 +224,10 @@ while i <= #ARGV do
                 retriesUsed = rcall('ZCARD', KEYS[14]) + rcall('ZCARD', KEYS[7])
             end
             if att >= maxAtt then
-                out[#out + 1] = writeResult(id, f0, nf,
+                out[#out + 1] = writeResult(n, id, r.f0, r.nf,
                     'gave up after ' .. att .. ' attempts (max_attempts): ')
             elseif retriesUsed >= budget then
-                out[#out + 1] = writeResult(id, f0, nf,
+                out[#out + 1] = writeResult(n, id, r.f0, r.nf,
                     'not retried, the fleet retry budget is spent (retry_budget_per_min=' ..
                     budget .. ') after ' .. att .. ' attempts: ')
                 stat('retry_budget_refusals', 1)
@@ -211,23 +242,27 @@ while i <= #ARGV do
                 local d = math.floor((num(a[8]) or 0.5) * capd)
                 local ra = num(a[6]) or -1
                 if d < ra then d = ra end
-                rcall('ZADD', KEYS[7], now + d, tok)
-                rcall('HSET', KEYS[8], tok, rcall('HGET', KEYS[2], tok))
+                zDelayed[#zDelayed + 1] = now + d
+                zDelayed[#zDelayed + 1] = tok
+                hDelayed[#hDelayed + 1] = tok
+                hDelayed[#hDelayed + 1] = jobs[tok]
                 retriesUsed = retriesUsed + 1
                 stat('retries', 1)
                 out[#out + 1] = 2
             end
         else
-            rcall('RPUSH', KEYS[9], rcall('HGET', KEYS[2], tok))
+            rpushJobs[#rpushJobs + 1] = jobs[tok]
             out[#out + 1] = 1
         end
-        -- The lease goes last: should anything above fail, the job is still
-        -- leased and the reaper puts it back (at least once, never lost).
-        rcall('ZREM', KEYS[1], tok)
-        rcall('HDEL', KEYS[2], tok)
+        leaseGone[#leaseGone + 1] = tok
     end
 end
 
+if #sadd > 0 then bulk('SADD', KEYS[3], sadd, 1); bulk('HDEL', KEYS[4], hdelAtt, 1) end
+if #lpushDead > 0 then bulk('LPUSH', KEYS[6], lpushDead, 1) end
+if #rpushJobs > 0 then bulk('RPUSH', KEYS[9], rpushJobs, 1) end
+if #zDelayed > 0 then bulk('ZADD', KEYS[7], zDelayed); bulk('HSET', KEYS[8], hDelayed) end
+if #unreserve > 0 then bulk('HDEL', KEYS[13], unreserve, 1); bulk('ZREM', KEYS[12], unreserve, 1) end
 for k, n in pairs(dState) do incr(KEYS[11], k, n) end
 for k, n in pairs(dStats) do incr(KEYS[15], k, n) end
 local kv = {}
@@ -236,4 +271,7 @@ if #kv > 0 then rcall('HSET', KEYS[11], unpack(kv)) end
 -- Keep the last ~80 s of 10-second rate buckets.
 local old = bucket - 8
 rcall('HDEL', KEYS[15], 'q' .. old, 'j' .. old, 'ti' .. old, 'to' .. old)
+-- The leases go last: should anything above fail, the jobs are still
+-- leased and the reaper puts them back (at least once, never lost).
+if #leaseGone > 0 then bulk('ZREM', KEYS[1], leaseGone, 1); bulk('HDEL', KEYS[2], leaseGone, 1) end
 return out

@@ -14,7 +14,7 @@
 
 #include "rfc3339.h"
 
-/* ---- Arithmetic ------------------------------------------------------------ */
+/* ---- Arithmetic ---------------------------------------------------------- */
 
 /* Per-second refill rate of b (0 for an unlimited bucket). */
 static double bucketRate(const fakeBucket *b) {
@@ -51,7 +51,7 @@ double fakeBucketFullIn(const fakeBucket *b) {
     return (b->limit - b->level) / bucketRate(b);
 }
 
-/* ---- Headers ---------------------------------------------------------------- */
+/* ---- Headers ------------------------------------------------------------- */
 
 /* Add anthropic-ratelimit-NAME-{limit,remaining,reset}. */
 static void addTriple(struct evkeyvalq *h, const char *name, long long limit,

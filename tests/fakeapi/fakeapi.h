@@ -33,7 +33,7 @@
 #define FAKE_SERIES_LEN    600                   /* seconds of /_stats series */
 #define FAKE_MAX_TEXT      4096                  /* cap on generated text */
 
-/* ---- Configuration ----------------------------------------------------- */
+/* ---- Configuration ------------------------------------------------------- */
 
 /* Everything the command line sets. /_config changes some of it at run
  * time. Probabilities are in [0,1]; 0 disables a limit or a fault. */
@@ -83,7 +83,7 @@ double fakeBucketFullIn(const fakeBucket *b);
  * When the org cap is tripped, tokens-* report it (remaining 0). */
 void fakeBucketAddHeaders(struct evkeyvalq *h, double now);
 
-/* ---- Held requests -------------------------------------------------------- */
+/* ---- Held requests ------------------------------------------------------- */
 
 /* What to do with a held request when its deadline comes. */
 enum { FAKE_ACT_REPLY = 0, FAKE_ACT_RESET = 1, FAKE_ACT_HANG = 2 };
@@ -118,7 +118,7 @@ void fakeSchedWatchClose(fakeReq *r);
 /* Forget the close callback once r is answered. */
 void fakeSchedUnwatch(fakeReq *r);
 
-/* ---- Statistics ------------------------------------------------------------ */
+/* ---- Statistics ---------------------------------------------------------- */
 
 /* One second of the /_stats series. */
 typedef struct fakeSecond {
@@ -167,7 +167,7 @@ void fakeStatsHandle(struct evhttp_request *req, void *arg);   /* GET /_stats */
 void fakeResetHandle(struct evhttp_request *req, void *arg);   /* POST /_reset */
 void fakeConfigHandle(struct evhttp_request *req, void *arg);  /* POST /_config */
 
-/* ---- Messages ---------------------------------------------------------------- */
+/* ---- Messages ------------------------------------------------------------ */
 
 void fakeMsgHandle(struct evhttp_request *req, void *arg);     /* /v1/messages */
 void fakeCountHandle(struct evhttp_request *req, void *arg);   /* count_tokens */
@@ -179,7 +179,7 @@ void fakeMsgAbandon(fakeReq *r);
 /* Drop the org cap and spend limit state (for /_reset). */
 void fakeMsgResetLimits(void);
 
-/* ---- The server ------------------------------------------------------------------ */
+/* ---- The server ---------------------------------------------------------- */
 
 typedef struct fakeServer {
     fakeConfig cfg;             /* options, some changeable at run time */
@@ -199,7 +199,7 @@ typedef struct fakeServer {
 
 extern fakeServer fake;
 
-/* ---- Helpers (fakeapi.c) ----------------------------------------------------------- */
+/* ---- Helpers (fakeapi.c) ------------------------------------------------- */
 
 double fakeNow(void);                   /* monotonic seconds */
 long long fakeWallMs(void);             /* unix time in milliseconds */

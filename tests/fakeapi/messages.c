@@ -28,7 +28,7 @@
 
 #define MSG_JSON_MAX_TOKENS (1 << 22)   /* tokens in a request body at most */
 
-/* ---- Replies ------------------------------------------------------------------- */
+/* ---- Replies ------------------------------------------------------------- */
 
 /* Bring every bucket up to now, so admission and headers see the refill. */
 static void msgRefill(double now) {
@@ -105,7 +105,7 @@ static void msgSpendLimit(struct evhttp_request *req) {
     msgSend(req, 429, msgReason(429), rid, 0);
 }
 
-/* ---- The generated answer --------------------------------------------------------- */
+/* ---- The generated answer ------------------------------------------------ */
 
 static const char *const msgWords[32] = {
     "the", "fleet", "token", "bucket", "refill", "queue", "worker", "lease",
@@ -162,7 +162,7 @@ static void msgSuccessBody(const fakeReq *r) {
               stop, r->inputTokens, r->outputTokens);
 }
 
-/* ---- Completion --------------------------------------------------------------------- */
+/* ---- Completion ---------------------------------------------------------- */
 
 /* Charge an admitted request: the buckets, the spend limit and the org cap
  * count it now, so they trip exactly, even with answers still in flight. */
@@ -242,7 +242,7 @@ void fakeMsgResetLimits(void) {
     fake.successes = 0;
 }
 
-/* ---- Request checks ------------------------------------------------------------------ */
+/* ---- Request checks ------------------------------------------------------ */
 
 /* 1 when the request carries an acceptable key, else answers 401 and
  * returns 0. */
@@ -390,7 +390,7 @@ static const char *msgBegin(struct evhttp_request *req, size_t *len) {
     return body;
 }
 
-/* ---- Admission ------------------------------------------------------------------------ */
+/* ---- Admission ----------------------------------------------------------- */
 
 /* Seconds until the org cap lets requests through again (0 = it does). */
 static double msgOrgCapWait(double now) {
@@ -516,7 +516,7 @@ static void msgAdmit(fakeReq *r) {
     else msgHold(r, FAKE_ACT_REPLY, delay);
 }
 
-/* ---- Endpoints -------------------------------------------------------------------------- */
+/* ---- Endpoints ----------------------------------------------------------- */
 
 void fakeMsgHandle(struct evhttp_request *req, void *arg) {
     size_t len;

@@ -16,7 +16,7 @@
 
 #include "log.h"
 
-/* ---- State --------------------------------------------------------------------- */
+/* ---- State --------------------------------------------------------------- */
 
 static struct {
     fakeReq **heap;             /* min-heap of held requests by deadline */
@@ -25,7 +25,7 @@ static struct {
     struct event *timer;        /* fires at heap[0]->deadline */
 } sched;
 
-/* ---- Heap ------------------------------------------------------------------------- */
+/* ---- Heap ---------------------------------------------------------------- */
 
 static void heapSet(int i, fakeReq *r) {
     sched.heap[i] = r;
@@ -69,7 +69,7 @@ static void heapRemoveAt(int i) {
     heapDown(last->heapIdx);
 }
 
-/* ---- Timer ------------------------------------------------------------------------- */
+/* ---- Timer --------------------------------------------------------------- */
 
 /* Arm the timer for the earliest deadline, or disarm it. */
 static void schedArm(double now) {
@@ -101,7 +101,7 @@ static void schedTimer(evutil_socket_t fd, short what, void *arg) {
     schedArm(fakeNow());
 }
 
-/* ---- Public API ------------------------------------------------------------------- */
+/* ---- Public API ---------------------------------------------------------- */
 
 int fakeSchedInit(void) {
     sched.timer = evtimer_new(fake.base, schedTimer, NULL);

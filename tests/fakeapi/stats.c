@@ -26,7 +26,7 @@
 
 #define FAKE_BODIES_MAX (1u << 22)  /* distinct bodies tracked at most */
 
-/* ---- Counters ----------------------------------------------------------------- */
+/* ---- Counters ------------------------------------------------------------ */
 
 /* The series slot for the current second, cleared when it is reused. */
 static fakeSecond *statsSecond(void) {
@@ -74,7 +74,7 @@ void fakeStatsLeave(void) {
     fake.stats.concurrent--;
 }
 
-/* ---- The set of body hashes ----------------------------------------------------- */
+/* ---- The set of body hashes ---------------------------------------------- */
 
 /* The slot holding hash, or the empty slot where it would go. */
 static fakeBody *bodySlot(fakeBody *tab, size_t cap, uint64_t hash) {
@@ -145,7 +145,7 @@ void fakeStatsServed(long long in, long long out, uint64_t hash) {
     b->served++;
 }
 
-/* ---- GET /_stats --------------------------------------------------------------------- */
+/* ---- GET /_stats --------------------------------------------------------- */
 
 static void statsSeriesJson(buf *o) {
     long long now = fakeWallMs() / 1000;
@@ -196,7 +196,7 @@ void fakeStatsHandle(struct evhttp_request *req, void *arg) {
     fakeSend(req, 200, "OK", fake.out.p, fake.out.len);
 }
 
-/* ---- POST /_reset ----------------------------------------------------------------------- */
+/* ---- POST /_reset -------------------------------------------------------- */
 
 void fakeResetHandle(struct evhttp_request *req, void *arg) {
     double now = fakeNow();
@@ -214,7 +214,7 @@ void fakeResetHandle(struct evhttp_request *req, void *arg) {
     fakeSend(req, 200, "OK", "{\"ok\":true}\n", 12);
 }
 
-/* ---- POST /_config ------------------------------------------------------------------------ */
+/* ---- POST /_config ------------------------------------------------------- */
 
 /* The run-time settable options, by JSON key. */
 enum { CFG_COUNT, CFG_PROB, CFG_MS };

@@ -81,6 +81,7 @@ typedef struct slot {
 /* A batch Redis call in flight and the slots it carries. */
 typedef struct batch {
     struct worker *w;
+    int claims;                     /* settle: this call also claims */
     int n;
     slot *s[];
 } batch;
@@ -117,6 +118,9 @@ typedef struct worker {
 
 static void pump(worker *w);
 static void maybeExit(worker *w);
+static void handleClaim(worker *w, redisReply *r);
+static int claimArgs(worker *w, int n, char *nbuf, char *lease, char *prefix,
+                     const char **v, size_t *vl);
 static void onHttpDone(httpReq *req, void *priv);
 static void queueSettle(slot *s);
 
@@ -173,6 +177,7 @@ static batch *batchNew(worker *w, int n) {
     if (!b) abort();
     b->w = w;
     b->n = 0;
+    b->claims = 0;
     return b;
 }
 
@@ -326,13 +331,13 @@ static void recordRequeue(slot *s) {
 static void onSettled(rds *c, redisReply *r, void *priv);
 
 static void flushSettles(worker *w) {
-    int n = 0, argc = 1;
+    int n = 0, argc = 4;
     for (slot *s = w->pending; s; s = s->next) n++, argc += 5 + NACCT + s->nf;
     if (n == 0) return;
 
     const char **v = malloc(sizeof(char *) * (size_t)argc);
     size_t *vl = malloc(sizeof(size_t) * (size_t)argc);
-    char maxlen[32], nfs[n][12];
+    char maxlen[32], nfs[n][12], cn[16], lease[32], prefix[160];
     static const char *ops[] = {"R", "D", "F", "Q"};
     batch *b = batchNew(w, n);
     if (!v || !vl) abort();
@@ -340,6 +345,10 @@ static void flushSettles(worker *w) {
     int k = 0;
     vl[k] = (size_t)snprintf(maxlen, sizeof(maxlen), "%ld", w->cfg->results_maxlen);
     v[k++] = maxlen;
+    /* Claim for the slots this call frees, in the same call. */
+    int claim = !w->claiming && !w->draining && !evtimer_pending(w->idle_timer, NULL);
+    claimArgs(w, claim ? w->nfree + n : 0, cn, lease, prefix, v + k, vl + k);
+    k += 3;
     for (slot *s = w->pending; s; s = s->next) {
         int i = b->n;
         v[k] = ops[s->op == 'R' ? 0 : s->op == 'D' ? 1 : s->op == 'F' ? 2 : 3];
@@ -368,6 +377,7 @@ static void flushSettles(worker *w) {
     if (rdsScript(w->redis, "settle", 15, keys, argc, v, vl, onSettled, b) == 0) {
         w->pending = w->pending_tail = NULL;
         w->calls++;
+        if (claim) w->claiming = 1, b->claims = 1;
     } else {
         free(b);        /* not connected: keep them pending and retry */
         if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
@@ -381,9 +391,17 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
     worker *w = b->w;
     (void)c;
     w->calls--;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != (size_t)b->n) {
+    redisReply *st = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[0] : NULL;
+    redisReply *claimed = st ? r->element[1] : NULL;
+    int claim = w->claiming && claimed && claimed->elements > 0;
+    if (claimed && claimed->elements == 0 && w->claiming) {
+        /* This call did not claim (it was not asked to). */
+    }
+    if (!st || st->type != REDIS_REPLY_ARRAY || st->elements != (size_t)b->n) {
         /* Unknown whether it ran: send again. A record that did run is
-         * refused the second time by the lease check (fencing). */
+         * refused the second time by the lease check (fencing); jobs it
+         * may have claimed are leased to nobody here and get reaped. */
+        if (w->claiming && b->claims) w->claiming = 0;
         for (int i = b->n - 1; i >= 0; i--) {
             slot *s = b->s[i];
             s->next = w->pending;
@@ -396,18 +414,23 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
     }
     for (int i = 0; i < b->n; i++) {
         slot *s = b->s[i];
-        long long st = r->element[i]->integer;
-        if (st == 2) {
+        long long code = st->element[i]->integer;
+        if (code == 2) {
             w->retries++;
-        } else if (st == 0) {
+        } else if (code == 0) {
             w->dups++;
             lfLog(LF_INFO, "event=duplicate_result_refused id=\"%s\"", s->job.id);
-        } else if (st < 0) {
+        } else if (code < 0) {
             w->fenced++;
             lfLog(LF_WARN, "event=lease_lost_at_settle id=\"%s\" token=%s",
                   s->job.id, s->token);
         }
         slotRelease(s);
+    }
+    if (b->claims) {
+        w->claiming = 0;
+        if (claim) handleClaim(w, claimed);
+        else timerIn(w->idle_timer, w->cfg->idle_poll_ms);
     }
     free(b);
     pump(w);
@@ -658,9 +681,14 @@ static void sendBegin(worker *w, batch *b) {
 
 static void onClaimed(rds *c, redisReply *r, void *priv) {
     worker *w = priv;
-    char err[300];
     (void)c;
     w->claiming = 0;
+    handleClaim(w, r);
+}
+
+/* A claim.lua reply: {now, wait_ms, reason, token1, job1, ...}. */
+static void handleClaim(worker *w, redisReply *r) {
+    char err[300];
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
         timerIn(w->idle_timer, w->cfg->idle_poll_ms);
         maybeExit(w);
@@ -710,10 +738,7 @@ static void pump(worker *w) {
     char n[16], lease[32], prefix[160];
     const char *v[3];
     size_t vl[3];
-    vl[0] = (size_t)snprintf(n, sizeof(n), "%d", w->nfree);
-    vl[1] = (size_t)snprintf(lease, sizeof(lease), "%ld", w->cfg->lease_ms);
-    vl[2] = (size_t)snprintf(prefix, sizeof(prefix), "%s:%llu:", w->name, ++w->seq);
-    v[0] = n, v[1] = lease, v[2] = prefix;
+    claimArgs(w, w->nfree, n, lease, prefix, v, vl);
     const char *keys[] = {
         w->keys.name[KEY_JOBS], w->keys.name[KEY_LEASES],
         w->keys.name[KEY_LEASEJOB], w->keys.name[KEY_DELAYED],
@@ -722,6 +747,17 @@ static void pump(worker *w) {
     };
     if (rdsScript(w->redis, "claim", 8, keys, 3, v, vl, onClaimed, w) == 0)
         w->claiming = 1;
+}
+
+/* The three claim arguments (n, lease_ms, unique token prefix) into
+ * v/vl, formatted in the caller's buffers. */
+static int claimArgs(worker *w, int n, char *nbuf, char *lease, char *prefix,
+                     const char **v, size_t *vl) {
+    vl[0] = (size_t)snprintf(nbuf, 16, "%d", n);
+    vl[1] = (size_t)snprintf(lease, 32, "%ld", w->cfg->lease_ms);
+    vl[2] = (size_t)snprintf(prefix, 160, "%s:%llu:", w->name, ++w->seq);
+    v[0] = nbuf, v[1] = lease, v[2] = prefix;
+    return n;
 }
 
 static void onIdle(evutil_socket_t fd, short what, void *arg) {

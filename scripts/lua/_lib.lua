@@ -101,3 +101,63 @@ local function releaseReservation(inflightKey, reservKey, stateKey, tok, cost)
     rcall('ZREM', inflightKey, tok)
     return true
 end
+
+-- Claim up to n jobs into leases (claim.lua, and settle.lua when it claims
+-- for the slots it frees). K: jobs, leases, leasejob, delayed, delayedjob,
+-- retrylog keys. l, st: limits and state as read by the caller.
+-- Returns {now, wait_ms, reason, token1, job1, ...}.
+local function claimJobs(K, n, leaseMs, prefix, now, l, st)
+    -- Spend cap: stopped until the cap changes.
+    if st.budget_cap then
+        if l.max_spend_usd ~= '' and tostring(st.budget_cap) == l.max_spend_usd then
+            return {now, 1000, 'spend cap reached (max_spend_usd=' .. l.max_spend_usd .. ')'}
+        end
+        rcall('HDEL', K.state, 'budget_cap')
+    end
+
+    -- Pauses.
+    local pu = tonumber(st.pause_until) or 0
+    if pu > now then
+        local long = tonumber(st.pause_long) or 0
+        local probe = tonumber(st.probe_at) or 0
+        if long == 1 and probe <= now then
+            n = 1
+        else
+            local w = pu - now
+            if long == 1 and probe - now < w then w = probe - now end
+            return {now, w, st.pause_reason or 'paused'}
+        end
+    end
+
+    -- Due retries, within the retry budget.
+    local due = rcall('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, 256)
+    if #due > 0 then
+        rcall('ZREMRANGEBYSCORE', K.retrylog, '-inf', now - 60000)
+        local budget = tonumber(l.retry_budget_per_min) or 0
+        local used = rcall('ZCARD', K.retrylog)
+        for _, tok in ipairs(due) do
+            if used >= budget then break end
+            local job = rcall('HGET', K.delayedjob, tok)
+            if job then rcall('RPUSH', K.jobs, job) end
+            rcall('HDEL', K.delayedjob, tok)
+            rcall('ZREM', K.delayed, tok)
+            rcall('ZADD', K.retrylog, now, tok)
+            used = used + 1
+        end
+    end
+
+    local out = {now, 0, ''}
+    local jobs = rcall('RPOP', K.jobs, n)
+    if not jobs then return out end
+    local exp = now + leaseMs
+    local z, h = {}, {}
+    for i, job in ipairs(jobs) do
+        local tok = prefix .. i
+        z[#z + 1] = exp; z[#z + 1] = tok
+        h[#h + 1] = tok; h[#h + 1] = job
+        out[#out + 1] = tok; out[#out + 1] = job
+    end
+    bulk('ZADD', K.leases, z)
+    bulk('HSET', K.leasejob, h)
+    return out
+end

@@ -31,9 +31,14 @@
 -- KEYS[5] results KEYS[6] dead  KEYS[7] delayed  KEYS[8] delayedjob
 -- KEYS[9] jobs  KEYS[10] limits  KEYS[11] state  KEYS[12] inflight
 -- KEYS[13] reserv  KEYS[14] retrylog  KEYS[15] stats
--- ARGV[1] results stream MAXLEN (approximate)  ARGV[2..] records
--- Reply: one integer per record: 1 done, 2 retry scheduled, 0 duplicate,
--- -1 lease lost.
+-- ARGV[1] results stream MAXLEN (approximate)
+-- ARGV[2] claim_n: when > 0, claim up to that many jobs afterwards (the
+--         slots this call frees): what claim.lua does, without a second call
+-- ARGV[3] lease_ms   ARGV[4] token prefix for the claim
+-- ARGV[5..] records
+-- Reply: {statuses, claim}: statuses has one integer per record: 1 done,
+-- 2 retry scheduled, 0 duplicate, -1 lease lost; claim is claim.lua's reply
+-- (empty when claim_n is 0).
 local NA = 17
 local now = nowMs()
 local l = loadLimits(KEYS[10])
@@ -178,7 +183,7 @@ end
 
 -- Parse the records, then read what they need in one call per key.
 local recs = {}
-local i = 2
+local i = 5
 while i <= #ARGV do
     local r = {op = ARGV[i], tok = ARGV[i + 1], id = ARGV[i + 2], dead = ARGV[i + 3], a = {}}
     for j = 1, NA do r.a[j] = ARGV[i + 3 + j] end
@@ -187,17 +192,20 @@ while i <= #ARGV do
     i = r.f0 + r.nf
     recs[#recs + 1] = r
 end
-if #recs == 0 then return out end
+
 local toks, ids, jobToks = {}, {}, {}
 for n, r in ipairs(recs) do
     toks[n] = r.tok
     ids[n] = r.id
     if r.op == 'F' or r.op == 'Q' then jobToks[#jobToks + 1] = r.tok end
 end
-local leased = rcall('ZMSCORE', KEYS[1], unpack(toks))
-local resv = rcall('HMGET', KEYS[13], unpack(toks))
-doneIds = rcall('SMISMEMBER', KEYS[3], unpack(ids))
-local atts = rcall('HMGET', KEYS[4], unpack(ids))
+local leased, resv, atts = {}, {}, {}
+if #recs > 0 then
+    leased = rcall('ZMSCORE', KEYS[1], unpack(toks))
+    resv = rcall('HMGET', KEYS[13], unpack(toks))
+    doneIds = rcall('SMISMEMBER', KEYS[3], unpack(ids))
+    atts = rcall('HMGET', KEYS[4], unpack(ids))
+end
 local jobs = {}
 if #jobToks > 0 then
     local got = rcall('HMGET', KEYS[2], unpack(jobToks))
@@ -274,4 +282,15 @@ rcall('HDEL', KEYS[15], 'q' .. old, 'j' .. old, 'ti' .. old, 'to' .. old)
 -- The leases go last: should anything above fail, the jobs are still
 -- leased and the reaper puts them back (at least once, never lost).
 if #leaseGone > 0 then bulk('ZREM', KEYS[1], leaseGone, 1); bulk('HDEL', KEYS[2], leaseGone, 1) end
-return out
+
+local claimed = {}
+local claimN = tonumber(ARGV[2]) or 0
+if claimN > 0 then
+    st.pause_until, st.pause_long = pu, plong
+    if set.probe_at then st.probe_at = set.probe_at end
+    if set.pause_reason then st.pause_reason = set.pause_reason end
+    local K = {jobs = KEYS[9], leases = KEYS[1], leasejob = KEYS[2], delayed = KEYS[7],
+               delayedjob = KEYS[8], state = KEYS[11], retrylog = KEYS[14]}
+    claimed = claimJobs(K, claimN, tonumber(ARGV[3]), ARGV[4], now, l, st)
+end
+return {out, claimed}

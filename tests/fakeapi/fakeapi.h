@@ -190,9 +190,9 @@ typedef struct fakeServer {
     fakeBucket output;          /* otpm bucket */
     uint64_t rng;               /* fault / jitter PRNG state */
     uint64_t idCounter;         /* feeds request and message ids */
-    long long orgServed;        /* tokens served toward the org cap */
+    long long orgServed;        /* tokens admitted toward the org cap */
     double orgCapUntil;         /* monotonic end of a tripped cap, 0 = none */
-    long long successes;        /* 200s toward the spend limit */
+    long long successes;        /* admitted successes, for the spend limit */
     fakeStats stats;            /* what /_stats reports */
     buf out;                    /* scratch for building replies */
 } fakeServer;

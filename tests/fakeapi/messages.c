@@ -10,7 +10,10 @@
  * held in the scheduler (sched.c) until its deadline.
  *
  * Faults are drawn from the seeded PRNG before the rate limits, so a
- * faulted request consumes no quota. */
+ * faulted request consumes no quota. An admitted request counts toward the
+ * spend limit and the org cap at once (input + output tokens), so both trip
+ * exactly even with answers in flight; a client that leaves before its
+ * answer is taken off again. */
 #include "fakeapi.h"
 
 #include <math.h>

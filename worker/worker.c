@@ -82,6 +82,7 @@ typedef struct slot {
 typedef struct batch {
     struct worker *w;
     int claims;                     /* settle: this call also claims */
+    int extra;                      /* of which promised free slots */
     int n;
     slot *s[];
 } batch;
@@ -95,7 +96,9 @@ typedef struct worker {
     slot *slots;
     int nslots;
     int nfree;                      /* slots in SLOT_FREE */
-    int claiming;                   /* a claim call is in flight */
+    int claims_out;                 /* calls in flight that claim jobs */
+    int promised;                   /* free slots those calls may fill */
+    int pump_ask;                   /* slots the pump's claim asked for */
     int calls;                      /* begin/settle calls in flight */
     int draining;                   /* SIGTERM seen: no more claims */
     int drain_expired;              /* the drain deadline passed */
@@ -178,6 +181,7 @@ static batch *batchNew(worker *w, int n) {
     b->w = w;
     b->n = 0;
     b->claims = 0;
+    b->extra = 0;
     return b;
 }
 
@@ -346,8 +350,9 @@ static void flushSettles(worker *w) {
     vl[k] = (size_t)snprintf(maxlen, sizeof(maxlen), "%ld", w->cfg->results_maxlen);
     v[k++] = maxlen;
     /* Claim for the slots this call frees, in the same call. */
-    int claim = !w->claiming && !w->draining && !evtimer_pending(w->idle_timer, NULL);
-    claimArgs(w, claim ? w->nfree + n : 0, cn, lease, prefix, v + k, vl + k);
+    int claim = !w->draining && !evtimer_pending(w->idle_timer, NULL);
+    int extra = claim && w->nfree > w->promised ? w->nfree - w->promised : 0;
+    claimArgs(w, claim ? n + extra : 0, cn, lease, prefix, v + k, vl + k);
     k += 3;
     for (slot *s = w->pending; s; s = s->next) {
         int i = b->n;
@@ -377,7 +382,12 @@ static void flushSettles(worker *w) {
     if (rdsScript(w->redis, "settle", 15, keys, argc, v, vl, onSettled, b) == 0) {
         w->pending = w->pending_tail = NULL;
         w->calls++;
-        if (claim) w->claiming = 1, b->claims = 1;
+        if (claim) {
+            b->claims = 1;
+            b->extra = extra;
+            w->promised += extra;
+            w->claims_out++;
+        }
     } else {
         free(b);        /* not connected: keep them pending and retry */
         if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
@@ -391,17 +401,16 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
     worker *w = b->w;
     (void)c;
     w->calls--;
+    if (b->claims) {
+        w->claims_out--;
+        w->promised -= b->extra;
+    }
     redisReply *st = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[0] : NULL;
     redisReply *claimed = st ? r->element[1] : NULL;
-    int claim = w->claiming && claimed && claimed->elements > 0;
-    if (claimed && claimed->elements == 0 && w->claiming) {
-        /* This call did not claim (it was not asked to). */
-    }
     if (!st || st->type != REDIS_REPLY_ARRAY || st->elements != (size_t)b->n) {
         /* Unknown whether it ran: send again. A record that did run is
          * refused the second time by the lease check (fencing); jobs it
          * may have claimed are leased to nobody here and get reaped. */
-        if (w->claiming && b->claims) w->claiming = 0;
         for (int i = b->n - 1; i >= 0; i--) {
             slot *s = b->s[i];
             s->next = w->pending;
@@ -427,11 +436,7 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
         }
         slotRelease(s);
     }
-    if (b->claims) {
-        w->claiming = 0;
-        if (claim) handleClaim(w, claimed);
-        else timerIn(w->idle_timer, w->cfg->idle_poll_ms);
-    }
+    if (b->claims) handleClaim(w, claimed);
     free(b);
     pump(w);
     maybeExit(w);
@@ -682,7 +687,9 @@ static void sendBegin(worker *w, batch *b) {
 static void onClaimed(rds *c, redisReply *r, void *priv) {
     worker *w = priv;
     (void)c;
-    w->claiming = 0;
+    w->claims_out--;
+    w->promised -= w->pump_ask;
+    w->pump_ask = 0;
     handleClaim(w, r);
 }
 
@@ -733,20 +740,24 @@ static void handleClaim(worker *w, redisReply *r) {
 }
 
 static void pump(worker *w) {
-    if (w->draining || w->claiming || w->nfree == 0) return;
+    if (w->draining || w->claims_out > 0 || w->nfree <= w->promised) return;
     if (!rdsReady(w->redis) || evtimer_pending(w->idle_timer, NULL)) return;
     char n[16], lease[32], prefix[160];
     const char *v[3];
     size_t vl[3];
-    claimArgs(w, w->nfree, n, lease, prefix, v, vl);
+    int ask = claimArgs(w, w->nfree - w->promised, n, lease, prefix, v, vl);
     const char *keys[] = {
         w->keys.name[KEY_JOBS], w->keys.name[KEY_LEASES],
         w->keys.name[KEY_LEASEJOB], w->keys.name[KEY_DELAYED],
         w->keys.name[KEY_DELAYEDJOB], w->keys.name[KEY_LIMITS],
         w->keys.name[KEY_STATE], w->keys.name[KEY_RETRYLOG],
     };
-    if (rdsScript(w->redis, "claim", 8, keys, 3, v, vl, onClaimed, w) == 0)
-        w->claiming = 1;
+    lfLog(LF_DEBUG, "event=claim_call n=%d", w->nfree);
+    if (rdsScript(w->redis, "claim", 8, keys, 3, v, vl, onClaimed, w) == 0) {
+        w->claims_out++;
+        w->promised += ask;
+        w->pump_ask = ask;
+    }
 }
 
 /* The three claim arguments (n, lease_ms, unique token prefix) into
@@ -844,7 +855,7 @@ static void onReapTimer(evutil_socket_t fd, short what, void *arg) {
 
 static void maybeExit(worker *w) {
     if (!w->draining) return;
-    if (w->nfree == w->nslots && !w->claiming && w->calls == 0 && !w->pending)
+    if (w->nfree == w->nslots && w->claims_out == 0 && w->calls == 0 && !w->pending)
         event_base_loopexit(w->base, NULL);
 }
 

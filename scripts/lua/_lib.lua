@@ -149,7 +149,7 @@ local function claimJobs(K, n, leaseMs, prefix, now, l, st)
     local out = {now, 0, ''}
     local jobs = rcall('RPOP', K.jobs, n)
     if not jobs then return out end
-    local exp = now + leaseMs
+    local exp = string.format('%d', now + leaseMs)   -- once, as an integer string
     local z, h = {}, {}
     for i, job in ipairs(jobs) do
         local tok = prefix .. i

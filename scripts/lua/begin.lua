@@ -32,7 +32,7 @@ if l.max_spend_usd ~= '' then cap = math.floor(tonumber(l.max_spend_usd) * 10000
 local spent = tonumber(st.spent) or 0
 local reserved = tonumber(st.reserved) or 0
 local inflight = inFlight(KEYS[7], now)
-local leaseExp = now + tonumber(ARGV[1])
+local leaseExp = string.format('%d', now + tonumber(ARGV[1]))
 
 -- The ceiling: fixed, or Little's law (rate the API allows x latency).
 local ceiling = tonumber(l.max_in_flight) or 100

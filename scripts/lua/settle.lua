@@ -250,7 +250,7 @@ for n, r in ipairs(recs) do
                 local d = math.floor((num(a[8]) or 0.5) * capd)
                 local ra = num(a[6]) or -1
                 if d < ra then d = ra end
-                zDelayed[#zDelayed + 1] = now + d
+                zDelayed[#zDelayed + 1] = string.format('%d', now + d)
                 zDelayed[#zDelayed + 1] = tok
                 hDelayed[#hDelayed + 1] = tok
                 hDelayed[#hDelayed + 1] = jobs[tok]

@@ -83,3 +83,28 @@ void bufAppendJsonString(buf *b, const char *s, size_t len) {
     bufAppend(b, s + run, len - run);
     bufAppend(b, "\"", 1);
 }
+
+void bufAppendBase64(buf *b, const void *s, size_t len) {
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = s;
+    bufReserve(b, (len + 2) / 3 * 4);
+    char *o = b->p + b->len;
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+        *o++ = tab[v >> 18];
+        *o++ = tab[v >> 12 & 63];
+        *o++ = tab[v >> 6 & 63];
+        *o++ = tab[v & 63];
+    }
+    if (i < len) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0);
+        *o++ = tab[v >> 18];
+        *o++ = tab[v >> 12 & 63];
+        *o++ = i + 1 < len ? tab[v >> 6 & 63] : '=';
+        *o++ = '=';
+    }
+    b->len = (size_t)(o - b->p);
+    b->p[b->len] = '\0';
+}

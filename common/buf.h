@@ -23,4 +23,7 @@ void bufPrintf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * '"' and '\\' are escaped; other bytes are copied as they are. */
 void bufAppendJsonString(buf *b, const char *s, size_t len);
 
+/* Append s[0..len) in standard base64 (with padding), no quotes. */
+void bufAppendBase64(buf *b, const void *s, size_t len);
+
 #endif

@@ -1,5 +1,6 @@
 /* json.c — see json.h. The only file that compiles jsmn's implementation. */
 #define JSMN_STRICT
+#define JSMN_PARENT_LINKS           /* as in json.h: see there */
 #include <jsmn.h>
 
 #include "json.h"
@@ -10,10 +11,52 @@
 
 /* ---- Parsing ---------------------------------------------------------- */
 
+#define DEPTH_CAP (JSON_MAX_DEPTH * 4)  /* deepest limit the checkers take */
+
+/* Nesting depth of the raw text, checked before tokenizing: jsmn finds the
+ * container a ']' or '}' closes by walking up from the last token, so a
+ * document nested thousands deep would take quadratic time to tokenize.
+ * Brackets count only where jsmn (strict) sees them: not inside strings,
+ * not inside primitives (which run up to a delimiter and may hold '"').
+ * Stops where jsmn would stop with an error, so that error is the one
+ * reported. Returns -1 when deeper than max_depth. */
+static int checkDepthRaw(const char *js, size_t len, int max_depth) {
+    enum { VALUE, STRING, PRIMITIVE } st = VALUE;
+    int depth = 0;
+    if (max_depth > DEPTH_CAP) max_depth = DEPTH_CAP;
+    for (size_t i = 0; i < len && js[i] != '\0'; i++) {
+        char c = js[i];
+        if (st == STRING) {
+            if (c == '\\') i++;
+            else if (c == '"') st = VALUE;
+            continue;
+        }
+        if (st == PRIMITIVE) {
+            if (!strchr(",]} \t\r\n", c)) {
+                if (c < 32 || c >= 127) return 0;
+                continue;
+            }
+            st = VALUE;
+        }
+        if (c == '"') {
+            st = STRING;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max_depth) return -1;
+        } else if (c == ']' || c == '}') {
+            if (depth > 0) depth--;
+        } else if (strchr("-0123456789tfn", c)) {
+            st = PRIMITIVE;
+        } else if (!strchr(",: \t\r\n", c)) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
 /* Nesting depth of a token list, without recursion: a stack of the end
  * offsets of the containers we are inside. */
 static int checkDepth(const jsonDoc *d, int max_depth) {
-    int stack[JSON_MAX_DEPTH * 4 + 1];
+    int stack[DEPTH_CAP + 1];
     int top = 0;
     if (max_depth > (int)(sizeof(stack) / sizeof(stack[0])) - 1)
         max_depth = (int)(sizeof(stack) / sizeof(stack[0])) - 1;
@@ -40,6 +83,10 @@ int jsonParse(jsonDoc *d, const char *js, size_t len, int max_tokens,
     }
     if (max_depth <= 0) max_depth = JSON_MAX_DEPTH;
     if (max_tokens > 0 && max_tokens < cap) cap = max_tokens;
+    if (checkDepthRaw(js, len, max_depth) < 0) {
+        snprintf(err, errlen, "JSON nested deeper than %d levels", max_depth);
+        return -1;
+    }
     for (;;) {
         jsmntok_t *t = realloc(d->tok, sizeof(*t) * (size_t)cap);
         if (!t) {
@@ -247,4 +294,32 @@ void jsonSpan(const jsonDoc *d, int i, const char **p, size_t *len) {
     if (d->tok[i].type == JSMN_STRING) s--, e++;
     *p = d->js + s;
     *len = (size_t)(e - s);
+}
+
+/* ---- UTF-8 ------------------------------------------------------------ */
+
+long jsonUtf8Invalid(const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        if (c >= 0x01 && c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned cp, min;
+        if (c >= 0xC2 && c <= 0xDF) n = 1, cp = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c <= 0xEF) n = 2, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c <= 0xF4) n = 3, cp = c & 0x07, min = 0x10000;
+        else return (long)i;                    /* NUL, continuation, C0/C1, F5+ */
+        if (len - i <= n) return (long)i;
+        for (size_t k = 1; k <= n; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) return (long)i;
+            cp = cp << 6 | (p[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return (long)i;
+        i += n + 1;
+    }
+    return -1;
 }

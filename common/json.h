@@ -12,6 +12,11 @@
 
 #define JSMN_STRICT
 #define JSMN_HEADER
+/* Parent links let jsmn find the container a ',', ']' or '}' belongs to by
+ * walking up from the last token instead of scanning back over all tokens,
+ * which made a long flat array or object quadratic to tokenize. It adds a
+ * field to jsmntok_t: json.c defines it too, before its own include. */
+#define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
 #define JSON_MAX_DEPTH 64           /* default nesting limit */
@@ -59,6 +64,11 @@ int jsonStr(const jsonDoc *d, int i, char *out, size_t outlen);
 /* Raw text of token i (strings without their quotes). */
 static inline const char *jsonRaw(const jsonDoc *d, int i) { return d->js + d->tok[i].start; }
 static inline int jsonRawLen(const jsonDoc *d, int i) { return d->tok[i].end - d->tok[i].start; }
+
+/* Offset of the first byte of s[0..len) that is not valid UTF-8 (overlong
+ * forms, surrogates, code points past U+10FFFF, truncated sequences) or is
+ * NUL; -1 when all of it is valid. */
+long jsonUtf8Invalid(const char *s, size_t len);
 
 /* The raw text of a value including a string's quotes (for verbatim copies). */
 void jsonSpan(const jsonDoc *d, int i, const char **p, size_t *len);

@@ -7,7 +7,7 @@
 static const char *keyNames[KEY_COUNT] = {
     "jobs", "leases", "leasejob", "delayed", "delayedjob", "done",
     "attempts", "results", "dead", "workers", "limits", "state", "stats",
-    "inflight", "reserv", "retrylog",
+    "inflight", "reserv", "retrylog", "lost",
 };
 
 int keysInit(keySet *ks, const char *fleet) {

@@ -25,6 +25,7 @@ typedef enum {
     KEY_INFLIGHT,       /* ZSET    admitted lease token -> expiry (ms) */
     KEY_RESERV,         /* HASH    admitted lease token -> "in,out,cost,t" */
     KEY_RETRYLOG,       /* ZSET    retries dispatched in the last 60 s */
+    KEY_LOST,           /* HASH    job id -> deliveries lost with their worker */
     KEY_COUNT           /* number of keys */
 } keyId;
 

@@ -46,6 +46,7 @@ static const struct limitDef {
     {"max_pause", LIM_DURATION, 1, NULL, "longest wait sat out as a short pause; longer ones probe"},
     {"probe_interval", LIM_DURATION, 100, NULL, "one probe per interval during a long pause"},
     {"output_rule", LIM_ENUM, 0, "actual|reserve", "how the API counts output tokens (2026 docs: actual)"},
+    {"max_deliveries", LIM_INT, 1, NULL, "deliveries lost with their worker before a job is dead-lettered"},
     {NULL, 0, 0, NULL, NULL},
 };
 

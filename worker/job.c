@@ -26,6 +26,12 @@ int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
                  max_bytes);
         return -1;
     }
+    long bad = jsonUtf8Invalid(raw, len);
+    if (bad >= 0) {
+        snprintf(err, errlen, "job is not valid UTF-8 (byte 0x%02x at offset %ld)",
+                 (unsigned char)raw[bad], bad);
+        return -1;
+    }
     if (jsonParse(&d, raw, len, JOB_MAX_TOKENS, JSON_MAX_DEPTH, perr,
                   sizeof(perr)) < 0) {
         snprintf(err, errlen, "job is not valid JSON: %s", perr);

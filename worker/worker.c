@@ -31,6 +31,7 @@
 #include "buf.h"
 #include "http.h"
 #include "job.h"
+#include "json.h"
 #include "keys.h"
 #include "log.h"
 #include "outcome.h"
@@ -307,11 +308,10 @@ static void recordError(slot *s, const char *type, const char *msg, long status)
 }
 
 /* A job that can never run: error result + dead letter with the reason. */
-static void recordDead(slot *s, const char *reason) {
+static void recordDead(slot *s, const char *type, const char *reason) {
     worker *w = s->w;
-    s->attempt = 0;
     s->latency_ms = 0;
-    recordError(s, "invalid_job", reason, 0);
+    recordError(s, type, reason, 0);
     s->op = 'D';
     bufReset(&s->dead);
     bufAppendStr(&s->dead, "{\"id\":");
@@ -321,8 +321,15 @@ static void recordDead(slot *s, const char *reason) {
     bufAppendJsonString(&s->dead, reason, strlen(reason));
     bufPrintf(&s->dead, ",\"ts_ms\":%lld,\"worker\":", wallMs());
     bufAppendJsonString(&s->dead, w->name, strlen(w->name));
-    bufAppendStr(&s->dead, ",\"job\":");
-    bufAppendJsonString(&s->dead, s->raw.p, s->raw.len);
+    if (jsonUtf8Invalid(s->raw.p, s->raw.len) < 0) {
+        bufAppendStr(&s->dead, ",\"job\":");
+        bufAppendJsonString(&s->dead, s->raw.p, s->raw.len);
+    } else {
+        /* Not text: kept exactly, as base64, so the entry stays JSON. */
+        bufAppendStr(&s->dead, ",\"job_base64\":\"");
+        bufAppendBase64(&s->dead, s->raw.p, s->raw.len);
+        bufAppendStr(&s->dead, "\"");
+    }
     bufAppendStr(&s->dead, "}");
 }
 
@@ -377,9 +384,9 @@ static void flushSettles(worker *w) {
         w->keys.name[KEY_JOBS], w->keys.name[KEY_LIMITS],
         w->keys.name[KEY_STATE], w->keys.name[KEY_INFLIGHT],
         w->keys.name[KEY_RESERV], w->keys.name[KEY_RETRYLOG],
-        w->keys.name[KEY_STATS],
+        w->keys.name[KEY_STATS], w->keys.name[KEY_LOST],
     };
-    if (rdsScript(w->redis, "settle", 15, keys, argc, v, vl, onSettled, b) == 0) {
+    if (rdsScript(w->redis, "settle", 16, keys, argc, v, vl, onSettled, b) == 0) {
         w->pending = w->pending_tail = NULL;
         w->calls++;
         if (claim) {
@@ -623,11 +630,13 @@ static void onBegun(rds *c, redisReply *r, void *priv) {
                      "--prices FILE", s->job.model);
             endWithError(s, "no_price", msg);
             break;
-        case 6:                                 /* deliveries used up */
-            s->attempt = (int)val;
-            snprintf(msg, sizeof(msg), "gave up after %lld deliveries that never "
-                     "settled: the worker running it was lost each time", val);
-            endWithError(s, "worker_lost", msg);
+        case 6:                                 /* a poison job */
+            snprintf(msg, sizeof(msg), "poison job: its worker was lost %lld times "
+                     "while running it (max_deliveries); not sent again", val);
+            lfLog(LF_WARN, "event=poison_job id=\"%s\" deliveries_lost=%lld",
+                  s->job.id, val);
+            recordDead(s, "worker_lost", msg);
+            queueSettle(s);
             break;
         default:                                /* lease lost */
             w->fenced++;
@@ -669,9 +678,9 @@ static void sendBegin(worker *w, batch *b) {
         w->keys.name[KEY_DONE], w->keys.name[KEY_ATTEMPTS],
         w->keys.name[KEY_LIMITS], w->keys.name[KEY_STATE],
         w->keys.name[KEY_INFLIGHT], w->keys.name[KEY_RESERV],
-        w->keys.name[KEY_RESULTS],
+        w->keys.name[KEY_RESULTS], w->keys.name[KEY_LOST],
     };
-    if (rdsScript(w->redis, "begin", 9, keys, argc, v, vl, onBegun, b) == 0) {
+    if (rdsScript(w->redis, "begin", 10, keys, argc, v, vl, onBegun, b) == 0) {
         w->calls++;
     } else {
         for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
@@ -727,7 +736,8 @@ static void handleClaim(worker *w, redisReply *r) {
         if (jobParse(&s->job, s->raw.p, s->raw.len, w->cfg->max_job_bytes, err,
                      sizeof(err)) < 0) {
             lfLog(LF_WARN, "event=invalid_job id=\"%s\" error=\"%s\"", s->job.id, err);
-            recordDead(s, err);
+            s->attempt = 0;
+            recordDead(s, "invalid_job", err);
             queueSettle(s);
             continue;
         }
@@ -846,9 +856,9 @@ static void onReapTimer(evutil_socket_t fd, short what, void *arg) {
         w->keys.name[KEY_LEASES], w->keys.name[KEY_LEASEJOB],
         w->keys.name[KEY_JOBS], w->keys.name[KEY_WORKERS],
         w->keys.name[KEY_INFLIGHT], w->keys.name[KEY_RESERV],
-        w->keys.name[KEY_STATE],
+        w->keys.name[KEY_STATE], w->keys.name[KEY_LOST], w->keys.name[KEY_STATS],
     };
-    rdsScript(w->redis, "reap", 7, keys, 1, v, vl, onReaped, w);
+    rdsScript(w->redis, "reap", 9, keys, 1, v, vl, onReaped, w);
 }
 
 /* ---- Shutdown --------------------------------------------------------- */

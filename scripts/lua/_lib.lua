@@ -36,6 +36,7 @@ local LIMIT_DEFAULTS = {
     max_spend_usd = '', max_attempts = '5', base_delay = '500',
     max_delay = '30000', retry_budget_per_min = '600', ceiling = 'fixed',
     max_pause = '300000', probe_interval = '10000', output_rule = 'actual',
+    max_deliveries = '3',
 }
 local function loadLimits(key)
     local l = {}

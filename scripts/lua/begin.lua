@@ -2,7 +2,7 @@
 --
 -- One atomic decision per job, in order:
 --   lease gone -> lost; id done -> duplicate (lease dropped);
---   attempts used up by deliveries that never settled -> exhausted;
+--   lost with its worker max_deliveries times (a poison job) -> exhausted;
 --   fleet paused -> wait (a long pause admits one probe per probe_interval);
 --   spend cap set and the model has no price -> noprice;
 --   spent + reserved + this reservation > max_spend_usd -> budget (the fleet
@@ -19,6 +19,7 @@
 -- ARGV[1] lease_ms
 -- ARGV[2..] per job: token, id, input_estimate, max_tokens, reserve_micro
 --           (reserve_micro -1: the model has no price)
+-- KEYS[10] lost  (id -> deliveries whose worker died mid-request)
 -- Reply: {ceiling, reason, code1, value1, code2, value2, ...}
 --   code 1 go (value: attempt number)   0 duplicate   -1 lease lost
 --        2 wait (value: ms)   4 budget   5 noprice   6 exhausted (value: attempts)
@@ -78,6 +79,8 @@ for k = 2, #ARGV, 5 do toks[#toks + 1] = ARGV[k]; ids[#ids + 1] = ARGV[k + 1] en
 local leased = rcall('ZMSCORE', KEYS[1], unpack(toks))
 local isDone = rcall('SMISMEMBER', KEYS[3], unpack(ids))
 local atts = rcall('HMGET', KEYS[4], unpack(ids))
+local lostN = rcall('HMGET', KEYS[10], unpack(ids))
+local maxDel = tonumber(l.max_deliveries) or 3
 local seen = {}                         -- ids admitted or queued in this batch
 local zin, hres, hatt, dropped = {}, {}, {}, {}
 
@@ -94,7 +97,9 @@ for n = 1, #toks do
         code = 0
     else
         seen[id] = true
-        if paused and not probeDue then
+        if (tonumber(lostN[n]) or 0) >= maxDel then
+            code, val = 6, tonumber(lostN[n])
+        elseif paused and not probeDue then
             code, val = 2, pauseWait
             reason = st.pause_reason or 'paused'
         elseif cap and res < 0 then
@@ -154,7 +159,7 @@ for n = 1, #toks do
                 zin[#zin + 1] = leaseExp; zin[#zin + 1] = tok
                 if res < 0 then res = 0 end
                 hres[#hres + 1] = tok
-                hres[#hres + 1] = inp .. ',' .. mt .. ',' .. res .. ',' .. now
+                hres[#hres + 1] = inp .. ',' .. mt .. ',' .. res .. ',' .. now .. ',' .. id
                 for _, b in ipairs({'r', 'i', 'o'}) do
                     if est[b] then est[b] = est[b] - need[b] end
                     add[b] = add[b] + need[b]

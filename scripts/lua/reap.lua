@@ -7,7 +7,10 @@
 -- spent.
 --
 -- KEYS[1] leases  KEYS[2] leasejob  KEYS[3] jobs  KEYS[4] workers
--- KEYS[5] inflight  KEYS[6] reserv  KEYS[7] state
+-- KEYS[5] inflight  KEYS[6] reserv  KEYS[7] state  KEYS[8] lost
+-- KEYS[9] stats
+-- A lease that was in flight counts one lost delivery for its job id:
+-- begin.lua dead-letters a job lost max_deliveries times (a poison job).
 -- ARGV[1] max leases to reap in one call
 -- Reply: number of jobs put back.
 local now = nowMs()
@@ -19,6 +22,12 @@ for _, tok in ipairs(toks) do
     if job then rcall('RPUSH', KEYS[3], job) end
     rcall('HDEL', KEYS[2], tok)
     rcall('ZREM', KEYS[1], tok)
+    local r = rcall('HGET', KEYS[6], tok)
+    if r then
+        local id = string.match(r, '^%-?%d+,%-?%d+,%-?%d+,%-?%d+,(.*)$')
+        if id then rcall('HINCRBY', KEYS[8], id, 1) end
+        rcall('HINCRBY', KEYS[9], 'lost_in_flight', 1)
+    end
     releaseReservation(KEYS[5], KEYS[6], KEYS[7], tok, nil)
 end
 return #toks

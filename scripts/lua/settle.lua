@@ -30,7 +30,7 @@
 -- KEYS[1] leases  KEYS[2] leasejob  KEYS[3] done  KEYS[4] attempts
 -- KEYS[5] results KEYS[6] dead  KEYS[7] delayed  KEYS[8] delayedjob
 -- KEYS[9] jobs  KEYS[10] limits  KEYS[11] state  KEYS[12] inflight
--- KEYS[13] reserv  KEYS[14] retrylog  KEYS[15] stats
+-- KEYS[13] reserv  KEYS[14] retrylog  KEYS[15] stats  KEYS[16] lost
 -- ARGV[1] results stream MAXLEN (approximate)
 -- ARGV[2] claim_n: when > 0, claim up to that many jobs afterwards (the
 --         slots this call frees): what claim.lua does, without a second call
@@ -266,7 +266,11 @@ for n, r in ipairs(recs) do
     end
 end
 
-if #sadd > 0 then bulk('SADD', KEYS[3], sadd, 1); bulk('HDEL', KEYS[4], hdelAtt, 1) end
+if #sadd > 0 then
+    bulk('SADD', KEYS[3], sadd, 1)
+    bulk('HDEL', KEYS[4], hdelAtt, 1)
+    bulk('HDEL', KEYS[16], hdelAtt, 1)
+end
 if #lpushDead > 0 then bulk('LPUSH', KEYS[6], lpushDead, 1) end
 if #rpushJobs > 0 then bulk('RPUSH', KEYS[9], rpushJobs, 1) end
 if #zDelayed > 0 then bulk('ZADD', KEYS[7], zDelayed); bulk('HSET', KEYS[8], hDelayed) end

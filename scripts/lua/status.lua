@@ -57,7 +57,8 @@ put('jobs_per_s', string.format('%.1f', j / 60))
 put('requests_per_s', string.format('%.1f', q / 60))
 put('input_tokens_per_s', string.format('%.1f', ti / 60))
 put('output_tokens_per_s', string.format('%.1f', to / 60))
-for _, k in ipairs({'ok', 'error', 'requests', 'retries', 'r429', 'hard_floor_hits', 'retry_budget_refusals'}) do
+for _, k in ipairs({'ok', 'error', 'requests', 'retries', 'r429', 'hard_floor_hits',
+                    'retry_budget_refusals', 'lost_in_flight'}) do
     put('total_' .. k, stats[k] or 0)
 end
 put('latency_ewma_ms', math.floor(tonumber(st.ewma_ms) or 0))

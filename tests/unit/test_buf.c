@@ -214,6 +214,25 @@ static void test_json_length_bounded(void **state) {
     bufFree(&b);
 }
 
+/* RFC 4648 section 10 test vectors, and bytes that are not text. */
+static void test_base64(void **state) {
+    (void)state;
+    static const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *out[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        buf b = {0};
+        bufAppendBase64(&b, in[i], strlen(in[i]));
+        assert_string_equal(b.p ? b.p : "", out[i]);
+        bufFree(&b);
+    }
+    buf b = {0};
+    bufAppendStr(&b, "x:");
+    bufAppendBase64(&b, "\x00\xff\xfe", 3);
+    assert_string_equal(b.p, "x:AP/+");
+    assert_int_equal(b.len, 6);
+    bufFree(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zeroed_is_empty),
@@ -229,6 +248,7 @@ int main(void) {
         cmocka_unit_test(test_json_appends),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_length_bounded),
+        cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

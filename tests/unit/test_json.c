@@ -445,8 +445,30 @@ static void test_random_mutations(void **state) {
     }
 }
 
+/* UTF-8: valid text passes; each kind of bad sequence is found at its
+ * offset; NUL is refused. */
+static void test_utf8(void **state) {
+    (void)state;
+    static const struct { const char *s; size_t len; long bad; } cases[] = {
+        {"plain ascii", 11, -1},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, -1},
+        {"a\x00b", 3, 1},                       /* NUL */
+        {"ab\x80", 3, 2},                       /* lone continuation */
+        {"\xc0\xaf", 2, 0},                     /* overlong '/' */
+        {"\xe0\x80\xaf", 3, 0},                 /* overlong, 3 bytes */
+        {"x\xed\xa0\x80", 4, 1},                /* surrogate D800 */
+        {"\xf4\x90\x80\x80", 4, 0},             /* past U+10FFFF */
+        {"ok\xe2\x82", 4, 2},                   /* truncated at the end */
+        {"\xe2(\xa1", 3, 0},                    /* bad continuation */
+        {"\xff", 1, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(jsonUtf8Invalid(cases[i].s, cases[i].len), cases[i].bad);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_nesting_and_navigation),
         cmocka_unit_test(test_whitespace_and_scalars),
         cmocka_unit_test(test_truncated),

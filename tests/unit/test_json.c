@@ -452,7 +452,7 @@ static void test_utf8(void **state) {
     static const struct { const char *s; size_t len; long bad; } cases[] = {
         {"plain ascii", 11, -1},
         {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, -1},
-        {"a\x00b", 3, 1},                       /* NUL */
+        {"a\x00" "b", 3, 1},                       /* NUL */
         {"ab\x80", 3, 2},                       /* lone continuation */
         {"\xc0\xaf", 2, 0},                     /* overlong '/' */
         {"\xe0\x80\xaf", 3, 0},                 /* overlong, 3 bytes */

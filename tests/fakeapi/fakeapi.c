@@ -4,7 +4,7 @@
  * (JSON shapes, error bodies, anthropic-ratelimit-* and retry-after
  * headers), enforces continuously refilled rate-limit buckets, simulates
  * latency, injects faults on request (500, 529, resets, hangs, an org cap, a
- * spend limit) and reports what it saw on GET /_stats. Tests, the demo and
+ * spend limit, malformed 200s) and reports what it saw on GET /_stats. Tests, the demo and
  * the benchmarks run it on a loopback port; the official SDK talks to it
  * unchanged (tests/sdk).
  *
@@ -127,6 +127,12 @@ static const struct {
     {"p529", OPT_PROB, offsetof(fakeConfig, p529)},
     {"p-reset", OPT_PROB, offsetof(fakeConfig, pReset)},
     {"p-hang", OPT_PROB, offsetof(fakeConfig, pHang)},
+    {"p-garbage", OPT_PROB, offsetof(fakeConfig, pGarbage)},
+    {"p-truncated", OPT_PROB, offsetof(fakeConfig, pTruncated)},
+    {"p-no-usage", OPT_PROB, offsetof(fakeConfig, pNoUsage)},
+    {"p-huge", OPT_PROB, offsetof(fakeConfig, pHuge)},
+    {"p-bad-headers", OPT_PROB, offsetof(fakeConfig, pBadHeaders)},
+    {"huge-bytes", OPT_COUNT, offsetof(fakeConfig, hugeBytes)},
     {"org-cap-tokens", OPT_COUNT, offsetof(fakeConfig, orgCapTokens)},
     {"org-cap-seconds", OPT_MS, offsetof(fakeConfig, orgCapSeconds)},
     {"spend-limit-after", OPT_COUNT, offsetof(fakeConfig, spendLimitAfter)},
@@ -146,6 +152,16 @@ static void fakeUsage(FILE *f) {
         "  --latency-ms N --per-token-ms F --jitter-ms N   simulated latency\n"
         "  --seed N                  seeds faults, ids and outputs (1)\n"
         "  --p500 F --p529 F --p-reset F --p-hang F   fault probabilities\n"
+        "  malformed 200s (admitted and charged like a success):\n"
+        "  --p-garbage F             body that is not JSON\n"
+        "  --p-truncated F           JSON body cut at half its length\n"
+        "  --p-no-usage F            message without its usage object\n"
+        "  --p-huge F                message whose text is --huge-bytes long\n"
+        "  --huge-bytes N            text length of --p-huge (8388608)\n"
+        "  --p-bad-headers F         garbage anthropic-ratelimit-* and\n"
+        "                            retry-after values, one ~8 KB long\n"
+        "                            (all fault probabilities share one draw\n"
+        "                            per request: they should sum to <= 1)\n"
         "  --org-cap-tokens N --org-cap-seconds S     org cap (S = 3600)\n"
         "  --spend-limit-after N     spend limit after N successes\n"
         "  --max-output-tokens N     cap on generated output tokens\n"
@@ -196,6 +212,7 @@ static void fakeParseOptions(fakeConfig *c, int argc, char **argv) {
     c->listen = "127.0.0.1:0";
     c->seed = 1;
     c->orgCapSeconds = 3600;
+    c->hugeBytes = FAKE_HUGE_DEFAULT;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL, *eq;
@@ -225,7 +242,8 @@ static void fakeParseOptions(fakeConfig *c, int argc, char **argv) {
             fprintf(stderr, "llmfleet-fakeapi: --%s needs a value\n", fakeOpts[k].name);
             exit(2);
         }
-        if (fakeOptValue(fakeOpts[k].kind, field, val) != 0) {
+        if (fakeOptValue(fakeOpts[k].kind, field, val) != 0 ||
+            (field == (void *)&c->hugeBytes && c->hugeBytes > FAKE_HUGE_MAX)) {
             fprintf(stderr, "llmfleet-fakeapi: bad value for --%s: '%s'\n",
                     fakeOpts[k].name, val);
             exit(2);

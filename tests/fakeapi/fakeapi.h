@@ -32,6 +32,8 @@
 #define FAKE_MODEL_MAX     128                   /* longest model id echoed */
 #define FAKE_SERIES_LEN    600                   /* seconds of /_stats series */
 #define FAKE_MAX_TEXT      4096                  /* cap on generated text */
+#define FAKE_HUGE_DEFAULT  (8LL * 1024 * 1024)   /* --huge-bytes default */
+#define FAKE_HUGE_MAX      (1LL << 30)           /* --huge-bytes at most */
 
 /* ---- Configuration ------------------------------------------------------- */
 
@@ -53,6 +55,12 @@ typedef struct fakeConfig {
     double p529;                /* probability of a 529 overloaded_error */
     double pReset;              /* probability of a dropped connection */
     double pHang;               /* probability of never answering */
+    double pGarbage;            /* probability of a 200 whose body is not JSON */
+    double pTruncated;          /* probability of a 200 cut at half its body */
+    double pNoUsage;            /* probability of a 200 without usage */
+    double pHuge;               /* probability of a 200 of hugeBytes of text */
+    double pBadHeaders;         /* probability of garbage rate-limit headers */
+    long long hugeBytes;        /* text length of a huge answer */
     long long orgCapTokens;     /* org cap: tokens served before it trips */
     double orgCapSeconds;       /* org cap: how long it stays tripped */
     long long spendLimitAfter;  /* successes before the spend limit, 0=off */
@@ -88,6 +96,18 @@ void fakeBucketAddHeaders(struct evkeyvalq *h, double now);
 /* What to do with a held request when its deadline comes. */
 enum { FAKE_ACT_REPLY = 0, FAKE_ACT_RESET = 1, FAKE_ACT_HANG = 2 };
 
+/* The shape of a success: well formed, or one of the malformed-response
+ * faults. A malformed answer is still a success for the buckets, the spend
+ * limit, the org cap and the tokens served: the API did the work. */
+enum {
+    FAKE_SHAPE_OK = 0,          /* a normal message */
+    FAKE_SHAPE_GARBAGE,         /* a body that is not JSON */
+    FAKE_SHAPE_TRUNCATED,       /* the body cut at half its length */
+    FAKE_SHAPE_NO_USAGE,        /* a message without its usage object */
+    FAKE_SHAPE_HUGE,            /* text of cfg.hugeBytes bytes */
+    FAKE_SHAPE_BAD_HEADERS,     /* garbage in the rate-limit headers */
+};
+
 /* A /v1/messages request the server holds: waiting for its latency, to be
  * reset, or hung. Answered inline requests never allocate one. It is freed
  * when answered, reset, or when the client's connection goes away: evhttp
@@ -100,6 +120,7 @@ typedef struct fakeReq {
     double deadline;                /* monotonic seconds to act at */
     int heapIdx;                    /* slot in the deadline heap, -1 = none */
     int action;                     /* FAKE_ACT_* */
+    int shape;                      /* FAKE_SHAPE_* of a reply */
     long long inputTokens;          /* charged at admission */
     long long outputTokens;         /* what the reply will report */
     long long maxTokens;            /* the request's max_tokens */
@@ -141,10 +162,15 @@ typedef struct fakeStats {
     long long status[600];      /* responses sent, by status code */
     long long resets;           /* connections dropped on purpose */
     long long hangs;            /* requests never answered on purpose */
+    long long garbage;          /* 200s sent with a body that is not JSON */
+    long long truncated;        /* 200s sent with a truncated body */
+    long long noUsage;          /* 200s sent without usage */
+    long long huge;             /* 200s sent with huge text */
+    long long badHeaders;       /* 200s sent with garbage rate-limit headers */
     long long concurrent;       /* /v1 requests in flight now */
     long long peakConcurrent;   /* highest concurrent since reset */
-    long long inputTokens;      /* served on 200s */
-    long long outputTokens;     /* served on 200s */
+    long long inputTokens;      /* served on 200s, malformed ones too */
+    long long outputTokens;     /* served on 200s, malformed ones too */
     long long distinctBodies;   /* distinct /v1/messages bodies */
     long long repeatedBodies;   /* requests whose body was seen before */
     long long repeatedServed;   /* 200s for a body already served a 200 */

@@ -10,9 +10,13 @@
  * held in the scheduler (sched.c) until its deadline.
  *
  * Faults are drawn from the seeded PRNG before the rate limits, so a
- * faulted request consumes no quota. An admitted request counts toward the
- * spend limit and the org cap at once (input + output tokens), so both trip
- * exactly even with answers in flight; a client that leaves before its
+ * faulted request consumes no quota. The same draw picks the malformed-
+ * response faults (a body that is not JSON, a truncated body, no usage, a
+ * huge text, garbage rate-limit headers); those are answers the API gave,
+ * so they go through the rate limits and are charged and counted like any
+ * success, and only the reply is spoiled. An admitted request counts toward
+ * the spend limit and the org cap at once (input + output tokens), so both
+ * trip exactly even with answers in flight; a client that leaves before its
  * answer is taken off again. */
 #include "fakeapi.h"
 
@@ -30,6 +34,8 @@
 #include "log.h"
 
 #define MSG_JSON_MAX_TOKENS (1 << 22)   /* tokens in a request body at most */
+#define MSG_HUGE_BLOCK (256 * 1024)     /* bytes of huge text per reference */
+#define MSG_LONG_HEADER 8000            /* length of the long bad header */
 
 /* ---- Replies ------------------------------------------------------------- */
 
@@ -40,15 +46,47 @@ static void msgRefill(double now) {
     fakeBucketRefill(&fake.output, now);
 }
 
-/* Send a /v1 response whose body is in fake.out. rid is its request id;
- * 200s and 429s carry the rate-limit headers; retryAfter > 0 adds
- * retry-after. Counts the response and ends the request's concurrency. */
-static void msgSend(struct evhttp_request *req, int status, const char *reason,
-                    const char *rid, long long retryAfter) {
+/* The garbage that --p-bad-headers sends instead of the rate-limit
+ * headers: every name a client may read, none with a usable value. */
+static void msgBadHeaders(struct evkeyvalq *h) {
+    static const char *const bad[][2] = {
+        {"anthropic-ratelimit-requests-limit", "NaN"},
+        {"anthropic-ratelimit-requests-remaining", "-1"},
+        {"anthropic-ratelimit-requests-reset", "2025-13-45T99:99:99Z"},
+        {"anthropic-ratelimit-tokens-limit", "1e309"},
+        {"anthropic-ratelimit-tokens-remaining", "lots"},
+        {"anthropic-ratelimit-tokens-reset", "never"},
+        {"anthropic-ratelimit-input-tokens-limit", "18446744073709551616"},
+        {"anthropic-ratelimit-input-tokens-remaining", "12abc"},
+        {"anthropic-ratelimit-input-tokens-reset", "yesterday"},
+        {"anthropic-ratelimit-output-tokens-limit", "0x7fffffff"},
+        {"anthropic-ratelimit-output-tokens-reset", "1712345678"},
+        {"retry-after", "soon"},
+    };
+    char longValue[MSG_LONG_HEADER + 1];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        evhttp_add_header(h, bad[i][0], bad[i][1]);
+    /* A number far past any integer type, in a line under 8 KiB so
+     * ordinary clients still accept it and the parsing is what is tested. */
+    memset(longValue, '9', MSG_LONG_HEADER);
+    longValue[MSG_LONG_HEADER] = '\0';
+    evhttp_add_header(h, "anthropic-ratelimit-output-tokens-remaining", longValue);
+}
+
+/* Send a /v1 response whose body is in fake.out, after anything already in
+ * the request's output buffer. rid is its request id; 200s and 429s carry
+ * the rate-limit headers, or garbage in their place when badHeaders;
+ * retryAfter > 0 adds retry-after. Counts the response and ends the
+ * request's concurrency. */
+static void msgSendShaped(struct evhttp_request *req, int status, const char *reason,
+                          const char *rid, long long retryAfter, int badHeaders) {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 
     evhttp_add_header(h, "request-id", rid);
-    if (status == 200 || status == 429) {
+    if (badHeaders) {
+        msgBadHeaders(h);
+    } else if (status == 200 || status == 429) {
         double now = fakeNow();
         msgRefill(now);
         fakeBucketAddHeaders(h, now);
@@ -61,6 +99,11 @@ static void msgSend(struct evhttp_request *req, int status, const char *reason,
     fakeStatsReply(status);
     fakeStatsLeave();
     fakeSend(req, status, reason, fake.out.p, fake.out.len);
+}
+
+static void msgSend(struct evhttp_request *req, int status, const char *reason,
+                    const char *rid, long long retryAfter) {
+    msgSendShaped(req, status, reason, rid, retryAfter, 0);
 }
 
 /* Start fake.out with the error body's common part, up to the message. */
@@ -147,10 +190,9 @@ static void msgFiller(uint64_t hash, long long outputTokens) {
     }
 }
 
-/* Build the success body into fake.out. */
-static void msgSuccessBody(const fakeReq *r) {
+/* Start the success body in fake.out, up to the opening quote of the text. */
+static void msgSuccessStart(const fakeReq *r) {
     char id[40];
-    const char *stop = r->outputTokens == r->maxTokens ? "max_tokens" : "end_turn";
 
     fakeNewId("msg_", id, sizeof(id));
     bufReset(&fake.out);
@@ -158,11 +200,73 @@ static void msgSuccessBody(const fakeReq *r) {
               "\"assistant\",\"model\":", id);
     bufAppendJsonString(&fake.out, r->model, strlen(r->model));
     bufAppendStr(&fake.out, ",\"content\":[{\"type\":\"text\",\"text\":\"");
+}
+
+/* Append the rest of the success body after the text, with or without the
+ * usage object. */
+static void msgSuccessEnd(const fakeReq *r, int withUsage) {
+    const char *stop = r->outputTokens == r->maxTokens ? "max_tokens" : "end_turn";
+
+    bufPrintf(&fake.out, "\"}],\"stop_reason\":\"%s\",\"stop_sequence\":null", stop);
+    if (withUsage)
+        bufPrintf(&fake.out, ",\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld,"
+                  "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0}",
+                  r->inputTokens, r->outputTokens);
+    bufAppendStr(&fake.out, "}");
+}
+
+/* Build the success body into fake.out. */
+static void msgSuccessBody(const fakeReq *r, int withUsage) {
+    msgSuccessStart(r);
     msgFiller(r->bodyHash, r->outputTokens);
-    bufPrintf(&fake.out, "\"}],\"stop_reason\":\"%s\",\"stop_sequence\":null,"
-              "\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld,"
-              "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0}}",
-              stop, r->inputTokens, r->outputTokens);
+    msgSuccessEnd(r, withUsage);
+}
+
+/* A block of filler text that huge answers reference over and over: plain
+ * ASCII words and spaces, so any prefix is a valid JSON string body. It is
+ * static, so the references need no cleanup and nothing is copied. */
+static const char *msgHugeText(void) {
+    static char block[MSG_HUGE_BLOCK];
+    static int ready;
+    size_t len = 0;
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+
+    if (ready) return block;
+    while (len < sizeof(block)) {
+        const char *w = msgWords[x >> 59];
+        size_t wl = strlen(w);
+        if (len + wl + 1 > sizeof(block)) wl = sizeof(block) - len - 1;
+        memcpy(block + len, w, wl);
+        block[len + wl] = ' ';
+        len += wl + 1;
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    }
+    ready = 1;
+    return block;
+}
+
+/* The huge success: its head goes straight into out, then
+ * cfg.hugeBytes of text as references to the static block (nothing is
+ * allocated but the chain links, which libevent frees once the bytes are
+ * written or the connection goes away), and the tail is left in fake.out
+ * for msgSend to append. */
+static void msgHugeBody(const fakeReq *r, struct evbuffer *out) {
+    const char *text = msgHugeText();
+    long long left = fake.cfg.hugeBytes;
+
+    msgSuccessStart(r);
+    if (evbuffer_add(out, fake.out.p, fake.out.len) != 0) goto oom;
+    while (left > 0) {
+        size_t n = left > MSG_HUGE_BLOCK ? MSG_HUGE_BLOCK : (size_t)left;
+        if (evbuffer_add_reference(out, text, n, NULL, NULL) != 0) goto oom;
+        left -= (long long)n;
+    }
+    bufReset(&fake.out);
+    msgSuccessEnd(r, 1);
+    return;
+oom:
+    lfLog(LF_ERROR, "event=oom what=huge_body");
+    abort();
 }
 
 /* ---- Completion ---------------------------------------------------------- */
@@ -197,13 +301,47 @@ static void msgAccount(const fakeReq *r) {
     fakeStatsServed(r->inputTokens, r->outputTokens, r->bodyHash);
 }
 
-/* Answer an admitted request with its success. */
+/* Answer an admitted request with its success, in its shape. The
+ * malformed shapes are still served work: msgAccount counts their tokens in
+ * the stats and the output bucket like any success (the API did the work
+ * and would bill it, whatever reached the client), and their usage, where
+ * they have one, reports the drawn output tokens, not the huge text. */
 static void msgComplete(fakeReq *r) {
     char rid[40];
+    fakeStats *st = &fake.stats;
+
     msgAccount(r);
-    msgSuccessBody(r);
+    switch (r->shape) {
+    case FAKE_SHAPE_GARBAGE:
+        bufReset(&fake.out);
+        bufAppendStr(&fake.out, "<html><head><title>upstream error</title></head>"
+                     "<body>upstream error</body></html>\n");
+        st->garbage++;
+        break;
+    case FAKE_SHAPE_TRUNCATED:
+        msgSuccessBody(r, 1);
+        fake.out.len /= 2;          /* Content-Length follows: only the JSON is cut */
+        fake.out.p[fake.out.len] = '\0';
+        st->truncated++;
+        break;
+    case FAKE_SHAPE_NO_USAGE:
+        msgSuccessBody(r, 0);
+        st->noUsage++;
+        break;
+    case FAKE_SHAPE_HUGE:
+        msgHugeBody(r, evhttp_request_get_output_buffer(r->req));
+        st->huge++;
+        break;
+    case FAKE_SHAPE_BAD_HEADERS:
+        msgSuccessBody(r, 1);
+        st->badHeaders++;
+        break;
+    default:
+        msgSuccessBody(r, 1);
+        break;
+    }
     fakeNewId("req_", rid, sizeof(rid));
-    msgSend(r->req, 200, "OK", rid, 0);
+    msgSendShaped(r->req, 200, "OK", rid, 0, r->shape == FAKE_SHAPE_BAD_HEADERS);
 }
 
 /* Drop r's connection with a TCP reset, without a response. The request is
@@ -432,18 +570,31 @@ static long long msgRetryAfter(double wait) {
     return s < 1 ? 1 : s;
 }
 
-/* Draw the fault for this request: 500, 529, FAKE_ACT_RESET, FAKE_ACT_HANG
- * or 0 for none. One PRNG draw per request when any fault is enabled. */
-static int msgFault(void) {
+/* Draw the fault for this request: returns 500, 529, FAKE_ACT_RESET,
+ * FAKE_ACT_HANG or 0 for none, and sets *shape to the FAKE_SHAPE_* its
+ * success will have if it is admitted. One PRNG draw per request when any
+ * fault is enabled; the probabilities are consecutive bands of it, so at
+ * most one fault applies (when they sum past 1 the later ones get what is
+ * left). With only the older faults enabled the sequence is as it was. */
+static int msgFault(int *shape) {
     const fakeConfig *c = &fake.cfg;
     double u;
 
-    if (c->p500 <= 0 && c->p529 <= 0 && c->pReset <= 0 && c->pHang <= 0) return 0;
+    *shape = FAKE_SHAPE_OK;
+    if (c->p500 <= 0 && c->p529 <= 0 && c->pReset <= 0 && c->pHang <= 0 &&
+        c->pGarbage <= 0 && c->pTruncated <= 0 && c->pNoUsage <= 0 &&
+        c->pHuge <= 0 && c->pBadHeaders <= 0)
+        return 0;
     u = fakeRandomUnit();
     if ((u -= c->p500) < 0) return 500;
     if ((u -= c->p529) < 0) return 529;
     if ((u -= c->pReset) < 0) return FAKE_ACT_RESET;
     if ((u -= c->pHang) < 0) return FAKE_ACT_HANG;
+    if ((u -= c->pGarbage) < 0) *shape = FAKE_SHAPE_GARBAGE;
+    else if ((u -= c->pTruncated) < 0) *shape = FAKE_SHAPE_TRUNCATED;
+    else if ((u -= c->pNoUsage) < 0) *shape = FAKE_SHAPE_NO_USAGE;
+    else if ((u -= c->pHuge) < 0) *shape = FAKE_SHAPE_HUGE;
+    else if ((u -= c->pBadHeaders) < 0) *shape = FAKE_SHAPE_BAD_HEADERS;
     return 0;
 }
 
@@ -478,7 +629,7 @@ static void msgAdmit(fakeReq *r) {
     double now = fakeNow(), wait;
     const char *which;
     char m[200];
-    int fault;
+    int fault, shape;
 
     if (fake.cfg.spendLimitAfter > 0 && fake.successes >= fake.cfg.spendLimitAfter) {
         msgSpendLimit(r->req);
@@ -490,7 +641,7 @@ static void msgAdmit(fakeReq *r) {
                  msgRetryAfter(wait));
         return;
     }
-    fault = msgFault();
+    fault = msgFault(&shape);
     if (fault == 500) {
         msgError(r->req, 500, "api_error", "Internal server error", 0);
         return;
@@ -512,6 +663,7 @@ static void msgAdmit(fakeReq *r) {
         msgError(r->req, 429, "rate_limit_error", m, msgRetryAfter(wait));
         return;
     }
+    r->shape = shape;           /* a malformed answer is charged all the same */
     r->outputTokens = msgOutputTokens(r->bodyHash, r->maxTokens);
     msgCharge(r, now);
     double delay = msgDelayMs(r->outputTokens);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # smoke.sh — black-box checks of bin/llmfleet-fakeapi over real HTTP (curl,
 # jq): wire shapes, auth, validation, buckets and headers, org cap, spend
-# limit, faults, latency, /_stats, /_reset, /_config, exit codes.
+# limit, faults, malformed responses, latency, /_stats, /_reset, /_config,
+# exit codes.
 #
 # usage: LLMFLEET_BIN=/path/to/bin bash tests/fakeapi/smoke.sh
 #        FAKEAPI_WRAP="valgrind -q --leak-check=full --error-exitcode=9" ...
@@ -254,8 +255,98 @@ curl -s -X POST -d '{"latency_ms":0}' "$base/_config" >/dev/null
 [ "$(stat '.series | length')" -ge 1 ] &&
     [ "$(stat '.series[-1] | has("t") and has("input") and has("output") and has("requests") and has("r429")')" = true ]
 t "/_stats series"
+
+# ---- malformed responses ----------------------------------------------------------------
+# Each mode at probability 1 through /_config; all answer BODY, whose
+# well-formed answer is known (in1, out1), so the tokens served can be checked.
+curl -s -X POST "$base/_reset" >/dev/null
+msg "$BODY"
+normal=$(wc -c < "$tmp/b")      # bytes of a well-formed answer to BODY
+curl -s -X POST -d '{"p_garbage":1,"rpm":1}' "$base/_config" >/dev/null
+msg "$BODY"; rc=$?
+[ $rc = 0 ] && [ "$code" = 200 ] && [[ "$(hdr content-type)" == application/json* ]] &&
+    ! jq . < "$tmp/b" >/dev/null 2>&1 && grep -q upstream "$tmp/b" &&
+    [[ "$(hdr request-id)" == req_* ]] && [ "$(hdr anthropic-ratelimit-requests-limit)" = 1 ] &&
+    [ "$(hdr anthropic-ratelimit-requests-remaining)" = 0 ]
+t "p_garbage: 200, application/json, body not JSON, real headers"
+msg "$BODY"
+isError 429 rate_limit_error
+t "p_garbage: the answer consumed the rpm bucket"
+curl -s -X POST -d '{"p_garbage":0,"rpm":0,"p_truncated":1}' "$base/_config" >/dev/null
+msg "$BODY"; rc=$?
+size=$(wc -c < "$tmp/b")
+[ $rc = 0 ] && [ "$code" = 200 ] && [ "$(hdr content-length)" = "$size" ] &&
+    [ "$size" = $((normal / 2)) ] && [ "$(head -c 11 "$tmp/b")" = '{"id":"msg_' ] &&
+    ! jq . < "$tmp/b" >/dev/null 2>&1
+t "p_truncated: 200, framing intact, JSON cut at half"
+curl -s -X POST -d '{"p_truncated":0,"p_no_usage":1}' "$base/_config" >/dev/null
+msg "$BODY"
+[ "$code" = 200 ] && [ "$(jb .type)" = message ] && [ "$(jb 'has("usage")')" = false ] &&
+    [ "$(jb '.content[0].text')" = "$text1" ] && [ "$(jb .stop_reason)" = "$stop1" ]
+t "p_no_usage: 200, valid message without usage"
+curl -s -X POST -d '{"p_no_usage":0,"p_huge":1}' "$base/_config" >/dev/null
+msg "$BODY"; rc=$?
+[ $rc = 0 ] && [ "$code" = 200 ] && [ "$(wc -c < "$tmp/b")" -ge 8388608 ] &&
+    [ "$(jb '.content[0].text | length')" = 8388608 ] && [ "$(jb .usage.output_tokens)" = "$out1" ]
+t "p_huge: 200, valid message with 8 MiB of text (default)"
+curl -s -X POST -d '{"huge_bytes":1000}' "$base/_config" >/dev/null
+msg "$BODY"
+[ "$code" = 200 ] && [ "$(jb '.content[0].text | length')" = 1000 ]
+t "huge_bytes set through /_config"
+post /_config '{"huge_bytes":2147483648}'
+[ "$code" = 400 ]
+t "/_config refuses huge_bytes over 1 GiB"
+curl -s -X POST -d '{"p_huge":0,"p_bad_headers":1,"rpm":1000,"itpm":100000}' "$base/_config" >/dev/null
+msg "$BODY"
+long=$(hdr anthropic-ratelimit-output-tokens-remaining)
+[ "$code" = 200 ] && [ "$(jb .usage.output_tokens)" = "$out1" ] &&
+    [ "$(hdr anthropic-ratelimit-tokens-remaining)" = lots ] &&
+    [ "$(hdr anthropic-ratelimit-input-tokens-reset)" = yesterday ] &&
+    [ "$(hdr anthropic-ratelimit-requests-limit)" = NaN ] &&
+    [ "$(hdr retry-after)" = soon ] && [ "${#long}" -ge 8000 ] &&
+    [ "$(grep -ci '^anthropic-ratelimit-requests-limit:' "$tmp/h")" = 1 ]
+t "p_bad_headers: 200, valid message, garbage rate-limit headers instead"
+curl -s -X POST -d '{"p_bad_headers":0,"rpm":0,"itpm":0}' "$base/_config" >/dev/null
+stat 'del(.series)' > "$tmp/s"
+s() { jq -r "$1" < "$tmp/s"; }
+[ "$(s .garbage)" = 1 ] && [ "$(s .truncated)" = 1 ] && [ "$(s .no_usage)" = 1 ] &&
+    [ "$(s .huge)" = 2 ] && [ "$(s .bad_headers)" = 1 ]
+t "/_stats counts garbage, truncated, no_usage, huge, bad_headers"
+[ "$(s '.status["200"]')" = 7 ] && [ "$(s .input_tokens)" = $((7 * in1)) ] &&
+    [ "$(s .output_tokens)" = $((7 * out1)) ]
+t "/_stats counts malformed answers as tokens served"
 stop
 t "SIGTERM: exit 0"
+
+# ---- malformed responses from the command line, held for latency ----------------------
+"$bin/llmfleet-fakeapi" --help > "$tmp/help"
+grep -q -- --p-garbage "$tmp/help" && grep -q -- --p-truncated "$tmp/help" &&
+    grep -q -- --p-no-usage "$tmp/help" && grep -q -- --p-huge "$tmp/help" &&
+    grep -q -- --huge-bytes "$tmp/help" && grep -q -- --p-bad-headers "$tmp/help"
+t "--help lists the malformed-response flags"
+"$bin/llmfleet-fakeapi" --huge-bytes 2147483648 2>"$tmp/err"; rc=$?
+[ $rc -eq 2 ] && grep -q -- --huge-bytes "$tmp/err"
+t "--huge-bytes over 1 GiB exits 2"
+start --api-key "$KEY" --seed 11 --latency-ms 20 --p-garbage 0.2 --p-truncated 0.2 \
+    --p-no-usage 0.2 --p-huge 0.2 --p-bad-headers 0.2 --huge-bytes 5000
+curl -s "$base/_config" > "$tmp/c"
+[ "$(jq -c '[.p_garbage,.p_truncated,.p_no_usage,.p_huge,.p_bad_headers,.huge_bytes]' < "$tmp/c")" = \
+    '[0.2,0.2,0.2,0.2,0.2,5000]' ]
+t "flags set p_garbage p_truncated p_no_usage p_huge p_bad_headers huge_bytes"
+codes=""
+for i in $(seq 1 40); do
+    msg "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":32,\"messages\":[{\"role\":\"user\",\"content\":\"malformed $i\"}]}"
+    codes="$codes$code "
+done
+stat 'del(.series)' > "$tmp/s"
+[ "$(echo $codes | tr ' ' '\n' | sort -u)" = 200 ] && [ "$(s .garbage)" -ge 1 ] &&
+    [ "$(s .truncated)" -ge 1 ] && [ "$(s .no_usage)" -ge 1 ] && [ "$(s .huge)" -ge 1 ] &&
+    [ "$(s .bad_headers)" -ge 1 ] &&
+    [ $(( $(s .garbage) + $(s .truncated) + $(s .no_usage) + $(s .huge) + $(s .bad_headers) )) = 40 ] &&
+    [ "$(s .concurrent)" = 0 ]
+t "mixed modes: every answer a 200, each mode seen, all counted"
+stop
+t "SIGTERM: exit 0 (malformed modes)"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

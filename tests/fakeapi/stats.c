@@ -1,7 +1,8 @@
 /* stats.c — what the fake API saw, for tests and benchmarks to check the
  * fleet from the outside, plus the small admin endpoints:
  *
- *   GET  /_stats    counters, tokens served, concurrency, a per-second
+ *   GET  /_stats    counters (malformed-response faults included), tokens
+ *                   served, concurrency, a per-second
  *                   series of the last FAKE_SERIES_LEN seconds, and how many
  *                   /v1/messages bodies were repeats (duplicate deliveries).
  *   POST /_reset    zero all that, refill the buckets, clear the org cap and
@@ -173,12 +174,15 @@ static void statsJson(buf *o) {
         bufPrintf(o, "%s\"%d\":%lld", first ? "" : ",", i, st->status[i]);
         first = 0;
     }
-    bufPrintf(o, "},\"resets\":%lld,\"hangs\":%lld,\"concurrent\":%lld,"
+    bufPrintf(o, "},\"resets\":%lld,\"hangs\":%lld,\"garbage\":%lld,"
+              "\"truncated\":%lld,\"no_usage\":%lld,\"huge\":%lld,"
+              "\"bad_headers\":%lld,\"concurrent\":%lld,"
               "\"peak_concurrent\":%lld,\"input_tokens\":%lld,"
               "\"output_tokens\":%lld,\"distinct_bodies\":%lld,"
               "\"repeated_bodies\":%lld,\"repeated_served_bodies\":%lld,"
               "\"untracked_bodies\":%lld,",
-              st->resets, st->hangs, st->concurrent, st->peakConcurrent,
+              st->resets, st->hangs, st->garbage, st->truncated, st->noUsage,
+              st->huge, st->badHeaders, st->concurrent, st->peakConcurrent,
               st->inputTokens, st->outputTokens, st->distinctBodies,
               st->repeatedBodies, st->repeatedServed, st->untrackedBodies);
     statsSeriesJson(o);
@@ -233,6 +237,12 @@ static const struct {
     {"p529", CFG_PROB, offsetof(fakeConfig, p529)},
     {"p_reset", CFG_PROB, offsetof(fakeConfig, pReset)},
     {"p_hang", CFG_PROB, offsetof(fakeConfig, pHang)},
+    {"p_garbage", CFG_PROB, offsetof(fakeConfig, pGarbage)},
+    {"p_truncated", CFG_PROB, offsetof(fakeConfig, pTruncated)},
+    {"p_no_usage", CFG_PROB, offsetof(fakeConfig, pNoUsage)},
+    {"p_huge", CFG_PROB, offsetof(fakeConfig, pHuge)},
+    {"p_bad_headers", CFG_PROB, offsetof(fakeConfig, pBadHeaders)},
+    {"huge_bytes", CFG_COUNT, offsetof(fakeConfig, hugeBytes)},
     {"latency_ms", CFG_MS, offsetof(fakeConfig, latencyMs)},
     {"per_token_ms", CFG_MS, offsetof(fakeConfig, perTokenMs)},
     {"jitter_ms", CFG_MS, offsetof(fakeConfig, jitterMs)},
@@ -268,6 +278,9 @@ static int cfgApply(const jsonDoc *d, int key, int val, char *err, size_t errlen
         if (cfgKeys[k].kind == CFG_PROB && v > 1) goto bad;
         if (cfgKeys[k].kind == CFG_COUNT) {
             if (v != floor(v) || v > 1e15) goto bad;
+            if (cfgKeys[k].off == offsetof(fakeConfig, hugeBytes) &&
+                v > (double)FAKE_HUGE_MAX)
+                goto bad;
             *(long long *)((char *)c + cfgKeys[k].off) = (long long)v;
         } else {
             *(double *)((char *)c + cfgKeys[k].off) = v;
@@ -288,11 +301,14 @@ static void cfgJson(buf *o) {
               "\"max_output_tokens\":%lld,\"org_cap_tokens\":%lld,"
               "\"org_cap_seconds\":%g,\"spend_limit_after\":%lld,"
               "\"p500\":%g,\"p529\":%g,\"p_reset\":%g,\"p_hang\":%g,"
+              "\"p_garbage\":%g,\"p_truncated\":%g,\"p_no_usage\":%g,"
+              "\"p_huge\":%g,\"p_bad_headers\":%g,\"huge_bytes\":%lld,"
               "\"latency_ms\":%g,\"per_token_ms\":%g,\"jitter_ms\":%g}\n",
               c->rpm, c->itpm, c->otpm, c->otpmReserve ? "reserve" : "actual",
               c->maxOutputTokens, c->orgCapTokens, c->orgCapSeconds,
               c->spendLimitAfter, c->p500, c->p529, c->pReset, c->pHang,
-              c->latencyMs, c->perTokenMs, c->jitterMs);
+              c->pGarbage, c->pTruncated, c->pNoUsage, c->pHuge, c->pBadHeaders,
+              c->hugeBytes, c->latencyMs, c->perTokenMs, c->jitterMs);
 }
 
 static void cfgError(struct evhttp_request *req, const char *msg) {

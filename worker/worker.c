@@ -64,6 +64,7 @@ typedef struct slot {
     long long t_sent;               /* when the request went out (ms, mono) */
     long long latency_ms;           /* of the last attempt */
     long long wake;                 /* SLOT_WAIT: when to ask again (ms, mono) */
+    int suspect;                    /* runs alone: lost with a worker before */
     httpReq http;                   /* the request and its response */
     /* The settle record, ready for settle.lua. */
     char op;                        /* 'R' result, 'D' dead, 'F' failed, 'Q' requeue */
@@ -113,6 +114,7 @@ typedef struct worker {
     struct event *drain_timer;
     struct event *wait_timer;       /* wakes slots waiting on admission */
     long ceiling;                   /* last ceiling begin.lua reported */
+    int solo;                       /* 0, 1 a suspect waits, 2 one runs */
     char wait_reason[160];          /* last reason the fleet made us wait */
     struct event *sig_term, *sig_int;
     long long done_ok, done_err, retries, dups, fenced;
@@ -127,6 +129,21 @@ static int claimArgs(worker *w, int n, char *nbuf, char *lease, char *prefix,
                      const char **v, size_t *vl);
 static void onHttpDone(httpReq *req, void *priv);
 static void queueSettle(slot *s);
+
+/* ---- Test hooks -------------------------------------------------------
+ * Crash points for the reliability tests, off unless the environment asks:
+ *   LLMFLEET_TEST_CRASH_ID=ID       die when a request for job ID starts
+ *   LLMFLEET_TEST_CRASH_AT=after_response   die when a response arrives,
+ *                                   before it is settled
+ *   LLMFLEET_TEST_CRASH_AT=retry    die when a retryable failure arrives,
+ *                                   before its retry is scheduled
+ * The process exits at once (_exit), like a SIGKILL: nothing is flushed. */
+static const char *testCrashId, *testCrashAt;
+
+static void testCrash(const char *point, const char *id) {
+    lfLog(LF_WARN, "event=test_crash point=%s id=\"%s\"", point, id);
+    _exit(86);
+}
 
 static long long monoMs(void) {
     struct timespec ts;
@@ -168,6 +185,7 @@ static slot *slotTake(worker *w) {
 static void slotRelease(slot *s) {
     worker *w = s->w;
     s->state = SLOT_FREE;
+    s->suspect = 0;
     s->token[0] = '\0';
     /* Keep small buffers for the next job; give big ones back. */
     if (s->raw.cap > 65536) bufFree(&s->raw); else bufReset(&s->raw);
@@ -473,11 +491,25 @@ static void onHttpDone(httpReq *req, void *priv) {
     worker *w = s->w;
     outcome o;
     s->latency_ms = monoMs() - s->t_sent;
+    if (s->suspect) {
+        /* The job that ran alone is back: the others may go now. */
+        s->suspect = 0;
+        w->solo = 0;
+        for (int i = 0; i < w->nslots; i++)
+            if (w->slots[i].state == SLOT_WAIT) w->slots[i].wake = 0;
+        evtimer_del(w->wait_timer);
+        timerIn(w->wait_timer, 0);
+    }
     outcomeClassify(&o, req->result, req->errbuf, req->too_large, req->status,
                     req->body.p, req->body.len, &req->rl);
-    long long cost = -1;
+    if (testCrashAt && strcmp(testCrashAt, "after_response") == 0)
+        testCrash(testCrashAt, s->job.id);
+    if (testCrashAt && strcmp(testCrashAt, "retry") == 0 && !o.ok && o.retryable)
+        testCrash(testCrashAt, s->job.id);
+    long long cost = -1;       /* -1: unknown (settle counts the reservation) */
     if (o.ok) {
         cost = recordOk(s, &o);
+        if (cost < 0) cost = 0;    /* no price: nothing to count */
     } else if (o.retryable && w->draining) {
         recordRequeue(s);
     } else {
@@ -503,6 +535,7 @@ static long requestTimeout(const workerConfig *cfg, const job *j) {
 
 static void startRequest(slot *s) {
     worker *w = s->w;
+    if (testCrashId && strcmp(testCrashId, s->job.id) == 0) testCrash("start", s->job.id);
     s->state = SLOT_HTTP;
     s->t_sent = monoMs();
     if (httpStart(&s->http, s->job.request, s->job.request_len,
@@ -567,7 +600,7 @@ static void onBegun(rds *c, redisReply *r, void *priv) {
     int waiting = 0;
     (void)c;
     w->calls--;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 2 * (size_t)b->n) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 + 2 * (size_t)b->n) {
         /* Unknown state: forget these jobs here. Their leases are no
          * longer renewed, expire, and the reaper puts the jobs back. */
         for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
@@ -582,10 +615,18 @@ static void onBegun(rds *c, redisReply *r, void *priv) {
         w->ceiling = ceiling;
     }
     const char *reason = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "";
+    if (w->solo != 2 || r->element[2]->integer == 2) w->solo = (int)r->element[2]->integer;
     for (int i = 0; i < b->n; i++) {
         slot *s = b->s[i];
-        long long code = r->element[2 + 2 * i]->integer;
-        long long val = r->element[3 + 2 * i]->integer;
+        long long code = r->element[3 + 2 * i]->integer;
+        long long val = r->element[4 + 2 * i]->integer;
+        if (code == 7) {
+            s->suspect = 1;
+            lfLog(LF_INFO, "event=suspect_runs_alone id=\"%s\"", s->job.id);
+            code = 1;
+        } else if (code == 8) {
+            code = 2;
+        }
         char msg[300];
         switch (code) {
         case 1:                                 /* go */
@@ -650,22 +691,26 @@ static void onBegun(rds *c, redisReply *r, void *priv) {
 }
 
 static void sendBegin(worker *w, batch *b) {
-    int argc = 1 + b->n * 5;
+    int argc = 3 + b->n * 5;
     const char **v = malloc(sizeof(char *) * (size_t)argc);
     size_t *vl = malloc(sizeof(size_t) * (size_t)argc);
     char (*nums)[3][24] = malloc(sizeof(*nums) * (size_t)(b->n ? b->n : 1));
-    char lease[32];
+    char lease[32], busy[16], solo[8];
+    int nbusy = 0;
     if (!v || !vl || !nums) abort();
+    for (int i = 0; i < w->nslots; i++) nbusy += w->slots[i].state == SLOT_HTTP;
     vl[0] = (size_t)snprintf(lease, sizeof(lease), "%ld", w->cfg->lease_ms);
-    v[0] = lease;
+    vl[1] = (size_t)snprintf(busy, sizeof(busy), "%d", nbusy);
+    vl[2] = (size_t)snprintf(solo, sizeof(solo), "%d", w->solo);
+    v[0] = lease, v[1] = busy, v[2] = solo;
     for (int i = 0; i < b->n; i++) {
         slot *s = b->s[i];
         price p;
         long long reserve = -1;
         if (priceLookup(s->job.model, strlen(s->job.model), &p) == 0)
             reserve = priceReserve(&p, s->job.input_estimate, s->job.max_tokens);
-        const char **a = v + 1 + 5 * i;
-        size_t *al = vl + 1 + 5 * i;
+        const char **a = v + 3 + 5 * i;
+        size_t *al = vl + 3 + 5 * i;
         a[0] = s->token, al[0] = strlen(s->token);
         a[1] = s->job.id, al[1] = strlen(s->job.id);
         al[2] = (size_t)snprintf(nums[i][0], 24, "%lld", s->job.input_estimate);
@@ -958,6 +1003,8 @@ int workerRun(const workerConfig *cfg) {
 
     memset(&w, 0, sizeof(w));
     w.cfg = cfg;
+    testCrashId = getenv("LLMFLEET_TEST_CRASH_ID");
+    testCrashAt = getenv("LLMFLEET_TEST_CRASH_AT");
     srandom((unsigned)(time(NULL) ^ getpid() ^ (monoMs() << 8)));
     if (rdsResolveUrl(cfg->redis_url, &url, err, sizeof(err)) < 0) {
         fprintf(stderr, "llmfleet worker: %s\n", err);

@@ -16,13 +16,22 @@
 -- KEYS[1] leases  KEYS[2] leasejob  KEYS[3] done  KEYS[4] attempts
 -- KEYS[5] limits  KEYS[6] state  KEYS[7] inflight  KEYS[8] reserv
 -- KEYS[9] results
+-- A job about to use its last delivery (lost with its worker
+-- max_deliveries - 1 times: a poison job, or a bystander of one) runs alone
+-- on its worker, so that it is dead-lettered only if it alone was running
+-- when its worker died: it waits until the worker has nothing in flight,
+-- and while such a suspect waits or runs the worker admits nothing else.
+--
 -- ARGV[1] lease_ms
--- ARGV[2..] per job: token, id, input_estimate, max_tokens, reserve_micro
+-- ARGV[2] requests this worker has in flight
+-- ARGV[3] this worker's solo state: 0 none, 1 a suspect waits, 2 one runs
+-- ARGV[4..] per job: token, id, input_estimate, max_tokens, reserve_micro
 --           (reserve_micro -1: the model has no price)
 -- KEYS[10] lost  (id -> deliveries whose worker died mid-request)
--- Reply: {ceiling, reason, code1, value1, code2, value2, ...}
---   code 1 go (value: attempt number)   0 duplicate   -1 lease lost
---        2 wait (value: ms)   4 budget   5 noprice   6 exhausted (value: attempts)
+-- Reply: {ceiling, reason, solo, code1, value1, code2, value2, ...}
+--   code 1 go (value: attempt number)   7 go, alone (a suspect)
+--        0 duplicate   -1 lease lost   2 wait (value: ms)   8 wait, alone
+--        4 budget   5 noprice   6 poison: lost max_deliveries times (value)
 local now = nowMs()
 local l = loadLimits(KEYS[5])
 local st = loadHash(KEYS[6])
@@ -75,7 +84,9 @@ local out = {ceiling, ''}
 
 -- One lookup each for all leases, done ids and attempt counters.
 local toks, ids = {}, {}
-for k = 2, #ARGV, 5 do toks[#toks + 1] = ARGV[k]; ids[#ids + 1] = ARGV[k + 1] end
+for k = 4, #ARGV, 5 do toks[#toks + 1] = ARGV[k]; ids[#ids + 1] = ARGV[k + 1] end
+local busy = tonumber(ARGV[2]) or 0
+local solo = tonumber(ARGV[3]) or 0
 local leased = rcall('ZMSCORE', KEYS[1], unpack(toks))
 local isDone = rcall('SMISMEMBER', KEYS[3], unpack(ids))
 local atts = rcall('HMGET', KEYS[4], unpack(ids))
@@ -85,7 +96,7 @@ local seen = {}                         -- ids admitted or queued in this batch
 local zin, hres, hatt, dropped = {}, {}, {}, {}
 
 for n = 1, #toks do
-    local k = 2 + (n - 1) * 5
+    local k = 4 + (n - 1) * 5
     local tok, id = toks[n], ids[n]
     local inp, mt, res = tonumber(ARGV[k + 2]), tonumber(ARGV[k + 3]), tonumber(ARGV[k + 4])
     local code, val = 1, 0
@@ -97,8 +108,16 @@ for n = 1, #toks do
         code = 0
     else
         seen[id] = true
-        if (tonumber(lostN[n]) or 0) >= maxDel then
-            code, val = 6, tonumber(lostN[n])
+        local lost = tonumber(lostN[n]) or 0
+        local suspect = lost > 0 and lost >= maxDel - 1
+        if lost >= maxDel then
+            code, val = 6, lost
+        elseif solo == 2 or (solo == 1 and not suspect) then
+            code, val = 2, 100
+            reason = 'a job lost with its worker before runs alone here first'
+        elseif suspect and busy > 0 then
+            code, val, solo = 8, 100, 1
+            reason = 'a job lost with its worker before waits to run alone'
         elseif paused and not probeDue then
             code, val = 2, pauseWait
             reason = st.pause_reason or 'paused'
@@ -155,6 +174,8 @@ for n = 1, #toks do
                 end
             end
             if code == 1 then
+                busy = busy + 1
+                if suspect then code, solo = 7, 2 end
                 hatt[#hatt + 1] = id; hatt[#hatt + 1] = val
                 zin[#zin + 1] = leaseExp; zin[#zin + 1] = tok
                 if res < 0 then res = 0 end
@@ -196,4 +217,5 @@ if add.r > 0 then
 end
 if st.ceiling ~= tostring(ceiling) then rcall('HSET', KEYS[6], 'ceiling', ceiling) end
 out[2] = reason
+table.insert(out, 3, solo)
 return out

@@ -90,7 +90,9 @@ end
 local function account(tok, a, r)
     local status = num(a[2]) or 0
     local cost = nil
-    if status == 200 then cost = num(a[3]) or 0; if cost < 0 then cost = 0 end
+    -- A usable 200 costs its usage; an API error costs nothing; a 200 we
+    -- could not read, or no answer at all, costs the whole reservation.
+    if status == 200 then cost = num(a[3]); if cost and cost < 0 then cost = nil end
     elseif status > 0 then cost = 0 end
     release(tok, r, cost)
     stat('requests', 1)

@@ -96,3 +96,4 @@ printf "  %-44s %10s\n" "$INFLIGHT in flight: RSS (KiB)" "$busy_kib"
 printf "  %-44s %10s\n" "$INFLIGHT in flight: private/USS (KiB)" "$busy_uss"
 printf "  %-44s %10s\n" "ratio busy / idle" "$(awk "BEGIN {printf \"%.2f\", $busy_kib / $idle_kib}")"
 printf "  %-44s %10s\n" "bytes per in-flight request" "$per"
+bash scripts/bench-fleet.sh

@@ -36,6 +36,15 @@ start_redis() {
             REDIS_PID=$pid
             REDIS_PORT=$port
             REDIS_URL="redis://127.0.0.1:$port/0"
+            if [ "${LLMFLEET_ACL:-1}" = 1 ]; then
+                # Everything llmfleet does runs as the least-privileged user
+                # of scripts/redis-acl.txt (the README's ACL SETUSER line).
+                REDIS_ACL_PASS=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+                # shellcheck disable=SC2046
+                redis-cli -p "$port" ACL SETUSER llmfleet on ">$REDIS_ACL_PASS" \
+                    $(cat "$(dirname "${BASH_SOURCE[0]}")/redis-acl.txt") >/dev/null
+                REDIS_URL="redis://llmfleet:$REDIS_ACL_PASS@127.0.0.1:$port/0"
+            fi
             export REDIS_URL
             return 0
         fi

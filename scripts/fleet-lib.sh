@@ -4,6 +4,7 @@
 # started is killed on exit. Needs BIN (the bin/ directory) and T (a temp
 # dir owned by the caller).
 PIDS=()
+FLEET_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 fleet_cleanup() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
@@ -22,14 +23,20 @@ wait_until() {
     done
 }
 
-# start_redis [redis-server options...]: sets REDIS_PORT, REDIS_URL, REDIS_PID.
+# start_redis [redis-server options...]: sets REDIS_PORT, REDIS_URL,
+# REDIS_PID. Unless LLMFLEET_ACL=0, llmfleet runs as the least-privileged
+# user of scripts/redis-acl.txt (the README's ACL SETUSER line); rcli stays
+# the default user, for inspection.
 start_redis() {
     local port pid
     mkdir -p "$T/redis"
+    REDIS_ACL_PASS=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    REDIS_ARGS=(--bind 127.0.0.1 --dir "$T/redis" --save '' --appendonly no
+                --logfile "$T/redis/redis.log")
+    REDIS_ARGS+=("$@")
     for _ in 1 2 3 4 5; do
         port=$("$BIN/freeport")
-        redis-server --port "$port" --bind 127.0.0.1 --dir "$T/redis" \
-            --save '' --appendonly no --logfile "$T/redis/redis.log" "$@" &
+        redis-server --port "$port" "${REDIS_ARGS[@]}" &
         pid=$!
         if wait_until 10 redis-cli -p "$port" ping; then
             PIDS+=("$pid")
@@ -37,12 +44,7 @@ start_redis() {
             REDIS_PORT=$port
             REDIS_URL="redis://127.0.0.1:$port/0"
             if [ "${LLMFLEET_ACL:-1}" = 1 ]; then
-                # Everything llmfleet does runs as the least-privileged user
-                # of scripts/redis-acl.txt (the README's ACL SETUSER line).
-                REDIS_ACL_PASS=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-                # shellcheck disable=SC2046
-                redis-cli -p "$port" ACL SETUSER llmfleet on ">$REDIS_ACL_PASS" \
-                    $(cat "$(dirname "${BASH_SOURCE[0]}")/redis-acl.txt") >/dev/null
+                redis_acl_user
                 REDIS_URL="redis://llmfleet:$REDIS_ACL_PASS@127.0.0.1:$port/0"
             fi
             export REDIS_URL
@@ -52,6 +54,26 @@ start_redis() {
     done
     echo "cannot start redis-server" >&2
     return 1
+}
+
+redis_acl_user() {
+    # shellcheck disable=SC2046
+    redis-cli -p "$REDIS_PORT" ACL SETUSER llmfleet on ">$REDIS_ACL_PASS" \
+        $(cat "$FLEET_LIB_DIR/redis-acl.txt") >/dev/null
+}
+
+# stop_redis: SHUTDOWN (the AOF, when on, is synced); start_redis_again:
+# the same port, directory and options.
+stop_redis() {
+    redis-cli -p "$REDIS_PORT" SHUTDOWN >/dev/null 2>&1
+    wait "$REDIS_PID" 2>/dev/null
+}
+start_redis_again() {
+    redis-server --port "$REDIS_PORT" "${REDIS_ARGS[@]}" &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    wait_until 10 redis-cli -p "$REDIS_PORT" ping || return 1
+    if [ "${LLMFLEET_ACL:-1}" = 1 ]; then redis_acl_user; fi
 }
 
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }

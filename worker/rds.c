@@ -84,6 +84,7 @@ static void callFree(rdsCall *k) {
 }
 
 static void callReply(redisAsyncContext *ac, void *r, void *priv);
+static void onScriptLoaded(redisAsyncContext *ac, void *r, void *priv);
 
 /* Send k: scripts go as EVALSHA when the SHA is known, else EVAL (which
  * also caches the script in Redis). argv[0..1] are reserved for that. */
@@ -115,7 +116,13 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
     (void)ac;
     if (reply && reply->type == REDIS_REPLY_ERROR && k->script >= 0 &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        if (k->c->sha[k->script][0])
+            lfLog(LF_INFO, "event=script_reload script=%s reason=NOSCRIPT",
+                  scriptSources[k->script].name);
         k->c->sha[k->script][0] = '\0';
+        /* Relearn the SHA so that later calls are EVALSHA again. */
+        redisAsyncCommand(k->c->ac, onScriptLoaded, (void *)(intptr_t)k->script,
+                          "SCRIPT LOAD %s", scriptSources[k->script].src);
         if (callSend(k, 1) == 0) return;
         reply = NULL;
     }
@@ -188,10 +195,13 @@ static void onScriptLoaded(redisAsyncContext *ac, void *r, void *priv) {
 
 static void onSetupReply(redisAsyncContext *ac, void *r, void *priv) {
     redisReply *reply = r;
-    (void)ac;
-    if (reply && reply->type == REDIS_REPLY_ERROR)
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        /* Without AUTH or SELECT every later call would fail: start over. */
         lfLog(LF_ERROR, "event=redis_setup_failed step=%s error=\"%.200s\"",
               (const char *)priv, reply->str);
+        ((rds *)ac->data)->ready = 0;
+        redisAsyncDisconnect(ac);
+    }
 }
 
 static void scheduleReconnect(rds *c) {

@@ -1,0 +1,62 @@
+# Redis faults mid-run: SCRIPT FLUSH, a restart (AOF, appendfsync always),
+# Redis down for 10 s while requests are at the API, and memory full
+# (maxmemory, noeviction). Workers reconnect with backoff, redo AUTH (as
+# the ACL user) and SELECT, reload scripts on NOSCRIPT, keep their
+# in-flight requests and settle them once Redis is back. Nothing is lost,
+# nothing doubled.
+. "$(dirname "$0")/lib.sh"
+
+start_redis --appendonly yes --appendfsync always
+start_fakeapi --latency-ms 500
+REDIS_URL="${REDIS_URL%/0}/3"          # a non-zero db: SELECT must be redone
+rcli() { redis-cli -p "$REDIS_PORT" -n 3 "$@"; }
+export REDIS_URL
+n=1500
+gen_jobs $n r | lf submit - 2>/dev/null
+for i in 1 2; do start_worker w$i --concurrency 16; done
+ws=$(jobs -p)
+
+check "200 results" wait_until 30 results_at_least default 200
+rcli SCRIPT FLUSH >/dev/null
+check "500 results after SCRIPT FLUSH" wait_until 30 results_at_least default 500
+check "workers reloaded scripts on NOSCRIPT" grep -q "event=script_reload" "$T/w1.log" "$T/w2.log"
+
+stop_redis
+start_redis_again
+check "800 results after a restart" wait_until 60 results_at_least default 800
+
+inflight() { [ "$(fake_stats | jq .concurrent)" -ge 10 ]; }
+wait_until 10 inflight
+stop_redis
+t0=$(now_ms)
+check "requests still at the API while Redis is down" inflight
+wait_until 15 sh -c "[ \$(( \$(date +%s%N) / 1000000 - $t0 )) -ge 10000 ]"
+start_redis_again
+check "every job done after 10 s without Redis" wait_until 90 results_at_least default $n
+for f in "$T"/w1.log "$T"/w2.log; do
+    check "$(basename "$f"): reconnected" grep -q "event=redis_connected" "$f"
+done
+check "workers kept settles pending and sent them later (no lost lease)" \
+    sh -c "! grep -q 'event=lease_lost_at_settle' '$T/w1.log' '$T/w2.log'"
+lf results --out "$T/r.jsonl" 2>/dev/null
+eq "one result per id" "$n" "$(jq -r .id "$T/r.jsonl" | sort -u | wc -l)"
+eq "no second result" "$n" "$(wc -l < "$T/r.jsonl")"
+eq "all ok" "$n" "$(jq -r 'select(.status == "ok") | .id' "$T/r.jsonl" | wc -l)"
+
+# Memory full: submit reports it; workers lose and corrupt nothing.
+used=$(rcli INFO memory | awk -F: '/^used_memory:/ {print $2+0}')
+rcli CONFIG SET maxmemory-policy noeviction >/dev/null
+rcli CONFIG SET maxmemory $((used + 300000)) >/dev/null
+gen_jobs 3000 big | lf submit - > /dev/null 2>"$T/oom.txt"; rc=$?
+check "submit fails when Redis is out of memory (exit $rc)" test "$rc" -ne 0
+check "and says so" grep -q "OOM" "$T/oom.txt"
+pushed=$(rcli LLEN 'llmfleet:{default}:jobs')
+echo "# pushed before OOM: $pushed"
+check "the workers keep running while Redis refuses writes" kill -0 $ws
+rcli CONFIG SET maxmemory 0 >/dev/null
+total=$((n + pushed))
+check "after memory is freed every pushed job completes" wait_until 60 results_at_least default $total
+lf results --out "$T/r2.jsonl" 2>/dev/null
+eq "one result per id" "$total" "$(jq -r .id "$T/r2.jsonl" | sort -u | wc -l)"
+eq "leases and in flight back to 0" "0 0" "$(lf status --json | jq -r '"\(.leased) \(.in_flight)"')"
+finish

@@ -101,6 +101,11 @@ test-sdk: all
 test-san:
 	$(Q)LLMFLEET_SHORT=1 $(MAKE) --no-print-directory SANITIZE=address,undefined test
 
+# Long variants of the reliability tests.
+chaos: all
+	$(Q)CHAOS_JOBS=$${CHAOS_JOBS:-20000} LLMFLEET_BIN=$(abspath $(BIN)) ONLY=test_chaos \
+	    bash tests/integration/run.sh
+
 # ---- bench and demo ----------------------------------------------------------
 
 bench: all
@@ -115,7 +120,7 @@ clean:
 # Keep unit test objects between runs.
 .SECONDARY:
 
-.PHONY: all test test-unit test-integration test-sdk test-san bench demo clean
+.PHONY: all test test-unit test-integration test-sdk test-san bench demo clean chaos
 
 -include $(COMMON_OBJ:.o=.d) $(WORKER_OBJ:.o=.d) $(FAKE_OBJ:.o=.d) \
          $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

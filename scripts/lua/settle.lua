@@ -162,17 +162,20 @@ local doneNow = {}
 
 local function writeResult(n, id, f0, nf, prefix)
     if id ~= '' and (doneIds[n] == 1 or doneNow[id]) then return 0 end
-    local fields = {}
-    for j = f0, f0 + nf - 1 do fields[#fields + 1] = ARGV[j] end
     local status = 'error'
-    for j = 1, #fields - 1, 2 do
-        if fields[j] == 'error_message' and prefix then
-            fields[j + 1] = prefix .. fields[j + 1]
-        elseif fields[j] == 'status' then
-            status = fields[j + 1]
-        end
+    for j = f0, f0 + 5, 2 do            -- the worker puts status first-ish
+        if ARGV[j] == 'status' then status = ARGV[j + 1] break end
     end
-    rcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+    if prefix then
+        local fields = {}
+        for j = f0, f0 + nf - 1 do fields[#fields + 1] = ARGV[j] end
+        for j = 1, #fields - 1, 2 do
+            if fields[j] == 'error_message' then fields[j + 1] = prefix .. fields[j + 1] end
+        end
+        rcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+    else
+        rcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, f0, f0 + nf - 1))
+    end
     if id ~= '' then
         doneNow[id] = true
         sadd[#sadd + 1] = id

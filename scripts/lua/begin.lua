@@ -121,6 +121,13 @@ for n = 1, #toks do
         elseif paused and not probeDue then
             code, val = 2, pauseWait
             reason = st.pause_reason or 'paused'
+        elseif not st.observed and inflight > 0 then
+            -- Cold start: until an answer brings the API's rate-limit
+            -- headers, the buckets are unknown; one request goes first.
+            local w = tonumber(st.ewma_ms) or 100
+            if w < 20 then w = 20 elseif w > 1000 then w = 1000 end
+            code, val = 2, math.ceil(w)
+            reason = 'cold start: waiting for the first answer and its rate-limit headers'
         elseif cap and res < 0 then
             code = 5
         elseif cap and spent + reserved + res > cap and reserved > 0 then

@@ -87,6 +87,13 @@ local function release(tok, r, cost)
     unreserve[#unreserve + 1] = tok
 end
 
+-- A state field as this batch has left it so far.
+local function cur(k)
+    local v = set[k]
+    if v == nil then v = st[k] end
+    return tonumber(v)
+end
+
 local function account(tok, a, r)
     local status = num(a[2]) or 0
     local cost = nil
@@ -98,12 +105,28 @@ local function account(tok, a, r)
     stat('requests', 1)
     stat('q' .. bucket, 1)
 
-    -- The headers are the API's word on its buckets.
+    -- The headers are the API's word on its buckets. Token counts come
+    -- rounded to the nearest 1,000 (and clamped at 0): where our own
+    -- prediction is within what the header can mean, it is the better
+    -- figure, so it is kept, clamped to the header's +-500.
+    if status > 0 then set.observed = 1 end
     local obs = {}
     for i, b in ipairs({'r', 'i', 'o'}) do
         local lim, rem = num(a[8 + 2 * i - 1]), num(a[8 + 2 * i])
         if lim and rem then
-            set[b .. '_lim'], set[b .. '_rem'], set[b .. '_at'], set[b .. '_since'] = lim, rem, now, 0
+            local keep = rem
+            local plim, prem, pat = cur(b .. '_lim'), cur(b .. '_rem'), cur(b .. '_at')
+            if b ~= 'r' and plim and prem and pat and
+               not (b == 'o' and l.output_rule == 'actual') then
+                local p = prem + (now - pat) * plim / 60000
+                if p > plim then p = plim end
+                p = p - (cur(b .. '_since') or 0)
+                local lo, hi = rem - 500, rem + 500
+                if rem <= 0 then lo = p end
+                if p < lo then p = lo elseif p > hi then p = hi end
+                keep = math.floor(p)
+            end
+            set[b .. '_lim'], set[b .. '_rem'], set[b .. '_at'], set[b .. '_since'] = lim, keep, now, 0
             obs[b] = {lim, rem}
         end
     end

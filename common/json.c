@@ -5,6 +5,7 @@
 
 #include "json.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,16 @@ long jsonUtf8Invalid(const char *s, size_t len) {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
+        /* Fast path: eight ASCII bytes, none of them NUL, at a time. */
+        while (len - i >= 8) {
+            uint64_t v;
+            memcpy(&v, p + i, 8);
+            if ((v & 0x8080808080808080ULL) ||
+                ((v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL))
+                break;
+            i += 8;
+        }
+        if (i >= len) break;
         unsigned c = p[i];
         if (c >= 0x01 && c < 0x80) {
             i++;

@@ -461,6 +461,9 @@ static void test_utf8(void **state) {
         {"ok\xe2\x82", 4, 2},                   /* truncated at the end */
         {"\xe2(\xa1", 3, 0},                    /* bad continuation */
         {"\xff", 1, 0},
+        {"0123456789abcdef\xff" "gh", 19, 16},      /* after the 8-byte path */
+        {"012345678\x00" "abcdefghij", 20, 9},     /* NUL inside a word */
+        {"0123456789abcdef\xc3\xa9xyz01234567", 29, -1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         assert_int_equal(jsonUtf8Invalid(cases[i].s, cases[i].len), cases[i].bad);

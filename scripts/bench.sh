@@ -3,6 +3,7 @@
 # measured in the same run, reported as ratios. Figures go in README.md.
 #
 #   BENCH_JOBS=50000 make bench
+#   BENCH_ONLY=throughput|memory|fleet make bench     one part only
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
 #    latency; end-to-end jobs/s, worker CPU us/job, Redis CPU us/job.
@@ -37,6 +38,9 @@ job() { printf '{"id":"b-%d","request":{"model":"claude-sonnet-4-5","max_tokens"
 start_redis || exit 1
 start_fakeapi --quiet || exit 1
 
+part() { [ -z "${BENCH_ONLY:-}" ] || [ "$BENCH_ONLY" = "$1" ]; }
+
+if part throughput; then
 echo "# 1. throughput: $N jobs, 1 worker, --concurrency $CONC, fake API at 0 ms"
 body=$(job 0 | jq -c .request)
 cat > "$T/post.lua" <<LUA
@@ -73,6 +77,9 @@ printf "  %-44s %10s\n" "worker CPU per job (us)" "$w_us"
 printf "  %-44s %10s\n" "Redis CPU per job (us)" "$r_us"
 printf "  %-44s %10s\n" "results" "$ok"
 
+fi
+
+if part memory; then
 echo "# 2. memory: 1 worker, $INFLIGHT requests in flight, fake API at 2 s"
 rcli FLUSHALL >/dev/null
 kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
@@ -97,4 +104,6 @@ printf "  %-44s %10s\n" "$INFLIGHT in flight: RSS (KiB)" "$busy_kib"
 printf "  %-44s %10s\n" "$INFLIGHT in flight: private/USS (KiB)" "$busy_uss"
 printf "  %-44s %10s\n" "ratio busy / idle" "$(awk "BEGIN {printf \"%.2f\", $busy_kib / $idle_kib}")"
 printf "  %-44s %10s\n" "bytes per in-flight request" "$per"
-bash scripts/bench-fleet.sh
+fi
+
+if part fleet; then bash scripts/bench-fleet.sh; fi

@@ -45,7 +45,7 @@
 #define REAP_INTERVAL_MS 1000       /* how often the reaper runs */
 #define SETTLE_RETRY_MS 500         /* retry delay when Redis is away */
 
-#define NACCT 17                    /* attempt values of a settle record */
+#define NACCT 18                    /* attempt values of a settle record */
 #define LONG_WAIT_MS 2000           /* longer admission waits requeue the job */
 
 typedef enum { SLOT_FREE, SLOT_BEGIN, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE } slotState;
@@ -260,6 +260,7 @@ static void recordAttempt(slot *s, const outcome *o, const rlHeaders *rl,
     SETOPT(14, reset);
     SETOPT(15, o->ok ? o->use.input_tokens : -1);
     SETOPT(16, o->ok ? o->use.output_tokens : -1);
+    SETN(17, s->attempt);
 #undef SETN
 #undef SETOPT
 }
@@ -821,7 +822,13 @@ static int claimArgs(worker *w, int n, char *nbuf, char *lease, char *prefix,
                      const char **v, size_t *vl) {
     vl[0] = (size_t)snprintf(nbuf, 16, "%d", n);
     vl[1] = (size_t)snprintf(lease, 32, "%ld", w->cfg->lease_ms);
-    vl[2] = (size_t)snprintf(prefix, 160, "%s:%llu:", w->name, ++w->seq);
+    /* Tokens are at least 66 bytes (the sequence zero-padded): Redis keeps
+     * sets and hashes whose members are all <= 64 bytes as listpacks, which
+     * it scans linearly on every access; longer members get the O(1) hash
+     * table and O(log n) skiplist encodings for leases, inflight, reserv. */
+    ++w->seq;
+    int width = 66 - (int)strlen(w->name) - 2;
+    vl[2] = (size_t)snprintf(prefix, 160, "%s:%0*llu:", w->name, width > 1 ? width : 1, w->seq);
     v[0] = nbuf, v[1] = lease, v[2] = prefix;
     return n;
 }

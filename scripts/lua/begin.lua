@@ -93,7 +93,7 @@ local atts = rcall('HMGET', KEYS[4], unpack(ids))
 local lostN = rcall('HMGET', KEYS[10], unpack(ids))
 local maxDel = tonumber(l.max_deliveries) or 3
 local seen = {}                         -- ids admitted or queued in this batch
-local zin, hres, hatt, dropped = {}, {}, {}, {}
+local zin, hres, dropped = {}, {}, {}
 
 for n = 1, #toks do
     local k = 4 + (n - 1) * 5
@@ -173,7 +173,8 @@ for n = 1, #toks do
             if wait > 0 then
                 code, val = 2, math.ceil(wait)
             else
-                val = (tonumber(atts[n]) or 0) + 1
+                -- attempt number: failed attempts retried + deliveries lost + 1
+                val = (tonumber(atts[n]) or 0) + lost + 1
                 if val > maxAtt then
                     -- Earlier deliveries were admitted and never settled:
                     -- their workers died. Give up instead of sending again.
@@ -183,7 +184,6 @@ for n = 1, #toks do
             if code == 1 then
                 busy = busy + 1
                 if suspect then code, solo = 7, 2 end
-                hatt[#hatt + 1] = id; hatt[#hatt + 1] = val
                 zin[#zin + 1] = leaseExp; zin[#zin + 1] = tok
                 if res < 0 then res = 0 end
                 hres[#hres + 1] = tok
@@ -211,7 +211,6 @@ if #dropped > 0 then
     bulk('HDEL', KEYS[2], dropped, 1)
 end
 if #zin > 0 then
-    bulk('HSET', KEYS[4], hatt)
     bulk('ZADD', KEYS[7], zin)
     bulk('HSET', KEYS[8], hres)
 end

@@ -1,7 +1,7 @@
 -- settle.lua — end leases: account for the attempt, then write the result,
 -- schedule a retry, dead-letter or requeue. Fenced by the lease token.
 --
--- Each record: op, token, id, dead, 17 attempt values, nfields, fields...
+-- Each record: op, token, id, dead, 18 attempt values, nfields, fields...
 -- A token whose lease is gone (reaped: its worker was stopped or too slow;
 -- the reaper already released its reservation) changes nothing: -1.
 --
@@ -10,7 +10,9 @@
 --   cost_micro (of the usage; -1 unknown price), latency_ms, retryable,
 --   retry_after_ms, spend_limit (1: enforced_spend_limit_reached), rand
 --   (0..1, for jitter), r_lim, r_rem, i_lim, i_rem, o_lim, o_rem, reset_ms,
---   input_tokens, output_tokens
+--   input_tokens, output_tokens, attempt (the number begin.lua gave)
+-- `attempts` counts an id's failed attempts that were retried (begin.lua
+-- adds the deliveries lost with a worker to number the next attempt).
 -- When sent: the reservation is released and spend settled (usage cost on
 -- a 200, nothing for an API error, the whole reservation for an unknown
 -- outcome); the rate-limit headers become the new bucket observation; a
@@ -39,7 +41,7 @@
 -- Reply: {statuses, claim}: statuses has one integer per record: 1 done,
 -- 2 retry scheduled, 0 duplicate, -1 lease lost; claim is claim.lua's reply
 -- (empty when claim_n is 0).
-local NA = 17
+local NA = 18
 local now = nowMs()
 local l = loadLimits(KEYS[10])
 local st = loadHash(KEYS[11])
@@ -227,12 +229,11 @@ for n, r in ipairs(recs) do
     ids[n] = r.id
     if r.op == 'F' or r.op == 'Q' then jobToks[#jobToks + 1] = r.tok end
 end
-local leased, resv, atts = {}, {}, {}
+local leased, resv = {}, {}
 if #recs > 0 then
     leased = rcall('ZMSCORE', KEYS[1], unpack(toks))
     resv = rcall('HMGET', KEYS[13], unpack(toks))
     doneIds = rcall('SMISMEMBER', KEYS[3], unpack(ids))
-    atts = rcall('HMGET', KEYS[4], unpack(ids))
 end
 local jobs = {}
 if #jobToks > 0 then
@@ -252,7 +253,7 @@ for n, r in ipairs(recs) do
             if w == 1 and op == 'D' then lpushDead[#lpushDead + 1] = r.dead end
             out[#out + 1] = w
         elseif op == 'F' then
-            local att = tonumber(atts[n]) or 0
+            local att = num(a[18]) or 1
             local maxAtt = tonumber(l.max_attempts)
             local budget = tonumber(l.retry_budget_per_min) or 0
             if not retriesUsed then
@@ -279,6 +280,7 @@ for n, r in ipairs(recs) do
                 local ra = num(a[6]) or -1
                 if d < ra then d = ra end
                 zDelayed[#zDelayed + 1] = string.format('%d', now + d)
+                rcall('HINCRBY', KEYS[4], id, 1)
                 zDelayed[#zDelayed + 1] = tok
                 hDelayed[#hDelayed + 1] = tok
                 hDelayed[#hDelayed + 1] = jobs[tok]

@@ -61,8 +61,17 @@ gen_jobs() {
     local n=$1 prefix=$2 model=${3:-claude-sonnet-4-5}
     awk -v n="$n" -v p="$prefix" -v m="$model" 'BEGIN {
         for (i = 1; i <= n; i++)
-            printf "{\"id\":\"%s-%d\",\"request\":{\"model\":\"%s\",\"max_tokens\":%d,\"messages\":[{\"role\":\"user\",\"content\":\"Question %d: say something about the number %d.\"}]},\"meta\":{\"n\":%d,\"tag\":\"t\\u00e9st\"}}\n", p, i, m, 16 + i % 48, i, i * 7, i
+            printf "{\"id\":\"%s-%d\",\"request\":{\"model\":\"%s\",\"max_tokens\":%d,\"messages\":[{\"role\":\"user\",\"content\":\"Question %d of %s: say something about the number %d.\"}]},\"meta\":{\"n\":%d,\"tag\":\"t\\u00e9st\"}}\n", p, i, m, 16 + i % 48, i, p, i * 7, i
     }'
+}
+
+# warm_up: one job through the running workers first, so that the fleet
+# has seen the API's headers and is past its cold start (one request alone).
+warm_up() {
+    local before
+    before=$(results_count "${1:-default}")
+    gen_jobs 1 "warmup$RANDOM" | lf submit - --fleet "${1:-default}" 2>/dev/null
+    wait_until 30 results_at_least "${1:-default}" $((before + 1))
 }
 
 # results_count FLEET: entries in the results stream.

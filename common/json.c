@@ -165,6 +165,16 @@ int jsonGet(const jsonDoc *d, int obj, const char *key) {
     return -1;
 }
 
+int jsonKeyCount(const jsonDoc *d, int obj, const char *key) {
+    if (obj < 0 || obj >= d->ntok || d->tok[obj].type != JSMN_OBJECT) return 0;
+    int n = d->tok[obj].size, k = obj + 1, count = 0;
+    for (int i = 0; i < n && k + 1 < d->ntok; i++) {
+        count += jsonStrEq(d, k, key);
+        k = jsonSkip(d, k + 1);
+    }
+    return count;
+}
+
 int jsonPath(const jsonDoc *d, int obj, const char *path) {
     char part[128];
     while (obj >= 0 && *path) {

@@ -44,6 +44,10 @@ int jsonSkip(const jsonDoc *d, int i);
  * written with escapes does not match. */
 int jsonGet(const jsonDoc *d, int obj, const char *key);
 
+/* How many times key appears in the object at token obj (0 when obj is not
+ * an object). JSON allows duplicates; readers disagree on which one wins. */
+int jsonKeyCount(const jsonDoc *d, int obj, const char *key);
+
 /* Follow a dotted path of object keys from token obj ("usage.input_tokens").
  * Returns the value token or -1. */
 int jsonPath(const jsonDoc *d, int obj, const char *path);

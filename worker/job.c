@@ -42,6 +42,15 @@ int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
         goto out;
     }
 
+    /* A key twice is refused where it matters: we would read the first,
+     * the API may use the last (a max_tokens of 1 reserved, 100000 sent). */
+    static const char *const topKeys[] = {"id", "request", "meta"};
+    for (int k = 0; k < 3; k++) {
+        if (jsonKeyCount(&d, 0, topKeys[k]) > 1) {
+            snprintf(err, errlen, "job has the key \"%s\" more than once", topKeys[k]);
+            goto out;
+        }
+    }
     int id = jsonGet(&d, 0, "id");
     if (id < 0) {
         snprintf(err, errlen, "job has no \"id\"");
@@ -67,6 +76,13 @@ int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
     if (d.tok[req].type != JSMN_OBJECT) {
         snprintf(err, errlen, "job \"request\" must be an object");
         goto out;
+    }
+    static const char *const reqKeys[] = {"model", "max_tokens", "messages"};
+    for (int k = 0; k < 3; k++) {
+        if (jsonKeyCount(&d, req, reqKeys[k]) > 1) {
+            snprintf(err, errlen, "request has the key \"%s\" more than once", reqKeys[k]);
+            goto out;
+        }
     }
     int model = jsonGet(&d, req, "model");
     if (model < 0) {

@@ -822,13 +822,7 @@ static int claimArgs(worker *w, int n, char *nbuf, char *lease, char *prefix,
                      const char **v, size_t *vl) {
     vl[0] = (size_t)snprintf(nbuf, 16, "%d", n);
     vl[1] = (size_t)snprintf(lease, 32, "%ld", w->cfg->lease_ms);
-    /* Tokens are at least 66 bytes (the sequence zero-padded): Redis keeps
-     * sets and hashes whose members are all <= 64 bytes as listpacks, which
-     * it scans linearly on every access; longer members get the O(1) hash
-     * table and O(log n) skiplist encodings for leases, inflight, reserv. */
-    ++w->seq;
-    int width = 66 - (int)strlen(w->name) - 2;
-    vl[2] = (size_t)snprintf(prefix, 160, "%s:%0*llu:", w->name, width > 1 ? width : 1, w->seq);
+    vl[2] = (size_t)snprintf(prefix, 160, "%s:%llu:", w->name, ++w->seq);
     v[0] = nbuf, v[1] = lease, v[2] = prefix;
     return n;
 }

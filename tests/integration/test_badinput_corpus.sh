@@ -40,6 +40,8 @@ corpus=(
   "top-array|not a JSON object|[1,2,3]"
   "top-string|not a JSON object|\"just a string\""
   "empty|not valid JSON|"
+  "duplicate-max-tokens|request has the key \"max_tokens\" more than once|{\"id\":\"dmt\",\"request\":{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":1,\"messages\":[1],\"max_tokens\":100000}}"
+  "duplicate-id-key|job has the key \"id\" more than once|{\"id\":\"a\",\"id\":\"b\",$req}"
   "trailing-garbage|not valid JSON|{\"id\":\"tg\",$req} extra"
 )
 gen_jobs 10 good | while IFS= read -r l; do rcli LPUSH "$Q" "$l" >/dev/null; done

@@ -469,8 +469,25 @@ static void test_utf8(void **state) {
         assert_int_equal(jsonUtf8Invalid(cases[i].s, cases[i].len), cases[i].bad);
 }
 
+/* Duplicate keys are counted per object, not in nested ones. */
+static void test_key_count(void **state) {
+    (void)state;
+    const char *js = "{\"a\":1,\"b\":{\"a\":2},\"a\":[3],\"c\":\"a\"}";
+    jsonDoc d;
+    char err[128];
+    assert_int_equal(jsonParse(&d, js, strlen(js), 0, 0, err, sizeof(err)), 0);
+    assert_int_equal(jsonKeyCount(&d, 0, "a"), 2);
+    assert_int_equal(jsonKeyCount(&d, 0, "b"), 1);
+    assert_int_equal(jsonKeyCount(&d, 0, "c"), 1);
+    assert_int_equal(jsonKeyCount(&d, 0, "z"), 0);
+    assert_int_equal(jsonKeyCount(&d, jsonGet(&d, 0, "b"), "a"), 1);
+    assert_int_equal(jsonKeyCount(&d, jsonGet(&d, 0, "c"), "a"), 0);   /* not an object */
+    jsonFree(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_count),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_nesting_and_navigation),
         cmocka_unit_test(test_whitespace_and_scalars),

@@ -187,7 +187,7 @@ for n = 1, #toks do
                 zin[#zin + 1] = leaseExp; zin[#zin + 1] = tok
                 if res < 0 then res = 0 end
                 hres[#hres + 1] = tok
-                hres[#hres + 1] = inp .. ',' .. mt .. ',' .. res .. ',' .. now .. ',' .. id
+                hres[#hres + 1] = table.concat({inp, mt, res, now, id}, ',')
                 for _, b in ipairs({'r', 'i', 'o'}) do
                     if est[b] then est[b] = est[b] - need[b] end
                     add[b] = add[b] + need[b]

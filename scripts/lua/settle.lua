@@ -50,6 +50,14 @@ local probeEvery = tonumber(l.probe_interval)
 local bucket = math.floor(now / 10000)
 local out = {}
 local doneIds = {}
+local recs = {}
+
+-- Names built once per call, not once per record.
+local F = {}
+for _, b in ipairs({'r', 'i', 'o'}) do
+    F[b] = {lim = b .. '_lim', rem = b .. '_rem', at = b .. '_at', since = b .. '_since'}
+end
+local QB, JB, TIB, TOB = 'q' .. bucket, 'j' .. bucket, 'ti' .. bucket, 'to' .. bucket
 
 local function num(s) if s == nil or s == '' then return nil end return tonumber(s) end
 
@@ -105,7 +113,7 @@ local function account(tok, a, r)
     elseif status > 0 then cost = 0 end
     release(tok, r, cost)
     stat('requests', 1)
-    stat('q' .. bucket, 1)
+    stat(QB, 1)
 
     -- The headers are the API's word on its buckets. Token counts come
     -- rounded to the nearest 1,000 (and clamped at 0): where our own
@@ -117,18 +125,19 @@ local function account(tok, a, r)
         local lim, rem = num(a[8 + 2 * i - 1]), num(a[8 + 2 * i])
         if lim and rem then
             local keep = rem
-            local plim, prem, pat = cur(b .. '_lim'), cur(b .. '_rem'), cur(b .. '_at')
+            local f = F[b]
+            local plim, prem, pat = cur(f.lim), cur(f.rem), cur(f.at)
             if b ~= 'r' and plim and prem and pat and
                not (b == 'o' and l.output_rule == 'actual') then
                 local p = prem + (now - pat) * plim / 60000
                 if p > plim then p = plim end
-                p = p - (cur(b .. '_since') or 0)
+                p = p - (cur(f.since) or 0)
                 local lo, hi = rem - 500, rem + 500
                 if rem <= 0 then lo = p end
                 if p < lo then p = lo elseif p > hi then p = hi end
                 keep = math.floor(p)
             end
-            set[b .. '_lim'], set[b .. '_rem'], set[b .. '_at'], set[b .. '_since'] = lim, keep, now, 0
+            set[F[b].lim], set[F[b].rem], set[F[b].at], set[F[b].since] = lim, keep, now, 0
             obs[b] = {lim, rem}
         end
     end
@@ -172,8 +181,8 @@ local function account(tok, a, r)
         ei = ei and ei * 0.9 + it * 0.1 or it
         eo = eo and eo * 0.9 + ot * 0.1 or ot
         set.ewma_ms, set.ewma_in, set.ewma_out = ew, ei, eo
-        stat('ti' .. bucket, it)
-        stat('to' .. bucket, ot)
+        stat(TIB, it)
+        stat(TOB, ot)
     end
     if probeTok == tok then
         probeTok = nil
@@ -204,15 +213,15 @@ local function writeResult(n, id, f0, nf, prefix)
     if id ~= '' then
         doneNow[id] = true
         sadd[#sadd + 1] = id
-        hdelAtt[#hdelAtt + 1] = id
+        -- A first attempt has no retry count and no lost delivery to forget.
+        if (num(recs[n].a[18]) or 2) > 1 then hdelAtt[#hdelAtt + 1] = id end
     end
     stat(status, 1)
-    stat('j' .. bucket, 1)
+    stat(JB, 1)
     return 1
 end
 
 -- Parse the records, then read what they need in one call per key.
-local recs = {}
 local i = 5
 while i <= #ARGV do
     local r = {op = ARGV[i], tok = ARGV[i + 1], id = ARGV[i + 2], dead = ARGV[i + 3], a = {}}
@@ -231,8 +240,18 @@ for n, r in ipairs(recs) do
 end
 local leased, resv = {}, {}
 if #recs > 0 then
-    leased = rcall('ZMSCORE', KEYS[1], unpack(toks))
+    -- A reservation exists only with its lease (begin adds it to a leased
+    -- token; settle and the reaper remove both), so only tokens without
+    -- one need the lease lookup.
     resv = rcall('HMGET', KEYS[13], unpack(toks))
+    local ask, at = {}, {}
+    for n = 1, #toks do
+        if resv[n] then leased[n] = true else ask[#ask + 1] = toks[n]; at[#at + 1] = n end
+    end
+    if #ask > 0 then
+        local got = rcall('ZMSCORE', KEYS[1], unpack(ask))
+        for k = 1, #ask do leased[at[k]] = got[k] end
+    end
     doneIds = rcall('SMISMEMBER', KEYS[3], unpack(ids))
 end
 local jobs = {}
@@ -296,8 +315,8 @@ for n, r in ipairs(recs) do
     end
 end
 
-if #sadd > 0 then
-    bulk('SADD', KEYS[3], sadd, 1)
+if #sadd > 0 then bulk('SADD', KEYS[3], sadd, 1) end
+if #hdelAtt > 0 then
     bulk('HDEL', KEYS[4], hdelAtt, 1)
     bulk('HDEL', KEYS[16], hdelAtt, 1)
 end

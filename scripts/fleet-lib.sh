@@ -7,9 +7,10 @@ PIDS=()
 FLEET_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 fleet_cleanup() {
+    local p
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-}
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+} 2>/dev/null
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 

@@ -47,6 +47,18 @@ static int percentDecode(const char *s, size_t n, char *out, size_t outlen) {
     return 0;
 }
 
+/* percentDecode() into a field named `what`, with the error message that
+ * names it. Returns 0 or -1 (err set; the value itself is never echoed). */
+static int decodeField(const char *s, size_t n, char *out, size_t outlen,
+                       const char *what, char *err, size_t errlen) {
+    int r = percentDecode(s, n, out, outlen);
+    if (r == -1)
+        snprintf(err, errlen, "redis URL: bad percent-encoding in the %s", what);
+    else if (r < 0)
+        snprintf(err, errlen, "redis URL: %s longer than %zu bytes", what, outlen - 1);
+    return r < 0 ? -1 : 0;
+}
+
 /* A decimal number in s[0..n) no larger than max. Returns 0 or -1. */
 static int parseNumber(const char *s, size_t n, long long max, long long *out) {
     long long v = 0;
@@ -76,28 +88,17 @@ static int isIpv6Char(char c) {
 /* "[user]:pass" in s[0..n). */
 static int parseUserinfo(const char *s, size_t n, redisUrl *out, char *err, size_t errlen) {
     const char *colon = memchr(s, ':', n);
-    int r;
 
     if (colon == NULL) {
         snprintf(err, errlen, "redis URL: credentials without a password "
                  "(write user:password@ or :password@)");
         return -1;
     }
-    r = percentDecode(s, (size_t)(colon - s), out->user, sizeof(out->user));
-    if (r < 0) {
-        snprintf(err, errlen, r == -1 ? "redis URL: bad percent-encoding in the user"
-                                      : "redis URL: user longer than %zu bytes",
-                 sizeof(out->user) - 1);
+    if (decodeField(s, (size_t)(colon - s), out->user, sizeof(out->user), "user", err, errlen) < 0)
         return -1;
-    }
     colon++;
-    r = percentDecode(colon, n - (size_t)(colon - s), out->pass, sizeof(out->pass));
-    if (r < 0) {
-        snprintf(err, errlen, r == -1 ? "redis URL: bad percent-encoding in the password"
-                                      : "redis URL: password longer than %zu bytes",
-                 sizeof(out->pass) - 1);
+    if (decodeField(colon, n - (size_t)(colon - s), out->pass, sizeof(out->pass), "password", err, errlen) < 0)
         return -1;
-    }
     return 0;
 }
 
@@ -225,7 +226,6 @@ static int parseTcp(const char *s, size_t n, redisUrl *out, char *err, size_t er
 /* After "unix://": [userinfo@]/path[?query]. */
 static int parseUnix(const char *s, size_t n, redisUrl *out, char *err, size_t errlen) {
     const char *end = s + n, *q;
-    int r;
 
     if (n > 0 && s[0] != '/') {
         const char *at = NULL;
@@ -247,13 +247,8 @@ static int parseUnix(const char *s, size_t n, redisUrl *out, char *err, size_t e
         snprintf(err, errlen, "redis URL: missing unix socket path");
         return -1;
     }
-    r = percentDecode(s, (size_t)(end - s), out->path, sizeof(out->path));
-    if (r < 0) {
-        snprintf(err, errlen, r == -1 ? "redis URL: bad percent-encoding in the socket path"
-                                      : "redis URL: socket path longer than %zu bytes",
-                 sizeof(out->path) - 1);
+    if (decodeField(s, (size_t)(end - s), out->path, sizeof(out->path), "socket path", err, errlen) < 0)
         return -1;
-    }
     return 0;
 }
 

@@ -27,11 +27,15 @@ lost=$(lf status --json | jq .total_lost_in_flight)
 echo "# deliveries lost in flight (poison + bystanders): $lost"
 check "status counts the lost deliveries (>= 3)" test "$lost" -ge 3
 
-# max_deliveries is a fleet limit.
+# max_deliveries is a fleet limit. The last loop worker stops first, so
+# that the crashing worker is the one that gets the job.
+kill -TERM "$w" 2>/dev/null
+gone() { ! kill -0 "$1" 2>/dev/null; }
+wait_until 30 gone "$w"
 lf limits set max_deliveries=1 >/dev/null
 gen_jobs 1 poison2 | lf submit - 2>/dev/null
 LLMFLEET_TEST_CRASH_ID=poison2-1 start_worker x1 --lease-ms 800
-wait "$WORKER_PID"
+check "the crashing worker dies on the job" wait_until 30 gone "$WORKER_PID"
 start_worker x2 --lease-ms 800
 check "with max_deliveries=1 one loss is enough" wait_until 20 results_at_least default 42
 finish

@@ -2,7 +2,7 @@
 # make bench: the worker's speed and memory, each beside a baseline
 # measured in the same run, reported as ratios. Figures go in README.md.
 #
-#   BENCH_JOBS=50000 make bench
+#   BENCH_JOBS=50000 BENCH_RUNS=3 make bench
 #   BENCH_ONLY=throughput|memory|fleet make bench     one part only
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
@@ -21,6 +21,7 @@ trap 'fleet_cleanup; rm -rf "$T"' EXIT
 API_KEY="sk-ant-bench-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 N=${BENCH_JOBS:-50000}
 CONC=${BENCH_CONCURRENCY:-64}
+RUNS=${BENCH_RUNS:-3}
 INFLIGHT=${BENCH_INFLIGHT:-2000}
 TICK=$(getconf CLK_TCK)
 
@@ -55,27 +56,43 @@ wrk_rps=$(awk '/^Requests\/sec/ {printf "%d", $2}' "$T/wrk.txt")
 curl -s -X POST "$FAKE_URL/_reset" >/dev/null
 
 for i in $(seq 1 "$N"); do job "$i"; done > "$T/jobs.jsonl"
-lf submit "$T/jobs.jsonl" 2>/dev/null
-r0=$(redis_cpu_us)
-t0=$(now_ms)
-start_worker bench --concurrency "$CONC" --log-level warn
-w=$WORKER_PID
-all_done() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$N" ]; }
-wait_until 600 all_done || { echo "bench: timed out"; exit 1; }
-t1=$(now_ms)
-wcpu=$(cpu_ticks "$w")
-r1=$(redis_cpu_us)
-kill -TERM "$w"; wait "$w" 2>/dev/null
-ok=$(rcli XLEN 'llmfleet:{default}:results')
-jobs_s=$(( N * 1000 / (t1 - t0) ))
-w_us=$(( wcpu * 1000000 / TICK / N ))
-r_us=$(( (r1 - r0) / N ))
+# RUNS runs of the same N jobs into a fresh fleet; the figures are the
+# runs' medians (the machine's speed drifts between runs: the spread is
+# printed too).
+median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+: > "$T/runs.txt"
+for run in $(seq 1 "$RUNS"); do
+    rcli FLUSHALL >/dev/null
+    lf submit "$T/jobs.jsonl" 2>/dev/null
+    r0=$(redis_cpu_us)
+    t0=$(now_ms)
+    start_worker "bench$run" --concurrency "$CONC" --log-level warn
+    w=$WORKER_PID
+    # BENCH_PERF=FILE: a 3 s CPU profile of redis-server and the worker
+    # in the first run (perf report -i FILE --sort comm,dso,sym).
+    [ -n "${BENCH_PERF:-}" ] && [ "$run" = 1 ] && { sleep 1; perf record -q -F 4000 -p "$REDIS_PID,$w" -o "$BENCH_PERF" -- sleep 3 >/dev/null 2>&1; }
+    all_done() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$N" ]; }
+    wait_until 600 all_done || { echo "bench: timed out"; exit 1; }
+    t1=$(now_ms)
+    wcpu=$(cpu_ticks "$w")
+    r1=$(redis_cpu_us)
+    kill -TERM "$w"; wait "$w" 2>/dev/null
+    ok=$(rcli XLEN 'llmfleet:{default}:results')
+    [ "$ok" = "$N" ] || { echo "bench: $ok results for $N jobs"; exit 1; }
+    echo "$(( N * 1000 / (t1 - t0) )) $(( wcpu * 1000000 / TICK / N )) $(( (r1 - r0) / N ))" >> "$T/runs.txt"
+done
+jobs_s=$(cut -d' ' -f1 "$T/runs.txt" | median)
+w_us=$(cut -d' ' -f2 "$T/runs.txt" | median)
+r_us=$(cut -d' ' -f3 "$T/runs.txt" | median)
+spread() { cut -d' ' -f"$1" "$T/runs.txt" | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "-" hi}'; }
 printf "  %-44s %10s\n" "baseline: wrk -> fake API, req/s" "$wrk_rps"
-printf "  %-44s %10s\n" "llmfleet: end-to-end jobs/s" "$jobs_s"
+printf "  %-44s %10s  (runs: %s)\n" "llmfleet: end-to-end jobs/s" "$jobs_s" "$(spread 1)"
 printf "  %-44s %10s\n" "ratio llmfleet / wrk" "$(awk "BEGIN {printf \"%.2f\", $jobs_s / $wrk_rps}")"
-printf "  %-44s %10s\n" "worker CPU per job (us)" "$w_us"
-printf "  %-44s %10s\n" "Redis CPU per job (us)" "$r_us"
-printf "  %-44s %10s\n" "results" "$ok"
+printf "  %-44s %10s  (runs: %s)\n" "worker CPU per job (us)" "$w_us" "$(spread 2)"
+printf "  %-44s %10s  (runs: %s)\n" "Redis CPU per job (us)" "$r_us" "$(spread 3)"
+printf "  %-44s %10s\n" "runs, each with one result per job" "$RUNS"
+# BENCH_STATS=1: where Redis spent its time (calls, usec per call).
+[ -n "${BENCH_STATS:-}" ] && rcli INFO commandstats | grep -v '^#' | tr -d '\r'
 
 fi
 

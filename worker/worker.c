@@ -45,7 +45,9 @@
 #define REAP_INTERVAL_MS 1000       /* how often the reaper runs */
 #define SETTLE_RETRY_MS 500         /* retry delay when Redis is away */
 
-#define NACCT 18                    /* attempt values of a settle record */
+#define NACCT 10                    /* attempt values of a settle record */
+#define NOBS 7                      /* rate-limit observation values */
+#define SETTLE_CALLS_MAX 1          /* settle calls in flight per worker */
 #define LONG_WAIT_MS 2000           /* longer admission waits requeue the job */
 
 typedef enum { SLOT_FREE, SLOT_BEGIN, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE } slotState;
@@ -74,6 +76,8 @@ typedef struct slot {
     char nums[NUMS][32];            /* formatted numbers the fields point at */
     int nnums;
     char acct[NACCT][24];           /* the attempt's accounting (settle.lua) */
+    char obs[NOBS][24];             /* its rate-limit headers (settle.lua) */
+    int has_obs;                    /* the answer carried some */
     char errtype[64];               /* error type the fields point at */
     char errmsg[600];               /* error message the fields point at */
     buf dead;                       /* dead-letter entry for 'D' */
@@ -102,6 +106,7 @@ typedef struct worker {
     int promised;                   /* free slots those calls may fill */
     int pump_ask;                   /* slots the pump's claim asked for */
     int calls;                      /* begin/settle calls in flight */
+    int settles_out;                /* settle calls in flight */
     int draining;                   /* SIGTERM seen: no more claims */
     int drain_expired;              /* the drain deadline passed */
     unsigned long long seq;         /* claim calls made, for tokens */
@@ -232,6 +237,7 @@ static void recordStart(slot *s, char op) {
     for (int i = 0; i < NACCT; i++) s->acct[i][0] = '\0';
     s->acct[0][0] = '0';
     s->acct[0][1] = '\0';
+    s->has_obs = 0;
 }
 
 /* The accounting of an attempt that went out: what settle.lua needs to
@@ -247,20 +253,21 @@ static void recordAttempt(slot *s, const outcome *o, const rlHeaders *rl,
     SETN(1, o->http_status);
     SETN(2, cost_micro);
     SETN(3, s->latency_ms);
-    SETN(4, o->retryable);
-    SETN(5, o->retry_after_ms);
-    SETN(6, o->spend_limit);
-    snprintf(a[7], sizeof(a[7]), "%.6f", (double)(random() % 1000000) / 1e6);
-    SETOPT(8, rl->requests.remaining >= 0 ? rl->requests.limit : -1);
-    SETOPT(9, rl->requests.limit >= 0 ? rl->requests.remaining : -1);
-    SETOPT(10, in->remaining >= 0 ? in->limit : -1);
-    SETOPT(11, in->limit >= 0 ? in->remaining : -1);
-    SETOPT(12, rl->output.remaining >= 0 ? rl->output.limit : -1);
-    SETOPT(13, rl->output.limit >= 0 ? rl->output.remaining : -1);
-    SETOPT(14, reset);
-    SETOPT(15, o->ok ? o->use.input_tokens : -1);
-    SETOPT(16, o->ok ? o->use.output_tokens : -1);
-    SETN(17, s->attempt);
+    SETOPT(4, o->ok ? o->use.input_tokens : -1);
+    SETOPT(5, o->ok ? o->use.output_tokens : -1);
+    SETN(6, o->retry_after_ms);
+    SETN(7, o->spend_limit);
+    snprintf(a[8], sizeof(a[8]), "%.6f", (double)(random() % 1000000) / 1e6);
+    SETN(9, s->attempt);
+    a = s->obs;
+    SETOPT(0, rl->requests.remaining >= 0 ? rl->requests.limit : -1);
+    SETOPT(1, rl->requests.limit >= 0 ? rl->requests.remaining : -1);
+    SETOPT(2, in->remaining >= 0 ? in->limit : -1);
+    SETOPT(3, in->limit >= 0 ? in->remaining : -1);
+    SETOPT(4, rl->output.remaining >= 0 ? rl->output.limit : -1);
+    SETOPT(5, rl->output.limit >= 0 ? rl->output.remaining : -1);
+    SETOPT(6, reset);
+    s->has_obs = a[0][0] || a[2][0] || a[4][0] || a[6][0];
 #undef SETN
 #undef SETOPT
 }
@@ -361,13 +368,18 @@ static void recordRequeue(slot *s) {
 static void onSettled(rds *c, redisReply *r, void *priv);
 
 static void flushSettles(worker *w) {
-    int n = 0, argc = 4;
+    int n = 0, argc = 5 + NOBS;
+    /* One settle call at a time: records that become ready meanwhile
+     * wait for its reply and go out together (group commit). Under load
+     * the batches grow, and the scripts' per-call costs with them shrink
+     * per job; an idle fleet sends each record at once. */
+    if (w->settles_out >= SETTLE_CALLS_MAX) return;
     for (slot *s = w->pending; s; s = s->next) n++, argc += 5 + NACCT + s->nf;
     if (n == 0) return;
 
     const char **v = malloc(sizeof(char *) * (size_t)argc);
     size_t *vl = malloc(sizeof(size_t) * (size_t)argc);
-    char maxlen[32], nfs[n][12], cn[16], lease[32], prefix[160];
+    char maxlen[32], nfs[n][12], cn[16], lease[32], prefix[160], oi[12];
     static const char *ops[] = {"R", "D", "F", "Q"};
     batch *b = batchNew(w, n);
     if (!v || !vl) abort();
@@ -380,6 +392,19 @@ static void flushSettles(worker *w) {
     int extra = claim && w->nfree > w->promised ? w->nfree - w->promised : 0;
     claimArgs(w, claim ? n + extra : 0, cn, lease, prefix, v + k, vl + k);
     k += 3;
+    /* The batch's observation: the freshest answer's rate-limit headers. */
+    slot *o = NULL;
+    int oidx = 0, idx = 0;
+    for (slot *s = w->pending; s; s = s->next) {
+        idx++;
+        if (s->has_obs) o = s, oidx = idx;
+    }
+    vl[k] = (size_t)snprintf(oi, sizeof(oi), "%d", oidx);
+    v[k++] = oi;
+    for (int a = 0; a < NOBS; a++) {
+        v[k] = o ? o->obs[a] : "";
+        vl[k++] = o ? strlen(o->obs[a]) : 0;
+    }
     for (slot *s = w->pending; s; s = s->next) {
         int i = b->n;
         v[k] = ops[s->op == 'R' ? 0 : s->op == 'D' ? 1 : s->op == 'F' ? 2 : 3];
@@ -408,6 +433,7 @@ static void flushSettles(worker *w) {
     if (rdsScript(w->redis, "settle", 16, keys, argc, v, vl, onSettled, b) == 0) {
         w->pending = w->pending_tail = NULL;
         w->calls++;
+        w->settles_out++;
         if (claim) {
             b->claims = 1;
             b->extra = extra;
@@ -427,6 +453,7 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
     worker *w = b->w;
     (void)c;
     w->calls--;
+    w->settles_out--;
     if (b->claims) {
         w->claims_out--;
         w->promised -= b->extra;
@@ -464,6 +491,7 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
     }
     if (b->claims) handleClaim(w, claimed);
     free(b);
+    if (w->pending) flushSettles(w);
     pump(w);
     maybeExit(w);
 }
@@ -823,6 +851,8 @@ static int claimArgs(worker *w, int n, char *nbuf, char *lease, char *prefix,
     vl[0] = (size_t)snprintf(nbuf, 16, "%d", n);
     vl[1] = (size_t)snprintf(lease, 32, "%ld", w->cfg->lease_ms);
     vl[2] = (size_t)snprintf(prefix, 160, "%s:%llu:", w->name, ++w->seq);
+    while (vl[2] < 66) prefix[vl[2]++] = '.';
+    prefix[vl[2]] = 0;
     v[0] = nbuf, v[1] = lease, v[2] = prefix;
     return n;
 }

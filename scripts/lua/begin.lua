@@ -75,9 +75,17 @@ if paused and tonumber(st.pause_long) == 1 then
     if pw < pauseWait then pauseWait = pw end
 end
 
-local est, lim, need = {}, {}, {}
-for _, b in ipairs({'r', 'i', 'o'}) do est[b], lim[b] = bucketEstimate(st, b, now, rule) end
+local B = {'r', 'i', 'o'}
+local est, lim, need, soft = {}, {}, {}, {}
 local pct = string.match(l.soft_token_floor, '%%$') ~= nil
+for _, b in ipairs(B) do
+    est[b], lim[b] = bucketEstimate(st, b, now, rule)
+    -- Soft floors, once per call (an absolute floor counts tokens, so the
+    -- request bucket has one only when the floor is a percentage).
+    soft[b] = 0
+    if est[b] and (b ~= 'r' or pct) then soft[b] = floorOf(l.soft_token_floor, lim[b]) end
+end
+local nowS = string.format('%d', now)
 local add = {r = 0, i = 0, o = 0, res = 0}
 local reason = ''
 local out = {ceiling, ''}
@@ -89,8 +97,13 @@ local busy = tonumber(ARGV[2]) or 0
 local solo = tonumber(ARGV[3]) or 0
 local leased = rcall('ZMSCORE', KEYS[1], unpack(toks))
 local isDone = rcall('SMISMEMBER', KEYS[3], unpack(ids))
-local atts = rcall('HMGET', KEYS[4], unpack(ids))
-local lostN = rcall('HMGET', KEYS[10], unpack(ids))
+-- Retry counts and lost deliveries exist only for jobs that failed or lost
+-- a worker: in a healthy fleet both hashes are gone, and not read.
+local atts, lostN = {}, {}
+if rcall('EXISTS', KEYS[4], KEYS[10]) > 0 then
+    atts = rcall('HMGET', KEYS[4], unpack(ids))
+    lostN = rcall('HMGET', KEYS[10], unpack(ids))
+end
 local maxDel = tonumber(l.max_deliveries) or 3
 local seen = {}                         -- ids admitted or queued in this batch
 local zin, hres, dropped = {}, {}, {}
@@ -155,11 +168,9 @@ for n = 1, #toks do
         else
             need.r, need.i, need.o = 1, inp, mt
             local wait = 0
-            for _, b in ipairs({'r', 'i', 'o'}) do
+            for _, b in ipairs(B) do
                 if est[b] then
-                    local fl = 0
-                    if b ~= 'r' or pct then fl = floorOf(l.soft_token_floor, lim[b]) end
-                    local target = need[b] + fl
+                    local target = need[b] + soft[b]
                     if target > lim[b] then target = lim[b] end
                     if est[b] < target then
                         local w = (target - est[b]) / (lim[b] / 60000)
@@ -185,10 +196,13 @@ for n = 1, #toks do
                 busy = busy + 1
                 if suspect then code, solo = 7, 2 end
                 zin[#zin + 1] = leaseExp; zin[#zin + 1] = tok
-                if res < 0 then res = 0 end
+                -- "input,output,cost,t_ms,id" from the caller's own strings
+                -- (no number formatting per job).
+                local resS = ARGV[k + 4]
+                if res < 0 then res, resS = 0, '0' end
                 hres[#hres + 1] = tok
-                hres[#hres + 1] = table.concat({inp, mt, res, now, id}, ',')
-                for _, b in ipairs({'r', 'i', 'o'}) do
+                hres[#hres + 1] = ARGV[k + 2] .. ',' .. ARGV[k + 3] .. ',' .. resS .. ',' .. nowS .. ',' .. id
+                for _, b in ipairs(B) do
                     if est[b] then est[b] = est[b] - need[b] end
                     add[b] = add[b] + need[b]
                 end

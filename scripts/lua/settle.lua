@@ -1,24 +1,29 @@
 -- settle.lua — end leases: account for the attempt, then write the result,
 -- schedule a retry, dead-letter or requeue. Fenced by the lease token.
 --
--- Each record: op, token, id, dead, 18 attempt values, nfields, fields...
+-- Each record: op, token, id, dead, 10 attempt values, nfields, fields...
 -- A token whose lease is gone (reaped: its worker was stopped or too slow;
 -- the reaper already released its reservation) changes nothing: -1.
 --
--- Attempt values (A1..A17; "" when absent):
+-- Attempt values (A1..A10; "" when absent):
 --   sent (1 when a request went out), http_status (0: transport failure),
---   cost_micro (of the usage; -1 unknown price), latency_ms, retryable,
---   retry_after_ms, spend_limit (1: enforced_spend_limit_reached), rand
---   (0..1, for jitter), r_lim, r_rem, i_lim, i_rem, o_lim, o_rem, reset_ms,
---   input_tokens, output_tokens, attempt (the number begin.lua gave)
+--   cost_micro (of the usage; -1 unknown price), latency_ms, input_tokens,
+--   output_tokens, retry_after_ms, spend_limit (1:
+--   enforced_spend_limit_reached), rand (0..1, for jitter), attempt (the
+--   number begin.lua gave)
+-- The batch's observation of the API's buckets is the rate-limit headers
+-- of its freshest answer (the worker picks it; all of a batch's answers
+-- arrived within a few ms): OBS[1] the index of that record (0: none; it
+-- counts only while that record's lease holds), OBS[2..8] r_lim, r_rem,
+-- i_lim, i_rem, o_lim, o_rem, reset_ms.
 -- `attempts` counts an id's failed attempts that were retried (begin.lua
 -- adds the deliveries lost with a worker to number the next attempt).
 -- When sent: the reservation is released and spend settled (usage cost on
 -- a 200, nothing for an API error, the whole reservation for an unknown
--- outcome); the rate-limit headers become the new bucket observation; a
--- 429 or a bucket under hard_token_floor pauses the fleet until the reset
--- the API gave (a long pause, with probes, past max_pause or for a spend
--- limit); a successful probe ends a long pause.
+-- outcome); the observation becomes the new bucket estimate; a 429 or a
+-- bucket under hard_token_floor pauses the fleet until the reset the API
+-- gave (a long pause, with probes, past max_pause or for a spend limit); a
+-- successful probe ends a long pause.
 -- Ops:
 --   R  write the result (fields), mark id done.
 --   D  as R, plus LPUSH `dead` (a JSON entry) on the dead list.
@@ -37,11 +42,13 @@
 -- ARGV[2] claim_n: when > 0, claim up to that many jobs afterwards (the
 --         slots this call frees): what claim.lua does, without a second call
 -- ARGV[3] lease_ms   ARGV[4] token prefix for the claim
--- ARGV[5..] records
+-- ARGV[5..12] OBS[1..8]
+-- ARGV[13..] records
 -- Reply: {statuses, claim}: statuses has one integer per record: 1 done,
 -- 2 retry scheduled, 0 duplicate, -1 lease lost; claim is claim.lua's reply
 -- (empty when claim_n is 0).
-local NA = 18
+local NA = 10
+local OBS = 4                           -- ARGV[OBS + k] is OBS[k]
 local now = nowMs()
 local l = loadLimits(KEYS[10])
 local st = loadHash(KEYS[11])
@@ -53,8 +60,9 @@ local doneIds = {}
 local recs = {}
 
 -- Names built once per call, not once per record.
+local BUCKETS = {'r', 'i', 'o'}
 local F = {}
-for _, b in ipairs({'r', 'i', 'o'}) do
+for _, b in ipairs(BUCKETS) do
     F[b] = {lim = b .. '_lim', rem = b .. '_rem', at = b .. '_at', since = b .. '_since'}
 end
 local QB, JB, TIB, TOB = 'q' .. bucket, 'j' .. bucket, 'ti' .. bucket, 'to' .. bucket
@@ -66,11 +74,13 @@ local function num(s) if s == nil or s == '' then return nil end return tonumber
 local dState = {reserved = 0, spent = 0, o_inflight = 0}
 local dStats = {}
 local function stat(k, n) dStats[k] = (dStats[k] or 0) + n end
+local nReq, nRes, nOk, tokIn, tokOut = 0, 0, 0, 0, 0
 local set = {}                          -- state fields to HSET at the end
 local pu = tonumber(st.pause_until) or 0
 local plong = tonumber(st.pause_long) or 0
 local probeTok = st.probe_token
 local ew, ei, eo = tonumber(st.ewma_ms), tonumber(st.ewma_in), tonumber(st.ewma_out)
+local reset = num(ARGV[OBS + 8])
 
 local function pause(untilMs, reason, long)
     if pu > now and plong == 2 then return end     -- an operator's pause stays
@@ -97,6 +107,54 @@ local function release(tok, r, cost)
     unreserve[#unreserve + 1] = tok
 end
 
+-- An attempt that went out (its values at ARGV[ab + 1 ..]).
+local function account(tok, ab, r)
+    local status = ARGV[ab + 2]
+    local cost = nil
+    -- A usable 200 costs its usage; an API error costs nothing; a 200 we
+    -- could not read, or no answer at all, costs the whole reservation.
+    if status == '200' then cost = num(ARGV[ab + 3]); if cost and cost < 0 then cost = nil end
+    elseif status ~= '0' and status ~= '' then cost = 0 end
+    release(tok, r, cost)
+    nReq = nReq + 1
+    if status ~= '0' and status ~= '' then set.observed = 1 end
+
+    if status == '429' then
+        stat('r429', 1)
+        if ARGV[ab + 8] == '1' then
+            pause(now + maxPause, 'spend limit: the API answered 429 ' ..
+                  'enforced_spend_limit_reached; probing every ' ..
+                  math.floor(probeEvery / 1000) .. ' s', 1)
+        else
+            local w = num(ARGV[ab + 7]) or -1
+            if w < 0 and reset then w = reset - now end
+            if w < 0 then w = 1000 end
+            if w > maxPause then
+                pause(now + w, 'rate limit: the API asked to wait ' ..
+                      math.floor(w / 1000) .. ' s (over max_pause); probing every ' ..
+                      math.floor(probeEvery / 1000) .. ' s', 1)
+            else
+                pause(now + w, '429 rate_limit_error: waiting ' .. w .. ' ms', 0)
+            end
+        end
+    elseif status == '200' then
+        if probeTok == tok and plong == 1 then
+            pu, plong = 0, 0
+            set.pause_until, set.pause_long, set.pause_reason = 0, 0, ''
+        end
+        local lat = num(ARGV[ab + 4]) or 0
+        local it, ot = num(ARGV[ab + 5]) or 0, num(ARGV[ab + 6]) or 0
+        ew = ew and ew * 0.9 + lat * 0.1 or lat
+        ei = ei and ei * 0.9 + it * 0.1 or it
+        eo = eo and eo * 0.9 + ot * 0.1 or ot
+        tokIn, tokOut, nOk = tokIn + it, tokOut + ot, nOk + 1
+    end
+    if probeTok == tok then
+        probeTok = nil
+        rcall('HDEL', KEYS[11], 'probe_token')
+    end
+end
+
 -- A state field as this batch has left it so far.
 local function cur(k)
     local v = set[k]
@@ -104,25 +162,14 @@ local function cur(k)
     return tonumber(v)
 end
 
-local function account(tok, a, r)
-    local status = num(a[2]) or 0
-    local cost = nil
-    -- A usable 200 costs its usage; an API error costs nothing; a 200 we
-    -- could not read, or no answer at all, costs the whole reservation.
-    if status == 200 then cost = num(a[3]); if cost and cost < 0 then cost = nil end
-    elseif status > 0 then cost = 0 end
-    release(tok, r, cost)
-    stat('requests', 1)
-    stat(QB, 1)
-
-    -- The headers are the API's word on its buckets. Token counts come
-    -- rounded to the nearest 1,000 (and clamped at 0): where our own
-    -- prediction is within what the header can mean, it is the better
-    -- figure, so it is kept, clamped to the header's +-500.
-    if status > 0 then set.observed = 1 end
+-- The batch's observation: the headers are the API's word on its buckets.
+-- Token counts come rounded to the nearest 1,000 (and clamped at 0): where
+-- our own prediction is within what the header can mean, it is the better
+-- figure, so it is kept, clamped to the header's +-500.
+local function observe()
     local obs = {}
-    for i, b in ipairs({'r', 'i', 'o'}) do
-        local lim, rem = num(a[8 + 2 * i - 1]), num(a[8 + 2 * i])
+    for i, b in ipairs(BUCKETS) do
+        local lim, rem = num(ARGV[OBS + 2 * i]), num(ARGV[OBS + 1 + 2 * i])
         if lim and rem then
             local keep = rem
             local f = F[b]
@@ -137,56 +184,18 @@ local function account(tok, a, r)
                 if p < lo then p = lo elseif p > hi then p = hi end
                 keep = math.floor(p)
             end
-            set[F[b].lim], set[F[b].rem], set[F[b].at], set[F[b].since] = lim, keep, now, 0
+            set[f.lim], set[f.rem], set[f.at], set[f.since] = lim, keep, now, 0
             obs[b] = {lim, rem}
         end
     end
-    local reset = num(a[15])
     local hard = l.hard_token_floor
     for _, b in ipairs({'i', 'o'}) do
-        if obs[b] and obs[b][2] < floorOf(hard, obs[b][1]) and reset and reset > now then
+        if obs[b] and reset and reset > now and obs[b][2] < floorOf(hard, obs[b][1]) then
             pause(reset, 'hard floor: ' .. (b == 'i' and 'input' or 'output') ..
                   ' tokens remaining ' .. obs[b][2] .. ' < hard_token_floor ' .. hard,
                   reset - now > maxPause and 1 or 0)
             stat('hard_floor_hits', 1)
         end
-    end
-
-    if status == 429 then
-        stat('r429', 1)
-        if num(a[7]) == 1 then
-            pause(now + maxPause, 'spend limit: the API answered 429 ' ..
-                  'enforced_spend_limit_reached; probing every ' ..
-                  math.floor(probeEvery / 1000) .. ' s', 1)
-        else
-            local w = num(a[6]) or -1
-            if w < 0 and reset then w = reset - now end
-            if w < 0 then w = 1000 end
-            if w > maxPause then
-                pause(now + w, 'rate limit: the API asked to wait ' ..
-                      math.floor(w / 1000) .. ' s (over max_pause); probing every ' ..
-                      math.floor(probeEvery / 1000) .. ' s', 1)
-            else
-                pause(now + w, '429 rate_limit_error: waiting ' .. w .. ' ms', 0)
-            end
-        end
-    elseif status == 200 then
-        if probeTok == tok and plong == 1 then
-            pu, plong = 0, 0
-            set.pause_until, set.pause_long, set.pause_reason = 0, 0, ''
-        end
-        local lat = num(a[4]) or 0
-        local it, ot = num(a[16]) or 0, num(a[17]) or 0
-        ew = ew and ew * 0.9 + lat * 0.1 or lat
-        ei = ei and ei * 0.9 + it * 0.1 or it
-        eo = eo and eo * 0.9 + ot * 0.1 or ot
-        set.ewma_ms, set.ewma_in, set.ewma_out = ew, ei, eo
-        stat(TIB, it)
-        stat(TOB, ot)
-    end
-    if probeTok == tok then
-        probeTok = nil
-        rcall('HDEL', KEYS[11], 'probe_token')
     end
 end
 
@@ -214,18 +223,17 @@ local function writeResult(n, id, f0, nf, prefix)
         doneNow[id] = true
         sadd[#sadd + 1] = id
         -- A first attempt has no retry count and no lost delivery to forget.
-        if (num(recs[n].a[18]) or 2) > 1 then hdelAtt[#hdelAtt + 1] = id end
+        if ARGV[recs[n].ab + NA] ~= '1' then hdelAtt[#hdelAtt + 1] = id end
     end
     stat(status, 1)
-    stat(JB, 1)
+    nRes = nRes + 1
     return 1
 end
 
 -- Parse the records, then read what they need in one call per key.
-local i = 5
+local i = OBS + 9
 while i <= #ARGV do
-    local r = {op = ARGV[i], tok = ARGV[i + 1], id = ARGV[i + 2], dead = ARGV[i + 3], a = {}}
-    for j = 1, NA do r.a[j] = ARGV[i + 3 + j] end
+    local r = {op = ARGV[i], tok = ARGV[i + 1], id = ARGV[i + 2], dead = ARGV[i + 3], ab = i + 3}
     r.nf = tonumber(ARGV[i + 4 + NA])
     r.f0 = i + 5 + NA
     i = r.f0 + r.nf
@@ -262,17 +270,17 @@ end
 
 local retriesUsed = nil                 -- retry budget in use, read once
 for n, r in ipairs(recs) do
-    local op, tok, id, a = r.op, r.tok, r.id, r.a
+    local op, tok, id, ab = r.op, r.tok, r.id, r.ab
     if not leased[n] or ((op == 'F' or op == 'Q') and not jobs[tok]) then
         out[#out + 1] = -1
     else
-        if num(a[1]) == 1 then account(tok, a, resv[n]) else release(tok, resv[n], 0) end
+        if ARGV[ab + 1] == '1' then account(tok, ab, resv[n]) else release(tok, resv[n], 0) end
         if op == 'R' or op == 'D' then
             local w = writeResult(n, id, r.f0, r.nf, nil)
             if w == 1 and op == 'D' then lpushDead[#lpushDead + 1] = r.dead end
             out[#out + 1] = w
         elseif op == 'F' then
-            local att = num(a[18]) or 1
+            local att = num(ARGV[ab + NA]) or 1
             local maxAtt = tonumber(l.max_attempts)
             local budget = tonumber(l.retry_budget_per_min) or 0
             if not retriesUsed then
@@ -295,8 +303,8 @@ for n, r in ipairs(recs) do
                     capd = capd * 2
                 end
                 if capd > maxd then capd = maxd end
-                local d = math.floor((num(a[8]) or 0.5) * capd)
-                local ra = num(a[6]) or -1
+                local d = math.floor((num(ARGV[ab + 9]) or 0.5) * capd)
+                local ra = num(ARGV[ab + 7]) or -1
                 if d < ra then d = ra end
                 zDelayed[#zDelayed + 1] = string.format('%d', now + d)
                 rcall('HINCRBY', KEYS[4], id, 1)
@@ -314,6 +322,17 @@ for n, r in ipairs(recs) do
         leaseGone[#leaseGone + 1] = tok
     end
 end
+
+local oi = tonumber(ARGV[OBS + 1]) or 0
+if oi > 0 and out[oi] and out[oi] >= 0 then observe() end
+if nReq > 0 then
+    stat('requests', nReq)
+    stat(QB, nReq)
+    if nOk > 0 then set.ewma_ms, set.ewma_in, set.ewma_out = ew, ei, eo end
+    if tokIn > 0 then stat(TIB, tokIn) end
+    if tokOut > 0 then stat(TOB, tokOut) end
+end
+if nRes > 0 then stat(JB, nRes) end
 
 if #sadd > 0 then bulk('SADD', KEYS[3], sadd, 1) end
 if #hdelAtt > 0 then

@@ -108,7 +108,11 @@ chaos: all
 
 # ---- bench and demo ----------------------------------------------------------
 
-bench: all
+$(BIN)/libfloor: $(BUILD)/tests/bench/libfloor.o
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+bench: all $(BIN)/libfloor
 	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash scripts/bench.sh
 
 demo: all

@@ -108,3 +108,18 @@ void bufAppendBase64(buf *b, const void *s, size_t len) {
     b->len = (size_t)(o - b->p);
     b->p[b->len] = '\0';
 }
+
+size_t fmtLL(char *dst, long long v) {
+    char tmp[21];
+    size_t n = 0, len = 0;
+    /* Work on the negative value: -LLONG_MIN does not fit. */
+    long long x = v < 0 ? v : -v;
+    do {
+        tmp[n++] = (char)('0' - x % 10);
+        x /= 10;
+    } while (x);
+    if (v < 0) dst[len++] = '-';
+    while (n) dst[len++] = tmp[--n];
+    dst[len] = '\0';
+    return len;
+}

@@ -26,4 +26,9 @@ void bufAppendJsonString(buf *b, const char *s, size_t len);
 /* Append s[0..len) in standard base64 (with padding), no quotes. */
 void bufAppendBase64(buf *b, const void *s, size_t len);
 
+/* v in decimal into dst (room for 21 bytes), NUL-terminated; returns the
+ * length. snprintf's "%lld" without the format parsing: the worker
+ * formats some 30 numbers per job. */
+size_t fmtLL(char *dst, long long v);
+
 #endif

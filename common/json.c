@@ -24,12 +24,25 @@
 static int checkDepthRaw(const char *js, size_t len, int max_depth) {
     enum { VALUE, STRING, PRIMITIVE } st = VALUE;
     int depth = 0;
+    size_t quote = 0;                   /* next '"' at or after i, when >= i */
     if (max_depth > DEPTH_CAP) max_depth = DEPTH_CAP;
     for (size_t i = 0; i < len && js[i] != '\0'; i++) {
         char c = js[i];
         if (st == STRING) {
-            if (c == '\\') i++;
-            else if (c == '"') st = VALUE;
+            /* Jump to the next quote or backslash (memchr is vectorized:
+             * most of a job's bytes are string contents). */
+            if (quote < i) {            /* the next quote, found once */
+                const char *q = memchr(js + i, '"', len - i);
+                quote = q ? (size_t)(q - js) : len;
+            }
+            size_t end = quote;
+            const char *bs = memchr(js + i, '\\', end - i);
+            if (bs) {
+                i = (size_t)(bs - js) + 1;  /* the escaped byte is skipped */
+                continue;
+            }
+            i = end;
+            st = VALUE;
             continue;
         }
         if (st == PRIMITIVE) {

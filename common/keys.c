@@ -5,7 +5,7 @@
 #include <string.h>
 
 static const char *keyNames[KEY_COUNT] = {
-    "jobs", "leases", "leasejob", "delayed", "delayedjob", "done",
+    "jobs", "leases", "claimed", "delayed", "delayedjob", "done",
     "attempts", "results", "dead", "workers", "limits", "state", "stats",
     "inflight", "reserv", "retrylog", "lost",
 };

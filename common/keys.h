@@ -11,7 +11,8 @@
 typedef enum {
     KEY_JOBS,           /* LIST    producers LPUSH, workers take from the right */
     KEY_LEASES,         /* ZSET    lease token -> expiry (ms, Redis clock) */
-    KEY_LEASEJOB,       /* HASH    lease token -> raw job */
+    KEY_CLAIMED,        /* HASH    claim prefix -> its leases not yet ended;
+                         * LIST    claimed:PREFIX, the claim's raw jobs */
     KEY_DELAYED,        /* ZSET    retry token -> due time (ms) */
     KEY_DELAYEDJOB,     /* HASH    retry token -> raw job */
     KEY_DONE,           /* SET     job ids that have their one result */

@@ -127,8 +127,18 @@ wait_until 30 inflight || echo "  (only $(fake_stats | jq .concurrent) in flight
 busy_kib=$(rss_kib "$w")
 busy_uss=$(uss_kib "$w")
 per=$(( (busy_kib - idle_kib) * 1024 / INFLIGHT ))
-printf "  %-44s %10s\n" "baseline: idle worker RSS (KiB)" "$idle_kib"
-printf "  %-44s %10s\n" "baseline: idle worker private/USS (KiB)" "$idle_uss"
+# Idle again once the burst is over: what the worker keeps.
+burst_done() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$INFLIGHT" ]; }
+wait_until 60 burst_done || echo "  (burst not finished)"
+after_kib=$(rss_kib "$w")
+# The floor: the worker's libraries loaded and set up, nothing else.
+read -r floor_kib floor_priv < <("$BIN/libfloor")
+printf "  %-44s %10s\n" "baseline: libraries alone, RSS (KiB)" "$floor_kib"
+printf "  %-44s %10s\n" "baseline: libraries alone, private (KiB)" "$floor_priv"
+printf "  %-44s %10s\n" "idle worker RSS (KiB)" "$idle_kib"
+printf "  %-44s %10s\n" "idle worker private/USS (KiB)" "$idle_uss"
+printf "  %-44s %10s\n" "idle worker above the libraries (KiB)" "$(( idle_kib - floor_kib ))"
+printf "  %-44s %10s\n" "idle again after the burst: RSS (KiB)" "$after_kib"
 printf "  %-44s %10s\n" "$INFLIGHT in flight: RSS (KiB)" "$busy_kib"
 printf "  %-44s %10s\n" "$INFLIGHT in flight: private/USS (KiB)" "$busy_uss"
 printf "  %-44s %10s\n" "ratio busy / idle" "$(awk "BEGIN {printf \"%.2f\", $busy_kib / $idle_kib}")"

@@ -87,8 +87,7 @@ typedef struct slot {
 /* A batch Redis call in flight and the slots it carries. */
 typedef struct batch {
     struct worker *w;
-    int claims;                     /* settle: this call also claims */
-    int extra;                      /* of which promised free slots */
+    struct claimCall *cc;           /* settle: this call also claims */
     int n;
     slot *s[];
 } batch;
@@ -104,7 +103,6 @@ typedef struct worker {
     int nfree;                      /* slots in SLOT_FREE */
     int claims_out;                 /* calls in flight that claim jobs */
     int promised;                   /* free slots those calls may fill */
-    int pump_ask;                   /* slots the pump's claim asked for */
     int calls;                      /* begin/settle calls in flight */
     int settles_out;                /* settle calls in flight */
     int draining;                   /* SIGTERM seen: no more claims */
@@ -129,7 +127,31 @@ typedef struct worker {
 
 static void pump(worker *w);
 static void maybeExit(worker *w);
-static void handleClaim(worker *w, redisReply *r);
+
+/* A claim in flight. The script (claim.lua, or settle.lua claiming for the
+ * slots it frees) answers with lease tokens; the raw jobs never pass
+ * through Lua: they wait in the claim's own list, read with an LRANGE sent
+ * right behind the script call, so both answers come in one round trip.
+ * Should the script have gone out again as EVAL (NOSCRIPT), the LRANGE
+ * ran first and found nothing: it is sent again once the tokens are in.
+ * The slots promised to the claim stay promised until its jobs are in. */
+typedef struct claimCall claimCall;
+struct claimCall {
+    worker *w;
+    int promised;                   /* free slots promised to this claim */
+    int replies;                    /* answers still to come */
+    int scripted;                   /* the script answered */
+    int early;                      /* the LRANGE answered before it */
+    int failed;                     /* no usable answer: leases get reaped */
+    long long wait;                 /* the script said: ask again after */
+    char reason[160];
+    int n;                          /* tokens */
+    char (*tok)[128];
+    char list[192 + 160];           /* claimed:PREFIX */
+};
+static claimCall *claimNew(worker *w, int promised, const char *prefix, size_t len);
+static void claimSent(claimCall *cc);
+static void claimScriptReply(claimCall *cc, redisReply *r);
 static int claimArgs(worker *w, int n, char *nbuf, char *lease, char *prefix,
                      const char **v, size_t *vl);
 static void onHttpDone(httpReq *req, void *priv);
@@ -204,8 +226,7 @@ static batch *batchNew(worker *w, int n) {
     if (!b) abort();
     b->w = w;
     b->n = 0;
-    b->claims = 0;
-    b->extra = 0;
+    b->cc = NULL;
     return b;
 }
 
@@ -226,7 +247,7 @@ static void fieldStr(slot *s, const char *name, const char *v) {
 static void fieldNum(slot *s, const char *name, long long v) {
     if (s->nnums >= NUMS) return;
     char *p = s->nums[s->nnums++];
-    int n = snprintf(p, 32, "%lld", v);
+    int n = (int)fmtLL(p, v);
     field(s, name, p, (size_t)n);
 }
 
@@ -247,7 +268,7 @@ static void recordAttempt(slot *s, const outcome *o, const rlHeaders *rl,
     char (*a)[24] = s->acct;
     const rlBucket *in = rl->input.limit >= 0 ? &rl->input : &rl->tokens;
     long long reset = rl->tokens.reset_ms >= 0 ? rl->tokens.reset_ms : rl->input.reset_ms;
-#define SETN(i, v) snprintf(a[i], sizeof(a[i]), "%lld", (long long)(v))
+#define SETN(i, v) fmtLL(a[i], (long long)(v))
 #define SETOPT(i, v) do { if ((v) >= 0) SETN(i, v); else a[i][0] = '\0'; } while (0)
     SETN(0, 1);
     SETN(1, o->http_status);
@@ -257,7 +278,11 @@ static void recordAttempt(slot *s, const outcome *o, const rlHeaders *rl,
     SETOPT(5, o->ok ? o->use.output_tokens : -1);
     SETN(6, o->retry_after_ms);
     SETN(7, o->spend_limit);
-    snprintf(a[8], sizeof(a[8]), "%.6f", (double)(random() % 1000000) / 1e6);
+    /* rand in [0, 1) with 6 decimals, for the retry's jitter */
+    long r = random() % 1000000;
+    a[8][0] = '0', a[8][1] = '.';
+    for (int d = 7; d >= 2; d--) a[8][d] = (char)('0' + r % 10), r /= 10;
+    a[8][8] = '\0';
     SETN(9, s->attempt);
     a = s->obs;
     SETOPT(0, rl->requests.remaining >= 0 ? rl->requests.limit : -1);
@@ -391,6 +416,7 @@ static void flushSettles(worker *w) {
     int claim = !w->draining && !evtimer_pending(w->idle_timer, NULL);
     int extra = claim && w->nfree > w->promised ? w->nfree - w->promised : 0;
     claimArgs(w, claim ? n + extra : 0, cn, lease, prefix, v + k, vl + k);
+    claimCall *cc = claim ? claimNew(w, extra, v[k + 2], vl[k + 2]) : NULL;
     k += 3;
     /* The batch's observation: the freshest answer's rate-limit headers. */
     slot *o = NULL;
@@ -414,14 +440,14 @@ static void flushSettles(worker *w) {
         if (s->op == 'D') v[k] = s->dead.p, vl[k++] = s->dead.len;
         else v[k] = "", vl[k++] = 0;
         for (int a = 0; a < NACCT; a++) v[k] = s->acct[a], vl[k++] = strlen(s->acct[a]);
-        vl[k] = (size_t)snprintf(nfs[i], sizeof(nfs[i]), "%d", s->nf);
+        vl[k] = fmtLL(nfs[i], s->nf);
         v[k++] = nfs[i];
         for (int f = 0; f < s->nf; f++) v[k] = s->fv[f], vl[k++] = s->fl[f];
         b->s[b->n++] = s;
     }
 
     const char *keys[] = {
-        w->keys.name[KEY_LEASES], w->keys.name[KEY_LEASEJOB],
+        w->keys.name[KEY_LEASES], w->keys.name[KEY_CLAIMED],
         w->keys.name[KEY_DONE], w->keys.name[KEY_ATTEMPTS],
         w->keys.name[KEY_RESULTS], w->keys.name[KEY_DEAD],
         w->keys.name[KEY_DELAYED], w->keys.name[KEY_DELAYEDJOB],
@@ -429,18 +455,18 @@ static void flushSettles(worker *w) {
         w->keys.name[KEY_STATE], w->keys.name[KEY_INFLIGHT],
         w->keys.name[KEY_RESERV], w->keys.name[KEY_RETRYLOG],
         w->keys.name[KEY_STATS], w->keys.name[KEY_LOST],
+        cc ? cc->list : w->keys.name[KEY_CLAIMED],
     };
-    if (rdsScript(w->redis, "settle", 16, keys, argc, v, vl, onSettled, b) == 0) {
+    if (rdsScript(w->redis, "settle", 17, keys, argc, v, vl, onSettled, b) == 0) {
         w->pending = w->pending_tail = NULL;
         w->calls++;
         w->settles_out++;
-        if (claim) {
-            b->claims = 1;
-            b->extra = extra;
-            w->promised += extra;
-            w->claims_out++;
+        if (cc) {
+            b->cc = cc;
+            claimSent(cc);
         }
     } else {
+        free(cc);
         free(b);        /* not connected: keep them pending and retry */
         if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
     }
@@ -454,10 +480,6 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
     (void)c;
     w->calls--;
     w->settles_out--;
-    if (b->claims) {
-        w->claims_out--;
-        w->promised -= b->extra;
-    }
     redisReply *st = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[0] : NULL;
     redisReply *claimed = st ? r->element[1] : NULL;
     if (!st || st->type != REDIS_REPLY_ARRAY || st->elements != (size_t)b->n) {
@@ -471,8 +493,14 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
             if (!w->pending_tail) w->pending_tail = s;
         }
         if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
+        if (b->cc) claimScriptReply(b->cc, NULL);
         free(b);
         return;
+    }
+    if (b->cc) {
+        /* The slots freed below are the claim's until its jobs are in. */
+        b->cc->promised += b->n;
+        w->promised += b->n;
     }
     for (int i = 0; i < b->n; i++) {
         slot *s = b->s[i];
@@ -489,7 +517,7 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
         }
         slotRelease(s);
     }
-    if (b->claims) handleClaim(w, claimed);
+    if (b->cc) claimScriptReply(b->cc, claimed);
     free(b);
     if (w->pending) flushSettles(w);
     pump(w);
@@ -742,13 +770,13 @@ static void sendBegin(worker *w, batch *b) {
         size_t *al = vl + 3 + 5 * i;
         a[0] = s->token, al[0] = strlen(s->token);
         a[1] = s->job.id, al[1] = strlen(s->job.id);
-        al[2] = (size_t)snprintf(nums[i][0], 24, "%lld", s->job.input_estimate);
-        al[3] = (size_t)snprintf(nums[i][1], 24, "%lld", s->job.max_tokens);
-        al[4] = (size_t)snprintf(nums[i][2], 24, "%lld", reserve);
+        al[2] = fmtLL(nums[i][0], s->job.input_estimate);
+        al[3] = fmtLL(nums[i][1], s->job.max_tokens);
+        al[4] = fmtLL(nums[i][2], reserve);
         a[2] = nums[i][0], a[3] = nums[i][1], a[4] = nums[i][2];
     }
     const char *keys[] = {
-        w->keys.name[KEY_LEASES], w->keys.name[KEY_LEASEJOB],
+        w->keys.name[KEY_LEASES], w->keys.name[KEY_CLAIMED],
         w->keys.name[KEY_DONE], w->keys.name[KEY_ATTEMPTS],
         w->keys.name[KEY_LIMITS], w->keys.name[KEY_STATE],
         w->keys.name[KEY_INFLIGHT], w->keys.name[KEY_RESERV],
@@ -767,46 +795,69 @@ static void sendBegin(worker *w, batch *b) {
 
 /* ---- Claim ------------------------------------------------------------ */
 
-static void onClaimed(rds *c, redisReply *r, void *priv) {
-    worker *w = priv;
-    (void)c;
-    w->claims_out--;
-    w->promised -= w->pump_ask;
-    w->pump_ask = 0;
-    handleClaim(w, r);
+
+static void onClaimBodies(rds *c, redisReply *r, void *priv);
+
+static claimCall *claimNew(worker *w, int promised, const char *prefix, size_t len) {
+    claimCall *cc = calloc(1, sizeof(*cc));
+    if (!cc) abort();
+    cc->w = w;
+    cc->promised = promised;
+    snprintf(cc->list, sizeof(cc->list), "%s:%.*s", w->keys.name[KEY_CLAIMED],
+             (int)len, prefix);
+    return cc;
 }
 
-/* A claim.lua reply: {now, wait_ms, reason, token1, job1, ...}. */
-static void handleClaim(worker *w, redisReply *r) {
+static void claimFetch(claimCall *cc) {
+    const char *v[] = {"LRANGE", cc->list, "0", "-1"};
+    size_t vl[] = {6, strlen(cc->list), 1, 2};
+    if (rdsCommand(cc->w->redis, 4, v, vl, onClaimBodies, cc) == 0) cc->replies++;
+    else cc->failed = 1;
+}
+
+/* The script call went out: its list follows it. */
+static void claimSent(claimCall *cc) {
+    worker *w = cc->w;
+    w->claims_out++;
+    w->promised += cc->promised;
+    cc->replies = 1;
+    claimFetch(cc);
+}
+
+/* Both answers are in (or lost): the jobs take their slots. */
+static void claimDone(claimCall *cc, redisReply *bodies) {
+    worker *w = cc->w;
     char err[300];
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+    w->claims_out--;
+    w->promised -= cc->promised;
+    if (cc->failed || cc->wait > 0 || cc->n == 0) {
+        if (cc->wait > 0) {
+            /* Paused or stopped at the spend cap: ask again when it may
+             * end, and at least every second (limits can change). */
+            noteWait(w, cc->reason, cc->wait);
+            timerIn(w->idle_timer, cc->wait < 1000 ? (long)cc->wait : 1000);
+        } else {
+            timerIn(w->idle_timer, w->cfg->idle_poll_ms);
+        }
+        maybeExit(w);
+        return;
+    }
+    if (!bodies || bodies->type != REDIS_REPLY_ARRAY || bodies->elements != (size_t)cc->n) {
+        /* The list is not what the script left: nobody here holds these
+         * leases, the reaper puts the jobs back. */
+        lfLog(LF_WARN, "event=claim_list_unreadable list=\"%s\" tokens=%d", cc->list, cc->n);
         timerIn(w->idle_timer, w->cfg->idle_poll_ms);
         maybeExit(w);
         return;
     }
-    long long wait = r->element[1]->integer;
-    if (wait > 0) {
-        /* Paused or stopped at the spend cap: ask again when it may end,
-         * and at least every second (limits can change). */
-        noteWait(w, r->element[2]->str, wait);
-        timerIn(w->idle_timer, wait < 1000 ? (long)wait : 1000);
-        maybeExit(w);
-        return;
-    }
-    int n = (int)(r->elements - 3) / 2;
-    if (n == 0) {
-        timerIn(w->idle_timer, w->cfg->idle_poll_ms);
-        maybeExit(w);
-        return;
-    }
-    batch *b = batchNew(w, n);
-    for (int i = 0; i < n; i++) {
-        redisReply *tok = r->element[3 + 2 * i], *raw = r->element[4 + 2 * i];
+    batch *b = batchNew(w, cc->n);
+    for (int i = 0; i < cc->n; i++) {
+        redisReply *raw = bodies->element[i];
         slot *s = slotTake(w);
         if (!s) abort();    /* claim asked for at most nfree jobs */
-        snprintf(s->token, sizeof(s->token), "%.*s", (int)tok->len, tok->str);
+        memcpy(s->token, cc->tok[i], sizeof(s->token));
         bufReset(&s->raw);
-        bufAppend(&s->raw, raw->str, raw->len);
+        if (raw->type == REDIS_REPLY_STRING) bufAppend(&s->raw, raw->str, raw->len);
         if (jobParse(&s->job, s->raw.p, s->raw.len, w->cfg->max_job_bytes, err,
                      sizeof(err)) < 0) {
             lfLog(LF_WARN, "event=invalid_job id=\"%s\" error=\"%s\"", s->job.id, err);
@@ -823,6 +874,54 @@ static void handleClaim(worker *w, redisReply *r) {
     pump(w);
 }
 
+static void claimFinish(claimCall *cc, redisReply *bodies) {
+    if (cc->replies > 0) return;
+    claimDone(cc, bodies);
+    free(cc->tok);
+    free(cc);
+}
+
+/* The script's answer: {now, wait_ms, reason, token1, token2, ...}. */
+static void claimScriptReply(claimCall *cc, redisReply *r) {
+    cc->replies--;
+    cc->scripted = 1;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[1]->type != REDIS_REPLY_INTEGER) {
+        cc->failed = 1;
+    } else if (r->element[1]->integer > 0) {
+        cc->wait = r->element[1]->integer;
+        snprintf(cc->reason, sizeof(cc->reason), "%s",
+                 r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "");
+    } else if (r->elements > 3) {
+        cc->n = (int)r->elements - 3;
+        cc->tok = malloc(sizeof(*cc->tok) * (size_t)cc->n);
+        if (!cc->tok) abort();
+        for (int i = 0; i < cc->n; i++) {
+            redisReply *t = r->element[3 + i];
+            snprintf(cc->tok[i], sizeof(cc->tok[i]), "%.*s", (int)t->len, t->str);
+        }
+        if (cc->early) claimFetch(cc);
+    }
+    claimFinish(cc, NULL);
+}
+
+static void onClaimBodies(rds *c, redisReply *r, void *priv) {
+    claimCall *cc = priv;
+    (void)c;
+    cc->replies--;
+    if (!cc->scripted) {
+        cc->early = 1;          /* ran before the script: ask again after it */
+        return;
+    }
+    if (!r) cc->failed = 1;
+    claimFinish(cc, r);
+}
+
+static void onClaimed(rds *c, redisReply *r, void *priv) {
+    (void)c;
+    claimScriptReply(priv, r);
+}
+
 static void pump(worker *w) {
     if (w->draining || w->claims_out > 0 || w->nfree <= w->promised) return;
     if (!rdsReady(w->redis) || evtimer_pending(w->idle_timer, NULL)) return;
@@ -830,18 +929,16 @@ static void pump(worker *w) {
     const char *v[3];
     size_t vl[3];
     int ask = claimArgs(w, w->nfree - w->promised, n, lease, prefix, v, vl);
+    claimCall *cc = claimNew(w, ask, prefix, vl[2]);
     const char *keys[] = {
         w->keys.name[KEY_JOBS], w->keys.name[KEY_LEASES],
-        w->keys.name[KEY_LEASEJOB], w->keys.name[KEY_DELAYED],
+        w->keys.name[KEY_CLAIMED], w->keys.name[KEY_DELAYED],
         w->keys.name[KEY_DELAYEDJOB], w->keys.name[KEY_LIMITS],
-        w->keys.name[KEY_STATE], w->keys.name[KEY_RETRYLOG],
+        w->keys.name[KEY_STATE], w->keys.name[KEY_RETRYLOG], cc->list,
     };
     lfLog(LF_DEBUG, "event=claim_call n=%d", w->nfree);
-    if (rdsScript(w->redis, "claim", 8, keys, 3, v, vl, onClaimed, w) == 0) {
-        w->claims_out++;
-        w->promised += ask;
-        w->pump_ask = ask;
-    }
+    if (rdsScript(w->redis, "claim", 9, keys, 3, v, vl, onClaimed, cc) == 0) claimSent(cc);
+    else free(cc);
 }
 
 /* The three claim arguments (n, lease_ms, unique token prefix) into
@@ -851,8 +948,6 @@ static int claimArgs(worker *w, int n, char *nbuf, char *lease, char *prefix,
     vl[0] = (size_t)snprintf(nbuf, 16, "%d", n);
     vl[1] = (size_t)snprintf(lease, 32, "%ld", w->cfg->lease_ms);
     vl[2] = (size_t)snprintf(prefix, 160, "%s:%llu:", w->name, ++w->seq);
-    while (vl[2] < 66) prefix[vl[2]++] = '.';
-    prefix[vl[2]] = 0;
     v[0] = nbuf, v[1] = lease, v[2] = prefix;
     return n;
 }
@@ -929,7 +1024,7 @@ static void onReapTimer(evutil_socket_t fd, short what, void *arg) {
     size_t vl[1];
     vl[0] = (size_t)snprintf(n, sizeof(n), "%d", REAP_BATCH);
     const char *keys[] = {
-        w->keys.name[KEY_LEASES], w->keys.name[KEY_LEASEJOB],
+        w->keys.name[KEY_LEASES], w->keys.name[KEY_CLAIMED],
         w->keys.name[KEY_JOBS], w->keys.name[KEY_WORKERS],
         w->keys.name[KEY_INFLIGHT], w->keys.name[KEY_RESERV],
         w->keys.name[KEY_STATE], w->keys.name[KEY_LOST], w->keys.name[KEY_STATS],

@@ -103,10 +103,46 @@ local function releaseReservation(inflightKey, reservKey, stateKey, tok, cost)
     return true
 end
 
+-- The raw jobs of a claim stay in Redis, never passing through Lua: the
+-- claim moves them from the queue into its own list `claimed:PREFIX` with
+-- SORT .. BY nosort .. STORE (a copy inside Redis) and LTRIM, and the worker
+-- reads that list with LRANGE. Lease token PREFIX .. i is the job at index
+-- i - 1; the `claimed` hash counts each claim's leases not yet ended, and a
+-- claim's list goes when its count reaches 0.
+local function tokenParts(tok)
+    local p, i = string.match(tok, '^(.*:)(%d+)$')
+    return p, tonumber(i)
+end
+
+-- The raw job of a lease token (nil when gone).
+local function leaseJob(claimedKey, tok)
+    local p, i = tokenParts(tok)
+    if not p then return nil end
+    local job = rcall('LINDEX', claimedKey .. ':' .. p, i - 1)
+    if job then return job end
+    return nil
+end
+
+-- Leases ended (settled, dropped, reaped): their claims' counts go down.
+local function leasesEnded(claimedKey, toks)
+    local per = {}
+    for _, tok in ipairs(toks) do
+        local p = tokenParts(tok)
+        if p then per[p] = (per[p] or 0) + 1 end
+    end
+    for p, n in pairs(per) do
+        if rcall('HINCRBY', claimedKey, p, -n) <= 0 then
+            rcall('HDEL', claimedKey, p)
+            rcall('DEL', claimedKey .. ':' .. p)
+        end
+    end
+end
+
 -- Claim up to n jobs into leases (claim.lua, and settle.lua when it claims
--- for the slots it frees). K: jobs, leases, leasejob, delayed, delayedjob,
--- retrylog keys. l, st: limits and state as read by the caller.
--- Returns {now, wait_ms, reason, token1, job1, ...}.
+-- for the slots it frees). K: jobs, leases, claimed, delayed, delayedjob,
+-- retrylog keys, and list: K.claimed .. ':' .. prefix (prefix ends in
+-- ':'). l, st: limits and state as read by the caller.
+-- Returns {now, wait_ms, reason, token1, token2, ...}.
 local function claimJobs(K, n, leaseMs, prefix, now, l, st)
     -- Spend cap: stopped until the cap changes.
     if st.budget_cap then
@@ -148,17 +184,18 @@ local function claimJobs(K, n, leaseMs, prefix, now, l, st)
     end
 
     local out = {now, 0, ''}
-    local jobs = rcall('RPOP', K.jobs, n)
-    if not jobs then return out end
+    -- The n jobs at the consuming (right) end, oldest first.
+    local got = rcall('SORT', K.jobs, 'BY', 'nosort', 'DESC', 'LIMIT', 0, n, 'STORE', K.list)
+    if got == 0 then return out end
+    rcall('LTRIM', K.jobs, 0, -(got + 1))
+    rcall('HSET', K.claimed, prefix, got)
     local exp = string.format('%d', now + leaseMs)   -- once, as an integer string
-    local z, h = {}, {}
-    for i, job in ipairs(jobs) do
+    local z = {}
+    for i = 1, got do
         local tok = prefix .. i
         z[#z + 1] = exp; z[#z + 1] = tok
-        h[#h + 1] = tok; h[#h + 1] = job
-        out[#out + 1] = tok; out[#out + 1] = job
+        out[#out + 1] = tok
     end
     bulk('ZADD', K.leases, z)
-    bulk('HSET', K.leasejob, h)
     return out
 end

@@ -13,7 +13,7 @@
 --   else go: count the attempt, add the lease to `inflight` (scored by
 --   expiry, so a dead worker's slots come back), reserve its tokens and cost.
 --
--- KEYS[1] leases  KEYS[2] leasejob  KEYS[3] done  KEYS[4] attempts
+-- KEYS[1] leases  KEYS[2] claimed  KEYS[3] done  KEYS[4] attempts
 -- KEYS[5] limits  KEYS[6] state  KEYS[7] inflight  KEYS[8] reserv
 -- KEYS[9] results
 -- A job about to use its last delivery (lost with its worker
@@ -222,7 +222,7 @@ for n = 1, #toks do
 end
 if #dropped > 0 then
     bulk('ZREM', KEYS[1], dropped, 1)
-    bulk('HDEL', KEYS[2], dropped, 1)
+    leasesEnded(KEYS[2], dropped)
 end
 if #zin > 0 then
     bulk('ZADD', KEYS[7], zin)

@@ -6,7 +6,7 @@
 -- that was in flight has an unknown outcome: its reservation is counted as
 -- spent.
 --
--- KEYS[1] leases  KEYS[2] leasejob  KEYS[3] jobs  KEYS[4] workers
+-- KEYS[1] leases  KEYS[2] claimed  KEYS[3] jobs  KEYS[4] workers
 -- KEYS[5] inflight  KEYS[6] reserv  KEYS[7] state  KEYS[8] lost
 -- KEYS[9] stats
 -- A lease that was in flight counts one lost delivery for its job id:
@@ -18,9 +18,8 @@ rcall('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 local toks = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
                    tonumber(ARGV[1]))
 for _, tok in ipairs(toks) do
-    local job = rcall('HGET', KEYS[2], tok)
+    local job = leaseJob(KEYS[2], tok)
     if job then rcall('RPUSH', KEYS[3], job) end
-    rcall('HDEL', KEYS[2], tok)
     rcall('ZREM', KEYS[1], tok)
     local r = rcall('HGET', KEYS[6], tok)
     if r then
@@ -30,4 +29,5 @@ for _, tok in ipairs(toks) do
     end
     releaseReservation(KEYS[5], KEYS[6], KEYS[7], tok, nil)
 end
+leasesEnded(KEYS[2], toks)
 return #toks

@@ -34,10 +34,11 @@
 --   Q  requeue: back to the consuming end of the queue.
 -- A result for an id that is done is refused (0): exactly one result per id.
 --
--- KEYS[1] leases  KEYS[2] leasejob  KEYS[3] done  KEYS[4] attempts
+-- KEYS[1] leases  KEYS[2] claimed  KEYS[3] done  KEYS[4] attempts
 -- KEYS[5] results KEYS[6] dead  KEYS[7] delayed  KEYS[8] delayedjob
 -- KEYS[9] jobs  KEYS[10] limits  KEYS[11] state  KEYS[12] inflight
 -- KEYS[13] reserv  KEYS[14] retrylog  KEYS[15] stats  KEYS[16] lost
+-- KEYS[17] claimed:ARGV[4], the list of this call's claim
 -- ARGV[1] results stream MAXLEN (approximate)
 -- ARGV[2] claim_n: when > 0, claim up to that many jobs afterwards (the
 --         slots this call frees): what claim.lua does, without a second call
@@ -264,8 +265,7 @@ if #recs > 0 then
 end
 local jobs = {}
 if #jobToks > 0 then
-    local got = rcall('HMGET', KEYS[2], unpack(jobToks))
-    for n, t in ipairs(jobToks) do jobs[t] = got[n] end
+    for _, t in ipairs(jobToks) do jobs[t] = leaseJob(KEYS[2], t) end
 end
 
 local retriesUsed = nil                 -- retry budget in use, read once
@@ -353,7 +353,7 @@ local old = bucket - 8
 rcall('HDEL', KEYS[15], 'q' .. old, 'j' .. old, 'ti' .. old, 'to' .. old)
 -- The leases go last: should anything above fail, the jobs are still
 -- leased and the reaper puts them back (at least once, never lost).
-if #leaseGone > 0 then bulk('ZREM', KEYS[1], leaseGone, 1); bulk('HDEL', KEYS[2], leaseGone, 1) end
+if #leaseGone > 0 then bulk('ZREM', KEYS[1], leaseGone, 1); leasesEnded(KEYS[2], leaseGone) end
 
 local claimed = {}
 local claimN = tonumber(ARGV[2]) or 0
@@ -361,8 +361,8 @@ if claimN > 0 then
     st.pause_until, st.pause_long = pu, plong
     if set.probe_at then st.probe_at = set.probe_at end
     if set.pause_reason then st.pause_reason = set.pause_reason end
-    local K = {jobs = KEYS[9], leases = KEYS[1], leasejob = KEYS[2], delayed = KEYS[7],
-               delayedjob = KEYS[8], state = KEYS[11], retrylog = KEYS[14]}
+    local K = {jobs = KEYS[9], leases = KEYS[1], claimed = KEYS[2], delayed = KEYS[7],
+               delayedjob = KEYS[8], state = KEYS[11], retrylog = KEYS[14], list = KEYS[17]}
     claimed = claimJobs(K, claimN, tonumber(ARGV[3]), ARGV[4], now, l, st)
 end
 return {out, claimed}

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,6 +235,18 @@ static void test_base64(void **state) {
     bufFree(&b);
 }
 
+static void test_fmtll(void **state) {
+    (void)state;
+    const long long v[] = {0, 7, -7, 10, 1234567890123LL, -1000, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char want[32], got[32];
+        snprintf(want, sizeof(want), "%lld", v[i]);
+        memset(got, 'x', sizeof(got));
+        assert_int_equal(fmtLL(got, v[i]), strlen(want));
+        assert_string_equal(got, want);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zeroed_is_empty),
@@ -249,6 +263,7 @@ int main(void) {
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_length_bounded),
         cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_fmtll),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

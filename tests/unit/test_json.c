@@ -306,6 +306,16 @@ static void test_depth(void **state) {
     jsonFree(&d);
     assert_int_equal(jsonParse(&d, wide, strlen(wide), 0, 2, err, sizeof(err)), -1);
 
+    /* Brackets in strings are not nesting, whatever the escapes around
+     * them (the pre-check skips string contents in jumps). */
+    const char *strs = "[\"[[[{{\", \"\\\"[[[\\\\\", \"a\\\\\\\"[[\", \"\\\\\"]";
+    assert_int_equal(jsonParse(&d, strs, strlen(strs), 0, 1, err, sizeof(err)), 0);
+    assert_int_equal(d.ntok, 5);
+    jsonFree(&d);
+    const char *deep = "[\"\\\\\", [\"]\\\"]\"]]";
+    assert_int_equal(jsonParse(&d, deep, strlen(deep), 0, 1, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "deeper than 1"));
+
     /* A huge limit is capped by the checker's own stack. */
     nested(&b, 1000, '[', ']');
     assert_int_equal(jsonParse(&d, b.p, b.len, 0, 1000000, err, sizeof(err)), -1);

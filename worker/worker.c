@@ -900,7 +900,11 @@ static void claimScriptReply(claimCall *cc, redisReply *r) {
             redisReply *t = r->element[3 + i];
             snprintf(cc->tok[i], sizeof(cc->tok[i]), "%.*s", (int)t->len, t->str);
         }
-        if (cc->early) claimFetch(cc);
+        if (cc->early) {
+            lfLog(LF_INFO, "event=claim_list_read_again list=\"%s\" reason=\"the script "
+                  "ran after the LRANGE (resent as EVAL)\"", cc->list);
+            claimFetch(cc);
+        }
     }
     claimFinish(cc, NULL);
 }

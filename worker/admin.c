@@ -6,6 +6,7 @@
  * Defaults live in scripts/lua/_lib.lua only; `limits show` and `status`
  * read them through limits.lua and status.lua. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -427,31 +428,63 @@ int cliPause(const cliCommon *cc0, int argc, char **argv, int resume) {
 
 /* ---- dead ------------------------------------------------------------- */
 
+/* Dead letters back to the queue (requeue.lua): the operator asks for a
+ * new result. Consumes c. */
+static int deadRequeue(redisContext *c, const keySet *ks, long count, const char *id) {
+    char n[24];
+    const char *keys[] = {ks->name[KEY_DEAD], ks->name[KEY_JOBS], ks->name[KEY_DONE],
+                          ks->name[KEY_ATTEMPTS], ks->name[KEY_LOST]};
+    const char *v[] = {n, id};
+    size_t vl[] = {fmtLL(n, count), strlen(id)};
+    redisReply *rr = rdsScriptSync(c, "requeue", 5, keys, 2, v, vl);
+    int rc = 0;
+    if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 2) {
+        fprintf(stderr, "llmfleet dead: %s\n",
+                rr && rr->type == REDIS_REPLY_ERROR ? rr->str : c->errstr);
+        rc = 1;
+    } else {
+        fprintf(stderr, "llmfleet dead: requeued %lld job%s", rr->element[0]->integer,
+                rr->element[0]->integer == 1 ? "" : "s");
+        if (rr->element[1]->integer > 0)
+            fprintf(stderr, " (%lld entries are not llmfleet dead letters: left alone)",
+                    rr->element[1]->integer);
+        fputc('\n', stderr);
+    }
+    if (rr) freeReplyObject(rr);
+    redisFree(c);
+    return rc;
+}
+
 int cliDead(const cliCommon *cc0, int argc, char **argv) {
     cliCommon cc = *cc0;
-    long count = 100;
+    long count = -1;
+    const char *id = "";
     char *pos[1];
     int npos;
     const optSpec specs[] = {
         {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
         {"fleet", OPT_STR, &cc.fleet, 0, "fleet name"},
-        {"count", OPT_LONG, &count, 1, "entries to list (100)"},
+        {"count", OPT_LONG, &count, 1, "entries to list (100) or requeue (all)"},
+        {"id", OPT_STR, &id, 0, "requeue: only the dead letters of this job id"},
         {NULL, 0, NULL, 0, NULL},
     };
     int r = optParse("dead", argc, argv, specs, pos, 1, &npos);
     if (r == 1 || (r == 0 && npos == 0)) {
-        optUsage("dead", "list | purge", specs);
+        optUsage("dead", "list | requeue | purge", specs);
         return r == 1 ? 0 : 2;
     }
     if (r < 0) return 2;
     int purge = strcmp(pos[0], "purge") == 0;
-    if (!purge && strcmp(pos[0], "list") != 0) {
-        fprintf(stderr, "llmfleet dead: expected list or purge, got \"%s\"\n", pos[0]);
+    int requeue = strcmp(pos[0], "requeue") == 0;
+    if (!purge && !requeue && strcmp(pos[0], "list") != 0) {
+        fprintf(stderr, "llmfleet dead: expected list, requeue or purge, got \"%s\"\n", pos[0]);
         return 2;
     }
     keySet ks;
     redisContext *c = cliConnect("dead", &cc, &ks);
     if (!c) return 2;
+    if (requeue) return deadRequeue(c, &ks, count < 0 ? LONG_MAX : count, id);
+    if (count < 0) count = 100;
     redisReply *rr = purge ? redisCommand(c, "DEL %s", ks.name[KEY_DEAD])
                            : redisCommand(c, "LRANGE %s 0 %ld", ks.name[KEY_DEAD], count - 1);
     int rc = 0;

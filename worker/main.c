@@ -23,7 +23,7 @@ static void usage(void) {
          "  status            the fleet at a glance (--watch, --json)\n"
          "  limits show|set KEY=VALUE...   fleet-wide limits, stored in Redis\n"
          "  pause [--reason TEXT], resume  stop and restart dispatching\n"
-         "  dead list|purge   dead letters\n\n"
+         "  dead list|requeue|purge   dead letters\n\n"
          "common options: --redis-url URL (LLMFLEET_REDIS_URL), "
          "--fleet NAME (LLMFLEET_FLEET)\n"
          "'llmfleet COMMAND --help' lists a command's options.");

@@ -76,11 +76,7 @@ for run in $(seq 1 "$RUNS"); do
     # Polled twice a second only (each poll is a redis-cli process on the
     # same 2 cores); the end time is the last result's stream ID (ms).
     all_done() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$N" ]; }
-    deadline=$(( $(now_ms) + 600000 ))
-    until all_done; do
-        [ "$(now_ms)" -lt "$deadline" ] || { echo "bench: timed out"; exit 1; }
-        sleep 0.5
-    done
+    WAIT_POLL=0.5 wait_until 600 all_done || { echo "bench: timed out"; exit 1; }
     t1=$(rcli XREVRANGE 'llmfleet:{default}:results' + - COUNT 1 | head -1)
     t1=${t1%-*}
     wcpu=$(cpu_ticks "$w")

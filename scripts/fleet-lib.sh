@@ -14,13 +14,13 @@ fleet_cleanup() {
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-# wait_until SECONDS CMD...: poll CMD every 50 ms until it succeeds or the
-# deadline passes (returns 1 then).
+# wait_until SECONDS CMD...: poll CMD every 50 ms (WAIT_POLL seconds when
+# set) until it succeeds or the deadline passes (returns 1 then).
 wait_until() {
     local deadline=$(( $(now_ms) + $1 * 1000 )); shift
     while ! "$@" >/dev/null 2>&1; do
         [ "$(now_ms)" -lt "$deadline" ] || return 1
-        sleep 0.05
+        sleep "${WAIT_POLL:-0.05}"
     done
 }
 

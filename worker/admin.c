@@ -429,7 +429,7 @@ int cliPause(const cliCommon *cc0, int argc, char **argv, int resume) {
 /* ---- dead ------------------------------------------------------------- */
 
 /* Dead letters back to the queue (requeue.lua): the operator asks for a
- * new result. Consumes c. */
+ * new result. */
 static int deadRequeue(redisContext *c, const keySet *ks, long count, const char *id) {
     char n[24];
     const char *keys[] = {ks->name[KEY_DEAD], ks->name[KEY_JOBS], ks->name[KEY_DONE],
@@ -451,7 +451,6 @@ static int deadRequeue(redisContext *c, const keySet *ks, long count, const char
         fputc('\n', stderr);
     }
     if (rr) freeReplyObject(rr);
-    redisFree(c);
     return rc;
 }
 
@@ -483,7 +482,11 @@ int cliDead(const cliCommon *cc0, int argc, char **argv) {
     keySet ks;
     redisContext *c = cliConnect("dead", &cc, &ks);
     if (!c) return 2;
-    if (requeue) return deadRequeue(c, &ks, count < 0 ? LONG_MAX : count, id);
+    if (requeue) {
+        int rc = deadRequeue(c, &ks, count < 0 ? LONG_MAX : count, id);
+        redisFree(c);
+        return rc;
+    }
     if (count < 0) count = 100;
     redisReply *rr = purge ? redisCommand(c, "DEL %s", ks.name[KEY_DEAD])
                            : redisCommand(c, "LRANGE %s 0 %ld", ks.name[KEY_DEAD], count - 1);

@@ -145,9 +145,9 @@ struct claimCall {
     int failed;                     /* no usable answer: leases get reaped */
     long long wait;                 /* the script said: ask again after */
     char reason[160];
-    int n;                          /* tokens */
-    char (*tok)[128];
+    int n;                          /* jobs claimed: tokens PREFIX1..PREFIXn */
     char list[192 + 160];           /* claimed:PREFIX */
+    size_t prefix_at;               /* where PREFIX starts in list */
 };
 static claimCall *claimNew(worker *w, int promised, const char *prefix, size_t len);
 static void claimSent(claimCall *cc);
@@ -399,7 +399,13 @@ static void flushSettles(worker *w) {
      * the batches grow, and the scripts' per-call costs with them shrink
      * per job; an idle fleet sends each record at once. */
     if (w->settles_out >= SETTLE_CALLS_MAX) return;
-    for (slot *s = w->pending; s; s = s->next) n++, argc += 5 + NACCT + s->nf;
+    /* The batch's observation: the freshest answer's rate-limit headers. */
+    slot *o = NULL;
+    int oidx = 0;
+    for (slot *s = w->pending; s; s = s->next) {
+        n++, argc += 5 + NACCT + s->nf;
+        if (s->has_obs) o = s, oidx = n;
+    }
     if (n == 0) return;
 
     const char **v = malloc(sizeof(char *) * (size_t)argc);
@@ -418,14 +424,7 @@ static void flushSettles(worker *w) {
     claimArgs(w, claim ? n + extra : 0, cn, lease, prefix, v + k, vl + k);
     claimCall *cc = claim ? claimNew(w, extra, v[k + 2], vl[k + 2]) : NULL;
     k += 3;
-    /* The batch's observation: the freshest answer's rate-limit headers. */
-    slot *o = NULL;
-    int oidx = 0, idx = 0;
-    for (slot *s = w->pending; s; s = s->next) {
-        idx++;
-        if (s->has_obs) o = s, oidx = idx;
-    }
-    vl[k] = (size_t)snprintf(oi, sizeof(oi), "%d", oidx);
+    vl[k] = fmtLL(oi, oidx);
     v[k++] = oi;
     for (int a = 0; a < NOBS; a++) {
         v[k] = o ? o->obs[a] : "";
@@ -803,6 +802,7 @@ static claimCall *claimNew(worker *w, int promised, const char *prefix, size_t l
     if (!cc) abort();
     cc->w = w;
     cc->promised = promised;
+    cc->prefix_at = strlen(w->keys.name[KEY_CLAIMED]) + 1;
     snprintf(cc->list, sizeof(cc->list), "%s:%.*s", w->keys.name[KEY_CLAIMED],
              (int)len, prefix);
     return cc;
@@ -855,7 +855,7 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
         redisReply *raw = bodies->element[i];
         slot *s = slotTake(w);
         if (!s) abort();    /* claim asked for at most nfree jobs */
-        memcpy(s->token, cc->tok[i], sizeof(s->token));
+        snprintf(s->token, sizeof(s->token), "%s%d", cc->list + cc->prefix_at, i + 1);
         bufReset(&s->raw);
         if (raw->type == REDIS_REPLY_STRING) bufAppend(&s->raw, raw->str, raw->len);
         if (jobParse(&s->job, s->raw.p, s->raw.len, w->cfg->max_job_bytes, err,
@@ -877,11 +877,10 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
 static void claimFinish(claimCall *cc, redisReply *bodies) {
     if (cc->replies > 0) return;
     claimDone(cc, bodies);
-    free(cc->tok);
     free(cc);
 }
 
-/* The script's answer: {now, wait_ms, reason, token1, token2, ...}. */
+/* The script's answer: {now, wait_ms, reason[, n]}. */
 static void claimScriptReply(claimCall *cc, redisReply *r) {
     cc->replies--;
     cc->scripted = 1;
@@ -892,14 +891,9 @@ static void claimScriptReply(claimCall *cc, redisReply *r) {
         cc->wait = r->element[1]->integer;
         snprintf(cc->reason, sizeof(cc->reason), "%s",
                  r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "");
-    } else if (r->elements > 3) {
-        cc->n = (int)r->elements - 3;
-        cc->tok = malloc(sizeof(*cc->tok) * (size_t)cc->n);
-        if (!cc->tok) abort();
-        for (int i = 0; i < cc->n; i++) {
-            redisReply *t = r->element[3 + i];
-            snprintf(cc->tok[i], sizeof(cc->tok[i]), "%.*s", (int)t->len, t->str);
-        }
+    } else if (r->elements > 3 && r->element[3]->type == REDIS_REPLY_INTEGER &&
+               r->element[3]->integer > 0) {
+        cc->n = (int)r->element[3]->integer;
         if (cc->early) {
             lfLog(LF_INFO, "event=claim_list_read_again list=\"%s\" reason=\"the script "
                   "ran after the LRANGE (resent as EVAL)\"", cc->list);

@@ -85,22 +85,13 @@ local function inFlight(key, now)
     return rcall('ZCOUNT', key, '(' .. now, '+inf')
 end
 
--- Give back a lease's reservation: spend moves from reserved to spent
--- (`cost` micro-dollars, or the whole reservation when cost is nil: an
--- unknown outcome), output reservations leave o_inflight.
-local function releaseReservation(inflightKey, reservKey, stateKey, tok, cost)
-    local r = rcall('HGET', reservKey, tok)
-    if not r then return false end
-    local _, rout, rcost = string.match(r, '^(%-?%d+),(%-?%d+),(%-?%d+)')
+-- A reservation as begin.lua writes it ("input,output,cost,t_ms,id"): the
+-- output tokens and the cost (micro-USD, >= 0) it holds, and the job id.
+local function reservation(r)
+    local rout, rcost, id = string.match(r, '^%-?%d+,(%-?%d+),(%-?%d+),%-?%d+,(.*)$')
     rcost = tonumber(rcost) or 0
     if rcost < 0 then rcost = 0 end
-    if cost == nil or cost < 0 then cost = rcost end
-    incr(stateKey, 'reserved', 0 - rcost)
-    incr(stateKey, 'spent', cost)
-    incr(stateKey, 'o_inflight', 0 - (tonumber(rout) or 0))
-    rcall('HDEL', reservKey, tok)
-    rcall('ZREM', inflightKey, tok)
-    return true
+    return tonumber(rout) or 0, rcost, id
 end
 
 -- The raw jobs of a claim stay in Redis, never passing through Lua: the
@@ -118,9 +109,7 @@ end
 local function leaseJob(claimedKey, tok)
     local p, i = tokenParts(tok)
     if not p then return nil end
-    local job = rcall('LINDEX', claimedKey .. ':' .. p, i - 1)
-    if job then return job end
-    return nil
+    return rcall('LINDEX', claimedKey .. ':' .. p, i - 1) or nil
 end
 
 -- Leases ended (settled, dropped, reaped): their claims' counts go down.
@@ -142,7 +131,8 @@ end
 -- for the slots it frees). K: jobs, leases, claimed, delayed, delayedjob,
 -- retrylog keys, and list: K.claimed .. ':' .. prefix (prefix ends in
 -- ':'). l, st: limits and state as read by the caller.
--- Returns {now, wait_ms, reason, token1, token2, ...}.
+-- Returns {now, wait_ms, reason[, n]}: n jobs claimed, tokens prefix .. 1
+-- to prefix .. n (the caller knows the prefix).
 local function claimJobs(K, n, leaseMs, prefix, now, l, st)
     -- Spend cap: stopped until the cap changes.
     if st.budget_cap then
@@ -191,11 +181,8 @@ local function claimJobs(K, n, leaseMs, prefix, now, l, st)
     rcall('HSET', K.claimed, prefix, got)
     local exp = string.format('%d', now + leaseMs)   -- once, as an integer string
     local z = {}
-    for i = 1, got do
-        local tok = prefix .. i
-        z[#z + 1] = exp; z[#z + 1] = tok
-        out[#out + 1] = tok
-    end
+    for i = 1, got do z[#z + 1] = exp; z[#z + 1] = prefix .. i end
     bulk('ZADD', K.leases, z)
+    out[4] = got
     return out
 end

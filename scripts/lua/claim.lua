@@ -14,7 +14,8 @@
 -- KEYS[9] claimed:ARGV[3]
 -- ARGV[1] n (>= 1)  ARGV[2] lease_ms  ARGV[3] token prefix, unique per call,
 --         ending in ':'
--- Reply: {now_ms, wait_ms, reason, token1, token2, ...}
+-- Reply: {now_ms, wait_ms, reason[, n]}: n jobs claimed, tokens ARGV[3] .. 1
+--   to ARGV[3] .. n
 --   wait_ms > 0: nothing claimed, ask again after it (reason says why).
 local K = {jobs = KEYS[1], leases = KEYS[2], claimed = KEYS[3], delayed = KEYS[4],
            delayedjob = KEYS[5], state = KEYS[7], retrylog = KEYS[8], list = KEYS[9]}

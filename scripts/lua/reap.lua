@@ -17,17 +17,26 @@ local now = nowMs()
 rcall('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 local toks = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
                    tonumber(ARGV[1]))
+local reserved, out, lost = 0, 0, 0
 for _, tok in ipairs(toks) do
     local job = leaseJob(KEYS[2], tok)
     if job then rcall('RPUSH', KEYS[3], job) end
     rcall('ZREM', KEYS[1], tok)
     local r = rcall('HGET', KEYS[6], tok)
     if r then
-        local id = string.match(r, '^%-?%d+,%-?%d+,%-?%d+,%-?%d+,(.*)$')
+        -- In flight: an unknown outcome; its whole reservation is spent.
+        local rout, rcost, id = reservation(r)
         if id then rcall('HINCRBY', KEYS[8], id, 1) end
-        rcall('HINCRBY', KEYS[9], 'lost_in_flight', 1)
+        reserved, out, lost = reserved + rcost, out + rout, lost + 1
+        rcall('HDEL', KEYS[6], tok)
+        rcall('ZREM', KEYS[5], tok)
     end
-    releaseReservation(KEYS[5], KEYS[6], KEYS[7], tok, nil)
+end
+if lost > 0 then
+    incr(KEYS[7], 'reserved', 0 - reserved)
+    incr(KEYS[7], 'spent', reserved)
+    incr(KEYS[7], 'o_inflight', 0 - out)
+    incr(KEYS[9], 'lost_in_flight', lost)
 end
 leasesEnded(KEYS[2], toks)
 return #toks

@@ -92,19 +92,16 @@ local function pause(untilMs, reason, long)
     if long == 1 then set.probe_at = now + probeEvery end
 end
 
--- Release a lease's reservation r ("in,out,cost,t", read up front): its
--- spend moves from reserved to spent (cost, or the whole reservation when
+-- Release a lease's reservation r (read up front): its spend moves from reserved to spent (cost, or the whole reservation when
 -- cost is nil: an unknown outcome).
 local unreserve = {}
 local function release(tok, r, cost)
     if not r then return end
-    local _, rout, rcost = string.match(r, '^(%-?%d+),(%-?%d+),(%-?%d+)')
-    rcost = tonumber(rcost) or 0
-    if rcost < 0 then rcost = 0 end
+    local rout, rcost = reservation(r)
     if cost == nil or cost < 0 then cost = rcost end
     dState.reserved = dState.reserved - rcost
     dState.spent = dState.spent + cost
-    dState.o_inflight = dState.o_inflight - (tonumber(rout) or 0)
+    dState.o_inflight = dState.o_inflight - rout
     unreserve[#unreserve + 1] = tok
 end
 
@@ -114,11 +111,12 @@ local function account(tok, ab, r)
     local cost = nil
     -- A usable 200 costs its usage; an API error costs nothing; a 200 we
     -- could not read, or no answer at all, costs the whole reservation.
+    local answered = status ~= '0' and status ~= ''
     if status == '200' then cost = num(ARGV[ab + 3]); if cost and cost < 0 then cost = nil end
-    elseif status ~= '0' and status ~= '' then cost = 0 end
+    elseif answered then cost = 0 end
     release(tok, r, cost)
     nReq = nReq + 1
-    if status ~= '0' and status ~= '' then set.observed = 1 end
+    if answered then set.observed = 1 end
 
     if status == '429' then
         stat('r429', 1)
@@ -264,9 +262,7 @@ if #recs > 0 then
     doneIds = rcall('SMISMEMBER', KEYS[3], unpack(ids))
 end
 local jobs = {}
-if #jobToks > 0 then
-    for _, t in ipairs(jobToks) do jobs[t] = leaseJob(KEYS[2], t) end
-end
+for _, t in ipairs(jobToks) do jobs[t] = leaseJob(KEYS[2], t) end
 
 local retriesUsed = nil                 -- retry budget in use, read once
 for n, r in ipairs(recs) do

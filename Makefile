@@ -19,8 +19,12 @@ BIN      := build/san/bin
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
+# Dependencies run one way: worker/cmd (subcommands) -> worker -> fleet
+# protocol (common/fleet) -> API knowledge (common/api) -> pure shelf
+# (common/shelf). The fake API uses the shelf only.
+INCS     := -Icommon/shelf -Icommon/api -Icommon/fleet -Iworker -Iworker/cmd
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -MMD -MP \
-            -Icommon -I$(BUILD) $(SANFLAGS) $(EXTRA_CFLAGS)
+            $(INCS) -I$(BUILD) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  := $(SANFLAGS)
 LIBS     := -lhiredis -lcurl -levent -lm
 
@@ -32,12 +36,14 @@ endif
 
 DEPS_STAMP := build/.deps-installed
 
-COMMON_SRC := $(wildcard common/*.c)
-WORKER_SRC := $(wildcard worker/*.c)
+SHELF_SRC  := $(wildcard common/shelf/*.c)
+COMMON_SRC := $(SHELF_SRC) $(wildcard common/api/*.c common/fleet/*.c)
+WORKER_SRC := $(wildcard worker/*.c worker/cmd/*.c)
 FAKE_SRC   := $(wildcard tests/fakeapi/*.c)
 LUA_SRC    := $(sort $(wildcard scripts/lua/*.lua))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
+SHELF_OBJ  := $(SHELF_SRC:%.c=$(BUILD)/%.o)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/lua_scripts.o
 WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/%.o)
 FAKE_OBJ   := $(FAKE_SRC:%.c=$(BUILD)/%.o)
@@ -69,7 +75,7 @@ $(BIN)/llmfleet: $(WORKER_OBJ) $(COMMON_OBJ)
 	@$(if $(Q),echo "  LINK  $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BIN)/llmfleet-fakeapi: $(FAKE_OBJ) $(COMMON_OBJ)
+$(BIN)/llmfleet-fakeapi: $(FAKE_OBJ) $(SHELF_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK  $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -142,17 +148,17 @@ FUZZ_DIR     := build/fuzz
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined \
-                -Icommon -Iworker -Wall -Wextra -Werror
-FUZZ_HDRS    := $(wildcard common/*.h worker/*.h)
+                $(INCS) -Wall -Wextra -Werror
+FUZZ_HDRS    := $(wildcard common/*/*.h worker/*.h)
 FUZZ_BIN     := $(FUZZ_DIR)/fuzz_job $(FUZZ_DIR)/fuzz_response \
                 $(FUZZ_DIR)/fuzz_ratelimit
 
-$(FUZZ_DIR)/fuzz_job: tests/fuzz/fuzz_job.c common/json.c worker/job.c $(FUZZ_HDRS)
-$(FUZZ_DIR)/fuzz_response: tests/fuzz/fuzz_response.c common/json.c \
-        common/ratelimit.c common/rfc3339.c worker/outcome.c $(FUZZ_HDRS)
+$(FUZZ_DIR)/fuzz_job: tests/fuzz/fuzz_job.c common/shelf/json.c common/api/job.c $(FUZZ_HDRS)
+$(FUZZ_DIR)/fuzz_response: tests/fuzz/fuzz_response.c common/shelf/json.c \
+        common/api/ratelimit.c common/shelf/rfc3339.c common/api/outcome.c $(FUZZ_HDRS)
 $(FUZZ_DIR)/fuzz_response: FUZZ_LIBS := -lcurl
-$(FUZZ_DIR)/fuzz_ratelimit: tests/fuzz/fuzz_ratelimit.c common/ratelimit.c \
-        common/rfc3339.c $(FUZZ_HDRS)
+$(FUZZ_DIR)/fuzz_ratelimit: tests/fuzz/fuzz_ratelimit.c common/api/ratelimit.c \
+        common/shelf/rfc3339.c $(FUZZ_HDRS)
 
 $(FUZZ_BIN):
 	@mkdir -p $(dir $@)

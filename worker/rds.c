@@ -24,7 +24,7 @@
 
 struct rds {
     struct event_base *base;
-    redisUrl url;                       /* where to connect (holds secrets) */
+    rurl url;                       /* where to connect (holds secrets) */
     redisAsyncContext *ac;              /* NULL while disconnected */
     int ready;                          /* connected and set up */
     int closing;                        /* rdsFree() in progress */
@@ -271,7 +271,7 @@ static void rdsConnect(rds *c) {
     redisAsyncSetDisconnectCallback(ac, onDisconnect);
 }
 
-rds *rdsCreate(struct event_base *base, const redisUrl *url,
+rds *rdsCreate(struct event_base *base, const rurl *url,
                rdsReadyProc *ready, void *priv) {
     rds *c = calloc(1, sizeof(*c));
     if (!c) abort();
@@ -298,12 +298,12 @@ int rdsReady(const rds *c) { return c->ready; }
 
 /* ---- Blocking connection ---------------------------------------------- */
 
-redisContext *rdsConnectSync(const redisUrl *u, char *err, size_t errlen) {
+redisContext *rdsConnectSync(const rurl *u, char *err, size_t errlen) {
     struct timeval tv = {5, 0};
     redisContext *rc = u->is_unix ? redisConnectUnixWithTimeout(u->path, tv)
                                   : redisConnectWithTimeout(u->host, u->port, tv);
     char where[300];
-    redisUrlDescribe(u, where, sizeof(where));
+    rurlDescribe(u, where, sizeof(where));
     if (!rc || rc->err) {
         snprintf(err, errlen, "cannot connect to Redis at %s: %s", where,
                  rc ? rc->errstr : "out of memory");
@@ -374,8 +374,8 @@ static int readSecretFile(const char *path, char *out, size_t outlen,
     return 0;
 }
 
-int rdsResolveUrl(const char *url, redisUrl *out, char *err, size_t errlen) {
-    if (redisUrlParse(url, out, err, errlen) < 0) return -1;
+int rdsResolveUrl(const char *url, rurl *out, char *err, size_t errlen) {
+    if (rurlParse(url, out, err, errlen) < 0) return -1;
     if (out->pass[0]) return 0;
     const char *pw = getenv("LLMFLEET_REDIS_PASSWORD");
     const char *file = getenv("LLMFLEET_REDIS_PASSWORD_FILE");

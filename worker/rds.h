@@ -13,7 +13,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "redisurl.h"
+#include "rurl.h"
 
 struct event_base;
 typedef struct rds rds;
@@ -28,7 +28,7 @@ typedef void rdsReadyProc(rds *c, void *priv);
 /* Create an async connection on base and start connecting. The url is
  * copied. Never returns NULL (aborts on OOM); connection errors are logged
  * and retried. */
-rds *rdsCreate(struct event_base *base, const redisUrl *url,
+rds *rdsCreate(struct event_base *base, const rurl *url,
                rdsReadyProc *ready, void *priv);
 
 /* Stop reconnecting, fail pending calls (callbacks get NULL), free. */
@@ -53,7 +53,7 @@ int rdsCommand(rds *c, int argc, const char **argv, const size_t *argvlen,
 
 /* Connect, AUTH, SELECT. Returns a context, or NULL with err set (the
  * message never contains the password). */
-redisContext *rdsConnectSync(const redisUrl *url, char *err, size_t errlen);
+redisContext *rdsConnectSync(const rurl *url, char *err, size_t errlen);
 
 /* Run a script on a blocking connection (EVAL). Caller frees the reply.
  * NULL on connection error (err set). */
@@ -64,6 +64,6 @@ redisReply *rdsScriptSync(redisContext *rc, const char *name, int nkeys,
 /* Resolve the Redis URL from --redis-url / LLMFLEET_REDIS_URL, adding the
  * password from LLMFLEET_REDIS_PASSWORD or LLMFLEET_REDIS_PASSWORD_FILE when
  * the URL has none. Returns 0 or -1 with err. */
-int rdsResolveUrl(const char *url, redisUrl *out, char *err, size_t errlen);
+int rdsResolveUrl(const char *url, rurl *out, char *err, size_t errlen);
 
 #endif

@@ -37,7 +37,7 @@
 #include "outcome.h"
 #include "price.h"
 #include "rds.h"
-#include "redisurl.h"
+#include "rurl.h"
 
 #define MAX_FIELDS 40               /* result fields of one settle record */
 #define NUMS 12                     /* formatted numbers of one record */
@@ -1121,7 +1121,7 @@ static void defaultName(char *out, size_t len) {
 
 int workerRun(const workerConfig *cfg) {
     worker w;
-    redisUrl url;
+    rurl url;
     char err[300];
     int rc = 1;
 
@@ -1183,7 +1183,7 @@ int workerRun(const workerConfig *cfg) {
     timerIn(w.reap_timer, REAP_INTERVAL_MS);
 
     char where[300];
-    redisUrlDescribe(&url, where, sizeof(where));
+    rurlDescribe(&url, where, sizeof(where));
     lfLog(LF_INFO, "event=worker_start name=%s fleet=%s redis=%s concurrency=%d "
           "lease_ms=%ld", w.name, cfg->fleet, where, cfg->concurrency, cfg->lease_ms);
     w.redis = rdsCreate(w.base, &url, onReady, &w);

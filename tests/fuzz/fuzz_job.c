@@ -1,4 +1,4 @@
-/* fuzz_job.c — libFuzzer target for jobParse() (worker/job.c).
+/* fuzz_job.c — libFuzzer target for jobParse() (common/api/job.c).
  *
  * The input is one raw job exactly as a producer could LPUSH it. libFuzzer
  * hands us an exactly sized heap copy, so ASan sees any read past the end.

@@ -1,5 +1,5 @@
-/* fuzz_ratelimit.c — libFuzzer target for rlParseLine() (common/ratelimit.c)
- * and, through the -reset headers, rfc3339Parse() (common/rfc3339.c).
+/* fuzz_ratelimit.c — libFuzzer target for rlParseLine() (common/api/ratelimit.c)
+ * and, through the -reset headers, rfc3339Parse() (common/shelf/rfc3339.c).
  *
  * The input is a header block: it is split after each '\n' and every line
  * (with its line ending, as libcurl's header callback delivers it) is fed

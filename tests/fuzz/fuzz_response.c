@@ -1,4 +1,4 @@
-/* fuzz_response.c — libFuzzer target for outcomeClassify() (worker/outcome.c).
+/* fuzz_response.c — libFuzzer target for outcomeClassify() (common/api/outcome.c).
  *
  * Input: one selector byte, then the response body. The body is classified
  * twice: as a 200 (the success parser: usage, model) and as an error status

@@ -1,4 +1,4 @@
-/* test_buf.c — unit tests for common/buf.c. */
+/* test_buf.c — unit tests for common/shelf/buf.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_json.c — unit tests for common/json.c. */
+/* test_json.c — unit tests for common/shelf/json.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_price.c — unit tests for common/price.c. All amounts are integer
+/* test_price.c — unit tests for common/api/price.c. All amounts are integer
  * micro-dollars (µ$): 1 USD = 1,000,000 µ$. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* test_ratelimit.c — unit tests for common/ratelimit.c. */
+/* test_ratelimit.c — unit tests for common/api/ratelimit.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

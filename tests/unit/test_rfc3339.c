@@ -1,4 +1,4 @@
-/* test_rfc3339.c — unit tests for common/rfc3339.c. */
+/* test_rfc3339.c — unit tests for common/shelf/rfc3339.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

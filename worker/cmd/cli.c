@@ -31,7 +31,7 @@ static double nowSec(void) {
 }
 
 redisContext *cliConnect(const char *cmd, const cliCommon *cc, keySet *ks) {
-    redisUrl url;
+    rurl url;
     char err[300];
     if (keysInit(ks, cc->fleet) < 0) {
         fprintf(stderr, "llmfleet %s: bad fleet name \"%s\"\n", cmd, cc->fleet);

@@ -1,15 +1,15 @@
-/* redisurl.h — parse the --redis-url setting.
+/* rurl.h — parse the --redis-url setting.
  *
  *   redis://[[user]:pass@]host[:port][/db]     (port 6379, db 0 by default)
  *   unix://[[user]:pass@]/path/to/socket[?db=N]
  * Host may be a bracketed IPv6 address. User and password are
- * percent-decoded. The password is a secret: never log a redisUrl. */
-#ifndef LF_REDISURL_H
-#define LF_REDISURL_H
+ * percent-decoded. The password is a secret: never log a rurl. */
+#ifndef LF_RURL_H
+#define LF_RURL_H
 
 #include <stddef.h>
 
-typedef struct redisUrl {
+typedef struct rurl {
     int is_unix;            /* 1 for unix:// */
     char host[256];         /* TCP host, brackets removed */
     int port;               /* TCP port */
@@ -17,12 +17,12 @@ typedef struct redisUrl {
     char user[128];         /* ACL user, "" for none */
     char pass[256];         /* password, "" for none */
     int db;                 /* SELECT index */
-} redisUrl;
+} rurl;
 
 /* Returns 0, or -1 with err saying what is wrong (without the password). */
-int redisUrlParse(const char *url, redisUrl *out, char *err, size_t errlen);
+int rurlParse(const char *url, rurl *out, char *err, size_t errlen);
 
 /* A printable form without credentials: "redis://host:port/db". */
-void redisUrlDescribe(const redisUrl *u, char *out, size_t outlen);
+void rurlDescribe(const rurl *u, char *out, size_t outlen);
 
 #endif

@@ -1,4 +1,4 @@
-/* test_redisurl.c — unit tests for common/redisurl.c. */
+/* test_rurl.c — unit tests for common/shelf/rurl.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,14 +8,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "redisurl.h"
+#include "rurl.h"
 
 static char err[256];
 
-static redisUrl parseOk(const char *url) {
-    redisUrl u;
+static rurl parseOk(const char *url) {
+    rurl u;
     err[0] = '\0';
-    if (redisUrlParse(url, &u, err, sizeof(err)) != 0)
+    if (rurlParse(url, &u, err, sizeof(err)) != 0)
         fail_msg("refused \"%s\": %s", url, err);
     return u;
 }
@@ -23,9 +23,9 @@ static redisUrl parseOk(const char *url) {
 /* Expect url to be refused with a message containing needle, and never
  * containing the word "secret" (the password used in these URLs). */
 static void parseBad(const char *url, const char *needle) {
-    redisUrl u;
+    rurl u;
     err[0] = '\0';
-    if (redisUrlParse(url, &u, err, sizeof(err)) != -1)
+    if (rurlParse(url, &u, err, sizeof(err)) != -1)
         fail_msg("accepted \"%s\"", url ? url : "(null)");
     if (err[0] == '\0') fail_msg("no message for \"%s\"", url ? url : "(null)");
     if (needle && strstr(err, needle) == NULL)
@@ -35,7 +35,7 @@ static void parseBad(const char *url, const char *needle) {
 
 static void test_defaults(void **state) {
     (void)state;
-    redisUrl u = parseOk("redis://localhost");
+    rurl u = parseOk("redis://localhost");
     assert_int_equal(u.is_unix, 0);
     assert_string_equal(u.host, "localhost");
     assert_int_equal(u.port, 6379);
@@ -53,7 +53,7 @@ static void test_defaults(void **state) {
 
 static void test_port_and_db(void **state) {
     (void)state;
-    redisUrl u = parseOk("redis://10.0.0.5:6380/3");
+    rurl u = parseOk("redis://10.0.0.5:6380/3");
     assert_string_equal(u.host, "10.0.0.5");
     assert_int_equal(u.port, 6380);
     assert_int_equal(u.db, 3);
@@ -73,7 +73,7 @@ static void test_port_and_db(void **state) {
 
 static void test_user_and_password(void **state) {
     (void)state;
-    redisUrl u = parseOk("redis://alice:secret@h:6390/1");
+    rurl u = parseOk("redis://alice:secret@h:6390/1");
     assert_string_equal(u.user, "alice");
     assert_string_equal(u.pass, "secret");
     assert_string_equal(u.host, "h");
@@ -100,7 +100,7 @@ static void test_user_and_password(void **state) {
 
 static void test_percent_decoding(void **state) {
     (void)state;
-    redisUrl u = parseOk("redis://us%65r:p%40ss%3Aw%2Fo%25rd%20x@h");
+    rurl u = parseOk("redis://us%65r:p%40ss%3Aw%2Fo%25rd%20x@h");
     assert_string_equal(u.user, "user");
     assert_string_equal(u.pass, "p@ss:w/o%rd x");
     u = parseOk("redis://:%c3%a9t%C3%A9@h");                 /* UTF-8 bytes */
@@ -117,7 +117,7 @@ static void test_percent_decoding(void **state) {
 
 static void test_ipv6(void **state) {
     (void)state;
-    redisUrl u = parseOk("redis://[::1]");
+    rurl u = parseOk("redis://[::1]");
     assert_string_equal(u.host, "::1");
     assert_int_equal(u.port, 6379);
     u = parseOk("redis://:secret@[::1]:6380/2");
@@ -138,7 +138,7 @@ static void test_ipv6(void **state) {
 
 static void test_unix(void **state) {
     (void)state;
-    redisUrl u = parseOk("unix:///run/redis/redis.sock");
+    rurl u = parseOk("unix:///run/redis/redis.sock");
     assert_int_equal(u.is_unix, 1);
     assert_string_equal(u.path, "/run/redis/redis.sock");
     assert_int_equal(u.db, 0);
@@ -215,7 +215,7 @@ static void test_too_long(void **state) {
 
     /* Host: 255 fits, 256 does not. */
     snprintf(url, sizeof(url), "redis://%.255s:1", filler);
-    redisUrl u = parseOk(url);
+    rurl u = parseOk(url);
     assert_int_equal(strlen(u.host), 255);
     snprintf(url, sizeof(url), "redis://%.256s:1", filler);
     parseBad(url, "host");
@@ -250,19 +250,19 @@ static void test_too_long(void **state) {
 static void test_describe(void **state) {
     (void)state;
     char out[300];
-    redisUrl u = parseOk("redis://alice:secret@h:6390/1");
-    redisUrlDescribe(&u, out, sizeof(out));
+    rurl u = parseOk("redis://alice:secret@h:6390/1");
+    rurlDescribe(&u, out, sizeof(out));
     assert_string_equal(out, "redis://h:6390/1");
     u = parseOk("redis://:secret@[::1]");
-    redisUrlDescribe(&u, out, sizeof(out));
+    rurlDescribe(&u, out, sizeof(out));
     assert_string_equal(out, "redis://[::1]:6379/0");
     u = parseOk("unix://:secret@/run/r.sock?db=2");
-    redisUrlDescribe(&u, out, sizeof(out));
+    rurlDescribe(&u, out, sizeof(out));
     assert_string_equal(out, "unix:///run/r.sock?db=2");
     char small[8];
-    redisUrlDescribe(&u, small, sizeof(small));
+    rurlDescribe(&u, small, sizeof(small));
     assert_string_equal(small, "unix://");
-    redisUrlDescribe(&u, small, 0);
+    rurlDescribe(&u, small, 0);
 }
 
 /* Random printable junk after a scheme never crashes; a parse either
@@ -283,9 +283,9 @@ static void test_random_junk(void **state) {
             url[k] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
         }
         url[len] = '\0';
-        redisUrl u;
+        rurl u;
         err[0] = '\0';
-        if (redisUrlParse(url, &u, err, sizeof(err)) == 0) {
+        if (rurlParse(url, &u, err, sizeof(err)) == 0) {
             assert_true(u.port >= 0 && u.port <= 65535);
             assert_true(u.db >= 0);
             assert_true(u.is_unix ? u.path[0] == '/' : u.host[0] != '\0');

@@ -1,6 +1,6 @@
-/* redisurl.c — parse the --redis-url setting into a redisUrl.
+/* rurl.c — parse the --redis-url setting into a rurl.
  *
- * Accepted forms (see redisurl.h):
+ * Accepted forms (see rurl.h):
  *   redis://[[user]:pass@]host[:port][/db][?db=N]
  *   unix://[[user]:pass@]/path/to/socket[?db=N]
  * The scheme is case-insensitive. User, password and socket path are
@@ -9,7 +9,7 @@
  * userinfo ends at the last '@' (redis://) or the first "@/" (unix://), so
  * a password with an unencoded '@' still works. TLS (rediss://) is not
  * supported. Error messages never contain the user or the password. */
-#include "redisurl.h"
+#include "rurl.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -86,7 +86,7 @@ static int isIpv6Char(char c) {
 /* ---- Pieces ------------------------------------------------------------- */
 
 /* "[user]:pass" in s[0..n). */
-static int parseUserinfo(const char *s, size_t n, redisUrl *out, char *err, size_t errlen) {
+static int parseUserinfo(const char *s, size_t n, rurl *out, char *err, size_t errlen) {
     const char *colon = memchr(s, ':', n);
 
     if (colon == NULL) {
@@ -103,7 +103,7 @@ static int parseUserinfo(const char *s, size_t n, redisUrl *out, char *err, size
 }
 
 /* "?db=N" parameters in s[0..n) (s points after the '?'). */
-static int parseQuery(const char *s, size_t n, redisUrl *out, char *err, size_t errlen) {
+static int parseQuery(const char *s, size_t n, rurl *out, char *err, size_t errlen) {
     while (n > 0) {
         const char *amp = memchr(s, '&', n);
         size_t plen = amp ? (size_t)(amp - s) : n;
@@ -130,7 +130,7 @@ static int parseQuery(const char *s, size_t n, redisUrl *out, char *err, size_t 
 }
 
 /* "host[:port]" in s[0..n), host maybe a bracketed IPv6 address. */
-static int parseHostPort(const char *s, size_t n, redisUrl *out, char *err, size_t errlen) {
+static int parseHostPort(const char *s, size_t n, rurl *out, char *err, size_t errlen) {
     const char *host = s, *rest;
     size_t hlen;
 
@@ -190,7 +190,7 @@ static int parseHostPort(const char *s, size_t n, redisUrl *out, char *err, size
 }
 
 /* After "redis://": [userinfo@]host[:port][/db][?query]. */
-static int parseTcp(const char *s, size_t n, redisUrl *out, char *err, size_t errlen) {
+static int parseTcp(const char *s, size_t n, rurl *out, char *err, size_t errlen) {
     const char *at = NULL, *end = s + n, *hp, *slash, *q;
 
     for (const char *p = s; p < end; p++)
@@ -224,7 +224,7 @@ static int parseTcp(const char *s, size_t n, redisUrl *out, char *err, size_t er
 }
 
 /* After "unix://": [userinfo@]/path[?query]. */
-static int parseUnix(const char *s, size_t n, redisUrl *out, char *err, size_t errlen) {
+static int parseUnix(const char *s, size_t n, rurl *out, char *err, size_t errlen) {
     const char *end = s + n, *q;
 
     if (n > 0 && s[0] != '/') {
@@ -254,7 +254,7 @@ static int parseUnix(const char *s, size_t n, redisUrl *out, char *err, size_t e
 
 /* ---- API ---------------------------------------------------------------- */
 
-int redisUrlParse(const char *url, redisUrl *out, char *err, size_t errlen) {
+int rurlParse(const char *url, rurl *out, char *err, size_t errlen) {
     char dummy[1];
     size_t n;
 
@@ -288,7 +288,7 @@ int redisUrlParse(const char *url, redisUrl *out, char *err, size_t errlen) {
     return -1;
 }
 
-void redisUrlDescribe(const redisUrl *u, char *out, size_t outlen) {
+void rurlDescribe(const rurl *u, char *out, size_t outlen) {
     if (outlen == 0) return;
     if (u->is_unix)
         snprintf(out, outlen, "unix://%s?db=%d", u->path, u->db);

@@ -53,22 +53,6 @@ double fakeBucketFullIn(const fakeBucket *b) {
 
 /* ---- Headers ------------------------------------------------------------- */
 
-/* Add anthropic-ratelimit-NAME-{limit,remaining,reset}. */
-static void addTriple(struct evkeyvalq *h, const char *name, long long limit,
-                      long long remaining, long long resetMs) {
-    char key[64], val[32];
-
-    snprintf(key, sizeof(key), "anthropic-ratelimit-%s-limit", name);
-    snprintf(val, sizeof(val), "%lld", limit);
-    evhttp_add_header(h, key, val);
-    snprintf(key, sizeof(key), "anthropic-ratelimit-%s-remaining", name);
-    snprintf(val, sizeof(val), "%lld", remaining);
-    evhttp_add_header(h, key, val);
-    snprintf(key, sizeof(key), "anthropic-ratelimit-%s-reset", name);
-    rfc3339Format(resetMs, val, sizeof(val));
-    evhttp_add_header(h, key, val);
-}
-
 /* Whole units left, never negative. Token counts are rounded to the
  * nearest thousand, as the real API does. */
 static long long bucketRemaining(const fakeBucket *b, int tokens) {
@@ -77,10 +61,13 @@ static long long bucketRemaining(const fakeBucket *b, int tokens) {
     return (long long)floor(v);
 }
 
-static void addBucket(struct evkeyvalq *h, const char *name,
-                      const fakeBucket *b, int tokens, long long wallMs) {
-    long long reset = wallMs + (long long)ceil(fakeBucketFullIn(b) * 1000.0);
-    addTriple(h, name, (long long)b->limit, bucketRemaining(b, tokens), reset);
+/* Put b's line in s as line k. */
+static void snapBucket(fakeRlSnap *s, int k, const fakeBucket *b, int tokens,
+                       long long wallMs) {
+    s->has |= 1u << k;
+    s->limit[k] = (long long)b->limit;
+    s->remaining[k] = bucketRemaining(b, tokens);
+    s->resetMs[k] = wallMs + (long long)ceil(fakeBucketFullIn(b) * 1000.0);
 }
 
 /* Fraction of b left, for choosing the most restrictive token bucket. */
@@ -88,23 +75,46 @@ static double bucketFraction(const fakeBucket *b) {
     return b->level / b->limit;
 }
 
-void fakeBucketAddHeaders(struct evkeyvalq *h, double now) {
+void fakeBucketSnap(fakeRlSnap *s, const fakeBucketSet *bs, double now) {
     long long wallMs = fakeWallMs();
-    const fakeBucket *in = &fake.input, *out = &fake.output, *tight = NULL;
+    const fakeBucket *in = bs->input, *out = bs->output, *tight = NULL;
 
-    if (fake.requests.limit > 0)
-        addBucket(h, "requests", &fake.requests, 0, wallMs);
+    s->has = 0;
+    if (bs->requests->limit > 0)
+        snapBucket(s, FAKE_RL_REQUESTS, bs->requests, 0, wallMs);
 
     /* tokens-*: the org cap when tripped, else the tighter of in/out. */
     if (fake.orgCapUntil > now) {
-        long long reset = wallMs + (long long)ceil((fake.orgCapUntil - now) * 1000.0);
-        addTriple(h, "tokens", fake.cfg.orgCapTokens, 0, reset);
+        s->has |= 1u << FAKE_RL_TOKENS;
+        s->limit[FAKE_RL_TOKENS] = fake.cfg.orgCapTokens;
+        s->remaining[FAKE_RL_TOKENS] = 0;
+        s->resetMs[FAKE_RL_TOKENS] = wallMs + (long long)ceil((fake.orgCapUntil - now) * 1000.0);
     } else {
         if (in->limit > 0) tight = in;
         if (out->limit > 0 && (!tight || bucketFraction(out) < bucketFraction(tight)))
             tight = out;
-        if (tight) addBucket(h, "tokens", tight, 1, wallMs);
+        if (tight) snapBucket(s, FAKE_RL_TOKENS, tight, 1, wallMs);
     }
-    if (in->limit > 0) addBucket(h, "input-tokens", in, 1, wallMs);
-    if (out->limit > 0) addBucket(h, "output-tokens", out, 1, wallMs);
+    if (in->limit > 0) snapBucket(s, FAKE_RL_INPUT, in, 1, wallMs);
+    if (out->limit > 0) snapBucket(s, FAKE_RL_OUTPUT, out, 1, wallMs);
+}
+
+void fakeBucketEmit(struct evkeyvalq *h, const fakeRlSnap *s) {
+    static const char *const names[FAKE_RL_N] = {
+        "requests", "tokens", "input-tokens", "output-tokens",
+    };
+    char key[64], val[32];
+
+    for (int k = 0; k < FAKE_RL_N; k++) {
+        if (!(s->has & (1u << k))) continue;
+        snprintf(key, sizeof(key), "anthropic-ratelimit-%s-limit", names[k]);
+        snprintf(val, sizeof(val), "%lld", s->limit[k]);
+        evhttp_add_header(h, key, val);
+        snprintf(key, sizeof(key), "anthropic-ratelimit-%s-remaining", names[k]);
+        snprintf(val, sizeof(val), "%lld", s->remaining[k]);
+        evhttp_add_header(h, key, val);
+        snprintf(key, sizeof(key), "anthropic-ratelimit-%s-reset", names[k]);
+        rfc3339Format(s->resetMs[k], val, sizeof(val));
+        evhttp_add_header(h, key, val);
+    }
 }

@@ -105,39 +105,52 @@ void fakeSend(struct evhttp_request *req, int status, const char *reason,
 
 /* ---- Options ------------------------------------------------------------- */
 
-enum { OPT_STR, OPT_COUNT, OPT_MS, OPT_PROB, OPT_U64, OPT_FLAG, OPT_MODE };
+enum { OPT_STR, OPT_COUNT, OPT_MS, OPT_PROB, OPT_U64, OPT_FLAG, OPT_MODE,
+       OPT_CHOICE, OPT_CLASS };
+
+/* The values of the OPT_CHOICE options, value i sets the field to i. */
+static const char *const fakeHeadersAt[] = {"answer", "admit", NULL};
+static const char *const fakeTokenizers[] = {"chars", "realistic", NULL};
+static const char *const fakeDists[] = {"exponential", "uniform", "fixed", NULL};
 
 static const struct {
     const char *name;           /* without the leading dashes */
     int kind;                   /* OPT_*: how to parse and check it */
     size_t off;                 /* field offset in fakeConfig */
+    const char *const *choices; /* OPT_CHOICE: the names of its values */
 } fakeOpts[] = {
-    {"listen", OPT_STR, offsetof(fakeConfig, listen)},
-    {"port-file", OPT_STR, offsetof(fakeConfig, portFile)},
-    {"api-key", OPT_STR, offsetof(fakeConfig, apiKey)},
-    {"rpm", OPT_COUNT, offsetof(fakeConfig, rpm)},
-    {"itpm", OPT_COUNT, offsetof(fakeConfig, itpm)},
-    {"otpm", OPT_COUNT, offsetof(fakeConfig, otpm)},
-    {"otpm-mode", OPT_MODE, offsetof(fakeConfig, otpmReserve)},
-    {"latency-ms", OPT_MS, offsetof(fakeConfig, latencyMs)},
-    {"per-token-ms", OPT_MS, offsetof(fakeConfig, perTokenMs)},
-    {"jitter-ms", OPT_MS, offsetof(fakeConfig, jitterMs)},
-    {"seed", OPT_U64, offsetof(fakeConfig, seed)},
-    {"p500", OPT_PROB, offsetof(fakeConfig, p500)},
-    {"p529", OPT_PROB, offsetof(fakeConfig, p529)},
-    {"p-reset", OPT_PROB, offsetof(fakeConfig, pReset)},
-    {"p-hang", OPT_PROB, offsetof(fakeConfig, pHang)},
-    {"p-garbage", OPT_PROB, offsetof(fakeConfig, pGarbage)},
-    {"p-truncated", OPT_PROB, offsetof(fakeConfig, pTruncated)},
-    {"p-no-usage", OPT_PROB, offsetof(fakeConfig, pNoUsage)},
-    {"p-huge", OPT_PROB, offsetof(fakeConfig, pHuge)},
-    {"p-bad-headers", OPT_PROB, offsetof(fakeConfig, pBadHeaders)},
-    {"huge-bytes", OPT_COUNT, offsetof(fakeConfig, hugeBytes)},
-    {"org-cap-tokens", OPT_COUNT, offsetof(fakeConfig, orgCapTokens)},
-    {"org-cap-seconds", OPT_MS, offsetof(fakeConfig, orgCapSeconds)},
-    {"spend-limit-after", OPT_COUNT, offsetof(fakeConfig, spendLimitAfter)},
-    {"max-output-tokens", OPT_COUNT, offsetof(fakeConfig, maxOutputTokens)},
-    {"quiet", OPT_FLAG, offsetof(fakeConfig, quiet)},
+    {"listen", OPT_STR, offsetof(fakeConfig, listen), NULL},
+    {"port-file", OPT_STR, offsetof(fakeConfig, portFile), NULL},
+    {"api-key", OPT_STR, offsetof(fakeConfig, apiKey), NULL},
+    {"rpm", OPT_COUNT, offsetof(fakeConfig, rpm), NULL},
+    {"itpm", OPT_COUNT, offsetof(fakeConfig, itpm), NULL},
+    {"otpm", OPT_COUNT, offsetof(fakeConfig, otpm), NULL},
+    {"otpm-mode", OPT_MODE, offsetof(fakeConfig, otpmReserve), NULL},
+    {"latency-ms", OPT_MS, offsetof(fakeConfig, latencyMs), NULL},
+    {"per-token-ms", OPT_MS, offsetof(fakeConfig, perTokenMs), NULL},
+    {"jitter-ms", OPT_MS, offsetof(fakeConfig, jitterMs), NULL},
+    {"seed", OPT_U64, offsetof(fakeConfig, seed), NULL},
+    {"p500", OPT_PROB, offsetof(fakeConfig, p500), NULL},
+    {"p529", OPT_PROB, offsetof(fakeConfig, p529), NULL},
+    {"p-reset", OPT_PROB, offsetof(fakeConfig, pReset), NULL},
+    {"p-hang", OPT_PROB, offsetof(fakeConfig, pHang), NULL},
+    {"p-garbage", OPT_PROB, offsetof(fakeConfig, pGarbage), NULL},
+    {"p-truncated", OPT_PROB, offsetof(fakeConfig, pTruncated), NULL},
+    {"p-no-usage", OPT_PROB, offsetof(fakeConfig, pNoUsage), NULL},
+    {"p-huge", OPT_PROB, offsetof(fakeConfig, pHuge), NULL},
+    {"p-bad-headers", OPT_PROB, offsetof(fakeConfig, pBadHeaders), NULL},
+    {"huge-bytes", OPT_COUNT, offsetof(fakeConfig, hugeBytes), NULL},
+    {"org-cap-tokens", OPT_COUNT, offsetof(fakeConfig, orgCapTokens), NULL},
+    {"org-cap-seconds", OPT_MS, offsetof(fakeConfig, orgCapSeconds), NULL},
+    {"spend-limit-after", OPT_COUNT, offsetof(fakeConfig, spendLimitAfter), NULL},
+    {"max-output-tokens", OPT_COUNT, offsetof(fakeConfig, maxOutputTokens), NULL},
+    {"headers-at", OPT_CHOICE, offsetof(fakeConfig, headersAtAdmit), fakeHeadersAt},
+    {"class-limits", OPT_CLASS, 0, NULL},
+    {"tokenizer", OPT_CHOICE, offsetof(fakeConfig, tokRealistic), fakeTokenizers},
+    {"caching", OPT_FLAG, offsetof(fakeConfig, caching), NULL},
+    {"output-tokens", OPT_MS, offsetof(fakeConfig, outputMean), NULL},
+    {"output-dist", OPT_CHOICE, offsetof(fakeConfig, outputDist), fakeDists},
+    {"quiet", OPT_FLAG, offsetof(fakeConfig, quiet), NULL},
 };
 
 static void fakeUsage(FILE *f) {
@@ -165,14 +178,55 @@ static void fakeUsage(FILE *f) {
         "  --org-cap-tokens N --org-cap-seconds S     org cap (S = 3600)\n"
         "  --spend-limit-after N     spend limit after N successes\n"
         "  --max-output-tokens N     cap on generated output tokens\n"
+        "  --headers-at admit|answer when anthropic-ratelimit-*-remaining (and\n"
+        "                            -reset) describe the buckets: as the request\n"
+        "                            was admitted, before its latency, or as it\n"
+        "                            is answered (answer)\n"
+        "  --class-limits CLASS=RPM,ITPM,OTPM   buckets of its own for a model\n"
+        "                            class (repeatable; 0 = unlimited). Classes:\n"
+        "                            opus (claude-opus-*), sonnet\n"
+        "                            (claude-sonnet-*), haiku (claude-haiku-*,\n"
+        "                            claude-3-5-haiku-*), else the model id.\n"
+        "                            Other classes share --rpm/--itpm/--otpm;\n"
+        "                            headers describe the request's class\n"
+        "  --tokenizer chars|realistic   input tokens: string characters / 4\n"
+        "                            (chars), or ASCII ~4 chars a token, CJK 1\n"
+        "                            token a character, other non-ASCII 1 per 2\n"
+        "                            characters, images width*height/750 from\n"
+        "                            the PNG/JPEG/GIF/WebP header (scaled to\n"
+        "                            <= 1.15 MP and a 1568 px edge: <= 1534\n"
+        "                            tokens), PDF documents 3000 tokens a page\n"
+        "                            (\"/Type /Page\" objects, else 1 page per\n"
+        "                            100 KiB), url/file sources as the largest\n"
+        "                            image or 1 page (realistic)\n"
+        "  --caching                 prompt caching: the prefix up to the last\n"
+        "                            block with cache_control (tools, system,\n"
+        "                            messages), >= 1024 tokens, is written on\n"
+        "                            first sight and read for 5 min (ttl 1h: 1\n"
+        "                            hour) after each use; reads do not count\n"
+        "                            toward ITPM, writes and the rest do\n"
+        "  --output-tokens MEAN      output length drawn around MEAN per body,\n"
+        "                            whatever max_tokens (which still caps it)\n"
+        "  --output-dist exponential|uniform|fixed   its distribution\n"
+        "                            (exponential; uniform = [1, 2*MEAN-1])\n"
         "  --quiet                   warnings and errors only\n");
 }
 
-/* Parse one value into field kind at p. Returns 0 or -1. */
-static int fakeOptValue(int kind, void *p, const char *v) {
+/* Parse one value into field kind at p (choices: the names of an
+ * OPT_CHOICE). Returns 0 or -1. */
+static int fakeOptValue(int kind, void *p, const char *v, const char *const *choices) {
     char *end;
     errno = 0;
     switch (kind) {
+    case OPT_CHOICE:
+        for (int i = 0; choices[i]; i++)
+            if (strcmp(v, choices[i]) == 0) {
+                *(int *)p = i;
+                return 0;
+            }
+        return -1;
+    case OPT_CLASS:
+        return fakeClassParse(v);
     case OPT_STR:
         *(const char **)p = v;
         return 0;
@@ -242,7 +296,7 @@ static void fakeParseOptions(fakeConfig *c, int argc, char **argv) {
             fprintf(stderr, "llmfleet-fakeapi: --%s needs a value\n", fakeOpts[k].name);
             exit(2);
         }
-        if (fakeOptValue(fakeOpts[k].kind, field, val) != 0 ||
+        if (fakeOptValue(fakeOpts[k].kind, field, val, fakeOpts[k].choices) != 0 ||
             (field == (void *)&c->hugeBytes && c->hugeBytes > FAKE_HUGE_MAX)) {
             fprintf(stderr, "llmfleet-fakeapi: bad value for --%s: '%s'\n",
                     fakeOpts[k].name, val);
@@ -397,6 +451,7 @@ int main(int argc, char **argv) {
     fakeBucketSetLimit(&fake.requests, fake.cfg.rpm, now);
     fakeBucketSetLimit(&fake.input, fake.cfg.itpm, now);
     fakeBucketSetLimit(&fake.output, fake.cfg.otpm, now);
+    fakeClassFill(now);
 
     signal(SIGPIPE, SIG_IGN);
     fakeRaiseFdLimit();

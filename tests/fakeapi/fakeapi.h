@@ -11,6 +11,11 @@
  *               deadlines driven by a single timer.
  *   bucket.c    fakeBucket*: continuously refilled token buckets and the
  *               anthropic-ratelimit-* headers.
+ *   classes.c   fakeClass*: model classes (opus, sonnet, haiku, or the id),
+ *               their own buckets under --class-limits, their counters.
+ *   tokens.c    fakeTok*: input token counts (--tokenizer chars|realistic)
+ *               and the cache breakpoints of a request (--caching).
+ *   cache.c     fakeCache*: the prompt cache, prefix hashes with expiries.
  *   stats.c     fakeStats*: counters, the per-second series, the set of
  *               body hashes, and the /_stats, /_reset, /_config endpoints.
  *
@@ -34,6 +39,12 @@
 #define FAKE_MAX_TEXT      4096                  /* cap on generated text */
 #define FAKE_HUGE_DEFAULT  (8LL * 1024 * 1024)   /* --huge-bytes default */
 #define FAKE_HUGE_MAX      (1LL << 30)           /* --huge-bytes at most */
+#define FAKE_CLASSES_MAX   64                    /* model classes tracked */
+#define FAKE_TOK_BREAKS    4                     /* cache breakpoints kept */
+#define FAKE_CACHE_MIN     1024                  /* shortest cacheable prefix */
+
+/* How --output-tokens draws an output length around its mean. */
+enum { FAKE_DIST_EXP = 0, FAKE_DIST_UNIFORM = 1, FAKE_DIST_FIXED = 2 };
 
 /* ---- Configuration ------------------------------------------------------- */
 
@@ -65,6 +76,11 @@ typedef struct fakeConfig {
     double orgCapSeconds;       /* org cap: how long it stays tripped */
     long long spendLimitAfter;  /* successes before the spend limit, 0=off */
     long long maxOutputTokens;  /* cap on generated tokens, 0 = none */
+    int headersAtAdmit;         /* 1: rate-limit headers stamped at admission */
+    int tokRealistic;           /* 1: --tokenizer realistic, 0: chars / 4 */
+    int caching;                /* 1: honour cache_control (prompt caching) */
+    double outputMean;          /* --output-tokens mean, 0 = drawn up to max_tokens */
+    int outputDist;             /* FAKE_DIST_* of --output-tokens */
     int quiet;                  /* no informational log lines */
 } fakeConfig;
 
@@ -87,9 +103,30 @@ double fakeBucketWait(const fakeBucket *b, double need);
 /* Seconds until the bucket is full again. */
 double fakeBucketFullIn(const fakeBucket *b);
 
-/* Add the anthropic-ratelimit-* headers for every limited bucket to h.
- * When the org cap is tripped, tokens-* report it (remaining 0). */
-void fakeBucketAddHeaders(struct evkeyvalq *h, double now);
+/* The three buckets a request is admitted against: its class's own, or the
+ * global --rpm/--itpm/--otpm ones (classes.c, fakeClassBuckets). */
+typedef struct fakeBucketSet {
+    fakeBucket *requests;       /* rpm */
+    fakeBucket *input;          /* itpm */
+    fakeBucket *output;         /* otpm */
+} fakeBucketSet;
+
+/* The anthropic-ratelimit-* values at one moment: taken when a request is
+ * admitted (--headers-at admit) or when it is answered, sent with its
+ * answer. */
+enum { FAKE_RL_REQUESTS, FAKE_RL_TOKENS, FAKE_RL_INPUT, FAKE_RL_OUTPUT, FAKE_RL_N };
+typedef struct fakeRlSnap {
+    unsigned has;               /* bit 1<<FAKE_RL_* set: that line is sent */
+    long long limit[FAKE_RL_N];     /* -limit */
+    long long remaining[FAKE_RL_N]; /* -remaining, tokens rounded to 1000s */
+    long long resetMs[FAKE_RL_N];   /* -reset, unix milliseconds */
+} fakeRlSnap;
+
+/* Describe bs (refilled by the caller) in s. When the org cap is tripped,
+ * tokens-* report it (remaining 0). */
+void fakeBucketSnap(fakeRlSnap *s, const fakeBucketSet *bs, double now);
+/* Add the anthropic-ratelimit-* headers of s to h. */
+void fakeBucketEmit(struct evkeyvalq *h, const fakeRlSnap *s);
 
 /* ---- Held requests ------------------------------------------------------- */
 
@@ -121,14 +158,26 @@ typedef struct fakeReq {
     int heapIdx;                    /* slot in the deadline heap, -1 = none */
     int action;                     /* FAKE_ACT_* */
     int shape;                      /* FAKE_SHAPE_* of a reply */
-    long long inputTokens;          /* charged at admission */
+    long long inputTokens;          /* usage.input_tokens (uncached input) */
+    long long cacheRead;            /* usage.cache_read_input_tokens */
+    long long cacheWrite5m;         /* cache writes with the 5-minute ttl */
+    long long cacheWrite1h;         /* cache writes with the 1-hour ttl */
     long long outputTokens;         /* what the reply will report */
     long long maxTokens;            /* the request's max_tokens */
     uint64_t bodyHash;              /* for the repeated-bodies stats */
     struct event closeEv;           /* fires when the client hangs up */
     int closeWatched;               /* closeEv is added */
+    int cls;                        /* index in fake.classes, -1 = global */
+    int snapped;                    /* snap holds the admission's headers */
+    fakeRlSnap snap;                /* --headers-at admit: what to send */
     char model[FAKE_MODEL_MAX];     /* model id to echo, NUL-terminated */
 } fakeReq;
+
+/* Tokens a request charges to the ITPM bucket: uncached input and cache
+ * writes; cache reads do not count. */
+static inline long long fakeReqItpm(const fakeReq *r) {
+    return r->inputTokens + r->cacheWrite5m + r->cacheWrite1h;
+}
 
 int fakeSchedInit(void);
 void fakeSchedFree(void);
@@ -171,6 +220,8 @@ typedef struct fakeStats {
     long long peakConcurrent;   /* highest concurrent since reset */
     long long inputTokens;      /* served on 200s, malformed ones too */
     long long outputTokens;     /* served on 200s, malformed ones too */
+    long long cacheWrite;       /* cache_creation_input_tokens served */
+    long long cacheRead;        /* cache_read_input_tokens served */
     long long distinctBodies;   /* distinct /v1/messages bodies */
     long long repeatedBodies;   /* requests whose body was seen before */
     long long repeatedServed;   /* 200s for a body already served a 200 */
@@ -184,7 +235,7 @@ void fakeStatsReset(void);
 void fakeStatsFree(void);
 void fakeStatsRequest(void);                /* a /v1 request arrived */
 void fakeStatsReply(int status);            /* a /v1 response was sent */
-void fakeStatsServed(long long in, long long out, uint64_t hash);
+void fakeStatsServed(const fakeReq *r);     /* a 200's tokens, r->cls too */
 void fakeStatsBody(uint64_t hash);          /* a /v1/messages body seen */
 void fakeStatsEnter(void);                  /* concurrent++ */
 void fakeStatsLeave(void);                  /* concurrent-- */
@@ -192,6 +243,83 @@ void fakeStatsLeave(void);                  /* concurrent-- */
 void fakeStatsHandle(struct evhttp_request *req, void *arg);   /* GET /_stats */
 void fakeResetHandle(struct evhttp_request *req, void *arg);   /* POST /_reset */
 void fakeConfigHandle(struct evhttp_request *req, void *arg);  /* POST /_config */
+
+/* ---- Model classes ------------------------------------------------------ */
+
+/* What one class was served. Tokens count on 200s, malformed ones too. */
+typedef struct fakeClassStats {
+    long long requests;         /* /v1/messages requests of this class */
+    long long ok;               /* 200s */
+    long long r429;             /* 429s */
+    long long inputTokens;      /* usage.input_tokens (uncached input) */
+    long long cacheWrite;       /* cache_creation_input_tokens */
+    long long cacheRead;        /* cache_read_input_tokens */
+    long long outputTokens;     /* output_tokens */
+} fakeClassStats;
+
+/* A model class: opus, sonnet, haiku, or a model id of no family. With
+ * --class-limits it has buckets of its own; otherwise it shares the global
+ * ones. Classes are never removed: /_reset only zeroes their counters. */
+typedef struct fakeClass {
+    char name[FAKE_MODEL_MAX];  /* class name, NUL-terminated */
+    int own;                    /* 1: --class-limits gave it its buckets */
+    long long rpm, itpm, otpm;  /* its limits when own (0 = unlimited) */
+    fakeBucket requests;        /* its own rpm bucket (own only) */
+    fakeBucket input;           /* its own itpm bucket (own only) */
+    fakeBucket output;          /* its own otpm bucket (own only) */
+    fakeClassStats stats;       /* what /_stats reports for it */
+} fakeClass;
+
+/* Parse one --class-limits CLASS=RPM,ITPM,OTPM. Returns 0 or -1. */
+int fakeClassParse(const char *spec);
+/* Fill every own bucket to its limit (start and /_reset). */
+void fakeClassFill(double now);
+/* Index of model's class, created on first sight. Never fails: past
+ * FAKE_CLASSES_MAX classes, new ones share one slot named "_other". */
+int fakeClassOf(const char *model);
+/* The buckets of class cls (-1: the global ones). */
+void fakeClassBuckets(int cls, fakeBucketSet *bs);
+/* Refill the buckets of class cls up to now. */
+void fakeClassRefill(int cls, double now);
+void fakeClassStatsReset(void);
+/* Append "classes":{...} to o. */
+void fakeClassJson(buf *o);
+
+/* ---- Input tokens and cache breakpoints ---------------------------------- */
+
+struct jsonDoc;                 /* json.h */
+
+/* A block carrying cache_control: the prefix up to and including it. */
+typedef struct fakeTokBreak {
+    long long tokens;           /* input tokens of the prefix */
+    uint64_t hash;              /* of the model and the prefix's content */
+    int ttl1h;                  /* 1: "ttl":"1h", 0: 5 minutes */
+} fakeTokBreak;
+
+typedef struct fakeTokCount {
+    long long total;            /* input tokens of the request, >= 1 */
+    int nbreaks;                /* breakpoints (only with cfg.caching) */
+    fakeTokBreak breaks[FAKE_TOK_BREAKS]; /* the last ones, in order */
+} fakeTokCount;
+
+/* Count the input tokens of the validated request body d for model, with
+ * the configured tokenizer, and with cfg.caching its cache breakpoints.
+ * The default (chars, no caching) is the historical count: characters of
+ * every string value under messages, system and tools, over 4. */
+void fakeTokCountDoc(const struct jsonDoc *d, const char *model, fakeTokCount *tc);
+/* Tokens of an image of w x h pixels (after the API's downscaling). */
+long long fakeTokImage(long long w, long long h);
+
+/* ---- Prompt cache -------------------------------------------------------- */
+
+/* 1 when the prefix with this hash is cached and not expired at now. */
+int fakeCacheLive(uint64_t hash, double now);
+/* Write or refresh a prefix for ttl seconds from now. */
+void fakeCacheStore(uint64_t hash, double ttl, double now);
+/* Forget every prefix (/_reset); frees the table. */
+void fakeCacheClear(void);
+/* Live and expired entries held. */
+long long fakeCacheEntries(void);
 
 /* ---- Messages ------------------------------------------------------------ */
 
@@ -220,6 +348,8 @@ typedef struct fakeServer {
     double orgCapUntil;         /* monotonic end of a tripped cap, 0 = none */
     long long successes;        /* admitted successes, for the spend limit */
     fakeStats stats;            /* what /_stats reports */
+    fakeClass classes[FAKE_CLASSES_MAX]; /* model classes seen or limited */
+    int nclasses;               /* classes used */
     buf out;                    /* scratch for building replies */
 } fakeServer;
 

@@ -39,11 +39,10 @@
 
 /* ---- Replies ------------------------------------------------------------- */
 
-/* Bring every bucket up to now, so admission and headers see the refill. */
-static void msgRefill(double now) {
-    fakeBucketRefill(&fake.requests, now);
-    fakeBucketRefill(&fake.input, now);
-    fakeBucketRefill(&fake.output, now);
+/* Bring class cls's buckets (-1: the global ones) up to now, so admission
+ * and headers see the refill. */
+static void msgRefill(int cls, double now) {
+    fakeClassRefill(cls, now);
 }
 
 /* The garbage that --p-bad-headers sends instead of the rate-limit
@@ -76,20 +75,29 @@ static void msgBadHeaders(struct evkeyvalq *h) {
 
 /* Send a /v1 response whose body is in fake.out, after anything already in
  * the request's output buffer. rid is its request id; 200s and 429s carry
- * the rate-limit headers, or garbage in their place when badHeaders;
- * retryAfter > 0 adds retry-after. Counts the response and ends the
- * request's concurrency. */
+ * the rate-limit headers of r's class (r NULL: the global buckets): those
+ * stamped at its admission when r->snapped, else as they are now, or
+ * garbage in their place for a 200 of the bad-headers shape. retryAfter > 0
+ * adds retry-after. Counts the response and ends the request's
+ * concurrency. */
 static void msgSendShaped(struct evhttp_request *req, int status, const char *reason,
-                          const char *rid, long long retryAfter, int badHeaders) {
+                          const char *rid, long long retryAfter, const fakeReq *r) {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 
     evhttp_add_header(h, "request-id", rid);
-    if (badHeaders) {
+    if (r && status == 200 && r->shape == FAKE_SHAPE_BAD_HEADERS) {
         msgBadHeaders(h);
+    } else if (r && r->snapped && (status == 200 || status == 429)) {
+        fakeBucketEmit(h, &r->snap);
     } else if (status == 200 || status == 429) {
         double now = fakeNow();
-        msgRefill(now);
-        fakeBucketAddHeaders(h, now);
+        int cls = r ? r->cls : -1;
+        fakeBucketSet bs;
+        fakeRlSnap snap;
+        msgRefill(cls, now);
+        fakeClassBuckets(cls, &bs);
+        fakeBucketSnap(&snap, &bs, now);
+        fakeBucketEmit(h, &snap);
     }
     if (retryAfter > 0) {
         char v[24];
@@ -99,11 +107,6 @@ static void msgSendShaped(struct evhttp_request *req, int status, const char *re
     fakeStatsReply(status);
     fakeStatsLeave();
     fakeSend(req, status, reason, fake.out.p, fake.out.len);
-}
-
-static void msgSend(struct evhttp_request *req, int status, const char *reason,
-                    const char *rid, long long retryAfter) {
-    msgSendShaped(req, status, reason, rid, retryAfter, 0);
 }
 
 /* Start fake.out with the error body's common part, up to the message. */
@@ -129,18 +132,26 @@ static const char *msgReason(int status) {
     }
 }
 
-/* Answer with an error. retryAfter > 0 adds a retry-after header. */
-static void msgError(struct evhttp_request *req, int status, const char *type,
-                     const char *msg, long long retryAfter) {
+/* Answer r (NULL: a request not yet parsed) with an error. retryAfter > 0
+ * adds a retry-after header; a 429 counts toward r's class. */
+static void msgErrorFor(struct evhttp_request *req, const fakeReq *r, int status,
+                        const char *type, const char *msg, long long retryAfter) {
     char rid[40];
     fakeNewId("req_", rid, sizeof(rid));
     msgErrorBody(type, msg);
     bufPrintf(&fake.out, "},\"request_id\":\"%s\"}", rid);
-    msgSend(req, status, msgReason(status), rid, retryAfter);
+    if (r && status == 429 && r->cls >= 0) fake.classes[r->cls].stats.r429++;
+    msgSendShaped(req, status, msgReason(status), rid, retryAfter, r);
+}
+
+static void msgError(struct evhttp_request *req, int status, const char *type,
+                     const char *msg, long long retryAfter) {
+    msgErrorFor(req, NULL, status, type, msg, retryAfter);
 }
 
 /* The spend-limit 429: error details, and no retry-after. */
-static void msgSpendLimit(struct evhttp_request *req) {
+static void msgSpendLimit(const fakeReq *r) {
+    struct evhttp_request *req = r->req;
     char rid[40];
     fakeNewId("req_", rid, sizeof(rid));
     msgErrorBody("rate_limit_error", "You have reached your specified API "
@@ -148,7 +159,8 @@ static void msgSpendLimit(struct evhttp_request *req) {
                  "raised or the period ends.");
     bufPrintf(&fake.out, ",\"details\":{\"error_code\":"
               "\"enforced_spend_limit_reached\"}},\"request_id\":\"%s\"}", rid);
-    msgSend(req, 429, msgReason(429), rid, 0);
+    if (r->cls >= 0) fake.classes[r->cls].stats.r429++;
+    msgSendShaped(req, 429, msgReason(429), rid, 0, r);
 }
 
 /* ---- The generated answer ------------------------------------------------ */
@@ -160,14 +172,34 @@ static const char *const msgWords[32] = {
     "careful", "small", "green", "north", "window", "harbor", "lantern", "meadow",
 };
 
+/* An output length around --output-tokens, from the draw h: exponential
+ * (rounded), uniform over [1, 2*mean-1], or the mean itself; at least 1,
+ * at most lim. */
+static long long msgOutputAround(uint64_t h, long long lim) {
+    double u = (double)(h >> 11) / 9007199254740992.0;     /* [0,1) */
+    double mean = fake.cfg.outputMean, v;
+    long long n;
+
+    switch (fake.cfg.outputDist) {
+    case FAKE_DIST_FIXED: v = mean; break;
+    case FAKE_DIST_UNIFORM: v = mean < 1 ? 1 : floor(1 + u * (2 * mean - 1)); break;
+    default: v = -mean * log1p(-u); break;
+    }
+    n = v > 1e15 ? (long long)1e15 : llround(v);
+    if (n < 1) n = 1;
+    return n < lim ? n : lim;
+}
+
 /* Output tokens for a body: in [1, max_tokens] (and <= --max-output-tokens),
- * one request in eight running to the limit. */
+ * one request in eight running to the limit; with --output-tokens, drawn
+ * around its mean whatever max_tokens is, then capped by it. */
 static long long msgOutputTokens(uint64_t hash, long long maxTokens) {
     long long lim = maxTokens;
     uint64_t h = fakeMix(hash ^ fakeMix(fake.cfg.seed + 0x5eedULL));
 
     if (fake.cfg.maxOutputTokens > 0 && fake.cfg.maxOutputTokens < lim)
         lim = fake.cfg.maxOutputTokens;
+    if (fake.cfg.outputMean > 0) return msgOutputAround(h, lim);
     if ((h & 7) == 0) return lim;
     return 1 + (long long)((h >> 3) % (uint64_t)lim);
 }
@@ -208,7 +240,14 @@ static void msgSuccessEnd(const fakeReq *r, int withUsage) {
     const char *stop = r->outputTokens == r->maxTokens ? "max_tokens" : "end_turn";
 
     bufPrintf(&fake.out, "\"}],\"stop_reason\":\"%s\",\"stop_sequence\":null", stop);
-    if (withUsage)
+    if (withUsage && fake.cfg.caching)
+        bufPrintf(&fake.out, ",\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld,"
+                  "\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
+                  "\"cache_creation\":{\"ephemeral_5m_input_tokens\":%lld,"
+                  "\"ephemeral_1h_input_tokens\":%lld}}",
+                  r->inputTokens, r->outputTokens, r->cacheWrite5m + r->cacheWrite1h,
+                  r->cacheRead, r->cacheWrite5m, r->cacheWrite1h);
+    else if (withUsage)
         bufPrintf(&fake.out, ",\"usage\":{\"input_tokens\":%lld,\"output_tokens\":%lld,"
                   "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0}",
                   r->inputTokens, r->outputTokens);
@@ -274,10 +313,13 @@ oom:
 /* Charge an admitted request: the buckets, the spend limit and the org cap
  * count it now, so they trip exactly, even with answers still in flight. */
 static void msgCharge(fakeReq *r, double now) {
-    if (fake.requests.limit > 0) fake.requests.level -= 1;
-    if (fake.input.limit > 0) fake.input.level -= (double)r->inputTokens;
-    if (fake.output.limit > 0 && fake.cfg.otpmReserve)
-        fake.output.level -= (double)r->maxTokens;
+    fakeBucketSet bs;
+
+    fakeClassBuckets(r->cls, &bs);
+    if (bs.requests->limit > 0) bs.requests->level -= 1;
+    if (bs.input->limit > 0) bs.input->level -= (double)fakeReqItpm(r);
+    if (bs.output->limit > 0 && fake.cfg.otpmReserve)
+        bs.output->level -= (double)r->maxTokens;
     fake.successes++;
     fake.orgServed += r->inputTokens + r->outputTokens;
     if (fake.cfg.orgCapTokens > 0 && fake.orgCapUntil == 0 &&
@@ -290,15 +332,20 @@ static void msgCharge(fakeReq *r, double now) {
 
 /* Settle the output bucket for a finished success and count it served. */
 static void msgAccount(const fakeReq *r) {
-    msgRefill(fakeNow());
-    if (fake.output.limit > 0) {
+    fakeBucketSet bs;
+    fakeBucket *out;
+
+    fakeClassBuckets(r->cls, &bs);
+    out = bs.output;
+    msgRefill(r->cls, fakeNow());
+    if (out->limit > 0) {
         if (fake.cfg.otpmReserve)
-            fake.output.level += (double)(r->maxTokens - r->outputTokens);
+            out->level += (double)(r->maxTokens - r->outputTokens);
         else
-            fake.output.level -= (double)r->outputTokens;
-        if (fake.output.level > fake.output.limit) fake.output.level = fake.output.limit;
+            out->level -= (double)r->outputTokens;
+        if (out->level > out->limit) out->level = out->limit;
     }
-    fakeStatsServed(r->inputTokens, r->outputTokens, r->bodyHash);
+    fakeStatsServed(r);
 }
 
 /* Answer an admitted request with its success, in its shape. The
@@ -341,7 +388,7 @@ static void msgComplete(fakeReq *r) {
         break;
     }
     fakeNewId("req_", rid, sizeof(rid));
-    msgSendShaped(r->req, 200, "OK", rid, 0, r->shape == FAKE_SHAPE_BAD_HEADERS);
+    msgSendShaped(r->req, 200, "OK", rid, 0, r);
 }
 
 /* Drop r's connection with a TCP reset, without a response. The request is
@@ -370,10 +417,12 @@ void fakeMsgAbandon(fakeReq *r) {
     if (fake.successes > 0) fake.successes--;
     fake.orgServed -= r->inputTokens + r->outputTokens;
     if (fake.orgServed < 0) fake.orgServed = 0;
-    if (fake.cfg.otpmReserve && fake.output.limit > 0) {
-        fakeBucketRefill(&fake.output, fakeNow());
-        fake.output.level += (double)r->maxTokens;
-        if (fake.output.level > fake.output.limit) fake.output.level = fake.output.limit;
+    fakeBucketSet bs;
+    fakeClassBuckets(r->cls, &bs);
+    if (fake.cfg.otpmReserve && bs.output->limit > 0) {
+        fakeBucketRefill(bs.output, fakeNow());
+        bs.output->level += (double)r->maxTokens;
+        if (bs.output->level > bs.output->limit) bs.output->level = bs.output->limit;
     }
 }
 
@@ -416,22 +465,6 @@ static int msgKnownModel(const char *model) {
             model[strlen(families[i])] != '\0')
             return 1;
     return 0;
-}
-
-/* Input tokens of a request: the characters of every string value under
- * messages, system and tools, divided by 4 and rounded up, at least 1. */
-static long long msgInputTokens(const jsonDoc *d) {
-    static const char *const fields[] = {"messages", "system", "tools"};
-    long long chars = 0;
-
-    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
-        int i = jsonGet(d, 0, fields[f]);
-        if (i < 0) continue;
-        for (int end = jsonSkip(d, i); i < end; i++)
-            if (d->tok[i].type == JSMN_STRING && d->tok[i].size == 0)
-                chars += jsonRawLen(d, i);
-    }
-    return chars > 0 ? (chars + 3) / 4 : 1;
 }
 
 /* The parsed, validated parts of a request body. */
@@ -545,18 +578,19 @@ static double msgOrgCapWait(double now) {
     return fake.orgCapUntil > now ? fake.orgCapUntil - now : 0;
 }
 
-/* Seconds until a request with these needs fits all buckets (0 = now);
+/* Seconds until a request with these needs fits the buckets bs (0 = now);
  * *which names the bucket that is furthest. */
-static double msgLimitWait(long long in, long long maxTokens, const char **which) {
-    double w, worst = fakeBucketWait(&fake.requests, 1);
+static double msgLimitWait(const fakeBucketSet *bs, long long in, long long maxTokens,
+                           const char **which) {
+    double w, worst = fakeBucketWait(bs->requests, 1);
 
     *which = "requests per minute";
-    if ((w = fakeBucketWait(&fake.input, (double)in)) > worst) {
+    if ((w = fakeBucketWait(bs->input, (double)in)) > worst) {
         worst = w;
         *which = "input tokens per minute";
     }
-    w = fake.cfg.otpmReserve ? fakeBucketWait(&fake.output, (double)maxTokens)
-                             : fakeBucketWait(&fake.output, 1e-9);
+    w = fake.cfg.otpmReserve ? fakeBucketWait(bs->output, (double)maxTokens)
+                             : fakeBucketWait(bs->output, 1e-9);
     if (w > worst) {
         worst = w;
         *which = "output tokens per minute";
@@ -623,22 +657,58 @@ static void msgHold(const fakeReq *tmpl, int action, double delayMs) {
     if (action != FAKE_ACT_HANG) fakeSchedAdd(r);
 }
 
+/* Split r's input between the cache and the rest, from its breakpoints
+ * tc: the longest cached prefix is read, the prefix past it up to the last
+ * breakpoint is written (each stretch at the ttl of the breakpoint that
+ * ends it), the rest is plain input. Prefixes under FAKE_CACHE_MIN tokens
+ * are neither read nor written. Nothing is stored yet (msgCacheStore). */
+static void msgCacheSplit(fakeReq *r, const fakeTokCount *tc, double now) {
+    long long done = 0;
+    int k, hit = -1;
+
+    r->cacheRead = r->cacheWrite5m = r->cacheWrite1h = 0;
+    for (k = tc->nbreaks - 1; k >= 0; k--)
+        if (tc->breaks[k].tokens >= FAKE_CACHE_MIN && fakeCacheLive(tc->breaks[k].hash, now)) {
+            hit = k;
+            done = r->cacheRead = tc->breaks[k].tokens;
+            break;
+        }
+    for (k = hit + 1; k < tc->nbreaks; k++) {
+        const fakeTokBreak *bk = &tc->breaks[k];
+        if (bk->tokens < FAKE_CACHE_MIN || bk->tokens <= done) continue;
+        if (bk->ttl1h) r->cacheWrite1h += bk->tokens - done;
+        else r->cacheWrite5m += bk->tokens - done;
+        done = bk->tokens;
+    }
+    r->inputTokens = tc->total - done;
+}
+
+/* An admitted request writes its prefixes, and refreshes those it read. */
+static void msgCacheStore(const fakeTokCount *tc, double now) {
+    for (int k = 0; k < tc->nbreaks; k++)
+        if (tc->breaks[k].tokens >= FAKE_CACHE_MIN)
+            fakeCacheStore(tc->breaks[k].hash, tc->breaks[k].ttl1h ? 3600 : 300, now);
+}
+
 /* Faults, then the spend limit, org cap and buckets; admit or refuse.
- * r has model, tokens and hash filled in. */
-static void msgAdmit(fakeReq *r) {
+ * r has model, class, tokens and hash filled in; tc holds its cache
+ * breakpoints. */
+static void msgAdmit(fakeReq *r, const fakeTokCount *tc) {
     double now = fakeNow(), wait;
     const char *which;
     char m[200];
     int fault, shape;
+    fakeBucketSet bs;
 
+    if (r->cls >= 0) fake.classes[r->cls].stats.requests++;
     if (fake.cfg.spendLimitAfter > 0 && fake.successes >= fake.cfg.spendLimitAfter) {
-        msgSpendLimit(r->req);
+        msgSpendLimit(r);
         return;
     }
     if ((wait = msgOrgCapWait(now)) > 0) {
-        msgError(r->req, 429, "rate_limit_error", "This request would exceed your "
-                 "organization's token limit. Please try again later.",
-                 msgRetryAfter(wait));
+        msgErrorFor(r->req, r, 429, "rate_limit_error", "This request would exceed "
+                    "your organization's token limit. Please try again later.",
+                    msgRetryAfter(wait));
         return;
     }
     fault = msgFault(&shape);
@@ -656,16 +726,23 @@ static void msgAdmit(fakeReq *r) {
         msgHold(r, fault, fault == FAKE_ACT_RESET ? fake.cfg.latencyMs : 0);
         return;
     }
-    msgRefill(now);
-    if ((wait = msgLimitWait(r->inputTokens, r->maxTokens, &which)) > 0) {
+    msgRefill(r->cls, now);
+    fakeClassBuckets(r->cls, &bs);
+    if (fake.cfg.caching) msgCacheSplit(r, tc, now);
+    if ((wait = msgLimitWait(&bs, fakeReqItpm(r), r->maxTokens, &which)) > 0) {
         snprintf(m, sizeof(m), "This request would exceed your organization's "
                  "rate limit of %s. Please try again later.", which);
-        msgError(r->req, 429, "rate_limit_error", m, msgRetryAfter(wait));
+        msgErrorFor(r->req, r, 429, "rate_limit_error", m, msgRetryAfter(wait));
         return;
     }
     r->shape = shape;           /* a malformed answer is charged all the same */
     r->outputTokens = msgOutputTokens(r->bodyHash, r->maxTokens);
     msgCharge(r, now);
+    if (fake.cfg.caching) msgCacheStore(tc, now);
+    if (fake.cfg.headersAtAdmit) {
+        fakeBucketSnap(&r->snap, &bs, now);
+        r->snapped = 1;
+    }
     double delay = msgDelayMs(r->outputTokens);
     if (delay <= 0) msgComplete(r);
     else msgHold(r, FAKE_ACT_REPLY, delay);
@@ -678,6 +755,7 @@ void fakeMsgHandle(struct evhttp_request *req, void *arg) {
     const char *body;
     msgBody mb;
     fakeReq r;
+    fakeTokCount tc;
     (void)arg;
 
     if (!(body = msgBegin(req, &len))) return;
@@ -686,12 +764,14 @@ void fakeMsgHandle(struct evhttp_request *req, void *arg) {
     r.req = req;
     r.conn = evhttp_request_get_connection(req);
     r.maxTokens = mb.maxTokens;
-    r.inputTokens = msgInputTokens(&mb.doc);
+    fakeTokCountDoc(&mb.doc, mb.model, &tc);
+    r.inputTokens = tc.total;
     r.bodyHash = fakeHash(body, len);
+    r.cls = fakeClassOf(mb.model);
     memcpy(r.model, mb.model, sizeof(r.model));
     jsonFree(&mb.doc);
     fakeStatsBody(r.bodyHash);
-    msgAdmit(&r);
+    msgAdmit(&r, &tc);
 }
 
 void fakeCountHandle(struct evhttp_request *req, void *arg) {
@@ -699,17 +779,20 @@ void fakeCountHandle(struct evhttp_request *req, void *arg) {
     const char *body;
     msgBody mb;
     char rid[40];
-    long long in;
+    fakeTokCount tc;
+    fakeReq r;
     (void)arg;
 
     if (!(body = msgBegin(req, &len))) return;
     if (msgValidate(req, body, len, 0, &mb) != 0) return;
-    in = msgInputTokens(&mb.doc);
+    fakeTokCountDoc(&mb.doc, mb.model, &tc);
     jsonFree(&mb.doc);
+    memset(&r, 0, sizeof(r));
+    r.cls = fakeClassOf(mb.model);
     fakeNewId("req_", rid, sizeof(rid));
     bufReset(&fake.out);
-    bufPrintf(&fake.out, "{\"input_tokens\":%lld}", in);
-    msgSend(req, 200, "OK", rid, 0);
+    bufPrintf(&fake.out, "{\"input_tokens\":%lld}", tc.total);
+    msgSendShaped(req, 200, "OK", rid, 0, &r);
 }
 
 void fakeNotFoundHandle(struct evhttp_request *req, void *arg) {

@@ -2,11 +2,14 @@
  * fleet from the outside, plus the small admin endpoints:
  *
  *   GET  /_stats    counters (malformed-response faults included), tokens
- *                   served, concurrency, a per-second
- *                   series of the last FAKE_SERIES_LEN seconds, and how many
- *                   /v1/messages bodies were repeats (duplicate deliveries).
- *   POST /_reset    zero all that, refill the buckets, clear the org cap and
- *                   the spend limit.
+ *                   served (input, cache writes, cache reads, output, and
+ *                   what counted toward ITPM), the same per model class,
+ *                   concurrency, a per-second series of the last
+ *                   FAKE_SERIES_LEN seconds, and how many /v1/messages
+ *                   bodies were repeats (duplicate deliveries).
+ *   POST /_reset    zero all that, refill the buckets (the classes' too),
+ *                   empty the prompt cache, clear the org cap and the spend
+ *                   limit.
  *   POST /_config   change limits, faults and latency at run time.
  *
  * Body repeats are tracked by a 64-bit hash of each body in an
@@ -131,16 +134,28 @@ void fakeStatsBody(uint64_t hash) {
     b->seen++;
 }
 
-void fakeStatsServed(long long in, long long out, uint64_t hash) {
+void fakeStatsServed(const fakeReq *r) {
     fakeStats *st = &fake.stats;
     fakeSecond *s = statsSecond();
+    long long in = r->inputTokens, out = r->outputTokens;
+    long long write = r->cacheWrite5m + r->cacheWrite1h;
 
     st->inputTokens += in;
     st->outputTokens += out;
+    st->cacheWrite += write;
+    st->cacheRead += r->cacheRead;
     s->input += in;
     s->output += out;
+    if (r->cls >= 0 && r->cls < fake.nclasses) {
+        fakeClassStats *cs = &fake.classes[r->cls].stats;
+        cs->ok++;
+        cs->inputTokens += in;
+        cs->outputTokens += out;
+        cs->cacheWrite += write;
+        cs->cacheRead += r->cacheRead;
+    }
     if (st->bodiesCap == 0) return;
-    fakeBody *b = bodySlot(st->bodies, st->bodiesCap, bodyKey(hash));
+    fakeBody *b = bodySlot(st->bodies, st->bodiesCap, bodyKey(r->bodyHash));
     if (!b->hash) return;
     if (b->served > 0) st->repeatedServed++;
     b->served++;
@@ -185,6 +200,12 @@ static void statsJson(buf *o) {
               st->huge, st->badHeaders, st->concurrent, st->peakConcurrent,
               st->inputTokens, st->outputTokens, st->distinctBodies,
               st->repeatedBodies, st->repeatedServed, st->untrackedBodies);
+    bufPrintf(o, "\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
+              "\"itpm_input_tokens\":%lld,\"cache_entries\":%lld,",
+              st->cacheWrite, st->cacheRead, st->inputTokens + st->cacheWrite,
+              fakeCacheEntries());
+    fakeClassJson(o);
+    bufAppendStr(o, ",");
     statsSeriesJson(o);
     bufAppendStr(o, "}\n");
 }
@@ -214,6 +235,9 @@ void fakeResetHandle(struct evhttp_request *req, void *arg) {
     fake.input.level = fake.input.limit;
     fake.output.level = fake.output.limit;
     fake.requests.last = fake.input.last = fake.output.last = now;
+    fakeClassFill(now);
+    fakeClassStatsReset();
+    fakeCacheClear();
     fakeMsgResetLimits();
     fakeSend(req, 200, "OK", "{\"ok\":true}\n", 12);
 }
@@ -247,6 +271,19 @@ static const struct {
     {"per_token_ms", CFG_MS, offsetof(fakeConfig, perTokenMs)},
     {"jitter_ms", CFG_MS, offsetof(fakeConfig, jitterMs)},
     {"org_cap_seconds", CFG_MS, offsetof(fakeConfig, orgCapSeconds)},
+    {"output_tokens", CFG_MS, offsetof(fakeConfig, outputMean)},
+};
+
+/* The run-time settable choices between names, by JSON key. */
+static const struct {
+    const char *key;            /* JSON key */
+    const char *names[3];       /* values 0, 1, 2 (NULL: no such value) */
+    size_t off;                 /* int field offset in fakeConfig */
+} cfgModes[] = {
+    {"otpm_mode", {"actual", "reserve", NULL}, offsetof(fakeConfig, otpmReserve)},
+    {"headers_at", {"answer", "admit", NULL}, offsetof(fakeConfig, headersAtAdmit)},
+    {"tokenizer", {"chars", "realistic", NULL}, offsetof(fakeConfig, tokRealistic)},
+    {"output_dist", {"exponential", "uniform", "fixed"}, offsetof(fakeConfig, outputDist)},
 };
 
 /* Number value of token i, or -1 when it is not a plain number. */
@@ -266,9 +303,19 @@ static int cfgApply(const jsonDoc *d, int key, int val, char *err, size_t errlen
     double v;
     fakeConfig *c = &fake.cfg;
 
-    if (jsonStrEq(d, key, "otpm_mode")) {
-        if (jsonStrEq(d, val, "reserve")) c->otpmReserve = 1;
-        else if (jsonStrEq(d, val, "actual")) c->otpmReserve = 0;
+    for (size_t k = 0; k < sizeof(cfgModes) / sizeof(cfgModes[0]); k++) {
+        if (!jsonStrEq(d, key, cfgModes[k].key)) continue;
+        for (int m = 0; m < 3; m++)
+            if (cfgModes[k].names[m] && jsonStrEq(d, val, cfgModes[k].names[m])) {
+                *(int *)((char *)c + cfgModes[k].off) = m;
+                return 0;
+            }
+        goto bad;
+    }
+    if (jsonStrEq(d, key, "caching")) {
+        if (d->tok[val].type != JSMN_PRIMITIVE) goto bad;
+        if (jsonRawLen(d, val) == 4 && memcmp(jsonRaw(d, val), "true", 4) == 0) c->caching = 1;
+        else if (jsonRawLen(d, val) == 5 && memcmp(jsonRaw(d, val), "false", 5) == 0) c->caching = 0;
         else goto bad;
         return 0;
     }
@@ -303,12 +350,17 @@ static void cfgJson(buf *o) {
               "\"p500\":%g,\"p529\":%g,\"p_reset\":%g,\"p_hang\":%g,"
               "\"p_garbage\":%g,\"p_truncated\":%g,\"p_no_usage\":%g,"
               "\"p_huge\":%g,\"p_bad_headers\":%g,\"huge_bytes\":%lld,"
-              "\"latency_ms\":%g,\"per_token_ms\":%g,\"jitter_ms\":%g}\n",
+              "\"latency_ms\":%g,\"per_token_ms\":%g,\"jitter_ms\":%g,"
+              "\"headers_at\":\"%s\",\"tokenizer\":\"%s\",\"caching\":%s,"
+              "\"output_tokens\":%g,\"output_dist\":\"%s\"}\n",
               c->rpm, c->itpm, c->otpm, c->otpmReserve ? "reserve" : "actual",
               c->maxOutputTokens, c->orgCapTokens, c->orgCapSeconds,
               c->spendLimitAfter, c->p500, c->p529, c->pReset, c->pHang,
               c->pGarbage, c->pTruncated, c->pNoUsage, c->pHuge, c->pBadHeaders,
-              c->hugeBytes, c->latencyMs, c->perTokenMs, c->jitterMs);
+              c->hugeBytes, c->latencyMs, c->perTokenMs, c->jitterMs,
+              cfgModes[1].names[c->headersAtAdmit], cfgModes[2].names[c->tokRealistic],
+              c->caching ? "true" : "false", c->outputMean,
+              cfgModes[3].names[c->outputDist]);
 }
 
 static void cfgError(struct evhttp_request *req, const char *msg) {

@@ -348,5 +348,254 @@ t "mixed modes: every answer a 200, each mode seen, all counted"
 stop
 t "SIGTERM: exit 0 (malformed modes)"
 
+# ---- new flags: --help, bad values ----------------------------------------------------
+for f in --headers-at --class-limits --tokenizer --caching --output-tokens --output-dist; do
+    grep -q -- "$f" "$tmp/help" || echo "missing $f in --help"
+done | { ! grep -q .; }
+t "--help lists --headers-at --class-limits --tokenizer --caching --output-tokens --output-dist"
+bad=0
+for a in "--headers-at later" "--class-limits sonnet=1,2" "--class-limits =1,2,3" \
+         "--class-limits sonnet=1,-2,3" "--tokenizer bpe" "--output-tokens -5" "--output-dist normal"; do
+    "$bin/llmfleet-fakeapi" $a 2>"$tmp/err"; rc=$?
+    { [ $rc -eq 2 ] && grep -q -- "${a%% *}" "$tmp/err"; } || { echo "not refused: $a"; bad=1; }
+done
+[ $bad = 0 ]
+t "bad values of the new flags exit 2 naming the flag"
+
+# ---- --headers-at admit|answer -------------------------------------------------------
+# rpm 5 refills 1 request in 12 s, so over a 0.8 s latency the count barely
+# moves. A is admitted (4 left), then B while A is held (3 left). Stamped at
+# admission A says 4 and B 3; stamped at the answer both say 3: A is answered
+# after B's admission.
+start --api-key "$KEY" --rpm 5 --latency-ms 800
+[ "$(curl -s "$base/_config" | jq -r .headers_at)" = answer ]
+t "--headers-at: answer by default"
+# overlap NAME: A then B, B sent while A is held; remaining of each in $ra $rb.
+overlap() {
+    curl -s -o /dev/null -D "$tmp/hA" -H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01' \
+        -d "$BODY" "$base/v1/messages" & local a=$!
+    waitFor '[ "$(stat .concurrent)" = 1 ]' 5
+    curl -s -o /dev/null -D "$tmp/hB" -H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01' \
+        -d "$BODY" "$base/v1/messages" & local b=$!
+    wait $a $b
+    ra=$(tr -d '\r' < "$tmp/hA" | awk -F': ' 'tolower($1)=="anthropic-ratelimit-requests-remaining"{print $2}')
+    rb=$(tr -d '\r' < "$tmp/hB" | awk -F': ' 'tolower($1)=="anthropic-ratelimit-requests-remaining"{print $2}')
+}
+overlap
+[ "$ra" = 3 ] && [ "$rb" = 3 ]
+t "--headers-at answer: the first answer already counts the second admission ($ra, $rb)"
+stop
+start --api-key "$KEY" --rpm 5 --latency-ms 800 --headers-at admit
+overlap
+[ "$ra" = 4 ] && [ "$rb" = 3 ]
+t "--headers-at admit: each answer shows the bucket as it was admitted ($ra, $rb)"
+curl -s -X POST -d '{"headers_at":"answer"}' "$base/_config" >/dev/null
+curl -s -X POST "$base/_reset" >/dev/null
+overlap
+[ "$ra" = 3 ] && [ "$rb" = 3 ]
+t "/_config headers_at switches back to answer"
+stop
+
+# ---- --class-limits ------------------------------------------------------------------
+start --api-key "$KEY" --rpm 50 --class-limits sonnet=1,0,0 --class-limits haiku=3,100000,0
+mbody() { echo "{\"model\":\"$1\",\"max_tokens\":16,\"messages\":[{\"role\":\"user\",\"content\":\"${2:-class test}\"}]}"; }
+msg "$(mbody claude-sonnet-4-6)"; c1=$code
+msg "$(mbody claude-sonnet-4-5-20250929 other)"
+[ "$c1" = 200 ] && isError 429 rate_limit_error && [ "$(hdr anthropic-ratelimit-requests-limit)" = 1 ] &&
+    [ "$(hdr anthropic-ratelimit-requests-remaining)" = 0 ]
+t "class limits: second sonnet request is refused by the sonnet bucket"
+msg "$(mbody claude-opus-4-7)"
+[ "$code" = 200 ] && [ "$(hdr anthropic-ratelimit-requests-limit)" = 50 ] &&
+    [ "$(hdr anthropic-ratelimit-requests-remaining)" = 49 ] &&
+    [ -z "$(hdr anthropic-ratelimit-input-tokens-limit)" ]
+t "class limits: opus still passes, headers of the global buckets"
+msg "$(mbody claude-haiku-4-5)"; c1=$code
+msg "$(mbody claude-3-5-haiku-20241022)"
+[ "$c1" = 200 ] && [ "$code" = 200 ] && [ "$(hdr anthropic-ratelimit-requests-limit)" = 3 ] &&
+    [ "$(hdr anthropic-ratelimit-requests-remaining)" = 1 ] &&
+    [ "$(hdr anthropic-ratelimit-input-tokens-limit)" = 100000 ]
+t "class limits: claude-haiku-* and claude-3-5-haiku-* share the haiku buckets"
+msg "$(mbody claude-3-opus-20240229)"
+[ "$code" = 200 ] && [ "$(hdr anthropic-ratelimit-requests-limit)" = 50 ] &&
+    [ "$(hdr anthropic-ratelimit-requests-remaining)" = 48 ]
+t "class limits: a model of no family is its own class, on the global buckets"
+stat 'del(.series)' > "$tmp/s"
+[ "$(s .classes.sonnet.requests)" = 2 ] && [ "$(s .classes.sonnet.ok)" = 1 ] &&
+    [ "$(s .classes.sonnet.r429)" = 1 ] && [ "$(s .classes.sonnet.own_buckets)" = true ] &&
+    [ "$(s .classes.haiku.ok)" = 2 ] && [ "$(s .classes.haiku.rpm)" = 3 ] &&
+    [ "$(s .classes.opus.ok)" = 1 ] && [ "$(s .classes.opus.own_buckets)" = false ] &&
+    [ "$(s '.classes["claude-3-opus-20240229"].ok')" = 1 ] &&
+    [ "$(s '[.classes[].input_tokens] | add')" = "$(s .input_tokens)" ] &&
+    [ "$(s '[.classes[].output_tokens] | add')" = "$(s .output_tokens)" ] &&
+    [ "$(s '.status["429"]')" = 1 ]
+t "/_stats per class: requests, ok, r429, tokens adding up to the totals"
+curl -s -X POST "$base/_reset" >/dev/null
+msg "$(mbody claude-sonnet-4-6)"
+[ "$code" = 200 ] && [ "$(stat .classes.sonnet.ok)" = 1 ] && [ "$(stat .classes.sonnet.r429)" = 0 ]
+t "/_reset refills class buckets and zeroes class counters"
+stop
+
+# ---- --tokenizer realistic -----------------------------------------------------------
+start --api-key "$KEY" --tokenizer realistic
+# ctok BODY: input_tokens from count_tokens.
+ctok() {
+    post /v1/messages/count_tokens "$1" -H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01'
+    jb .input_tokens
+}
+rep() { local out="" i; for ((i = 0; i < $2; i++)); do out+=$1; done; printf '%s' "$out"; }
+cjk=$(rep '漢字かな한' 20)             # 100 CJK characters, 300 bytes of UTF-8
+cbody() { echo "{\"model\":\"claude-sonnet-4-6\",\"max_tokens\":16,\"messages\":[{\"role\":\"user\",\"content\":\"$1\"}]}"; }
+n=$(ctok "$(cbody "$cjk")")
+[ "$n" = 100 ]
+t "realistic: 100 CJK characters count 100 tokens ($n)"
+msg "$(cbody "$cjk")"
+[ "$code" = 200 ] && [ "$(jb .usage.input_tokens)" = 100 ]
+t "realistic: usage.input_tokens of the CJK prompt is 100"
+n=$(ctok "$(cbody "$(rep '\u6f22\u5b57\u304b\u306a\ud55c' 20)")")
+[ "$n" = 100 ]
+t "realistic: CJK as \\uXXXX escapes count 1 token each ($n)"
+n=$(ctok "$(cbody "$(rep 'abcd' 100)")")
+m=$(ctok "$(cbody "$(rep 'Привет мир' 20)")")       # 180 Cyrillic + 20 spaces
+[ "$n" = 100 ] && [ "$m" = 95 ]
+t "realistic: ASCII 4 characters a token ($n), other non-ASCII 2 a token ($m)"
+# An image: a PNG header of W x H, then junk so its base64 is far longer
+# than the image's token count times 4.
+png() {
+    { printf '\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR'
+      printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' 0 0 $(($1 >> 8)) $(($1 & 255)))"
+      printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' 0 0 $(($2 >> 8)) $(($2 & 255)))"
+      printf '\x08\x02\x00\x00\x00\x00\x00\x00\x00'
+      head -c 60000 /dev/urandom; } | base64 -w0
+}
+ibody() { echo "{\"model\":\"claude-sonnet-4-6\",\"max_tokens\":16,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":\"$1\",\"data\":\"$2\"}},{\"type\":\"text\",\"text\":\"abcdefghijklmnop\"}]}]}"; }
+img=$(png 300 250)
+n=$(ctok "$(ibody image/png "$img")")
+[ "$n" = 104 ] && [ "${#img}" -gt 80000 ]
+t "realistic: a 300x250 PNG counts 300*250/750 = 100 tokens, not ${#img}/4 ($n - 4 of text)"
+msg "$(ibody image/png "$img")"
+[ "$code" = 200 ] && [ "$(jb .usage.input_tokens)" = 104 ]
+t "realistic: usage.input_tokens of the PNG message"
+n=$(ctok "$(ibody image/png "$(png 4000 3000)")")
+[ "$n" -ge 1500 ] && [ "$n" -le 1604 ]
+t "realistic: a 4000x3000 PNG is scaled down to at most ~1,600 tokens ($n)"
+jpg=$({ printf '\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00'
+        printf '\xff\xdb\x00\x04\x00\x00'
+        printf '\xff\xc0\x00\x11\x08\x01\xf4\x02\x58\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01'
+        head -c 30000 /dev/urandom; } | base64 -w0)       # 600 x 500 (SOF0 after APP0, DQT)
+n=$(ctok "$(ibody image/jpeg "$jpg")")
+[ "$n" = 404 ]
+t "realistic: a 600x500 JPEG counts 400 tokens ($n - 4 of text)"
+pdf=$(printf '%%PDF-1.4\n1 0 obj << /Type /Pages /Count 2 >> endobj\n2 0 obj << /Type /Page >> endobj\n3 0 obj <</Type/Page>> endobj\n%%%%EOF\n' | base64 -w0)
+n=$(ctok "{\"model\":\"claude-sonnet-4-6\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"document\",\"source\":{\"type\":\"base64\",\"media_type\":\"application/pdf\",\"data\":\"$pdf\"}}]}]}")
+[ "$n" = 6000 ]
+t "realistic: a 2-page PDF document counts 3000 tokens a page ($n)"
+curl -s -X POST -d '{"tokenizer":"chars"}' "$base/_config" >/dev/null
+n=$(ctok "$(cbody "$cjk")")
+[ "$n" = 76 ]       # (300 bytes + "user") / 4: today's count, bytes not characters
+t "/_config tokenizer chars: the historical count again ($n)"
+stop
+
+# ---- --caching -----------------------------------------------------------------------
+# A system block of 4096 characters marked cache_control: with the chars
+# tokenizer the prefix is ("text" + 4096) / 4 = 1025 tokens, >= 1024.
+start --api-key "$KEY" --caching --itpm 1100
+long=$(rep 'abcdefgh' 512)
+kbody() {   # kbody SYSTEM-TEXT USER-TEXT [TTL]
+    local cc='{"type":"ephemeral"}'
+    [ -n "${3:-}" ] && cc="{\"type\":\"ephemeral\",\"ttl\":\"$3\"}"
+    echo "{\"model\":\"claude-sonnet-4-6\",\"max_tokens\":16,\"system\":[{\"type\":\"text\",\"text\":\"$1\",\"cache_control\":$cc}],\"messages\":[{\"role\":\"user\",\"content\":\"$2\"}]}"
+}
+total=$(ctok "$(kbody "$long" "first question")")
+msg "$(kbody "$long" "first question")"
+w1=$(jb .usage.cache_creation_input_tokens); i1=$(jb .usage.input_tokens)
+[ "$code" = 200 ] && [ "$w1" = 1025 ] && [ "$(jb .usage.cache_read_input_tokens)" = 0 ] &&
+    [ "$(jb .usage.cache_creation.ephemeral_5m_input_tokens)" = 1025 ] &&
+    [ "$(jb .usage.cache_creation.ephemeral_1h_input_tokens)" = 0 ] &&
+    [ $((w1 + i1)) = "$total" ]
+t "caching: first request writes the prefix (write $w1, input $i1, total $total)"
+# The bucket now holds ~75 tokens: a read of 1025 fits only if reads are free.
+msg "$(kbody "$long" "second question")"
+[ "$code" = 200 ] && [ "$(jb .usage.cache_read_input_tokens)" = 1025 ] &&
+    [ "$(jb .usage.cache_creation_input_tokens)" = 0 ] &&
+    [ "$(jb .usage.input_tokens)" -le 10 ]
+t "caching: a later request reads it, admitted while ITPM holds far less than the prefix"
+r2=$(jb .usage.input_tokens)
+msg "$(kbody "${long}X" "second question")"
+isError 429 rate_limit_error && jb .error.message | grep -q "input tokens"
+t "caching: a new prefix is a write and is charged to ITPM: 429"
+stat 'del(.series)' > "$tmp/s"
+[ "$(s .cache_creation_input_tokens)" = 1025 ] && [ "$(s .cache_read_input_tokens)" = 1025 ] &&
+    [ "$(s .itpm_input_tokens)" = $((1025 + i1 + r2)) ] && [ "$(s .input_tokens)" = $((i1 + r2)) ] &&
+    [ "$(s .classes.sonnet.cache_read_input_tokens)" = 1025 ] &&
+    [ "$(s .classes.sonnet.itpm_input_tokens)" = $((1025 + i1 + r2)) ]
+t "/_stats: cache writes, reads, ITPM tokens, in total and per class"
+curl -s -X POST -d '{"itpm":0}' "$base/_config" >/dev/null
+msg "$(kbody "$long" "third question" 1h)"
+[ "$code" = 200 ] && [ "$(jb .usage.cache_read_input_tokens)" = 1025 ]
+t "caching: another ttl keeps the prefix (cache_control is not content)"
+msg "$(kbody "${long}Y" "q" 1h)"
+[ "$code" = 200 ] && [ "$(jb .usage.cache_creation.ephemeral_1h_input_tokens)" = 1026 ] &&
+    [ "$(jb .usage.cache_creation.ephemeral_5m_input_tokens)" = 0 ]
+t "caching: ttl 1h writes count as ephemeral_1h_input_tokens"
+# Two breakpoints: the system prefix is read, the stretch up to the message
+# block is written; sent again, all of it is read.
+long2=$(rep 'ijklmnop' 512)
+tbody="{\"model\":\"claude-sonnet-4-6\",\"max_tokens\":16,\"system\":[{\"type\":\"text\",\"text\":\"$long\",\"cache_control\":{\"type\":\"ephemeral\"}}],\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"$long2\",\"cache_control\":{\"type\":\"ephemeral\"}},{\"type\":\"text\",\"text\":\"and?\"}]}]}"
+msg "$tbody"
+[ "$code" = 200 ] && [ "$(jb .usage.cache_read_input_tokens)" = 1025 ] &&
+    [ "$(jb .usage.cache_creation_input_tokens)" = 1026 ] && [ "$(jb .usage.input_tokens)" = 2 ]
+t "caching: two breakpoints, the first cached: read 1025, write the 1026 after it"
+msg "$tbody"
+[ "$code" = 200 ] && [ "$(jb .usage.cache_read_input_tokens)" = 2051 ] &&
+    [ "$(jb .usage.cache_creation_input_tokens)" = 0 ]
+t "caching: sent again, the whole 2051-token prefix is read"
+msg "$(kbody "$(rep 'abcdefgh' 100)" "short")"; c1=$(jb .usage.cache_creation_input_tokens)
+msg "$(kbody "$(rep 'abcdefgh' 100)" "short")"
+[ "$code" = 200 ] && [ "$c1" = 0 ] && [ "$(jb .usage.cache_read_input_tokens)" = 0 ] &&
+    [ "$(jb .usage.cache_creation_input_tokens)" = 0 ]
+t "caching: a prefix under 1024 tokens is not cached"
+curl -s -X POST "$base/_reset" >/dev/null
+msg "$(kbody "$long" "after reset")"
+[ "$code" = 200 ] && [ "$(jb .usage.cache_creation_input_tokens)" = 1025 ]
+t "/_reset empties the prompt cache"
+curl -s -X POST -d '{"caching":false}' "$base/_config" >/dev/null
+msg "$(kbody "$long" "after reset")"
+[ "$code" = 200 ] && [ "$(jb .usage.cache_creation_input_tokens)" = 0 ] &&
+    [ "$(jb .usage.cache_read_input_tokens)" = 0 ] && [ "$(jb '.usage | has("cache_creation")')" = false ]
+t "/_config caching false: cache_control ignored, usage as without --caching"
+stop
+
+# ---- --output-tokens -----------------------------------------------------------------
+start --api-key "$KEY" --output-tokens 50 --seed 5
+# outs N MAX: output_tokens of N distinct requests with max_tokens MAX, one
+# a line in $tmp/outs; the stop reasons in $tmp/stops.
+outs() {
+    : > "$tmp/outs"; : > "$tmp/stops"
+    for ((i = 0; i < $1; i++)); do
+        msg "{\"model\":\"claude-haiku-4-5\",\"max_tokens\":$2,\"messages\":[{\"role\":\"user\",\"content\":\"length $i\"}]}"
+        jb .usage.output_tokens >> "$tmp/outs"
+        jb .stop_reason >> "$tmp/stops"
+    done
+}
+outs 300 4096
+mean=$(awk '{s += $1} END {printf "%d", s / NR}' "$tmp/outs")
+[ "$mean" -ge 43 ] && [ "$mean" -le 57 ] && [ "$(sort -n "$tmp/outs" | tail -1)" -gt 150 ] &&
+    [ "$(sort -n "$tmp/outs" | head -1)" -ge 1 ]
+t "--output-tokens 50: mean of 300 within 15% ($mean), exponential tail, none 0"
+outs 100 20
+[ "$(sort -n "$tmp/outs" | tail -1)" = 20 ] && [ "$(grep -c '^20$' "$tmp/outs")" -ge 50 ] &&
+    [ "$(grep -c max_tokens "$tmp/stops")" = "$(grep -c '^20$' "$tmp/outs")" ]
+t "--output-tokens: capped at max_tokens, stop_reason max_tokens there"
+curl -s -X POST -d '{"output_dist":"uniform"}' "$base/_config" >/dev/null
+outs 300 4096
+mean=$(awk '{s += $1} END {printf "%d", s / NR}' "$tmp/outs")
+[ "$mean" -ge 45 ] && [ "$mean" -le 55 ] && [ "$(sort -n "$tmp/outs" | tail -1)" -le 99 ]
+t "--output-dist uniform: mean within 10% ($mean), at most 2*MEAN-1"
+curl -s -X POST -d '{"output_dist":"fixed","output_tokens":37}' "$base/_config" >/dev/null
+outs 5 4096
+[ "$(sort -u "$tmp/outs")" = 37 ]
+t "--output-dist fixed through /_config: every answer 37 tokens"
+stop
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -211,7 +211,19 @@ run_lang() {
         "$RC $(jq -r .id "$d/mk.jsonl" 2>/dev/null)"
     eq "$lang: ... and acknowledged it" 0 \
         "$(rcli XPENDING "llmfleet:{empty-$lang}:results" mk | head -n 1)"
-    rcli DEL "llmfleet:{empty-$lang}:results" >/dev/null
+    # A consumer started again takes back what it read and did not
+    # acknowledge (one entry of which was trimmed meanwhile), then goes on.
+    local ek="llmfleet:{empty-$lang}:results" e1
+    e1=$(rcli XADD "$ek" '*' id r1 status ok)
+    rcli XADD "$ek" '*' id r2 status ok >/dev/null
+    rcli XADD "$ek" '*' id r3 status ok >/dev/null
+    rcli XREADGROUP GROUP mk again COUNT 2 STREAMS "$ek" '>' >/dev/null
+    rcli XDEL "$ek" "$e1" >/dev/null
+    LLMFLEET_FLEET="empty-$lang" timeout 20 $group --group mk --name again --count 2 \
+        >"$d/again.jsonl" 2>"$d/again.err"
+    eq "$lang: restarted group consumer prints its own pending entry, then new ones" \
+        "0 r2 r3 0" "$? $(jq -r .id "$d/again.jsonl" | tr '\n' ' ')$(rcli XPENDING "$ek" mk | head -n 1)"
+    rcli DEL "$ek" >/dev/null
 
     # A group reading after id0: a dead consumer ("ghost") took 10 entries
     # and never acknowledged them; 2 consumers share the rest, the ghost's
@@ -243,6 +255,8 @@ run_lang() {
     check "$lang: the ghost's entries were claimed (XAUTOCLAIM)" \
         test "$(rcli XPENDING "$RESULTS" "$g" - + 100 ghost | grep -c .)" = 0
     eq "$lang: XPENDING ends at 0" 0 "$(pending "$g")"
+    eq "$lang: no consumer wrote to stderr (warnings, errors)" "" \
+        "$(cat "$d/consumer.jsonl.err" "$d/resume.err" "$d/mk.jsonl.err" "$d/again.err" "$d/g1.jsonl.err" "$d/g2.jsonl.err")"
     check "$lang: group results ok, each names its consumer" \
         jq_true -s 'all(.[]; .status == "ok" and (.consumer == "c1" or .consumer == "c2"))' \
         "$d/g1.jsonl" "$d/g2.jsonl"

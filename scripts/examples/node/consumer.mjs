@@ -24,9 +24,18 @@ const NUMBERS = new Set(['attempts', 'latency_ms', 'http_status', 'input_tokens'
   'cache_creation_input_tokens', 'cache_read_input_tokens']);
 
 function connect(url) {
-  if (!url.startsWith('unix:')) return new Redis(url);
-  const u = new URL(url);
-  return new Redis({ path: u.pathname, db: Number(u.searchParams.get('db') || 0) });
+  let redis;
+  if (url.startsWith('unix:')) {
+    const u = new URL(url);
+    redis = new Redis({ path: u.pathname, db: Number(u.searchParams.get('db') || 0) });
+  } else {
+    redis = new Redis(url);
+  }
+  // ioredis reconnects by itself (a command waits for up to 20 attempts,
+  // about 10 s, then fails); say each new problem once.
+  let last = '';
+  redis.on('error', (e) => { if (e.message !== last) console.error(`redis: ${(last = e.message)}`); });
+  return redis;
 }
 
 // One stream entry ([id, [field, value, ...]]) as an object: JSON fields

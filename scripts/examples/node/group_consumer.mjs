@@ -35,9 +35,18 @@ const NUMBERS = new Set(['attempts', 'latency_ms', 'http_status', 'input_tokens'
   'cache_creation_input_tokens', 'cache_read_input_tokens']);
 
 function connect(url) {
-  if (!url.startsWith('unix:')) return new Redis(url);
-  const u = new URL(url);
-  return new Redis({ path: u.pathname, db: Number(u.searchParams.get('db') || 0) });
+  let redis;
+  if (url.startsWith('unix:')) {
+    const u = new URL(url);
+    redis = new Redis({ path: u.pathname, db: Number(u.searchParams.get('db') || 0) });
+  } else {
+    redis = new Redis(url);
+  }
+  // ioredis reconnects by itself (a command waits for up to 20 attempts,
+  // about 10 s, then fails); say each new problem once.
+  let last = '';
+  redis.on('error', (e) => { if (e.message !== last) console.error(`redis: ${(last = e.message)}`); });
+  return redis;
 }
 
 function resultJson([streamId, flat]) {
@@ -86,9 +95,12 @@ async function handle(entries) {
   if (entries.length) await redis.xack(RESULTS, args.group, ...entries.map((e) => e[0]));
 }
 
+// How many entries the next read may take (--count: no more than left).
+const room = () => (want ? Math.min(500, want - seen) : 500);
+
 // 1. Our own pending entries, from a previous run that did not ack.
-while (!stop) {
-  const reply = await redis.xreadgroup('GROUP', args.group, args.name, 'COUNT', 500,
+while (!stop && room() > 0) {
+  const reply = await redis.xreadgroup('GROUP', args.group, args.name, 'COUNT', room(),
     'STREAMS', RESULTS, '0');
   const entries = reply ? reply[0][1] : [];
   if (!entries.length) break;
@@ -97,18 +109,20 @@ while (!stop) {
 
 // 2. New entries, and now and then those a dead consumer left behind.
 let nextClaim = 0;
-while (!stop && !(want && seen >= want)) {
+while (!stop && room() > 0) {
   if (Date.now() >= nextClaim) {
     nextClaim = Date.now() + Math.max(claimIdleMs / 2, 100);
     let cursor = '0-0';
-    do {
+    while (room() > 0) {
       const [next, claimed] = await redis.xautoclaim(RESULTS, args.group, args.name,
-        claimIdleMs, cursor, 'COUNT', 500);
+        claimIdleMs, cursor, 'COUNT', room());
       await handle(claimed);
       cursor = next;
-    } while (cursor !== '0-0');
+      if (cursor === '0-0') break;
+    }
+    if (room() === 0) break;
   }
-  const reply = await redis.xreadgroup('GROUP', args.group, args.name, 'COUNT', 500,
+  const reply = await redis.xreadgroup('GROUP', args.group, args.name, 'COUNT', room(),
     'BLOCK', 1000, 'STREAMS', RESULTS, '>');
   if (reply) await handle(reply[0][1]);
 }

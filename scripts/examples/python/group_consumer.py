@@ -86,9 +86,13 @@ def main():
         if entries:
             r.xack(RESULTS, args.group, *[stream_id for stream_id, _ in entries])
 
+    def room():
+        """How many entries the next read may take (--count: no more than left)."""
+        return min(500, args.count - seen) if args.count else 500
+
     # 1. Our own pending entries, from a previous run that did not ack.
-    while not stop:
-        reply = r.xreadgroup(args.group, args.name, {RESULTS: "0"}, count=500)
+    while not stop and room() > 0:
+        reply = r.xreadgroup(args.group, args.name, {RESULTS: "0"}, count=room())
         entries = reply[0][1] if reply else []
         if not entries:
             break
@@ -96,17 +100,19 @@ def main():
 
     # 2. New entries, and now and then those a dead consumer left behind.
     next_claim = 0.0
-    while not stop and not (args.count and seen >= args.count):
+    while not stop and room() > 0:
         if time.monotonic() >= next_claim:
             next_claim = time.monotonic() + max(args.claim_idle_ms / 2000, 0.1)
             cursor = "0-0"
-            while True:
+            while room() > 0:
                 cursor, claimed = r.xautoclaim(RESULTS, args.group, args.name,
-                                               args.claim_idle_ms, cursor, count=500)[:2]
+                                               args.claim_idle_ms, cursor, count=room())[:2]
                 handle(claimed)
                 if cursor == "0-0":
                     break
-        reply = r.xreadgroup(args.group, args.name, {RESULTS: ">"}, count=500, block=1000)
+            if room() == 0:
+                break
+        reply = r.xreadgroup(args.group, args.name, {RESULTS: ">"}, count=room(), block=1000)
         if reply:
             handle(reply[0][1])
     return 0

@@ -37,10 +37,14 @@ endif
 DEPS_STAMP := build/.deps-installed
 
 SHELF_SRC  := $(wildcard common/shelf/*.c)
-COMMON_SRC := $(SHELF_SRC) $(wildcard common/api/*.c common/fleet/*.c)
+COMMON_SRC := $(SHELF_SRC) $(wildcard common/api/*.c) \
+              $(filter-out %/genproto.c,$(wildcard common/fleet/*.c))
 WORKER_SRC := $(wildcard worker/*.c worker/cmd/*.c)
 FAKE_SRC   := $(wildcard tests/fakeapi/*.c)
 LUA_SRC    := $(sort $(wildcard scripts/lua/*.lua))
+# The Lua libraries, in dependency order, after the generated prelude.
+LUA_LIBS   := $(BUILD)/proto.lua $(addprefix scripts/lua/lib/,util.lua limits.lua \
+              pause.lua bucket.lua lease.lua retry.lua stats.lua claim.lua)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
 SHELF_OBJ  := $(SHELF_SRC:%.c=$(BUILD)/%.o)
@@ -61,11 +65,20 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@$(if $(Q),echo "  CC    $<")
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
+# proto.def is the one list of names and numbers both sides use: C
+# includes it, genproto writes it as the Lua prelude.
+$(BUILD)/genproto: common/fleet/genproto.c common/fleet/proto.h common/fleet/proto.def
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $<
+
+$(BUILD)/proto.lua: $(BUILD)/genproto
+	$(Q)$< > $@
+
 # Lua scripts are embedded as C strings, one per file, named by file.
-$(BUILD)/lua_scripts.c: $(LUA_SRC) scripts/embed-lua.sh
+$(BUILD)/lua_scripts.c: $(LUA_SRC) $(LUA_LIBS) scripts/embed-lua.sh
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LUA   $@")
-	$(Q)sh scripts/embed-lua.sh $(LUA_SRC) > $@
+	$(Q)sh scripts/embed-lua.sh "$(LUA_LIBS)" $(LUA_SRC) > $@
 
 $(BUILD)/lua_scripts.o: $(BUILD)/lua_scripts.c
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@

@@ -35,7 +35,9 @@ struct rds {
     char sha[RDS_MAX_SCRIPTS][41];      /* loaded SHA per script, "" unknown */
 };
 
-/* One in-flight call: a copy of its arguments, kept for a NOSCRIPT resend. */
+/* One in-flight call: a copy of its arguments, kept for a NOSCRIPT resend.
+ * A script call may have a follower (rdsScriptThen): a read sent right
+ * behind it, whose answer only counts when it ran after the script. */
 typedef struct rdsCall {
     rds *c;
     int script;                         /* index in scriptSources, -1 plain */
@@ -45,6 +47,9 @@ typedef struct rdsCall {
     rdsCallback *cb;
     void *priv;
     char *data;                         /* all argument bytes */
+    struct rdsCall *then;               /* the follower, until this answers */
+    int stale;                          /* follower: answers to drop first */
+    int orphan;                         /* follower: its script never ran */
 } rdsCall;
 
 static void rdsConnect(rds *c);
@@ -110,64 +115,125 @@ static int callSend(rdsCall *k, int as_eval) {
     return 0;
 }
 
+/* NOSCRIPT: send k again as EVAL (and its follower again behind it).
+ * Returns 0 when resent. */
+static int callResend(rdsCall *k) {
+    rds *c = k->c;
+    if (c->sha[k->script][0])
+        lfLog(LF_INFO, "event=script_reload script=%s reason=NOSCRIPT",
+              scriptSources[k->script].name);
+    c->sha[k->script][0] = '\0';
+    /* Relearn the SHA so that later calls are EVALSHA again. */
+    redisAsyncCommand(c->ac, onScriptLoaded, (void *)(intptr_t)k->script,
+                      "SCRIPT LOAD %s", scriptSources[k->script].src);
+    if (callSend(k, 1) < 0) return -1;
+    if (k->then) {
+        lfLog(LF_INFO, "event=read_again script=%s reason=\"the script ran after "
+              "its read (resent as EVAL)\"", scriptSources[k->script].name);
+        if (callSend(k->then, 0) == 0) k->then->stale++;
+        else k->then->orphan = 1;
+    }
+    return 0;
+}
+
 static void callReply(redisAsyncContext *ac, void *r, void *priv) {
     rdsCall *k = priv;
     redisReply *reply = r;
     (void)ac;
+    if (k->stale > 0) {                 /* ran before its script: drop */
+        k->stale--;
+        return;
+    }
     if (reply && reply->type == REDIS_REPLY_ERROR && k->script >= 0 &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0) {
-        if (k->c->sha[k->script][0])
-            lfLog(LF_INFO, "event=script_reload script=%s reason=NOSCRIPT",
-                  scriptSources[k->script].name);
-        k->c->sha[k->script][0] = '\0';
-        /* Relearn the SHA so that later calls are EVALSHA again. */
-        redisAsyncCommand(k->c->ac, onScriptLoaded, (void *)(intptr_t)k->script,
-                          "SCRIPT LOAD %s", scriptSources[k->script].src);
-        if (callSend(k, 1) == 0) return;
+        if (callResend(k) == 0) return;
         reply = NULL;
+        if (k->then) k->then->orphan = 1;
     }
     if (reply && reply->type == REDIS_REPLY_ERROR)
         lfLog(LF_WARN, "event=redis_error script=%s error=\"%.200s\"",
               k->script >= 0 ? scriptSources[k->script].name : "-", reply->str);
-    k->cb(k->c, reply, k->priv);
+    k->cb(k->c, k->orphan ? NULL : reply, k->priv);
+    rdsCall *t = k->then;
+    if (t && t->stale < 0) {            /* the read never went out */
+        t->cb(t->c, NULL, t->priv);
+        callFree(t);
+    }
     callFree(k);
 }
 
-int rdsScript(rds *c, const char *name, int nkeys, const char **keys,
-              int nargs, const char **argv, const size_t *argvlen,
-              rdsCallback *cb, void *priv) {
-    int script = -1;
+static int scriptIndex(const char *name) {
     for (int i = 0; scriptSources[i].name; i++)
-        if (strcmp(scriptSources[i].name, name) == 0) script = i;
-    if (script < 0 || script >= RDS_MAX_SCRIPTS) {
-        lfLog(LF_ERROR, "event=bug unknown_script=%s", name);
-        return -1;
-    }
-    if (!c->ready) return -1;
+        if (strcmp(scriptSources[i].name, name) == 0)
+            return i < RDS_MAX_SCRIPTS ? i : -1;
+    return -1;
+}
 
-    int argc = 3 + nkeys + nargs;
-    const char **v = malloc(sizeof(char *) * (size_t)argc);
-    size_t *vl = malloc(sizeof(size_t) * (size_t)argc);
+/* The argument vector of a script call: EVAL, (script), numkeys, keys,
+ * args. argv[1] is filled at send time; the caller frees v and vl. */
+static int scriptArgv(const rdsScriptCall *sc, const char ***v, size_t **vl,
+                      char *nk, size_t nklen) {
+    int nkeys = KEY_COUNT + (sc->extra_key != NULL);
+    int argc = 3 + nkeys + sc->nargs;
+    *v = malloc(sizeof(char *) * (size_t)argc);
+    *vl = malloc(sizeof(size_t) * (size_t)argc);
+    if (!*v || !*vl) abort();
+    (*v)[0] = "EVAL", (*vl)[0] = 4;
+    (*v)[1] = "", (*vl)[1] = 0;
+    (*vl)[2] = (size_t)snprintf(nk, nklen, "%d", nkeys);
+    (*v)[2] = nk;
+    int i = 3;
+    for (int k = 0; k < KEY_COUNT; k++, i++)
+        (*v)[i] = sc->keys->argv[k], (*vl)[i] = strlen(sc->keys->argv[k]);
+    if (sc->extra_key) (*v)[i] = sc->extra_key, (*vl)[i++] = strlen(sc->extra_key);
+    for (int k = 0; k < sc->nargs; k++, i++) (*v)[i] = sc->argv[k], (*vl)[i] = sc->argvlen[k];
+    return argc;
+}
+
+static rdsCall *scriptCallNew(rds *c, const rdsScriptCall *sc, rdsCallback *cb,
+                              void *priv) {
+    int script = scriptIndex(sc->name);
+    if (script < 0) {
+        lfLog(LF_ERROR, "event=bug unknown_script=%s", sc->name);
+        abort();
+    }
+    const char **v;
+    size_t *vl;
     char nk[16];
-    if (!v || !vl) abort();
-    v[0] = "EVAL"; vl[0] = 4;
-    v[1] = ""; vl[1] = 0;
-    vl[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
-    v[2] = nk;
-    for (int i = 0; i < nkeys; i++) {
-        v[3 + i] = keys[i];
-        vl[3 + i] = strlen(keys[i]);
-    }
-    for (int i = 0; i < nargs; i++) {
-        v[3 + nkeys + i] = argv[i];
-        vl[3 + nkeys + i] = argvlen[i];
-    }
+    int argc = scriptArgv(sc, &v, &vl, nk, sizeof(nk));
     rdsCall *k = callNew(c, script, argc, v, vl, cb, priv);
     free(v);
     free(vl);
+    return k;
+}
+
+int rdsScript(rds *c, const rdsScriptCall *sc, rdsCallback *cb, void *priv) {
+    if (!c->ready) return -1;
+    rdsCall *k = scriptCallNew(c, sc, cb, priv);
     if (callSend(k, 0) < 0) {
         callFree(k);
         return -1;
+    }
+    return 0;
+}
+
+int rdsScriptThen(rds *c, const rdsScriptCall *sc, rdsCallback *cb, void *priv,
+                  int rargc, const char **rargv, const size_t *rargvlen,
+                  rdsCallback *rcb, void *rpriv) {
+    if (!c->ready) return -1;
+    rdsCall *k = scriptCallNew(c, sc, cb, priv);
+    rdsCall *t = callNew(c, -1, rargc, rargv, rargvlen, rcb, rpriv);
+    if (callSend(k, 0) < 0) {
+        callFree(k);
+        callFree(t);
+        return -1;
+    }
+    k->then = t;
+    /* Sending right behind a sent call fails only when the context is
+     * going away: then the read's answer is NULL, after the script's. */
+    if (callSend(t, 0) < 0) {
+        t->orphan = 1;
+        t->stale = -1;
     }
     return 0;
 }
@@ -337,22 +403,14 @@ fail:
     return NULL;
 }
 
-redisReply *rdsScriptSync(redisContext *rc, const char *name, int nkeys,
-                          const char **keys, int nargs, const char **argv,
-                          const size_t *argvlen) {
-    const char *src = scriptFind(name);
-    int argc = 3 + nkeys + nargs;
-    const char **v = malloc(sizeof(char *) * (size_t)argc);
-    size_t *vl = malloc(sizeof(size_t) * (size_t)argc);
+redisReply *rdsScriptSync(redisContext *rc, const rdsScriptCall *sc) {
+    const char *src = scriptFind(sc->name);
+    const char **v;
+    size_t *vl;
     char nk[16];
-    if (!v || !vl || !src) abort();
-    v[0] = "EVAL"; vl[0] = 4;
-    v[1] = src; vl[1] = strlen(src);
-    vl[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
-    v[2] = nk;
-    for (int i = 0; i < nkeys; i++) v[3 + i] = keys[i], vl[3 + i] = strlen(keys[i]);
-    for (int i = 0; i < nargs; i++)
-        v[3 + nkeys + i] = argv[i], vl[3 + nkeys + i] = argvlen[i];
+    if (!src) abort();
+    int argc = scriptArgv(sc, &v, &vl, nk, sizeof(nk));
+    v[1] = src, vl[1] = strlen(src);
     redisReply *r = redisCommandArgv(rc, argc, v, vl);
     free(v);
     free(vl);

@@ -5,7 +5,8 @@
  * backoff, redoes AUTH and SELECT, and (re)loads the Lua scripts. Scripts
  * are called by name with rdsScript(): EVALSHA when the SHA is known, EVAL
  * otherwise, and a NOSCRIPT answer (after SCRIPT FLUSH or a restart) is
- * answered by resending the same call as EVAL. */
+ * answered by resending the same call as EVAL. Every script receives the
+ * fleet's keys in proto.def's one order (plus, for a claim, its list). */
 #ifndef LF_RDS_H
 #define LF_RDS_H
 
@@ -13,6 +14,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "keys.h"
 #include "rurl.h"
 
 struct event_base;
@@ -37,13 +39,33 @@ void rdsFree(rds *c);
 /* 1 when connected and ready (AUTH/SELECT sent). */
 int rdsReady(const rds *c);
 
-/* Call the embedded script `name` (scripts/lua/NAME.lua) with nkeys keys
- * and nargs arguments (binary safe; copied, so the caller's memory may go
- * once this returns). Returns 0 when sent; -1 when not connected, in which
+/* A script call: the embedded script `name` (scripts/lua/NAME.lua), the
+ * fleet's keys, one more key when extra_key is not NULL, and nargs
+ * arguments (binary safe; copied by the call, so the caller's memory may
+ * go once it returns). */
+typedef struct rdsScriptCall {
+    const char *name;
+    const keySet *keys;
+    const char *extra_key;
+    int nargs;
+    const char **argv;
+    const size_t *argvlen;
+} rdsScriptCall;
+
+/* Send a script call. Returns 0 when sent; -1 when not connected, in which
  * case cb is NOT called. */
-int rdsScript(rds *c, const char *name, int nkeys, const char **keys,
-              int nargs, const char **argv, const size_t *argvlen,
-              rdsCallback *cb, void *priv);
+int rdsScript(rds *c, const rdsScriptCall *sc, rdsCallback *cb, void *priv);
+
+/* A script call, then a plain command that reads what the script left
+ * (pipelined: one round trip). rds keeps the order whatever happens: the
+ * read's callback always comes after the script's, and its reply is from
+ * a read that ran after the script (a NOSCRIPT resend sends the read
+ * again and drops the first read's answer); if the script could not be
+ * sent again, the read's callback gets NULL. Returns 0 when sent (both
+ * callbacks will be called), -1 when not connected (neither is). */
+int rdsScriptThen(rds *c, const rdsScriptCall *sc, rdsCallback *cb, void *priv,
+                  int rargc, const char **rargv, const size_t *rargvlen,
+                  rdsCallback *rcb, void *rpriv);
 
 /* A plain command (binary safe, copied). Same return rule as rdsScript. */
 int rdsCommand(rds *c, int argc, const char **argv, const size_t *argvlen,
@@ -55,11 +77,10 @@ int rdsCommand(rds *c, int argc, const char **argv, const size_t *argvlen,
  * message never contains the password). */
 redisContext *rdsConnectSync(const rurl *url, char *err, size_t errlen);
 
-/* Run a script on a blocking connection (EVAL). Caller frees the reply.
- * NULL on connection error (err set). */
-redisReply *rdsScriptSync(redisContext *rc, const char *name, int nkeys,
-                          const char **keys, int nargs, const char **argv,
-                          const size_t *argvlen);
+/* Run a script call on a blocking connection (EVAL). Returns the reply
+ * (the caller frees it), or NULL on a connection error (rc->errstr says
+ * why). */
+redisReply *rdsScriptSync(redisContext *rc, const rdsScriptCall *sc);
 
 /* Resolve the Redis URL from --redis-url / LLMFLEET_REDIS_URL, adding the
  * password from LLMFLEET_REDIS_PASSWORD or LLMFLEET_REDIS_PASSWORD_FILE when

@@ -321,6 +321,51 @@ done:
     return rc;
 }
 
+int priceParseLine(const char *line, char *model, size_t modellen, price *p,
+                   char *err, size_t errlen) {
+    priceEntry e;
+    size_t len = strlen(line);
+    char *copy = malloc(len + 1);
+    if (!copy) abort();
+    memcpy(copy, line, len + 1);
+    memset(&e, 0, sizeof(e));
+    int k = parsePriceLine(copy, len, &e, err, errlen);
+    free(copy);
+    if (k == 1) snprintf(err, errlen, "empty price line");
+    if (k != 0) return -1;
+    snprintf(model, modellen, "%s", e.model);
+    *p = e.p;
+    return 0;
+}
+
+int priceAdd(const char *model, const price *p) {
+    priceEntry e;
+    if (!validModel(model)) return -1;
+    memset(&e, 0, sizeof(e));
+    strcpy(e.model, model);
+    e.p = *p;
+    return applyEntries(&e, 1);
+}
+
+void priceEach(priceVisit *fn, void *arg) {
+    for (size_t i = 0; i < noverrides; i++) fn(overrides[i].model, &overrides[i].p, 0, arg);
+    for (size_t i = 0; i < sizeof(builtinPrices) / sizeof(builtinPrices[0]); i++) {
+        const char *m = builtinPrices[i].model;
+        if (findExact(m, strlen(m)) == &builtinPrices[i].p)
+            fn(m, &builtinPrices[i].p, 1, arg);
+    }
+}
+
+int priceFormatLine(const char *model, const price *p, char *out, size_t outlen) {
+    char f[5][32];
+    priceFormatUsd(p->input, f[0], 32);
+    priceFormatUsd(p->cache_write_5m, f[1], 32);
+    priceFormatUsd(p->cache_write_1h, f[2], 32);
+    priceFormatUsd(p->cache_read, f[3], 32);
+    priceFormatUsd(p->output, f[4], 32);
+    return snprintf(out, outlen, "%s %s %s %s %s %s", model, f[0], f[1], f[2], f[3], f[4]);
+}
+
 void priceResetOverrides(void) {
     free(overrides);
     overrides = NULL;

@@ -48,8 +48,27 @@ long long priceReserve(const price *p, long long input_tokens, long long max_tok
  * problem (nothing from a bad file is applied). */
 int priceLoadFile(const char *path, char *err, size_t errlen);
 
-/* Forget entries loaded from files (tests). */
+/* Forget entries loaded from files or added (a worker reloading the
+ * fleet's table starts from the built-in one). */
 void priceResetOverrides(void);
+
+/* Parse one price line ("MODEL INPUT CACHE_WRITE_5M CACHE_WRITE_1H
+ * CACHE_READ OUTPUT", USD per MTok) into model and p. Returns 0, or -1
+ * with err naming the problem. */
+int priceParseLine(const char *line, char *model, size_t modellen, price *p,
+                   char *err, size_t errlen);
+
+/* Add or replace one model's prices. Returns 0, or -1 for a bad model id
+ * or out of memory. */
+int priceAdd(const char *model, const price *p);
+
+/* Every model in force: added/loaded ones (builtin 0), then the built-in
+ * ones they do not replace (builtin 1). */
+typedef void priceVisit(const char *model, const price *p, int builtin, void *arg);
+void priceEach(priceVisit *fn, void *arg);
+
+/* Format a price line as priceParseLine reads it. Returns its length. */
+int priceFormatLine(const char *model, const price *p, char *out, size_t outlen);
 
 /* Format micro-dollars as a decimal USD string ("0.012345"). Returns length. */
 int priceFormatUsd(long long micros, char *out, size_t outlen);

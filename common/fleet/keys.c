@@ -5,9 +5,9 @@
 #include <string.h>
 
 static const char *keyNames[KEY_COUNT] = {
-    "jobs", "leases", "claimed", "delayed", "delayedjob", "done",
-    "attempts", "results", "dead", "workers", "limits", "state", "stats",
-    "inflight", "reserv", "retrylog", "lost",
+#define X(N, name, doc) #name,
+    LF_KEYS(X)
+#undef X
 };
 
 int keysInit(keySet *ks, const char *fleet) {
@@ -19,8 +19,10 @@ int keysInit(keySet *ks, const char *fleet) {
               (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
             return -1;
     }
-    for (int k = 0; k < KEY_COUNT; k++)
+    for (int k = 0; k < KEY_COUNT; k++) {
         snprintf(ks->name[k], sizeof(ks->name[k]), "llmfleet:{%s}:%s", fleet,
                  keyNames[k]);
+        ks->argv[k] = ks->name[k];
+    }
     return 0;
 }

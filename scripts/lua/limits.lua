@@ -1,11 +1,25 @@
--- limits.lua — the fleet limits in force: the `limits` hash over the
--- defaults of _lib.lua (the one place defaults live).
+-- limits.lua — `llmfleet limits`: change, then show, the fleet limits in
+-- force (the `limits` hash over LIMIT_DEFAULTS). Values arrive validated
+-- by the CLI (proto.def's LF_LIMITS says what each takes); all changes of
+-- one call land together.
 --
--- KEYS[1] limits
+-- KEYS: the fleet's keys (proto.def).
+-- ARGV: name1, value1, name2, value2, ... to set ('' removes: the default
+--       applies again); none to only show.
 -- Reply: {name1, value1, set1, name2, value2, set2, ...} sorted by name;
 -- set is 1 when the value is stored in Redis, 0 for a default.
-local stored = loadHash(KEYS[1])
-local l = loadLimits(KEYS[1])
+local hset, hdel = {}, {}
+for i = 1, #ARGV - 1, 2 do
+    if LIMIT_DEFAULTS[ARGV[i]] == nil then
+        return redis.error_reply('unknown limit ' .. ARGV[i])
+    end
+    if ARGV[i + 1] == '' then hdel[#hdel + 1] = ARGV[i]
+    else hset[#hset + 1] = ARGV[i]; hset[#hset + 1] = ARGV[i + 1] end
+end
+if #hset > 0 then rcall('HSET', K.limits, unpack(hset)) end
+if #hdel > 0 then rcall('HDEL', K.limits, unpack(hdel)) end
+local stored = loadHash(K.limits)
+local l = loadLimits()
 local names = {}
 for k in pairs(l) do names[#names + 1] = k end
 table.sort(names)

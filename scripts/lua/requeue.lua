@@ -8,7 +8,7 @@
 -- first. Oldest entries first. With an id, only the entries of that id (the
 -- entry's, or for a job refused before its id was read, the job's own).
 --
--- KEYS[1] dead  KEYS[2] jobs  KEYS[3] done  KEYS[4] attempts  KEYS[5] lost
+-- KEYS: the fleet's keys (proto.def).
 -- ARGV[1] at most this many entries   ARGV[2] only this id ('' any)
 -- Reply: {requeued, skipped (entries that are not llmfleet dead letters)}
 local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
@@ -36,7 +36,7 @@ end
 local max = tonumber(ARGV[1]) or 0
 local want = ARGV[2]
 local n, skipped = 0, 0
-local entries = rcall('LRANGE', KEYS[1], 0, -1)
+local entries = rcall('LRANGE', K.dead, 0, -1)
 for i = #entries, 1, -1 do                  -- LPUSHed: the oldest is last
     if n >= max then break end
     local e = entries[i]
@@ -57,13 +57,13 @@ for i = #entries, 1, -1 do                  -- LPUSHed: the oldest is last
     if not raw then
         skipped = skipped + 1
     elseif want == '' or jobId == want then
-        rcall('LREM', KEYS[1], 1, e)
+        rcall('LREM', K.dead, 1, e)
         if id then
-            rcall('SREM', KEYS[3], id)
-            rcall('HDEL', KEYS[4], id)
-            rcall('HDEL', KEYS[5], id)
+            rcall('SREM', K.done, id)
+            rcall('HDEL', K.attempts, id)
+            rcall('HDEL', K.lost, id)
         end
-        rcall('RPUSH', KEYS[2], raw)
+        rcall('RPUSH', K.jobs, raw)
         n = n + 1
     end
 end

@@ -1,10 +1,11 @@
 /* admin.c — operator subcommands on the fleet's shared state: limits,
  * status, pause, resume, dead.
  *
- * Values are validated here, before anything is written; a `limits set`
- * writes all its keys in one HSET, so workers never see half a change.
- * Defaults live in scripts/lua/_lib.lua only; `limits show` and `status`
- * read them through limits.lua and status.lua. */
+ * Values are validated here, before anything is written, against
+ * proto.def's LF_LIMITS (names, kinds, minimums; the defaults there are the
+ * Lua side's). Shared state changes only inside scripts: `limits set`
+ * (limits.lua: all keys of one call land together), pause and resume
+ * (pause.lua), dead requeue and purge (requeue.lua, purge.lua). */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -21,7 +22,9 @@
 #include "cli.h"
 #include "keys.h"
 #include "opt.h"
+#include "codec.h"
 #include "price.h"
+#include "proto.h"
 #include "rds.h"
 
 /* ---- limits ----------------------------------------------------------- */
@@ -35,19 +38,9 @@ static const struct limitDef {
     const char *choices;        /* LIM_ENUM: "a|b" */
     const char *help;
 } limitDefs[] = {
-    {"max_in_flight", LIM_INT, 1, NULL, "requests in flight across the fleet"},
-    {"soft_token_floor", LIM_FLOOR, 0, NULL, "tokens (or N%) under which dispatches are paced to the refill"},
-    {"hard_token_floor", LIM_FLOOR, 0, NULL, "tokens (or N%) under which the fleet stops until the reset"},
-    {"max_spend_usd", LIM_USD, 0, NULL, "spend cap in USD; 'none' removes it"},
-    {"max_attempts", LIM_INT, 1, NULL, "API attempts per job"},
-    {"base_delay", LIM_DURATION, 0, NULL, "retry backoff base (500ms, 2s, 1m; bare numbers are seconds)"},
-    {"max_delay", LIM_DURATION, 0, NULL, "retry backoff cap"},
-    {"retry_budget_per_min", LIM_INT, 0, NULL, "retries the whole fleet may send per minute"},
-    {"ceiling", LIM_ENUM, 0, "fixed|auto", "in-flight ceiling: max_in_flight, or Little's law under it"},
-    {"max_pause", LIM_DURATION, 1, NULL, "longest wait sat out as a short pause; longer ones probe"},
-    {"probe_interval", LIM_DURATION, 100, NULL, "one probe per interval during a long pause"},
-    {"output_rule", LIM_ENUM, 0, "actual|reserve", "how the API counts output tokens (2026 docs: actual)"},
-    {"max_deliveries", LIM_INT, 1, NULL, "deliveries lost with their worker before a job is dead-lettered"},
+#define X(name, kind, min, choices, def, help) {#name, LIM_##kind, min, choices, help},
+    LF_LIMITS(X)
+#undef X
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -145,9 +138,12 @@ static int validateLimit(const char *name, const char *v, char *out, size_t outl
     return -1;
 }
 
-static int limitsShow(redisContext *c, const keySet *ks) {
-    const char *keys[] = {ks->name[KEY_LIMITS]};
-    redisReply *r = rdsScriptSync(c, "limits", 1, keys, 0, NULL, NULL);
+/* Set (pairs name, value; value "" removes) then show, in one script. */
+static int limitsCall(redisContext *c, const keySet *ks, int n, const char **v) {
+    size_t vl[2 * 64];
+    for (int i = 0; i < n; i++) vl[i] = strlen(v[i]);
+    rdsScriptCall sc = {"limits", ks, NULL, n, v, vl};
+    redisReply *r = rdsScriptSync(c, &sc);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         fprintf(stderr, "llmfleet limits: %s\n", r ? r->str : c->errstr);
         if (r) freeReplyObject(r);
@@ -194,9 +190,9 @@ int cliLimits(const cliCommon *cc0, int argc, char **argv) {
     }
     /* Validate everything before writing anything. */
     char vals[64][64], err[300];
-    const char *hv[2 + 2 * 64], *dv[2 + 64];
-    int nh = 2, nd = 2;
-    for (int i = 1; set && i < npos; i++) {
+    const char *kv[2 * 64];
+    int nkv = 0;
+    for (int i = 1; set && i < npos && i < 64; i++) {
         char *eq = strchr(pos[i], '=');
         if (!eq) {
             fprintf(stderr, "llmfleet limits set: expected KEY=VALUE, got \"%s\"\n", pos[i]);
@@ -207,37 +203,13 @@ int cliLimits(const cliCommon *cc0, int argc, char **argv) {
             fprintf(stderr, "llmfleet limits set: %s\n", err);
             return 2;
         }
-        if (vals[i][0]) hv[nh++] = pos[i], hv[nh++] = vals[i];
-        else dv[nd++] = pos[i];
+        kv[nkv++] = pos[i];
+        kv[nkv++] = vals[i];
     }
     keySet ks;
     redisContext *c = cliConnect("limits", &cc, &ks);
     if (!c) return 2;
-    int rc = 0;
-    if (set) {
-        /* One MULTI/EXEC: workers see the whole change or none of it. */
-        redisAppendCommand(c, "MULTI");
-        hv[0] = "HSET", hv[1] = ks.name[KEY_LIMITS];
-        dv[0] = "HDEL", dv[1] = ks.name[KEY_LIMITS];
-        if (nh > 2) redisAppendCommandArgv(c, nh, hv, NULL);
-        if (nd > 2) redisAppendCommandArgv(c, nd, dv, NULL);
-        redisAppendCommand(c, "EXEC");
-        int n = 2 + (nh > 2) + (nd > 2);
-        for (int i = 0; i < n; i++) {
-            redisReply *rr;
-            if (redisGetReply(c, (void **)&rr) != REDIS_OK) {
-                fprintf(stderr, "llmfleet limits: %s\n", c->errstr);
-                rc = 1;
-                break;
-            }
-            if (rr->type == REDIS_REPLY_ERROR) {
-                fprintf(stderr, "llmfleet limits: Redis refused: %s\n", rr->str);
-                rc = 1;
-            }
-            freeReplyObject(rr);
-        }
-    }
-    if (rc == 0) rc = limitsShow(c, &ks);
+    int rc = limitsCall(c, &ks, nkv, kv);
     redisFree(c);
     return rc;
 }
@@ -247,68 +219,55 @@ int cliLimits(const cliCommon *cc0, int argc, char **argv) {
 static volatile sig_atomic_t stopWatch;
 static void onStop(int sig) { (void)sig; stopWatch = 1; }
 
-static const char *get(redisReply *r, const char *name) {
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        if (strcmp(r->element[i]->str, name) == 0) return r->element[i + 1]->str;
-    return NULL;
-}
-
-static void printBucket(redisReply *r, const char *b, const char *label) {
-    char k[32];
-    snprintf(k, sizeof(k), "%s_estimate", b);
-    const char *est = get(r, k);
-    if (!est) {
+/* The buckets' four status fields follow each other in proto.def. */
+static void printBucket(const char **v, statusField est, const char *label) {
+    if (!*v[est]) {
         printf("  %-16s (no rate-limit headers seen yet)\n", label);
         return;
     }
-    snprintf(k, sizeof(k), "%s_limit", b);
-    const char *lim = get(r, k);
-    snprintf(k, sizeof(k), "%s_soft_floor", b);
-    const char *soft = get(r, k);
-    snprintf(k, sizeof(k), "%s_hard_floor", b);
-    const char *hard = get(r, k);
-    printf("  %-16s %s of %s per min (soft floor %s, hard floor %s)\n", label, est,
-           lim, soft, hard);
+    printf("  %-16s %s of %s per min (soft floor %s, hard floor %s)\n", label,
+           v[est], v[est + 1], v[est + 2], v[est + 3]);
 }
 
-static void printStatus(const char *fleet, redisReply *r) {
-    long long now = atoll(get(r, "now_ms"));
+#define S(f) v[STATUS_##f]
+
+static void printStatus(const char *fleet, const char **v) {
+    long long now = atoll(S(now_ms));
     printf("fleet %s\n", fleet);
     printf("  queue            %s queued, %s leased, %s delayed (retries), %s dead\n",
-           get(r, "queued"), get(r, "leased"), get(r, "delayed"), get(r, "dead"));
-    printf("  in flight        %s / ceiling %s (%s)\n", get(r, "in_flight"),
-           get(r, "ceiling"), get(r, "ceiling_mode"));
-    printf("  results          %s done, %s in stream (%s ok, %s error)\n", get(r, "done"),
-           get(r, "results"), get(r, "total_ok"), get(r, "total_error"));
-    printBucket(r, "r", "requests");
-    printBucket(r, "i", "input tokens");
-    printBucket(r, "o", "output tokens");
-    if (atoi(get(r, "paused"))) {
-        long long until = atoll(get(r, "pause_until_ms"));
-        long long left = (until - now) / 1000;
+           S(queued), S(leased), S(delayed), S(dead));
+    printf("  in flight        %s / ceiling %s (%s)\n", S(in_flight), S(ceiling),
+           S(ceiling_mode));
+    printf("  results          %s done, %s in stream (%s ok, %s error)\n", S(done),
+           S(results), S(total_ok), S(total_error));
+    printBucket(v, STATUS_r_estimate, "requests");
+    printBucket(v, STATUS_i_estimate, "input tokens");
+    printBucket(v, STATUS_o_estimate, "output tokens");
+    if (atoi(S(paused))) {
+        long long left = (atoll(S(pause_until_ms)) - now) / 1000;
         if (left > 10LL * 365 * 86400)
-            printf("  PAUSED           %s (%s)\n", get(r, "pause_reason"), get(r, "pause_kind"));
+            printf("  PAUSED           %s (%s)\n", S(pause_reason), S(pause_kind));
         else
-            printf("  PAUSED           %s (%s; resumes in %lld s)\n", get(r, "pause_reason"),
-                   get(r, "pause_kind"), left);
+            printf("  PAUSED           %s (%s; resumes in %lld s)\n", S(pause_reason),
+                   S(pause_kind), left);
     } else {
         printf("  pause            no\n");
     }
-    const char *cap = get(r, "max_spend_usd");
-    printf("  spend            $%s spent + $%s reserved / cap %s%s%s\n", get(r, "spent_usd"),
-           get(r, "reserved_usd"), *cap ? "$" : "", *cap ? cap : "none",
-           atoi(get(r, "budget_stopped")) ? "  STOPPED at the cap" : "");
+    const char *cap = S(max_spend_usd);
+    printf("  spend            $%s spent + $%s reserved / cap %s%s%s\n", S(spent_usd),
+           S(reserved_usd), *cap ? "$" : "", *cap ? cap : "none",
+           atoi(S(budget_stopped)) ? "  STOPPED at the cap" : "");
     printf("  retries          %s in the last minute / budget %s (%s total, %s refused)\n",
-           get(r, "retries_last_min"), get(r, "retry_budget_per_min"),
-           get(r, "total_retries"), get(r, "total_retry_budget_refusals"));
+           S(retries_last_min), S(retry_budget_per_min), S(total_retries),
+           S(total_retry_budget_refusals));
     printf("  API              %s requests, %s x 429, %s hard-floor stops, latency ~%s ms\n",
-           get(r, "total_requests"), get(r, "total_r429"), get(r, "total_hard_floor_hits"),
-           get(r, "latency_ewma_ms"));
-    printf("  workers alive    %s\n", get(r, "workers_alive"));
+           S(total_requests), S(total_r429), S(total_hard_floor_hits), S(latency_ewma_ms));
+    printf("  workers alive    %s\n", S(workers_alive));
     printf("  last minute      %s jobs/s, %s req/s, %s input tok/s, %s output tok/s\n",
-           get(r, "jobs_per_s"), get(r, "requests_per_s"), get(r, "input_tokens_per_s"),
-           get(r, "output_tokens_per_s"));
+           S(jobs_per_s), S(requests_per_s), S(input_tokens_per_s), S(output_tokens_per_s));
 }
+
+#undef S
 
 static int isNumeric(const char *s) {
     if (!*s) return 0;
@@ -339,19 +298,16 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
     keySet ks;
     redisContext *c = cliConnect("status", &cc, &ks);
     if (!c) return 2;
-    const char *keys[] = {
-        ks.name[KEY_JOBS], ks.name[KEY_LEASES], ks.name[KEY_INFLIGHT],
-        ks.name[KEY_DELAYED], ks.name[KEY_DEAD], ks.name[KEY_DONE],
-        ks.name[KEY_RESULTS], ks.name[KEY_WORKERS], ks.name[KEY_LIMITS],
-        ks.name[KEY_STATE], ks.name[KEY_STATS], ks.name[KEY_RETRYLOG],
-    };
+    rdsScriptCall sc = {"status", &ks, NULL, 0, NULL, NULL};
     signal(SIGINT, onStop);
     signal(SIGTERM, onStop);
     int rc = 0, tty = isatty(STDOUT_FILENO);
     do {
-        redisReply *rr = rdsScriptSync(c, "status", 12, keys, 0, NULL, NULL);
-        if (!rr || rr->type != REDIS_REPLY_ARRAY) {
-            fprintf(stderr, "llmfleet status: %s\n", rr ? rr->str : c->errstr);
+        redisReply *rr = rdsScriptSync(c, &sc);
+        const char *v[STATUS_COUNT];
+        if (statusParse(rr, v) < 0) {
+            fprintf(stderr, "llmfleet status: %s\n", !rr ? c->errstr
+                    : rr->type == REDIS_REPLY_ERROR ? rr->str : "unexpected reply from status.lua");
             if (rr) freeReplyObject(rr);
             rc = 1;
             break;
@@ -360,20 +316,22 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
             buf b = {0};
             bufAppendStr(&b, "{\"fleet\":");
             bufAppendJsonString(&b, cc.fleet, strlen(cc.fleet));
-            for (size_t i = 0; i + 1 < rr->elements; i += 2) {
-                redisReply *k = rr->element[i], *v = rr->element[i + 1];
+            for (int i = 0; i < STATUS_COUNT; i++) {
+                if (!*v[i] && i != STATUS_max_spend_usd &&
+                    !(i == STATUS_pause_reason && atoi(v[STATUS_paused])))
+                    continue;           /* does not apply */
                 bufAppend(&b, ",", 1);
-                bufAppendJsonString(&b, k->str, k->len);
+                bufAppendJsonString(&b, statusNames[i], strlen(statusNames[i]));
                 bufAppend(&b, ":", 1);
-                if (isNumeric(v->str)) bufAppend(&b, v->str, v->len);
-                else bufAppendJsonString(&b, v->str, v->len);
+                if (isNumeric(v[i])) bufAppendStr(&b, v[i]);
+                else bufAppendJsonString(&b, v[i], strlen(v[i]));
             }
             bufAppendStr(&b, "}\n");
             fwrite(b.p, 1, b.len, stdout);
             bufFree(&b);
         } else {
             if (watch && tty) printf("\033[H\033[J");
-            printStatus(cc.fleet, rr);
+            printStatus(cc.fleet, v);
         }
         fflush(stdout);
         freeReplyObject(rr);
@@ -406,20 +364,30 @@ int cliPause(const cliCommon *cc0, int argc, char **argv, int resume) {
     keySet ks;
     redisContext *c = cliConnect(cmd, &cc, &ks);
     if (!c) return 2;
-    char why[300];
+    char why[300], kind[8];
     snprintf(why, sizeof(why), "operator: %s", reason);
-    redisReply *rr = resume
-        ? redisCommand(c, "HSET %s pause_until 0 pause_long 0 pause_reason %s",
-                       ks.name[KEY_STATE], "")
-        : redisCommand(c, "HSET %s pause_until 99999999999999 pause_long 2 pause_reason %s",
-                       ks.name[KEY_STATE], why);
+    const char *v[PA_COUNT];
+    size_t vl[PA_COUNT];
+    v[PA_KIND] = kind;
+    vl[PA_KIND] = fmtLL(kind, resume ? -1 : PAUSE_OPERATOR);
+    v[PA_REASON] = why;
+    vl[PA_REASON] = strlen(why);
+    rdsScriptCall sc = {"pause", &ks, NULL, PA_COUNT, v, vl};
+    redisReply *rr = rdsScriptSync(c, &sc);
     int rc = 0;
-    if (!rr || rr->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "llmfleet %s: %s\n", cmd, rr ? rr->str : c->errstr);
+    if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 2) {
+        fprintf(stderr, "llmfleet %s: %s\n", cmd,
+                rr && rr->type == REDIS_REPLY_ERROR ? rr->str : c->errstr);
         rc = 1;
+    } else if (!resume) {
+        fprintf(stderr, "llmfleet pause: fleet %s paused; in-flight requests finish, "
+                "jobs stay queued\n", cc.fleet);
     } else {
-        fprintf(stderr, "llmfleet %s: fleet %s %s\n", cmd, cc.fleet,
-                resume ? "resumed" : "paused; in-flight requests finish, jobs stay queued");
+        fprintf(stderr, "llmfleet resume: fleet %s %s\n", cc.fleet,
+                rr->element[0]->integer ? "resumed" : "was not paused");
+        if (rr->element[1]->integer)
+            fprintf(stderr, "llmfleet resume: the fleet is still stopped at its spend "
+                    "cap (max_spend_usd): raise or remove the cap to go on\n");
     }
     if (rr) freeReplyObject(rr);
     redisFree(c);
@@ -432,11 +400,10 @@ int cliPause(const cliCommon *cc0, int argc, char **argv, int resume) {
  * new result. */
 static int deadRequeue(redisContext *c, const keySet *ks, long count, const char *id) {
     char n[24];
-    const char *keys[] = {ks->name[KEY_DEAD], ks->name[KEY_JOBS], ks->name[KEY_DONE],
-                          ks->name[KEY_ATTEMPTS], ks->name[KEY_LOST]};
     const char *v[] = {n, id};
     size_t vl[] = {fmtLL(n, count), strlen(id)};
-    redisReply *rr = rdsScriptSync(c, "requeue", 5, keys, 2, v, vl);
+    rdsScriptCall sc = {"requeue", ks, NULL, 2, v, vl};
+    redisReply *rr = rdsScriptSync(c, &sc);
     int rc = 0;
     if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 2) {
         fprintf(stderr, "llmfleet dead: %s\n",
@@ -488,14 +455,16 @@ int cliDead(const cliCommon *cc0, int argc, char **argv) {
         return rc;
     }
     if (count < 0) count = 100;
-    redisReply *rr = purge ? redisCommand(c, "DEL %s", ks.name[KEY_DEAD])
+    rdsScriptCall sc = {"purge", &ks, NULL, 0, NULL, NULL};
+    redisReply *rr = purge ? rdsScriptSync(c, &sc)
                            : redisCommand(c, "LRANGE %s 0 %ld", ks.name[KEY_DEAD], count - 1);
     int rc = 0;
     if (!rr || rr->type == REDIS_REPLY_ERROR) {
         fprintf(stderr, "llmfleet dead: %s\n", rr ? rr->str : c->errstr);
         rc = 1;
     } else if (purge) {
-        fprintf(stderr, "llmfleet dead: purged %s\n", rr->integer ? "the dead letters" : "nothing");
+        fprintf(stderr, "llmfleet dead: purged %lld dead letter%s\n", rr->integer,
+                rr->integer == 1 ? "" : "s");
     } else {
         for (size_t i = 0; i < rr->elements; i++) {
             fwrite(rr->element[i]->str, 1, rr->element[i]->len, stdout);

@@ -23,7 +23,8 @@ static void usage(void) {
          "  status            the fleet at a glance (--watch, --json)\n"
          "  limits show|set KEY=VALUE...   fleet-wide limits, stored in Redis\n"
          "  pause [--reason TEXT], resume  stop and restart dispatching\n"
-         "  dead list|requeue|purge   dead letters\n\n"
+         "  dead list|requeue|purge   dead letters\n"
+         "  prices show|set|unset|load|reset   the fleet's price table\n\n"
          "common options: --redis-url URL (LLMFLEET_REDIS_URL), "
          "--fleet NAME (LLMFLEET_FLEET)\n"
          "'llmfleet COMMAND --help' lists a command's options.");
@@ -46,7 +47,7 @@ static int runWorker(int argc, char **argv) {
         {"name", OPT_STR, &cfg.name, 0, "worker name (default host:pid:random)"},
         {"concurrency", OPT_INT, &cfg.concurrency, 1, "local request slots (64)"},
         {"anthropic-version", OPT_STR, &cfg.version, 0, "anthropic-version header (2023-06-01)"},
-        {"prices", OPT_STR, &cfg.prices, 0, "price file adding or overriding models"},
+        {"prices", OPT_STR, &cfg.prices, 0, "gone: refused (prices are fleet state: llmfleet prices load FILE)"},
         {"lease-ms", OPT_LONG, &cfg.lease_ms, 300, "lease duration (30000)"},
         {"connect-timeout-ms", OPT_LONG, &cfg.connect_timeout_ms, 1, "connect timeout (10000)"},
         {"timeout-ms", OPT_LONG, &cfg.timeout_ms, 0, "total request timeout; 0 = 60 s + max_tokens x per-token"},
@@ -92,6 +93,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "pause") == 0) return cliPause(&cc, argc - 2, argv + 2, 0);
     if (strcmp(cmd, "resume") == 0) return cliPause(&cc, argc - 2, argv + 2, 1);
     if (strcmp(cmd, "dead") == 0) return cliDead(&cc, argc - 2, argv + 2);
+    if (strcmp(cmd, "prices") == 0) return cliPrices(&cc, argc - 2, argv + 2);
     fprintf(stderr, "llmfleet: unknown command \"%s\" (see llmfleet --help)\n", cmd);
     return 2;
 }

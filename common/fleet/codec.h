@@ -1,0 +1,189 @@
+/* codec.h — the fleet protocol's codecs: what goes into each Lua script
+ * call and what its reply means, in the names of proto.def.
+ *
+ * Pure functions: arguments in, argument vectors or named verdicts out; no
+ * Redis connection, no clock, no randomness (callers pass them in), so
+ * tests/unit/test_codec.c checks every layout without a server. The
+ * orchestration (when to call what) is worker/worker.c's. */
+#ifndef LF_CODEC_H
+#define LF_CODEC_H
+
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "buf.h"
+#include "job.h"
+#include "outcome.h"
+#include "proto.h"
+#include "ratelimit.h"
+
+/* ---- Argument vectors ---------------------------------------------------
+ * Pointers to the caller's bytes plus numbers formatted in the vector's
+ * own storage. Capacities are fixed at argsInit: exceeding one is a bug
+ * and aborts. */
+typedef struct lfArgs {
+    const char **v;
+    size_t *l;
+    int n, cap;
+    char (*num)[24];                /* formatted numbers v points at */
+    int nnum, numcap;
+} lfArgs;
+
+void argsInit(lfArgs *a, int cap, int numcap);
+void argsFree(lfArgs *a);
+void argsAdd(lfArgs *a, const char *p, size_t len);
+void argsStr(lfArgs *a, const char *s);
+void argsNum(lfArgs *a, long long v);
+
+/* ---- claim.lua ---------------------------------------------------------- */
+
+typedef struct claimReply {
+    long long wait_ms;              /* > 0: nothing claimed, ask again after */
+    char reason[160];               /* why, when waiting */
+    int n;                          /* jobs claimed: lease ids PREFIX1..n */
+} claimReply;
+
+/* CA: n, lease_ms, prefix (copied by the rds call). */
+void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix);
+
+/* Parse a CR reply. Returns 0, or -1 when it is not one. */
+int claimParse(const redisReply *r, claimReply *out);
+
+/* ---- begin.lua ---------------------------------------------------------- */
+
+typedef struct beginHead {
+    long lease_ms;
+    int busy;                       /* requests this worker has in flight */
+    soloState solo;
+    long long prices_ver;           /* the price table version it holds */
+} beginHead;
+
+typedef struct beginJob {
+    const char *lease;              /* lease id */
+    const char *id;                 /* job id */
+    long long input;                /* input tokens, estimated */
+    long long max_tokens;
+    long long reserve;              /* worst-case cost, micro-USD; -1 no price */
+} beginJob;
+
+typedef struct beginReply {
+    long ceiling;
+    char reason[160];               /* why some job waits ("" none) */
+    soloState solo;
+    long long prices_ver;           /* the fleet's price table version */
+} beginReply;
+
+typedef struct admitResult {
+    admitVerdict verdict;
+    long long value;                /* attempt number, wait ms, deliveries */
+} admitResult;
+
+/* BA, then BJ per job. a must hold BA_COUNT + n * BJ_COUNT values. */
+void beginArgs(lfArgs *a, const beginHead *h, const beginJob *jobs, int n);
+
+/* Parse a reply for n jobs into out and res[0..n). Returns 0, or -1 with
+ * err naming what was wrong (shape, or a verdict proto.def does not know). */
+int beginParse(const redisReply *r, int n, beginReply *out, admitResult *res,
+               char *err, size_t errlen);
+
+const char *admitName(admitVerdict v);
+
+/* ---- settle records ----------------------------------------------------
+ * One record per lease that ends: the op, the attempt's accounting, the
+ * result's fields. Field values point into the job, the response body and
+ * the record's own storage: they must outlive the settle call's sending. */
+#define REC_MAX_FIELDS 40
+#define REC_NUMS 12
+
+typedef struct settleRec {
+    recOp op;
+    int nf;                         /* field names and values used */
+    const char *fv[REC_MAX_FIELDS];
+    size_t fl[REC_MAX_FIELDS];
+    char nums[REC_NUMS][32];        /* formatted numbers fields point at */
+    int nnums;
+    char att[ATT_COUNT][24];        /* the attempt's values (ATT) */
+    char obs[OBS_COUNT][24];        /* its rate-limit headers (OBS, 1..) */
+    int has_obs;                    /* the answer carried some */
+    char errtype[64];               /* error type the fields point at */
+    char errmsg[600];               /* error message the fields point at */
+    buf dead;                       /* dead letter (OP_DEAD) */
+} settleRec;
+
+/* What every result carries besides its outcome. */
+typedef struct recCtx {
+    const char *worker;             /* worker name */
+    int attempt;                    /* attempt number begin.lua gave */
+    long long latency_ms;           /* of the last attempt */
+} recCtx;
+
+/* A record with no attempt values yet (ATT_SENT 0). */
+void recStart(settleRec *r, recOp op);
+
+/* The accounting of an attempt that went out: what settle.lua needs to
+ * release the reservation, settle spend and observe the API's buckets.
+ * cost_micro -1: unknown (the reservation counts). rand6: a number in
+ * [0, 999999] for the retry's jitter. */
+void recAttempt(settleRec *r, const outcome *o, const rlHeaders *rl,
+                long long cost_micro, const recCtx *ctx, long rand6);
+
+/* Sent, outcome unknown (the drain deadline cut it): requeue, and the
+ * reservation counts as spent. */
+void recRequeueUnknown(settleRec *r);
+
+/* A success: the result's fields. Returns its cost in micro-USD, -1 when
+ * the model has no price. */
+long long recOk(settleRec *r, const job *j, const char *body, size_t len,
+                const outcome *o, const recCtx *ctx);
+
+/* An error result (op stays RESULT; a retryable one is set to FAILED by
+ * the caller). status 0: none. */
+void recError(settleRec *r, const job *j, const char *type, const char *msg,
+              long status, const recCtx *ctx);
+
+/* A job that can never run: error result + dead letter quoting the raw
+ * job (as text, or base64 when it is not UTF-8). ts_ms: the letter's time. */
+void recDead(settleRec *r, const job *j, const char *raw, size_t rawlen,
+             const char *type, const char *reason, const recCtx *ctx,
+             long long ts_ms);
+
+void recFree(settleRec *r);
+
+/* ---- settle.lua --------------------------------------------------------- */
+
+typedef struct settleHead {
+    long results_maxlen;
+    int claim_n;                    /* > 0: claim that many afterwards */
+    long lease_ms;
+    const char *prefix;             /* the claim's lease id prefix */
+} settleHead;
+
+/* One record to send: its lease, its job id, the record. */
+typedef struct settleItem {
+    const char *lease;
+    const char *id;
+    const settleRec *rec;
+} settleItem;
+
+/* Capacity settleArgs needs for these items. */
+int settleArgc(const settleItem *items, int n);
+
+/* SA, OBS (the freshest answer's headers: the last item that has some),
+ * then each record. */
+void settleArgs(lfArgs *a, const settleHead *h, const settleItem *items, int n);
+
+/* Parse a reply for n records: out[0..n) and the claim's reply (*claim
+ * NULL when none). Returns 0, or -1 with err. */
+int settleParse(const redisReply *r, int n, settleVerdict *out,
+                const redisReply **claim, char *err, size_t errlen);
+
+/* ---- status.lua --------------------------------------------------------- */
+
+extern const char *const statusNames[STATUS_COUNT];
+
+/* vals[i] = the reply's string for STATUS field i ("" when absent).
+ * Returns 0, or -1 when the reply is not a status reply. */
+int statusParse(const redisReply *r, const char **vals);
+
+#endif

@@ -1,0 +1,90 @@
+/* genproto.c — build tool: writes proto.def as a Lua prelude (stdout),
+ * which scripts/embed-lua.sh puts in front of every script. Positions
+ * become 1-based; codes and names stay as proto.def says. */
+#include <stdio.h>
+
+#include "proto.h"
+
+static void list(const char *table, const char **names, int n, int base) {
+    printf("local %s = {", table);
+    for (int i = 0; i < n; i++) printf("%s%s = %d", i ? ", " : "", names[i], base + i);
+    printf("}\n");
+}
+
+#define NAMES(M, arr) static const char *arr[] = { M(STR1) }
+#define STR1(N) #N,
+
+NAMES(LF_CLAIM_ARGS, claimArgs);
+NAMES(LF_CLAIM_REPLY, claimReply);
+NAMES(LF_BEGIN_ARGS, beginArgs);
+NAMES(LF_BEGIN_JOB, beginJob);
+NAMES(LF_BEGIN_REPLY, beginReply);
+NAMES(LF_SETTLE_ARGS, settleArgs);
+NAMES(LF_OBS, obs);
+NAMES(LF_REC, rec);
+NAMES(LF_ATTEMPT, attempt);
+NAMES(LF_PAUSE_ARGS, pauseArgs);
+
+#define N_OF(a) ((int)(sizeof(a) / sizeof(a[0])))
+
+int main(void) {
+    printf("-- Generated from common/fleet/proto.def by genproto: do not edit.\n");
+    printf("local rcall = redis.call\n");
+    /* Keys by name: K.jobs is KEYS[1], ... ; K.list the claim's list. */
+    printf("local K = {");
+#define X(N, name, doc) printf("%s = KEYS[%d], ", #name, KEY_##N + 1);
+    LF_KEYS(X)
+#undef X
+    printf("list = KEYS[%d]}\n", KEY_COUNT + 1);
+    printf("local NKEYS = %d\n", KEY_COUNT);
+    list("CA", claimArgs, N_OF(claimArgs), 1);
+    list("CR", claimReply, N_OF(claimReply), 1);
+    list("BA", beginArgs, N_OF(beginArgs), 1);
+    list("BJ", beginJob, N_OF(beginJob), 0);      /* offsets in a job group */
+    printf("local BJ_N = %d\n", N_OF(beginJob));
+    list("BR", beginReply, N_OF(beginReply), 1);
+    list("SA", settleArgs, N_OF(settleArgs), 1);
+    list("OBS", obs, N_OF(obs), N_OF(settleArgs) + 1);
+    printf("local REC0 = %d\n", N_OF(settleArgs) + N_OF(obs) + 1);
+    list("REC", rec, N_OF(rec), 0);               /* offsets in a record */
+    list("ATT", attempt, N_OF(attempt), N_OF(rec)); /* offsets in a record */
+    printf("local REC_NF = %d\n", N_OF(rec) + N_OF(attempt));
+    list("PA", pauseArgs, N_OF(pauseArgs), 1);
+    printf("local ADMIT = {");
+#define X(N, v, doc) printf("%s = %d, ", #N, v);
+    LF_ADMIT(X)
+#undef X
+    printf("}\nlocal SOLO = {");
+#define X(N, v) printf("%s = %d, ", #N, v);
+    LF_SOLO(X)
+#undef X
+    printf("}\nlocal OP = {");
+#define X(N, v, doc) printf("%s = '%c', ", #N, v);
+    LF_OPS(X)
+#undef X
+    printf("}\nlocal SETTLED = {");
+#define X(N, v, doc) printf("%s = %d, ", #N, v);
+    LF_SETTLED(X)
+#undef X
+    printf("}\nlocal PAUSE = {");
+#define X(N, v, name, doc) printf("%s = %d, ", #N, v);
+    LF_PAUSE(X)
+#undef X
+    printf("}\nlocal PAUSE_NAME = {");
+#define X(N, v, name, doc) printf("[%d] = '%s', ", v, #name);
+    LF_PAUSE(X)
+#undef X
+    printf("}\nlocal LIMIT_DEFAULTS = {");
+#define X(name, kind, min, choices, def, help) printf("%s = '%s', ", #name, def);
+    LF_LIMITS(X)
+#undef X
+    printf("}\nlocal STATUS = {");
+#define X(name) printf("%s = %d, ", #name, STATUS_##name + 1);
+    LF_STATUS(X)
+#undef X
+    printf("}\nlocal NSTATUS = %d\n", STATUS_COUNT);
+#define X(N, v, doc) printf("local %s = %lld\n", #N, (long long)v##LL);
+    LF_CONSTS(X)
+#undef X
+    return 0;
+}

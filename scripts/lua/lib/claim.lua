@@ -1,0 +1,37 @@
+-- claim.lua (library) — claim up to n jobs into leases (claim.lua, and
+-- settle.lua when it claims for the slots it frees). The jobs go to the
+-- list K.list (K.claimed .. ':' .. prefix; prefix ends in ':'). l, st:
+-- limits and state as read by the caller.
+-- Returns the claim reply (CR): {now, wait_ms, reason[, n]}: n jobs
+-- claimed, lease ids prefix .. 1 to prefix .. n (the caller knows the
+-- prefix); wait_ms > 0: nothing claimed, ask again after it.
+local function claimJobs(n, leaseMs, prefix, now, l, st)
+    -- Spend cap: stopped until the cap changes.
+    if st.budget_cap then
+        if l.max_spend_usd ~= '' and tostring(st.budget_cap) == l.max_spend_usd then
+            return {now, 1000, 'spend cap reached (max_spend_usd=' .. l.max_spend_usd .. ')'}
+        end
+        rcall('HDEL', K.state, 'budget_cap')
+    end
+
+    local p = pauseNow(st, now)
+    if p then
+        if not p.probe then return {now, p.wait, p.reason} end
+        n = 1                               -- a probe is due: one job
+    end
+
+    retriesDue(now, l)
+
+    local out = {now, 0, ''}
+    -- The n jobs at the consuming (right) end, oldest first.
+    local got = rcall('SORT', K.jobs, 'BY', 'nosort', 'DESC', 'LIMIT', 0, n, 'STORE', K.list)
+    if got == 0 then return out end
+    rcall('LTRIM', K.jobs, 0, -(got + 1))
+    rcall('HSET', K.claimed, prefix, got)
+    local exp = string.format('%d', now + leaseMs)   -- once, as an integer string
+    local z = {}
+    for i = 1, got do z[#z + 1] = exp; z[#z + 1] = prefix .. i end
+    bulk('ZADD', K.leases, z)
+    out[CR.N] = got
+    return out
+end

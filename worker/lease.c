@@ -1,0 +1,65 @@
+/* lease.c — a worker's leases over time: renewal (its leases and its
+ * heartbeat, every lease_ms / 3) and reaping (any live worker returns the
+ * expired leases of dead ones to the queue, about once a second). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "wk.h"
+
+#define REAP_BATCH 200              /* leases reaped per call */
+
+static void onRenewed(rds *c, redisReply *r, void *priv) {
+    worker *w = priv;
+    (void)c;
+    if (!r || r->type != REDIS_REPLY_ARRAY) return;
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *t = r->element[i];
+        for (int k = 0; k < w->nslots; k++) {
+            slot *s = &w->slots[k];
+            if (s->state != SLOT_FREE && strlen(s->lease) == t->len &&
+                memcmp(s->lease, t->str, t->len) == 0 && !s->lost) {
+                s->lost = 1;
+                lfLog(LF_WARN, "event=lease_lost id=\"%s\" lease=%s", s->job.id, s->lease);
+            }
+        }
+    }
+}
+
+void onRenewTimer(evutil_socket_t fd, short what, void *arg) {
+    worker *w = arg;
+    (void)fd; (void)what;
+    timerIn(w->renew_timer, w->cfg->lease_ms / 3);
+    lfArgs a;
+    argsInit(&a, 3 + w->nslots, 2);
+    argsNum(&a, w->cfg->lease_ms);
+    argsStr(&a, w->name);
+    argsNum(&a, w->cfg->lease_ms);          /* heartbeat ttl */
+    for (int i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state != SLOT_FREE && !s->lost && s->lease[0]) argsStr(&a, s->lease);
+    }
+    rdsScriptCall sc = scriptCall(w, "renew", NULL, &a);
+    rdsScript(w->redis, &sc, onRenewed, w);
+    argsFree(&a);
+}
+
+static void onReaped(rds *c, redisReply *r, void *priv) {
+    (void)c; (void)priv;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        lfLog(LF_WARN, "event=reaped_expired_leases n=%lld", r->integer);
+}
+
+void onReapTimer(evutil_socket_t fd, short what, void *arg) {
+    worker *w = arg;
+    (void)fd; (void)what;
+    timerIn(w->reap_timer, REAP_INTERVAL_MS * 4 / 5 + random() % (REAP_INTERVAL_MS * 2 / 5));
+    if (w->draining) return;
+    lfArgs a;
+    argsInit(&a, 1, 1);
+    argsNum(&a, REAP_BATCH);
+    rdsScriptCall sc = scriptCall(w, "reap", NULL, &a);
+    rdsScript(w->redis, &sc, onReaped, w);
+    argsFree(&a);
+}
+

@@ -1,0 +1,202 @@
+/* run.c — a worker's life from start to stop: setup (configuration
+ * checks, the event loop, timers and signals), SIGTERM's drain and its
+ * deadline, the final summary. The job lifecycle itself is worker.c's. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "price.h"
+#include "rurl.h"
+#include "wk.h"
+
+/* ---- Shutdown --------------------------------------------------------- */
+
+void maybeExit(worker *w) {
+    if (!w->draining) return;
+    if (w->nfree == w->nslots && w->claims_out == 0 && w->calls == 0 && !w->pending)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void onDrainDeadline(evutil_socket_t fd, short what, void *arg) {
+    worker *w = arg;
+    (void)fd; (void)what;
+    if (w->drain_expired) {
+        /* Redis is not taking our settles: leave, the leases expire. */
+        lfLog(LF_WARN, "event=drain_abandoned pending_slots=%d", w->nslots - w->nfree);
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    w->drain_expired = 1;
+    int n = 0;
+    for (int i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state != SLOT_HTTP) continue;
+        httpCancel(&s->http);
+        /* Sent, outcome unknown: settle.lua counts its reservation. */
+        recRequeueUnknown(&s->rec);
+        queueSettle(s);
+        n++;
+    }
+    lfLog(LF_WARN, "event=drain_deadline requeued=%d", n);
+    timerIn(w->drain_timer, 5000);
+    maybeExit(w);
+}
+
+static void onSignal(evutil_socket_t sig, short what, void *arg) {
+    worker *w = arg;
+    (void)what;
+    if (w->draining) {
+        lfLog(LF_WARN, "event=exit_now signal=%d", (int)sig);
+        _exit(1);
+    }
+    w->draining = 1;
+    evtimer_del(w->idle_timer);
+    evtimer_del(w->wait_timer);
+    for (int i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state != SLOT_WAIT) continue;
+        slotRequeue(s);
+    }
+    lfLog(LF_INFO, "event=draining signal=%d in_flight=%d deadline_ms=%ld",
+          (int)sig, w->nslots - w->nfree, w->cfg->drain_timeout_ms);
+    timerIn(w->drain_timer, w->cfg->drain_timeout_ms);
+    maybeExit(w);
+}
+
+/* ---- Setup ------------------------------------------------------------ */
+
+void workerConfigDefaults(workerConfig *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->version = "2023-06-01";
+    cfg->concurrency = 64;
+    cfg->lease_ms = 30000;
+    cfg->connect_timeout_ms = 10000;
+    cfg->timeout_per_token_ms = 60;
+    cfg->idle_poll_ms = 100;
+    cfg->drain_timeout_ms = 30000;
+    cfg->results_maxlen = 1000000;
+    cfg->max_job_bytes = 32u << 20;
+    cfg->max_response_bytes = 64u << 20;
+}
+
+static void raiseFdLimit(int want) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
+    rlim_t need = (rlim_t)want;
+    if (rl.rlim_cur >= need) return;
+    rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static void defaultName(char *out, size_t len) {
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    snprintf(out, len, "%.40s:%d:%04lx", host, (int)getpid(), random() & 0xffff);
+}
+
+int workerRun(const workerConfig *cfg) {
+    worker w;
+    rurl url;
+    char err[300];
+    int rc = 1;
+
+    memset(&w, 0, sizeof(w));
+    w.cfg = cfg;
+    w.prices_ver = -1;
+    wkTestHooks();
+    srandom((unsigned)(time(NULL) ^ getpid() ^ (monoMs() << 8)));
+    if (rdsResolveUrl(cfg->redis_url, &url, err, sizeof(err)) < 0) {
+        fprintf(stderr, "llmfleet worker: %s\n", err);
+        return 2;
+    }
+    if (keysInit(&w.keys, cfg->fleet) < 0) {
+        fprintf(stderr, "llmfleet worker: bad fleet name \"%s\" (1-100 of "
+                "A-Z a-z 0-9 _ - .)\n", cfg->fleet);
+        return 2;
+    }
+    if (!cfg->api_key || !*cfg->api_key) {
+        fprintf(stderr, "llmfleet worker: ANTHROPIC_API_KEY is not set\n");
+        return 2;
+    }
+    if (httpIsInsecureRemote(cfg->base_url) && !cfg->allow_insecure_http) {
+        fprintf(stderr, "llmfleet worker: refusing plain http:// to a "
+                "non-loopback host (ANTHROPIC_BASE_URL); use https:// or "
+                "--allow-insecure-http\n");
+        return 2;
+    }
+    if (cfg->prices) {
+        fprintf(stderr, "llmfleet worker: --prices is gone: prices are fleet "
+                "state, one table for every worker; load the file with "
+                "`llmfleet prices load %s`\n", cfg->prices);
+        return 2;
+    }
+    if (cfg->name) snprintf(w.name, sizeof(w.name), "%s", cfg->name);
+    else defaultName(w.name, sizeof(w.name));
+
+    raiseFdLimit(cfg->concurrency * 2 + 256);
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    w.base = event_base_new();
+    if (httpInit(&w.http, w.base, cfg->base_url, cfg->api_key, cfg->version,
+                 cfg->connect_timeout_ms, cfg->max_response_bytes,
+                 cfg->concurrency, err, sizeof(err)) < 0) {
+        fprintf(stderr, "llmfleet worker: %s\n", err);
+        goto out_base;
+    }
+    w.nslots = w.nfree = cfg->concurrency;
+    w.slots = calloc((size_t)w.nslots, sizeof(slot));
+    if (!w.slots) abort();
+    w.idle_timer = evtimer_new(w.base, onIdle, &w);
+    w.flush_ev = evtimer_new(w.base, onFlush, &w);
+    w.renew_timer = evtimer_new(w.base, onRenewTimer, &w);
+    w.reap_timer = evtimer_new(w.base, onReapTimer, &w);
+    w.drain_timer = evtimer_new(w.base, onDrainDeadline, &w);
+    w.wait_timer = evtimer_new(w.base, onWaitTimer, &w);
+    w.sig_term = evsignal_new(w.base, SIGTERM, onSignal, &w);
+    w.sig_int = evsignal_new(w.base, SIGINT, onSignal, &w);
+    evsignal_add(w.sig_term, NULL);
+    evsignal_add(w.sig_int, NULL);
+    timerIn(w.renew_timer, cfg->lease_ms / 3);
+    timerIn(w.reap_timer, REAP_INTERVAL_MS);
+
+    char where[300];
+    rurlDescribe(&url, where, sizeof(where));
+    lfLog(LF_INFO, "event=worker_start name=%s fleet=%s redis=%s concurrency=%d "
+          "lease_ms=%ld", w.name, cfg->fleet, where, cfg->concurrency, cfg->lease_ms);
+    w.redis = rdsCreate(w.base, &url, onReady, &w);
+    memset(&url, 0, sizeof(url));
+
+    event_base_dispatch(w.base);
+
+    lfLog(LF_INFO, "event=worker_stop name=%s ok=%lld error=%lld retries=%lld "
+          "duplicates=%lld lost_leases=%lld", w.name, w.done_ok, w.done_err,
+          w.retries, w.dups, w.fenced);
+    rc = 0;
+    rdsFree(w.redis);
+    for (int i = 0; i < w.nslots; i++) {
+        if (!w.slots[i].w) continue;
+        httpReqFree(&w.slots[i].http);
+        bufFree(&w.slots[i].raw);
+        recFree(&w.slots[i].rec);
+    }
+    free(w.slots);
+    event_free(w.idle_timer);
+    event_free(w.flush_ev);
+    event_free(w.renew_timer);
+    event_free(w.reap_timer);
+    event_free(w.drain_timer);
+    event_free(w.wait_timer);
+    event_free(w.sig_term);
+    event_free(w.sig_int);
+    httpShutdown(&w.http);
+out_base:
+    event_base_free(w.base);
+    curl_global_cleanup();
+    return rc;
+}
+

@@ -1,0 +1,140 @@
+/* wk.h — the worker's own types and the functions its files share
+ * (worker.c: the job lifecycle; lease.c: renewal and reaping; run.c:
+ * setup, signals and drain). Not a public interface: see worker.h. */
+#ifndef LF_WK_H
+#define LF_WK_H
+
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "http.h"
+#include "job.h"
+#include "keys.h"
+#include "rds.h"
+#include "worker.h"
+
+#define REAP_INTERVAL_MS 1000       /* how often the reaper runs */
+#define SETTLE_RETRY_MS 500         /* retry delay when Redis is away */
+#define SETTLE_CALLS_MAX 1          /* settle calls in flight per worker */
+#define LONG_WAIT_MS 2000           /* longer admission waits requeue the job */
+
+typedef enum { SLOT_FREE, SLOT_BEGIN, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE } slotState;
+
+struct worker;
+
+/* One local concurrency slot: a leased job from claim to settle. */
+typedef struct slot {
+    struct worker *w;
+    slotState state;
+    int lost;                       /* renew said the lease is gone */
+    char lease[128];                /* lease id */
+    buf raw;                        /* the job's bytes, as claimed */
+    job job;                        /* parsed; points into raw */
+    int attempt;                    /* attempt number from begin.lua */
+    long long t_sent;               /* when the request went out (ms, mono) */
+    long long latency_ms;           /* of the last attempt */
+    long long wake;                 /* SLOT_WAIT: when to ask again (ms, mono) */
+    int suspect;                    /* runs alone: lost with a worker before */
+    httpReq http;                   /* the request and its response */
+    settleRec rec;                  /* the settle record, once it ends */
+    struct slot *next;              /* in the pending-settle queue */
+} slot;
+
+/* A batch Redis call in flight and the slots it carries. */
+typedef struct batch {
+    struct worker *w;
+    struct claimCall *cc;           /* settle: this call also claims */
+    int n;
+    slot *s[];
+} batch;
+
+typedef struct worker {
+    const workerConfig *cfg;
+    struct event_base *base;
+    rds *redis;
+    keySet keys;
+    httpClient http;
+    slot *slots;
+    int nslots;
+    int nfree;                      /* slots in SLOT_FREE */
+    int claims_out;                 /* calls in flight that claim jobs */
+    int promised;                   /* free slots those calls may fill */
+    int calls;                      /* begin/settle calls in flight */
+    int settles_out;                /* settle calls in flight */
+    int draining;                   /* SIGTERM seen: no more claims */
+    int drain_expired;              /* the drain deadline passed */
+    unsigned long long seq;         /* claim calls made, for lease ids */
+    char name[96];                  /* worker name in results and leases */
+    slot *pending, *pending_tail;   /* settle records waiting to be sent */
+    struct event *idle_timer;       /* next claim after an empty queue */
+    struct event *flush_ev;         /* send pending settles (zero-delay) */
+    struct event *renew_timer;
+    struct event *reap_timer;
+    struct event *drain_timer;
+    struct event *wait_timer;       /* wakes slots waiting on admission */
+    long ceiling;                   /* last ceiling begin.lua reported */
+    soloState solo;                 /* a suspect waits or runs here */
+    long long prices_ver;           /* the fleet price table held (-1 none) */
+    int prices_loading;             /* a prices.lua get is in flight */
+    char wait_reason[160];          /* last reason the fleet made us wait */
+    struct event *sig_term, *sig_int;
+    long long done_ok, done_err, retries, dups, fenced;
+    char warned_models[8][JOB_MODEL_MAX + 1];
+    int nwarned;
+} worker;
+
+/* A claim in flight. The script (claim.lua, or settle.lua claiming for the
+ * slots it frees) answers with a count; the raw jobs never pass through
+ * Lua: they wait in the claim's own list, read with an LRANGE that rds
+ * sends right behind the script (rdsScriptThen: one round trip, and the
+ * read's answer always comes second and from after the script). The
+ * slots promised to the claim stay promised until its jobs are in. */
+typedef struct claimCall {
+    struct worker *w;
+    int promised;                   /* free slots promised to this claim */
+    int failed;                     /* no usable answer: leases get reaped */
+    claimReply reply;               /* the script's answer */
+    char list[192 + 160];           /* claimed:PREFIX */
+    size_t prefix_at;               /* where PREFIX starts in list */
+} claimCall;
+
+/* worker.c */
+void pump(worker *w);
+void slotRequeue(slot *s);
+void queueSettle(slot *s);
+void onHttpDone(httpReq *req, void *priv);
+void onIdle(evutil_socket_t fd, short what, void *arg);
+void onFlush(evutil_socket_t fd, short what, void *arg);
+void onWaitTimer(evutil_socket_t fd, short what, void *arg);
+void onReady(rds *c, void *priv);
+void wkTestHooks(void);
+void pricesLoad(worker *w);
+
+/* lease.c */
+void onRenewTimer(evutil_socket_t fd, short what, void *arg);
+void onReapTimer(evutil_socket_t fd, short what, void *arg);
+
+/* run.c */
+void maybeExit(worker *w);
+
+static inline long long monoMs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void timerIn(struct event *ev, long ms) {
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+static inline rdsScriptCall scriptCall(worker *w, const char *name, const char *extra,
+                                       const lfArgs *a) {
+    rdsScriptCall sc = {name, &w->keys, extra, a->n, a->v, a->l};
+    return sc;
+}
+
+#endif

@@ -2,10 +2,15 @@
  *
  * Speaks the wire format of POST /v1/messages and /v1/messages/count_tokens
  * (JSON shapes, error bodies, anthropic-ratelimit-* and retry-after
- * headers), enforces continuously refilled rate-limit buckets, simulates
- * latency, injects faults on request (500, 529, resets, hangs, an org cap, a
- * spend limit, malformed 200s) and reports what it saw on GET /_stats. Tests, the demo and
- * the benchmarks run it on a loopback port; the official SDK talks to it
+ * headers), enforces continuously refilled rate-limit buckets (global, or
+ * per model class with --class-limits), simulates latency, injects faults
+ * on request (500, 529, resets, hangs, an org cap, a spend limit, malformed
+ * 200s) and reports what it saw on GET /_stats. Off by default, it can also
+ * stamp the rate-limit headers at admission (--headers-at admit), count
+ * tokens like the real API (--tokenizer realistic: CJK, images by their
+ * pixels, PDF pages), cache prompt prefixes (--caching) and draw output
+ * lengths whatever max_tokens (--output-tokens). Tests, the demo and the
+ * benchmarks run it on a loopback port; the official SDK talks to it
  * unchanged (tests/sdk).
  *
  * This file holds main(): the options, the listening socket, signals and

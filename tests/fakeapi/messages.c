@@ -1,7 +1,8 @@
 /* messages.c — POST /v1/messages and POST /v1/messages/count_tokens.
  *
  * A request goes through, in order: size, auth, anthropic-version, body
- * validation, model family, spend limit, org cap, faults, rate limits. The
+ * validation, model family, spend limit, org cap, faults, rate limits (the
+ * buckets of its model class: classes.c). The
  * first that fails answers with the real API's error shape
  *   {"type":"error","error":{"type":T,"message":M},"request_id":R}
  * Admitted requests get a deterministic answer: the output token count and
@@ -17,7 +18,15 @@
  * success, and only the reply is spoiled. An admitted request counts toward
  * the spend limit and the org cap at once (input + output tokens), so both
  * trip exactly even with answers in flight; a client that leaves before its
- * answer is taken off again. */
+ * answer is taken off again.
+ *
+ * With --caching the input is split at admission: the longest cached
+ * prefix is read (not charged to ITPM), the prefix past it is written
+ * (charged, and stored in the cache as the request is admitted, so a
+ * request admitted while the first is still held already reads it), the
+ * rest is plain input. With --headers-at admit the rate-limit headers are
+ * taken right after the request is charged and sent with its answer
+ * whenever that comes; otherwise they are taken as the answer is sent. */
 #include "fakeapi.h"
 
 #include <math.h>

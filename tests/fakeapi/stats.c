@@ -10,7 +10,9 @@
  *   POST /_reset    zero all that, refill the buckets (the classes' too),
  *                   empty the prompt cache, clear the org cap and the spend
  *                   limit.
- *   POST /_config   change limits, faults and latency at run time.
+ *   POST /_config   change limits, faults, latency, header stamping, the
+ *                   tokenizer, caching and output lengths at run time (not
+ *                   --class-limits: those are fixed at start).
  *
  * Body repeats are tracked by a 64-bit hash of each body in an
  * open-addressing set that grows up to FAKE_BODIES_MAX entries; past that,
@@ -286,6 +288,14 @@ static const struct {
     {"output_dist", {"exponential", "uniform", "fixed"}, offsetof(fakeConfig, outputDist)},
 };
 
+/* The name of value v of the mode key. */
+static const char *cfgModeName(const char *key, int v) {
+    for (size_t k = 0; k < sizeof(cfgModes) / sizeof(cfgModes[0]); k++)
+        if (strcmp(cfgModes[k].key, key) == 0 && v >= 0 && v < 3 && cfgModes[k].names[v])
+            return cfgModes[k].names[v];
+    return "?";
+}
+
 /* Number value of token i, or -1 when it is not a plain number. */
 static int cfgNumber(const jsonDoc *d, int i, double *out) {
     char tmp[64], *end;
@@ -358,9 +368,10 @@ static void cfgJson(buf *o) {
               c->spendLimitAfter, c->p500, c->p529, c->pReset, c->pHang,
               c->pGarbage, c->pTruncated, c->pNoUsage, c->pHuge, c->pBadHeaders,
               c->hugeBytes, c->latencyMs, c->perTokenMs, c->jitterMs,
-              cfgModes[1].names[c->headersAtAdmit], cfgModes[2].names[c->tokRealistic],
+              cfgModeName("headers_at", c->headersAtAdmit),
+              cfgModeName("tokenizer", c->tokRealistic),
               c->caching ? "true" : "false", c->outputMean,
-              cfgModes[3].names[c->outputDist]);
+              cfgModeName("output_dist", c->outputDist));
 }
 
 static void cfgError(struct evhttp_request *req, const char *msg) {

@@ -132,6 +132,15 @@ group_done() { # GROUP WANT FILES...: WANT lines printed and nothing pending
     [ "$(cat "$@" | grep -c .)" -ge "$want" ] && [ "$(pending "$g")" = 0 ]
 }
 
+# group_ready GROUP WANT FILES...: consumers c1 and c2 known to the group
+# and WANT lines printed.
+group_ready() {
+    local g=$1 want=$2; shift 2
+    local names; names=$(rcli XINFO CONSUMERS "$RESULTS" "$g")
+    grep -qx c1 <<<"$names" && grep -qx c2 <<<"$names" &&
+        [ "$(cat "$@" | grep -c .)" -ge "$want" ]
+}
+
 EXPECTED_ALL=$T/expected-all.ids
 : >"$EXPECTED_ALL"
 
@@ -236,6 +245,10 @@ run_lang() {
     bg "$d/g1.jsonl" $group --group "$g" --name c1 --claim-idle-ms 1000; p1=$BG_PID
     # shellcheck disable=SC2086
     bg "$d/g2.jsonl" $group --group "$g" --name c2 --claim-idle-ms 1000; p2=$BG_PID
+    # Both in the group and the first batch's rest taken (by either): then
+    # both wait in XREADGROUP BLOCK, and Redis serves blocked readers in turn.
+    check "$lang: both group consumers joined and took the first batch" \
+        wait_until 30 group_ready "$g" $((N - ghost_n)) "$d/g1.jsonl" "$d/g2.jsonl"
     pfx="$lang-b$RANDOM"
     seq_ids "$pfx" "$N" >"$d/b.ids"
     # shellcheck disable=SC2086
@@ -250,7 +263,7 @@ run_lang() {
     wait_exit "$p2" 20
     eq "$lang: group consumers stop on SIGTERM with status 0" "0 0" "$rc $RC"
     same_ids "$lang: the group read every result exactly once" "$d/group.ids" "$d/g1.jsonl" "$d/g2.jsonl"
-    check "$lang: both consumers got a share" \
+    check "$lang: both consumers got a share ($(grep -c . "$d/g1.jsonl") + $(grep -c . "$d/g2.jsonl"))" \
         test -s "$d/g1.jsonl" -a -s "$d/g2.jsonl"
     check "$lang: the ghost's entries were claimed (XAUTOCLAIM)" \
         test "$(rcli XPENDING "$RESULTS" "$g" - + 100 ghost | grep -c .)" = 0

@@ -32,7 +32,7 @@ int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
                  (unsigned char)raw[bad], bad);
         return -1;
     }
-    if (jsonParse(&d, raw, len, JOB_MAX_TOKENS, JSON_MAX_DEPTH, perr,
+    if (jsonParse(&d, raw, len, JOB_MAX_JSON_TOKENS, JSON_MAX_DEPTH, perr,
                   sizeof(perr)) < 0) {
         snprintf(err, errlen, "job is not valid JSON: %s", perr);
         return -1;

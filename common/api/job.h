@@ -5,8 +5,8 @@
  * jobParse() checks everything a job must satisfy before any request goes
  * out: JSON object, string id, object request with a string model and an
  * integer max_tokens >= 1, size within the limit. On success the job
- * points into the caller's bytes (which must outlive it); nothing is
- * allocated that jobFree() does not release. */
+ * points into the caller's bytes (which must outlive it) and owns nothing:
+ * there is nothing to free. */
 #ifndef LF_JOB_H
 #define LF_JOB_H
 
@@ -14,7 +14,7 @@
 
 #define JOB_ID_MAX 512              /* longest id, bytes after unescaping */
 #define JOB_MODEL_MAX 128           /* longest model name */
-#define JOB_MAX_TOKENS 4000000      /* JSON tokens in one job */
+#define JOB_MAX_JSON_TOKENS 4000000 /* jsmn (JSON) tokens in one job */
 
 typedef struct job {
     char id[JOB_ID_MAX + 1];        /* unescaped id, "" when unreadable */

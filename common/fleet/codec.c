@@ -102,15 +102,18 @@ const char *admitName(admitVerdict v) {
     return "UNKNOWN";
 }
 
-static int admitKnown(long long v) {
-    switch (v) {
-#define X(N, val, doc) case val:
-    LF_ADMIT(X)
-#undef X
-        return 1;
-    }
+#define CODE(N, val, doc) val,
+static const long long admitCodes[] = {LF_ADMIT(CODE)};
+static const long long settledCodes[] = {LF_SETTLED(CODE)};
+#undef CODE
+
+/* v is one of the n codes of a proto.def list. */
+static int known(long long v, const long long *codes, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (codes[i] == v) return 1;
     return 0;
 }
+#define KNOWN(v, list) known(v, list, sizeof(list) / sizeof(list[0]))
 
 int beginParse(const redisReply *r, int n, beginReply *out, admitResult *res,
                char *err, size_t errlen) {
@@ -134,7 +137,7 @@ int beginParse(const redisReply *r, int n, beginReply *out, admitResult *res,
     for (int i = 0; i < n; i++) {
         const redisReply *c = r->element[BR_COUNT + 2 * i];
         const redisReply *v = r->element[BR_COUNT + 2 * i + 1];
-        if (!isInt(c) || !isInt(v) || !admitKnown(c->integer)) {
+        if (!isInt(c) || !isInt(v) || !KNOWN(c->integer, admitCodes)) {
             snprintf(err, errlen, "begin: job %d: unknown verdict %lld", i,
                      isInt(c) ? c->integer : -1LL);
             return -1;
@@ -344,16 +347,6 @@ void settleArgs(lfArgs *a, const settleHead *h, const settleItem *items, int n) 
     }
 }
 
-static int settledKnown(long long v) {
-    switch (v) {
-#define X(N, val, doc) case val:
-    LF_SETTLED(X)
-#undef X
-        return 1;
-    }
-    return 0;
-}
-
 int settleParse(const redisReply *r, int n, settleVerdict *out,
                 const redisReply **claim, char *err, size_t errlen) {
     *claim = NULL;
@@ -366,7 +359,7 @@ int settleParse(const redisReply *r, int n, settleVerdict *out,
     }
     const redisReply *st = r->element[0];
     for (int i = 0; i < n; i++) {
-        if (!isInt(st->element[i]) || !settledKnown(st->element[i]->integer)) {
+        if (!isInt(st->element[i]) || !KNOWN(st->element[i]->integer, settledCodes)) {
             snprintf(err, errlen, "settle: record %d: unknown verdict %lld", i,
                      isInt(st->element[i]) ? st->element[i]->integer : -1LL);
             return -1;

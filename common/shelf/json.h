@@ -24,11 +24,11 @@
 typedef struct jsonDoc {
     const char *js;                 /* the document, not owned */
     size_t len;                     /* its length */
-    jsmntok_t *tok;                 /* tokens, owned */
-    int ntok;                       /* tokens used */
+    jsmntok_t *tok;                 /* JSON tokens (jsmn's), owned */
+    int ntok;                       /* JSON tokens used */
 } jsonDoc;
 
-/* Tokenize js[0..len). At most max_tokens tokens (0: no limit) and
+/* Tokenize js[0..len). At most max_tokens JSON tokens (0: no limit) and
  * max_depth levels of nesting. Returns 0, or -1 with a message in err
  * ("not JSON: ...", "JSON nested deeper than 64 levels", ...). On success
  * the caller frees with jsonFree(); on failure nothing is left to free. */

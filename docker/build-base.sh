@@ -136,9 +136,14 @@ find "$DIR/root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -
 # Remove the build host's name resolution: the engine provides its own.
 rm -f "$DIR/root/etc/resolv.conf" "$DIR/root/etc/hosts"
 
+old=$($DOCKER image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || :)
 tar --numeric-owner -C "$DIR/root" -c . |
     $DOCKER import --change 'CMD ["bash"]' \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --message "debootstrap --variant=minbase $SUITE" - "$IMAGE" >/dev/null
+# A rebuild leaves the previous image untagged: remove it unless in use.
+if [ -n "$old" ] && [ "$old" != "$($DOCKER image inspect -f '{{.Id}}' "$IMAGE")" ]; then
+    $DOCKER rmi "$old" >/dev/null 2>&1 || :
+fi
 echo "build-base: $IMAGE built in $(( $(date +%s) - start )) s" \
      "($($DOCKER image inspect -f '{{.Size}}' "$IMAGE" | awk '{ printf "%.0f MB", $1 / 1e6 }'))"

@@ -22,16 +22,18 @@ EX=$ROOT/scripts/examples
 export LLMFLEET_BIN=${LLMFLEET_BIN:-$ROOT/bin}
 N=${EXAMPLES_JOBS:-200}
 PY=${EXAMPLES_PYTHON:-/usr/bin/python3}   # Debian's python3-redis is for Debian's python3
+# shellcheck source=tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
 START_S=$SECONDS
 
 # ---- dependencies ------------------------------------------------------------
 apt_install() {
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get install -y -q "$@" >"$T/apt.log" 2>&1 ||
-        { $sudo apt-get update -q >>"$T/apt.log" 2>&1 &&
-          $sudo apt-get install -y -q "$@" >>"$T/apt.log" 2>&1; }
+    local apt=(apt-get -y -q -o DPkg::Lock::Timeout=300)
+    [ "$(id -u)" -eq 0 ] || apt=(sudo "${apt[@]}")
+    export DEBIAN_FRONTEND=noninteractive
+    "${apt[@]}" install "$@" >"$T/apt.log" 2>&1 ||
+        { "${apt[@]}" update >>"$T/apt.log" 2>&1 && "${apt[@]}" install "$@" >>"$T/apt.log" 2>&1; } ||
+        tail -n 20 "$T/apt.log"
 }
 if ! "$PY" -c 'import redis' 2>/dev/null; then
     echo "# installing python3-redis"
@@ -228,6 +230,7 @@ run_lang() {
     rcli XADD "$ek" '*' id r3 status ok >/dev/null
     rcli XREADGROUP GROUP mk again COUNT 2 STREAMS "$ek" '>' >/dev/null
     rcli XDEL "$ek" "$e1" >/dev/null
+    # shellcheck disable=SC2086
     LLMFLEET_FLEET="empty-$lang" timeout 20 $group --group mk --name again --count 2 \
         >"$d/again.jsonl" 2>"$d/again.err"
     eq "$lang: restarted group consumer prints its own pending entry, then new ones" \

@@ -56,6 +56,7 @@ if [ "$last" = '$' ]; then
     last=$(cli XREVRANGE "$RESULTS" + - COUNT 1 | jq -r '.[0][0] // "0"')
 fi
 
+# shellcheck disable=SC2016  # jq's variables, not the shell's
 # XREAD's answer ({key: [[id, [field, value, ...]], ...]}) as JSONL.
 to_jsonl='.[][] | .[0] as $id | .[1] as $f
     | [range(0; $f | length; 2) as $i | {key: $f[$i], value: $f[$i + 1]}]

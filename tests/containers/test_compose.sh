@@ -168,7 +168,8 @@ start_dockerd() {
     DOCKERD_PID=$!
     STARTED_DOCKERD=1
     export DOCKER_HOST="unix://$TMP/engine/docker.sock"
-    if wait_until 60 "$DOCKER" info > /dev/null 2>&1; then
+    wait_until 60 eval '"$DOCKER" info > /dev/null 2>&1 || ! kill -0 "$DOCKERD_PID" 2>/dev/null'
+    if "$DOCKER" info > /dev/null 2>&1; then
         DOCKERD_PID=$(cat "$TMP/engine/dockerd.pid" 2>/dev/null || echo "$DOCKERD_PID")
     else
         if kill -0 "$DOCKERD_PID" 2>/dev/null; then
@@ -176,7 +177,7 @@ start_dockerd() {
         else
             echo "dockerd exited"
         fi
-        echo "last lines of its log ($TMP/dockerd.log):"
+        echo "its log says:"
         grep -E 'level=(error|fatal)|failed' "$TMP/dockerd.log" | tail -n 8
         return 1
     fi

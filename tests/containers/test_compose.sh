@@ -113,6 +113,10 @@ save_net() {
         [ -r "/proc/sys/$s" ] && echo "$s $(cat "/proc/sys/$s")" >> "$TMP/sysctl.before"
     done
     ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' > "$TMP/links.before"
+    # Directories the engine creates outside its --exec-root (plugin
+    # discovery, containerd shim sockets): removed at the end if new.
+    : > "$TMP/rundirs.new"
+    for d in /run/docker /run/containerd; do [ -e "$d" ] || echo "$d" >> "$TMP/rundirs.new"; done
     NET_SAVED=1
 }
 
@@ -155,6 +159,11 @@ restore_net() {
         case $l in docker0 | br-* | veth*) ;; *) continue ;; esac
         grep -qx "$l" "$TMP/links.before" || ip link delete "$l" 2>/dev/null || :
     done
+    local d
+    while read -r d; do
+        # Only empty directories and sockets are expected there.
+        [ -d "$d" ] && [ -z "$(find "$d" ! -type d ! -type s)" ] && rm -rf "$d"
+    done < "$TMP/rundirs.new"
 }
 
 start_dockerd() {
@@ -256,6 +265,7 @@ cleanup() {
         while read -r s v; do
             [ "$(cat "/proc/sys/$s")" = "$v" ] || left="$left $s"
         done < "$TMP/sysctl.before"
+        while read -r d; do [ -e "$d" ] && left="$left $d"; done < "$TMP/rundirs.new"
         if [ -z "$left" ]; then
             ok "teardown: project down, images removed, dockerd stopped; iptables, forwarding sysctls and links as before"
         else

@@ -113,10 +113,12 @@ save_net() {
         [ -r "/proc/sys/$s" ] && echo "$s $(cat "/proc/sys/$s")" >> "$TMP/sysctl.before"
     done
     ip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' > "$TMP/links.before"
-    # Directories the engine creates outside its --exec-root (plugin
-    # discovery, containerd shim sockets): removed at the end if new.
+    # Directories the engine creates outside its own (plugin discovery,
+    # containerd shim sockets, /etc/docker/key.json): removed at the end if new.
     : > "$TMP/rundirs.new"
-    for d in /run/docker /run/containerd; do [ -e "$d" ] || echo "$d" >> "$TMP/rundirs.new"; done
+    for d in /run/docker /run/containerd /etc/docker; do
+        [ -e "$d" ] || echo "$d" >> "$TMP/rundirs.new"
+    done
     NET_SAVED=1
 }
 
@@ -161,8 +163,9 @@ restore_net() {
     done
     local d
     while read -r d; do
-        # Only empty directories and sockets are expected there.
-        [ -d "$d" ] && [ -z "$(find "$d" ! -type d ! -type s)" ] && rm -rf "$d"
+        # Only directories, sockets and the engine's key are expected there.
+        [ -d "$d" ] && [ -z "$(find "$d" ! -type d ! -type s ! -path /etc/docker/key.json)" ] &&
+            rm -rf "$d"
     done < "$TMP/rundirs.new"
 }
 

@@ -27,5 +27,6 @@ part unit sh "$here/run-unit.sh" "$@"
 part integration bash "$here/integration/run.sh"
 part fakeapi bash "$here/fakeapi/smoke.sh"
 part sdk bash "$here/sdk/run.sh"
+part examples bash "$here/examples/run.sh"
 echo "total: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

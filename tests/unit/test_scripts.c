@@ -1,0 +1,1393 @@
+/* test_scripts.c — the fleet's Lua scripts (scripts/lua/NAME.lua, as embedded
+ * by the build) run against a real redis-server that this program starts
+ * on a free loopback port and stops at the end.
+ *
+ * Each test flushes the server, crafts the fleet's state with plain
+ * commands (key names from keysInit), runs a script exactly as
+ * rdsScriptSync does (EVAL of scriptFind()'s source, the fleet's keys in
+ * proto.def's order, one more key for a claim) with arguments built by the
+ * codec (claimArgs, beginArgs, settleArgs + recStart/recAttempt/recOk/
+ * recError), parses the reply with the codec's parsers, and checks the
+ * named verdicts and the state the script left. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "codec.h"
+#include "keys.h"
+#include "rds.h"        /* rdsScriptCall: the call shape rdsScriptSync takes */
+#include "scripts.h"
+
+/* Slack for the time between this program reading Redis TIME and a script
+ * reading it (ms). */
+#define SLACK_MS 500
+
+static pid_t serverPid = -1;
+static char tmpDir[256];
+static redisContext *rc;
+static keySet ks;
+
+#define KN(id) (ks.name[KEY_##id])
+
+/* ---- The server ----------------------------------------------------------- */
+
+static int freePort(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    socklen_t al = sizeof(a);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static long long monoMs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void stopServer(void) {
+    if (rc) redisFree(rc), rc = NULL;
+    if (serverPid > 0) {
+        kill(serverPid, SIGKILL);
+        while (waitpid(serverPid, NULL, 0) < 0 && errno == EINTR) {}
+        serverPid = -1;
+    }
+    if (tmpDir[0]) {
+        DIR *d = opendir(tmpDir);
+        if (d) {
+            struct dirent *e;
+            char p[512];
+            while ((e = readdir(d))) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+                snprintf(p, sizeof(p), "%s/%s", tmpDir, e->d_name);
+                unlink(p);
+            }
+            closedir(d);
+        }
+        rmdir(tmpDir);
+        tmpDir[0] = '\0';
+    }
+}
+
+/* Start redis-server on port; 0 when it answers PING within the deadline. */
+static int startOn(int port) {
+    char portS[16];
+    snprintf(portS, sizeof(portS), "%d", port);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        /* Dies with this program, whatever way it ends. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char log[512];
+        snprintf(log, sizeof(log), "%s/redis.log", tmpDir);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
+        if (chdir(tmpDir) != 0) _exit(127);
+        execlp("redis-server", "redis-server", "--port", portS, "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--dir", tmpDir, (char *)NULL);
+        _exit(127);
+    }
+    serverPid = pid;
+    long long deadline = monoMs() + 10000;
+    while (monoMs() < deadline) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) {     /* it died (port taken?) */
+            serverPid = -1;
+            return -1;
+        }
+        struct timeval tv = {1, 0};
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            int ok = r && r->type == REDIS_REPLY_STATUS && !strcmp(r->str, "PONG");
+            if (r) freeReplyObject(r);
+            if (ok) {
+                rc = c;
+                return 0;
+            }
+        }
+        if (c) redisFree(c);
+        usleep(20000);                          /* the bounded PING wait */
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    serverPid = -1;
+    return -1;
+}
+
+static int groupSetup(void **state) {
+    (void)state;
+    const char *t = getenv("TMPDIR");
+    snprintf(tmpDir, sizeof(tmpDir), "%s/test_scripts.XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(tmpDir)) {
+        tmpDir[0] = '\0';
+        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+        return -1;
+    }
+    if (keysInit(&ks, "t") != 0) return stopServer(), -1;
+    for (int tries = 0; tries < 3; tries++) {
+        int port = freePort();
+        if (port > 0 && startOn(port) == 0) return 0;
+    }
+    fprintf(stderr, "could not start redis-server (see %s/redis.log)\n", tmpDir);
+    stopServer();
+    return -1;
+}
+
+static int groupTeardown(void **state) {
+    (void)state;
+    stopServer();
+    return 0;
+}
+
+/* ---- Plain commands ---------------------------------------------------------- */
+
+/* Run a command that must not fail; returns the reply (caller frees). */
+static redisReply *cmdR(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    if (!r) fail_msg("redis: %s", rc->errstr);
+    if (r->type == REDIS_REPLY_ERROR) fail_msg("redis error for %s: %s", fmt, r->str);
+    return r;
+}
+
+#define cmd(...) freeReplyObject(cmdR(__VA_ARGS__))
+
+/* An integer reply. */
+static long long cmdInt(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    if (!r) fail_msg("redis: %s", rc->errstr);
+    if (r->type != REDIS_REPLY_INTEGER) fail_msg("not an integer reply for %s", fmt);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* HGET as a string ("" when absent; static storage, one at a time per slot). */
+static const char *hget(const char *key, const char *field) {
+    static char bufs[4][512];
+    static int k;
+    char *out = bufs[k++ & 3];
+    redisReply *r = cmdR("HGET %s %s", key, field);
+    snprintf(out, 512, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    return out;
+}
+
+/* HGET as a number; -1 when absent. */
+static long long hgetN(const char *key, const char *field) {
+    const char *s = hget(key, field);
+    return *s ? atoll(s) : -1;
+}
+
+static long long hgetN0(const char *key, const char *field) {
+    const char *s = hget(key, field);
+    return *s ? atoll(s) : 0;
+}
+
+/* ZSCORE as a number; -1 when not a member. */
+static long long zscore(const char *key, const char *member) {
+    redisReply *r = cmdR("ZSCORE %s %s", key, member);
+    long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* Redis TIME in ms: the scripts' clock. */
+static long long redisNow(void) {
+    redisReply *r = cmdR("TIME");
+    long long v = atoll(r->element[0]->str) * 1000 + atoll(r->element[1]->str) / 1000;
+    freeReplyObject(r);
+    return v;
+}
+
+static void assertNear(long long got, long long want, long long tol, const char *what) {
+    if (got < want - tol || got > want + tol)
+        fail_msg("%s: %lld, expected %lld +- %lld", what, got, want, tol);
+}
+
+static void assertHas(const char *s, const char *needle) {
+    if (!strstr(s, needle)) fail_msg("\"%s\" lacks \"%s\"", s, needle);
+}
+
+/* A field of a stream entry (reply of XRANGE: {id, {f, v, ...}}), or NULL. */
+static const char *entryField(const redisReply *e, const char *name) {
+    const redisReply *kv = e->element[1];
+    for (size_t i = 0; i + 1 < kv->elements; i += 2)
+        if (!strcmp(kv->element[i]->str, name)) return kv->element[i + 1]->str;
+    return NULL;
+}
+
+/* ---- Script calls (what rdsScriptSync does) --------------------------------- */
+
+/* EVAL the embedded script with the fleet's keys in proto.def order (plus
+ * extra_key), as worker/rds.c's rdsScriptSync. */
+static redisReply *evalSync(const rdsScriptCall *sc) {
+    const char *src = scriptFind(sc->name);
+    if (!src) fail_msg("no embedded script %s", sc->name);
+    int nkeys = KEY_COUNT + (sc->extra_key != NULL);
+    int argc = 3 + nkeys + sc->nargs;
+    const char **v = malloc(sizeof(*v) * (size_t)argc);
+    size_t *vl = malloc(sizeof(*vl) * (size_t)argc);
+    assert_non_null(v);
+    assert_non_null(vl);
+    char nk[16];
+    v[0] = "EVAL", vl[0] = 4;
+    v[1] = src, vl[1] = strlen(src);
+    vl[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
+    v[2] = nk;
+    int i = 3;
+    for (int k = 0; k < KEY_COUNT; k++, i++) v[i] = sc->keys->argv[k], vl[i] = strlen(v[i]);
+    if (sc->extra_key) v[i] = sc->extra_key, vl[i++] = strlen(sc->extra_key);
+    for (int k = 0; k < sc->nargs; k++, i++) v[i] = sc->argv[k], vl[i] = sc->argvlen[k];
+    redisReply *r = redisCommandArgv(rc, argc, v, vl);
+    free(v);
+    free(vl);
+    if (!r) fail_msg("redis: %s", rc->errstr);
+    return r;
+}
+
+/* A script with string arguments; must not answer an error. */
+static redisReply *script(const char *name, int n, const char **argv) {
+    size_t l[32];
+    assert_true(n <= 32);
+    for (int i = 0; i < n; i++) l[i] = strlen(argv[i]);
+    rdsScriptCall sc = {name, &ks, NULL, n, argv, l};
+    redisReply *r = evalSync(&sc);
+    if (r->type == REDIS_REPLY_ERROR) fail_msg("%s.lua: %s", name, r->str);
+    return r;
+}
+
+/* The claim's list key for prefix. */
+static const char *listKey(const char *prefix) {
+    static char k[400];
+    snprintf(k, sizeof(k), "%s:%s", KN(CLAIMED), prefix);
+    return k;
+}
+
+static void runClaim(int n, long lease_ms, const char *prefix, claimReply *out) {
+    lfArgs a;
+    argsInit(&a, CA_COUNT, CA_COUNT);
+    claimArgs(&a, n, lease_ms, prefix);
+    char list[400];
+    snprintf(list, sizeof(list), "%s", listKey(prefix));
+    rdsScriptCall sc = {"claim", &ks, list, a.n, a.v, a.l};
+    redisReply *r = evalSync(&sc);
+    argsFree(&a);
+    if (claimParse(r, out) != 0)
+        fail_msg("claim reply not a CR: %s", r->type == REDIS_REPLY_ERROR ? r->str : "shape");
+    freeReplyObject(r);
+}
+
+static beginHead head(long long prices_ver) {
+    beginHead h = {60000, 0, SOLO_NONE, prices_ver};
+    return h;
+}
+
+static beginJob bjob(const char *lease, const char *id, long long input,
+                     long long max_tokens, long long reserve) {
+    beginJob j = {lease, id, input, max_tokens, reserve};
+    return j;
+}
+
+static void runBegin(const beginHead *h, const beginJob *jobs, int n,
+                     beginReply *out, admitResult *res) {
+    lfArgs a;
+    argsInit(&a, BA_COUNT + n * BJ_COUNT, BA_COUNT + n * BJ_COUNT);
+    beginArgs(&a, h, jobs, n);
+    rdsScriptCall sc = {"begin", &ks, NULL, a.n, a.v, a.l};
+    redisReply *r = evalSync(&sc);
+    argsFree(&a);
+    char err[256];
+    if (beginParse(r, n, out, res, err, sizeof(err)) != 0) fail_msg("%s", err);
+    freeReplyObject(r);
+}
+
+/* One job through begin; returns its verdict, value in *val. */
+static admitVerdict admit1(long long prices_ver, const char *lease, const char *id,
+                           long long input, long long max_tokens, long long reserve,
+                           long long *val, beginReply *br) {
+    beginHead h = head(prices_ver);
+    beginJob j = bjob(lease, id, input, max_tokens, reserve);
+    beginReply tmp;
+    admitResult res;
+    runBegin(&h, &j, 1, br ? br : &tmp, &res);
+    if (val) *val = res.value;
+    return res.verdict;
+}
+
+#define assert_admit(got, want)                                                 \
+    do {                                                                        \
+        admitVerdict g_ = (got);                                                \
+        if (g_ != (want))                                                       \
+            fail_msg("verdict %s, expected %s", admitName(g_), admitName(want)); \
+    } while (0)
+
+static const char *settledName(settleVerdict v) {
+    switch (v) {
+#define X(N, val, doc) case SETTLED_##N: return #N;
+    LF_SETTLED(X)
+#undef X
+    }
+    return "UNKNOWN";
+}
+
+#define assert_settled(got, want)                                               \
+    do {                                                                        \
+        settleVerdict g_ = (got);                                               \
+        if (g_ != (want))                                                       \
+            fail_msg("settled %s, expected %s", settledName(g_), settledName(want)); \
+    } while (0)
+
+/* Settle items; claim_n > 0 claims afterwards with prefix. The claim's
+ * reply goes to *claim when given. */
+static void runSettle(const settleItem *items, int n, settleVerdict *out, int claim_n,
+                      const char *prefix, claimReply *claim) {
+    settleHead h = {1000, claim_n, 60000, prefix};
+    lfArgs a;
+    int argc = settleArgc(items, n);
+    argsInit(&a, argc, 8 + n);
+    settleArgs(&a, &h, items, n);
+    char list[400];
+    if (prefix) snprintf(list, sizeof(list), "%s", listKey(prefix));
+    rdsScriptCall sc = {"settle", &ks, prefix ? list : NULL, a.n, a.v, a.l};
+    redisReply *r = evalSync(&sc);
+    argsFree(&a);
+    char err[256];
+    const redisReply *cr;
+    if (settleParse(r, n, out, &cr, err, sizeof(err)) != 0) fail_msg("%s", err);
+    if (claim) {
+        if (!cr || claimParse(cr, claim) != 0) fail_msg("settle: no claim reply");
+    }
+    freeReplyObject(r);
+}
+
+/* ---- Crafted state --------------------------------------------------------- */
+
+static const char *rawJob(const char *id) {
+    static char b[4][256];
+    static int k;
+    char *p = b[k++ & 3];
+    snprintf(p, 256, "{\"id\":\"%s\",\"request\":{\"model\":\"claude-sonnet-4-5\","
+             "\"max_tokens\":50,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}}", id);
+    return p;
+}
+
+/* A claim of n jobs (ids[i]) with leases PREFIX1..n expiring at exp, as
+ * claim.lua leaves it. */
+static void craftClaim(const char *prefix, int n, const char *const *ids, long long exp) {
+    for (int i = 0; i < n; i++) {
+        char lid[128];
+        snprintf(lid, sizeof(lid), "%s%d", prefix, i + 1);
+        cmd("RPUSH %s %s", listKey(prefix), rawJob(ids[i]));
+        cmd("ZADD %s %lld %s", KN(LEASES), exp, lid);
+    }
+    cmd("HSET %s %s %d", KN(CLAIMED), prefix, n);
+}
+
+/* Lease lid admitted (as begin.lua leaves it): inflight, reservation, and
+ * the state's reserved / o_inflight. */
+static void craftAdmitted(const char *lid, const char *id, long long input,
+                          long long output, long long cost, long long exp, long long now) {
+    cmd("ZADD %s %lld %s", KN(INFLIGHT), exp, lid);
+    char r[256];
+    snprintf(r, sizeof(r), "%lld,%lld,%lld,%lld,%s", input, output, cost, now, id);
+    cmd("HSET %s %s %s", KN(RESERV), lid, r);
+    cmd("HINCRBY %s reserved %lld", KN(STATE), cost);
+    cmd("HINCRBY %s o_inflight %lld", KN(STATE), output);
+}
+
+/* ---- Settle records ---------------------------------------------------------- */
+
+static job testJob(const char *id) {
+    job j;
+    memset(&j, 0, sizeof(j));
+    snprintf(j.id, sizeof(j.id), "%s", id);
+    snprintf(j.model, sizeof(j.model), "claude-sonnet-4-5");
+    j.max_tokens = 50;
+    return j;
+}
+
+static outcome okOutcome(long long in, long long out) {
+    outcome o;
+    memset(&o, 0, sizeof(o));
+    o.ok = 1;
+    o.http_status = 200;
+    o.use.input_tokens = in;
+    o.use.output_tokens = out;
+    o.use.cache_5m_tokens = o.use.cache_1h_tokens = -1;
+    o.retry_after_ms = -1;
+    return o;
+}
+
+static outcome errOutcome(long status, long long retry_after_ms) {
+    outcome o;
+    memset(&o, 0, sizeof(o));
+    o.retryable = 1;
+    o.http_status = status;
+    snprintf(o.error_type, sizeof(o.error_type), "%s",
+             status == 429 ? "rate_limit_error" : "api_error");
+    snprintf(o.error_message, sizeof(o.error_message), "boom %ld", status);
+    o.retry_after_ms = retry_after_ms;
+    return o;
+}
+
+static const char *BODY = "{\"type\":\"message\",\"content\":[]}";
+
+/* A successful attempt's RESULT record costing cost micro-USD; rl may be
+ * NULL (no headers). */
+static void recSuccess(settleRec *r, const job *j, long long cost, int attempt,
+                       const rlHeaders *rl) {
+    recCtx c = {"tw", attempt, 120};
+    outcome o = okOutcome(100, 20);
+    rlHeaders none;
+    rlInit(&none);
+    memset(r, 0, sizeof(*r));
+    recOk(r, j, BODY, strlen(BODY), &o, &c);
+    recAttempt(r, &o, rl ? rl : &none, cost, &c, 500000);
+}
+
+/* A retryable failure: a FAILED record for attempt. */
+static void recFailed(settleRec *r, const job *j, long status, long long retry_after_ms,
+                      int attempt) {
+    recCtx c = {"tw", attempt, 80};
+    outcome o = errOutcome(status, retry_after_ms);
+    rlHeaders none;
+    rlInit(&none);
+    memset(r, 0, sizeof(*r));
+    recError(r, j, o.error_type, o.error_message, status, &c);
+    r->op = OP_FAILED;
+    recAttempt(r, &o, &none, -1, &c, 500000);
+}
+
+static long long xlen(void) { return cmdInt("XLEN %s", KN(RESULTS)); }
+
+/* ---- Per test ---------------------------------------------------------------- */
+
+static int flush(void **state) {
+    (void)state;
+    cmd("FLUSHALL");
+    return 0;
+}
+
+/* ============================== begin.lua =================================== */
+
+static void test_begin_go(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 100, 50, 777, &v, NULL), ADMIT_GO);
+    assert_int_equal(v, 1);                             /* attempt 1 */
+    const char *res = hget(KN(RESERV), "w:1:1");
+    assertHas(res, "100,50,777,");
+    assert_int_equal(strcmp(res + strlen(res) - 2, ",a"), 0);
+    assertNear(zscore(KN(INFLIGHT), "w:1:1"), now + 60000, SLACK_MS, "inflight expiry");
+    assert_int_equal(hgetN(KN(STATE), "reserved"), 777);
+    assert_int_equal(hgetN(KN(STATE), "o_inflight"), 50);
+    assert_int_equal(hgetN(KN(STATE), "i_since"), 100);
+
+    /* A retried job: its attempt number counts the attempts retried. */
+    const char *ids2[] = {"b"};
+    craftClaim("w:2:", 1, ids2, now + 60000);
+    cmd("HSET %s b 2", KN(ATTEMPTS));
+    cmd("HSET %s observed 1", KN(STATE));
+    assert_admit(admit1(0, "w:2:1", "b", 10, 10, 1, &v, NULL), ADMIT_GO);
+    assert_int_equal(v, 3);
+}
+
+static void test_begin_lost(void **state) {
+    (void)state;
+    long long v;
+    assert_admit(admit1(0, "w:9:1", "a", 100, 50, 777, &v, NULL), ADMIT_LOST);
+    assert_int_equal(cmdInt("HLEN %s", KN(RESERV)), 0);
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
+    assert_int_equal(hgetN(KN(STATE), "reserved"), -1);
+}
+
+static void test_begin_dup(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b", "b"};
+    craftClaim("w:1:", 3, ids, now + 60000);
+    cmd("SADD %s a", KN(DONE));
+    beginHead h = head(0);
+    beginJob j[3] = {bjob("w:1:1", "a", 10, 10, 1), bjob("w:1:2", "b", 10, 10, 1),
+                     bjob("w:1:3", "b", 10, 10, 1)};
+    beginReply br;
+    admitResult res[3];
+    runBegin(&h, j, 3, &br, res);
+    assert_admit(res[0].verdict, ADMIT_DUP);            /* id done */
+    assert_admit(res[1].verdict, ADMIT_GO);
+    assert_admit(res[2].verdict, ADMIT_DUP);            /* twice in the batch */
+    /* Dropped leases are gone; the admitted one stays. */
+    assert_int_equal(zscore(KN(LEASES), "w:1:1"), -1);
+    assert_int_equal(zscore(KN(LEASES), "w:1:3"), -1);
+    assert_true(zscore(KN(LEASES), "w:1:2") > 0);
+    assert_int_equal(cmdInt("HLEN %s", KN(RESERV)), 1);
+    assert_int_equal(hgetN(KN(CLAIMED), "w:1:"), 1);
+}
+
+static void test_begin_wait_paused(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    cmd("HSET %s pause_until %lld pause_kind %d pause_reason %s", KN(STATE),
+        now + 5000, PAUSE_SHORT, "test pause");
+    long long v;
+    beginReply br;
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, &br), ADMIT_WAIT);
+    assertNear(v, 5000, SLACK_MS, "wait ms");
+    assert_true(v <= 5000);
+    assert_string_equal(br.reason, "test pause");
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
+
+    /* Over: the same job goes. */
+    cmd("HSET %s pause_until %lld", KN(STATE), now - 1);
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, NULL), ADMIT_GO);
+}
+
+static void test_begin_long_pause_probe(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    cmd("HSET %s pause_until %lld pause_kind %d pause_reason %s probe_at %lld observed 1",
+        KN(STATE), now + 600000, PAUSE_LONG, "long one", now - 1);
+    beginHead h = head(0);
+    beginJob j[2] = {bjob("w:1:1", "a", 10, 10, 1), bjob("w:1:2", "b", 10, 10, 1)};
+    beginReply br;
+    admitResult res[2];
+    runBegin(&h, j, 2, &br, res);
+    assert_admit(res[0].verdict, ADMIT_GO);             /* the probe */
+    assert_admit(res[1].verdict, ADMIT_WAIT);           /* exactly one */
+    assert_string_equal(hget(KN(STATE), "probe_lease"), "w:1:1");
+    assertNear(hgetN(KN(STATE), "probe_at"), now + 10000, SLACK_MS, "next probe");
+
+    /* The next call: no probe due, the wait runs to the next probe. */
+    long long v;
+    assert_admit(admit1(0, "w:1:2", "b", 10, 10, 1, &v, &br), ADMIT_WAIT);
+    assertNear(v, 10000, SLACK_MS, "wait to the next probe");
+    assert_string_equal(br.reason, "long one");
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 1);
+}
+
+static void test_begin_wait_ceiling(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    cmd("HSET %s max_in_flight 1", KN(LIMITS));
+    cmd("HSET %s observed 1", KN(STATE));
+    cmd("ZADD %s %lld other:1:1", KN(INFLIGHT), now + 60000);
+    long long v;
+    beginReply br;
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, &br), ADMIT_WAIT);
+    assert_true(v > 0);
+    assertHas(br.reason, "ceiling");
+    assert_int_equal(br.ceiling, 1);
+
+    /* An expired in-flight entry does not count. */
+    cmd("ZADD %s %lld other:1:1", KN(INFLIGHT), now - 1);
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, NULL), ADMIT_GO);
+}
+
+static void test_begin_budget(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    cmd("HSET %s max_spend_usd 1", KN(LIMITS));
+    cmd("HSET %s spent 999000 observed 1", KN(STATE));
+
+    long long v;
+    /* Over the cap with reservations outstanding: wait for them. */
+    cmd("HSET %s reserved 2000", KN(STATE));
+    beginReply br;
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10, 5000, &v, &br), ADMIT_WAIT);
+    assertHas(br.reason, "spend");
+    assert_int_equal(xlen(), 0);
+
+    /* Nothing reserved: the fleet stops, one budget_exceeded entry. */
+    cmd("HSET %s reserved 0", KN(STATE));
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10, 5000, &v, NULL), ADMIT_BUDGET);
+    assert_admit(admit1(0, "w:1:2", "b", 10, 10, 5000, &v, NULL), ADMIT_BUDGET);
+    assert_int_equal(xlen(), 1);
+    redisReply *r = cmdR("XRANGE %s - +", KN(RESULTS));
+    assert_string_equal(entryField(r->element[0], "status"), "budget_exceeded");
+    assert_string_equal(entryField(r->element[0], "max_spend_usd"), "1");
+    freeReplyObject(r);
+    assert_string_equal(hget(KN(STATE), "budget_cap"), "1");
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
+
+    /* A job that fits under the cap still goes. */
+    assert_admit(admit1(0, "w:1:2", "b", 10, 10, 1000, &v, NULL), ADMIT_GO);
+}
+
+static void test_begin_noprice(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    cmd("HSET %s observed 1", KN(STATE));
+    cmd("HSET %s max_spend_usd 10", KN(LIMITS));
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10, -1, &v, NULL), ADMIT_NOPRICE);
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
+
+    /* Without a cap, no price is no obstacle (and reserves nothing). */
+    cmd("HDEL %s max_spend_usd", KN(LIMITS));
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10, -1, &v, NULL), ADMIT_GO);
+    assertHas(hget(KN(RESERV), "w:1:1"), "10,10,0,");
+    assert_int_equal(hgetN0(KN(STATE), "reserved"), 0);
+}
+
+static void test_begin_poison(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    cmd("HSET %s a 3 b 1", KN(LOST));                  /* max_deliveries 3 */
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, NULL), ADMIT_POISON);
+    assert_int_equal(v, 3);
+    /* One lost delivery: still runs, as attempt 2. */
+    assert_admit(admit1(0, "w:1:2", "b", 10, 10, 1, &v, NULL), ADMIT_GO);
+    assert_int_equal(v, 2);
+}
+
+static void test_begin_prices_ver(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    cmd("HSET %s prices_ver 3", KN(STATE));
+    long long v;
+    beginReply br;
+    assert_admit(admit1(2, "w:1:1", "a", 10, 10, 1, &v, &br), ADMIT_WAIT);
+    assert_int_equal(br.prices_ver, 3);
+    assertHas(br.reason, "price");
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
+    assert_admit(admit1(3, "w:1:1", "a", 10, 10, 1, &v, NULL), ADMIT_GO);
+}
+
+/* ============================ the bucket estimate ============================ */
+
+static void test_bucket_estimate(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    cmd("HSET %s i_lim 60000 i_rem 0 i_at %lld observed 1", KN(STATE), now - 30000);
+
+    /* status: estimate ~30000 (refilled 30 s at 1 token/ms). */
+    redisReply *r = script("status", 0, NULL);
+    const char *vals[STATUS_COUNT];
+    assert_int_equal(statusParse(r, vals), 0);
+    long long est = atoll(vals[STATUS_i_estimate]);
+    assert_true(est >= 30000 && est <= 30000 + SLACK_MS);
+    assert_string_equal(vals[STATUS_i_limit], "60000");
+    assert_string_equal(vals[STATUS_i_soft_floor], "3000");   /* 5% */
+    assert_string_equal(vals[STATUS_r_estimate], "");        /* not reported */
+    freeReplyObject(r);
+
+    /* need 40000 + soft 3000 - est 30000 = 13000 tokens at 1/ms. */
+    long long v;
+    beginReply br;
+    assert_admit(admit1(0, "w:1:1", "a", 40000, 10, 1, &v, &br), ADMIT_WAIT);
+    assert_true(v <= 13000 && v >= 13000 - SLACK_MS);
+    assertHas(br.reason, "i bucket");
+
+    /* need 20000 + 3000 <= 30000: goes, and the estimate drops by it. */
+    assert_admit(admit1(0, "w:1:2", "b", 20000, 10, 1, &v, NULL), ADMIT_GO);
+    r = script("status", 0, NULL);
+    assert_int_equal(statusParse(r, vals), 0);
+    est = atoll(vals[STATUS_i_estimate]);
+    assert_true(est >= 10000 && est <= 10000 + SLACK_MS);
+    freeReplyObject(r);
+}
+
+static void test_bucket_wait_rate(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    /* 120000/min: 2 tokens/ms; est 60000, soft 6000; need 70000 waits
+     * (70000 + 6000 - 60000) / 2 = 8000 ms. */
+    cmd("HSET %s i_lim 120000 i_rem 0 i_at %lld observed 1", KN(STATE), now - 30000);
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 70000, 10, 1, &v, NULL), ADMIT_WAIT);
+    assert_true(v <= 8000 && v >= 8000 - SLACK_MS);
+
+    /* A need over the whole bucket waits for a full one, not forever:
+     * (120000 - 60000) / 2 = 30000 ms. */
+    assert_admit(admit1(0, "w:1:1", "a", 500000, 10, 1, &v, NULL), ADMIT_WAIT);
+    assert_true(v <= 30000 && v >= 30000 - SLACK_MS);
+}
+
+/* ============================== settle.lua ================================== */
+
+static void test_settle_result(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 100, 50, 5000, &v, NULL), ADMIT_GO);
+    assert_int_equal(hgetN(KN(STATE), "reserved"), 5000);
+
+    job j = testJob("a");
+    settleRec rec;
+    recSuccess(&rec, &j, 1234, 1, NULL);
+    settleItem it = {"w:1:1", "a", &rec};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_DONE);
+    assert_int_equal(xlen(), 1);
+    redisReply *r = cmdR("XRANGE %s - +", KN(RESULTS));
+    assert_string_equal(entryField(r->element[0], "id"), "a");
+    assert_string_equal(entryField(r->element[0], "status"), "ok");
+    assert_string_equal(entryField(r->element[0], "response"), BODY);
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("SISMEMBER %s a", KN(DONE)), 1);
+    assert_int_equal(hgetN0(KN(STATE), "reserved"), 0);
+    assert_int_equal(hgetN0(KN(STATE), "o_inflight"), 0);
+    assert_int_equal(hgetN(KN(STATE), "spent"), 1234);
+    assert_int_equal(cmdInt("HEXISTS %s w:1:1", KN(RESERV)), 0);
+    assert_int_equal(zscore(KN(INFLIGHT), "w:1:1"), -1);
+    assert_int_equal(zscore(KN(LEASES), "w:1:1"), -1);
+    /* The claim's last lease ended: its list and count go. */
+    assert_int_equal(cmdInt("EXISTS %s", listKey("w:1:")), 0);
+    assert_int_equal(cmdInt("HEXISTS %s w:1:", KN(CLAIMED)), 0);
+    assert_string_equal(hget(KN(STATE), "observed"), "1");
+    recFree(&rec);
+
+    /* The same id again on a new lease: refused, nothing written. */
+    const char *ids2[] = {"a"};
+    craftClaim("w:2:", 1, ids2, now + 60000);
+    recSuccess(&rec, &j, 1234, 1, NULL);
+    settleItem it2 = {"w:2:1", "a", &rec};
+    runSettle(&it2, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_DUP);
+    assert_int_equal(xlen(), 1);
+    assert_int_equal(cmdInt("SCARD %s", KN(DONE)), 1);
+    recFree(&rec);
+}
+
+static void test_settle_lost(void **state) {
+    (void)state;
+    cmd("HSET %s spent 10 reserved 300", KN(STATE));
+    job j = testJob("a");
+    settleRec rec;
+    recSuccess(&rec, &j, 1234, 1, NULL);
+    settleItem it = {"w:1:1", "a", &rec};          /* never leased */
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_LOST);
+    assert_int_equal(xlen(), 0);
+    assert_int_equal(cmdInt("SCARD %s", KN(DONE)), 0);
+    assert_int_equal(hgetN(KN(STATE), "spent"), 10);
+    assert_int_equal(hgetN(KN(STATE), "reserved"), 300);
+    recFree(&rec);
+
+    /* A FAILED record for a lease that is gone: no retry scheduled. */
+    recFailed(&rec, &j, 500, -1, 1);
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_LOST);
+    assert_int_equal(cmdInt("ZCARD %s", KN(DELAYED)), 0);
+    assert_int_equal(cmdInt("EXISTS %s", KN(ATTEMPTS)), 0);
+    recFree(&rec);
+}
+
+static void test_settle_429_short(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
+    job j = testJob("a");
+    settleRec rec;
+    recFailed(&rec, &j, 429, 5000, 1);
+    settleItem it = {"w:1:1", "a", &rec};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_RETRY);
+    assertNear(hgetN(KN(STATE), "pause_until"), now + 5000, SLACK_MS, "pause_until");
+    assert_int_equal(hgetN(KN(STATE), "pause_kind"), PAUSE_SHORT);
+    /* An API error costs nothing: the reservation is released. */
+    assert_int_equal(hgetN0(KN(STATE), "reserved"), 0);
+    assert_int_equal(hgetN0(KN(STATE), "spent"), 0);
+    /* The retry waits at least the retry-after. */
+    long long due = zscore(KN(DELAYED), "w:1:1");
+    assert_true(due >= now + 5000 && due <= now + 5000 + SLACK_MS);
+
+    redisReply *r = script("status", 0, NULL);
+    const char *vals[STATUS_COUNT];
+    assert_int_equal(statusParse(r, vals), 0);
+    assert_string_equal(vals[STATUS_paused], "1");
+    assert_string_equal(vals[STATUS_pause_kind], "short");
+    assert_string_equal(vals[STATUS_total_r429], "1");
+    freeReplyObject(r);
+
+    /* claim refuses while paused. */
+    claimReply cr;
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("z"));
+    runClaim(4, 60000, "w:3:", &cr);
+    assert_true(cr.wait_ms > 0 && cr.wait_ms <= 5000);
+    assert_int_equal(cr.n, 0);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 1);
+    recFree(&rec);
+}
+
+static void test_settle_429_long(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
+    job j = testJob("a");
+    settleRec rec;
+    recFailed(&rec, &j, 429, 600000, 1);            /* max_pause 300000 */
+    settleItem it = {"w:1:1", "a", &rec};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_RETRY);
+    assertNear(hgetN(KN(STATE), "pause_until"), now + 600000, SLACK_MS, "pause_until");
+    assert_int_equal(hgetN(KN(STATE), "pause_kind"), PAUSE_LONG);
+    assertNear(hgetN(KN(STATE), "probe_at"), now + 10000, SLACK_MS, "probe_at");
+    assertHas(hget(KN(STATE), "pause_reason"), "over max_pause");
+    recFree(&rec);
+}
+
+static void test_settle_retry_until_max_attempts(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
+    cmd("HSET %s max_attempts 2 base_delay 1000", KN(LIMITS));
+    job j = testJob("a");
+    settleRec rec;
+    recFailed(&rec, &j, 500, -1, 1);
+    settleItem it = {"w:1:1", "a", &rec};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_RETRY);
+    /* Full jitter: rand 0.5 of base_delay 1000. */
+    assertNear(zscore(KN(DELAYED), "w:1:1"), now + 500, SLACK_MS, "retry due");
+    assert_string_equal(hget(KN(DELAYEDJOB), "w:1:1"), rawJob("a"));
+    assert_int_equal(hgetN(KN(ATTEMPTS), "a"), 1);
+    assert_int_equal(xlen(), 0);
+    assert_int_equal(cmdInt("SISMEMBER %s a", KN(DONE)), 0);
+    assert_int_equal(zscore(KN(LEASES), "w:1:1"), -1);
+    recFree(&rec);
+
+    /* Attempt 2 of 2 fails: the error result, saying why. */
+    const char *ids2[] = {"a"};
+    craftClaim("w:2:", 1, ids2, now + 60000);
+    craftAdmitted("w:2:1", "a", 100, 50, 5000, now + 60000, now);
+    recFailed(&rec, &j, 500, -1, 2);
+    settleItem it2 = {"w:2:1", "a", &rec};
+    runSettle(&it2, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_DONE);
+    assert_int_equal(xlen(), 1);
+    redisReply *r = cmdR("XRANGE %s - +", KN(RESULTS));
+    assert_string_equal(entryField(r->element[0], "status"), "error");
+    const char *msg = entryField(r->element[0], "error_message");
+    assert_non_null(msg);
+    assert_int_equal(strncmp(msg, "gave up after 2 attempts", 24), 0);
+    assertHas(msg, "boom 500");
+    freeReplyObject(r);
+    assert_int_equal(zscore(KN(DELAYED), "w:2:1"), -1);
+    assert_int_equal(cmdInt("SISMEMBER %s a", KN(DONE)), 1);
+    assert_int_equal(cmdInt("HEXISTS %s a", KN(ATTEMPTS)), 0);
+    recFree(&rec);
+}
+
+static void test_settle_retry_budget(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    cmd("HSET %s retry_budget_per_min 1", KN(LIMITS));
+    job ja = testJob("a"), jb = testJob("b");
+    settleRec rec;
+    settleVerdict out[1];
+
+    /* Budget free: retried. */
+    recFailed(&rec, &ja, 503, -1, 1);
+    settleItem it = {"w:1:1", "a", &rec};
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_RETRY);
+    recFree(&rec);
+
+    /* One retry sent within the minute (and none waiting): spent. */
+    cmd("DEL %s %s", KN(DELAYED), KN(DELAYEDJOB));
+    cmd("ZADD %s %lld x:1:1", KN(RETRYLOG), now - 1000);
+    recFailed(&rec, &jb, 503, -1, 1);
+    settleItem it2 = {"w:1:2", "b", &rec};
+    runSettle(&it2, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_DONE);
+    assert_int_equal(cmdInt("ZCARD %s", KN(DELAYED)), 0);
+    redisReply *r = cmdR("XRANGE %s - +", KN(RESULTS));
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(entryField(r->element[0], "id"), "b");
+    assertHas(entryField(r->element[0], "error_message"), "retry budget is spent");
+    freeReplyObject(r);
+    assert_int_equal(hgetN(KN(STATS), "retry_budget_refusals"), 1);
+    recFree(&rec);
+}
+
+static void test_settle_observation_fenced(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("HSET %s i_lim 60000 i_rem 10000 i_at %lld observed 1", KN(STATE), now);
+    rlHeaders rl;
+    rlInit(&rl);
+    rl.input.limit = 80000;
+    rl.input.remaining = 70000;
+    job j = testJob("a");
+    settleRec rec;
+    settleVerdict out[1];
+
+    /* The answer of a lease that is gone: the bucket stays as it was. */
+    recSuccess(&rec, &j, 10, 1, &rl);
+    assert_true(rec.has_obs);
+    settleItem it = {"w:9:1", "a", &rec};
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_LOST);
+    assert_int_equal(hgetN(KN(STATE), "i_lim"), 60000);
+    assert_int_equal(hgetN(KN(STATE), "i_rem"), 10000);
+    assert_int_equal(hgetN(KN(STATE), "i_at"), now);
+    recFree(&rec);
+
+    /* The same answer from a held lease is the new observation (the
+     * prediction clamped to the header's +-500). */
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    recSuccess(&rec, &j, 10, 1, &rl);
+    settleItem it2 = {"w:1:1", "a", &rec};
+    runSettle(&it2, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_DONE);
+    assert_int_equal(hgetN(KN(STATE), "i_lim"), 80000);
+    long long rem = hgetN(KN(STATE), "i_rem");
+    assert_true(rem >= 69500 && rem <= 70500);
+    assert_true(hgetN(KN(STATE), "i_at") >= now);
+    recFree(&rec);
+}
+
+static void test_settle_claims_freed_slots(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    cmd("LPUSH %s %s %s", KN(JOBS), rawJob("n1"), rawJob("n2"));
+    job j = testJob("a");
+    settleRec rec;
+    recSuccess(&rec, &j, 10, 1, NULL);
+    settleItem it = {"w:1:1", "a", &rec};
+    settleVerdict out[1];
+    claimReply cr;
+    runSettle(&it, 1, out, 1, "w:2:", &cr);
+    assert_settled(out[0], SETTLED_DONE);
+    assert_int_equal(cr.wait_ms, 0);
+    assert_int_equal(cr.n, 1);
+    redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:2:"));
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, rawJob("n1"));      /* oldest */
+    freeReplyObject(r);
+    assert_true(zscore(KN(LEASES), "w:2:1") > 0);
+    recFree(&rec);
+}
+
+/* =============================== pause.lua ================================== */
+
+static void pauseCall(int kind, const char *reason, long long *was, long long *stopped) {
+    char k[16];
+    snprintf(k, sizeof(k), "%d", kind);
+    const char *argv[PA_COUNT];
+    argv[PA_KIND] = k;
+    argv[PA_REASON] = reason;
+    redisReply *r = script("pause", PA_COUNT, argv);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    *was = r->element[0]->integer;
+    *stopped = r->element[1]->integer;
+    freeReplyObject(r);
+}
+
+static void test_pause_operator(void **state) {
+    (void)state;
+    long long now = redisNow();
+    long long was, stopped;
+    pauseCall(PAUSE_OPERATOR, "maintenance", &was, &stopped);
+    assert_int_equal(was, 0);
+    assert_int_equal(hgetN(KN(STATE), "pause_kind"), PAUSE_OPERATOR);
+    assert_int_equal(hgetN(KN(STATE), "pause_until"), LF_FOREVER_MS);
+    assert_string_equal(hget(KN(STATE), "pause_reason"), "maintenance");
+
+    /* Admission waits with the operator's reason. */
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
+    const char *ids2[] = {"b"};
+    craftClaim("w:2:", 1, ids2, now + 60000);
+    long long v;
+    beginReply br;
+    assert_admit(admit1(0, "w:2:1", "b", 10, 10, 1, &v, &br), ADMIT_WAIT);
+    assert_string_equal(br.reason, "maintenance");
+
+    /* A 429 meanwhile neither shortens nor replaces it. */
+    job j = testJob("a");
+    settleRec rec;
+    recFailed(&rec, &j, 429, 5000, 1);
+    settleItem it = {"w:1:1", "a", &rec};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_RETRY);
+    assert_int_equal(hgetN(KN(STATE), "pause_kind"), PAUSE_OPERATOR);
+    assert_int_equal(hgetN(KN(STATE), "pause_until"), LF_FOREVER_MS);
+    assert_string_equal(hget(KN(STATE), "pause_reason"), "maintenance");
+    recFree(&rec);
+
+    /* Resume: over, not budget-stopped. */
+    pauseCall(-1, "", &was, &stopped);
+    assert_int_equal(was, 1);
+    assert_int_equal(stopped, 0);
+    assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
+    assert_admit(admit1(0, "w:2:1", "b", 10, 10, 1, &v, NULL), ADMIT_GO);
+}
+
+static void test_pause_resume_budget_stopped(void **state) {
+    (void)state;
+    long long was, stopped;
+    cmd("HSET %s max_spend_usd 1", KN(LIMITS));
+    cmd("HSET %s budget_cap 1", KN(STATE));
+    pauseCall(-1, "", &was, &stopped);
+    assert_int_equal(was, 0);
+    assert_int_equal(stopped, 1);
+
+    /* A cap that has since changed does not stop the fleet. */
+    cmd("HSET %s max_spend_usd 2", KN(LIMITS));
+    pauseCall(-1, "", &was, &stopped);
+    assert_int_equal(stopped, 0);
+}
+
+/* =============================== claim.lua ================================== */
+
+static void test_claim_oldest_first(void **state) {
+    (void)state;
+    long long now = redisNow();
+    /* Producers LPUSH: j1 is the oldest. */
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j1"));
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j2"));
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j3"));
+    claimReply cr;
+    runClaim(2, 30000, "w:1:", &cr);
+    assert_int_equal(cr.wait_ms, 0);
+    assert_int_equal(cr.n, 2);
+    redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:1:"));
+    assert_int_equal(r->elements, 2);
+    assert_string_equal(r->element[0]->str, rawJob("j1"));
+    assert_string_equal(r->element[1]->str, rawJob("j2"));
+    freeReplyObject(r);
+    assertNear(zscore(KN(LEASES), "w:1:1"), now + 30000, SLACK_MS, "lease 1");
+    assertNear(zscore(KN(LEASES), "w:1:2"), now + 30000, SLACK_MS, "lease 2");
+    assert_int_equal(cmdInt("ZCARD %s", KN(LEASES)), 2);
+    assert_int_equal(hgetN(KN(CLAIMED), "w:1:"), 2);
+    r = cmdR("LRANGE %s 0 -1", KN(JOBS));
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, rawJob("j3"));
+    freeReplyObject(r);
+
+    /* Empty queue after the last one. */
+    runClaim(5, 30000, "w:2:", &cr);
+    assert_int_equal(cr.n, 1);
+    runClaim(5, 30000, "w:3:", &cr);
+    assert_int_equal(cr.wait_ms, 0);
+    assert_int_equal(cr.n, 0);
+    assert_int_equal(cmdInt("EXISTS %s", listKey("w:3:")), 0);
+}
+
+static void test_claim_paused(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j1"));
+    cmd("HSET %s pause_until %lld pause_kind %d pause_reason %s", KN(STATE),
+        now + 4000, PAUSE_SHORT, "429 wait");
+    claimReply cr;
+    runClaim(3, 30000, "w:1:", &cr);
+    assert_true(cr.wait_ms > 0 && cr.wait_ms <= 4000);
+    assertNear(cr.wait_ms, 4000, SLACK_MS, "claim wait");
+    assert_string_equal(cr.reason, "429 wait");
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 1);
+    assert_int_equal(cmdInt("ZCARD %s", KN(LEASES)), 0);
+
+    /* A long pause with a probe due: one job. */
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j2"));
+    cmd("HSET %s pause_until %lld pause_kind %d probe_at %lld", KN(STATE),
+        now + 600000, PAUSE_LONG, now - 1);
+    runClaim(3, 30000, "w:2:", &cr);
+    assert_int_equal(cr.wait_ms, 0);
+    assert_int_equal(cr.n, 1);
+
+    /* Stopped at the spend cap. */
+    cmd("HSET %s pause_until 0", KN(STATE));
+    cmd("HSET %s max_spend_usd 1", KN(LIMITS));
+    cmd("HSET %s budget_cap 1", KN(STATE));
+    runClaim(3, 30000, "w:3:", &cr);
+    assert_true(cr.wait_ms > 0);
+    assertHas(cr.reason, "spend cap");
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 1);
+}
+
+static void test_claim_due_retries(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("HSET %s retry_budget_per_min 1", KN(LIMITS));
+    cmd("ZADD %s %lld r:1:1 %lld r:1:2 %lld r:1:3", KN(DELAYED), now - 2000, now - 1000,
+        now + 60000);
+    cmd("HSET %s r:1:1 %s r:1:2 %s r:1:3 %s", KN(DELAYEDJOB), rawJob("d1"), rawJob("d2"),
+        rawJob("d3"));
+    claimReply cr;
+    runClaim(5, 30000, "w:1:", &cr);
+    /* Budget 1: only the first due retry moves, and is claimed. */
+    assert_int_equal(cr.n, 1);
+    redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:1:"));
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, rawJob("d1"));
+    freeReplyObject(r);
+    assert_int_equal(zscore(KN(DELAYED), "r:1:1"), -1);
+    assert_int_equal(cmdInt("HEXISTS %s r:1:1", KN(DELAYEDJOB)), 0);
+    assert_true(zscore(KN(DELAYED), "r:1:2") > 0);          /* waits for budget */
+    assert_true(zscore(KN(DELAYED), "r:1:3") > 0);          /* not due */
+    assert_int_equal(cmdInt("ZCARD %s", KN(RETRYLOG)), 1);
+
+    /* Budget raised: the other due retry moves; the later one stays. */
+    cmd("HSET %s retry_budget_per_min 10", KN(LIMITS));
+    runClaim(5, 30000, "w:2:", &cr);
+    assert_int_equal(cr.n, 1);
+    assert_int_equal(zscore(KN(DELAYED), "r:1:2"), -1);
+    assert_true(zscore(KN(DELAYED), "r:1:3") > 0);
+    assert_int_equal(cmdInt("ZCARD %s", KN(RETRYLOG)), 2);
+}
+
+/* ================================ reap.lua ================================== */
+
+static void test_reap_expired(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    cmd("ZADD %s %lld w:1:1", KN(LEASES), now - 1);       /* a's expired */
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now - 1, now - 60000);
+    craftAdmitted("w:1:2", "b", 100, 40, 3000, now + 60000, now);
+    cmd("HSET %s spent 7", KN(STATE));
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("q"));
+    const char *argv[] = {"100"};
+    redisReply *r = script("reap", 1, argv);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    /* Back at the consuming end: the next claimed. */
+    r = cmdR("LINDEX %s -1", KN(JOBS));
+    assert_string_equal(r->str, rawJob("a"));
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 2);
+    assert_int_equal(hgetN(KN(LOST), "a"), 1);
+    assert_int_equal(hgetN(KN(LOST), "b"), -1);
+    assert_int_equal(hgetN(KN(STATE), "spent"), 5007);
+    assert_int_equal(hgetN(KN(STATE), "reserved"), 3000);
+    assert_int_equal(hgetN(KN(STATE), "o_inflight"), 40);
+    assert_int_equal(zscore(KN(LEASES), "w:1:1"), -1);
+    assert_int_equal(zscore(KN(INFLIGHT), "w:1:1"), -1);
+    assert_int_equal(cmdInt("HEXISTS %s w:1:1", KN(RESERV)), 0);
+    assert_true(zscore(KN(LEASES), "w:1:2") > 0);
+    assert_int_equal(hgetN(KN(CLAIMED), "w:1:"), 1);
+    assert_int_equal(hgetN(KN(STATS), "lost_in_flight"), 1);
+
+    /* A settle for the reaped lease changes nothing. */
+    job j = testJob("a");
+    settleRec rec;
+    recSuccess(&rec, &j, 10, 1, NULL);
+    settleItem it = {"w:1:1", "a", &rec};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_LOST);
+    assert_int_equal(hgetN(KN(STATE), "spent"), 5007);
+    assert_int_equal(xlen(), 0);
+    recFree(&rec);
+}
+
+/* ======================== limits.lua, purge.lua, prices.lua ================== */
+
+/* The (value, set) of name in a limits reply. */
+static int limitOf(const redisReply *r, const char *name, const char **val) {
+    for (size_t i = 0; i + 2 < r->elements; i += 3)
+        if (!strcmp(r->element[i]->str, name)) {
+            *val = r->element[i + 1]->str;
+            return (int)r->element[i + 2]->integer;
+        }
+    fail_msg("limit %s not in the reply", name);
+    return -1;
+}
+
+static void test_limits(void **state) {
+    (void)state;
+    const char *set[] = {"max_in_flight", "7", "base_delay", "2000"};
+    redisReply *r = script("limits", 4, set);
+    assert_int_equal(r->elements, 3 * LIMIT_COUNT);
+    const char *v;
+    assert_int_equal(limitOf(r, "max_in_flight", &v), 1);
+    assert_string_equal(v, "7");
+    assert_int_equal(limitOf(r, "soft_token_floor", &v), 0);
+    assert_string_equal(v, "5%");
+    freeReplyObject(r);
+    assert_string_equal(hget(KN(LIMITS), "max_in_flight"), "7");
+
+    /* '' removes: the default again. */
+    const char *unset[] = {"max_in_flight", ""};
+    r = script("limits", 2, unset);
+    assert_int_equal(limitOf(r, "max_in_flight", &v), 0);
+    assert_string_equal(v, "100");
+    assert_int_equal(limitOf(r, "base_delay", &v), 1);
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("HEXISTS %s max_in_flight", KN(LIMITS)), 0);
+
+    /* An unknown name is refused, and nothing of the call lands. */
+    const char *bad[] = {"max_attempts", "9", "no_such_limit", "1"};
+    size_t bl[4];
+    for (int i = 0; i < 4; i++) bl[i] = strlen(bad[i]);
+    rdsScriptCall sc = {"limits", &ks, NULL, 4, bad, bl};
+    r = evalSync(&sc);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assertHas(r->str, "no_such_limit");
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("HEXISTS %s max_attempts", KN(LIMITS)), 0);
+}
+
+static void test_purge(void **state) {
+    (void)state;
+    cmd("LPUSH %s x y z", KN(DEAD));
+    redisReply *r = script("purge", 0, NULL);
+    assert_int_equal(r->integer, 3);
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("LLEN %s", KN(DEAD)), 0);
+    r = script("purge", 0, NULL);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+}
+
+static void test_prices(void **state) {
+    (void)state;
+    const char *get[] = {"get"};
+    redisReply *r = script("prices", 1, get);
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, "0");
+    freeReplyObject(r);
+
+    const char *set[] = {"set", "my-model", "1 2 3 4 5"};
+    r = script("prices", 3, set);
+    assert_string_equal(r->element[0]->str, "1");
+    freeReplyObject(r);
+    assert_string_equal(hget(KN(STATE), "prices_ver"), "1");
+    assert_string_equal(hget(KN(PRICES), "my-model"), "1 2 3 4 5");
+
+    r = script("prices", 1, get);
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[0]->str, "1");
+    assert_string_equal(r->element[1]->str, "my-model");
+    assert_string_equal(r->element[2]->str, "1 2 3 4 5");
+    freeReplyObject(r);
+
+    /* Admission now holds a worker on the old table. */
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, NULL), ADMIT_WAIT);
+    assert_admit(admit1(1, "w:1:1", "a", 10, 10, 1, &v, NULL), ADMIT_GO);
+
+    const char *del[] = {"del", "my-model"};
+    r = script("prices", 2, del);
+    assert_string_equal(r->element[0]->str, "2");
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("HLEN %s", KN(PRICES)), 0);
+
+    const char *bad[] = {"frob"};
+    size_t bl[1] = {4};
+    rdsScriptCall sc = {"prices", &ks, NULL, 1, bad, bl};
+    r = evalSync(&sc);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    assert_string_equal(hget(KN(STATE), "prices_ver"), "2");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_begin_go, flush),
+        cmocka_unit_test_setup(test_begin_lost, flush),
+        cmocka_unit_test_setup(test_begin_dup, flush),
+        cmocka_unit_test_setup(test_begin_wait_paused, flush),
+        cmocka_unit_test_setup(test_begin_long_pause_probe, flush),
+        cmocka_unit_test_setup(test_begin_wait_ceiling, flush),
+        cmocka_unit_test_setup(test_begin_budget, flush),
+        cmocka_unit_test_setup(test_begin_noprice, flush),
+        cmocka_unit_test_setup(test_begin_poison, flush),
+        cmocka_unit_test_setup(test_begin_prices_ver, flush),
+        cmocka_unit_test_setup(test_bucket_estimate, flush),
+        cmocka_unit_test_setup(test_bucket_wait_rate, flush),
+        cmocka_unit_test_setup(test_settle_result, flush),
+        cmocka_unit_test_setup(test_settle_lost, flush),
+        cmocka_unit_test_setup(test_settle_429_short, flush),
+        cmocka_unit_test_setup(test_settle_429_long, flush),
+        cmocka_unit_test_setup(test_settle_retry_until_max_attempts, flush),
+        cmocka_unit_test_setup(test_settle_retry_budget, flush),
+        cmocka_unit_test_setup(test_settle_observation_fenced, flush),
+        cmocka_unit_test_setup(test_settle_claims_freed_slots, flush),
+        cmocka_unit_test_setup(test_pause_operator, flush),
+        cmocka_unit_test_setup(test_pause_resume_budget_stopped, flush),
+        cmocka_unit_test_setup(test_claim_oldest_first, flush),
+        cmocka_unit_test_setup(test_claim_paused, flush),
+        cmocka_unit_test_setup(test_claim_due_retries, flush),
+        cmocka_unit_test_setup(test_reap_expired, flush),
+        cmocka_unit_test_setup(test_limits, flush),
+        cmocka_unit_test_setup(test_purge, flush),
+        cmocka_unit_test_setup(test_prices, flush),
+    };
+    return cmocka_run_group_tests(tests, groupSetup, groupTeardown);
+}

@@ -116,7 +116,7 @@ save_net() {
     # Directories the engine creates outside its own (plugin discovery,
     # containerd shim sockets, /etc/docker/key.json): removed at the end if new.
     : > "$TMP/rundirs.new"
-    for d in /run/docker /run/containerd /etc/docker; do
+    for d in /run/docker /run/containerd /etc/docker/key.json; do
         [ -e "$d" ] || echo "$d" >> "$TMP/rundirs.new"
     done
     NET_SAVED=1
@@ -163,9 +163,12 @@ restore_net() {
     done
     local d
     while read -r d; do
-        # Only directories, sockets and the engine's key are expected there.
-        [ -d "$d" ] && [ -z "$(find "$d" ! -type d ! -type s ! -path /etc/docker/key.json)" ] &&
+        if [ "$d" = /etc/docker/key.json ]; then
+            rm -f "$d"
+        # Only directories and sockets are expected in the others.
+        elif [ -d "$d" ] && [ -z "$(find "$d" ! -type d ! -type s)" ]; then
             rm -rf "$d"
+        fi
     done < "$TMP/rundirs.new"
 }
 

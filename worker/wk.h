@@ -21,7 +21,7 @@
 #define SETTLE_CALLS_MAX 1          /* settle calls in flight per worker */
 #define LONG_WAIT_MS 2000           /* longer admission waits requeue the job */
 
-typedef enum { SLOT_FREE, SLOT_BEGIN, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE } slotState;
+typedef enum { SLOT_FREE, SLOT_ADMIT, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE } slotState;
 
 struct worker;
 
@@ -33,7 +33,7 @@ typedef struct slot {
     char lease[128];                /* lease id */
     buf raw;                        /* the job's bytes, as claimed */
     job job;                        /* parsed; points into raw */
-    int attempt;                    /* attempt number from begin.lua */
+    int attempt;                    /* attempt number from admit.lua */
     long long t_sent;               /* when the request went out (ms, mono) */
     long long latency_ms;           /* of the last attempt */
     long long wake;                 /* SLOT_WAIT: when to ask again (ms, mono) */
@@ -62,7 +62,7 @@ typedef struct worker {
     int nfree;                      /* slots in SLOT_FREE */
     int claims_out;                 /* calls in flight that claim jobs */
     int promised;                   /* free slots those calls may fill */
-    int calls;                      /* begin/settle calls in flight */
+    int calls;                      /* admit/settle calls in flight */
     int settles_out;                /* settle calls in flight */
     int draining;                   /* SIGTERM seen: no more claims */
     int drain_expired;              /* the drain deadline passed */
@@ -75,7 +75,7 @@ typedef struct worker {
     struct event *reap_timer;
     struct event *drain_timer;
     struct event *wait_timer;       /* wakes slots waiting on admission */
-    long ceiling;                   /* last ceiling begin.lua reported */
+    long ceiling;                   /* last ceiling admit.lua reported */
     soloState solo;                 /* a suspect waits or runs here */
     long long prices_ver;           /* the fleet price table held (-1 none) */
     int prices_loading;             /* a prices.lua get is in flight */

@@ -5,7 +5,7 @@
  * carries every job that is ready at that moment):
  *
  *   claim.lua   queue -> lease (lease id, expiry)       slot FREE -> BEGIN
- *   begin.lua   admission: dedupe, pace, reserve        slot BEGIN -> HTTP
+ *   admit.lua   admission: dedupe, pace, reserve        slot BEGIN -> HTTP
  *   (libcurl)   POST /v1/messages                       slot HTTP -> SETTLE
  *   settle.lua  result | retry | dead letter | requeue  slot SETTLE -> FREE
  *               (and claims for the slots it frees)
@@ -29,7 +29,7 @@
 #include "outcome.h"
 #include "price.h"
 #include "wk.h"
-static void sendBegin(worker *w, batch *b);
+static void sendAdmit(worker *w, batch *b);
 static claimCall *claimNew(worker *w, int promised);
 static void claimSent(claimCall *cc);
 static void onClaimBodies(rds *c, redisReply *r, void *priv);
@@ -330,7 +330,7 @@ static void startRequest(slot *s) {
     }
 }
 
-/* ---- Admission (begin.lua) --------------------------------------------- */
+/* ---- Admission (admit.lua) --------------------------------------------- */
 
 /* Arm the wait timer for the earliest waiting slot. */
 static void armWaitTimer(worker *w) {
@@ -356,10 +356,10 @@ void onWaitTimer(evutil_socket_t fd, short what, void *arg) {
         for (int i = 0; i < w->nslots; i++) {
             slot *s = &w->slots[i];
             if (s->state != SLOT_WAIT || s->wake > now + 2) continue;
-            s->state = SLOT_BEGIN;
+            s->state = SLOT_ADMIT;
             b->s[b->n++] = s;
         }
-        sendBegin(w, b);
+        sendAdmit(w, b);
     }
     armWaitTimer(w);
 }
@@ -438,17 +438,17 @@ static int admitOne(slot *s, const admitResult *a, const char *reason) {
     return 0;
 }
 
-static void onBegun(rds *c, redisReply *r, void *priv) {
+static void onAdmitted(rds *c, redisReply *r, void *priv) {
     batch *b = priv;
     worker *w = b->w;
-    beginReply h;
+    admitReply h;
     admitResult *res = malloc(sizeof(*res) * (size_t)(b->n ? b->n : 1));
     char err[200];
     int waiting = 0;
     (void)c;
     if (!res) abort();
     w->calls--;
-    if (beginParse(r, b->n, &h, res, err, sizeof(err)) < 0) {
+    if (admitParse(r, b->n, &h, res, err, sizeof(err)) < 0) {
         /* Unknown state: forget these jobs here. Their leases are no
          * longer renewed, expire, and the reaper puts the jobs back. */
         if (r) lfLog(LF_ERROR, "event=protocol_error %s", err);
@@ -469,9 +469,9 @@ static void onBegun(rds *c, redisReply *r, void *priv) {
     maybeExit(w);
 }
 
-static void sendBegin(worker *w, batch *b) {
-    beginJob *jobs = malloc(sizeof(*jobs) * (size_t)(b->n ? b->n : 1));
-    beginHead h = {w->cfg->lease_ms, 0, w->solo, w->prices_ver};
+static void sendAdmit(worker *w, batch *b) {
+    admitJob *jobs = malloc(sizeof(*jobs) * (size_t)(b->n ? b->n : 1));
+    admitHead h = {w->cfg->lease_ms, 0, w->solo, w->prices_ver};
     if (!jobs) abort();
     for (int i = 0; i < w->nslots; i++) h.busy += w->slots[i].state == SLOT_HTTP;
     for (int i = 0; i < b->n; i++) {
@@ -480,14 +480,14 @@ static void sendBegin(worker *w, batch *b) {
         long long reserve = -1;
         if (priceLookup(s->job.model, strlen(s->job.model), &p) == 0)
             reserve = priceReserve(&p, s->job.input_estimate, s->job.max_tokens);
-        jobs[i] = (beginJob){s->lease, s->job.id, s->job.input_estimate,
+        jobs[i] = (admitJob){s->lease, s->job.id, s->job.input_estimate,
                              s->job.max_tokens, reserve};
     }
     lfArgs a;
-    argsInit(&a, BA_COUNT + BJ_COUNT * b->n, BA_COUNT + 3 * b->n);
-    beginArgs(&a, &h, jobs, b->n);
-    rdsScriptCall sc = scriptCall(w, "begin", NULL, &a);
-    if (rdsScript(w->redis, &sc, onBegun, b) == 0) {
+    argsInit(&a, AA_COUNT + AJ_COUNT * b->n, AA_COUNT + 3 * b->n);
+    admitArgs(&a, &h, jobs, b->n);
+    rdsScriptCall sc = scriptCall(w, "admit", NULL, &a);
+    if (rdsScript(w->redis, &sc, onAdmitted, b) == 0) {
         w->calls++;
     } else {
         for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
@@ -557,10 +557,10 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
             queueSettle(s);
             continue;
         }
-        s->state = SLOT_BEGIN;
+        s->state = SLOT_ADMIT;
         b->s[b->n++] = s;
     }
-    if (b->n) sendBegin(w, b);
+    if (b->n) sendAdmit(w, b);
     else free(b);
 }
 

@@ -76,20 +76,20 @@ int claimParse(const redisReply *r, claimReply *out) {
     return 0;
 }
 
-/* ---- begin.lua ---------------------------------------------------------- */
+/* ---- admit.lua ---------------------------------------------------------- */
 
-void beginArgs(lfArgs *a, const beginHead *h, const beginJob *jobs, int n) {
-    argsNum(a, h->lease_ms);        /* BA_LEASE_MS */
-    argsNum(a, h->busy);            /* BA_BUSY */
-    argsNum(a, h->solo);            /* BA_SOLO */
-    argsNum(a, h->prices_ver);      /* BA_PRICES_VER */
+void admitArgs(lfArgs *a, const admitHead *h, const admitJob *jobs, int n) {
+    argsNum(a, h->lease_ms);        /* AA_LEASE_MS */
+    argsNum(a, h->busy);            /* AA_BUSY */
+    argsNum(a, h->solo);            /* AA_SOLO */
+    argsNum(a, h->prices_ver);      /* AA_PRICES_VER */
     for (int i = 0; i < n; i++) {
-        const beginJob *j = &jobs[i];
-        argsStr(a, j->lease);       /* BJ_LEASE */
-        argsStr(a, j->id);          /* BJ_ID */
-        argsNum(a, j->input);       /* BJ_INPUT */
-        argsNum(a, j->max_tokens);  /* BJ_MAX_TOKENS */
-        argsNum(a, j->reserve);     /* BJ_RESERVE */
+        const admitJob *j = &jobs[i];
+        argsStr(a, j->lease);       /* AJ_LEASE */
+        argsStr(a, j->id);          /* AJ_ID */
+        argsNum(a, j->input);       /* AJ_INPUT */
+        argsNum(a, j->max_tokens);  /* AJ_MAX_TOKENS */
+        argsNum(a, j->reserve);     /* AJ_RESERVE */
     }
 }
 
@@ -115,30 +115,30 @@ static int known(long long v, const long long *codes, size_t n) {
 }
 #define KNOWN(v, list) known(v, list, sizeof(list) / sizeof(list[0]))
 
-int beginParse(const redisReply *r, int n, beginReply *out, admitResult *res,
+int admitParse(const redisReply *r, int n, admitReply *out, admitResult *res,
                char *err, size_t errlen) {
-    size_t want = BR_COUNT + 2 * (size_t)n;
+    size_t want = AR_COUNT + 2 * (size_t)n;
     memset(out, 0, sizeof(*out));
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != want) {
-        snprintf(err, errlen, "begin: expected an array of %zu, got %s", want,
+        snprintf(err, errlen, "admit: expected an array of %zu, got %s", want,
                  !r ? "no reply" : r->type == REDIS_REPLY_ERROR ? r->str : "another shape");
         return -1;
     }
-    if (!isInt(r->element[BR_CEILING]) || !isInt(r->element[BR_SOLO])) {
-        snprintf(err, errlen, "begin: ceiling and solo must be integers");
+    if (!isInt(r->element[AR_CEILING]) || !isInt(r->element[AR_SOLO])) {
+        snprintf(err, errlen, "admit: ceiling and solo must be integers");
         return -1;
     }
-    out->ceiling = (long)r->element[BR_CEILING]->integer;
-    copyStr(out->reason, sizeof(out->reason), r->element[BR_REASON]);
-    out->solo = (soloState)r->element[BR_SOLO]->integer;
-    const redisReply *pv = r->element[BR_PRICES_VER];
+    out->ceiling = (long)r->element[AR_CEILING]->integer;
+    copyStr(out->reason, sizeof(out->reason), r->element[AR_REASON]);
+    out->solo = (soloState)r->element[AR_SOLO]->integer;
+    const redisReply *pv = r->element[AR_PRICES_VER];
     out->prices_ver = pv->type == REDIS_REPLY_STRING ? atoll(pv->str)
                     : pv->type == REDIS_REPLY_INTEGER ? pv->integer : 0;
     for (int i = 0; i < n; i++) {
-        const redisReply *c = r->element[BR_COUNT + 2 * i];
-        const redisReply *v = r->element[BR_COUNT + 2 * i + 1];
+        const redisReply *c = r->element[AR_COUNT + 2 * i];
+        const redisReply *v = r->element[AR_COUNT + 2 * i + 1];
         if (!isInt(c) || !isInt(v) || !KNOWN(c->integer, admitCodes)) {
-            snprintf(err, errlen, "begin: job %d: unknown verdict %lld", i,
+            snprintf(err, errlen, "admit: job %d: unknown verdict %lld", i,
                      isInt(c) ? c->integer : -1LL);
             return -1;
         }

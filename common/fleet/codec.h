@@ -50,41 +50,41 @@ void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix);
 /* Parse a CR reply. Returns 0, or -1 when it is not one. */
 int claimParse(const redisReply *r, claimReply *out);
 
-/* ---- begin.lua ---------------------------------------------------------- */
+/* ---- admit.lua ---------------------------------------------------------- */
 
-typedef struct beginHead {
+typedef struct admitHead {
     long lease_ms;
     int busy;                       /* requests this worker has in flight */
     soloState solo;
     long long prices_ver;           /* the price table version it holds */
-} beginHead;
+} admitHead;
 
-typedef struct beginJob {
+typedef struct admitJob {
     const char *lease;              /* lease id */
     const char *id;                 /* job id */
     long long input;                /* input tokens, estimated */
     long long max_tokens;
     long long reserve;              /* worst-case cost, micro-USD; -1 no price */
-} beginJob;
+} admitJob;
 
-typedef struct beginReply {
+typedef struct admitReply {
     long ceiling;
     char reason[160];               /* why some job waits ("" none) */
     soloState solo;
     long long prices_ver;           /* the fleet's price table version */
-} beginReply;
+} admitReply;
 
 typedef struct admitResult {
     admitVerdict verdict;
     long long value;                /* attempt number, wait ms, deliveries */
 } admitResult;
 
-/* BA, then BJ per job. a must hold BA_COUNT + n * BJ_COUNT values. */
-void beginArgs(lfArgs *a, const beginHead *h, const beginJob *jobs, int n);
+/* BA, then BJ per job. a must hold AA_COUNT + n * AJ_COUNT values. */
+void admitArgs(lfArgs *a, const admitHead *h, const admitJob *jobs, int n);
 
 /* Parse a reply for n jobs into out and res[0..n). Returns 0, or -1 with
  * err naming what was wrong (shape, or a verdict proto.def does not know). */
-int beginParse(const redisReply *r, int n, beginReply *out, admitResult *res,
+int admitParse(const redisReply *r, int n, admitReply *out, admitResult *res,
                char *err, size_t errlen);
 
 const char *admitName(admitVerdict v);
@@ -114,7 +114,7 @@ typedef struct settleRec {
 /* What every result carries besides its outcome. */
 typedef struct recCtx {
     const char *worker;             /* worker name */
-    int attempt;                    /* attempt number begin.lua gave */
+    int attempt;                    /* attempt number admit.lua gave */
     long long latency_ms;           /* of the last attempt */
 } recCtx;
 

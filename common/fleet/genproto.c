@@ -16,9 +16,9 @@ static void list(const char *table, const char **names, int n, int base) {
 
 NAMES(LF_CLAIM_ARGS, claimArgs);
 NAMES(LF_CLAIM_REPLY, claimReply);
-NAMES(LF_BEGIN_ARGS, beginArgs);
-NAMES(LF_BEGIN_JOB, beginJob);
-NAMES(LF_BEGIN_REPLY, beginReply);
+NAMES(LF_ADMIT_ARGS, admitArgs);
+NAMES(LF_ADMIT_JOB, admitJob);
+NAMES(LF_ADMIT_REPLY, admitReply);
 NAMES(LF_SETTLE_ARGS, settleArgs);
 NAMES(LF_OBS, obs);
 NAMES(LF_REC, rec);
@@ -39,10 +39,10 @@ int main(void) {
     printf("local NKEYS = %d\n", KEY_COUNT);
     list("CA", claimArgs, N_OF(claimArgs), 1);
     list("CR", claimReply, N_OF(claimReply), 1);
-    list("BA", beginArgs, N_OF(beginArgs), 1);
-    list("BJ", beginJob, N_OF(beginJob), 0);      /* offsets in a job group */
-    printf("local BJ_N = %d\n", N_OF(beginJob));
-    list("BR", beginReply, N_OF(beginReply), 1);
+    list("AA", admitArgs, N_OF(admitArgs), 1);
+    list("AJ", admitJob, N_OF(admitJob), 0);      /* offsets in a job group */
+    printf("local AJ_N = %d\n", N_OF(admitJob));
+    list("AR", admitReply, N_OF(admitReply), 1);
     list("SA", settleArgs, N_OF(settleArgs), 1);
     list("OBS", obs, N_OF(obs), N_OF(settleArgs) + 1);
     printf("local REC0 = %d\n", N_OF(settleArgs) + N_OF(obs) + 1);

@@ -30,23 +30,23 @@ typedef enum {
     CR_COUNT
 } claimReplyField;
 typedef enum {
-#define X(N) BA_##N,
-    LF_BEGIN_ARGS(X)
+#define X(N) AA_##N,
+    LF_ADMIT_ARGS(X)
 #undef X
-    BA_COUNT
-} beginArg;
+    AA_COUNT
+} admitArg;
 typedef enum {
-#define X(N) BJ_##N,
-    LF_BEGIN_JOB(X)
+#define X(N) AJ_##N,
+    LF_ADMIT_JOB(X)
 #undef X
-    BJ_COUNT
-} beginJobArg;
+    AJ_COUNT
+} admitJobArg;
 typedef enum {
-#define X(N) BR_##N,
-    LF_BEGIN_REPLY(X)
+#define X(N) AR_##N,
+    LF_ADMIT_REPLY(X)
 #undef X
-    BR_COUNT
-} beginReplyField;
+    AR_COUNT
+} admitReplyField;
 typedef enum {
 #define X(N) SA_##N,
     LF_SETTLE_ARGS(X)

@@ -4,7 +4,7 @@
 -- worker stopped renewing it (died, hung, lost Redis). The job goes back to
 -- the consuming end of the queue, so it is the next one claimed. A request
 -- that was in flight has an unknown outcome: its reservation is counted as
--- spent, and its job id counts one lost delivery (begin.lua dead-letters a
+-- spent, and its job id counts one lost delivery (admit.lua dead-letters a
 -- job lost max_deliveries times: a poison job).
 --
 -- KEYS: the fleet's keys (proto.def).

@@ -211,7 +211,7 @@ for n, r in ipairs(recs) do
 end
 local leased, resv = {}, {}
 if #recs > 0 then
-    -- A reservation exists only with its lease (begin adds it to a leased
+    -- A reservation exists only with its lease (admission adds it to a leased
     -- id; settle and the reaper remove both), so only leases without one
     -- need the lease lookup.
     resv = rcall('HMGET', K.reserv, unpack(lids))

@@ -342,44 +342,44 @@ static void test_claim_parse_malformed(void **state) {
     rFree(r);
 }
 
-/* ---- begin.lua ---------------------------------------------------------- */
+/* ---- admit.lua ---------------------------------------------------------- */
 
-static void test_begin_args(void **state) {
+static void test_admit_args(void **state) {
     (void)state;
-    const beginHead h = {45000, 3, SOLO_RUNS, 12};
-    const beginJob jobs[3] = {
+    const admitHead h = {45000, 3, SOLO_RUNS, 12};
+    const admitJob jobs[3] = {
         {"w:1:1", "job-a", 1200, 4096, 65000},
         {"w:1:2", "job-b", 0, 1, -1},
         {"w:1:3", "job-c", LLONG_MAX, 7, 0},
     };
     lfArgs a;
     /* Exactly the capacity codec.h promises: more would abort. */
-    argsInit(&a, BA_COUNT + 3 * BJ_COUNT, BA_COUNT + 3 * 3);
-    beginArgs(&a, &h, jobs, 3);
-    assert_int_equal(a.n, BA_COUNT + 3 * BJ_COUNT);
-    assertArg(&a, BA_LEASE_MS, "45000");
-    assertArg(&a, BA_BUSY, "3");
-    assertArg(&a, BA_SOLO, "2");
-    assertArg(&a, BA_PRICES_VER, "12");
-    static const char *want[3][BJ_COUNT] = {
+    argsInit(&a, AA_COUNT + 3 * AJ_COUNT, AA_COUNT + 3 * 3);
+    admitArgs(&a, &h, jobs, 3);
+    assert_int_equal(a.n, AA_COUNT + 3 * AJ_COUNT);
+    assertArg(&a, AA_LEASE_MS, "45000");
+    assertArg(&a, AA_BUSY, "3");
+    assertArg(&a, AA_SOLO, "2");
+    assertArg(&a, AA_PRICES_VER, "12");
+    static const char *want[3][AJ_COUNT] = {
         {"w:1:1", "job-a", "1200", "4096", "65000"},
         {"w:1:2", "job-b", "0", "1", "-1"},
         {"w:1:3", "job-c", "9223372036854775807", "7", "0"},
     };
     for (int i = 0; i < 3; i++) {
-        int g = BA_COUNT + i * BJ_COUNT;
-        assertArg(&a, g + BJ_LEASE, want[i][0]);
-        assertArg(&a, g + BJ_ID, want[i][1]);
-        assertArg(&a, g + BJ_INPUT, want[i][2]);
-        assertArg(&a, g + BJ_MAX_TOKENS, want[i][3]);
-        assertArg(&a, g + BJ_RESERVE, want[i][4]);
+        int g = AA_COUNT + i * AJ_COUNT;
+        assertArg(&a, g + AJ_LEASE, want[i][0]);
+        assertArg(&a, g + AJ_ID, want[i][1]);
+        assertArg(&a, g + AJ_INPUT, want[i][2]);
+        assertArg(&a, g + AJ_MAX_TOKENS, want[i][3]);
+        assertArg(&a, g + AJ_RESERVE, want[i][4]);
     }
     argsFree(&a);
 
     /* No jobs: the fixed arguments only. */
-    argsInit(&a, BA_COUNT, BA_COUNT);
-    beginArgs(&a, &h, NULL, 0);
-    assert_int_equal(a.n, BA_COUNT);
+    argsInit(&a, AA_COUNT, AA_COUNT);
+    admitArgs(&a, &h, NULL, 0);
+    assert_int_equal(a.n, AA_COUNT);
     argsFree(&a);
 }
 
@@ -390,34 +390,34 @@ static const admitVerdict allAdmit[] = {
 };
 #define NADMIT ((int)(sizeof(allAdmit) / sizeof(allAdmit[0])))
 
-/* A begin reply: head, then (verdict, value) per job from codes/values. */
-static redisReply *beginReplyOf(redisReply *pv, int n, redisReply **codes,
+/* An admission reply: head, then (verdict, value) per job from codes/values. */
+static redisReply *admitReplyOf(redisReply *pv, int n, redisReply **codes,
                                 redisReply **values) {
-    redisReply *r = rArrN(BR_COUNT + 2 * (size_t)n);
-    r->element[BR_CEILING] = rInt(64);
-    r->element[BR_REASON] = rStr("job-b waits: tokens");
-    r->element[BR_SOLO] = rInt(SOLO_WAITS);
-    r->element[BR_PRICES_VER] = pv;
+    redisReply *r = rArrN(AR_COUNT + 2 * (size_t)n);
+    r->element[AR_CEILING] = rInt(64);
+    r->element[AR_REASON] = rStr("job-b waits: tokens");
+    r->element[AR_SOLO] = rInt(SOLO_WAITS);
+    r->element[AR_PRICES_VER] = pv;
     for (int i = 0; i < n; i++) {
-        r->element[BR_COUNT + 2 * i] = codes[i];
-        r->element[BR_COUNT + 2 * i + 1] = values[i];
+        r->element[AR_COUNT + 2 * i] = codes[i];
+        r->element[AR_COUNT + 2 * i + 1] = values[i];
     }
     return r;
 }
 
-static void test_begin_parse_good(void **state) {
+static void test_admit_parse_good(void **state) {
     (void)state;
     redisReply *codes[NADMIT], *values[NADMIT];
     for (int i = 0; i < NADMIT; i++) {
         codes[i] = rInt(allAdmit[i]);
         values[i] = rInt(1000 + i);
     }
-    redisReply *r = beginReplyOf(rStr("17"), NADMIT, codes, values);
-    beginReply out;
+    redisReply *r = admitReplyOf(rStr("17"), NADMIT, codes, values);
+    admitReply out;
     admitResult res[NADMIT];
     char err[256] = "";
     memset(res, 0, sizeof(res));
-    assert_int_equal(beginParse(r, NADMIT, &out, res, err, sizeof(err)), 0);
+    assert_int_equal(admitParse(r, NADMIT, &out, res, err, sizeof(err)), 0);
     assert_int_equal(out.ceiling, 64);
     assert_string_equal(out.reason, "job-b waits: tokens");
     assert_int_equal(out.solo, SOLO_WAITS);
@@ -431,108 +431,108 @@ static void test_begin_parse_good(void **state) {
 }
 
 /* Lua's HGET gives prices_ver as a string; a number works too. */
-static void test_begin_parse_prices_ver(void **state) {
+static void test_admit_parse_prices_ver(void **state) {
     (void)state;
     redisReply *code = rInt(ADMIT_GO), *value = rInt(1);
-    redisReply *r = beginReplyOf(rInt(99), 1, &code, &value);
-    beginReply out;
+    redisReply *r = admitReplyOf(rInt(99), 1, &code, &value);
+    admitReply out;
     admitResult res[1];
     char err[256];
-    assert_int_equal(beginParse(r, 1, &out, res, err, sizeof(err)), 0);
+    assert_int_equal(admitParse(r, 1, &out, res, err, sizeof(err)), 0);
     assert_int_equal(out.prices_ver, 99);
     assert_int_equal(res[0].verdict, ADMIT_GO);
     assert_int_equal(res[0].value, 1);
     rFree(r);
-    r = beginReplyOf(rStr("1234567890123"), 0, NULL, NULL);
-    assert_int_equal(beginParse(r, 0, &out, res, err, sizeof(err)), 0);
+    r = admitReplyOf(rStr("1234567890123"), 0, NULL, NULL);
+    assert_int_equal(admitParse(r, 0, &out, res, err, sizeof(err)), 0);
     assert_int_equal(out.prices_ver, 1234567890123LL);
     rFree(r);
 }
 
-static void test_begin_parse_count(void **state) {
+static void test_admit_parse_count(void **state) {
     (void)state;
     redisReply *codes[2] = {rInt(ADMIT_GO), rInt(ADMIT_DUP)};
     redisReply *values[2] = {rInt(1), rInt(0)};
-    redisReply *r = beginReplyOf(rStr("1"), 2, codes, values);
-    beginReply out;
+    redisReply *r = admitReplyOf(rStr("1"), 2, codes, values);
+    admitReply out;
     admitResult res[3];
     char err[256];
     /* Asked for 1 or 3 jobs, the reply has 2. */
     err[0] = '\0';
-    assert_int_equal(beginParse(r, 1, &out, res, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "begin"));
+    assert_int_equal(admitParse(r, 1, &out, res, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "admit"));
     assert_non_null(strstr(err, "6"));            /* the size it expected */
     err[0] = '\0';
-    assert_int_equal(beginParse(r, 3, &out, res, err, sizeof(err)), -1);
+    assert_int_equal(admitParse(r, 3, &out, res, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "10"));
     rFree(r);
 
     err[0] = '\0';
-    assert_int_equal(beginParse(NULL, 0, &out, res, err, sizeof(err)), -1);
+    assert_int_equal(admitParse(NULL, 0, &out, res, err, sizeof(err)), -1);
     assert_true(err[0] != '\0');
     r = rErr("NOSCRIPT No matching script");
     err[0] = '\0';
-    assert_int_equal(beginParse(r, 0, &out, res, err, sizeof(err)), -1);
+    assert_int_equal(admitParse(r, 0, &out, res, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "NOSCRIPT No matching script"));
     rFree(r);
     r = rInt(4);
     err[0] = '\0';
-    assert_int_equal(beginParse(r, 0, &out, res, err, sizeof(err)), -1);
+    assert_int_equal(admitParse(r, 0, &out, res, err, sizeof(err)), -1);
     assert_true(err[0] != '\0');
     rFree(r);
 }
 
-static void test_begin_parse_unknown_verdict(void **state) {
+static void test_admit_parse_unknown_verdict(void **state) {
     (void)state;
     static const long long bad[] = {42, 0, -1, 10};
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         redisReply *codes[2] = {rInt(ADMIT_GO), rInt(bad[k])};
         redisReply *values[2] = {rInt(1), rInt(5)};
-        redisReply *r = beginReplyOf(rStr("1"), 2, codes, values);
-        beginReply out;
+        redisReply *r = admitReplyOf(rStr("1"), 2, codes, values);
+        admitReply out;
         admitResult res[2];
         char err[256] = "", want[32];
-        assert_int_equal(beginParse(r, 2, &out, res, err, sizeof(err)), -1);
+        assert_int_equal(admitParse(r, 2, &out, res, err, sizeof(err)), -1);
         snprintf(want, sizeof(want), "verdict %lld", bad[k]);
         if (!strstr(err, want)) fail_msg("err \"%s\" does not name %lld", err, bad[k]);
         rFree(r);
     }
 }
 
-static void test_begin_parse_wrong_types(void **state) {
+static void test_admit_parse_wrong_types(void **state) {
     (void)state;
-    beginReply out;
+    admitReply out;
     admitResult res[1];
     char err[256];
 
     /* Verdict as a string. */
     redisReply *code = rStr("1"), *value = rInt(1);
-    redisReply *r = beginReplyOf(rStr("1"), 1, &code, &value);
+    redisReply *r = admitReplyOf(rStr("1"), 1, &code, &value);
     err[0] = '\0';
-    assert_int_equal(beginParse(r, 1, &out, res, err, sizeof(err)), -1);
+    assert_int_equal(admitParse(r, 1, &out, res, err, sizeof(err)), -1);
     assert_true(err[0] != '\0');
     rFree(r);
 
     /* Value not an integer. */
     code = rInt(ADMIT_WAIT), value = rStr("100");
-    r = beginReplyOf(rStr("1"), 1, &code, &value);
+    r = admitReplyOf(rStr("1"), 1, &code, &value);
     err[0] = '\0';
-    assert_int_equal(beginParse(r, 1, &out, res, err, sizeof(err)), -1);
+    assert_int_equal(admitParse(r, 1, &out, res, err, sizeof(err)), -1);
     assert_true(err[0] != '\0');
     rFree(r);
 
     /* Ceiling, solo not integers. */
-    r = beginReplyOf(rStr("1"), 0, NULL, NULL);
-    rFree(r->element[BR_CEILING]);
-    r->element[BR_CEILING] = rStr("64");
+    r = admitReplyOf(rStr("1"), 0, NULL, NULL);
+    rFree(r->element[AR_CEILING]);
+    r->element[AR_CEILING] = rStr("64");
     err[0] = '\0';
-    assert_int_equal(beginParse(r, 0, &out, res, err, sizeof(err)), -1);
+    assert_int_equal(admitParse(r, 0, &out, res, err, sizeof(err)), -1);
     assert_true(err[0] != '\0');
     rFree(r);
-    r = beginReplyOf(rStr("1"), 0, NULL, NULL);
-    rFree(r->element[BR_SOLO]);
-    r->element[BR_SOLO] = rNil();
-    assert_int_equal(beginParse(r, 0, &out, res, err, sizeof(err)), -1);
+    r = admitReplyOf(rStr("1"), 0, NULL, NULL);
+    rFree(r->element[AR_SOLO]);
+    r->element[AR_SOLO] = rNil();
+    assert_int_equal(admitParse(r, 0, &out, res, err, sizeof(err)), -1);
     rFree(r);
 }
 
@@ -1331,16 +1331,16 @@ static void test_lua_assumptions(void **state) {
     assert_int_equal(CR_REASON, 2);
     assert_int_equal(CR_N, 3);
     assert_int_equal(CR_COUNT, 4);
-    /* begin.lua: local out = {ceiling, '', 0, pricesVer}, then appends
-     * (verdict, value) pairs: BR_COUNT head elements in that order. */
-    assert_int_equal(BR_CEILING, 0);
-    assert_int_equal(BR_REASON, 1);
-    assert_int_equal(BR_SOLO, 2);
-    assert_int_equal(BR_PRICES_VER, 3);
-    assert_int_equal(BR_COUNT, 4);
-    /* begin.lua: J0 = BA.PRICES_VER + 1, the job groups follow the last
+    /* admit.lua: local out = {ceiling, '', 0, pricesVer}, then appends
+     * (verdict, value) pairs: AR_COUNT head elements in that order. */
+    assert_int_equal(AR_CEILING, 0);
+    assert_int_equal(AR_REASON, 1);
+    assert_int_equal(AR_SOLO, 2);
+    assert_int_equal(AR_PRICES_VER, 3);
+    assert_int_equal(AR_COUNT, 4);
+    /* admit.lua: J0 = AA.PRICES_VER + 1, the job groups follow the last
      * fixed argument. */
-    assert_int_equal(BA_PRICES_VER, BA_COUNT - 1);
+    assert_int_equal(AA_PRICES_VER, AA_COUNT - 1);
     /* settle.lua's observe(): ARGV[OBS.R_LIM + 2 * (i - 1)] and the next
      * one for BUCKETS = {'r', 'i', 'o'}: limit/remaining pairs in a row. */
     assert_int_equal(OBS_INDEX, 0);
@@ -1360,12 +1360,12 @@ int main(void) {
         cmocka_unit_test(test_claim_parse_claimed),
         cmocka_unit_test(test_claim_parse_empty),
         cmocka_unit_test(test_claim_parse_malformed),
-        cmocka_unit_test(test_begin_args),
-        cmocka_unit_test(test_begin_parse_good),
-        cmocka_unit_test(test_begin_parse_prices_ver),
-        cmocka_unit_test(test_begin_parse_count),
-        cmocka_unit_test(test_begin_parse_unknown_verdict),
-        cmocka_unit_test(test_begin_parse_wrong_types),
+        cmocka_unit_test(test_admit_args),
+        cmocka_unit_test(test_admit_parse_good),
+        cmocka_unit_test(test_admit_parse_prices_ver),
+        cmocka_unit_test(test_admit_parse_count),
+        cmocka_unit_test(test_admit_parse_unknown_verdict),
+        cmocka_unit_test(test_admit_parse_wrong_types),
         cmocka_unit_test(test_rec_start),
         cmocka_unit_test(test_rec_ok_priced),
         cmocka_unit_test(test_rec_ok_unpriced),

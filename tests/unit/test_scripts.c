@@ -6,7 +6,7 @@
  * commands (key names from keysInit), runs a script exactly as
  * rdsScriptSync does (EVAL of scriptFind()'s source, the fleet's keys in
  * proto.def's order, one more key for a claim) with arguments built by the
- * codec (claimArgs, beginArgs, settleArgs + recStart/recAttempt/recOk/
+ * codec (claimArgs, admitArgs, settleArgs + recStart/recAttempt/recOk/
  * recError), parses the reply with the codec's parsers, and checks the
  * named verdicts and the state the script left. */
 #include <setjmp.h>
@@ -311,37 +311,37 @@ static void runClaim(int n, long lease_ms, const char *prefix, claimReply *out) 
     freeReplyObject(r);
 }
 
-static beginHead head(long long prices_ver) {
-    beginHead h = {60000, 0, SOLO_NONE, prices_ver};
+static admitHead head(long long prices_ver) {
+    admitHead h = {60000, 0, SOLO_NONE, prices_ver};
     return h;
 }
 
-static beginJob bjob(const char *lease, const char *id, long long input,
+static admitJob bjob(const char *lease, const char *id, long long input,
                      long long max_tokens, long long reserve) {
-    beginJob j = {lease, id, input, max_tokens, reserve};
+    admitJob j = {lease, id, input, max_tokens, reserve};
     return j;
 }
 
-static void runBegin(const beginHead *h, const beginJob *jobs, int n,
-                     beginReply *out, admitResult *res) {
+static void runBegin(const admitHead *h, const admitJob *jobs, int n,
+                     admitReply *out, admitResult *res) {
     lfArgs a;
-    argsInit(&a, BA_COUNT + n * BJ_COUNT, BA_COUNT + n * BJ_COUNT);
-    beginArgs(&a, h, jobs, n);
-    rdsScriptCall sc = {"begin", &ks, NULL, a.n, a.v, a.l};
+    argsInit(&a, AA_COUNT + n * AJ_COUNT, AA_COUNT + n * AJ_COUNT);
+    admitArgs(&a, h, jobs, n);
+    rdsScriptCall sc = {"admit", &ks, NULL, a.n, a.v, a.l};
     redisReply *r = evalSync(&sc);
     argsFree(&a);
     char err[256];
-    if (beginParse(r, n, out, res, err, sizeof(err)) != 0) fail_msg("%s", err);
+    if (admitParse(r, n, out, res, err, sizeof(err)) != 0) fail_msg("%s", err);
     freeReplyObject(r);
 }
 
-/* One job through begin; returns its verdict, value in *val. */
+/* One job through admission; returns its verdict, value in *val. */
 static admitVerdict admit1(long long prices_ver, const char *lease, const char *id,
                            long long input, long long max_tokens, long long reserve,
-                           long long *val, beginReply *br) {
-    beginHead h = head(prices_ver);
-    beginJob j = bjob(lease, id, input, max_tokens, reserve);
-    beginReply tmp;
+                           long long *val, admitReply *br) {
+    admitHead h = head(prices_ver);
+    admitJob j = bjob(lease, id, input, max_tokens, reserve);
+    admitReply tmp;
     admitResult res;
     runBegin(&h, &j, 1, br ? br : &tmp, &res);
     if (val) *val = res.value;
@@ -417,7 +417,7 @@ static void craftClaim(const char *prefix, int n, const char *const *ids, long l
     cmd("HSET %s %s %d", KN(CLAIMED), prefix, n);
 }
 
-/* Lease lid admitted (as begin.lua leaves it): inflight, reservation, and
+/* Lease lid admitted (as admit.lua leaves it): inflight, reservation, and
  * the state's reserved / o_inflight. */
 static void craftAdmitted(const char *lid, const char *id, long long input,
                           long long output, long long cost, long long exp, long long now) {
@@ -502,9 +502,9 @@ static int flush(void **state) {
     return 0;
 }
 
-/* ============================== begin.lua =================================== */
+/* ============================== admit.lua =================================== */
 
-static void test_begin_go(void **state) {
+static void test_admit_go(void **state) {
     (void)state;
     long long now = redisNow();
     const char *ids[] = {"a"};
@@ -529,25 +529,34 @@ static void test_begin_go(void **state) {
     assert_int_equal(v, 3);
 }
 
-static void test_begin_lost(void **state) {
+static void test_admit_lost(void **state) {
     (void)state;
     long long v;
     assert_admit(admit1(0, "w:9:1", "a", 100, 50, 777, &v, NULL), ADMIT_LOST);
     assert_int_equal(cmdInt("HLEN %s", KN(RESERV)), 0);
     assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
     assert_int_equal(hgetN(KN(STATE), "reserved"), -1);
+
+    /* Expired but not reaped yet: the reaper is about to requeue its job,
+     * so it must not go out. */
+    long long now = redisNow();
+    const char *ids[] = {"e"};
+    craftClaim("w:8:", 1, ids, now - 1);
+    cmd("HSET %s observed 1", KN(STATE));
+    assert_admit(admit1(0, "w:8:1", "e", 10, 10, 1, &v, NULL), ADMIT_LOST);
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
 }
 
-static void test_begin_dup(void **state) {
+static void test_admit_dup(void **state) {
     (void)state;
     long long now = redisNow();
     const char *ids[] = {"a", "b", "b"};
     craftClaim("w:1:", 3, ids, now + 60000);
     cmd("SADD %s a", KN(DONE));
-    beginHead h = head(0);
-    beginJob j[3] = {bjob("w:1:1", "a", 10, 10, 1), bjob("w:1:2", "b", 10, 10, 1),
+    admitHead h = head(0);
+    admitJob j[3] = {bjob("w:1:1", "a", 10, 10, 1), bjob("w:1:2", "b", 10, 10, 1),
                      bjob("w:1:3", "b", 10, 10, 1)};
-    beginReply br;
+    admitReply br;
     admitResult res[3];
     runBegin(&h, j, 3, &br, res);
     assert_admit(res[0].verdict, ADMIT_DUP);            /* id done */
@@ -561,7 +570,7 @@ static void test_begin_dup(void **state) {
     assert_int_equal(hgetN(KN(CLAIMED), "w:1:"), 1);
 }
 
-static void test_begin_wait_paused(void **state) {
+static void test_admit_wait_paused(void **state) {
     (void)state;
     long long now = redisNow();
     const char *ids[] = {"a"};
@@ -569,7 +578,7 @@ static void test_begin_wait_paused(void **state) {
     cmd("HSET %s pause_until %lld pause_kind %d pause_reason %s", KN(STATE),
         now + 5000, PAUSE_SHORT, "test pause");
     long long v;
-    beginReply br;
+    admitReply br;
     assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, &br), ADMIT_WAIT);
     assertNear(v, 5000, SLACK_MS, "wait ms");
     assert_true(v <= 5000);
@@ -581,20 +590,21 @@ static void test_begin_wait_paused(void **state) {
     assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, NULL), ADMIT_GO);
 }
 
-static void test_begin_long_pause_probe(void **state) {
+static void test_admit_long_pause_probe(void **state) {
     (void)state;
     long long now = redisNow();
     const char *ids[] = {"a", "b"};
     craftClaim("w:1:", 2, ids, now + 60000);
     cmd("HSET %s pause_until %lld pause_kind %d pause_reason %s probe_at %lld observed 1",
         KN(STATE), now + 600000, PAUSE_LONG, "long one", now - 1);
-    beginHead h = head(0);
-    beginJob j[2] = {bjob("w:1:1", "a", 10, 10, 1), bjob("w:1:2", "b", 10, 10, 1)};
-    beginReply br;
+    admitHead h = head(0);
+    admitJob j[2] = {bjob("w:1:1", "a", 10, 10, 1), bjob("w:1:2", "b", 10, 10, 1)};
+    admitReply br;
     admitResult res[2];
     runBegin(&h, j, 2, &br, res);
     assert_admit(res[0].verdict, ADMIT_GO);             /* the probe */
     assert_admit(res[1].verdict, ADMIT_WAIT);           /* exactly one */
+    assertNear(res[1].value, 10000, SLACK_MS, "the rest wait for the next probe");
     assert_string_equal(hget(KN(STATE), "probe_lease"), "w:1:1");
     assertNear(hgetN(KN(STATE), "probe_at"), now + 10000, SLACK_MS, "next probe");
 
@@ -606,7 +616,7 @@ static void test_begin_long_pause_probe(void **state) {
     assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 1);
 }
 
-static void test_begin_wait_ceiling(void **state) {
+static void test_admit_wait_ceiling(void **state) {
     (void)state;
     long long now = redisNow();
     const char *ids[] = {"a"};
@@ -615,7 +625,7 @@ static void test_begin_wait_ceiling(void **state) {
     cmd("HSET %s observed 1", KN(STATE));
     cmd("ZADD %s %lld other:1:1", KN(INFLIGHT), now + 60000);
     long long v;
-    beginReply br;
+    admitReply br;
     assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, &br), ADMIT_WAIT);
     assert_true(v > 0);
     assertHas(br.reason, "ceiling");
@@ -626,7 +636,7 @@ static void test_begin_wait_ceiling(void **state) {
     assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, NULL), ADMIT_GO);
 }
 
-static void test_begin_budget(void **state) {
+static void test_admit_budget(void **state) {
     (void)state;
     long long now = redisNow();
     const char *ids[] = {"a", "b"};
@@ -637,7 +647,7 @@ static void test_begin_budget(void **state) {
     long long v;
     /* Over the cap with reservations outstanding: wait for them. */
     cmd("HSET %s reserved 2000", KN(STATE));
-    beginReply br;
+    admitReply br;
     assert_admit(admit1(0, "w:1:1", "a", 10, 10, 5000, &v, &br), ADMIT_WAIT);
     assertHas(br.reason, "spend");
     assert_int_equal(xlen(), 0);
@@ -658,7 +668,7 @@ static void test_begin_budget(void **state) {
     assert_admit(admit1(0, "w:1:2", "b", 10, 10, 1000, &v, NULL), ADMIT_GO);
 }
 
-static void test_begin_noprice(void **state) {
+static void test_admit_noprice(void **state) {
     (void)state;
     long long now = redisNow();
     const char *ids[] = {"a"};
@@ -676,7 +686,7 @@ static void test_begin_noprice(void **state) {
     assert_int_equal(hgetN0(KN(STATE), "reserved"), 0);
 }
 
-static void test_begin_poison(void **state) {
+static void test_admit_poison(void **state) {
     (void)state;
     long long now = redisNow();
     const char *ids[] = {"a", "b"};
@@ -690,14 +700,14 @@ static void test_begin_poison(void **state) {
     assert_int_equal(v, 2);
 }
 
-static void test_begin_prices_ver(void **state) {
+static void test_admit_prices_ver(void **state) {
     (void)state;
     long long now = redisNow();
     const char *ids[] = {"a"};
     craftClaim("w:1:", 1, ids, now + 60000);
     cmd("HSET %s prices_ver 3", KN(STATE));
     long long v;
-    beginReply br;
+    admitReply br;
     assert_admit(admit1(2, "w:1:1", "a", 10, 10, 1, &v, &br), ADMIT_WAIT);
     assert_int_equal(br.prices_ver, 3);
     assertHas(br.reason, "price");
@@ -727,7 +737,7 @@ static void test_bucket_estimate(void **state) {
 
     /* need 40000 + soft 3000 - est 30000 = 13000 tokens at 1/ms. */
     long long v;
-    beginReply br;
+    admitReply br;
     assert_admit(admit1(0, "w:1:1", "a", 40000, 10, 1, &v, &br), ADMIT_WAIT);
     assert_true(v <= 13000 && v >= 13000 - SLACK_MS);
     assertHas(br.reason, "i bucket");
@@ -1067,7 +1077,7 @@ static void test_pause_operator(void **state) {
     const char *ids2[] = {"b"};
     craftClaim("w:2:", 1, ids2, now + 60000);
     long long v;
-    beginReply br;
+    admitReply br;
     assert_admit(admit1(0, "w:2:1", "b", 10, 10, 1, &v, &br), ADMIT_WAIT);
     assert_string_equal(br.reason, "maintenance");
 
@@ -1359,16 +1369,16 @@ static void test_prices(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_begin_go, flush),
-        cmocka_unit_test_setup(test_begin_lost, flush),
-        cmocka_unit_test_setup(test_begin_dup, flush),
-        cmocka_unit_test_setup(test_begin_wait_paused, flush),
-        cmocka_unit_test_setup(test_begin_long_pause_probe, flush),
-        cmocka_unit_test_setup(test_begin_wait_ceiling, flush),
-        cmocka_unit_test_setup(test_begin_budget, flush),
-        cmocka_unit_test_setup(test_begin_noprice, flush),
-        cmocka_unit_test_setup(test_begin_poison, flush),
-        cmocka_unit_test_setup(test_begin_prices_ver, flush),
+        cmocka_unit_test_setup(test_admit_go, flush),
+        cmocka_unit_test_setup(test_admit_lost, flush),
+        cmocka_unit_test_setup(test_admit_dup, flush),
+        cmocka_unit_test_setup(test_admit_wait_paused, flush),
+        cmocka_unit_test_setup(test_admit_long_pause_probe, flush),
+        cmocka_unit_test_setup(test_admit_wait_ceiling, flush),
+        cmocka_unit_test_setup(test_admit_budget, flush),
+        cmocka_unit_test_setup(test_admit_noprice, flush),
+        cmocka_unit_test_setup(test_admit_poison, flush),
+        cmocka_unit_test_setup(test_admit_prices_ver, flush),
         cmocka_unit_test_setup(test_bucket_estimate, flush),
         cmocka_unit_test_setup(test_bucket_wait_rate, flush),
         cmocka_unit_test_setup(test_settle_result, flush),

@@ -34,7 +34,7 @@ local function leasesEnded(lids)
     end
 end
 
--- A reservation as begin.lua writes it ("input,output,cost,t_ms,id"): the
+-- A reservation as admit.lua writes it ("input,output,cost,t_ms,id"): the
 -- output tokens and the cost (micro-USD, >= 0) it holds, and the job id.
 local function reservation(r)
     local rout, rcost, id = string.match(r, '^%-?%d+,(%-?%d+),(%-?%d+),%-?%d+,(.*)$')

@@ -6,12 +6,12 @@
 -- pause_reason, pause_since, probe_at, probe_lease.
 
 -- The pause in force at now, or nil. Fields: probe (a probe may go now),
--- wait (ms until a probe or the end), kind, reason.
+-- wait (ms until a probe or the end), left (ms until the end), kind, reason.
 local function pauseNow(st, now)
     local pu = tonumber(st.pause_until) or 0
     if pu <= now then return nil end
     local p = {kind = tonumber(st.pause_kind) or PAUSE.SHORT,
-               reason = st.pause_reason or 'paused', wait = pu - now}
+               reason = st.pause_reason or 'paused', wait = pu - now, left = pu - now}
     if p.kind == PAUSE.LONG then
         local probe = tonumber(st.probe_at) or 0
         if probe <= now then p.probe = true end

@@ -1,4 +1,4 @@
--- begin.lua — admission: may these leased jobs be sent to the API now?
+-- admit.lua — admission: may these leased jobs be sent to the API now?
 --
 -- One atomic verdict per job (ADMIT, proto.def), in order:
 --   lease gone -> LOST; id done (or twice in the batch) -> DUP, lease dropped;
@@ -39,9 +39,9 @@ local cap = spendCap(l)
 local spent = tonumber(st.spent) or 0
 local reserved = tonumber(st.reserved) or 0
 local inflight = inFlight(now)
-local leaseExp = string.format('%d', now + tonumber(ARGV[BA.LEASE_MS]))
+local leaseExp = string.format('%d', now + tonumber(ARGV[AA.LEASE_MS]))
 local pricesVer = st.prices_ver or '0'
-local stalePrices = ARGV[BA.PRICES_VER] ~= pricesVer
+local stalePrices = ARGV[AA.PRICES_VER] ~= pricesVer
 
 -- The ceiling: fixed, or Little's law (rate the API allows x latency).
 local ceiling = tonumber(l.max_in_flight) or 100
@@ -90,10 +90,10 @@ end
 
 -- One lookup each for all leases, done ids and attempt counters.
 local lids, ids = {}, {}
-local J0 = BA.PRICES_VER + 1                -- first job group
-for k = J0, #ARGV, BJ_N do lids[#lids + 1] = ARGV[k + BJ.LEASE]; ids[#ids + 1] = ARGV[k + BJ.ID] end
-local busy = tonumber(ARGV[BA.BUSY]) or 0
-local solo = tonumber(ARGV[BA.SOLO]) or SOLO.NONE
+local J0 = AA.PRICES_VER + 1                -- first job group
+for k = J0, #ARGV, AJ_N do lids[#lids + 1] = ARGV[k + AJ.LEASE]; ids[#ids + 1] = ARGV[k + AJ.ID] end
+local busy = tonumber(ARGV[AA.BUSY]) or 0
+local solo = tonumber(ARGV[AA.SOLO]) or SOLO.NONE
 local leased = rcall('ZMSCORE', K.leases, unpack(lids))
 local isDone = rcall('SMISMEMBER', K.done, unpack(ids))
 -- Retry counts and lost deliveries exist only for jobs that failed or lost
@@ -108,12 +108,14 @@ local seen = {}                         -- ids admitted or queued in this batch
 local zin, hres, dropped = {}, {}, {}
 
 for n = 1, #lids do
-    local k = J0 + (n - 1) * BJ_N
+    local k = J0 + (n - 1) * AJ_N
     local lid, id = lids[n], ids[n]
-    local inp, mt, res = tonumber(ARGV[k + BJ.INPUT]), tonumber(ARGV[k + BJ.MAX_TOKENS]),
-                         tonumber(ARGV[k + BJ.RESERVE])
+    local inp, mt, res = tonumber(ARGV[k + AJ.INPUT]), tonumber(ARGV[k + AJ.MAX_TOKENS]),
+                         tonumber(ARGV[k + AJ.RESERVE])
     local code, val = ADMIT.GO, 0
-    if not leased[n] then
+    if not leased[n] or tonumber(leased[n]) <= now then
+        -- Gone, or expired and about to be reaped: its job goes back to the
+        -- queue, so sending it now could send it twice.
         code = ADMIT.LOST
     elseif isDone[n] == 1 or seen[id] then
         dropped[#dropped + 1] = lid
@@ -192,10 +194,10 @@ for n = 1, #lids do
                 zin[#zin + 1] = leaseExp; zin[#zin + 1] = lid
                 -- "input,output,cost,t_ms,id" from the caller's own strings
                 -- (no number formatting per job).
-                local resS = ARGV[k + BJ.RESERVE]
+                local resS = ARGV[k + AJ.RESERVE]
                 if res < 0 then res, resS = 0, '0' end
                 hres[#hres + 1] = lid
-                hres[#hres + 1] = ARGV[k + BJ.INPUT] .. ',' .. ARGV[k + BJ.MAX_TOKENS] .. ',' ..
+                hres[#hres + 1] = ARGV[k + AJ.INPUT] .. ',' .. ARGV[k + AJ.MAX_TOKENS] .. ',' ..
                                   resS .. ',' .. nowS .. ',' .. id
                 for _, b in ipairs(BUCKETS) do
                     if est[b] then est[b] = est[b] - need[b] end
@@ -205,9 +207,11 @@ for n = 1, #lids do
                 inflight = inflight + 1
                 add.res = add.res + res
                 if probeDue then
+                    -- The probe goes; the rest wait for the next one.
                     probeDue = false
-                    rcall('HSET', K.state, 'probe_at', now + tonumber(l.probe_interval),
-                          'probe_lease', lid)
+                    local nextProbe = tonumber(l.probe_interval)
+                    pz.wait = math.min(pz.left, nextProbe)
+                    rcall('HSET', K.state, 'probe_at', now + nextProbe, 'probe_lease', lid)
                 end
             end
         end
@@ -231,6 +235,6 @@ if add.r > 0 then
     incr(K.state, 'reserved', add.res)
 end
 if st.ceiling ~= tostring(ceiling) then rcall('HSET', K.state, 'ceiling', ceiling) end
-out[BR.REASON] = reason
-out[BR.SOLO] = solo
+out[AR.REASON] = reason
+out[AR.SOLO] = solo
 return out

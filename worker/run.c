@@ -99,22 +99,15 @@ static void defaultName(char *out, size_t len) {
     snprintf(out, len, "%.40s:%d:%04lx", host, (int)getpid(), random() & 0xffff);
 }
 
-int workerRun(const workerConfig *cfg) {
-    worker w;
-    rurl url;
+/* The configuration a worker cannot run without. Returns 0, or 2 (a
+ * configuration error, said on stderr). */
+static int checkConfig(worker *w, const workerConfig *cfg, rurl *url) {
     char err[300];
-    int rc = 1;
-
-    memset(&w, 0, sizeof(w));
-    w.cfg = cfg;
-    w.prices_ver = -1;
-    wkTestHooks();
-    srandom((unsigned)(time(NULL) ^ getpid() ^ (monoMs() << 8)));
-    if (rdsResolveUrl(cfg->redis_url, &url, err, sizeof(err)) < 0) {
+    if (rdsResolveUrl(cfg->redis_url, url, err, sizeof(err)) < 0) {
         fprintf(stderr, "llmfleet worker: %s\n", err);
         return 2;
     }
-    if (keysInit(&w.keys, cfg->fleet) < 0) {
+    if (keysInit(&w->keys, cfg->fleet) < 0) {
         fprintf(stderr, "llmfleet worker: bad fleet name \"%s\" (1-100 of "
                 "A-Z a-z 0-9 _ - .)\n", cfg->fleet);
         return 2;
@@ -135,6 +128,56 @@ int workerRun(const workerConfig *cfg) {
                 "`llmfleet prices load %s`\n", cfg->prices);
         return 2;
     }
+    return 0;
+}
+
+/* Slots, timers and signals on w->base. */
+static void setupLoop(worker *w) {
+    const workerConfig *cfg = w->cfg;
+    w->nslots = w->nfree = cfg->concurrency;
+    w->slots = calloc((size_t)w->nslots, sizeof(slot));
+    if (!w->slots) abort();
+    w->idle_timer = evtimer_new(w->base, onIdle, w);
+    w->flush_ev = evtimer_new(w->base, onFlush, w);
+    w->renew_timer = evtimer_new(w->base, onRenewTimer, w);
+    w->reap_timer = evtimer_new(w->base, onReapTimer, w);
+    w->drain_timer = evtimer_new(w->base, onDrainDeadline, w);
+    w->wait_timer = evtimer_new(w->base, onWaitTimer, w);
+    w->sig_term = evsignal_new(w->base, SIGTERM, onSignal, w);
+    w->sig_int = evsignal_new(w->base, SIGINT, onSignal, w);
+    evsignal_add(w->sig_term, NULL);
+    evsignal_add(w->sig_int, NULL);
+    timerIn(w->renew_timer, cfg->lease_ms / 3);
+    timerIn(w->reap_timer, REAP_INTERVAL_MS);
+}
+
+static void teardown(worker *w) {
+    rdsFree(w->redis);
+    for (int i = 0; i < w->nslots; i++) {
+        if (!w->slots[i].w) continue;
+        httpReqFree(&w->slots[i].http);
+        bufFree(&w->slots[i].raw);
+        recFree(&w->slots[i].rec);
+    }
+    free(w->slots);
+    struct event *evs[] = {w->idle_timer, w->flush_ev, w->renew_timer, w->reap_timer,
+                           w->drain_timer, w->wait_timer, w->sig_term, w->sig_int};
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) event_free(evs[i]);
+    httpShutdown(&w->http);
+}
+
+int workerRun(const workerConfig *cfg) {
+    worker w;
+    rurl url;
+    char err[300];
+    int rc = 1;
+
+    memset(&w, 0, sizeof(w));
+    w.cfg = cfg;
+    w.prices_ver = -1;
+    wkTestHooks();
+    srandom((unsigned)(time(NULL) ^ getpid() ^ (monoMs() << 8)));
+    if (checkConfig(&w, cfg, &url) != 0) return 2;
     if (cfg->name) snprintf(w.name, sizeof(w.name), "%s", cfg->name);
     else defaultName(w.name, sizeof(w.name));
 
@@ -148,21 +191,7 @@ int workerRun(const workerConfig *cfg) {
         fprintf(stderr, "llmfleet worker: %s\n", err);
         goto out_base;
     }
-    w.nslots = w.nfree = cfg->concurrency;
-    w.slots = calloc((size_t)w.nslots, sizeof(slot));
-    if (!w.slots) abort();
-    w.idle_timer = evtimer_new(w.base, onIdle, &w);
-    w.flush_ev = evtimer_new(w.base, onFlush, &w);
-    w.renew_timer = evtimer_new(w.base, onRenewTimer, &w);
-    w.reap_timer = evtimer_new(w.base, onReapTimer, &w);
-    w.drain_timer = evtimer_new(w.base, onDrainDeadline, &w);
-    w.wait_timer = evtimer_new(w.base, onWaitTimer, &w);
-    w.sig_term = evsignal_new(w.base, SIGTERM, onSignal, &w);
-    w.sig_int = evsignal_new(w.base, SIGINT, onSignal, &w);
-    evsignal_add(w.sig_term, NULL);
-    evsignal_add(w.sig_int, NULL);
-    timerIn(w.renew_timer, cfg->lease_ms / 3);
-    timerIn(w.reap_timer, REAP_INTERVAL_MS);
+    setupLoop(&w);
 
     char where[300];
     rurlDescribe(&url, where, sizeof(where));
@@ -177,26 +206,9 @@ int workerRun(const workerConfig *cfg) {
           "duplicates=%lld lost_leases=%lld", w.name, w.done_ok, w.done_err,
           w.retries, w.dups, w.fenced);
     rc = 0;
-    rdsFree(w.redis);
-    for (int i = 0; i < w.nslots; i++) {
-        if (!w.slots[i].w) continue;
-        httpReqFree(&w.slots[i].http);
-        bufFree(&w.slots[i].raw);
-        recFree(&w.slots[i].rec);
-    }
-    free(w.slots);
-    event_free(w.idle_timer);
-    event_free(w.flush_ev);
-    event_free(w.renew_timer);
-    event_free(w.reap_timer);
-    event_free(w.drain_timer);
-    event_free(w.wait_timer);
-    event_free(w.sig_term);
-    event_free(w.sig_int);
-    httpShutdown(&w.http);
+    teardown(&w);
 out_base:
     event_base_free(w.base);
     curl_global_cleanup();
     return rc;
 }
-

@@ -213,6 +213,86 @@ static size_t dropDone(redisContext *rc, const keySet *ks, line *lines, size_t n
     return dropped;
 }
 
+/* Validate every line of in (from path); the good ones go to *lines
+ * (*n of them), their ids to ids. Returns the number of bad lines, the
+ * first MAX_REPORTED said on stderr. */
+static size_t validateLines(const buf *in, const char *path, size_t max_job,
+                            line **lines, size_t *n, strSet *ids) {
+    size_t cap = 1024, bad = 0;
+    char err[300];
+    int lineno = 0;
+    char *p = in->p, *end = in->p + in->len;
+    *lines = malloc(sizeof(line) * cap);
+    *n = 0;
+    while (p && p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *e = nl ? nl : end;
+        lineno++;
+        size_t len = (size_t)(e - p);
+        if (len && p[len - 1] == '\r') len--;
+        size_t k = 0;
+        while (k < len && (p[k] == ' ' || p[k] == '\t')) k++;
+        if (k < len) {
+            job j;
+            if (*n == cap) *lines = realloc(*lines, sizeof(line) * (cap *= 2));
+            if (!*lines) abort();
+            const char *why = NULL;
+            if (jobParse(&j, p, len, max_job, err, sizeof(err)) < 0) why = err;
+            else if (!setAdd(ids, j.id)) why = "duplicate id (an earlier line has it)";
+            if (why) {
+                if (bad < MAX_REPORTED)
+                    fprintf(stderr, "%s:%d: %s\n", path, lineno, why);
+                bad++;
+            } else {
+                line *l = &(*lines)[(*n)++];
+                l->p = p;
+                l->len = len;
+                l->lineno = lineno;
+                memcpy(l->id, j.id, sizeof(l->id));
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (bad > MAX_REPORTED)
+        fprintf(stderr, "... and %zu more invalid lines\n", bad - MAX_REPORTED);
+    return bad;
+}
+
+/* LPUSH the lines in chunks; their ids go to want. Returns 0, or 1 when
+ * Redis refused a chunk (said on stderr); *pushed counts what went in. */
+static int pushLines(redisContext *c, const keySet *ks, const line *lines, size_t n,
+                     strSet *want, size_t *pushed) {
+    int rc = 0;
+    const char **v = malloc(sizeof(char *) * (PUSH_CHUNK + 2));
+    size_t *vl = malloc(sizeof(size_t) * (PUSH_CHUNK + 2));
+    if (!v || !vl) abort();
+    *pushed = 0;
+    for (size_t i = 0; i < n && rc == 0; i += PUSH_CHUNK) {
+        size_t m = 0;
+        v[0] = "LPUSH", vl[0] = 5;
+        v[1] = ks->name[KEY_JOBS], vl[1] = strlen(v[1]);
+        for (size_t k = i; k < n && k < i + PUSH_CHUNK; k++) {
+            if (!lines[k].len) continue;
+            v[2 + m] = lines[k].p, vl[2 + m] = lines[k].len;
+            m++;
+            setAdd(want, lines[k].id);
+        }
+        if (!m) continue;
+        redisReply *rr = redisCommandArgv(c, (int)m + 2, v, vl);
+        if (!rr || rr->type == REDIS_REPLY_ERROR) {
+            fprintf(stderr, "llmfleet submit: Redis refused the push after %zu "
+                    "jobs: %s\n", *pushed, rr ? rr->str : c->errstr);
+            rc = 1;
+        } else {
+            *pushed += m;
+        }
+        if (rr) freeReplyObject(rr);
+    }
+    free(v);
+    free(vl);
+    return rc;
+}
+
 int cliSubmit(const cliCommon *cc0, int argc, char **argv) {
     cliCommon cc = *cc0;
     int skip = 0, wait = 0, npos;
@@ -240,52 +320,19 @@ int cliSubmit(const cliCommon *cc0, int argc, char **argv) {
         return 2;
     }
     buf in = {0};
-    if (readAll(f, &in) < 0) {
+    int rd = readAll(f, &in);
+    if (f != stdin) fclose(f);
+    if (rd < 0) {
         fprintf(stderr, "llmfleet submit: error reading %s\n", path);
-        if (f != stdin) fclose(f);
         bufFree(&in);
         return 2;
     }
-    if (f != stdin) fclose(f);
 
     /* Validate every line first: nothing is pushed from a bad file. */
-    size_t cap = 1024, n = 0, bad = 0;
-    line *lines = malloc(sizeof(line) * cap);
-    strSet ids = {0};
-    char err[300];
-    int lineno = 0;
-    char *p = in.p, *end = in.p + in.len;
-    while (p && p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        char *e = nl ? nl : end;
-        lineno++;
-        size_t len = (size_t)(e - p);
-        if (len && p[len - 1] == '\r') len--;
-        size_t k = 0;
-        while (k < len && (p[k] == ' ' || p[k] == '\t')) k++;
-        if (k < len) {
-            job j;
-            if (n == cap) lines = realloc(lines, sizeof(line) * (cap *= 2));
-            if (!lines) abort();
-            const char *why = NULL;
-            if (jobParse(&j, p, len, max_job, err, sizeof(err)) < 0) why = err;
-            else if (!setAdd(&ids, j.id)) why = "duplicate id (an earlier line has it)";
-            if (why) {
-                if (bad < MAX_REPORTED)
-                    fprintf(stderr, "%s:%d: %s\n", path, lineno, why);
-                bad++;
-            } else {
-                line *l = &lines[n++];
-                l->p = p;
-                l->len = len;
-                l->lineno = lineno;
-                memcpy(l->id, j.id, sizeof(l->id));
-            }
-        }
-        p = nl ? nl + 1 : end;
-    }
-    if (bad > MAX_REPORTED)
-        fprintf(stderr, "... and %zu more invalid lines\n", bad - MAX_REPORTED);
+    line *lines;
+    size_t n, pushed = 0;
+    strSet ids = {0}, want = {0};
+    size_t bad = validateLines(&in, path, max_job, &lines, &n, &ids);
     int rc = 0;
     if (bad && !skip) {
         fprintf(stderr, "llmfleet submit: %zu invalid line%s; nothing pushed "
@@ -306,43 +353,13 @@ int cliSubmit(const cliCommon *cc0, int argc, char **argv) {
     if (already)
         fprintf(stderr, "llmfleet submit: %zu job%s already have a result; not "
                 "pushed again\n", already, already == 1 ? "" : "s");
-
-    /* Push in chunks, pipelined. */
-    size_t pushed = 0;
-    strSet want = {0};
-    for (size_t i = 0; i < n && rc == 0; i += PUSH_CHUNK) {
-        size_t m = 0;
-        const char **v = malloc(sizeof(char *) * (PUSH_CHUNK + 2));
-        size_t *vl = malloc(sizeof(size_t) * (PUSH_CHUNK + 2));
-        if (!v || !vl) abort();
-        v[0] = "LPUSH", vl[0] = 5;
-        v[1] = ks.name[KEY_JOBS], vl[1] = strlen(v[1]);
-        for (size_t k = i; k < n && k < i + PUSH_CHUNK; k++) {
-            if (!lines[k].len) continue;
-            v[2 + m] = lines[k].p, vl[2 + m] = lines[k].len;
-            m++;
-            setAdd(&want, lines[k].id);
-        }
-        if (m) {
-            redisReply *rr = redisCommandArgv(c, (int)m + 2, v, vl);
-            if (!rr || rr->type == REDIS_REPLY_ERROR) {
-                fprintf(stderr, "llmfleet submit: Redis refused the push after %zu "
-                        "jobs: %s\n", pushed, rr ? rr->str : c->errstr);
-                rc = 1;
-            } else {
-                pushed += m;
-            }
-            if (rr) freeReplyObject(rr);
-        }
-        free(v);
-        free(vl);
-    }
+    rc = pushLines(c, &ks, lines, n, &want, &pushed);
     fprintf(stderr, "llmfleet submit: pushed %zu job%s to %s\n", pushed,
             pushed == 1 ? "" : "s", ks.name[KEY_JOBS]);
     if (rc == 0 && wait && want.n) rc = waitResults(c, &ks, &want, from);
-    setFree(&want);
     redisFree(c);
 out:
+    setFree(&want);
     setFree(&ids);
     free(lines);
     bufFree(&in);

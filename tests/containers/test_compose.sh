@@ -472,5 +472,23 @@ for c in $(workers); do codes="$codes $("$DOCKER" inspect -f '{{.State.ExitCode}
 check "docker-compose stop worker: clean exit 0 of every idle worker (exit codes:$codes)" \
     eval '[ -n "$codes" ] && [ -z "$(printf "%s\n" $codes | grep -vx 0)" ]'
 
+# Durability of the redis service: AOF on with fsync every second, in the
+# named volume. Redis killed with SIGKILL (no shutdown save) and its
+# container replaced: the new one loads every result from the AOF.
+aof=$(rcli CONFIG GET appendonly | tail -n 1); fsync=$(rcli CONFIG GET appendfsync | tail -n 1)
+check "redis: appendonly $aof, appendfsync $fsync" [ "$aof/$fsync" = yes/everysec ]
+if dc 60 kill -s SIGKILL redis > "$TMP/kill.log" 2>&1 && dc 60 rm -f redis >> "$TMP/kill.log" 2>&1 &&
+   dc 120 up -d --no-build redis >> "$TMP/kill.log" 2>&1; then
+    new_cid=$(dc 30 ps -q redis)
+    [ "$new_cid" != "$REDIS_CID" ] || note "redis container was not replaced"
+    REDIS_CID=$new_cid
+    wait_until 60 eval '[ "$(rcli PING 2>/dev/null)" = PONG ]'
+    n=$(rcli XLEN "$RESULTS_KEY")
+    check "redis SIGKILLed and its container replaced: all $n of $total results back from the AOF in the volume" \
+        [ "$n" = "$total" ]
+else
+    not_ok "redis SIGKILL and replacement"; tail -n 5 "$TMP/kill.log" | sed 's/^/#   /'
+fi
+
 note "fleet tests done at $((SECONDS - T0)) s; teardown"
 exit 0

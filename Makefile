@@ -44,7 +44,7 @@ FAKE_SRC   := $(wildcard tests/fakeapi/*.c)
 LUA_SRC    := $(sort $(wildcard scripts/lua/*.lua))
 # The Lua libraries, in dependency order, after the generated prelude.
 LUA_LIBS   := $(BUILD)/proto.lua $(addprefix scripts/lua/lib/,util.lua limits.lua \
-              pause.lua bucket.lua lease.lua retry.lua stats.lua claim.lua)
+              class.lua pause.lua bucket.lua lease.lua retry.lua stats.lua claim.lua)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
 SHELF_OBJ  := $(SHELF_SRC:%.c=$(BUILD)/%.o)
@@ -166,7 +166,8 @@ FUZZ_HDRS    := $(wildcard common/*/*.h worker/*.h)
 FUZZ_BIN     := $(FUZZ_DIR)/fuzz_job $(FUZZ_DIR)/fuzz_response \
                 $(FUZZ_DIR)/fuzz_ratelimit
 
-$(FUZZ_DIR)/fuzz_job: tests/fuzz/fuzz_job.c common/shelf/json.c common/api/job.c $(FUZZ_HDRS)
+$(FUZZ_DIR)/fuzz_job: tests/fuzz/fuzz_job.c common/shelf/json.c common/api/job.c \
+        common/api/estimate.c $(FUZZ_HDRS)
 $(FUZZ_DIR)/fuzz_response: tests/fuzz/fuzz_response.c common/shelf/json.c \
         common/api/ratelimit.c common/shelf/rfc3339.c common/api/outcome.c $(FUZZ_HDRS)
 $(FUZZ_DIR)/fuzz_response: FUZZ_LIBS := -lcurl

@@ -152,7 +152,7 @@ static void flushSettles(worker *w) {
     batch *b = batchNew(w, n);
     if (!items) abort();
     for (slot *s = w->pending; s; s = s->next) {
-        items[b->n] = (settleItem){s->lease, s->job.id, &s->rec};
+        items[b->n] = (settleItem){s->lease, s->job.id, &s->rec, s->job.model, s->t_sent};
         b->s[b->n++] = s;
     }
     /* Claim for the slots this call frees, in the same call. */
@@ -414,6 +414,10 @@ static int admitOne(slot *s, const admitResult *a, const char *reason) {
     case ADMIT_WAIT:
     case ADMIT_WAIT_ALONE:
         return admitWait(s, reason, a->value);
+    case ADMIT_PARKED:                  /* its class waits; the slot is free */
+        noteWait(w, reason, a->value);
+        slotRelease(s);
+        return 0;
     case ADMIT_BUDGET:
         noteWait(w, "spend cap reached (max_spend_usd)", 0);
         slotRequeue(s);
@@ -479,12 +483,13 @@ static void sendAdmit(worker *w, batch *b) {
         price p;
         long long reserve = -1;
         if (priceLookup(s->job.model, strlen(s->job.model), &p) == 0)
-            reserve = priceReserve(&p, s->job.input_estimate, s->job.max_tokens);
-        jobs[i] = (admitJob){s->lease, s->job.id, s->job.input_estimate,
-                             s->job.max_tokens, reserve};
+            reserve = priceReserve(&p, s->job.spend_input, s->job.max_tokens);
+        jobs[i] = (admitJob){s->lease, s->job.id, s->job.model, s->job.input_estimate,
+                             s->job.max_tokens, reserve, s->job.prefix,
+                             s->job.prefix_tokens, s->job.cache_1h};
     }
     lfArgs a;
-    argsInit(&a, AA_COUNT + AJ_COUNT * b->n, AA_COUNT + 3 * b->n);
+    argsInit(&a, AA_COUNT + AJ_COUNT * b->n, AA_COUNT + 5 * b->n);
     admitArgs(&a, &h, jobs, b->n);
     rdsScriptCall sc = scriptCall(w, "admit", NULL, &a);
     if (rdsScript(w->redis, &sc, onAdmitted, b) == 0) {

@@ -5,13 +5,31 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "estimate.h"
 #include "json.h"
 
-/* Input tokens of a request, estimated from its size: about 4 bytes a token
- * for text, which JSON syntax only inflates. Used for reservations, and
- * settled later from the response's usage. */
-static long long estimateInput(size_t request_len) {
-    return (long long)(request_len / 4) + 1;
+/* FNV-1a 64 of a string: mixed into a prompt prefix's hash, since a cache
+ * belongs to one model. */
+static unsigned long long fnv(const char *s) {
+    unsigned long long h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* The input estimates of the request at token req (see job.h). */
+static void estimateJob(job *j, const jsonDoc *d, int req) {
+    inputEstimate e;
+    estimateRequest(d, req, &e);
+    j->input_estimate = e.tokens > 0 ? e.tokens : 1;
+    /* The spend reservation keeps the byte bound where it is larger: it
+     * must not under-count (images are bounded by both). */
+    long long bytes = (long long)(j->request_len / 4) + 1;
+    j->spend_input = bytes > j->input_estimate ? bytes : j->input_estimate;
+    if (e.prefix_hash) {
+        snprintf(j->prefix, sizeof(j->prefix), "%016llx", e.prefix_hash ^ fnv(j->model));
+        j->prefix_tokens = e.prefix_tokens;
+        j->cache_1h = e.cache_1h;
+    }
 }
 
 int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
@@ -111,7 +129,7 @@ int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
         goto out;
     }
     jsonSpan(&d, req, &j->request, &j->request_len);
-    j->input_estimate = estimateInput(j->request_len);
+    estimateJob(j, &d, req);
 
     int meta = jsonGet(&d, 0, "meta");
     if (meta >= 0) jsonSpan(&d, meta, &j->meta, &j->meta_len);

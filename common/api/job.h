@@ -24,7 +24,13 @@ typedef struct job {
     size_t request_len;
     const char *meta;               /* meta value, verbatim; NULL when absent */
     size_t meta_len;
-    long long input_estimate;       /* input tokens, estimated from the size */
+    long long input_estimate;       /* input tokens, estimated (estimate.h) */
+    long long spend_input;          /* input tokens the spend reservation
+                                     * assumes: the larger of the estimate
+                                     * and the byte bound */
+    char prefix[17];                /* cacheable prefix's hash, hex; "" none */
+    long long prefix_tokens;        /* its estimate */
+    int cache_1h;                   /* a cache_control asks a 1-hour TTL */
 } job;
 
 /* Parse raw[0..len). Returns 0, or -1 with err set to a clear reason

@@ -87,9 +87,13 @@ void admitArgs(lfArgs *a, const admitHead *h, const admitJob *jobs, int n) {
         const admitJob *j = &jobs[i];
         argsStr(a, j->lease);       /* AJ_LEASE */
         argsStr(a, j->id);          /* AJ_ID */
+        argsStr(a, j->model);       /* AJ_MODEL */
         argsNum(a, j->input);       /* AJ_INPUT */
         argsNum(a, j->max_tokens);  /* AJ_MAX_TOKENS */
         argsNum(a, j->reserve);     /* AJ_RESERVE */
+        argsStr(a, j->prefix ? j->prefix : "");   /* AJ_PREFIX */
+        argsNum(a, j->prefix_tokens);             /* AJ_PREFIX_TOKENS */
+        argsNum(a, j->cache_1h ? 1 : 0);          /* AJ_CACHE_1H */
     }
 }
 
@@ -197,6 +201,8 @@ void recAttempt(settleRec *r, const outcome *o, const rlHeaders *rl,
     setNum(a[ATT_LATENCY_MS], ctx->latency_ms);
     setOpt(a[ATT_INPUT_TOKENS], o->ok ? o->use.input_tokens : -1);
     setOpt(a[ATT_OUTPUT_TOKENS], o->ok ? o->use.output_tokens : -1);
+    setOpt(a[ATT_CACHE_WRITE_TOKENS], o->ok ? o->use.cache_creation_input_tokens : -1);
+    setOpt(a[ATT_CACHE_READ_TOKENS], o->ok ? o->use.cache_read_input_tokens : -1);
     setNum(a[ATT_RETRY_AFTER_MS], o->retry_after_ms);
     setNum(a[ATT_SPEND_LIMIT], o->spend_limit);
     /* rand in [0, 1) with 6 decimals, for the retry's jitter */
@@ -302,8 +308,26 @@ void recFree(settleRec *r) { bufFree(&r->dead); }
 
 /* ---- settle.lua --------------------------------------------------------- */
 
+/* The items whose headers the batch reports: per model, the one sent
+ * last of those that carried some. out[] gets their indexes (< n);
+ * returns how many. */
+static int observations(const settleItem *items, int n, int *out) {
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!items[i].rec->has_obs) continue;
+        int j = 0;
+        while (j < k && strcmp(items[out[j]].model, items[i].model) != 0) j++;
+        if (j == k) out[k++] = i;
+        else if (items[i].t_sent >= items[out[j]].t_sent) out[j] = i;
+    }
+    return k;
+}
+
 int settleArgc(const settleItem *items, int n) {
-    int argc = SA_COUNT + OBS_COUNT;
+    int *o = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    if (!o) abort();
+    int argc = SA_COUNT + OBS_COUNT * observations(items, n, o);
+    free(o);
     for (int i = 0; i < n; i++) argc += REC_COUNT + ATT_COUNT + 1 + items[i].rec->nf;
     return argc;
 }
@@ -323,17 +347,19 @@ static const char *opStr(recOp op) {
 }
 
 void settleArgs(lfArgs *a, const settleHead *h, const settleItem *items, int n) {
+    int *o = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    if (!o) abort();
+    int nobs = observations(items, n, o);
     argsNum(a, h->results_maxlen);  /* SA_MAXLEN */
     argsNum(a, h->claim_n);         /* SA_CLAIM_N */
     argsNum(a, h->lease_ms);        /* SA_LEASE_MS */
     argsStr(a, h->prefix ? h->prefix : "");   /* SA_PREFIX */
-    /* The batch's observation: the freshest answer's headers. */
-    int oi = 0;
-    for (int i = 0; i < n; i++)
-        if (items[i].rec->has_obs) oi = i + 1;
-    argsNum(a, oi);                 /* OBS_INDEX */
-    for (int k = OBS_INDEX + 1; k < OBS_COUNT; k++)
-        argsStr(a, oi ? items[oi - 1].rec->obs[k] : "");
+    argsNum(a, nobs);               /* SA_NOBS */
+    for (int g = 0; g < nobs; g++) {
+        argsNum(a, o[g] + 1);       /* OBS_INDEX, 1-based */
+        for (int k = OBS_INDEX + 1; k < OBS_COUNT; k++) argsStr(a, items[o[g]].rec->obs[k]);
+    }
+    free(o);
     for (int i = 0; i < n; i++) {
         const settleRec *r = items[i].rec;
         argsAdd(a, opStr(r->op), 1);            /* REC_OP */
@@ -379,11 +405,25 @@ const char *const statusNames[STATUS_COUNT] = {
 #undef X
 };
 
+const char *const classStatusNames[CSTATUS_COUNT] = {
+#define X(name) #name,
+    LF_CLASS_STATUS(X)
+#undef X
+};
+
+static const char *replyStr(const redisReply *e) {
+    return e->type == REDIS_REPLY_STRING ? e->str : "";
+}
+
 int statusParse(const redisReply *r, const char **vals) {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != STATUS_COUNT) return -1;
-    for (int i = 0; i < STATUS_COUNT; i++) {
-        const redisReply *e = r->element[i];
-        vals[i] = e->type == REDIS_REPLY_STRING ? e->str : "";
-    }
-    return 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < STATUS_COUNT ||
+        (r->elements - STATUS_COUNT) % CSTATUS_COUNT != 0)
+        return -1;
+    for (int i = 0; i < STATUS_COUNT; i++) vals[i] = replyStr(r->element[i]);
+    return (int)((r->elements - STATUS_COUNT) / CSTATUS_COUNT);
+}
+
+void statusClass(const redisReply *r, int k, const char **vals) {
+    size_t base = STATUS_COUNT + (size_t)k * CSTATUS_COUNT;
+    for (int i = 0; i < CSTATUS_COUNT; i++) vals[i] = replyStr(r->element[base + (size_t)i]);
 }

@@ -62,9 +62,13 @@ typedef struct admitHead {
 typedef struct admitJob {
     const char *lease;              /* lease id */
     const char *id;                 /* job id */
-    long long input;                /* input tokens, estimated */
+    const char *model;              /* request.model (admission finds its class) */
+    long long input;                /* input tokens, as the worker estimates */
     long long max_tokens;
     long long reserve;              /* worst-case cost, micro-USD; -1 no price */
+    const char *prefix;             /* cacheable prompt prefix's hash, "" none */
+    long long prefix_tokens;        /* its estimate */
+    int cache_1h;                   /* the prefix asks a 1-hour cache */
 } admitJob;
 
 typedef struct admitReply {
@@ -159,18 +163,22 @@ typedef struct settleHead {
     const char *prefix;             /* the claim's lease id prefix */
 } settleHead;
 
-/* One record to send: its lease, its job id, the record. */
+/* One record to send: its lease, its job id, the record, and for the
+ * batch's observations its model and when its request went out. */
 typedef struct settleItem {
     const char *lease;
     const char *id;
     const settleRec *rec;
+    const char *model;
+    long long t_sent;               /* any clock, only compared */
 } settleItem;
 
 /* Capacity settleArgs needs for these items. */
 int settleArgc(const settleItem *items, int n);
 
-/* SA, OBS (the freshest answer's headers: the last item that has some),
- * then each record. */
+/* SA, the observations (per model among the items: the headers of the
+ * answer to the request sent last, of those that carried some), then each
+ * record. */
 void settleArgs(lfArgs *a, const settleHead *h, const settleItem *items, int n);
 
 /* Parse a reply for n records: out[0..n) and the claim's reply (*claim
@@ -182,8 +190,14 @@ int settleParse(const redisReply *r, int n, settleVerdict *out,
 
 extern const char *const statusNames[STATUS_COUNT];
 
+extern const char *const classStatusNames[CSTATUS_COUNT];
+
 /* vals[i] = the reply's string for STATUS field i ("" when absent).
- * Returns 0, or -1 when the reply is not a status reply. */
+ * Returns the number of model classes that follow, or -1 when the reply is
+ * not a status reply. */
 int statusParse(const redisReply *r, const char **vals);
+
+/* vals[i] = class k's string for CLASS_STATUS field i. */
+void statusClass(const redisReply *r, int k, const char **vals);
 
 #endif

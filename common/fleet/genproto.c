@@ -44,8 +44,9 @@ int main(void) {
     printf("local AJ_N = %d\n", N_OF(admitJob));
     list("AR", admitReply, N_OF(admitReply), 1);
     list("SA", settleArgs, N_OF(settleArgs), 1);
-    list("OBS", obs, N_OF(obs), N_OF(settleArgs) + 1);
-    printf("local REC0 = %d\n", N_OF(settleArgs) + N_OF(obs) + 1);
+    list("OBS", obs, N_OF(obs), 0);               /* offsets in a group */
+    printf("local OBS_N = %d\n", N_OF(obs));
+    printf("local OBS0 = %d\n", N_OF(settleArgs) + 1);   /* first group */
     list("REC", rec, N_OF(rec), 0);               /* offsets in a record */
     list("ATT", attempt, N_OF(attempt), N_OF(rec)); /* offsets in a record */
     printf("local REC_NF = %d\n", N_OF(rec) + N_OF(attempt));
@@ -83,6 +84,11 @@ int main(void) {
     LF_STATUS(X)
 #undef X
     printf("}\nlocal NSTATUS = %d\n", STATUS_COUNT);
+    printf("local CSTATUS = {");
+#define X(name) printf("%s = %d, ", #name, CSTATUS_##name);
+    LF_CLASS_STATUS(X)
+#undef X
+    printf("}\nlocal NCSTATUS = %d\n", CSTATUS_COUNT);
 #define X(N, v, doc) printf("local %s = %lld\n", #N, (long long)v##LL);
     LF_CONSTS(X)
 #undef X

@@ -119,6 +119,14 @@ typedef enum {
     STATUS_COUNT
 } statusField;
 
+/* Per-class status fields, 1-based offsets in Lua, 0-based here. */
+typedef enum {
+#define X(name) CSTATUS_##name,
+    LF_CLASS_STATUS(X)
+#undef X
+    CSTATUS_COUNT
+} classStatusField;
+
 #define X(N, v, doc) static const long long LF_##N = v##LL;
 LF_CONSTS(X)
 #undef X

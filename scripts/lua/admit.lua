@@ -1,22 +1,36 @@
 -- admit.lua — admission: may these leased jobs be sent to the API now?
 --
 -- One atomic verdict per job (ADMIT, proto.def), in order:
---   lease gone -> LOST; id done (or twice in the batch) -> DUP, lease dropped;
---   lost with its worker max_deliveries times -> POISON;
+--   lease gone or expired -> LOST; id done (or twice in the batch) -> DUP,
+--     lease dropped; lost with its worker max_deliveries times -> POISON;
 --   a suspect's rule (below) -> WAIT / WAIT_ALONE;
 --   the worker's prices are not the fleet's -> WAIT (it reloads them);
---   fleet paused -> WAIT (a long pause admits one probe per probe_interval);
---   cold start (no rate-limit headers seen yet) -> one request first;
+--   the fleet or the job's model class paused -> WAIT (a long pause admits
+--     one probe per probe_interval);
+--   the class's cold start (no rate-limit headers seen yet) -> one request;
 --   spend cap set and the model has no price -> NOPRICE;
 --   spent + reserved + this reservation > max_spend_usd -> WAIT while
 --     reservations may still shrink, else BUDGET (the fleet stops; one
 --     budget_exceeded entry goes to the results stream);
---   in flight >= ceiling -> WAIT;
---   a bucket estimate minus this job's need under soft_token_floor ->
---     WAIT exactly as long as the refill takes;
+--   in flight >= the fleet's ceiling, or the class's -> WAIT;
+--   one of the class's bucket estimates minus this job's need under
+--     soft_token_floor -> WAIT exactly as long as the refill takes;
+--   a wait of the job's own class (its buckets, its pause) longer than
+--     PARK_MIN_MS -> PARKED: the job leaves its lease for the `parked` set
+--     until due, holding no worker slot, so jobs of other classes flow;
+--     the class's waiting jobs are spaced by the refill their needs take
+--     (park_tail), so they come back one by one, not all at once (and
+--     never more than PARK_HORIZON_MS after their own wait, so that a
+--     spacing learned later takes over);
 --   else GO (GO_ALONE for a suspect): count the attempt, add the lease to
 --   `inflight` (scored by expiry, so a dead worker's slots come back),
---   reserve its tokens and cost.
+--   charge its needs to the class's buckets and reserve its cost.
+-- A job's needs: 1 request; input: the worker's estimate times the class's
+-- calibration (lib/class.lua), less the prefix the API reported cached
+-- (`cache`, reads do not count toward the input limit); output: max_tokens
+-- under output_rule=reserve, the class's learned high quantile of output /
+-- max_tokens times max_tokens under 'actual'. A need is capped at the
+-- bucket's limit: a job bigger than the bucket goes when it is full.
 -- A job about to use its last delivery (lost with its worker
 -- max_deliveries - 1 times: a poison job, or a bystander of one) runs alone
 -- on its worker, so that it is dead-lettered only if it alone was running
@@ -24,74 +38,92 @@
 -- and while such a suspect waits or runs the worker admits nothing else.
 --
 -- KEYS: the fleet's keys (proto.def).
--- ARGV: BA (LEASE_MS, BUSY: requests this worker has in flight, SOLO: its
+-- ARGV: AA (LEASE_MS, BUSY: requests this worker has in flight, SOLO: its
 --       solo state, PRICES_VER: the price table version it holds), then
---       per job BJ (LEASE, ID, INPUT estimate, MAX_TOKENS, RESERVE micro-USD;
---       RESERVE -1: the model has no price).
--- Reply: BR {ceiling, reason, solo, prices_ver}, then per job a verdict
+--       per job AJ (LEASE, ID, MODEL, INPUT estimate, MAX_TOKENS, RESERVE
+--       micro-USD (-1: the model has no price), PREFIX, PREFIX_TOKENS,
+--       CACHE_1H).
+-- Reply: AR {ceiling, reason, solo, prices_ver}, then per job a verdict
 -- (ADMIT) and its value.
 local now = nowMs()
 local l = loadLimits()
 local st = loadHash(K.state)
 local rule = l.output_rule
 local maxAtt = tonumber(l.max_attempts) or 5
+local maxDel = tonumber(l.max_deliveries) or 3
 local cap = spendCap(l)
 local spent = tonumber(st.spent) or 0
 local reserved = tonumber(st.reserved) or 0
 local inflight = inFlight(now)
 local leaseExp = string.format('%d', now + tonumber(ARGV[AA.LEASE_MS]))
+local nowS = string.format('%d', now)
 local pricesVer = st.prices_ver or '0'
 local stalePrices = ARGV[AA.PRICES_VER] ~= pricesVer
-
--- The ceiling: fixed, or Little's law (rate the API allows x latency).
+local overrides = parseMap(l.model_classes)
+local classCeil = parseMap(l.class_max_in_flight)
 local ceiling = tonumber(l.max_in_flight) or 100
-if l.ceiling == 'auto' then
-    local lat = tonumber(st.ewma_ms)
-    local rate = nil                    -- jobs per ms the limits allow
-    local function consider(b, per)
-        local lim = tonumber(st[b .. '_lim'])
-        if lim and lim > 0 and per and per > 0 then
-            local r = lim / REFILL_MS / per
-            if not rate or r < rate then rate = r end
-        end
-    end
-    consider('r', 1)
-    consider('i', tonumber(st.ewma_in))
-    consider('o', tonumber(st.ewma_out))
-    if lat and rate then
-        local c = math.ceil(rate * lat * 1.2) + 1
-        if c < ceiling then ceiling = c end
-    end
-end
-
-local pz = pauseNow(st, now)
+local pz = pauseNow(st, now)                -- the fleet's pause
 local probeDue = pz and pz.probe
-
-local est, lim, need, soft = {}, {}, {}, {}
 local pct = string.match(l.soft_token_floor, '%%$') ~= nil
-for _, b in ipairs(BUCKETS) do
-    est[b], lim[b] = bucketEstimate(st, b, now, rule)
-    -- Soft floors, once per call (an absolute floor counts tokens, so the
-    -- request bucket has one only when the floor is a percentage).
-    soft[b] = 0
-    if est[b] and (b ~= 'r' or pct) then soft[b] = floorOf(l.soft_token_floor, lim[b]) end
-end
-local nowS = string.format('%d', now)
-local add = {r = 0, i = 0, o = 0, res = 0}
 local reason = ''
-local out = {ceiling, '', 0, pricesVer}
 
--- A wait of w ms (the fleet's latency spread over n, within [10, 1000]).
+-- A wait of the fleet's latency spread over n, within [10, 1000] ms.
 local function shortWait(n)
     local w = (tonumber(st.ewma_ms) or 1000) / (n > 0 and n or 1)
     if w < 10 then w = 10 elseif w > 1000 then w = 1000 end
     return math.ceil(w)
 end
 
--- One lookup each for all leases, done ids and attempt counters.
-local lids, ids = {}, {}
+-- A class's state as this call sees it, read on first use.
+local C, newClasses = {}, {}
+local function classState(c)
+    local k = C[c]
+    if k then return k end
+    local function get(f) return st[cf(c, f)] end
+    k = {c = c, est = {}, lim = {}, soft = {}, cum = {}, add = {r = 0, i = 0, o = 0},
+         n = 0, pause = pauseNow(st, now, c), observed = get('observed'),
+         inflight = tonumber(get('n_inflight')) or 0, cal = tonumber(get('cal')) or 1,
+         oq = tonumber(get('oq')) or 1, o_done = tonumber(get('o_done')) or 0,
+         ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0}
+    k.tail0 = k.tail
+    k.probeDue = k.pause and k.pause.probe
+    for _, b in ipairs(BUCKETS) do
+        k.est[b], k.lim[b] = bucketEstimate(st, c, b, now, rule)
+        k.soft[b] = 0
+        if k.est[b] and (b ~= 'r' or pct) then k.soft[b] = floorOf(l.soft_token_floor, k.lim[b]) end
+        k.cum[b] = tonumber(get(b .. '_cum')) or 0
+    end
+    if l.ceiling == 'auto' then
+        -- Little's law: the rate the class's limits allow x latency.
+        local lat, rate = tonumber(st.ewma_ms), nil
+        local per = {r = 1, i = tonumber(get('ewma_in')), o = tonumber(get('ewma_out'))}
+        for _, b in ipairs(BUCKETS) do
+            if k.lim[b] and per[b] and per[b] > 0 then
+                local r = k.lim[b] / REFILL_MS / per[b]
+                if not rate or r < rate then rate = r end
+            end
+        end
+        if lat and rate then
+            local a = math.ceil(rate * lat * 1.2) + 1
+            if not k.ceiling or a < k.ceiling then k.ceiling = a end
+        end
+    end
+    if not string.find(',' .. (st.classes or '') .. ',', ',' .. c .. ',', 1, true) then
+        newClasses[#newClasses + 1] = c
+    end
+    C[c] = k
+    return k
+end
+
+-- One lookup each for all leases, done ids, attempt counters and cached
+-- prefixes.
+local lids, ids, pfx = {}, {}, {}
 local J0 = AA.PRICES_VER + 1                -- first job group
-for k = J0, #ARGV, AJ_N do lids[#lids + 1] = ARGV[k + AJ.LEASE]; ids[#ids + 1] = ARGV[k + AJ.ID] end
+for k = J0, #ARGV, AJ_N do
+    lids[#lids + 1] = ARGV[k + AJ.LEASE]
+    ids[#ids + 1] = ARGV[k + AJ.ID]
+    if ARGV[k + AJ.PREFIX] ~= '' then pfx[#pfx + 1] = ARGV[k + AJ.PREFIX] end
+end
 local busy = tonumber(ARGV[AA.BUSY]) or 0
 local solo = tonumber(ARGV[AA.SOLO]) or SOLO.NONE
 local leased = rcall('ZMSCORE', K.leases, unpack(lids))
@@ -103,119 +135,197 @@ if rcall('EXISTS', K.attempts, K.lost) > 0 then
     atts = rcall('HMGET', K.attempts, unpack(ids))
     lostN = rcall('HMGET', K.lost, unpack(ids))
 end
-local maxDel = tonumber(l.max_deliveries) or 3
-local seen = {}                         -- ids admitted or queued in this batch
+local cached = {}                           -- prefix -> tokens the API holds
+if #pfx > 0 then
+    local got = rcall('HMGET', K.cache, unpack(pfx))
+    for i, v in ipairs(pfx) do
+        local tok, exp = string.match(got[i] or '', '^(%d+),(%d+)$')
+        if tok and tonumber(exp) > now then cached[v] = tonumber(tok) end
+    end
+end
+local seen = {}                             -- ids admitted or queued in this batch
 local zin, hres, dropped = {}, {}, {}
+local parkZ, parkH = {}, {}
+local PARK_MIN_MS = 250
+local PARK_HORIZON_MS = 2000
 
-for n = 1, #lids do
-    local k = J0 + (n - 1) * AJ_N
+-- The job's needs in class k: r, i, o, each capped at the bucket.
+local function needs(k, a)
+    local raw, mt = tonumber(ARGV[a + AJ.INPUT]), tonumber(ARGV[a + AJ.MAX_TOKENS])
+    local inp = math.ceil(raw * k.cal) - (cached[ARGV[a + AJ.PREFIX]] or 0)
+    if inp < 1 then inp = 1 end
+    local out = mt
+    if rule == 'actual' then out = math.ceil(k.oq * mt) end
+    local need = {r = 1, i = inp, o = out}
+    for _, b in ipairs(BUCKETS) do
+        if k.lim[b] and need[b] > k.lim[b] then need[b] = k.lim[b] end
+    end
+    return need
+end
+
+-- How long the class's buckets take to refill this job's needs.
+local function spacing(k, need)
+    local t = 0
+    for _, b in ipairs(BUCKETS) do
+        if k.lim[b] then
+            local x = need[b] / (k.lim[b] / REFILL_MS)
+            if x > t then t = x end
+        end
+    end
+    return t
+end
+
+-- Job n of class k must wait at least wait ms: behind the class's other
+-- waiting jobs, in its slot when that is short, else parked in Redis.
+local function classWait(n, k, wait, need, why)
+    local due = now + wait
+    -- Behind the others, but never past PARK_HORIZON_MS beyond its own
+    -- wait: there it is looked at again, with the estimates of that time.
+    local tail = math.min(k.tail, due + PARK_HORIZON_MS)
+    if tail > due then due = tail end
+    k.tail = due + spacing(k, need)
+    reason = why
+    if due - now <= PARK_MIN_MS then return ADMIT.WAIT, math.ceil(due - now) end
+    local job = leaseJob(lids[n])
+    if not job then return ADMIT.LOST, 0 end
+    parkZ[#parkZ + 1] = string.format('%d', due)
+    parkZ[#parkZ + 1] = lids[n]
+    parkH[#parkH + 1] = lids[n]
+    parkH[#parkH + 1] = job
+    dropped[#dropped + 1] = lids[n]
+    return ADMIT.PARKED, math.ceil(due - now)
+end
+
+-- Let job n (arguments from a) go: charge it, reserve, record.
+local function go(n, a, k, need, res, val)
     local lid, id = lids[n], ids[n]
-    local inp, mt, res = tonumber(ARGV[k + AJ.INPUT]), tonumber(ARGV[k + AJ.MAX_TOKENS]),
-                         tonumber(ARGV[k + AJ.RESERVE])
-    local code, val = ADMIT.GO, 0
+    busy = busy + 1
+    zin[#zin + 1] = leaseExp; zin[#zin + 1] = lid
+    local resS = ARGV[a + AJ.RESERVE]
+    if res < 0 then res, resS = 0, '0' end
+    for _, b in ipairs(BUCKETS) do
+        if k.est[b] then k.est[b] = k.est[b] - need[b] end
+        k.add[b] = k.add[b] + need[b]
+    end
+    k.n = k.n + 1
+    hres[#hres + 1] = lid
+    hres[#hres + 1] = table.concat({k.c, need.i, need.o, resS, nowS,
+        string.format('%d', k.cum.r + k.add.r), string.format('%d', k.cum.i + k.add.i),
+        string.format('%d', k.cum.o + k.add.o), string.format('%d', k.o_done),
+        ARGV[a + AJ.INPUT], ARGV[a + AJ.MAX_TOKENS], ARGV[a + AJ.PREFIX],
+        ARGV[a + AJ.CACHE_1H], id}, ',')
+    reserved = reserved + res
+    inflight = inflight + 1
+    return val
+end
+
+-- The verdict for job n (its arguments from a).
+local function decide(n, a)
     if not leased[n] or tonumber(leased[n]) <= now then
         -- Gone, or expired and about to be reaped: its job goes back to the
         -- queue, so sending it now could send it twice.
-        code = ADMIT.LOST
-    elseif isDone[n] == 1 or seen[id] then
-        dropped[#dropped + 1] = lid
-        code = ADMIT.DUP
-    else
-        seen[id] = true
-        local lost = tonumber(lostN[n]) or 0
-        local suspect = lost > 0 and lost >= maxDel - 1
-        if lost >= maxDel then
-            code, val = ADMIT.POISON, lost
-        elseif solo == SOLO.RUNS or (solo == SOLO.WAITS and not suspect) then
-            code, val = ADMIT.WAIT, 100
-            reason = 'a job lost with its worker before runs alone here first'
-        elseif suspect and busy > 0 then
-            code, val, solo = ADMIT.WAIT_ALONE, 100, SOLO.WAITS
-            reason = 'a job lost with its worker before waits to run alone'
-        elseif stalePrices then
-            code, val = ADMIT.WAIT, 50
-            reason = 'the fleet price table changed: reloading it'
-        elseif pz and not probeDue then
-            code, val = ADMIT.WAIT, pz.wait
-            reason = pz.reason
-        elseif not st.observed and inflight > 0 then
-            -- Cold start: until an answer brings the API's rate-limit
-            -- headers, the buckets are unknown; one request goes first.
-            local w = tonumber(st.ewma_ms) or 100
-            if w < 20 then w = 20 elseif w > 1000 then w = 1000 end
-            code, val = ADMIT.WAIT, math.ceil(w)
-            reason = 'cold start: waiting for the first answer and its rate-limit headers'
-        elseif cap and res < 0 then
-            code = ADMIT.NOPRICE
-        elseif cap and spent + reserved + res > cap and reserved > 0 then
-            -- It may fit once the requests in flight settle (reservations
-            -- are worst cases): wait for them, do not stop yet.
-            code, val = ADMIT.WAIT, shortWait(inflight)
-            reason = 'spend: waiting for in-flight reservations to settle'
-        elseif cap and spent + res > cap then
-            code = ADMIT.BUDGET
-            if st.budget_cap ~= l.max_spend_usd then
-                st.budget_cap = l.max_spend_usd
-                rcall('HSET', K.state, 'budget_cap', l.max_spend_usd)
-                rcall('XADD', K.results, '*', 'status', 'budget_exceeded',
-                      'max_spend_usd', l.max_spend_usd,
-                      'spent_usd', string.format('%.6f', spent / 1e6),
-                      'reserved_usd', string.format('%.6f', reserved / 1e6))
-            end
-        elseif inflight >= ceiling then
-            code, val = ADMIT.WAIT, shortWait(ceiling)
-            reason = 'in flight at the ceiling (' .. ceiling .. ')'
-        else
-            need.r, need.i, need.o = 1, inp, mt
-            local wait = 0
-            for _, b in ipairs(BUCKETS) do
-                if est[b] then
-                    local w = bucketWait(est[b], lim[b], need[b], soft[b])
-                    if w > wait then
-                        wait = w
-                        reason = 'pacing: ' .. b .. ' bucket under the soft floor'
-                    end
-                end
-            end
-            if wait > 0 then
-                code, val = ADMIT.WAIT, math.ceil(wait)
-            else
-                -- attempt number: failed attempts retried + deliveries lost + 1
-                val = (tonumber(atts[n]) or 0) + lost + 1
-                if val > maxAtt then
-                    -- Earlier deliveries were admitted and never settled:
-                    -- their workers died. Give up instead of sending again.
-                    code, val = ADMIT.POISON, val - 1
-                end
-            end
-            if code == ADMIT.GO then
-                busy = busy + 1
-                if suspect then code, solo = ADMIT.GO_ALONE, SOLO.RUNS end
-                zin[#zin + 1] = leaseExp; zin[#zin + 1] = lid
-                -- "input,output,cost,t_ms,id" from the caller's own strings
-                -- (no number formatting per job).
-                local resS = ARGV[k + AJ.RESERVE]
-                if res < 0 then res, resS = 0, '0' end
-                hres[#hres + 1] = lid
-                hres[#hres + 1] = ARGV[k + AJ.INPUT] .. ',' .. ARGV[k + AJ.MAX_TOKENS] .. ',' ..
-                                  resS .. ',' .. nowS .. ',' .. id
-                for _, b in ipairs(BUCKETS) do
-                    if est[b] then est[b] = est[b] - need[b] end
-                    add[b] = add[b] + need[b]
-                end
-                reserved = reserved + res
-                inflight = inflight + 1
-                add.res = add.res + res
-                if probeDue then
-                    -- The probe goes; the rest wait for the next one.
-                    probeDue = false
-                    local nextProbe = tonumber(l.probe_interval)
-                    pz.wait = math.min(pz.left, nextProbe)
-                    rcall('HSET', K.state, 'probe_at', now + nextProbe, 'probe_lease', lid)
-                end
+        return ADMIT.LOST, 0
+    end
+    local id = ids[n]
+    if isDone[n] == 1 or seen[id] then
+        dropped[#dropped + 1] = lids[n]
+        return ADMIT.DUP, 0
+    end
+    seen[id] = true
+    local lost = tonumber(lostN[n]) or 0
+    local suspect = lost > 0 and lost >= maxDel - 1
+    if lost >= maxDel then return ADMIT.POISON, lost end
+    if solo == SOLO.RUNS or (solo == SOLO.WAITS and not suspect) then
+        reason = 'a job lost with its worker before runs alone here first'
+        return ADMIT.WAIT, 100
+    end
+    if suspect and busy > 0 then
+        solo = SOLO.WAITS
+        reason = 'a job lost with its worker before waits to run alone'
+        return ADMIT.WAIT_ALONE, 100
+    end
+    if stalePrices then
+        reason = 'the fleet price table changed: reloading it'
+        return ADMIT.WAIT, 50
+    end
+    if pz and not probeDue then reason = pz.reason; return ADMIT.WAIT, pz.wait end
+    local k = classState(classOf(ARGV[a + AJ.MODEL], overrides))
+    local cp = k.pause
+    if cp and not k.probeDue then
+        return classWait(n, k, cp.wait, needs(k, a), k.c .. ': ' .. cp.reason)
+    end
+    if not k.observed and k.inflight + k.n > 0 then
+        -- Cold start: until an answer brings the class's rate-limit
+        -- headers, its buckets are unknown; one request goes first.
+        local w = tonumber(st.ewma_ms) or 100
+        if w < 20 then w = 20 elseif w > 1000 then w = 1000 end
+        reason = k.c .. ': cold start, waiting for the first answer and its rate-limit headers'
+        return ADMIT.WAIT, math.ceil(w)
+    end
+    local res = tonumber(ARGV[a + AJ.RESERVE])
+    if cap and res < 0 then return ADMIT.NOPRICE, 0 end
+    if cap and spent + reserved + res > cap and reserved > 0 then
+        -- It may fit once the requests in flight settle (reservations are
+        -- worst cases): wait for them, do not stop yet.
+        reason = 'spend: waiting for in-flight reservations to settle'
+        return ADMIT.WAIT, shortWait(inflight)
+    end
+    if cap and spent + res > cap then
+        if st.budget_cap ~= l.max_spend_usd then
+            st.budget_cap = l.max_spend_usd
+            rcall('HSET', K.state, 'budget_cap', l.max_spend_usd)
+            rcall('XADD', K.results, '*', 'status', 'budget_exceeded',
+                  'max_spend_usd', l.max_spend_usd,
+                  'spent_usd', string.format('%.6f', spent / 1e6),
+                  'reserved_usd', string.format('%.6f', reserved / 1e6))
+        end
+        return ADMIT.BUDGET, 0
+    end
+    if inflight >= ceiling then
+        reason = 'in flight at the ceiling (' .. ceiling .. ')'
+        return ADMIT.WAIT, shortWait(ceiling)
+    end
+    if k.ceiling and k.inflight + k.n >= k.ceiling then
+        reason = k.c .. ': in flight at the class ceiling (' .. k.ceiling .. ')'
+        return ADMIT.WAIT, shortWait(k.ceiling)
+    end
+    local need = needs(k, a)
+    local wait, why = 0, nil
+    for _, b in ipairs(BUCKETS) do
+        if k.est[b] then
+            local w = bucketWait(k.est[b], k.lim[b], need[b], k.soft[b])
+            if w > wait then
+                wait = w
+                why = k.c .. ': pacing, ' .. BUCKET_NAME[b] .. ' bucket under the soft floor'
             end
         end
     end
+    if wait > 0 then return classWait(n, k, wait, need, why) end
+    -- attempt number: failed attempts retried + deliveries lost + 1
+    local att = (tonumber(atts[n]) or 0) + lost + 1
+    if att > maxAtt then
+        -- Earlier deliveries were admitted and never settled: their
+        -- workers died. Give up instead of sending again.
+        return ADMIT.POISON, att - 1
+    end
+    local code = ADMIT.GO
+    if suspect then code, solo = ADMIT.GO_ALONE, SOLO.RUNS end
+    local probe = nil
+    if probeDue then probe, probeDue = pz, false
+    elseif k.probeDue then probe, k.probeDue = cp, false end
+    if probe then
+        -- The probe goes; the rest wait for the next one.
+        local every = tonumber(l.probe_interval)
+        probe.wait = math.min(probe.left, every)
+        local pre = probe.class and (probe.class .. '|') or ''
+        rcall('HSET', K.state, pre .. 'probe_at', now + every, pre .. 'probe_lease', lids[n])
+    end
+    return code, go(n, a, k, need, res, att)
+end
+
+local out = {ceiling, '', 0, pricesVer}
+for n = 1, #lids do
+    local code, val = decide(n, J0 + (n - 1) * AJ_N)
     out[#out + 1] = code
     out[#out + 1] = val
 end
@@ -227,12 +337,25 @@ if #zin > 0 then
     bulk('ZADD', K.inflight, zin)
     bulk('HSET', K.reserv, hres)
 end
-if add.r > 0 then
-    incr(K.state, 'r_since', add.r)
-    incr(K.state, 'i_since', add.i)
-    incr(K.state, 'o_since', add.o)
-    incr(K.state, 'o_inflight', add.o)
-    incr(K.state, 'reserved', add.res)
+if #parkZ > 0 then
+    bulk('ZADD', K.parked, parkZ)
+    bulk('HSET', K.parkedjob, parkH)
+end
+local res0 = tonumber(st.reserved) or 0
+if reserved ~= res0 then incr(K.state, 'reserved', reserved - res0) end
+for c, k in pairs(C) do
+    if k.tail ~= k.tail0 then rcall('HSET', K.state, cf(c, 'park_tail'), string.format('%d', k.tail)) end
+    if k.n > 0 then
+        incr(K.state, cf(c, 'r_cum'), k.add.r)
+        incr(K.state, cf(c, 'i_cum'), k.add.i)
+        incr(K.state, cf(c, 'o_cum'), k.add.o)
+        incr(K.state, cf(c, 'o_inflight'), k.add.o)
+        incr(K.state, cf(c, 'n_inflight'), k.n)
+    end
+end
+if #newClasses > 0 then
+    local all = st.classes and st.classes ~= '' and (st.classes .. ',') or ''
+    rcall('HSET', K.state, 'classes', all .. table.concat(newClasses, ','))
 end
 if st.ceiling ~= tostring(ceiling) then rcall('HSET', K.state, 'ceiling', ceiling) end
 out[AR.REASON] = reason

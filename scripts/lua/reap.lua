@@ -13,16 +13,23 @@
 local now = nowMs()
 rcall('ZREMRANGEBYSCORE', K.workers, '-inf', now)
 local lids = rcall('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-local reserved, out, lost = 0, 0, 0
+local reserved, lost = 0, 0
+local perClass = {}
 for _, lid in ipairs(lids) do
     local job = leaseJob(lid)
     if job then rcall('RPUSH', K.jobs, job) end
     rcall('ZREM', K.leases, lid)
     local r = rcall('HGET', K.reserv, lid)
     if r then
-        local rout, rcost, id = reservation(r)
-        if id then rcall('HINCRBY', K.lost, id, 1) end
-        reserved, out, lost = reserved + rcost, out + rout, lost + 1
+        local v = reservation(r)
+        if v then
+            rcall('HINCRBY', K.lost, v.id, 1)
+            reserved = reserved + v.cost
+            local pc = perClass[v.class] or {o = 0, n = 0}
+            pc.o, pc.n = pc.o + v.o, pc.n + 1
+            perClass[v.class] = pc
+        end
+        lost = lost + 1
         rcall('HDEL', K.reserv, lid)
         rcall('ZREM', K.inflight, lid)
     end
@@ -30,7 +37,10 @@ end
 if lost > 0 then
     incr(K.state, 'reserved', 0 - reserved)
     incr(K.state, 'spent', reserved)
-    incr(K.state, 'o_inflight', 0 - out)
+    for c, pc in pairs(perClass) do
+        incr(K.state, cf(c, 'o_inflight'), 0 - pc.o)
+        incr(K.state, cf(c, 'n_inflight'), 0 - pc.n)
+    end
     incr(K.stats, 'lost_in_flight', lost)
 end
 leasesEnded(lids)

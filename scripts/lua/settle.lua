@@ -17,75 +17,116 @@
 -- that is done is refused (SETTLED.DUP): exactly one result per id.
 -- `attempts` counts an id's failed attempts that were retried.
 --
+-- Per model class (the reservation says which): the in-flight counts and
+-- output reservations go down, output reported adds to o_done, each answer
+-- teaches the class's input calibration and output quantile
+-- (lib/class.lua), and a prompt prefix the API reports cached is recorded
+-- in `cache` for its TTL. A 429 within max_pause pauses the class until
+-- its buckets have refilled to the soft floor (or retry-after, when
+-- longer); one past max_pause, or a spend limit, pauses the fleet.
+--
 -- KEYS: the fleet's keys (proto.def), then claimed:PREFIX for the claim.
 -- ARGV: SA (MAXLEN of the results stream, CLAIM_N: when > 0, claim up to
 --       that many jobs afterwards (the slots this call frees), LEASE_MS and
---       PREFIX for that claim); OBS (the batch's observation: INDEX of the
---       record whose answer it is, 0 none; it counts only while that
---       record's lease holds; then the rate-limit headers); from REC0 the
---       records: REC fields, ATT values ("" when absent), NFIELDS, fields.
+--       PREFIX for that claim, NOBS); NOBS observations (OBS: INDEX of the
+--       record whose answer it is, then its rate-limit headers; one counts
+--       only while that record's lease holds, and only when its request was
+--       admitted after the class's observation in force); then the records:
+--       REC fields, ATT values ("" when absent), NFIELDS, fields.
 -- Reply: {verdicts, claim}: one SETTLED per record; claim is claim.lua's
 -- reply, empty when CLAIM_N is 0.
 local now = nowMs()
 local l = loadLimits()
 local st = loadHash(K.state)
+local rule = l.output_rule
 local probeEvery = tonumber(l.probe_interval)
+local maxPause = tonumber(l.max_pause)
 local bucket = statsBucket(now)
 local QB, JB, TIB, TOB = 'q' .. bucket, 'j' .. bucket, 'ti' .. bucket, 'to' .. bucket
 local out = {}
 local recs = {}
+local nobs = tonumber(ARGV[SA.NOBS]) or 0
+local REC0 = OBS0 + nobs * OBS_N
 
 -- Everything that changes the shared state hash or the counters is added
 -- up here and written once at the end: one call carries many records.
-local dState = {reserved = 0, spent = 0, o_inflight = 0}
+local dState = {reserved = 0, spent = 0}
 local dStats = {}
 local function stat(k, n) dStats[k] = (dStats[k] or 0) + n end
 local nReq, nRes, nOk, tokIn, tokOut = 0, 0, 0, 0, 0
 local set = {}                          -- state fields to HSET at the end
-local P = pauseOpen(st, set)
+local P = pauseOpen(st, set)            -- the fleet's pause
 local probeLease = st.probe_lease
-local ew, ei, eo = tonumber(st.ewma_ms), tonumber(st.ewma_in), tonumber(st.ewma_out)
-local reset = num(ARGV[OBS.RESET_MS])
+local ew = tonumber(st.ewma_ms)
 
--- Release a lease's reservation r (read up front): its spend moves from
+-- Per class: counter deltas (d), fields to set (s, unprefixed), learned
+-- values (v), its pause (P), 429s seen (r429: the longest retry-after, -1
+-- when none said one).
+local CL = {}
+local function cls(c)
+    local k = CL[c]
+    if k then return k end
+    local function g(f) return tonumber(st[cf(c, f)]) end
+    k = {c = c, d = {o_inflight = 0, n_inflight = 0, o_done = 0}, s = {},
+         v = {cal = g('cal') or 1, ncal = g('ncal') or 0, on = g('on') or 0,
+              oh = ohParse(st[cf(c, 'oh')]), ei = g('ewma_in'), eo = g('ewma_out')},
+         P = pauseOpen(st, set, c), probeLease = st[cf(c, 'probe_lease')]}
+    CL[c] = k
+    return k
+end
+
+-- A field of class k as this batch has left it so far.
+local function curOf(k)
+    return function(f)
+        local v = k.s[f]
+        if v ~= nil then return tonumber(v) end
+        v = tonumber(st[cf(k.c, f)])
+        local d = k.d[f]
+        if d and d ~= 0 then v = (v or 0) + d end
+        return v
+    end
+end
+
+-- Release a lease's reservation r (parsed up front): its spend moves from
 -- reserved to spent (cost, or the whole reservation when cost is nil: an
--- unknown outcome).
+-- unknown outcome); its class's in-flight count and output reservation go.
 local unreserve = {}
 local function release(lid, r, cost)
     if not r then return end
-    local rout, rcost = reservation(r)
-    if cost == nil or cost < 0 then cost = rcost end
-    dState.reserved = dState.reserved - rcost
+    if cost == nil or cost < 0 then cost = r.cost end
+    dState.reserved = dState.reserved - r.cost
     dState.spent = dState.spent + cost
-    dState.o_inflight = dState.o_inflight - rout
+    local k = cls(r.class)
+    k.d.o_inflight = k.d.o_inflight - r.o
+    k.d.n_inflight = k.d.n_inflight - 1
     unreserve[#unreserve + 1] = lid
 end
 
--- A 429: pause until the API says (a long pause past max_pause, or for a
--- spend limit, which gives no time at all).
-local function on429(a)
-    local maxPause = tonumber(l.max_pause)
-    stat('r429', 1)
-    if ARGV[a + ATT.SPEND_LIMIT] == '1' then
-        pauseRaise(P, now, now + maxPause, 'spend limit: the API answered 429 ' ..
-                   'enforced_spend_limit_reached; probing every ' ..
-                   math.floor(probeEvery / 1000) .. ' s', PAUSE.LONG, probeEvery)
-        return
+-- What a 200 teaches: latency, the class's calibration and output
+-- quantile, a cached prompt prefix.
+local function learn(k, a, r)
+    local it, ot = num(ARGV[a + ATT.INPUT_TOKENS]) or 0, num(ARGV[a + ATT.OUTPUT_TOKENS]) or 0
+    local cw, cr = num(ARGV[a + ATT.CACHE_WRITE_TOKENS]) or 0, num(ARGV[a + ATT.CACHE_READ_TOKENS]) or 0
+    local lat = num(ARGV[a + ATT.LATENCY_MS]) or 0
+    ew = ew and ew * 0.9 + lat * 0.1 or lat
+    local v = k.v
+    v.ei = v.ei and v.ei * 0.9 + (it + cw) * 0.1 or (it + cw)
+    v.eo = v.eo and v.eo * 0.9 + ot * 0.1 or ot
+    k.d.o_done = k.d.o_done + ot
+    tokIn, tokOut, nOk = tokIn + it, tokOut + ot, nOk + 1
+    if not r then return end
+    local err = classLearn(v, r.raw, it + cw + cr, ot, r.max_tokens)
+    if err then
+        stat(cf(k.c, 'est_n'), 1)
+        stat(cf(k.c, 'est_err_ppm'), math.floor(err * 1e6))
     end
-    local w = num(ARGV[a + ATT.RETRY_AFTER_MS]) or -1
-    if w < 0 and reset then w = reset - now end
-    if w < 0 then w = 1000 end
-    if w > maxPause then
-        pauseRaise(P, now, now + w, 'rate limit: the API asked to wait ' ..
-                   math.floor(w / 1000) .. ' s (over max_pause); probing every ' ..
-                   math.floor(probeEvery / 1000) .. ' s', PAUSE.LONG, probeEvery)
-    else
-        pauseRaise(P, now, now + w, '429 rate_limit_error: waiting ' .. w .. ' ms',
-                   PAUSE.SHORT, probeEvery)
+    if r.prefix ~= '' and cw + cr > 0 then
+        local ttl = r.cache_1h and 3600000 or 300000
+        rcall('HSET', K.cache, r.prefix, string.format('%d,%d', cw + cr, now + ttl))
     end
 end
 
--- An attempt that went out (record at ARGV[a]).
+-- An attempt that went out (record at ARGV[a], reservation r).
 local function account(lid, a, r)
     local status = ARGV[a + ATT.HTTP_STATUS]
     local cost = nil
@@ -97,17 +138,35 @@ local function account(lid, a, r)
     release(lid, r, cost)
     nReq = nReq + 1
     if answered then set.observed = 1 end
+    local k = r and cls(r.class)
+    if k then
+        if answered then k.s.observed = 1 end
+        stat(cf(k.c, 'requests'), 1)
+    end
 
     if status == '429' then
-        on429(a)
+        stat('r429', 1)
+        if k then stat(cf(k.c, 'r429'), 1) end
+        local ra = num(ARGV[a + ATT.RETRY_AFTER_MS]) or -1
+        if ARGV[a + ATT.SPEND_LIMIT] == '1' then
+            pauseRaise(P, now, now + maxPause, 'spend limit: the API answered 429 ' ..
+                       'enforced_spend_limit_reached; probing every ' ..
+                       math.floor(probeEvery / 1000) .. ' s', PAUSE.LONG, probeEvery)
+        elseif ra > maxPause or not k then
+            -- Past max_pause: a daily or org cap, not one class's bucket.
+            if ra < 0 then ra = 1000 end
+            pauseRaise(P, now, now + ra, 'rate limit: the API asked to wait ' ..
+                       math.floor(ra / 1000) .. ' s (over max_pause); probing every ' ..
+                       math.floor(probeEvery / 1000) .. ' s', ra > maxPause and PAUSE.LONG or PAUSE.SHORT,
+                       probeEvery)
+        elseif not k.r429 or ra > k.r429 then
+            k.r429 = ra
+        end
     elseif status == '200' then
         if probeLease == lid and P.kind == PAUSE.LONG then pauseEnd(P) end
-        local lat = num(ARGV[a + ATT.LATENCY_MS]) or 0
-        local it, ot = num(ARGV[a + ATT.INPUT_TOKENS]) or 0, num(ARGV[a + ATT.OUTPUT_TOKENS]) or 0
-        ew = ew and ew * 0.9 + lat * 0.1 or lat
-        ei = ei and ei * 0.9 + it * 0.1 or it
-        eo = eo and eo * 0.9 + ot * 0.1 or ot
-        tokIn, tokOut, nOk = tokIn + it, tokOut + ot, nOk + 1
+        if k and k.probeLease == lid and k.P.kind == PAUSE.LONG then pauseEnd(k.P) end
+        if k and k.probeLease == lid then k.s.probe_lease = '' end
+        if k then learn(k, a, r) end
     end
     if probeLease == lid then
         probeLease = nil
@@ -115,23 +174,41 @@ local function account(lid, a, r)
     end
 end
 
--- A state field as this batch has left it so far.
-local function cur(k)
-    local v = set[k]
-    if v == nil then v = st[k] end
-    return tonumber(v)
-end
-
--- The batch's observation: the headers of its freshest answer.
-local function observe()
+-- Observation g (ARGV from o) of the batch, for record n's class.
+local function observe(o, n, r)
+    local k = cls(r.class)
+    local objT = curOf(k)('obs_t') or 0
+    if r.t < objT then return end       -- one admitted later is in force
     local obs = {}
     for i, b in ipairs(BUCKETS) do
-        local lim, rem = num(ARGV[OBS.R_LIM + 2 * (i - 1)]), num(ARGV[OBS.R_REM + 2 * (i - 1)])
+        local lim, rem = num(ARGV[o + OBS.R_LIM + 2 * (i - 1)]), num(ARGV[o + OBS.R_REM + 2 * (i - 1)])
         if lim and rem then obs[b] = {lim, rem} end
     end
-    bucketObserve(obs, cur, set, now, l.output_rule)
-    local hits = bucketHardFloor(obs, reset, l, P, now)
+    local cumA = {r = r.cum.r, i = r.cum.i, o = rule == 'actual' and r.o_done or r.cum.o}
+    local seen = bucketObserve(obs, r.t, cumA, curOf(k), k.s, now, rule)
+    k.s.obs_t = r.t
+    local hits = bucketHardFloor(seen, l, k.P, now)
     if hits > 0 then stat('hard_floor_hits', hits) end
+end
+
+-- A class that drew 429s: it waits until its buckets have refilled to the
+-- soft floor, or for the API's retry-after when that is longer.
+local function pause429(k)
+    local w = k.r429
+    local cur = curOf(k)
+    for _, b in ipairs(BUCKETS) do
+        local est, lim = bucketEstimateF(cur, b, now, rule)
+        if est then
+            local soft = (b ~= 'r' or string.match(l.soft_token_floor, '%%$')) and
+                         floorOf(l.soft_token_floor, lim) or 0
+            local need = b == 'r' and 1 or 0
+            local t = bucketWait(est, lim, need, soft)
+            if t > w then w = math.ceil(t) end
+        end
+    end
+    if w <= 0 then w = 1000 end         -- nothing known: a second
+    pauseRaise(k.P, now, now + w, '429 rate_limit_error: waiting ' .. w ..
+               ' ms for the buckets to refill', PAUSE.SHORT, probeEvery)
 end
 
 -- Writes collected over the batch, done in a few calls at the end.
@@ -215,6 +292,7 @@ if #recs > 0 then
     -- id; settle and the reaper remove both), so only leases without one
     -- need the lease lookup.
     resv = rcall('HMGET', K.reserv, unpack(lids))
+    for n = 1, #lids do if resv[n] then resv[n] = reservation(resv[n]) or nil end end
     local ask, at = {}, {}
     for n = 1, #lids do
         if resv[n] then leased[n] = true else ask[#ask + 1] = lids[n]; at[#at + 1] = n end
@@ -248,12 +326,16 @@ for n, r in ipairs(recs) do
     end
 end
 
-local oi = tonumber(ARGV[OBS.INDEX]) or 0
-if oi > 0 and out[oi] and out[oi] ~= SETTLED.LOST then observe() end
+for g = 1, nobs do
+    local o = OBS0 + (g - 1) * OBS_N
+    local oi = tonumber(ARGV[o + OBS.INDEX]) or 0
+    if oi > 0 and out[oi] and out[oi] ~= SETTLED.LOST and resv[oi] then observe(o, oi, resv[oi]) end
+end
+for _, k in pairs(CL) do if k.r429 then pause429(k) end end
 if nReq > 0 then
     stat('requests', nReq)
     stat(QB, nReq)
-    if nOk > 0 then set.ewma_ms, set.ewma_in, set.ewma_out = ew, ei, eo end
+    if nOk > 0 then set.ewma_ms = ew end
     if tokIn > 0 then stat(TIB, tokIn) end
     if tokOut > 0 then stat(TOB, tokOut) end
 end
@@ -269,6 +351,16 @@ if #rpushJobs > 0 then bulk('RPUSH', K.jobs, rpushJobs, 1) end
 if #zDelayed > 0 then bulk('ZADD', K.delayed, zDelayed); bulk('HSET', K.delayedjob, hDelayed) end
 if #unreserve > 0 then bulk('HDEL', K.reserv, unreserve, 1); bulk('ZREM', K.inflight, unreserve, 1) end
 for k, n in pairs(dState) do incr(K.state, k, n) end
+for c, k in pairs(CL) do
+    for f, n in pairs(k.d) do incr(K.state, cf(c, f), n) end
+    local v = k.v
+    if v.on ~= (tonumber(st[cf(c, 'on')]) or 0) then
+        k.s.oh, k.s.on, k.s.oq = ohFormat(v.oh), v.on, classQuantile(v)
+    end
+    k.s.cal, k.s.ncal = v.cal, v.ncal
+    if v.ei then k.s.ewma_in, k.s.ewma_out = v.ei, v.eo end
+    for f, x in pairs(k.s) do set[cf(c, f)] = x end
+end
 for k, n in pairs(dStats) do incr(K.stats, k, n) end
 local kv = {}
 for k, v in pairs(set) do kv[#kv + 1] = k; kv[#kv + 1] = v end

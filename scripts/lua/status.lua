@@ -3,13 +3,15 @@
 --
 -- KEYS: the fleet's keys (proto.def).
 -- Reply: one string per STATUS field (proto.def's LF_STATUS), in that
--- order; "" where a field does not apply.
+-- order ("" where a field does not apply), then for each model class the
+-- fleet has seen, one string per CLASS_STATUS field.
 local now = nowMs()
 local l = loadLimits()
 local st = loadHash(K.state)
 local stats = loadHash(K.stats)
 local out = {}
 local function put(k, v) out[STATUS[k]] = tostring(v) end
+local classes = classList(st)
 
 put('now_ms', now)
 put('queued', rcall('LLEN', K.jobs))
@@ -18,23 +20,25 @@ put('in_flight', inFlight(now))
 put('ceiling', st.ceiling or l.max_in_flight)
 put('ceiling_mode', l.ceiling)
 put('delayed', rcall('ZCARD', K.delayed))
+put('parked', rcall('ZCARD', K.parked))
 put('dead', rcall('LLEN', K.dead))
 put('done', rcall('SCARD', K.done))
 put('results', rcall('XLEN', K.results))
 put('workers_alive', rcall('ZCOUNT', K.workers, '(' .. now, '+inf'))
-for _, b in ipairs(BUCKETS) do
-    local est, lim = bucketEstimate(st, b, now, l.output_rule)
-    if est then
-        put(b .. '_estimate', math.floor(est))
-        put(b .. '_limit', lim)
-        put(b .. '_soft_floor', math.floor(floorOf(l.soft_token_floor, lim)))
-        put(b .. '_hard_floor', math.floor(floorOf(l.hard_token_floor, lim)))
+-- The fleet's pause, or else the class pause that lasts longest.
+local p = pauseNow(st, now)
+if not p then
+    for _, c in ipairs(classes) do
+        local cp = pauseNow(st, now, c)
+        if cp and (not p or cp.left > p.left) then
+            p = cp
+            p.reason = c .. ': ' .. cp.reason
+        end
     end
 end
-local p = pauseNow(st, now)
 put('paused', p and 1 or 0)
 if p then
-    put('pause_until_ms', st.pause_until)
+    put('pause_until_ms', now + p.left)
     put('pause_reason', p.reason)
     put('pause_kind', PAUSE_NAME[p.kind] or 'short')
 end
@@ -55,5 +59,40 @@ for _, k in ipairs({'ok', 'error', 'requests', 'retries', 'r429', 'hard_floor_hi
 end
 put('latency_ewma_ms', math.floor(tonumber(st.ewma_ms) or 0))
 put('prices_ver', st.prices_ver or 0)
+put('classes', #classes)
 for i = 1, NSTATUS do out[i] = out[i] or '' end
+
+local classCeil = parseMap(l.class_max_in_flight)
+for _, c in ipairs(classes) do
+    local base = #out + 1
+    local function cput(k, v) out[base + CSTATUS[k]] = tostring(v) end
+    cput('class', c)
+    cput('in_flight', tonumber(st[cf(c, 'n_inflight')]) or 0)
+    cput('ceiling', classCeil[c] or '')
+    for _, b in ipairs(BUCKETS) do
+        local est, lim = bucketEstimate(st, c, b, now, l.output_rule)
+        if est then
+            cput(b .. '_estimate', math.floor(est))
+            cput(b .. '_limit', lim)
+            cput(b .. '_soft_floor', math.floor(floorOf(l.soft_token_floor, lim)))
+            cput(b .. '_hard_floor', math.floor(floorOf(l.hard_token_floor, lim)))
+        end
+    end
+    local cp = pauseNow(st, now, c)
+    cput('paused', cp and 1 or 0)
+    if cp then
+        cput('pause_until_ms', now + cp.left)
+        cput('pause_reason', cp.reason)
+        cput('pause_kind', PAUSE_NAME[cp.kind] or 'short')
+    end
+    cput('input_calibration', string.format('%.3f', tonumber(st[cf(c, 'cal')]) or 1))
+    cput('output_quantile', string.format('%.3f', tonumber(st[cf(c, 'oq')]) or 1))
+    local en = tonumber(stats[cf(c, 'est_n')]) or 0
+    if en > 0 then
+        cput('estimate_error_pct', string.format('%.1f', (tonumber(stats[cf(c, 'est_err_ppm')]) or 0) / en / 1e4))
+    end
+    cput('requests', stats[cf(c, 'requests')] or 0)
+    cput('r429', stats[cf(c, 'r429')] or 0)
+    for i = base, base + NCSTATUS - 1 do out[i] = out[i] or '' end
+end
 return out

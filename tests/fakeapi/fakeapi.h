@@ -36,6 +36,7 @@
 #define FAKE_READ_BODY     (64LL * 1024 * 1024)  /* what evhttp will read */
 #define FAKE_MODEL_MAX     128                   /* longest model id echoed */
 #define FAKE_SERIES_LEN    600                   /* seconds of /_stats series */
+#define FAKE_SERIES_CLASSES 4                    /* classes with a series of their own */
 #define FAKE_MAX_TEXT      4096                  /* cap on generated text */
 #define FAKE_HUGE_DEFAULT  (8LL * 1024 * 1024)   /* --huge-bytes default */
 #define FAKE_HUGE_MAX      (1LL << 30)           /* --huge-bytes at most */
@@ -197,6 +198,9 @@ typedef struct fakeSecond {
     long long output;           /* output tokens served (200s) */
     long long requests;         /* /v1 requests received */
     long long r429;             /* 429s sent */
+    long long itpm;             /* tokens counted toward ITPM (input + cache writes) */
+    long long cls_itpm[FAKE_SERIES_CLASSES];   /* the same per class (by index) */
+    long long cls_output[FAKE_SERIES_CLASSES]; /* output tokens per class */
 } fakeSecond;
 
 /* One distinct /v1/messages body seen. */

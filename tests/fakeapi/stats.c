@@ -148,6 +148,11 @@ void fakeStatsServed(const fakeReq *r) {
     st->cacheRead += r->cacheRead;
     s->input += in;
     s->output += out;
+    s->itpm += in + write;
+    if (r->cls >= 0 && r->cls < FAKE_SERIES_CLASSES) {
+        s->cls_itpm[r->cls] += in + write;
+        s->cls_output[r->cls] += out;
+    }
     if (r->cls >= 0 && r->cls < fake.nclasses) {
         fakeClassStats *cs = &fake.classes[r->cls].stats;
         cs->ok++;
@@ -174,8 +179,12 @@ static void statsSeriesJson(buf *o) {
         const fakeSecond *s = &fake.stats.series[t % FAKE_SERIES_LEN];
         if (s->t != t) continue;
         bufPrintf(o, "%s{\"t\":%lld,\"input\":%lld,\"output\":%lld,"
-                  "\"requests\":%lld,\"r429\":%lld}", first ? "" : ",",
-                  s->t, s->input, s->output, s->requests, s->r429);
+                  "\"requests\":%lld,\"r429\":%lld,\"itpm\":%lld,\"classes\":{",
+                  first ? "" : ",", s->t, s->input, s->output, s->requests, s->r429, s->itpm);
+        for (int c = 0; c < fake.nclasses && c < FAKE_SERIES_CLASSES; c++)
+            bufPrintf(o, "%s\"%s\":{\"itpm\":%lld,\"output\":%lld}", c ? "," : "",
+                      fake.classes[c].name, s->cls_itpm[c], s->cls_output[c]);
+        bufAppendStr(o, "}}");
         first = 0;
     }
     bufAppendStr(o, "]");

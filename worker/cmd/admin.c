@@ -6,6 +6,7 @@
  * Lua side's). Shared state changes only inside scripts: `limits set`
  * (limits.lua: all keys of one call land together), pause and resume
  * (pause.lua), dead requeue and purge (requeue.lua, purge.lua). */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -29,7 +30,7 @@
 
 /* ---- limits ----------------------------------------------------------- */
 
-typedef enum { LIM_INT, LIM_FLOOR, LIM_USD, LIM_DURATION, LIM_ENUM } limKind;
+typedef enum { LIM_INT, LIM_FLOOR, LIM_USD, LIM_DURATION, LIM_ENUM, LIM_MAP } limKind;
 
 static const struct limitDef {
     const char *name;
@@ -58,6 +59,39 @@ static int parseDuration(const char *v, long long *ms) {
     else return -1;
     if (x * mul > 9e15) return -1;
     *ms = (long long)llround(x * mul);
+    return 0;
+}
+
+/* KEY=VALUE,... (or none): keys printable without ',' '=' or spaces;
+ * values class names ([A-Za-z0-9._-]) or, when min > 0, integers >= min. */
+static int validateMap(const char *name, const char *v, long long min, char *out,
+                       size_t outlen, char *err, size_t errlen) {
+    if (strcmp(v, "none") == 0 || *v == '\0') {
+        out[0] = '\0';
+        return 0;
+    }
+    if (strlen(v) >= outlen) {
+        snprintf(err, errlen, "%s is too long (at most %zu bytes)", name, outlen - 1);
+        return -1;
+    }
+    for (const char *p = v; *p;) {
+        const char *eq = strchr(p, '='), *comma = strchr(p, ',');
+        if (!comma) comma = p + strlen(p);
+        int ok = eq && eq > p && eq < comma - 1;
+        for (const char *q = p; ok && q < eq; q++)
+            ok = (unsigned char)*q > ' ' && (unsigned char)*q < 0x7f;
+        for (const char *q = eq ? eq + 1 : p; ok && q < comma; q++)
+            ok = min > 0 ? (*q >= '0' && *q <= '9')
+                         : (isalnum((unsigned char)*q) || *q == '.' || *q == '_' || *q == '-');
+        if (ok && min > 0 && atoll(eq + 1) < min) ok = 0;
+        if (!ok) {
+            snprintf(err, errlen, "%s must be KEY=%s,... (or none), got \"%s\"", name,
+                     min > 0 ? "N" : "CLASS", v);
+            return -1;
+        }
+        p = *comma ? comma + 1 : comma;
+    }
+    snprintf(out, outlen, "%s", v);
     return 0;
 }
 
@@ -119,6 +153,8 @@ static int validateLimit(const char *name, const char *v, char *out, size_t outl
         }
         snprintf(out, outlen, "%lld", n);
         return 0;
+    case LIM_MAP:
+        return validateMap(name, v, d->min, out, outlen, err, errlen);
     case LIM_ENUM: {
         size_t len = strlen(v);
         const char *c = d->choices;
@@ -189,7 +225,8 @@ int cliLimits(const cliCommon *cc0, int argc, char **argv) {
         return 2;
     }
     /* Validate everything before writing anything. */
-    char vals[64][64], err[300];
+    static char vals[64][1024];
+    char err[300];
     const char *kv[2 * 64];
     int nkv = 0;
     for (int i = 1; set && i < npos && i < 64; i++) {
@@ -220,18 +257,44 @@ static volatile sig_atomic_t stopWatch;
 static void onStop(int sig) { (void)sig; stopWatch = 1; }
 
 /* The buckets' four status fields follow each other in proto.def. */
-static void printBucket(const char **v, statusField est, const char *label) {
+static void printBucket(const char **v, classStatusField est, const char *label) {
     if (!*v[est]) {
-        printf("  %-16s (no rate-limit headers seen yet)\n", label);
+        printf("    %-14s (no rate-limit headers seen yet)\n", label);
         return;
     }
-    printf("  %-16s %s of %s per min (soft floor %s, hard floor %s)\n", label,
+    printf("    %-14s %s of %s per min (soft floor %s, hard floor %s)\n", label,
            v[est], v[est + 1], v[est + 2], v[est + 3]);
+}
+
+static void printPause(const char *indent, long long now, const char *until,
+                       const char *reason, const char *kind) {
+    long long left = (atoll(until) - now) / 1000;
+    if (left > 10LL * 365 * 86400)
+        printf("%sPAUSED%*s%s (%s)\n", indent, (int)(17 - strlen(indent)), "", reason, kind);
+    else
+        printf("%sPAUSED%*s%s (%s; resumes in %lld s)\n", indent, (int)(17 - strlen(indent)),
+               "", reason, kind, left);
+}
+
+static void printClass(const char **c, long long now) {
+    printf("  class %-10s %s in flight%s%s, %s requests, %s x 429; input x%s of the "
+           "estimate", c[CSTATUS_class], c[CSTATUS_in_flight], *c[CSTATUS_ceiling] ?
+           " / ceiling " : "", c[CSTATUS_ceiling], c[CSTATUS_requests], c[CSTATUS_r429],
+           c[CSTATUS_input_calibration]);
+    if (*c[CSTATUS_estimate_error_pct])
+        printf(" (error %s %%)", c[CSTATUS_estimate_error_pct]);
+    printf(", output q95 %s of max_tokens\n", c[CSTATUS_output_quantile]);
+    printBucket(c, CSTATUS_r_estimate, "requests");
+    printBucket(c, CSTATUS_i_estimate, "input tokens");
+    printBucket(c, CSTATUS_o_estimate, "output tokens");
+    if (atoi(c[CSTATUS_paused]))
+        printPause("    ", now, c[CSTATUS_pause_until_ms], c[CSTATUS_pause_reason],
+                   c[CSTATUS_pause_kind]);
 }
 
 #define S(f) v[STATUS_##f]
 
-static void printStatus(const char *fleet, const char **v) {
+static void printStatus(const char *fleet, const char **v, redisReply *r, int nclass) {
     long long now = atoll(S(now_ms));
     printf("fleet %s\n", fleet);
     printf("  queue            %s queued, %s leased, %s delayed (retries), %s dead\n",
@@ -240,19 +303,10 @@ static void printStatus(const char *fleet, const char **v) {
            S(ceiling_mode));
     printf("  results          %s done, %s in stream (%s ok, %s error)\n", S(done),
            S(results), S(total_ok), S(total_error));
-    printBucket(v, STATUS_r_estimate, "requests");
-    printBucket(v, STATUS_i_estimate, "input tokens");
-    printBucket(v, STATUS_o_estimate, "output tokens");
-    if (atoi(S(paused))) {
-        long long left = (atoll(S(pause_until_ms)) - now) / 1000;
-        if (left > 10LL * 365 * 86400)
-            printf("  PAUSED           %s (%s)\n", S(pause_reason), S(pause_kind));
-        else
-            printf("  PAUSED           %s (%s; resumes in %lld s)\n", S(pause_reason),
-                   S(pause_kind), left);
-    } else {
+    if (atoi(S(paused)))
+        printPause("  ", now, S(pause_until_ms), S(pause_reason), S(pause_kind));
+    else
         printf("  pause            no\n");
-    }
     const char *cap = S(max_spend_usd);
     printf("  spend            $%s spent + $%s reserved / cap %s%s%s\n", S(spent_usd),
            S(reserved_usd), *cap ? "$" : "", *cap ? cap : "none",
@@ -265,6 +319,12 @@ static void printStatus(const char *fleet, const char **v) {
     printf("  workers alive    %s\n", S(workers_alive));
     printf("  last minute      %s jobs/s, %s req/s, %s input tok/s, %s output tok/s\n",
            S(jobs_per_s), S(requests_per_s), S(input_tokens_per_s), S(output_tokens_per_s));
+    if (nclass == 0) printf("  classes          none seen yet\n");
+    for (int k = 0; k < nclass; k++) {
+        const char *c[CSTATUS_COUNT];
+        statusClass(r, k, c);
+        printClass(c, now);
+    }
 }
 
 #undef S
@@ -274,6 +334,26 @@ static int isNumeric(const char *s) {
     char *end;
     strtod(s, &end);
     return *end == '\0';
+}
+
+/* name:value pairs; fields that do not apply ("") are left out, except
+ * max_spend_usd (an unset cap) and the reason of a pause in force. With
+ * comma, each pair is preceded by one. The fleet's `classes` (a count) is
+ * written as the array that follows instead. */
+static void jsonFields(buf *b, const char **v, const char *const *names, int n, int comma) {
+    int first = !comma;
+    for (int i = 0; i < n; i++) {
+        if (names == statusNames && i == STATUS_classes) continue;
+        int keep = *v[i] || (names == statusNames && (i == STATUS_max_spend_usd ||
+                   (i == STATUS_pause_reason && atoi(v[STATUS_paused]))));
+        if (!keep) continue;
+        if (!first) bufAppend(b, ",", 1);
+        first = 0;
+        bufAppendJsonString(b, names[i], strlen(names[i]));
+        bufAppend(b, ":", 1);
+        if (isNumeric(v[i])) bufAppendStr(b, v[i]);
+        else bufAppendJsonString(b, v[i], strlen(v[i]));
+    }
 }
 
 int cliStatus(const cliCommon *cc0, int argc, char **argv) {
@@ -305,7 +385,8 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
     do {
         redisReply *rr = rdsScriptSync(c, &sc);
         const char *v[STATUS_COUNT];
-        if (statusParse(rr, v) < 0) {
+        int nclass = statusParse(rr, v);
+        if (nclass < 0) {
             fprintf(stderr, "llmfleet status: %s\n", !rr ? c->errstr
                     : rr->type == REDIS_REPLY_ERROR ? rr->str : "unexpected reply from status.lua");
             if (rr) freeReplyObject(rr);
@@ -316,22 +397,21 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
             buf b = {0};
             bufAppendStr(&b, "{\"fleet\":");
             bufAppendJsonString(&b, cc.fleet, strlen(cc.fleet));
-            for (int i = 0; i < STATUS_COUNT; i++) {
-                if (!*v[i] && i != STATUS_max_spend_usd &&
-                    !(i == STATUS_pause_reason && atoi(v[STATUS_paused])))
-                    continue;           /* does not apply */
-                bufAppend(&b, ",", 1);
-                bufAppendJsonString(&b, statusNames[i], strlen(statusNames[i]));
-                bufAppend(&b, ":", 1);
-                if (isNumeric(v[i])) bufAppendStr(&b, v[i]);
-                else bufAppendJsonString(&b, v[i], strlen(v[i]));
+            jsonFields(&b, v, statusNames, STATUS_COUNT, 1);
+            bufAppendStr(&b, ",\"classes\":[");
+            for (int k = 0; k < nclass; k++) {
+                const char *cv[CSTATUS_COUNT];
+                statusClass(rr, k, cv);
+                bufAppendStr(&b, k ? ",{" : "{");
+                jsonFields(&b, cv, classStatusNames, CSTATUS_COUNT, 0);
+                bufAppendStr(&b, "}");
             }
-            bufAppendStr(&b, "}\n");
+            bufAppendStr(&b, "]}\n");
             fwrite(b.p, 1, b.len, stdout);
             bufFree(&b);
         } else {
             if (watch && tty) printf("\033[H\033[J");
-            printStatus(cc.fleet, v);
+            printStatus(cc.fleet, v, rr, nclass);
         }
         fflush(stdout);
         freeReplyObject(rr);

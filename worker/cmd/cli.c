@@ -385,8 +385,9 @@ static int allDigits(const char *s, size_t n) {
     return 1;
 }
 
-/* One stream entry as a JSON object line. response and meta are JSON
- * already (validated when the job was claimed / the response parsed). */
+/* One stream entry as a JSON object line, its stream id last (what
+ * --from takes to resume after it). response and meta are JSON already
+ * (validated when the job was claimed / the response parsed). */
 static void entryJson(buf *b, redisReply *e) {
     redisReply *f = e->element[1];
     bufReset(b);
@@ -403,6 +404,8 @@ static void entryJson(buf *b, redisReply *e) {
         else
             bufAppendJsonString(b, val->str, val->len);
     }
+    bufAppendStr(b, f->elements ? ",\"stream_id\":" : "\"stream_id\":");
+    bufAppendJsonString(b, e->element[0]->str, e->element[0]->len);
     bufAppend(b, "}\n", 2);
 }
 

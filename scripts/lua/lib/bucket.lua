@@ -1,28 +1,37 @@
--- bucket.lua (library) — the token-bucket model of the API's limits: the
--- fleet's estimate of each bucket ('r' requests, 'i' input tokens, 'o'
--- output tokens), learned from the rate-limit headers and refilled at
--- limit / REFILL_MS. State fields per bucket b: b_lim, b_rem (remaining as
--- last observed), b_at (when), b_since (admitted since); o_inflight (output
--- reserved by requests in flight).
+-- bucket.lua (library) — the token-bucket model of the API's limits: per
+-- model class c, the fleet's estimate of each bucket ('r' requests, 'i'
+-- input tokens, 'o' output tokens), learned from the rate-limit headers and
+-- refilled at limit / REFILL_MS. Fields (under the class's prefix, see
+-- class.lua): b_lim, b_rem and b_at (the estimate as of the last
+-- observation), b_cum (charged to b by admissions, ever), b_base (b_cum at
+-- that observation); o_done (output tokens the API reported, ever) and
+-- o_base for the 'actual' output rule; o_inflight (output reserved by the
+-- requests in flight).
 local BUCKETS = {'r', 'i', 'o'}
 local BUCKET_NAME = {r = 'requests', i = 'input', o = 'output'}
 
--- What bucket b holds now: the last remaining the API reported, refilled
--- since then (capped at the limit), minus what was admitted since. Under
--- the 'actual' output rule the API charges output at the end, so every
--- output reservation in flight is subtracted instead.
+-- What bucket b of class c holds now (get(field) reads the class's state):
+-- the observed estimate, refilled since (capped at the limit), minus what
+-- was charged since. Under the 'actual' output rule the API charges output
+-- when it is produced: the output reported since and every output
+-- reservation in flight are subtracted instead.
 -- Returns est, lim, or nil when the API has not reported this bucket.
-local function bucketEstimate(st, b, now, rule)
-    local lim = tonumber(st[b .. '_lim'])
+local function bucketEstimateF(get, b, now, rule)
+    local lim = tonumber(get(b .. '_lim'))
     if not lim or lim <= 0 then return nil end
-    local est = tonumber(st[b .. '_rem']) + (now - tonumber(st[b .. '_at'])) * lim / REFILL_MS
+    local est = tonumber(get(b .. '_rem')) + (now - tonumber(get(b .. '_at'))) * lim / REFILL_MS
     if est > lim then est = lim end
     if b == 'o' and rule == 'actual' then
-        est = est - (tonumber(st.o_inflight) or 0)
+        est = est - ((tonumber(get('o_done')) or 0) - (tonumber(get('o_base')) or 0))
+                  - (tonumber(get('o_inflight')) or 0)
     else
-        est = est - (tonumber(st[b .. '_since']) or 0)
+        est = est - ((tonumber(get(b .. '_cum')) or 0) - (tonumber(get(b .. '_base')) or 0))
     end
     return est, lim
+end
+
+local function bucketEstimate(st, c, b, now, rule)
+    return bucketEstimateF(function(f) return st[cf(c, f)] end, b, now, rule)
 end
 
 -- How long until bucket b (estimate est of lim) holds need over the floor
@@ -35,44 +44,64 @@ local function bucketWait(est, lim, need, soft)
     return (target - est) / (lim / REFILL_MS)
 end
 
--- Take an observation: obs[b] = {lim, rem} from the headers. They are the
--- API's word on its buckets, but token counts come rounded to the nearest
--- 1,000 (and clamped at 0): where the fleet's own prediction (read through
--- cur(field)) is within what the header can mean, it is the better figure,
--- so it is kept, clamped to the header's +-500. Writes go into set.
-local function bucketObserve(obs, cur, set, now, rule)
+-- Take class c's observation obs[b] = {lim, rem} from the headers of the
+-- answer to a request admitted at tAdm, when b_cum (o_done for the
+-- 'actual' output rule) stood at cumA[b] right after it. When the API
+-- computed `remaining` is not documented, so both readings are taken and
+-- the lower one kept:
+--   at admission:  rem + refill since tAdm - charged since tAdm
+--   at the answer: rem (the answer is now)
+-- Token counts come rounded to the nearest 1,000 (and clamped at 0):
+-- where the fleet's own prediction (read through cur(field)) is within what
+-- the header can mean, it is the better figure, so it is kept, clamped to
+-- +-500 of that reading. Writes go into set; returns the kept readings
+-- (per bucket) for the hard floor.
+local function bucketObserve(obs, tAdm, cumA, cur, set, now, rule)
+    local seen = {}
     for _, b in ipairs(BUCKETS) do
         local o = obs[b]
         if o then
             local lim, rem = o[1], o[2]
-            local keep = rem
-            local plim, prem, pat = cur(b .. '_lim'), cur(b .. '_rem'), cur(b .. '_at')
-            if b ~= 'r' and plim and prem and pat and not (b == 'o' and rule == 'actual') then
-                local p = prem + (now - pat) * plim / REFILL_MS
-                if p > plim then p = plim end
-                p = p - (cur(b .. '_since') or 0)
-                local lo, hi = rem - 500, rem + 500
+            local spentF = (b == 'o' and rule == 'actual') and 'o_done' or b .. '_cum'
+            local spentNow = cur(spentF) or 0
+            local atAdmit = rem + (now - tAdm) * lim / REFILL_MS
+            if atAdmit > lim then atAdmit = lim end
+            atAdmit = atAdmit - (spentNow - (cumA[b] or spentNow))
+            local m = rem < atAdmit and rem or atAdmit
+            local keep = m
+            if b ~= 'r' and cur(b .. '_lim') then
+                local p = bucketEstimateF(cur, b, now, rule)
+                if b == 'o' and rule == 'actual' then p = p + (cur('o_inflight') or 0) end
+                local lo, hi = m - 500, m + 500
                 if rem <= 0 then lo = p end
                 if p < lo then p = lo elseif p > hi then p = hi end
                 keep = math.floor(p)
             end
-            set[b .. '_lim'], set[b .. '_rem'], set[b .. '_at'], set[b .. '_since'] = lim, keep, now, 0
+            set[b .. '_lim'], set[b .. '_rem'], set[b .. '_at'] = lim, keep, now
+            set[(b == 'o' and rule == 'actual') and 'o_base' or b .. '_base'] = spentNow
+            seen[b] = {lim, m}
         end
     end
+    return seen
 end
 
--- The hard floor: a token bucket observed under hard_token_floor pauses
--- the fleet until the reset the API gave. Returns the number of hits.
-local function bucketHardFloor(obs, reset, l, P, now)
+-- The hard floor: a token bucket observed under hard_token_floor stops the
+-- class until it has refilled to the soft floor at the limit's rate (not
+-- until the reset header, which is the time of a full bucket). Returns the
+-- number of hits.
+local function bucketHardFloor(seen, l, P, now)
     local hits = 0
     local hard = l.hard_token_floor
-    local maxPause = tonumber(l.max_pause)
     for _, b in ipairs({'i', 'o'}) do
-        local o = obs[b]
-        if o and reset and reset > now and o[2] < floorOf(hard, o[1]) then
-            pauseRaise(P, now, reset, 'hard floor: ' .. BUCKET_NAME[b] ..
-                       ' tokens remaining ' .. o[2] .. ' < hard_token_floor ' .. hard,
-                       reset - now > maxPause and PAUSE.LONG or PAUSE.SHORT,
+        local o = seen[b]
+        if o and o[2] < floorOf(hard, o[1]) then
+            local soft = floorOf(l.soft_token_floor, o[1])
+            local w = math.ceil((soft - o[2]) / (o[1] / REFILL_MS))
+            if w < 100 then w = 100 end
+            pauseRaise(P, now, now + w, 'hard floor: ' .. BUCKET_NAME[b] ..
+                       ' tokens remaining ' .. math.floor(o[2]) .. ' < hard_token_floor ' ..
+                       hard .. ': until refilled to the soft floor',
+                       w > tonumber(l.max_pause) and PAUSE.LONG or PAUSE.SHORT,
                        tonumber(l.probe_interval))
             hits = hits + 1
         end

@@ -5,6 +5,19 @@
 -- Returns the claim reply (CR): {now, wait_ms, reason[, n]}: n jobs
 -- claimed, lease ids prefix .. 1 to prefix .. n (the caller knows the
 -- prefix); wait_ms > 0: nothing claimed, ask again after it.
+-- Parked jobs whose time has come go back to the consuming end of the
+-- queue, the earliest due nearest it (up to n of them).
+local function parkedDue(now, n)
+    local due = rcall('ZRANGEBYSCORE', K.parked, '-inf', now, 'LIMIT', 0, n)
+    if #due == 0 then return end
+    local jobs = rcall('HMGET', K.parkedjob, unpack(due))
+    for i = #due, 1, -1 do
+        if jobs[i] then rcall('RPUSH', K.jobs, jobs[i]) end
+    end
+    rcall('ZREM', K.parked, unpack(due))
+    rcall('HDEL', K.parkedjob, unpack(due))
+end
+
 local function claimJobs(n, leaseMs, prefix, now, l, st)
     -- Spend cap: stopped until the cap changes.
     if st.budget_cap then
@@ -20,6 +33,7 @@ local function claimJobs(n, leaseMs, prefix, now, l, st)
         n = 1                               -- a probe is due: one job
     end
 
+    parkedDue(now, n)
     retriesDue(now, l)
 
     local out = {now, 0, ''}

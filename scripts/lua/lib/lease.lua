@@ -34,13 +34,25 @@ local function leasesEnded(lids)
     end
 end
 
--- A reservation as admit.lua writes it ("input,output,cost,t_ms,id"): the
--- output tokens and the cost (micro-USD, >= 0) it holds, and the job id.
-local function reservation(r)
-    local rout, rcost, id = string.match(r, '^%-?%d+,(%-?%d+),(%-?%d+),%-?%d+,(.*)$')
-    rcost = tonumber(rcost) or 0
-    if rcost < 0 then rcost = 0 end
-    return tonumber(rout) or 0, rcost, id
+-- A reservation, as admission writes it for each request it lets go:
+-- "class,in,out,cost,t_ms,r_cum,i_cum,o_cum,o_done,raw,max_tokens,prefix,
+-- cache_1h,id": the model class; the tokens charged to the input and output
+-- buckets and the worst-case cost (micro-USD) reserved; when it was admitted
+-- and the class's charge counters (o_done: output reported) right after;
+-- the worker's raw input estimate, max_tokens, the prompt prefix hash and
+-- its 1-hour flag (for learning); the job id (last: it may hold commas).
+-- Returns a table, or nil for a string in another format.
+local RES_PAT = '^([^,]*),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),' ..
+                '(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),([^,]*),(%d),(.*)$'
+local function reservation(s)
+    local c, i, o, cost, t, rc, ic, oc, od, raw, mt, px, h1, id = string.match(s, RES_PAT)
+    if not c then return nil end
+    cost = tonumber(cost)
+    if cost < 0 then cost = 0 end
+    return {class = c, i = tonumber(i), o = tonumber(o), cost = cost, t = tonumber(t),
+            cum = {r = tonumber(rc), i = tonumber(ic), o = tonumber(oc)},
+            o_done = tonumber(od), raw = tonumber(raw), max_tokens = tonumber(mt),
+            prefix = px, cache_1h = h1 == '1', id = id}
 end
 
 -- In flight across the fleet: admitted leases not yet expired.

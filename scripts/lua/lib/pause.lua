@@ -1,19 +1,26 @@
 -- pause.lua (library) — the pause rule: while `pause_until` is ahead, the
--- fleet sends nothing, except that a long pause (PAUSE.LONG: past
--- max_pause, or a spend limit) lets one probe through per probe_interval;
--- a successful probe ends it. An operator's pause (PAUSE.OPERATOR) is only
--- ended by the operator. State fields: pause_until, pause_kind,
--- pause_reason, pause_since, probe_at, probe_lease.
+-- fleet (or one model class: the same fields under the class's prefix)
+-- sends nothing, except that a long pause (PAUSE.LONG: past max_pause, or a
+-- spend limit) lets one probe through per probe_interval; a successful
+-- probe ends it. An operator's pause (PAUSE.OPERATOR) is only ended by the
+-- operator. Fields: pause_until, pause_kind, pause_reason, pause_since,
+-- probe_at, probe_lease. A class pause comes from its own buckets (a 429
+-- within max_pause, the hard floor); the fleet's from the operator, a
+-- spend limit, or a wait past max_pause (a daily or org cap).
 
--- The pause in force at now, or nil. Fields: probe (a probe may go now),
--- wait (ms until a probe or the end), left (ms until the end), kind, reason.
-local function pauseNow(st, now)
-    local pu = tonumber(st.pause_until) or 0
+local function pf(c, name) if c then return cf(c, name) end return name end
+
+-- The pause in force at now (the fleet's when c is nil, else class c's),
+-- or nil. Fields: probe (a probe may go now), wait (ms until a probe or the
+-- end), left (ms until the end), kind, reason.
+local function pauseNow(st, now, c)
+    local pu = tonumber(st[pf(c, 'pause_until')]) or 0
     if pu <= now then return nil end
-    local p = {kind = tonumber(st.pause_kind) or PAUSE.SHORT,
-               reason = st.pause_reason or 'paused', wait = pu - now, left = pu - now}
+    local p = {kind = tonumber(st[pf(c, 'pause_kind')]) or PAUSE.SHORT,
+               reason = st[pf(c, 'pause_reason')] or 'paused', wait = pu - now,
+               left = pu - now, class = c}
     if p.kind == PAUSE.LONG then
-        local probe = tonumber(st.probe_at) or 0
+        local probe = tonumber(st[pf(c, 'probe_at')]) or 0
         if probe <= now then p.probe = true end
         if probe - now < p.wait then p.wait = probe - now end
     end
@@ -22,9 +29,9 @@ end
 
 -- A pause as a batch of changes sees it: P.until_ms, P.kind, and the state
 -- fields to write go into set (the caller writes them once).
-local function pauseOpen(st, set)
-    return {until_ms = tonumber(st.pause_until) or 0,
-            kind = tonumber(st.pause_kind) or PAUSE.SHORT, set = set}
+local function pauseOpen(st, set, c)
+    return {until_ms = tonumber(st[pf(c, 'pause_until')]) or 0,
+            kind = tonumber(st[pf(c, 'pause_kind')]) or PAUSE.SHORT, set = set, c = c}
 end
 
 -- Raise the pause to untilMs (never shortens one; an operator's stays).
@@ -33,13 +40,15 @@ local function pauseRaise(P, now, untilMs, reason, kind, probeEvery)
     if untilMs <= P.until_ms and kind <= P.kind then return end
     if untilMs > P.until_ms then P.until_ms = untilMs end
     if kind > P.kind or P.until_ms <= now then P.kind = kind end
-    local s = P.set
-    s.pause_until, s.pause_reason, s.pause_kind, s.pause_since = P.until_ms, reason, P.kind, now
-    if kind == PAUSE.LONG then s.probe_at = now + probeEvery end
+    local s, c = P.set, P.c
+    s[pf(c, 'pause_until')], s[pf(c, 'pause_reason')] = P.until_ms, reason
+    s[pf(c, 'pause_kind')], s[pf(c, 'pause_since')] = P.kind, now
+    if kind == PAUSE.LONG then s[pf(c, 'probe_at')] = now + probeEvery end
 end
 
 -- End the pause (a probe got through, or the operator resumed).
 local function pauseEnd(P)
+    local s, c = P.set, P.c
     P.until_ms, P.kind = 0, PAUSE.SHORT
-    P.set.pause_until, P.set.pause_kind, P.set.pause_reason = 0, PAUSE.SHORT, ''
+    s[pf(c, 'pause_until')], s[pf(c, 'pause_kind')], s[pf(c, 'pause_reason')] = 0, PAUSE.SHORT, ''
 end

@@ -1,0 +1,249 @@
+# workloads.sh — the workloads real batch users send, each run against the
+# fake API under a chosen reading of the API's docs (sourced, bash; needs
+# fleet-lib.sh, BIN, T, API_KEY). Used by tests/integration/test_workloads.sh
+# (assertions) and scripts/bench-fleet.sh (the table beside naive SDK loops).
+#
+#   wl_case WORKLOAD HEADERS RULE [WHO]   one run; prints one JSON line
+#
+# WORKLOAD  english   uniform English text; the input bucket binds
+#           output    max_tokens 2,048, real output ~150; the output bucket
+#                     binds
+#           cached    an 8k-token system prompt with cache_control and short
+#                     user turns; reads do not count toward ITPM, so the
+#                     request bucket binds
+#           mixed     Sonnet and Haiku jobs in one queue, each class with its
+#                     own limits; Sonnet's input bucket binds, Haiku's is
+#                     roomy (and is also run alone, for its unconstrained time)
+#           images    20 images of ~1.6 MB base64 among 100 text jobs, a roomy
+#                     bucket (and the same jobs with no limit at all)
+#           japanese  Japanese prompts as raw UTF-8; the input bucket binds
+# HEADERS   admit | answer: when the fake stamps -remaining
+# RULE      actual | reserve: how the fake counts output (2026 / 2025 docs)
+# WHO       llmfleet (default: 4 workers x 32 slots, soft floor 10 %, hard
+#           floor 1 %) | naive (8 loops of the official SDK, default retries)
+#
+# The JSON line: workload, headers, rule, who, jobs, ok, failed, unique
+# (result ids), bucket (the binding one), used (its steady-state use, % of
+# limit/60: the least-squares slope of tokens served over the window from
+# WL_SKIP s after the initial full bucket is spent to WL_TAIL s before the
+# last request), secs (that window), requests, r429, r429_pct (whole run),
+# secs429 (seconds of the window with a 429: time at the hard floor),
+# hard_floor_hits, est_err_pct (the input estimate's error after warm-up,
+# per the fleet's status), and per workload: alone_s / mixed_s (Haiku's
+# finish time alone and in the mix), free_s / roomy_s (images).
+# Env: WL_SECONDS (45: steady seconds a paced run lasts), WL_SKIP (5),
+# WL_TAIL (3), WL_KEEP=1 keeps logs.
+
+WL_SECONDS=${WL_SECONDS:-45}
+WL_SKIP=${WL_SKIP:-5}
+WL_TAIL=${WL_TAIL:-3}
+WL_KEYP='llmfleet:{default}'
+
+# A text of n ASCII characters; a text of n Japanese characters.
+wl_ascii() { head -c "$1" /dev/zero | tr '\0' a | sed 's/aaaaa/word /g'; }
+wl_japanese() {
+    local s="東京の天気は晴れです。明日は雨が降るでしょう。" out=""
+    while [ "${#out}" -lt "$1" ]; do out="$out$s"; done
+    printf '%s' "${out:0:$1}"
+}
+
+# A base64 PNG of w x h pixels padded to about n bytes (the header is
+# real, the rest is filler: only the size matters to token counts).
+wl_png() {
+    local w=$1 h=$2 n=$3
+    { printf '\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR'
+      printf "%08x%08x" "$w" "$h" | xxd -r -p
+      printf '\x08\x02\x00\x00\x00\x00\x00\x00\x00'
+      head -c $(( n * 3 / 4 )) /dev/urandom; } | base64 -w0
+}
+
+# wl_jobs WORKLOAD N [MODEL]: N jobs of the workload as JSONL.
+wl_jobs() {
+    local wl=$1 n=$2 model=${3:-claude-sonnet-4-5} i text
+    case $wl in
+    english)
+        text=$(wl_ascii 400)
+        for i in $(seq 1 "$n"); do
+            printf '{"id":"%s-%d","request":{"model":"%s","max_tokens":16,"messages":[{"role":"user","content":"%s %d"}]}}\n' "$wl" "$i" "$model" "$text" "$i"
+        done ;;
+    output)
+        text=$(wl_ascii 200)
+        for i in $(seq 1 "$n"); do
+            printf '{"id":"%s-%d","request":{"model":"%s","max_tokens":2048,"messages":[{"role":"user","content":"%s %d"}]}}\n' "$wl" "$i" "$model" "$text" "$i"
+        done ;;
+    cached)
+        text=$(wl_ascii 32000)
+        for i in $(seq 1 "$n"); do
+            printf '{"id":"%s-%d","request":{"model":"%s","max_tokens":16,"system":[{"type":"text","text":"%s","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"Question %d: what does the text say about item %d?"}]}}\n' "$wl" "$i" "$model" "$text" "$i" "$i"
+        done ;;
+    japanese)
+        text=$(wl_japanese 100)
+        for i in $(seq 1 "$n"); do
+            printf '{"id":"%s-%d","request":{"model":"%s","max_tokens":16,"messages":[{"role":"user","content":"%s %d"}]}}\n' "$wl" "$i" "$model" "$text" "$i"
+        done ;;
+    images)
+        text=$(wl_ascii 400)
+        local png; png=$(wl_png 1092 1092 1600000)
+        for i in $(seq 1 "$n"); do
+            if [ $(( i % 6 )) -eq 0 ]; then
+                printf '{"id":"%s-%d","request":{"model":"%s","max_tokens":16,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"%s"}},{"type":"text","text":"Describe image %d."}]}]}}\n' "$wl" "$i" "$model" "$png" "$i"
+            else
+                printf '{"id":"%s-%d","request":{"model":"%s","max_tokens":16,"messages":[{"role":"user","content":"%s %d"}]}}\n' "$wl" "$i" "$model" "$text" "$i"
+            fi
+        done ;;
+    esac
+}
+
+# The fake API's options, the binding bucket (a jq path into a /_stats
+# series second), its limit per minute and the job count of a workload.
+wl_params() {
+    local s=$WL_SECONDS
+    WL_FAKE=(--latency-ms 200 --jitter-ms 100 --tokenizer realistic --caching --seed 7 --quiet)
+    WL_WORKERS=4; WL_SLOTS=32
+    case $1 in
+    english)  WL_FAKE+=(--itpm 60000); WL_COL='.itpm'; WL_CAP=60000
+              WL_N=$(( 60000 * (60 + s) / 60 / 105 )) ;;
+    output)   WL_FAKE+=(--itpm 1000000 --otpm 18000 --output-tokens 150 --per-token-ms 2)
+              WL_COL='.output'; WL_CAP=18000; WL_N=$(( 18000 * (60 + s) / 60 / 150 )) ;;
+    cached)   WL_FAKE+=(--rpm 600 --itpm 40000); WL_COL='(.requests - .r429)'; WL_CAP=600
+              WL_N=$(( 600 * (60 + s) / 60 )) ;;
+    mixed)    WL_FAKE+=(--class-limits sonnet=100000,30000,1000000
+                        --class-limits haiku=100000,300000,1000000)
+              WL_COL='(.classes.sonnet.itpm // 0)'; WL_CAP=30000
+              WL_N=$(( 30000 * (60 + s) / 60 / 105 )); WL_NH=$(( WL_N * 8 )) ;;
+    images)   WL_FAKE+=(--itpm 200000); WL_COL='.itpm'; WL_CAP=0; WL_N=120 ;;
+    japanese) WL_FAKE+=(--itpm 60000); WL_COL='.itpm'; WL_CAP=60000
+              WL_N=$(( 60000 * (60 + s) / 60 / 105 )) ;;
+    *) echo "workloads: unknown workload $1" >&2; return 1 ;;
+    esac
+}
+
+# wl_metrics STATS_JSON: the steady-window figures of column WL_COL.
+wl_metrics() {
+    jq -c --argjson cap "$WL_CAP" --argjson skip "$WL_SKIP" --argjson tail "$WL_TAIL" "
+        def v: $WL_COL;
+        def slope(\$v): (\$v | length) as \$n
+            | if \$n < 2 then 0 else
+              (reduce \$v[] as \$x ({c: 0, a: []}; .c += \$x | .a += [.c]) | .a) as \$c
+              | ((\$n - 1) / 2) as \$xm | (\$c | add / \$n) as \$cm
+              | ([range(0; \$n) | (. - \$xm) * (\$c[.] - \$cm)] | add)
+                / ([range(0; \$n) | (. - \$xm) * (. - \$xm)] | add) end;
+        (.series | sort_by(.t)) as \$s
+        | (\$s | map({key: (.t | tostring), value: .}) | from_entries) as \$by
+        | (\$s | map(select(.requests > 0) | .t)) as \$rt
+        | (\$rt | min) as \$t0 | (\$rt | max) as \$tl
+        | (reduce \$s[] as \$x ({c: 0, t: null};
+            if .t == null then (.c += (\$x | v)) | (if \$cap > 0 and .c >= \$cap then .t = \$x.t else . end)
+            else . end) | .t // \$t0) as \$tb
+        | (\$tb + \$skip + 1) as \$ts | (\$tl - \$tail) as \$te | (\$te - \$ts) as \$secs
+        | [range(\$ts; \$te) | (\$by[tostring] // {requests: 0, r429: 0, classes: {}}) ] as \$w
+        | {used: (if \$cap > 0 and \$secs > 1 then 100 * slope([\$w[] | v]) / (\$cap / 60) else null end),
+           secs: \$secs, secs429: ([\$w[] | select(.r429 > 0)] | length),
+           requests: .requests_total, r429: (.status[\"429\"] // 0),
+           r429_pct: (if .requests_total > 0 then 100 * (.status[\"429\"] // 0) / .requests_total else 0 end),
+           run_s: (\$tl - \$t0 + 1)}" "$1"
+}
+
+# Seconds from t0_ms to the stream id of the last result matching PREFIX.
+wl_finish_s() {
+    local prefix=$1 t0=$2
+    "$BIN/llmfleet" results --redis-url "$REDIS_URL" 2>/dev/null |
+        jq -rs --arg p "$prefix" --argjson t0 "$t0" '
+            [.[] | select((.id // "") | startswith($p)) | .stream_id // empty] |
+            if length == 0 then -1 else (map(split("-")[0] | tonumber) | max - $t0) / 1000 end'
+}
+
+# Run the fleet over jobs file $1 (n jobs) on the running fake; waits for
+# every result. Sets WL_T0 (ms, when the jobs were pushed).
+wl_fleet() {
+    local jobs=$1 n=$2 rule=$3 i pids=()
+    rcli FLUSHALL >/dev/null
+    lf limits set soft_token_floor=10% hard_token_floor=1% "output_rule=$rule" \
+        "max_in_flight=$(( WL_WORKERS * WL_SLOTS ))" >/dev/null || return 1
+    WL_T0=$(now_ms)
+    lf submit "$jobs" >/dev/null 2>&1 || { echo "workloads: submit failed" >&2; return 1; }
+    for i in $(seq 1 "$WL_WORKERS"); do
+        start_worker "w$i" --concurrency "$WL_SLOTS" --log-level warn
+        pids+=("$WORKER_PID")
+    done
+    wait_until $(( WL_SECONDS * 4 + 180 )) sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN '$WL_KEYP:results') -ge $n ]"
+    local rc=$?
+    lf status --json > "$T/status.json" 2>/dev/null
+    for i in "${pids[@]}"; do kill -TERM "$i" 2>/dev/null; done
+    for i in "${pids[@]}"; do wait "$i" 2>/dev/null; done
+    return $rc
+}
+
+wl_naive() {
+    local jobs=$1 sdk
+    sdk=$(cd "$FLEET_LIB_DIR/../tests/sdk" && pwd)
+    if [ ! -f "$sdk/node_modules/.package-lock.json" ]; then
+        (cd "$sdk" && npm ci --silent --no-audit --no-fund) || return 1
+    fi
+    ANTHROPIC_API_KEY=$API_KEY ANTHROPIC_BASE_URL=$FAKE_URL \
+        node "$sdk/naive.mjs" "$jobs" 8 > "$T/naive.out" 2> "$T/naive.err"
+}
+
+# wl_case WORKLOAD HEADERS RULE [WHO]
+wl_case() {
+    local wl=$1 hd=$2 rule=$3 who=${4:-llmfleet} extra='{}'
+    wl_params "$wl" || return 1
+    start_redis >/dev/null || return 1
+    if [ "$wl" = mixed ]; then
+        { wl_jobs english "$WL_NH" claude-haiku-4-5 | sed 's/"id":"english-/"id":"haiku-/'
+        } > "$T/haiku.jsonl"
+        if [ "$who" = llmfleet ]; then
+            start_fakeapi "${WL_FAKE[@]}" --headers-at "$hd" --otpm-mode "$rule" || return 1
+            wl_fleet "$T/haiku.jsonl" "$WL_NH" "$rule"
+            local alone; alone=$(wl_finish_s haiku- "$WL_T0")
+            kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+            extra=$(jq -nc --argjson a "$alone" '{alone_s: $a}')
+        fi
+        # One Sonnet job in nine, spread through the queue.
+        wl_jobs english "$WL_N" claude-sonnet-4-5 | sed 's/"id":"english-/"id":"sonnet-/' > "$T/sonnet.jsonl"
+        awk 'NR == FNR { s[NR] = $0; ns = NR; next }
+             { print; if (FNR % 8 == 0 && ++k <= ns) print s[k] }
+             END { while (++k <= ns) print s[k] }' "$T/sonnet.jsonl" "$T/haiku.jsonl" > "$T/jobs.jsonl"
+    elif [ "$wl" = images ]; then
+        wl_jobs images "$WL_N" > "$T/jobs.jsonl"
+        if [ "$who" = llmfleet ]; then
+            start_fakeapi --latency-ms 200 --jitter-ms 100 --tokenizer realistic --seed 7 --quiet \
+                --headers-at "$hd" --otpm-mode "$rule" || return 1
+            wl_fleet "$T/jobs.jsonl" "$WL_N" "$rule"
+            local free; free=$(wl_finish_s images- "$WL_T0")
+            kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+            extra=$(jq -nc --argjson a "$free" '{free_s: $a}')
+        fi
+    else
+        wl_jobs "$wl" "$WL_N" > "$T/jobs.jsonl"
+    fi
+    local n; n=$(wc -l < "$T/jobs.jsonl")
+    start_fakeapi "${WL_FAKE[@]}" --headers-at "$hd" --otpm-mode "$rule" || return 1
+    local ok failed unique hits="null" err="null"
+    if [ "$who" = llmfleet ]; then
+        wl_fleet "$T/jobs.jsonl" "$n" "$rule"
+        lf results --out "$T/results.jsonl" 2>/dev/null
+        ok=$(jq -r 'select(.status == "ok") | .id' "$T/results.jsonl" | sort -u | wc -l)
+        failed=$(jq -r 'select(.status == "error") | .id' "$T/results.jsonl" | wc -l)
+        unique=$(jq -r '.id // empty' "$T/results.jsonl" | sort | uniq | wc -l)
+        local dup; dup=$(jq -r '.id // empty' "$T/results.jsonl" | sort | uniq -d | wc -l)
+        hits=$(jq '.total_hard_floor_hits // 0' "$T/status.json")
+        err=$(jq '[.classes[] | .estimate_error_pct // empty] | if length > 0 then max else null end' "$T/status.json")
+        [ "$dup" -eq 0 ] || unique=$(( unique - dup * 1000000 ))
+        case $wl in
+        mixed)  extra=$(jq -c --argjson m "$(wl_finish_s haiku- "$WL_T0")" '. + {mixed_s: $m}' <<<"$extra") ;;
+        images) extra=$(jq -c --argjson m "$(wl_finish_s images- "$WL_T0")" '. + {roomy_s: $m}' <<<"$extra") ;;
+        esac
+    else
+        wl_naive "$T/jobs.jsonl" || return 1
+        ok=$(jq .ok "$T/naive.out"); failed=$(jq .failed "$T/naive.out"); unique=$ok
+    fi
+    fake_stats > "$T/stats.json"
+    wl_metrics "$T/stats.json" | jq -c --arg wl "$wl" --arg hd "$hd" --arg rule "$rule" \
+        --arg who "$who" --argjson n "$n" --argjson ok "$ok" --argjson failed "$failed" \
+        --argjson unique "$unique" --argjson hits "$hits" --argjson err "$err" \
+        --argjson extra "$extra" --arg col "$WL_COL" \
+        '{workload: $wl, headers: $hd, rule: $rule, who: $who, jobs: $n, ok: $ok,
+          failed: $failed, unique: $unique, bucket: $col, hard_floor_hits: $hits,
+          est_err_pct: $err} + . + $extra'
+}

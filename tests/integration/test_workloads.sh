@@ -1,0 +1,61 @@
+# The token model on the workloads real batch users send (scripts/workloads.sh),
+# under both readings of when the API stamps its -remaining headers (at
+# admission, at the answer): each paced workload uses >= 97 % of its binding
+# bucket with <= 0.1 % of requests drawing a 429, no job fails, and every id
+# has exactly one result. Mixed models: the roomy class (Haiku) finishes
+# within 1.2x its time alone. Images: a roomy bucket costs no more than
+# 1.5x the time with no limit at all (+1 s). The cases run three at a time.
+# LLMFLEET_SHORT=1 (the sanitizer run): 20 s of steady state instead of 45.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../../scripts/workloads.sh"
+
+[ -n "${LLMFLEET_SHORT:-}" ] && export WL_SECONDS=20
+cases=()
+for wl in english output cached mixed images japanese; do
+    for hd in admit answer; do cases+=("$wl $hd"); done
+done
+
+run_one() {
+    local wl=$1 hd=$2
+    (
+        T=$T/$wl-$hd; mkdir -p "$T"; PIDS=()
+        trap fleet_cleanup EXIT
+        wl_case "$wl" "$hd" actual > "$T/case.json" 2> "$T/case.err"
+    )
+}
+i=0
+for c in "${cases[@]}"; do
+    # shellcheck disable=SC2086
+    run_one $c &
+    i=$((i + 1))
+    [ $((i % 3)) -eq 0 ] && wait
+done
+wait
+
+for c in "${cases[@]}"; do
+    set -- $c
+    f=$T/$1-$2/case.json
+    if [ ! -s "$f" ]; then
+        fail "$1/$2: no result ($(tail -n 3 "$T/$1-$2/case.err" 2>/dev/null | tr '\n' ' '))"
+        continue
+    fi
+    echo "# $(cat "$f")"
+    j=$(cat "$f")
+    n=$(jq .jobs <<<"$j")
+    eq "$1/$2: every job ok" "$n" "$(jq .ok <<<"$j")"
+    eq "$1/$2: no failed job" "0" "$(jq .failed <<<"$j")"
+    eq "$1/$2: one result per id" "$n" "$(jq .unique <<<"$j")"
+    case $1 in
+    images)
+        check "$1/$2: 429s $(jq .r429 <<<"$j") = 0" test "$(jq .r429 <<<"$j")" -eq 0
+        check "$1/$2: roomy $(jq .roomy_s <<<"$j") s <= 1.5 x free $(jq .free_s <<<"$j") s + 1" \
+            jq -e '.roomy_s <= 1.5 * .free_s + 1' <<<"$j" ;;
+    *)
+        check "$1/$2: binding bucket used $(jq .used <<<"$j") % >= 97 %" jq -e '.used >= 97' <<<"$j"
+        check "$1/$2: 429s $(jq .r429 <<<"$j") of $(jq .requests <<<"$j") <= 0.1 %" \
+            jq -e '.r429_pct <= 0.1' <<<"$j" ;;
+    esac
+    [ "$1" = mixed ] && check "$1/$2: Haiku mixed $(jq .mixed_s <<<"$j") s <= 1.2 x alone $(jq .alone_s <<<"$j") s" \
+        jq -e '.mixed_s <= 1.2 * .alone_s' <<<"$j"
+done
+finish

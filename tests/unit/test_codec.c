@@ -174,6 +174,8 @@ static outcome errOutcome(long status) {
     snprintf(o.error_type, sizeof(o.error_type), "rate_limit_error");
     o.use.input_tokens = 77;      /* garbage an error must not report */
     o.use.output_tokens = 88;
+    o.use.cache_creation_input_tokens = 66;
+    o.use.cache_read_input_tokens = 55;
     o.retry_after_ms = 2500;
     o.spend_limit = 1;
     return o;
@@ -348,13 +350,14 @@ static void test_admit_args(void **state) {
     (void)state;
     const admitHead h = {45000, 3, SOLO_RUNS, 12};
     const admitJob jobs[3] = {
-        {"w:1:1", "job-a", 1200, 4096, 65000},
-        {"w:1:2", "job-b", 0, 1, -1},
-        {"w:1:3", "job-c", LLONG_MAX, 7, 0},
+        {"w:1:1", "job-a", "claude-sonnet-4-5", 1200, 4096, 65000, "a1b2c3", 900, 0},
+        {"w:1:2", "job-b", "claude-haiku-4-5", 0, 1, -1, NULL, 0, 7},
+        {"w:1:3", "job-c", "", LLONG_MAX, 7, 0, "", -1, 1},
     };
     lfArgs a;
-    /* Exactly the capacity codec.h promises: more would abort. */
-    argsInit(&a, AA_COUNT + 3 * AJ_COUNT, AA_COUNT + 3 * 3);
+    /* Exactly the capacity codec.h promises: more would abort. Numbers per
+     * job: INPUT, MAX_TOKENS, RESERVE, PREFIX_TOKENS, CACHE_1H. */
+    argsInit(&a, AA_COUNT + 3 * AJ_COUNT, AA_COUNT + 3 * 5);
     admitArgs(&a, &h, jobs, 3);
     assert_int_equal(a.n, AA_COUNT + 3 * AJ_COUNT);
     assertArg(&a, AA_LEASE_MS, "45000");
@@ -362,18 +365,25 @@ static void test_admit_args(void **state) {
     assertArg(&a, AA_SOLO, "2");
     assertArg(&a, AA_PRICES_VER, "12");
     static const char *want[3][AJ_COUNT] = {
-        {"w:1:1", "job-a", "1200", "4096", "65000"},
-        {"w:1:2", "job-b", "0", "1", "-1"},
-        {"w:1:3", "job-c", "9223372036854775807", "7", "0"},
+        {"w:1:1", "job-a", "claude-sonnet-4-5", "1200", "4096", "65000", "a1b2c3", "900", "0"},
+        /* NULL prefix: ""; any non-zero cache_1h: "1". */
+        {"w:1:2", "job-b", "claude-haiku-4-5", "0", "1", "-1", "", "0", "1"},
+        {"w:1:3", "job-c", "", "9223372036854775807", "7", "0", "", "-1", "1"},
     };
     for (int i = 0; i < 3; i++) {
         int g = AA_COUNT + i * AJ_COUNT;
         assertArg(&a, g + AJ_LEASE, want[i][0]);
         assertArg(&a, g + AJ_ID, want[i][1]);
-        assertArg(&a, g + AJ_INPUT, want[i][2]);
-        assertArg(&a, g + AJ_MAX_TOKENS, want[i][3]);
-        assertArg(&a, g + AJ_RESERVE, want[i][4]);
+        assertArg(&a, g + AJ_MODEL, want[i][2]);
+        assertArg(&a, g + AJ_INPUT, want[i][3]);
+        assertArg(&a, g + AJ_MAX_TOKENS, want[i][4]);
+        assertArg(&a, g + AJ_RESERVE, want[i][5]);
+        assertArg(&a, g + AJ_PREFIX, want[i][6]);
+        assertArg(&a, g + AJ_PREFIX_TOKENS, want[i][7]);
+        assertArg(&a, g + AJ_CACHE_1H, want[i][8]);
     }
+    /* The model is the caller's string, not a copy. */
+    assert_ptr_equal(a.v[AA_COUNT + AJ_MODEL], jobs[0].model);
     argsFree(&a);
 
     /* No jobs: the fixed arguments only. */
@@ -484,7 +494,9 @@ static void test_admit_parse_count(void **state) {
 
 static void test_admit_parse_unknown_verdict(void **state) {
     (void)state;
-    static const long long bad[] = {42, 0, -1, 10};
+    /* 11: one past the last verdict (PARKED, 10). */
+    static const long long bad[] = {42, 0, -1, 11};
+    assert_int_equal(ADMIT_PARKED, 10);
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         redisReply *codes[2] = {rInt(ADMIT_GO), rInt(bad[k])};
         redisReply *values[2] = {rInt(1), rInt(5)};
@@ -803,6 +815,8 @@ static void test_rec_attempt_ok(void **state) {
     assert_string_equal(r.att[ATT_LATENCY_MS], "345");
     assert_string_equal(r.att[ATT_INPUT_TOKENS], "1000");
     assert_string_equal(r.att[ATT_OUTPUT_TOKENS], "500");
+    assert_string_equal(r.att[ATT_CACHE_WRITE_TOKENS], "200");
+    assert_string_equal(r.att[ATT_CACHE_READ_TOKENS], "100");
     assert_string_equal(r.att[ATT_RETRY_AFTER_MS], "-1");
     assert_string_equal(r.att[ATT_SPEND_LIMIT], "0");
     assert_string_equal(r.att[ATT_RAND], "0.123456");
@@ -839,6 +853,8 @@ static void test_rec_attempt_error(void **state) {
     /* Not ok: token counts absent, whatever the usage says. */
     assert_string_equal(r.att[ATT_INPUT_TOKENS], "");
     assert_string_equal(r.att[ATT_OUTPUT_TOKENS], "");
+    assert_string_equal(r.att[ATT_CACHE_WRITE_TOKENS], "");
+    assert_string_equal(r.att[ATT_CACHE_READ_TOKENS], "");
     assert_string_equal(r.att[ATT_RETRY_AFTER_MS], "2500");
     assert_string_equal(r.att[ATT_SPEND_LIMIT], "1");
     assert_string_equal(r.att[ATT_RAND], "0.000000");
@@ -972,16 +988,44 @@ static void test_rec_requeue_unknown(void **state) {
 
 /* ---- settle.lua --------------------------------------------------------- */
 
-static void assertObsArgs(const lfArgs *a, const settleRec *from) {
-    for (int k = OBS_INDEX + 1; k < OBS_COUNT; k++)
-        assertArg(a, SA_COUNT + k, from ? from->obs[k] : "");
+/* NOBS as the vector says it. */
+static int nobsOf(const lfArgs *a) {
+    char *end;
+    const char *s = arg(a, SA_NOBS);
+    long n = strtol(s, &end, 10);
+    if (*end || n < 0) fail_msg("SA_NOBS is \"%s\"", s);
+    return (int)n;
 }
 
-/* The records at REC0 of a as settle.lua walks them: each record's first
- * argument (0-based) in starts[], returns how many. Fails unless the walk
- * ends exactly at the last argument. */
+/* Observation group g (0-based) of a: its record index (1-based, as sent)
+ * and headers equal those of record `from` (1-based index idx). */
+static void assertObsGroup(const lfArgs *a, int g, int idx, const settleRec *from) {
+    int at = SA_COUNT + g * OBS_COUNT;
+    char is[16];
+    snprintf(is, sizeof(is), "%d", idx);
+    assertArg(a, at + OBS_INDEX, is);
+    for (int k = OBS_INDEX + 1; k < OBS_COUNT; k++) assertArg(a, at + k, from->obs[k]);
+}
+
+/* The group (0-based) whose OBS_INDEX is idx, or -1. */
+static int groupOf(const lfArgs *a, int idx) {
+    char is[16];
+    snprintf(is, sizeof(is), "%d", idx);
+    int found = -1, n = nobsOf(a);
+    for (int g = 0; g < n; g++) {
+        if (!strcmp(arg(a, SA_COUNT + g * OBS_COUNT + OBS_INDEX), is)) {
+            if (found >= 0) fail_msg("record %d observed twice", idx);
+            found = g;
+        }
+    }
+    return found;
+}
+
+/* The records at REC0 of a as settle.lua walks them (REC0 = OBS0 + NOBS *
+ * OBS_N): each record's first argument (0-based) in starts[], returns how
+ * many. Fails unless the walk ends exactly at the last argument. */
 static int walkRecords(const lfArgs *a, int *starts, int max) {
-    int i = SA_COUNT + OBS_COUNT, n = 0;
+    int i = SA_COUNT + nobsOf(a) * OBS_COUNT, n = 0;
     while (i < a->n) {
         assert_true(n < max);
         starts[n++] = i;
@@ -1020,6 +1064,10 @@ static void assertRecArgs(const lfArgs *a, int at, const settleItem *it, char op
     }
 }
 
+/* Numbers settleArgs formats: SA's MAXLEN, CLAIM_N, LEASE_MS, NOBS, one
+ * OBS_INDEX per observation and one NFIELDS per record. */
+#define SETTLE_NUMS(nobs, n) (4 + (nobs) + (n))
+
 static void test_settle_args_layout(void **state) {
     (void)state;
     settleRec rs[5];
@@ -1035,10 +1083,10 @@ static void test_settle_args_layout(void **state) {
     h2.requests = (rlBucket){60, 7, 1};
     h2.tokens = (rlBucket){8000, 6000, 999};
 
-    /* 1: ok, observed (older answer). */
+    /* 1: ok, observed (sent earlier). */
     long long cost = recOk(&rs[0], &ja, "{\"r\":1}", 7, &ok, &ctx);
     recAttempt(&rs[0], &ok, &h1, cost, &ctx, 11);
-    /* 2: 429, retryable, observed (the freshest answer). */
+    /* 2: 429, retryable, observed (sent last of the model). */
     recError(&rs[1], &jb, "rate_limit_error", "429", 429, &ctx);
     rs[1].op = OP_FAILED;
     recAttempt(&rs[1], &e429, &h2, -1, &ctx, 22);
@@ -1046,20 +1094,24 @@ static void test_settle_args_layout(void **state) {
     recDead(&rs[2], &jc, "{bad", 4, "invalid_job", "not JSON", &ctx, 77);
     /* 4: requeued, outcome unknown. */
     recRequeueUnknown(&rs[3]);
-    /* 5: an answer without rate-limit headers. */
+    /* 5: an answer without rate-limit headers (sent even later). */
     recError(&rs[4], &je, "api_error", "boom", 500, &ctx);
     rs[4].op = OP_FAILED;
     recAttempt(&rs[4], &e429, &none, -1, &ctx, 33);
 
+    const char *S = "claude-sonnet-4-5";
     const settleItem items[5] = {
-        {"p:1", "A", &rs[0]}, {"p:2", "B", &rs[1]}, {"p:3", "C", &rs[2]},
-        {"p:4", "D", &rs[3]}, {"p:5", "E", &rs[4]},
+        {"p:1", "A", &rs[0], S, 100}, {"p:2", "B", &rs[1], S, 200},
+        {"p:3", "C", &rs[2], "", 0},  {"p:4", "D", &rs[3], S, 300},
+        {"p:5", "E", &rs[4], S, 400},
     };
     const settleHead head = {100000, 3, 30000, "w-1:9:"};
     int argc = settleArgc(items, 5);
+    /* One observation group. */
+    assert_int_equal(argc, SA_COUNT + OBS_COUNT + 5 * (REC_COUNT + ATT_COUNT + 1) +
+                               rs[0].nf + rs[1].nf + rs[2].nf + rs[3].nf + rs[4].nf);
     lfArgs a;
-    /* SA's 3 numbers, OBS_INDEX and one NFIELDS per record. */
-    argsInit(&a, argc, 3 + 1 + 5);
+    argsInit(&a, argc, SETTLE_NUMS(1, 5));
     settleArgs(&a, &head, items, 5);
     assert_int_equal(a.n, argc);
 
@@ -1067,9 +1119,9 @@ static void test_settle_args_layout(void **state) {
     assertArg(&a, SA_CLAIM_N, "3");
     assertArg(&a, SA_LEASE_MS, "30000");
     assertArg(&a, SA_PREFIX, "w-1:9:");
-    /* The last record that has an observation is the second (1-based 2). */
-    assertArg(&a, SA_COUNT + OBS_INDEX, "2");
-    assertObsArgs(&a, &rs[1]);
+    assertArg(&a, SA_NOBS, "1");
+    /* The model's latest request with headers is the second (1-based 2). */
+    assertObsGroup(&a, 0, 2, &rs[1]);
     assertArg(&a, SA_COUNT + OBS_R_LIM, "60");
     assertArg(&a, SA_COUNT + OBS_I_LIM, "8000");
     assertArg(&a, SA_COUNT + OBS_RESET_MS, "999");
@@ -1077,9 +1129,12 @@ static void test_settle_args_layout(void **state) {
 
     int starts[8];
     assert_int_equal(walkRecords(&a, starts, 8), 5);
+    assert_int_equal(starts[0], SA_COUNT + OBS_COUNT);
     static const char ops[5] = {'R', 'F', 'D', 'Q', 'F'};
     for (int i = 0; i < 5; i++) assertRecArgs(&a, starts[i], &items[i], ops[i]);
     assertArg(&a, starts[0] + REC_COUNT + ATT_SENT, "1");
+    assertArg(&a, starts[0] + REC_COUNT + ATT_CACHE_WRITE_TOKENS, "200");
+    assertArg(&a, starts[0] + REC_COUNT + ATT_CACHE_READ_TOKENS, "100");
     assertArg(&a, starts[2] + REC_COUNT + ATT_SENT, "0");
     assertArg(&a, starts[3] + REC_COUNT + ATT_SENT, "1");
     assertArg(&a, starts[3] + REC_COUNT + ATT_HTTP_STATUS, "0");
@@ -1112,14 +1167,15 @@ static void test_settle_args_ops(void **state) {
             job j = mkJob("x", "", NULL);
             recDead(&r, &j, "{}", 2, "t", "m", &ctx, 1);
         }
-        settleItem it = {"L", "x", &r};
+        settleItem it = {"L", "x", &r, "m", 1};
         settleHead h = {10, 0, 0, NULL};
         lfArgs a;
-        argsInit(&a, settleArgc(&it, 1), 5);
+        argsInit(&a, settleArgc(&it, 1), SETTLE_NUMS(0, 1));
         settleArgs(&a, &h, &it, 1);
         assert_int_equal(a.n, settleArgc(&it, 1));
+        assertArg(&a, SA_NOBS, "0");
         char want[2] = {ops[k].byte, 0};
-        assertArg(&a, SA_COUNT + OBS_COUNT + REC_OP, want);
+        assertArg(&a, SA_COUNT + REC_OP, want);
         argsFree(&a);
         recFree(&r);
     }
@@ -1138,32 +1194,36 @@ static void test_settle_args_no_obs(void **state) {
     recError(&rs[1], &j, "api_error", "y", 0, &ctx);
     /* Stale obs text in a record without has_obs must not be sent. */
     snprintf(rs[1].obs[OBS_R_LIM], sizeof(rs[1].obs[0]), "999");
-    const settleItem items[2] = {{"l1", "n", &rs[0]}, {"l2", "n", &rs[1]}};
+    const settleItem items[2] = {{"l1", "n", &rs[0], "m", 1}, {"l2", "n", &rs[1], "m", 2}};
     const settleHead h = {5, 0, 0, NULL};
     lfArgs a;
-    argsInit(&a, settleArgc(items, 2), 3 + 1 + 2);
+    assert_int_equal(settleArgc(items, 2),
+                     SA_COUNT + 2 * (REC_COUNT + ATT_COUNT + 1) + rs[0].nf + rs[1].nf);
+    argsInit(&a, settleArgc(items, 2), SETTLE_NUMS(0, 2));
     settleArgs(&a, &h, items, 2);
     assert_int_equal(a.n, settleArgc(items, 2));
     assertArg(&a, SA_PREFIX, "");                /* NULL prefix: empty */
     assertArg(&a, SA_CLAIM_N, "0");
-    assertArg(&a, SA_COUNT + OBS_INDEX, "0");
-    assertObsArgs(&a, NULL);
+    assertArg(&a, SA_NOBS, "0");
     int starts[4];
     assert_int_equal(walkRecords(&a, starts, 4), 2);
+    assert_int_equal(starts[0], SA_COUNT);       /* records right after SA */
+    assertRecArgs(&a, starts[1], &items[1], 'R');
     argsFree(&a);
 
-    /* No records at all: the fixed part, OBS_INDEX 0. */
+    /* No records at all: the fixed part, NOBS 0. */
     argsInit(&a, settleArgc(NULL, 0), 4);
-    assert_int_equal(settleArgc(NULL, 0), SA_COUNT + OBS_COUNT);
+    assert_int_equal(settleArgc(NULL, 0), SA_COUNT);
     settleArgs(&a, &h, NULL, 0);
-    assert_int_equal(a.n, SA_COUNT + OBS_COUNT);
-    assertArg(&a, SA_COUNT + OBS_INDEX, "0");
+    assert_int_equal(a.n, SA_COUNT);
+    assertArg(&a, SA_NOBS, "0");
     argsFree(&a);
     for (int i = 0; i < 2; i++) recFree(&rs[i]);
 }
 
-/* The observation is the last observed record's, wherever it is. */
-static void test_settle_args_obs_last(void **state) {
+/* One model: the observation is that of its request sent last (t_sent),
+ * wherever its record is in the batch, among those with headers. */
+static void test_settle_args_obs_latest(void **state) {
     (void)state;
     settleRec rs[3];
     memset(rs, 0, sizeof(rs));
@@ -1176,22 +1236,96 @@ static void test_settle_args_obs_last(void **state) {
         recAttempt(&rs[i], &o, &h[i], 0, &ctx, 1);
         assert_int_equal(rs[i].has_obs, 1);
     }
-    const settleItem items[3] = {{"a", "a", &rs[0]}, {"b", "b", &rs[1]}, {"c", "c", &rs[2]}};
+    const char *M = "claude-sonnet-4-5";
+    settleItem items[3] = {{"a", "a", &rs[0], M, 10}, {"b", "b", &rs[1], M, 20},
+                           {"c", "c", &rs[2], M, 30}};
     const settleHead hd = {1, 0, 0, ""};
     lfArgs a;
-    argsInit(&a, settleArgc(items, 3), 7);
+    argsInit(&a, settleArgc(items, 3), SETTLE_NUMS(1, 3));
     settleArgs(&a, &hd, items, 3);
-    assertArg(&a, SA_COUNT + OBS_INDEX, "3");
+    assert_int_equal(a.n, settleArgc(items, 3));
+    assertArg(&a, SA_NOBS, "1");
+    assertObsGroup(&a, 0, 3, &rs[2]);
     assertArg(&a, SA_COUNT + OBS_R_LIM, "30");
+    argsFree(&a);
+
+    /* Sent in the reverse order of the batch: the first record is the
+     * latest. */
+    items[0].t_sent = 50;
+    argsInit(&a, settleArgc(items, 3), SETTLE_NUMS(1, 3));
+    settleArgs(&a, &hd, items, 3);
+    assertArg(&a, SA_NOBS, "1");
+    assertObsGroup(&a, 0, 1, &rs[0]);
+    argsFree(&a);
+
+    /* The latest has no headers: the latest of those that have. */
+    items[0].t_sent = 10;
+    recStart(&rs[2], OP_RESULT);
+    argsInit(&a, settleArgc(items, 3), SETTLE_NUMS(1, 3));
+    settleArgs(&a, &hd, items, 3);
+    assertArg(&a, SA_NOBS, "1");
+    assertObsGroup(&a, 0, 2, &rs[1]);
+    assertArg(&a, SA_COUNT + OBS_R_LIM, "20");
     argsFree(&a);
 
     /* First only. */
     recStart(&rs[1], OP_RESULT);
-    recStart(&rs[2], OP_RESULT);
-    argsInit(&a, settleArgc(items, 3), 7);
+    argsInit(&a, settleArgc(items, 3), SETTLE_NUMS(1, 3));
     settleArgs(&a, &hd, items, 3);
-    assertArg(&a, SA_COUNT + OBS_INDEX, "1");
+    assertArg(&a, SA_NOBS, "1");
+    assertObsGroup(&a, 0, 1, &rs[0]);
     assertArg(&a, SA_COUNT + OBS_R_LIM, "10");
+    argsFree(&a);
+}
+
+/* Several models: one observation per model that has headers, each the
+ * latest of its model; records without headers are never chosen. */
+static void test_settle_args_obs_per_model(void **state) {
+    (void)state;
+    settleRec rs[6];
+    memset(rs, 0, sizeof(rs));
+    outcome o = errOutcome(429);
+    rlHeaders none;
+    rlInit(&none);
+    for (int i = 0; i < 6; i++) {
+        rlHeaders h = fullHeaders();
+        h.requests.limit = 10 * (i + 1);
+        recStart(&rs[i], OP_FAILED);
+        recAttempt(&rs[i], &o, (i == 2 || i == 5) ? &none : &h, 0, &ctx, 1);
+    }
+    assert_int_equal(rs[2].has_obs, 0);
+    assert_int_equal(rs[5].has_obs, 0);
+    const char *S = "claude-sonnet-4-5", *H = "claude-haiku-4-5", *O = "claude-opus-4-1";
+    const settleItem items[6] = {
+        {"l1", "a", &rs[0], S, 300},    /* sonnet, older */
+        {"l2", "b", &rs[1], H, 100},    /* haiku: the latest with headers */
+        {"l3", "c", &rs[2], S, 900},    /* sonnet, latest, no headers */
+        {"l4", "d", &rs[3], S, 400},    /* sonnet: the latest with headers */
+        {"l5", "e", &rs[4], H, 50},     /* haiku, older (later in the batch) */
+        {"l6", "f", &rs[5], O, 700},    /* opus: no headers at all */
+    };
+    const settleHead hd = {1, 0, 0, ""};
+    int argc = settleArgc(items, 6);
+    int recs = 0;
+    for (int i = 0; i < 6; i++) recs += REC_COUNT + ATT_COUNT + 1 + rs[i].nf;
+    assert_int_equal(argc, SA_COUNT + 2 * OBS_COUNT + recs);
+    lfArgs a;
+    argsInit(&a, argc, SETTLE_NUMS(2, 6));
+    settleArgs(&a, &hd, items, 6);
+    assert_int_equal(a.n, argc);
+    assertArg(&a, SA_NOBS, "2");
+    int gs = groupOf(&a, 4), gh = groupOf(&a, 2);
+    assert_true(gs >= 0 && gh >= 0 && gs != gh);
+    assertObsGroup(&a, gs, 4, &rs[3]);
+    assertObsGroup(&a, gh, 2, &rs[1]);
+    assertArg(&a, SA_COUNT + gs * OBS_COUNT + OBS_R_LIM, "40");
+    assertArg(&a, SA_COUNT + gh * OBS_COUNT + OBS_R_LIM, "20");
+    for (int idx = 1; idx <= 6; idx++)
+        if (idx != 4 && idx != 2) assert_int_equal(groupOf(&a, idx), -1);
+    int starts[8];
+    assert_int_equal(walkRecords(&a, starts, 8), 6);
+    assert_int_equal(starts[0], SA_COUNT + 2 * OBS_COUNT);
+    for (int i = 0; i < 6; i++) assertRecArgs(&a, starts[i], &items[i], 'F');
     argsFree(&a);
 }
 
@@ -1303,20 +1437,79 @@ static void test_status_parse(void **state) {
         snprintf(s, sizeof(s), "v%d", i);
         r->element[i] = i == STATUS_paused ? rNil() : rStr(s);
     }
+    /* No classes seen: the fixed fields only, 0 classes. */
     assert_int_equal(statusParse(r, vals), 0);
     assert_string_equal(vals[STATUS_now_ms], "v0");
     char want[16];
     snprintf(want, sizeof(want), "v%d", STATUS_prices_ver);
     assert_string_equal(vals[STATUS_prices_ver], want);
+    snprintf(want, sizeof(want), "v%d", STATUS_parked);
+    assert_string_equal(vals[STATUS_parked], want);
     assert_string_equal(vals[STATUS_paused], "");
     assert_string_equal(statusNames[STATUS_queued], "queued");
     assert_string_equal(statusNames[STATUS_prices_ver], "prices_ver");
+    assert_string_equal(statusNames[STATUS_parked], "parked");
+    assert_string_equal(statusNames[STATUS_classes], "classes");
     rFree(r);
     r = rArrN(STATUS_COUNT - 1);
     for (int i = 0; i < STATUS_COUNT - 1; i++) r->element[i] = rStr("");
     assert_int_equal(statusParse(r, vals), -1);
     rFree(r);
     assert_int_equal(statusParse(NULL, vals), -1);
+    r = rErr("ERR x");
+    assert_int_equal(statusParse(r, vals), -1);
+    rFree(r);
+}
+
+/* The fixed fields, then CLASS_STATUS fields per class. */
+static void test_status_classes(void **state) {
+    (void)state;
+    const char *vals[STATUS_COUNT];
+    const char *cv[CSTATUS_COUNT];
+    size_t n = STATUS_COUNT + 2 * CSTATUS_COUNT;
+    redisReply *r = rArrN(n);
+    for (int i = 0; i < STATUS_COUNT; i++) {
+        char s[16];
+        snprintf(s, sizeof(s), "v%d", i);
+        r->element[i] = rStr(s);
+    }
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < CSTATUS_COUNT; i++) {
+            char s[16];
+            snprintf(s, sizeof(s), "c%d.%d", k, i);
+            r->element[STATUS_COUNT + k * CSTATUS_COUNT + i] =
+                (k == 1 && i == CSTATUS_i_limit) ? rNil() : rStr(s);
+        }
+    assert_int_equal(statusParse(r, vals), 2);
+    char want[16];
+    snprintf(want, sizeof(want), "v%d", STATUS_classes);
+    assert_string_equal(vals[STATUS_classes], want);
+    statusClass(r, 0, cv);
+    assert_string_equal(cv[CSTATUS_class], "c0.0");
+    snprintf(want, sizeof(want), "c0.%d", CSTATUS_r429);
+    assert_string_equal(cv[CSTATUS_r429], want);
+    statusClass(r, 1, cv);
+    assert_string_equal(cv[CSTATUS_class], "c1.0");
+    snprintf(want, sizeof(want), "c1.%d", CSTATUS_input_calibration);
+    assert_string_equal(cv[CSTATUS_input_calibration], want);
+    snprintf(want, sizeof(want), "c1.%d", CSTATUS_r429);
+    assert_string_equal(cv[CSTATUS_r429], want);
+    assert_string_equal(cv[CSTATUS_i_limit], "");      /* nil: "" */
+    assert_string_equal(classStatusNames[CSTATUS_class], "class");
+    assert_string_equal(classStatusNames[CSTATUS_i_estimate], "i_estimate");
+    assert_string_equal(classStatusNames[CSTATUS_output_quantile], "output_quantile");
+    assert_string_equal(classStatusNames[CSTATUS_COUNT - 1], "r429");
+    rFree(r);
+
+    /* A partial class group: not a status reply. */
+    r = rArrN(STATUS_COUNT + CSTATUS_COUNT + 1);
+    for (size_t i = 0; i < r->elements; i++) r->element[i] = rStr("");
+    assert_int_equal(statusParse(r, vals), -1);
+    rFree(r);
+    r = rArrN(STATUS_COUNT + CSTATUS_COUNT - 1);
+    for (size_t i = 0; i < r->elements; i++) r->element[i] = rStr("");
+    assert_int_equal(statusParse(r, vals), -1);
+    rFree(r);
 }
 
 /* ---- What the Lua scripts assume of proto.def --------------------------
@@ -1381,10 +1574,12 @@ int main(void) {
         cmocka_unit_test(test_settle_args_layout),
         cmocka_unit_test(test_settle_args_ops),
         cmocka_unit_test(test_settle_args_no_obs),
-        cmocka_unit_test(test_settle_args_obs_last),
+        cmocka_unit_test(test_settle_args_obs_latest),
+        cmocka_unit_test(test_settle_args_obs_per_model),
         cmocka_unit_test(test_settle_parse_good),
         cmocka_unit_test(test_settle_parse_bad),
         cmocka_unit_test(test_status_parse),
+        cmocka_unit_test(test_status_classes),
         cmocka_unit_test(test_lua_assumptions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -316,10 +316,31 @@ static admitHead head(long long prices_ver) {
     return h;
 }
 
+/* The model of the tests' jobs unless they name one: class "sonnet-4". */
+#define MODEL "claude-sonnet-4-5"
+#define CLASS "sonnet-4"
+
+/* A state field of class c: "c|name" (static storage, 4 slots). */
+static const char *cfield(const char *c, const char *name) {
+    static char bufs[4][128];
+    static int k;
+    char *out = bufs[k++ & 3];
+    snprintf(out, 128, "%s|%s", c, name);
+    return out;
+}
+
+/* A field of the default class. */
+#define SF(name) cfield(CLASS, name)
+
+static admitJob bjobM(const char *lease, const char *id, const char *model, long long input,
+                      long long max_tokens, long long reserve, const char *prefix) {
+    admitJob j = {lease, id, model, input, max_tokens, reserve, prefix, 0, 0};
+    return j;
+}
+
 static admitJob bjob(const char *lease, const char *id, long long input,
                      long long max_tokens, long long reserve) {
-    admitJob j = {lease, id, input, max_tokens, reserve};
-    return j;
+    return bjobM(lease, id, MODEL, input, max_tokens, reserve, "");
 }
 
 static void runBegin(const admitHead *h, const admitJob *jobs, int n,
@@ -333,6 +354,19 @@ static void runBegin(const admitHead *h, const admitJob *jobs, int n,
     char err[256];
     if (admitParse(r, n, out, res, err, sizeof(err)) != 0) fail_msg("%s", err);
     freeReplyObject(r);
+}
+
+/* One job of model through admission; returns its verdict, value in *val. */
+static admitVerdict admit1M(const char *model, const char *prefix, const char *lease,
+                            const char *id, long long input, long long max_tokens,
+                            long long *val, admitReply *br) {
+    admitHead h = head(0);
+    admitJob j = bjobM(lease, id, model, input, max_tokens, 1, prefix);
+    admitReply tmp;
+    admitResult res;
+    runBegin(&h, &j, 1, br ? br : &tmp, &res);
+    if (val) *val = res.value;
+    return res.verdict;
 }
 
 /* One job through admission; returns its verdict, value in *val. */
@@ -417,16 +451,35 @@ static void craftClaim(const char *prefix, int n, const char *const *ids, long l
     cmd("HSET %s %s %d", KN(CLAIMED), prefix, n);
 }
 
-/* Lease lid admitted (as admit.lua leaves it): inflight, reservation, and
- * the state's reserved / o_inflight. */
+/* A reservation as admit.lua writes it (lib/lease.lua reservation()):
+ * "class,in,out,cost,t_ms,r_cum,i_cum,o_cum,o_done,raw,max_tokens,prefix,
+ * cache_1h,id", with the lease in inflight until exp and the state's
+ * reserved and the class's o_inflight / n_inflight counting it. */
+typedef struct resv {
+    const char *cls;
+    long long in, out, cost, t, r_cum, i_cum, o_cum, o_done, raw, max_tokens;
+    const char *prefix;
+    int cache_1h;
+} resv;
+
+static void craftResv(const char *lid, const char *id, const resv *v, long long exp) {
+    cmd("ZADD %s %lld %s", KN(INFLIGHT), exp, lid);
+    char r[512];
+    snprintf(r, sizeof(r), "%s,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%s,%d,%s",
+             v->cls, v->in, v->out, v->cost, v->t, v->r_cum, v->i_cum, v->o_cum, v->o_done,
+             v->raw, v->max_tokens, v->prefix ? v->prefix : "", v->cache_1h, id);
+    cmd("HSET %s %s %s", KN(RESERV), lid, r);
+    cmd("HINCRBY %s reserved %lld", KN(STATE), v->cost);
+    cmd("HINCRBY %s %s %lld", KN(STATE), cfield(v->cls, "o_inflight"), v->out);
+    cmd("HINCRBY %s %s 1", KN(STATE), cfield(v->cls, "n_inflight"));
+}
+
+/* Lease lid of the default class admitted at now (as admit.lua leaves it):
+ * inflight, reservation, and the state's reserved / o_inflight. */
 static void craftAdmitted(const char *lid, const char *id, long long input,
                           long long output, long long cost, long long exp, long long now) {
-    cmd("ZADD %s %lld %s", KN(INFLIGHT), exp, lid);
-    char r[256];
-    snprintf(r, sizeof(r), "%lld,%lld,%lld,%lld,%s", input, output, cost, now, id);
-    cmd("HSET %s %s %s", KN(RESERV), lid, r);
-    cmd("HINCRBY %s reserved %lld", KN(STATE), cost);
-    cmd("HINCRBY %s o_inflight %lld", KN(STATE), output);
+    resv v = {CLASS, input, output, cost, now, 0, 0, 0, 0, input, output, "", 0};
+    craftResv(lid, id, &v, exp);
 }
 
 /* ---- Settle records ---------------------------------------------------------- */
@@ -512,19 +565,29 @@ static void test_admit_go(void **state) {
     long long v;
     assert_admit(admit1(0, "w:1:1", "a", 100, 50, 777, &v, NULL), ADMIT_GO);
     assert_int_equal(v, 1);                             /* attempt 1 */
+    /* class, in, out, cost, t, r_cum, i_cum, o_cum, o_done, raw,
+     * max_tokens, prefix, cache_1h, id */
     const char *res = hget(KN(RESERV), "w:1:1");
-    assertHas(res, "100,50,777,");
+    assert_int_equal(strncmp(res, "sonnet-4,100,50,777,", 20), 0);
+    assertHas(res, ",1,100,50,0,100,50,,0,a");
     assert_int_equal(strcmp(res + strlen(res) - 2, ",a"), 0);
+    long long t = atoll(res + 20);
+    assertNear(t, now, SLACK_MS, "admitted at");
     assertNear(zscore(KN(INFLIGHT), "w:1:1"), now + 60000, SLACK_MS, "inflight expiry");
     assert_int_equal(hgetN(KN(STATE), "reserved"), 777);
-    assert_int_equal(hgetN(KN(STATE), "o_inflight"), 50);
-    assert_int_equal(hgetN(KN(STATE), "i_since"), 100);
+    assert_int_equal(hgetN(KN(STATE), SF("o_inflight")), 50);
+    assert_int_equal(hgetN(KN(STATE), SF("i_cum")), 100);
+    assert_int_equal(hgetN(KN(STATE), SF("r_cum")), 1);
+    assert_int_equal(hgetN(KN(STATE), SF("o_cum")), 50);
+    assert_int_equal(hgetN(KN(STATE), SF("n_inflight")), 1);
+    assert_string_equal(hget(KN(STATE), "classes"), CLASS);
+    assert_int_equal(hgetN(KN(STATE), "o_inflight"), -1);     /* no global one */
 
     /* A retried job: its attempt number counts the attempts retried. */
     const char *ids2[] = {"b"};
     craftClaim("w:2:", 1, ids2, now + 60000);
     cmd("HSET %s b 2", KN(ATTEMPTS));
-    cmd("HSET %s observed 1", KN(STATE));
+    cmd("HSET %s sonnet-4|observed 1", KN(STATE));
     assert_admit(admit1(0, "w:2:1", "b", 10, 10, 1, &v, NULL), ADMIT_GO);
     assert_int_equal(v, 3);
 }
@@ -542,7 +605,7 @@ static void test_admit_lost(void **state) {
     long long now = redisNow();
     const char *ids[] = {"e"};
     craftClaim("w:8:", 1, ids, now - 1);
-    cmd("HSET %s observed 1", KN(STATE));
+    cmd("HSET %s sonnet-4|observed 1", KN(STATE));
     assert_admit(admit1(0, "w:8:1", "e", 10, 10, 1, &v, NULL), ADMIT_LOST);
     assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
 }
@@ -595,7 +658,7 @@ static void test_admit_long_pause_probe(void **state) {
     long long now = redisNow();
     const char *ids[] = {"a", "b"};
     craftClaim("w:1:", 2, ids, now + 60000);
-    cmd("HSET %s pause_until %lld pause_kind %d pause_reason %s probe_at %lld observed 1",
+    cmd("HSET %s pause_until %lld pause_kind %d pause_reason %s probe_at %lld sonnet-4|observed 1",
         KN(STATE), now + 600000, PAUSE_LONG, "long one", now - 1);
     admitHead h = head(0);
     admitJob j[2] = {bjob("w:1:1", "a", 10, 10, 1), bjob("w:1:2", "b", 10, 10, 1)};
@@ -622,7 +685,7 @@ static void test_admit_wait_ceiling(void **state) {
     const char *ids[] = {"a"};
     craftClaim("w:1:", 1, ids, now + 60000);
     cmd("HSET %s max_in_flight 1", KN(LIMITS));
-    cmd("HSET %s observed 1", KN(STATE));
+    cmd("HSET %s sonnet-4|observed 1", KN(STATE));
     cmd("ZADD %s %lld other:1:1", KN(INFLIGHT), now + 60000);
     long long v;
     admitReply br;
@@ -642,7 +705,7 @@ static void test_admit_budget(void **state) {
     const char *ids[] = {"a", "b"};
     craftClaim("w:1:", 2, ids, now + 60000);
     cmd("HSET %s max_spend_usd 1", KN(LIMITS));
-    cmd("HSET %s spent 999000 observed 1", KN(STATE));
+    cmd("HSET %s spent 999000 sonnet-4|observed 1", KN(STATE));
 
     long long v;
     /* Over the cap with reservations outstanding: wait for them. */
@@ -673,7 +736,7 @@ static void test_admit_noprice(void **state) {
     long long now = redisNow();
     const char *ids[] = {"a"};
     craftClaim("w:1:", 1, ids, now + 60000);
-    cmd("HSET %s observed 1", KN(STATE));
+    cmd("HSET %s sonnet-4|observed 1", KN(STATE));
     cmd("HSET %s max_spend_usd 10", KN(LIMITS));
     long long v;
     assert_admit(admit1(0, "w:1:1", "a", 10, 10, -1, &v, NULL), ADMIT_NOPRICE);
@@ -717,36 +780,51 @@ static void test_admit_prices_ver(void **state) {
 
 /* ============================ the bucket estimate ============================ */
 
+/* The status reply's class c (its fields in cv); fails when absent. */
+static void statusOf(redisReply *r, const char *c, const char **vals, const char **cv) {
+    int n = statusParse(r, vals);
+    if (n < 0) fail_msg("not a status reply");
+    assert_int_equal(atoi(vals[STATUS_classes]), n);
+    for (int k = 0; k < n; k++) {
+        statusClass(r, k, cv);
+        if (!strcmp(cv[CSTATUS_class], c)) return;
+    }
+    fail_msg("class %s not in the status reply", c);
+}
+
 static void test_bucket_estimate(void **state) {
     (void)state;
     long long now = redisNow();
     const char *ids[] = {"a", "b"};
     craftClaim("w:1:", 2, ids, now + 60000);
-    cmd("HSET %s i_lim 60000 i_rem 0 i_at %lld observed 1", KN(STATE), now - 30000);
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1 "
+        "classes sonnet-4", KN(STATE), now - 30000);
 
     /* status: estimate ~30000 (refilled 30 s at 1 token/ms). */
     redisReply *r = script("status", 0, NULL);
-    const char *vals[STATUS_COUNT];
-    assert_int_equal(statusParse(r, vals), 0);
-    long long est = atoll(vals[STATUS_i_estimate]);
+    const char *vals[STATUS_COUNT], *cv[CSTATUS_COUNT];
+    statusOf(r, CLASS, vals, cv);
+    assert_int_equal(statusParse(r, vals), 1);
+    long long est = atoll(cv[CSTATUS_i_estimate]);
     assert_true(est >= 30000 && est <= 30000 + SLACK_MS);
-    assert_string_equal(vals[STATUS_i_limit], "60000");
-    assert_string_equal(vals[STATUS_i_soft_floor], "3000");   /* 5% */
-    assert_string_equal(vals[STATUS_r_estimate], "");        /* not reported */
+    assert_string_equal(cv[CSTATUS_i_limit], "60000");
+    assert_string_equal(cv[CSTATUS_i_soft_floor], "3000");   /* 5% */
+    assert_string_equal(cv[CSTATUS_r_estimate], "");        /* not reported */
     freeReplyObject(r);
 
-    /* need 40000 + soft 3000 - est 30000 = 13000 tokens at 1/ms. */
+    /* need 40000 + soft 3000 - est 30000 = 13000 tokens at 1/ms: the job
+     * waits that long, parked (over 250 ms). */
     long long v;
     admitReply br;
-    assert_admit(admit1(0, "w:1:1", "a", 40000, 10, 1, &v, &br), ADMIT_WAIT);
+    assert_admit(admit1(0, "w:1:1", "a", 40000, 10, 1, &v, &br), ADMIT_PARKED);
     assert_true(v <= 13000 && v >= 13000 - SLACK_MS);
-    assertHas(br.reason, "i bucket");
+    assertHas(br.reason, "input bucket");
 
     /* need 20000 + 3000 <= 30000: goes, and the estimate drops by it. */
     assert_admit(admit1(0, "w:1:2", "b", 20000, 10, 1, &v, NULL), ADMIT_GO);
     r = script("status", 0, NULL);
-    assert_int_equal(statusParse(r, vals), 0);
-    est = atoll(vals[STATUS_i_estimate]);
+    statusOf(r, CLASS, vals, cv);
+    est = atoll(cv[CSTATUS_i_estimate]);
     assert_true(est >= 10000 && est <= 10000 + SLACK_MS);
     freeReplyObject(r);
 }
@@ -754,18 +832,19 @@ static void test_bucket_estimate(void **state) {
 static void test_bucket_wait_rate(void **state) {
     (void)state;
     long long now = redisNow();
-    const char *ids[] = {"a"};
-    craftClaim("w:1:", 1, ids, now + 60000);
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
     /* 120000/min: 2 tokens/ms; est 60000, soft 6000; need 70000 waits
      * (70000 + 6000 - 60000) / 2 = 8000 ms. */
-    cmd("HSET %s i_lim 120000 i_rem 0 i_at %lld observed 1", KN(STATE), now - 30000);
+    cmd("HSET %s sonnet-4|i_lim 120000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1", KN(STATE), now - 30000);
     long long v;
-    assert_admit(admit1(0, "w:1:1", "a", 70000, 10, 1, &v, NULL), ADMIT_WAIT);
+    assert_admit(admit1(0, "w:1:1", "a", 70000, 10, 1, &v, NULL), ADMIT_PARKED);
     assert_true(v <= 8000 && v >= 8000 - SLACK_MS);
 
     /* A need over the whole bucket waits for a full one, not forever:
-     * (120000 - 60000) / 2 = 30000 ms. */
-    assert_admit(admit1(0, "w:1:1", "a", 500000, 10, 1, &v, NULL), ADMIT_WAIT);
+     * (120000 - 60000) / 2 = 30000 ms (not spaced behind the first). */
+    cmd("HDEL %s sonnet-4|park_tail", KN(STATE));
+    assert_admit(admit1(0, "w:1:2", "b", 500000, 10, 1, &v, NULL), ADMIT_PARKED);
     assert_true(v <= 30000 && v >= 30000 - SLACK_MS);
 }
 
@@ -779,11 +858,13 @@ static void test_settle_result(void **state) {
     long long v;
     assert_admit(admit1(0, "w:1:1", "a", 100, 50, 5000, &v, NULL), ADMIT_GO);
     assert_int_equal(hgetN(KN(STATE), "reserved"), 5000);
+    assert_int_equal(hgetN(KN(STATE), SF("o_inflight")), 50);
+    assert_int_equal(hgetN(KN(STATE), SF("n_inflight")), 1);
 
     job j = testJob("a");
     settleRec rec;
     recSuccess(&rec, &j, 1234, 1, NULL);
-    settleItem it = {"w:1:1", "a", &rec};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
     settleVerdict out[1];
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_DONE);
@@ -795,7 +876,9 @@ static void test_settle_result(void **state) {
     freeReplyObject(r);
     assert_int_equal(cmdInt("SISMEMBER %s a", KN(DONE)), 1);
     assert_int_equal(hgetN0(KN(STATE), "reserved"), 0);
-    assert_int_equal(hgetN0(KN(STATE), "o_inflight"), 0);
+    assert_int_equal(hgetN0(KN(STATE), SF("o_inflight")), 0);
+    assert_int_equal(hgetN0(KN(STATE), SF("n_inflight")), 0);
+    assert_int_equal(hgetN(KN(STATE), SF("o_done")), 20);       /* reported */
     assert_int_equal(hgetN(KN(STATE), "spent"), 1234);
     assert_int_equal(cmdInt("HEXISTS %s w:1:1", KN(RESERV)), 0);
     assert_int_equal(zscore(KN(INFLIGHT), "w:1:1"), -1);
@@ -804,13 +887,14 @@ static void test_settle_result(void **state) {
     assert_int_equal(cmdInt("EXISTS %s", listKey("w:1:")), 0);
     assert_int_equal(cmdInt("HEXISTS %s w:1:", KN(CLAIMED)), 0);
     assert_string_equal(hget(KN(STATE), "observed"), "1");
+    assert_string_equal(hget(KN(STATE), SF("observed")), "1");
     recFree(&rec);
 
     /* The same id again on a new lease: refused, nothing written. */
     const char *ids2[] = {"a"};
     craftClaim("w:2:", 1, ids2, now + 60000);
     recSuccess(&rec, &j, 1234, 1, NULL);
-    settleItem it2 = {"w:2:1", "a", &rec};
+    settleItem it2 = {"w:2:1", "a", &rec, MODEL, 0};
     runSettle(&it2, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_DUP);
     assert_int_equal(xlen(), 1);
@@ -824,7 +908,7 @@ static void test_settle_lost(void **state) {
     job j = testJob("a");
     settleRec rec;
     recSuccess(&rec, &j, 1234, 1, NULL);
-    settleItem it = {"w:1:1", "a", &rec};          /* never leased */
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};          /* never leased */
     settleVerdict out[1];
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_LOST);
@@ -852,12 +936,15 @@ static void test_settle_429_short(void **state) {
     job j = testJob("a");
     settleRec rec;
     recFailed(&rec, &j, 429, 5000, 1);
-    settleItem it = {"w:1:1", "a", &rec};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
     settleVerdict out[1];
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_RETRY);
-    assertNear(hgetN(KN(STATE), "pause_until"), now + 5000, SLACK_MS, "pause_until");
-    assert_int_equal(hgetN(KN(STATE), "pause_kind"), PAUSE_SHORT);
+    /* Within max_pause: the class pauses (its buckets unknown: the
+     * retry-after), not the fleet. */
+    assertNear(hgetN(KN(STATE), SF("pause_until")), now + 5000, SLACK_MS, "pause_until");
+    assert_int_equal(hgetN(KN(STATE), SF("pause_kind")), PAUSE_SHORT);
+    assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
     /* An API error costs nothing: the reservation is released. */
     assert_int_equal(hgetN0(KN(STATE), "reserved"), 0);
     assert_int_equal(hgetN0(KN(STATE), "spent"), 0);
@@ -866,20 +953,33 @@ static void test_settle_429_short(void **state) {
     assert_true(due >= now + 5000 && due <= now + 5000 + SLACK_MS);
 
     redisReply *r = script("status", 0, NULL);
-    const char *vals[STATUS_COUNT];
-    assert_int_equal(statusParse(r, vals), 0);
+    const char *vals[STATUS_COUNT], *cv[CSTATUS_COUNT];
+    cmd("HSET %s classes sonnet-4", KN(STATE));
+    freeReplyObject(r);
+    r = script("status", 0, NULL);
+    statusOf(r, CLASS, vals, cv);
     assert_string_equal(vals[STATUS_paused], "1");
     assert_string_equal(vals[STATUS_pause_kind], "short");
+    assertHas(vals[STATUS_pause_reason], "sonnet-4: ");
     assert_string_equal(vals[STATUS_total_r429], "1");
+    assert_string_equal(cv[CSTATUS_paused], "1");
+    assert_string_equal(cv[CSTATUS_pause_kind], "short");
+    assert_string_equal(cv[CSTATUS_r429], "1");
+    assert_string_equal(cv[CSTATUS_requests], "1");
     freeReplyObject(r);
 
-    /* claim refuses while paused. */
+    /* The class's jobs wait while it is paused: claimed (the fleet is not
+     * paused), then parked at admission for the rest of the pause. */
     claimReply cr;
     cmd("LPUSH %s %s", KN(JOBS), rawJob("z"));
     runClaim(4, 60000, "w:3:", &cr);
-    assert_true(cr.wait_ms > 0 && cr.wait_ms <= 5000);
-    assert_int_equal(cr.n, 0);
-    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 1);
+    assert_int_equal(cr.wait_ms, 0);
+    assert_int_equal(cr.n, 1);
+    long long v;
+    assert_admit(admit1(0, "w:3:1", "z", 10, 10, 1, &v, NULL), ADMIT_PARKED);
+    assert_true(v > 0 && v <= 5000);
+    assertNear(v, 5000, SLACK_MS, "parked for the pause");
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
     recFree(&rec);
 }
 
@@ -892,7 +992,7 @@ static void test_settle_429_long(void **state) {
     job j = testJob("a");
     settleRec rec;
     recFailed(&rec, &j, 429, 600000, 1);            /* max_pause 300000 */
-    settleItem it = {"w:1:1", "a", &rec};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
     settleVerdict out[1];
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_RETRY);
@@ -900,6 +1000,7 @@ static void test_settle_429_long(void **state) {
     assert_int_equal(hgetN(KN(STATE), "pause_kind"), PAUSE_LONG);
     assertNear(hgetN(KN(STATE), "probe_at"), now + 10000, SLACK_MS, "probe_at");
     assertHas(hget(KN(STATE), "pause_reason"), "over max_pause");
+    assert_int_equal(hgetN0(KN(STATE), SF("pause_until")), 0);    /* the fleet's */
     recFree(&rec);
 }
 
@@ -913,7 +1014,7 @@ static void test_settle_retry_until_max_attempts(void **state) {
     job j = testJob("a");
     settleRec rec;
     recFailed(&rec, &j, 500, -1, 1);
-    settleItem it = {"w:1:1", "a", &rec};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
     settleVerdict out[1];
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_RETRY);
@@ -931,7 +1032,7 @@ static void test_settle_retry_until_max_attempts(void **state) {
     craftClaim("w:2:", 1, ids2, now + 60000);
     craftAdmitted("w:2:1", "a", 100, 50, 5000, now + 60000, now);
     recFailed(&rec, &j, 500, -1, 2);
-    settleItem it2 = {"w:2:1", "a", &rec};
+    settleItem it2 = {"w:2:1", "a", &rec, MODEL, 0};
     runSettle(&it2, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_DONE);
     assert_int_equal(xlen(), 1);
@@ -960,7 +1061,7 @@ static void test_settle_retry_budget(void **state) {
 
     /* Budget free: retried. */
     recFailed(&rec, &ja, 503, -1, 1);
-    settleItem it = {"w:1:1", "a", &rec};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_RETRY);
     recFree(&rec);
@@ -969,7 +1070,7 @@ static void test_settle_retry_budget(void **state) {
     cmd("DEL %s %s", KN(DELAYED), KN(DELAYEDJOB));
     cmd("ZADD %s %lld x:1:1", KN(RETRYLOG), now - 1000);
     recFailed(&rec, &jb, 503, -1, 1);
-    settleItem it2 = {"w:1:2", "b", &rec};
+    settleItem it2 = {"w:1:2", "b", &rec, MODEL, 0};
     runSettle(&it2, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_DONE);
     assert_int_equal(cmdInt("ZCARD %s", KN(DELAYED)), 0);
@@ -985,7 +1086,8 @@ static void test_settle_retry_budget(void **state) {
 static void test_settle_observation_fenced(void **state) {
     (void)state;
     long long now = redisNow();
-    cmd("HSET %s i_lim 60000 i_rem 10000 i_at %lld observed 1", KN(STATE), now);
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 10000 sonnet-4|i_at %lld sonnet-4|observed 1",
+        KN(STATE), now);
     rlHeaders rl;
     rlInit(&rl);
     rl.input.limit = 80000;
@@ -997,26 +1099,27 @@ static void test_settle_observation_fenced(void **state) {
     /* The answer of a lease that is gone: the bucket stays as it was. */
     recSuccess(&rec, &j, 10, 1, &rl);
     assert_true(rec.has_obs);
-    settleItem it = {"w:9:1", "a", &rec};
+    settleItem it = {"w:9:1", "a", &rec, MODEL, 0};
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_LOST);
-    assert_int_equal(hgetN(KN(STATE), "i_lim"), 60000);
-    assert_int_equal(hgetN(KN(STATE), "i_rem"), 10000);
-    assert_int_equal(hgetN(KN(STATE), "i_at"), now);
+    assert_int_equal(hgetN(KN(STATE), SF("i_lim")), 60000);
+    assert_int_equal(hgetN(KN(STATE), SF("i_rem")), 10000);
+    assert_int_equal(hgetN(KN(STATE), SF("i_at")), now);
     recFree(&rec);
 
     /* The same answer from a held lease is the new observation (the
      * prediction clamped to the header's +-500). */
     const char *ids[] = {"a"};
     craftClaim("w:1:", 1, ids, now + 60000);
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
     recSuccess(&rec, &j, 10, 1, &rl);
-    settleItem it2 = {"w:1:1", "a", &rec};
+    settleItem it2 = {"w:1:1", "a", &rec, MODEL, 0};
     runSettle(&it2, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_DONE);
-    assert_int_equal(hgetN(KN(STATE), "i_lim"), 80000);
-    long long rem = hgetN(KN(STATE), "i_rem");
+    assert_int_equal(hgetN(KN(STATE), SF("i_lim")), 80000);
+    long long rem = hgetN(KN(STATE), SF("i_rem"));
     assert_true(rem >= 69500 && rem <= 70500);
-    assert_true(hgetN(KN(STATE), "i_at") >= now);
+    assert_true(hgetN(KN(STATE), SF("i_at")) >= now);
     recFree(&rec);
 }
 
@@ -1029,7 +1132,7 @@ static void test_settle_claims_freed_slots(void **state) {
     job j = testJob("a");
     settleRec rec;
     recSuccess(&rec, &j, 10, 1, NULL);
-    settleItem it = {"w:1:1", "a", &rec};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
     settleVerdict out[1];
     claimReply cr;
     runSettle(&it, 1, out, 1, "w:2:", &cr);
@@ -1080,12 +1183,15 @@ static void test_pause_operator(void **state) {
     admitReply br;
     assert_admit(admit1(0, "w:2:1", "b", 10, 10, 1, &v, &br), ADMIT_WAIT);
     assert_string_equal(br.reason, "maintenance");
+    /* Whatever the class. */
+    assert_admit(admit1M("claude-haiku-4-5", "", "w:2:1", "b", 10, 10, &v, &br), ADMIT_WAIT);
+    assert_string_equal(br.reason, "maintenance");
 
     /* A 429 meanwhile neither shortens nor replaces it. */
     job j = testJob("a");
     settleRec rec;
     recFailed(&rec, &j, 429, 5000, 1);
-    settleItem it = {"w:1:1", "a", &rec};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
     settleVerdict out[1];
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_RETRY);
@@ -1099,7 +1205,8 @@ static void test_pause_operator(void **state) {
     assert_int_equal(was, 1);
     assert_int_equal(stopped, 0);
     assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
-    assert_admit(admit1(0, "w:2:1", "b", 10, 10, 1, &v, NULL), ADMIT_GO);
+    /* (The 429 paused sonnet-4 for 5 s: a job of another class goes.) */
+    assert_admit(admit1M("claude-haiku-4-5", "", "w:2:1", "b", 10, 10, &v, NULL), ADMIT_GO);
 }
 
 static void test_pause_resume_budget_stopped(void **state) {
@@ -1242,7 +1349,8 @@ static void test_reap_expired(void **state) {
     assert_int_equal(hgetN(KN(LOST), "b"), -1);
     assert_int_equal(hgetN(KN(STATE), "spent"), 5007);
     assert_int_equal(hgetN(KN(STATE), "reserved"), 3000);
-    assert_int_equal(hgetN(KN(STATE), "o_inflight"), 40);
+    assert_int_equal(hgetN(KN(STATE), SF("o_inflight")), 40);
+    assert_int_equal(hgetN(KN(STATE), SF("n_inflight")), 1);
     assert_int_equal(zscore(KN(LEASES), "w:1:1"), -1);
     assert_int_equal(zscore(KN(INFLIGHT), "w:1:1"), -1);
     assert_int_equal(cmdInt("HEXISTS %s w:1:1", KN(RESERV)), 0);
@@ -1254,7 +1362,7 @@ static void test_reap_expired(void **state) {
     job j = testJob("a");
     settleRec rec;
     recSuccess(&rec, &j, 10, 1, NULL);
-    settleItem it = {"w:1:1", "a", &rec};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
     settleVerdict out[1];
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_LOST);

@@ -24,9 +24,9 @@
 #
 # The JSON line: workload, headers, rule, who, jobs, ok, failed, unique
 # (result ids), bucket (the binding one), used (its steady-state use, % of
-# limit/60: the least-squares slope of tokens served over the window from
-# WL_SKIP s after the initial full bucket is spent to WL_TAIL s before the
-# last request), secs (that window), requests, r429, r429_pct (whole run),
+# the window's refill, see wl_metrics),
+# secs (the window), drawdown (the level's fall over it), requests, r429,
+# r429_pct (whole run),
 # secs429 (seconds of the window with a 429: time at the hard floor),
 # hard_floor_hits, est_err_pct (the input estimate's error after warm-up,
 # per the fleet's status), and per workload: alone_s / mixed_s (Haiku's
@@ -118,27 +118,36 @@ wl_params() {
     esac
 }
 
-# wl_metrics STATS_JSON: the steady-window figures of column WL_COL.
+# wl_metrics STATS_JSON: the steady-window figures of column WL_COL. The
+# bucket's level is simulated from the fake's own count (full at the first
+# request, + limit/60 a second up to the limit, - what it served); the
+# window runs from WL_SKIP s after the level first falls to 15 % of the
+# limit (the initial bucket spent) to WL_TAIL s before the last request.
+# used = what was served in the window, less any drawdown of the level over
+# it, as a share of the window's refill: 100 % means every token that
+# refilled was used; a level built up (or refill lost to a full bucket)
+# counts against it; a reserve drawn down does not count for it.
 wl_metrics() {
     jq -c --argjson cap "$WL_CAP" --argjson skip "$WL_SKIP" --argjson tail "$WL_TAIL" "
         def v: $WL_COL;
-        def slope(\$v): (\$v | length) as \$n
-            | if \$n < 2 then 0 else
-              (reduce \$v[] as \$x ({c: 0, a: []}; .c += \$x | .a += [.c]) | .a) as \$c
-              | ((\$n - 1) / 2) as \$xm | (\$c | add / \$n) as \$cm
-              | ([range(0; \$n) | (. - \$xm) * (\$c[.] - \$cm)] | add)
-                / ([range(0; \$n) | (. - \$xm) * (. - \$xm)] | add) end;
         (.series | sort_by(.t)) as \$s
         | (\$s | map({key: (.t | tostring), value: .}) | from_entries) as \$by
         | (\$s | map(select(.requests > 0) | .t)) as \$rt
         | (\$rt | min) as \$t0 | (\$rt | max) as \$tl
-        | (reduce \$s[] as \$x ({c: 0, t: null};
-            if .t == null then (.c += (\$x | v)) | (if \$cap > 0 and .c >= \$cap then .t = \$x.t else . end)
-            else . end) | .t // \$t0) as \$tb
+        | (\$cap / 60) as \$rate
+        | (reduce range(\$t0; \$tl + 1) as \$t ({l: \$cap, tb: null, lv: {}};
+            .lv[\$t | tostring] = .l
+            | ((\$by[\$t | tostring] // {}) | v // 0) as \$x
+            | .l = ([.l + \$rate, \$cap] | min) - \$x
+            | if .tb == null and \$cap > 0 and .l <= 0.15 * \$cap then .tb = \$t else . end)) as \$sim
+        | (\$sim.tb // \$t0) as \$tb
         | (\$tb + \$skip + 1) as \$ts | (\$tl - \$tail) as \$te | (\$te - \$ts) as \$secs
-        | [range(\$ts; \$te) | (\$by[tostring] // {requests: 0, r429: 0, classes: {}}) ] as \$w
-        | {used: (if \$cap > 0 and \$secs > 1 then 100 * slope([\$w[] | v]) / (\$cap / 60) else null end),
-           secs: \$secs, secs429: ([\$w[] | select(.r429 > 0)] | length),
+        | ([range(\$ts; \$te) | ((\$by[tostring] // {}) | v // 0)] | add // 0) as \$sw
+        | ((\$sim.lv[\$ts | tostring] // 0) - (\$sim.lv[\$te | tostring] // 0)) as \$draw
+        | [range(\$ts; \$te) | (\$by[tostring] // {r429: 0})] as \$w
+        | {used: (if \$cap > 0 and \$secs > 1
+                  then 100 * ([\$sw, \$sw - \$draw] | min) / (\$rate * \$secs) else null end),
+           secs: \$secs, drawdown: \$draw, secs429: ([\$w[] | select(.r429 > 0)] | length),
            requests: .requests_total, r429: (.status[\"429\"] // 0),
            r429_pct: (if .requests_total > 0 then 100 * (.status[\"429\"] // 0) / .requests_total else 0 end),
            run_s: (\$tl - \$t0 + 1)}" "$1"

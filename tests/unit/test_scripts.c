@@ -545,6 +545,66 @@ static void recFailed(settleRec *r, const job *j, long status, long long retry_a
     recAttempt(r, &o, &none, -1, &c, 500000);
 }
 
+/* A 200's RESULT record with this usage (cost 10 micro-USD). */
+static void recSuccessUse(settleRec *r, const job *j, long long in, long long out,
+                          long long cw, long long cr, const rlHeaders *rl) {
+    recCtx c = {"tw", 1, 120};
+    outcome o = okOutcome(in, out);
+    o.use.cache_creation_input_tokens = cw;
+    o.use.cache_read_input_tokens = cr;
+    rlHeaders none;
+    rlInit(&none);
+    memset(r, 0, sizeof(r[0]));
+    recOk(r, j, BODY, strlen(BODY), &o, &c);
+    recAttempt(r, &o, rl ? rl : &none, 10, &c, 500000);
+}
+
+/* n jobs on leases PREFIX1..n, each admitted with reservation v (t: now),
+ * all answered 200 with this usage, settled in one call. */
+#define MAXB 16
+static void settleOks(const char *prefix, int n, resv v, long long in, long long out,
+                      long long cw, long long cr) {
+    static char idb[MAXB][32], lidb[MAXB][64];
+    const char *ids[MAXB];
+    settleRec *rs = calloc(MAXB, sizeof(*rs));
+    settleItem items[MAXB];
+    settleVerdict res[MAXB];
+    assert_non_null(rs);
+    assert_true(n <= MAXB);
+    long long now = redisNow();
+    if (!v.t) v.t = now;
+    for (int i = 0; i < n; i++) {
+        snprintf(idb[i], sizeof(idb[i]), "%s%d", prefix, i + 1);
+        snprintf(lidb[i], sizeof(lidb[i]), "%s%d", prefix, i + 1);
+        ids[i] = idb[i];
+    }
+    craftClaim(prefix, n, ids, now + 60000);
+    for (int i = 0; i < n; i++) {
+        craftResv(lidb[i], ids[i], &v, now + 60000);
+        job j = testJob(ids[i]);
+        recSuccessUse(&rs[i], &j, in, out, cw, cr, NULL);
+        items[i] = (settleItem){lidb[i], ids[i], &rs[i], MODEL, i};
+    }
+    runSettle(items, n, res, 0, NULL, NULL);
+    for (int i = 0; i < n; i++) {
+        assert_settled(res[i], SETTLED_DONE);
+        recFree(&rs[i]);
+    }
+    free(rs);
+}
+
+/* A state field as a double; -1 when absent. */
+static double hgetD(const char *key, const char *field) {
+    const char *s = hget(key, field);
+    return *s ? atof(s) : -1;
+}
+
+/* Sleep ms milliseconds. */
+static void sleepMs(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
 static long long xlen(void) { return cmdInt("XLEN %s", KN(RESULTS)); }
 
 /* ---- Per test ---------------------------------------------------------------- */
@@ -1475,6 +1535,575 @@ static void test_prices(void **state) {
     assert_string_equal(hget(KN(STATE), "prices_ver"), "2");
 }
 
+/* ============================ the token model ================================ */
+
+/* Each class has its own buckets: a sonnet job waits for sonnet's, a haiku
+ * job of the same batch goes on haiku's; a class's pause is its own. */
+static void test_class_buckets_independent(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"s", "h", "s2", "h2"};
+    craftClaim("w:1:", 4, ids, now + 60000);
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1 "
+        "haiku-4|i_lim 60000 haiku-4|i_rem 60000 haiku-4|i_at %lld haiku-4|observed 1",
+        KN(STATE), now, now);
+    admitHead h = head(0);
+    admitJob j[2] = {bjob("w:1:1", "s", 1000, 10, 1),
+                     bjobM("w:1:2", "h", "claude-haiku-4-5", 1000, 10, 1, "")};
+    admitReply br;
+    admitResult res[2];
+    runBegin(&h, j, 2, &br, res);
+    /* sonnet: (1000 + soft 3000 - 0) at 1 token/ms. */
+    assert_admit(res[0].verdict, ADMIT_PARKED);
+    assertNear(res[0].value, 4000, SLACK_MS, "sonnet's wait");
+    assert_admit(res[1].verdict, ADMIT_GO);
+    assertHas(br.reason, "sonnet-4: ");
+    assert_int_equal(hgetN(KN(STATE), "haiku-4|i_cum"), 1000);
+    assert_int_equal(hgetN(KN(STATE), "haiku-4|n_inflight"), 1);
+    assert_int_equal(hgetN(KN(STATE), SF("i_cum")), -1);          /* nothing charged */
+    assert_int_equal(hgetN0(KN(STATE), SF("n_inflight")), 0);
+    assert_int_equal(strncmp(hget(KN(RESERV), "w:1:2"), "haiku-4,1000,", 13), 0);
+    assert_true(zscore(KN(PARKED), "w:1:1") > 0);
+    assert_int_equal(zscore(KN(PARKED), "w:1:2"), -1);
+    const char *cl = hget(KN(STATE), "classes");
+    assertHas(cl, "sonnet-4");
+    assertHas(cl, "haiku-4");
+
+    /* A haiku pause holds haiku's jobs, not sonnet's (bucket now full). */
+    cmd("HSET %s haiku-4|pause_until %lld haiku-4|pause_kind %d haiku-4|pause_reason x "
+        "sonnet-4|i_rem 60000 sonnet-4|park_tail 0", KN(STATE), now + 5000, PAUSE_SHORT);
+    admitJob j2[2] = {bjobM("w:1:4", "h2", "claude-haiku-4-5", 1000, 10, 1, ""),
+                      bjob("w:1:3", "s2", 1000, 10, 1)};
+    runBegin(&h, j2, 2, &br, res);
+    assert_admit(res[0].verdict, ADMIT_PARKED);
+    assertNear(res[0].value, 5000, SLACK_MS, "haiku's pause");
+    assert_admit(res[1].verdict, ADMIT_GO);
+    assert_int_equal(hgetN(KN(STATE), SF("i_cum")), 1000);
+    assert_int_equal(hgetN(KN(STATE), "haiku-4|i_cum"), 1000);
+}
+
+/* model_classes overrides the built-in map; a model it does not know is a
+ * class of its own. */
+static void test_class_override(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b", "c", "d", "e"};
+    craftClaim("w:1:", 5, ids, now + 60000);
+    cmd("HSET %s model_classes claude-haiku-4-5=sonnet-4,acme-x=haiku-4", KN(LIMITS));
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1 "
+        "haiku-4|observed 1 opus-4|observed 1", KN(STATE), now);
+    long long v;
+    /* claude-haiku-4-5 counts as sonnet-4 here: its empty bucket. */
+    assert_admit(admit1M("claude-haiku-4-5", "", "w:1:1", "a", 1000, 10, &v, NULL),
+                 ADMIT_PARKED);
+    assertNear(v, 4000, SLACK_MS, "the overridden class's wait");
+    /* acme-x counts as haiku-4. */
+    assert_admit(admit1M("acme-x", "", "w:1:2", "b", 700, 10, &v, NULL), ADMIT_GO);
+    assert_int_equal(strncmp(hget(KN(RESERV), "w:1:2"), "haiku-4,700,", 12), 0);
+    assert_int_equal(hgetN(KN(STATE), "haiku-4|i_cum"), 700);
+    /* The built-in map: claude-opus-4-1 is opus-4. */
+    assert_admit(admit1M("claude-opus-4-1", "", "w:1:3", "c", 300, 10, &v, NULL), ADMIT_GO);
+    assert_int_equal(strncmp(hget(KN(RESERV), "w:1:3"), "opus-4,300,", 11), 0);
+
+    /* Without the override, claude-haiku-4-5 is haiku-4 again. */
+    cmd("HDEL %s model_classes", KN(LIMITS));
+    assert_admit(admit1M("claude-haiku-4-5", "", "w:1:4", "d", 1000, 10, &v, NULL), ADMIT_GO);
+    assert_int_equal(strncmp(hget(KN(RESERV), "w:1:4"), "haiku-4,1000,", 13), 0);
+    assert_int_equal(hgetN(KN(STATE), "haiku-4|i_cum"), 1700);
+    assert_int_equal(hgetN(KN(STATE), SF("i_cum")), -1);
+}
+
+/* PARKED: the job leaves its lease for parked / parkedjob; claim brings it
+ * back when due, not before. */
+static void test_parked_claimed_back(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    /* est 3000 at 1 token/ms: need 1000 + soft 3000 waits ~1000 ms. */
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 3000 sonnet-4|i_at %lld "
+        "sonnet-4|observed 1", KN(STATE), now);
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 1000, 10, 1, &v, NULL), ADMIT_PARKED);
+    assert_true(v > 250 && v <= 1000);
+    assert_int_equal(zscore(KN(LEASES), "w:1:1"), -1);          /* lease ended */
+    assert_true(zscore(KN(LEASES), "w:1:2") > 0);
+    assert_int_equal(hgetN(KN(CLAIMED), "w:1:"), 1);
+    assertNear(zscore(KN(PARKED), "w:1:1"), now + v, SLACK_MS, "due");
+    assert_string_equal(hget(KN(PARKEDJOB), "w:1:1"), rawJob("a"));
+    assert_int_equal(cmdInt("HEXISTS %s w:1:1", KN(RESERV)), 0);
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
+    assert_int_equal(hgetN(KN(STATE), SF("i_cum")), -1);
+    redisReply *r = script("status", 0, NULL);
+    const char *vals[STATUS_COUNT];
+    assert_true(statusParse(r, vals) >= 0);
+    assert_string_equal(vals[STATUS_parked], "1");
+    freeReplyObject(r);
+    /* Its lease is gone: admitting it again is LOST. */
+    assert_admit(admit1(0, "w:1:1", "a", 1000, 10, 1, &v, NULL), ADMIT_LOST);
+
+    /* Not due yet: claim leaves it. */
+    claimReply cr;
+    runClaim(1, 30000, "w:2:", &cr);
+    assert_int_equal(cr.n, 0);
+    assert_true(zscore(KN(PARKED), "w:1:1") > 0);
+
+    /* Due: back in the queue's consuming end, claimed. */
+    sleepMs(1100);
+    runClaim(1, 30000, "w:3:", &cr);
+    assert_int_equal(cr.n, 1);
+    r = cmdR("LRANGE %s 0 -1", listKey("w:3:"));
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, rawJob("a"));
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 0);
+    assert_int_equal(cmdInt("HLEN %s", KN(PARKEDJOB)), 0);
+}
+
+/* Due parked jobs come back before the queue, the earliest due first, as
+ * many as the claim takes. */
+static void test_parked_oldest_due_first(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("q"));
+    cmd("ZADD %s %lld p:1:1 %lld p:1:2 %lld p:1:3", KN(PARKED), now - 1000, now - 2000,
+        now + 60000);
+    cmd("HSET %s p:1:1 %s p:1:2 %s p:1:3 %s", KN(PARKEDJOB), rawJob("old"), rawJob("older"),
+        rawJob("later"));
+    claimReply cr;
+    runClaim(1, 30000, "w:1:", &cr);
+    assert_int_equal(cr.n, 1);
+    redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:1:"));
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, rawJob("older"));
+    freeReplyObject(r);
+    assert_int_equal(zscore(KN(PARKED), "p:1:2"), -1);
+    assert_true(zscore(KN(PARKED), "p:1:1") > 0);
+
+    runClaim(5, 30000, "w:2:", &cr);
+    assert_int_equal(cr.n, 2);
+    r = cmdR("LRANGE %s 0 -1", listKey("w:2:"));
+    assert_int_equal(r->elements, 2);
+    assert_string_equal(r->element[0]->str, rawJob("old"));
+    assert_string_equal(r->element[1]->str, rawJob("q"));
+    freeReplyObject(r);
+    /* The one not due stays. */
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 1);
+    assert_true(zscore(KN(PARKED), "p:1:3") > 0);
+    assert_string_equal(hget(KN(PARKEDJOB), "p:1:3"), rawJob("later"));
+    assert_int_equal(cmdInt("HLEN %s", KN(PARKEDJOB)), 1);
+}
+
+/* A class's waiting jobs are spaced by the refill their needs take, never
+ * more than 2 s past their own wait. */
+static void test_parked_spacing(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b", "c", "d"};
+    craftClaim("w:1:", 4, ids, now + 60000);
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1",
+        KN(STATE), now);
+    admitHead h = head(0);
+    /* Each needs 1500 at 1 token/ms: 1500 ms of refill. */
+    admitJob j[3] = {bjob("w:1:1", "a", 1500, 10, 1), bjob("w:1:2", "b", 1500, 10, 1),
+                     bjob("w:1:3", "c", 1500, 10, 1)};
+    admitReply br;
+    admitResult res[3];
+    runBegin(&h, j, 3, &br, res);
+    for (int i = 0; i < 3; i++) assert_admit(res[i].verdict, ADMIT_PARKED);
+    assertNear(res[0].value, 4500, SLACK_MS, "own wait (1500 + 3000 soft)");
+    assertNear(res[1].value - res[0].value, 1500, 2, "second behind the first");
+    /* The third would be 3 s past its own wait: 2 s at most. */
+    assertNear(res[2].value - res[0].value, 2000, 2, "third capped at 2 s");
+    assertNear(zscore(KN(PARKED), "w:1:2") - zscore(KN(PARKED), "w:1:1"), 1500, 2,
+               "parked due times");
+    assertNear(zscore(KN(PARKED), "w:1:3") - zscore(KN(PARKED), "w:1:1"), 2000, 2,
+               "parked due times (capped)");
+    /* The tail: behind the third. */
+    assertNear(hgetN(KN(STATE), SF("park_tail")), now + 8000, SLACK_MS, "park_tail");
+
+    /* A later call: behind the stored tail, capped likewise. */
+    long long v;
+    assert_admit(admit1(0, "w:1:4", "d", 1500, 10, 1, &v, NULL), ADMIT_PARKED);
+    assertNear(zscore(KN(PARKED), "w:1:4"), now + 4500 + 2000, SLACK_MS, "capped at 2 s");
+}
+
+/* settle for one 200 on lease lid (job id) with these input headers. */
+static void settleObs(const char *lid, const char *id, long long lim, long long rem,
+                      long long reset_ms) {
+    rlHeaders rl;
+    rlInit(&rl);
+    rl.input = (rlBucket){lim, rem, reset_ms};
+    job j = testJob(id);
+    settleRec rec;
+    recSuccessUse(&rec, &j, 100, 20, 0, 0, &rl);
+    assert_true(rec.has_obs);
+    settleItem it = {lid, id, &rec, MODEL, 1};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_DONE);
+    recFree(&rec);
+}
+
+/* A wait of the class of 250 ms or less is a WAIT: the job keeps its
+ * lease. */
+static void test_short_wait_not_parked(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    /* est 3900: need 1000 + soft 3000 waits ~100 ms. */
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 3900 sonnet-4|i_at %lld "
+        "sonnet-4|observed 1", KN(STATE), now);
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 1000, 10, 1, &v, NULL), ADMIT_WAIT);
+    assert_true(v > 0 && v <= 100);
+    assert_true(zscore(KN(LEASES), "w:1:1") > 0);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 0);
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
+}
+
+/* One observation per model in a batch: each class takes its own. */
+static void test_observe_per_class(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"s", "h"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    resv vs = {CLASS, 100, 50, 5, now, 1, 0, 0, 0, 100, 50, "", 0};
+    resv vh = {"haiku-4", 100, 50, 5, now, 1, 0, 0, 0, 100, 50, "", 0};
+    craftResv("w:1:1", "s", &vs, now + 60000);
+    craftResv("w:1:2", "h", &vh, now + 60000);
+    rlHeaders rs, rh;
+    rlInit(&rs);
+    rlInit(&rh);
+    rs.input = (rlBucket){60000, 20000, now + 40000};
+    rh.input = (rlBucket){90000, 50000, now + 40000};
+    job js = testJob("s"), jh = testJob("h");
+    snprintf(jh.model, sizeof(jh.model), "claude-haiku-4-5");
+    settleRec rec[2];
+    recSuccessUse(&rec[0], &js, 100, 20, 0, 0, &rs);
+    recSuccessUse(&rec[1], &jh, 100, 20, 0, 0, &rh);
+    settleItem it[2] = {{"w:1:1", "s", &rec[0], MODEL, 1},
+                        {"w:1:2", "h", &rec[1], "claude-haiku-4-5", 2}};
+    settleVerdict out[2];
+    runSettle(it, 2, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_DONE);
+    assert_settled(out[1], SETTLED_DONE);
+    assert_int_equal(hgetN(KN(STATE), SF("i_lim")), 60000);
+    assertNear(hgetN(KN(STATE), SF("i_rem")), 20000, 500, "sonnet's");
+    assert_int_equal(hgetN(KN(STATE), "haiku-4|i_lim"), 90000);
+    assertNear(hgetN(KN(STATE), "haiku-4|i_rem"), 50000, 500, "haiku's");
+    assert_string_equal(hget(KN(STATE), "haiku-4|observed"), "1");
+    recFree(&rec[0]);
+    recFree(&rec[1]);
+}
+
+/* A 429 that says the spend limit is reached pauses the fleet, long. */
+static void test_429_spend_limit(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
+    job j = testJob("a");
+    settleRec rec;
+    recCtx c = {"tw", 1, 80};
+    outcome o = errOutcome(429, 1000);
+    o.spend_limit = 1;
+    rlHeaders none;
+    rlInit(&none);
+    memset(&rec, 0, sizeof(rec));
+    recError(&rec, &j, o.error_type, o.error_message, 429, &c);
+    rec.op = OP_FAILED;
+    recAttempt(&rec, &o, &none, -1, &c, 500000);
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_int_equal(hgetN(KN(STATE), "pause_kind"), PAUSE_LONG);
+    assertNear(hgetN(KN(STATE), "pause_until"), now + 300000, SLACK_MS, "max_pause");
+    assertHas(hget(KN(STATE), "pause_reason"), "spend limit");
+    assert_int_equal(hgetN0(KN(STATE), SF("pause_until")), 0);
+    recFree(&rec);
+}
+
+/* The +-500 rounding clamp, plus the time between crafting and settling. */
+#define OBS_TOL (500 + SLACK_MS)
+
+/* The observation keeps the lower of: rem + refill since the request's
+ * admission - charged since; rem. Within the +-500 rounding clamp. One
+ * admitted before the class's obs_t is ignored. */
+static void test_observe_lower_reading(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b", "c", "d"};
+    craftClaim("w:1:", 4, ids, now + 60000);
+    /* The prediction says ~40000 (i_cum = i_base); i_cum 100000 now. */
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 40000 sonnet-4|i_at %lld "
+        "sonnet-4|i_cum 100000 sonnet-4|i_base 100000 sonnet-4|observed 1", KN(STATE), now);
+
+    /* Admitted 10 s ago at i_cum 75000: 25000 charged since. rem 30000:
+     * at admission 30000 + 10000 - 25000 = 15000 < 30000. */
+    resv v = {CLASS, 100, 50, 5, now - 10000, 1, 75000, 0, 0, 100, 50, "", 0};
+    craftResv("w:1:1", "a", &v, now + 60000);
+    settleObs("w:1:1", "a", 60000, 30000, now + 30000);
+    assertNear(hgetN(KN(STATE), SF("i_rem")), 15000, OBS_TOL, "kept: the admission reading");
+    assert_int_equal(hgetN(KN(STATE), SF("i_lim")), 60000);
+    assert_int_equal(hgetN(KN(STATE), SF("i_base")), 100000);
+    assertNear(hgetN(KN(STATE), SF("i_at")), now, SLACK_MS, "i_at");
+    assert_int_equal(hgetN(KN(STATE), SF("obs_t")), now - 10000);
+
+    /* Admitted 10 s ago at i_cum 98000: 2000 charged since. rem 20000:
+     * at admission 20000 + 10000 - 2000 = 28000 > 20000. */
+    cmd("HSET %s sonnet-4|i_rem 40000 sonnet-4|i_at %lld sonnet-4|i_base 100000 "
+        "sonnet-4|obs_t 0", KN(STATE), now);
+    resv v2 = {CLASS, 100, 50, 5, now - 10000, 1, 98000, 0, 0, 100, 50, "", 0};
+    craftResv("w:1:2", "b", &v2, now + 60000);
+    settleObs("w:1:2", "b", 60000, 20000, now + 30000);
+    assertNear(hgetN(KN(STATE), SF("i_rem")), 20000, OBS_TOL, "kept: the answer's reading");
+
+    /* The observation in force came from a request admitted 5 s ago: one
+     * admitted 10 s ago is older, ignored. */
+    cmd("HSET %s sonnet-4|i_rem 40000 sonnet-4|i_at %lld sonnet-4|obs_t %lld", KN(STATE),
+        now - 1, now - 5000);
+    resv v3 = {CLASS, 100, 50, 5, now - 10000, 1, 100000, 0, 0, 100, 50, "", 0};
+    craftResv("w:1:3", "c", &v3, now + 60000);
+    settleObs("w:1:3", "c", 80000, 5000, now + 30000);
+    assert_int_equal(hgetN(KN(STATE), SF("i_lim")), 60000);
+    assert_int_equal(hgetN(KN(STATE), SF("i_rem")), 40000);
+    assert_int_equal(hgetN(KN(STATE), SF("i_at")), now - 1);
+    assert_int_equal(hgetN(KN(STATE), SF("obs_t")), now - 5000);
+    /* One admitted after it counts. */
+    resv v4 = {CLASS, 100, 50, 5, now - 1000, 1, 100000, 0, 0, 100, 50, "", 0};
+    craftResv("w:1:4", "d", &v4, now + 60000);
+    settleObs("w:1:4", "d", 80000, 5000, now + 30000);
+    assert_int_equal(hgetN(KN(STATE), SF("i_lim")), 80000);
+    assertNear(hgetN(KN(STATE), SF("i_rem")), 5000, OBS_TOL, "taken");
+    assert_int_equal(hgetN(KN(STATE), SF("obs_t")), now - 1000);
+}
+
+/* Under the hard floor the class pauses until refilled to the soft floor,
+ * (soft - observed) / (lim / 60000) ms, not until the reset. */
+static void test_hard_floor_refill(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    cmd("HSET %s hard_token_floor 10%% soft_token_floor 20%%", KN(LIMITS));
+    cmd("HSET %s sonnet-4|i_lim 120000 sonnet-4|i_rem 50000 sonnet-4|i_at %lld "
+        "sonnet-4|observed 1", KN(STATE), now);
+    resv v = {CLASS, 100, 50, 5, now - 1000, 1, 0, 0, 0, 100, 50, "", 0};
+    craftResv("w:1:1", "a", &v, now + 60000);
+    /* rem 2000 < hard 12000: (soft 24000 - 2000) / 2 per ms = 11000 ms;
+     * the reset is 55 s away. */
+    settleObs("w:1:1", "a", 120000, 2000, now + 55000);
+    assertNear(hgetN(KN(STATE), SF("pause_until")), now + 11000, SLACK_MS, "hard floor pause");
+    assert_int_equal(hgetN(KN(STATE), SF("pause_kind")), PAUSE_SHORT);
+    assertHas(hget(KN(STATE), SF("pause_reason")), "hard floor");
+    assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);      /* the class's only */
+    assert_int_equal(hgetN(KN(STATS), "hard_floor_hits"), 1);
+    long long w;
+    assert_admit(admit1(0, "w:1:2", "b", 10, 10, 1, &w, NULL), ADMIT_PARKED);
+    assertNear(w, 11000, SLACK_MS, "parked for the pause");
+}
+
+/* A 429 within max_pause pauses the class until its buckets refill to the
+ * soft floor, or for retry-after when that is longer. */
+static void test_429_class_pause(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    /* Buckets full: the retry-after (2 s) counts. */
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 60000 sonnet-4|i_at %lld "
+        "sonnet-4|observed 1", KN(STATE), now);
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
+    job j = testJob("a");
+    settleRec rec;
+    recFailed(&rec, &j, 429, 2000, 1);
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_RETRY);
+    assertNear(hgetN(KN(STATE), SF("pause_until")), now + 2000, SLACK_MS, "retry-after pause");
+    assert_int_equal(hgetN(KN(STATE), SF("pause_kind")), PAUSE_SHORT);
+    assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
+    assert_int_equal(hgetN(KN(STATS), SF("r429")), 1);
+    recFree(&rec);
+
+    /* No retry-after, the input bucket at 0: until refilled to the soft
+     * floor (10%: 6000 tokens at 1 per ms). */
+    cmd("DEL %s", KN(STATE));
+    cmd("HSET %s soft_token_floor 10%%", KN(LIMITS));
+    now = redisNow();
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld "
+        "sonnet-4|observed 1", KN(STATE), now);
+    craftAdmitted("w:1:2", "b", 100, 50, 5000, now + 60000, now);
+    job jb = testJob("b");
+    recFailed(&rec, &jb, 429, -1, 1);
+    settleItem it2 = {"w:1:2", "b", &rec, MODEL, 0};
+    runSettle(&it2, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_RETRY);
+    assertNear(hgetN(KN(STATE), SF("pause_until")), now + 6000, SLACK_MS, "refill pause");
+    assert_int_equal(hgetN(KN(STATE), SF("pause_kind")), PAUSE_SHORT);
+    assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
+    recFree(&rec);
+}
+
+/* 50 answers with actual input = 2 x the worker's estimate: calibration
+ * ~2, and admission charges ~2 x raw. */
+static void test_calibration(void **state) {
+    (void)state;
+    resv v = {CLASS, 1000, 100, 5, 0, 1, 0, 0, 0, 1000, 100, "", 0};
+    char pre[16];
+    for (int b = 0; b < 5; b++) {
+        snprintf(pre, sizeof(pre), "c:%d:", b);
+        settleOks(pre, 10, v, 2000, 10, 0, 0);
+    }
+    assertNear((long long)(hgetD(KN(STATE), SF("cal")) * 1000), 2000, 20, "cal x1000");
+    assert_int_equal(hgetN(KN(STATE), SF("ncal")), 50);
+    cmd("HSET %s classes sonnet-4", KN(STATE));
+    redisReply *r = script("status", 0, NULL);
+    const char *vals[STATUS_COUNT], *cv[CSTATUS_COUNT];
+    statusOf(r, CLASS, vals, cv);
+    assert_string_equal(cv[CSTATUS_input_calibration], "2.000");
+    freeReplyObject(r);
+
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    long long i0 = hgetN0(KN(STATE), SF("i_cum")), w;
+    assert_admit(admit1(0, "w:1:1", "a", 1000, 10, 1, &w, NULL), ADMIT_GO);
+    assertNear(hgetN0(KN(STATE), SF("i_cum")) - i0, 2000, 20, "charged ~2 x raw");
+    assert_int_equal(strncmp(hget(KN(RESERV), "w:1:1"), "sonnet-4,2000,", 14), 0);
+}
+
+/* Output ~10 % of max_tokens: admission charges about that share under
+ * 'actual', max_tokens under 'reserve'. */
+static void test_output_quantile(void **state) {
+    (void)state;
+    resv v = {CLASS, 100, 1000, 5, 0, 1, 0, 0, 0, 100, 1000, "", 0};
+    settleOks("q:1:", 10, v, 100, 100, 0, 0);
+    settleOks("q:2:", 10, v, 100, 100, 0, 0);
+    double oq = hgetD(KN(STATE), SF("oq"));
+    if (oq < 0.09 || oq > 0.13) fail_msg("oq %f, expected ~0.1", oq);
+    assert_int_equal(hgetN0(KN(STATE), SF("o_inflight")), 0);
+
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    long long w;
+    assert_admit(admit1(0, "w:1:1", "a", 100, 1000, 1, &w, NULL), ADMIT_GO);
+    long long o = hgetN0(KN(STATE), SF("o_inflight"));
+    if (o < 100 || o > 130) fail_msg("o_inflight %lld, expected ~100 (10%% of 1000)", o);
+    cmd("HSET %s output_rule reserve", KN(LIMITS));
+    assert_admit(admit1(0, "w:1:2", "b", 100, 1000, 1, &w, NULL), ADMIT_GO);
+    assert_int_equal(hgetN0(KN(STATE), SF("o_inflight")) - o, 1000);
+    assert_int_equal(strncmp(hget(KN(RESERV), "w:1:2"), "sonnet-4,100,1000,", 18), 0);
+}
+
+/* A prefix the API reported cached is recorded with its TTL; admission
+ * then charges only the uncached input. */
+static void test_cached_prefix(void **state) {
+    (void)state;
+    long long now = redisNow();
+    resv v = {CLASS, 8100, 50, 5, 0, 1, 0, 0, 0, 8100, 50, "P", 0};
+    settleOks("k:1:", 1, v, 100, 10, 0, 8000);
+    char tokS[32];
+    long long exp = 0;
+    const char *c = hget(KN(CACHE), "P");
+    if (sscanf(c, "%31[^,],%lld", tokS, &exp) != 2) fail_msg("cache P is \"%s\"", c);
+    assert_string_equal(tokS, "8000");
+    assertNear(exp, now + 300000, SLACK_MS, "5-minute TTL");
+
+    /* A 1-hour cache: written 5000, kept an hour. */
+    resv v1 = {CLASS, 5100, 50, 5, 0, 1, 0, 0, 0, 5100, 50, "Q", 1};
+    settleOks("k:2:", 1, v1, 100, 10, 5000, 0);
+    c = hget(KN(CACHE), "Q");
+    if (sscanf(c, "%31[^,],%lld", tokS, &exp) != 2) fail_msg("cache Q is \"%s\"", c);
+    assert_string_equal(tokS, "5000");
+    assertNear(exp, now + 3600000, SLACK_MS, "1-hour TTL");
+
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    long long i0 = hgetN0(KN(STATE), SF("i_cum")), w;
+    assert_admit(admit1M(MODEL, "P", "w:1:1", "a", 8100, 10, &w, NULL), ADMIT_GO);
+    assertNear(hgetN0(KN(STATE), SF("i_cum")) - i0, 100, 5, "uncached input only");
+    assert_int_equal(strncmp(hget(KN(RESERV), "w:1:1"), "sonnet-4,100,", 13), 0);
+
+    /* An expired entry does not count. */
+    cmd("HSET %s R 8000,%lld", KN(CACHE), now - 1);
+    i0 = hgetN0(KN(STATE), SF("i_cum"));
+    assert_admit(admit1M(MODEL, "R", "w:1:2", "b", 8100, 10, &w, NULL), ADMIT_GO);
+    assertNear(hgetN0(KN(STATE), SF("i_cum")) - i0, 8100, 5, "all of it");
+}
+
+/* A need over a bucket's limit is capped at the limit: the job goes when
+ * the bucket is full, charged the limit. */
+static void test_need_capped(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    /* 10000/min: 1/6 token per ms; 9000 left: 6000 ms to full. */
+    cmd("HSET %s sonnet-4|i_lim 10000 sonnet-4|i_rem 9000 sonnet-4|i_at %lld "
+        "sonnet-4|observed 1", KN(STATE), now);
+    long long w;
+    assert_admit(admit1(0, "w:1:1", "a", 50000, 10, 1, &w, NULL), ADMIT_PARKED);
+    assertNear(w, 6000, SLACK_MS, "waits for a full bucket");
+
+    /* Full: goes, charged 10000. */
+    cmd("HSET %s sonnet-4|i_rem 10000 sonnet-4|park_tail 0", KN(STATE));
+    assert_admit(admit1(0, "w:1:2", "b", 50000, 10, 1, &w, NULL), ADMIT_GO);
+    assert_int_equal(hgetN(KN(STATE), SF("i_cum")), 10000);
+    assert_int_equal(strncmp(hget(KN(RESERV), "w:1:2"), "sonnet-4,10000,", 15), 0);
+}
+
+/* status: the fixed fields, then per class its own. */
+static void test_status_classes(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("HSET %s class_max_in_flight sonnet-4=7", KN(LIMITS));
+    cmd("HSET %s classes sonnet-4,haiku-4 sonnet-4|i_lim 60000 sonnet-4|i_rem 30000 "
+        "sonnet-4|i_at %lld sonnet-4|n_inflight 2 sonnet-4|cal 1.5 sonnet-4|oq 0.25 "
+        "haiku-4|pause_until %lld haiku-4|pause_kind %d haiku-4|pause_reason slow",
+        KN(STATE), now, now + 5000, PAUSE_SHORT);
+    cmd("HSET %s sonnet-4|requests 5 sonnet-4|r429 2 sonnet-4|est_n 4 "
+        "sonnet-4|est_err_ppm 400000", KN(STATS));
+    cmd("ZADD %s %lld p:1:1", KN(PARKED), now + 5000);
+    redisReply *r = script("status", 0, NULL);
+    const char *vals[STATUS_COUNT], *cv[CSTATUS_COUNT];
+    assert_int_equal(statusParse(r, vals), 2);
+    assert_string_equal(vals[STATUS_classes], "2");
+    assert_string_equal(vals[STATUS_parked], "1");
+    /* The fleet is not paused, the longest class pause shows. */
+    assert_string_equal(vals[STATUS_paused], "1");
+    assertHas(vals[STATUS_pause_reason], "haiku-4: slow");
+    statusOf(r, CLASS, vals, cv);
+    assert_string_equal(cv[CSTATUS_in_flight], "2");
+    assert_string_equal(cv[CSTATUS_ceiling], "7");
+    assertNear(atoll(cv[CSTATUS_i_estimate]), 30000, SLACK_MS, "i_estimate");
+    assert_string_equal(cv[CSTATUS_i_limit], "60000");
+    assert_string_equal(cv[CSTATUS_i_soft_floor], "3000");
+    assert_string_equal(cv[CSTATUS_i_hard_floor], "0");
+    assert_string_equal(cv[CSTATUS_o_limit], "");
+    assert_string_equal(cv[CSTATUS_paused], "0");
+    assert_string_equal(cv[CSTATUS_input_calibration], "1.500");
+    assert_string_equal(cv[CSTATUS_output_quantile], "0.250");
+    assert_string_equal(cv[CSTATUS_estimate_error_pct], "10.0");
+    assert_string_equal(cv[CSTATUS_requests], "5");
+    assert_string_equal(cv[CSTATUS_r429], "2");
+    statusOf(r, "haiku-4", vals, cv);
+    assert_string_equal(cv[CSTATUS_paused], "1");
+    assert_string_equal(cv[CSTATUS_pause_kind], "short");
+    assert_string_equal(cv[CSTATUS_pause_reason], "slow");
+    assertNear(atoll(cv[CSTATUS_pause_until_ms]), now + 5000, SLACK_MS, "pause_until_ms");
+    assert_string_equal(cv[CSTATUS_in_flight], "0");
+    assert_string_equal(cv[CSTATUS_ceiling], "");
+    assert_string_equal(cv[CSTATUS_i_limit], "");
+    assert_string_equal(cv[CSTATUS_input_calibration], "1.000");
+    freeReplyObject(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_admit_go, flush),
@@ -1506,6 +2135,22 @@ int main(void) {
         cmocka_unit_test_setup(test_limits, flush),
         cmocka_unit_test_setup(test_purge, flush),
         cmocka_unit_test_setup(test_prices, flush),
+        cmocka_unit_test_setup(test_class_buckets_independent, flush),
+        cmocka_unit_test_setup(test_class_override, flush),
+        cmocka_unit_test_setup(test_parked_claimed_back, flush),
+        cmocka_unit_test_setup(test_parked_oldest_due_first, flush),
+        cmocka_unit_test_setup(test_parked_spacing, flush),
+        cmocka_unit_test_setup(test_short_wait_not_parked, flush),
+        cmocka_unit_test_setup(test_observe_per_class, flush),
+        cmocka_unit_test_setup(test_429_spend_limit, flush),
+        cmocka_unit_test_setup(test_observe_lower_reading, flush),
+        cmocka_unit_test_setup(test_hard_floor_refill, flush),
+        cmocka_unit_test_setup(test_429_class_pause, flush),
+        cmocka_unit_test_setup(test_calibration, flush),
+        cmocka_unit_test_setup(test_output_quantile, flush),
+        cmocka_unit_test_setup(test_cached_prefix, flush),
+        cmocka_unit_test_setup(test_need_capped, flush),
+        cmocka_unit_test_setup(test_status_classes, flush),
     };
     return cmocka_run_group_tests(tests, groupSetup, groupTeardown);
 }

@@ -1671,27 +1671,31 @@ static void test_parked_oldest_due_first(void **state) {
     cmd("HSET %s p:1:1 %s p:1:2 %s p:1:3 %s", KN(PARKEDJOB), rawJob("old"), rawJob("older"),
         rawJob("later"));
     claimReply cr;
-    runClaim(1, 30000, "w:1:", &cr);
-    assert_int_equal(cr.n, 1);
+    runClaim(5, 30000, "w:1:", &cr);
+    assert_int_equal(cr.n, 3);
     redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:1:"));
-    assert_int_equal(r->elements, 1);
+    assert_int_equal(r->elements, 3);
     assert_string_equal(r->element[0]->str, rawJob("older"));
-    freeReplyObject(r);
-    assert_int_equal(zscore(KN(PARKED), "p:1:2"), -1);
-    assert_true(zscore(KN(PARKED), "p:1:1") > 0);
-
-    runClaim(5, 30000, "w:2:", &cr);
-    assert_int_equal(cr.n, 2);
-    r = cmdR("LRANGE %s 0 -1", listKey("w:2:"));
-    assert_int_equal(r->elements, 2);
-    assert_string_equal(r->element[0]->str, rawJob("old"));
-    assert_string_equal(r->element[1]->str, rawJob("q"));
+    assert_string_equal(r->element[1]->str, rawJob("old"));
+    assert_string_equal(r->element[2]->str, rawJob("q"));
     freeReplyObject(r);
     /* The one not due stays. */
     assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 1);
     assert_true(zscore(KN(PARKED), "p:1:3") > 0);
     assert_string_equal(hget(KN(PARKEDJOB), "p:1:3"), rawJob("later"));
     assert_int_equal(cmdInt("HLEN %s", KN(PARKEDJOB)), 1);
+
+    /* A claim of one takes the earliest due, the other stays parked. */
+    cmd("ZADD %s %lld p:2:1 %lld p:2:2", KN(PARKED), now - 1000, now - 2000);
+    cmd("HSET %s p:2:1 %s p:2:2 %s", KN(PARKEDJOB), rawJob("old"), rawJob("older"));
+    runClaim(1, 30000, "w:2:", &cr);
+    assert_int_equal(cr.n, 1);
+    r = cmdR("LRANGE %s 0 -1", listKey("w:2:"));
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, rawJob("older"));
+    freeReplyObject(r);
+    assert_int_equal(zscore(KN(PARKED), "p:2:2"), -1);
+    assert_true(zscore(KN(PARKED), "p:2:1") > 0);
 }
 
 /* A class's waiting jobs are spaced by the refill their needs take, never

@@ -79,13 +79,13 @@ local function bucketObserve(obs, tAdm, cumA, cur, set, now, rule)
             end
             set[b .. '_lim'], set[b .. '_rem'], set[b .. '_at'] = lim, keep, now
             set[(b == 'o' and rule == 'actual') and 'o_base' or b .. '_base'] = spentNow
-            seen[b] = {lim, m}
+            seen[b] = {lim, rem}
         end
     end
     return seen
 end
 
--- The hard floor: a token bucket observed under hard_token_floor stops the
+-- The hard floor: a token bucket reported under hard_token_floor stops the
 -- class until it has refilled to the soft floor at the limit's rate (not
 -- until the reset header, which is the time of a full bucket). Returns the
 -- number of hits.

@@ -36,12 +36,15 @@ if not p then
         end
     end
 end
-put('paused', p and 1 or 0)
-if p then
-    put('pause_until_ms', now + p.left)
-    put('pause_reason', p.reason)
-    put('pause_kind', PAUSE_NAME[p.kind] or 'short')
+-- A pause's four fields through putf.
+local function putPause(putf, pz)
+    putf('paused', pz and 1 or 0)
+    if not pz then return end
+    putf('pause_until_ms', now + pz.left)
+    putf('pause_reason', pz.reason)
+    putf('pause_kind', PAUSE_NAME[pz.kind] or 'short')
 end
+putPause(put, p)
 put('spent_usd', string.format('%.6f', (tonumber(st.spent) or 0) / 1e6))
 put('reserved_usd', string.format('%.6f', (tonumber(st.reserved) or 0) / 1e6))
 put('max_spend_usd', l.max_spend_usd)
@@ -78,13 +81,7 @@ for _, c in ipairs(classes) do
             cput(b .. '_hard_floor', math.floor(floorOf(l.hard_token_floor, lim)))
         end
     end
-    local cp = pauseNow(st, now, c)
-    cput('paused', cp and 1 or 0)
-    if cp then
-        cput('pause_until_ms', now + cp.left)
-        cput('pause_reason', cp.reason)
-        cput('pause_kind', PAUSE_NAME[cp.kind] or 'short')
-    end
+    putPause(cput, pauseNow(st, now, c))
     cput('input_calibration', string.format('%.3f', tonumber(st[cf(c, 'cal')]) or 1))
     cput('output_quantile', string.format('%.3f', tonumber(st[cf(c, 'oq')]) or 1))
     local en = tonumber(stats[cf(c, 'est_n')]) or 0

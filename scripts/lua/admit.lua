@@ -87,6 +87,12 @@ local function classState(c)
          ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0}
     k.tail0 = k.tail
     k.probeDue = k.pause and k.pause.probe
+    -- The reservations' admission snapshot: the class's charge counters as
+    -- this call found them (so the call's own charges count as charged
+    -- after each of its requests: conservative by one batch).
+    k.snap = nowS .. ',' .. istr(tonumber(get('r_cum')) or 0) .. ',' ..
+             istr(tonumber(get('i_cum')) or 0) .. ',' .. istr(tonumber(get('o_cum')) or 0) ..
+             ',' .. istr(k.o_done)
     for _, b in ipairs(BUCKETS) do
         k.est[b], k.lim[b] = bucketEstimate(st, c, b, now, rule)
         k.soft[b] = 0
@@ -209,11 +215,13 @@ local function go(n, a, k, need, res, val)
     end
     k.n = k.n + 1
     hres[#hres + 1] = lid
-    hres[#hres + 1] = table.concat({k.c, need.i, need.o, resS, nowS,
-        string.format('%d', k.cum.r + k.add.r), string.format('%d', k.cum.i + k.add.i),
-        string.format('%d', k.cum.o + k.add.o), string.format('%d', k.o_done),
-        ARGV[a + AJ.INPUT], ARGV[a + AJ.MAX_TOKENS], ARGV[a + AJ.PREFIX],
-        ARGV[a + AJ.CACHE_1H], id}, ',')
+    -- Numbers become strings only where they differ from the caller's.
+    local rawS, mtS = ARGV[a + AJ.INPUT], ARGV[a + AJ.MAX_TOKENS]
+    local inS = need.i == tonumber(rawS) and rawS or istr(need.i)
+    local outS = need.o == tonumber(mtS) and mtS or istr(need.o)
+    hres[#hres + 1] = k.c .. ',' .. inS .. ',' .. outS .. ',' .. resS .. ',' .. k.snap ..
+        ',' .. rawS .. ',' .. mtS .. ',' .. ARGV[a + AJ.PREFIX] .. ',' ..
+        ARGV[a + AJ.CACHE_1H] .. ',' .. id
     reserved = reserved + res
     inflight = inflight + 1
     return val

@@ -69,8 +69,9 @@ local function cls(c)
     local function g(f) return tonumber(st[cf(c, f)]) end
     k = {c = c, d = {o_inflight = 0, n_inflight = 0, o_done = 0}, s = {},
          v = {cal = g('cal') or 1, ncal = g('ncal') or 0, on = g('on') or 0,
-              oh = ohParse(st[cf(c, 'oh')]), ei = g('ewma_in'), eo = g('ewma_out')},
-         P = pauseOpen(st, set, c), probeLease = st[cf(c, 'probe_lease')]}
+              oq = g('oq') or 1, omax = g('omax') or 0, ei = g('ewma_in'), eo = g('ewma_out')},
+         P = pauseOpen(st, set, c), probeLease = st[cf(c, 'probe_lease')],
+         nreq = 0, n429 = 0, est_n = 0, est_err = 0}
     CL[c] = k
     return k
 end
@@ -117,8 +118,8 @@ local function learn(k, a, r)
     if not r then return end
     local err = classLearn(v, r.raw, it + cw + cr, ot, r.max_tokens)
     if err then
-        stat(cf(k.c, 'est_n'), 1)
-        stat(cf(k.c, 'est_err_ppm'), math.floor(err * 1e6))
+        k.est_n = k.est_n + 1
+        k.est_err = k.est_err + err
     end
     if r.prefix ~= '' and cw + cr > 0 then
         local ttl = r.cache_1h and 3600000 or 300000
@@ -141,12 +142,12 @@ local function account(lid, a, r)
     local k = r and cls(r.class)
     if k then
         if answered then k.s.observed = 1 end
-        stat(cf(k.c, 'requests'), 1)
+        k.nreq = k.nreq + 1
     end
 
     if status == '429' then
         stat('r429', 1)
-        if k then stat(cf(k.c, 'r429'), 1) end
+        if k then k.n429 = k.n429 + 1 end
         local ra = num(ARGV[a + ATT.RETRY_AFTER_MS]) or -1
         if ARGV[a + ATT.SPEND_LIMIT] == '1' then
             pauseRaise(P, now, now + maxPause, 'spend limit: the API answered 429 ' ..
@@ -176,6 +177,7 @@ end
 
 -- Observation g (ARGV from o) of the batch, for record n's class.
 local function observe(o, n, r)
+    reservationSnap(r)
     local k = cls(r.class)
     local objT = curOf(k)('obs_t') or 0
     if r.t < objT then return end       -- one admitted later is in force
@@ -353,11 +355,13 @@ if #unreserve > 0 then bulk('HDEL', K.reserv, unreserve, 1); bulk('ZREM', K.infl
 for k, n in pairs(dState) do incr(K.state, k, n) end
 for c, k in pairs(CL) do
     for f, n in pairs(k.d) do incr(K.state, cf(c, f), n) end
+    stat(cf(c, 'requests'), k.nreq)
+    stat(cf(c, 'r429'), k.n429)
+    stat(cf(c, 'est_n'), k.est_n)
+    stat(cf(c, 'est_err_ppm'), k.est_err * 1e6)
     local v = k.v
-    if v.on ~= (tonumber(st[cf(c, 'on')]) or 0) then
-        k.s.oh, k.s.on, k.s.oq = ohFormat(v.oh), v.on, classQuantile(v)
-    end
-    k.s.cal, k.s.ncal = v.cal, v.ncal
+    if v.on ~= (tonumber(st[cf(c, 'on')]) or 0) then k.s.on, k.s.oq, k.s.omax = v.on, v.oq, v.omax end
+    if v.ncal ~= (tonumber(st[cf(c, 'ncal')]) or 0) then k.s.cal, k.s.ncal = v.cal, v.ncal end
     if v.ei then k.s.ewma_in, k.s.ewma_out = v.ei, v.eo end
     for f, x in pairs(k.s) do set[cf(c, f)] = x end
 end

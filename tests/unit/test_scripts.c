@@ -625,11 +625,12 @@ static void test_admit_go(void **state) {
     long long v;
     assert_admit(admit1(0, "w:1:1", "a", 100, 50, 777, &v, NULL), ADMIT_GO);
     assert_int_equal(v, 1);                             /* attempt 1 */
-    /* class, in, out, cost, t, r_cum, i_cum, o_cum, o_done, raw,
-     * max_tokens, prefix, cache_1h, id */
+    /* class, in, out, cost, t, r_cum, i_cum, o_cum, o_done (as the call
+     * found them: before its own charges), raw, max_tokens, prefix,
+     * cache_1h, id */
     const char *res = hget(KN(RESERV), "w:1:1");
     assert_int_equal(strncmp(res, "sonnet-4,100,50,777,", 20), 0);
-    assertHas(res, ",1,100,50,0,100,50,,0,a");
+    assertHas(res, ",0,0,0,0,100,50,,0,a");
     assert_int_equal(strcmp(res + strlen(res) - 2, ",a"), 0);
     long long t = atoll(res + 20);
     assertNear(t, now, SLACK_MS, "admitted at");

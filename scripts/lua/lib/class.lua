@@ -55,22 +55,26 @@ end
 
 -- Learn from an answer: the input calibration (actual prompt tokens over
 -- the worker's estimate: a running mean over the first answers, then an
--- EWMA) and the output's share of max_tokens, in a decaying histogram of
--- quarter-octave buckets (bucket i holds x in (2^-(i+1)/4, 2^-i/4]; the
--- last one everything smaller), from which classQuantile takes the
--- OUTPUT_Q quantile. v holds the class's values {cal, ncal, oh (the
--- histogram), on (answers in it)}; returns the estimate's relative error
--- before this answer (nil while warming up).
+-- EWMA) and the OUTPUT_Q quantile of output / max_tokens, oq: over the
+-- first OQ_WARM answers it moves from 1 (the worst case) to the largest
+-- share seen (omax) as they come in, then a stochastic-quantile
+-- step in the log domain (up by e^(0.5 x OUTPUT_Q) when an answer is
+-- above it, down by e^(-0.5 x (1 - OUTPUT_Q)) otherwise: it settles
+-- where OUTPUT_Q of the answers are below). v holds the class's values
+-- {cal, ncal, oq, on, omax}; returns
+-- the estimate's relative error before this answer (nil while warming up).
 local OUTPUT_Q = 0.95
-local OH_N = 48                         -- down to 2^-12 of max_tokens
-local OH_DECAY = 0.99                   -- per answer: half-life ~70 answers
+local OQ_WARM = 20
+local OQ_UP = math.exp(0.5 * OUTPUT_Q)          -- a step of 0.5 in the log
+local OQ_DOWN = math.exp(-0.5 * (1 - OUTPUT_Q))
 local CAL_WARM = 50
+local mabs = math.abs
 local function classLearn(v, raw, actual, out, maxTokens)
     local err = nil
     if raw > 0 and actual > 0 then
         local r = actual / raw
         if r < 0.1 then r = 0.1 elseif r > 10 then r = 10 end
-        if v.ncal >= CAL_WARM then err = math.abs(raw * v.cal - actual) / actual end
+        if v.ncal >= CAL_WARM then err = mabs(raw * v.cal - actual) / actual end
         local w = 1 / (v.ncal + 1)
         if w < 0.05 then w = 0.05 end
         v.cal = v.cal + (r - v.cal) * w
@@ -78,43 +82,13 @@ local function classLearn(v, raw, actual, out, maxTokens)
     end
     if maxTokens > 0 and out >= 0 then
         local x = out / maxTokens
-        local i = OH_N - 1
-        if x > 0 then i = math.floor(-4 * math.log(x) / math.log(2)) end
-        if i < 0 then i = 0 elseif i >= OH_N then i = OH_N - 1 end
-        for j = 1, OH_N do v.oh[j] = (v.oh[j] or 0) * OH_DECAY end
-        v.oh[i + 1] = v.oh[i + 1] + 1
-        v.on = (v.on or 0) + 1
+        v.on = v.on + 1
+        if v.on <= OQ_WARM then
+            if x > v.omax then v.omax = x end
+            v.oq = v.omax + (1 - v.omax) * (1 - v.on / OQ_WARM)
+        elseif x > v.oq then v.oq = v.oq * OQ_UP
+        else v.oq = v.oq * OQ_DOWN end
+        if v.oq > 1 then v.oq = 1 elseif v.oq < 0.001 then v.oq = 0.001 end
     end
     return err
-end
-
--- The histogram from its state field ("c1,c2,...") and back.
-local function ohParse(s)
-    local h = {}
-    for x in string.gmatch(s or '', '[^,]+') do h[#h + 1] = tonumber(x) or 0 end
-    for j = #h + 1, OH_N do h[j] = 0 end
-    return h
-end
-local function ohFormat(h)
-    local t = {}
-    for j = 1, OH_N do t[j] = string.format('%.3f', h[j]) end
-    return table.concat(t, ',')
-end
-
--- The OUTPUT_Q quantile of output / max_tokens (the upper edge of its
--- bucket); 1 (the worst case) until OH_MIN answers are in. Under
--- OH_MIN / (1 - OUTPUT_Q) answers it is their maximum.
-local OH_MIN = 5
-local function classQuantile(v)
-    if (v.on or 0) < OH_MIN then return 1 end
-    local total = 0
-    for j = 1, OH_N do total = total + v.oh[j] end
-    local allow = (1 - OUTPUT_Q) * total
-    if v.on < OH_MIN / (1 - OUTPUT_Q) then allow = 0 end
-    local above = 0
-    for j = 1, OH_N do
-        above = above + v.oh[j]
-        if above > allow + 1e-9 then return 2 ^ (-(j - 1) / 4) end
-    end
-    return 2 ^ (-OH_N / 4)
 end

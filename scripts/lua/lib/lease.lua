@@ -38,21 +38,31 @@ end
 -- "class,in,out,cost,t_ms,r_cum,i_cum,o_cum,o_done,raw,max_tokens,prefix,
 -- cache_1h,id": the model class; the tokens charged to the input and output
 -- buckets and the worst-case cost (micro-USD) reserved; when it was admitted
--- and the class's charge counters (o_done: output reported) right after;
+-- and the class's charge counters (o_done: output reported) as the
+-- admission call found them (its batch counts as charged after it);
 -- the worker's raw input estimate, max_tokens, the prompt prefix hash and
 -- its 1-hour flag (for learning); the job id (last: it may hold commas).
--- Returns a table, or nil for a string in another format.
-local RES_PAT = '^([^,]*),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),' ..
-                '(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),([^,]*),(%d),(.*)$'
+-- Returns a table, or nil for a string in another format; the admission
+-- snapshot (t_ms and the counters) stays a string until reservationSnap
+-- reads it (only an observed record needs it).
+local RES_PAT = '^([^,]*),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+,%-?%d+,%-?%d+,%-?%d+,%-?%d+),' ..
+                '(%-?%d+),(%-?%d+),([^,]*),(%d),(.*)$'
 local function reservation(s)
-    local c, i, o, cost, t, rc, ic, oc, od, raw, mt, px, h1, id = string.match(s, RES_PAT)
+    local c, i, o, cost, snap, raw, mt, px, h1, id = string.match(s, RES_PAT)
     if not c then return nil end
     cost = tonumber(cost)
     if cost < 0 then cost = 0 end
-    return {class = c, i = tonumber(i), o = tonumber(o), cost = cost, t = tonumber(t),
-            cum = {r = tonumber(rc), i = tonumber(ic), o = tonumber(oc)},
-            o_done = tonumber(od), raw = tonumber(raw), max_tokens = tonumber(mt),
-            prefix = px, cache_1h = h1 == '1', id = id}
+    return {class = c, i = tonumber(i), o = tonumber(o), cost = cost, snap = snap,
+            raw = tonumber(raw), max_tokens = tonumber(mt), prefix = px,
+            cache_1h = h1 == '1', id = id}
+end
+
+-- The admission snapshot of a reservation: t (ms), cum {r, i, o}, o_done.
+local function reservationSnap(r)
+    local t, rc, ic, oc, od = string.match(r.snap, '^(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+)$')
+    r.t, r.o_done = tonumber(t), tonumber(od)
+    r.cum = {r = tonumber(rc), i = tonumber(ic), o = tonumber(oc)}
+    return r
 end
 
 -- In flight across the fleet: admitted leases not yet expired.

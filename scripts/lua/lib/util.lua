@@ -29,6 +29,13 @@ local function loadHash(key)
     return h
 end
 
+-- A whole number as a string, never "1e+15" (Lua's own tostring is exact
+-- below 1e14 and cheaper than string.format).
+local function istr(x)
+    if x < 1e14 and x > -1e14 then return tostring(x) end
+    return string.format('%d', x)
+end
+
 -- A number from an argument or field; nil for nil or "".
 local function num(s)
     if s == nil or s == '' then return nil end

@@ -227,6 +227,45 @@ local function go(n, a, k, need, res, val)
     return val
 end
 
+-- The spend cap's verdict on a reservation of res micro-USD: nil (it
+-- fits), NOPRICE, WAIT (it may fit once the requests in flight settle:
+-- reservations are worst cases) or BUDGET (the fleet stops: one
+-- budget_exceeded entry marks it).
+local function spendVerdict(res)
+    if not cap then return nil end
+    if res < 0 then return ADMIT.NOPRICE, 0 end
+    if spent + reserved + res > cap and reserved > 0 then
+        reason = 'spend: waiting for in-flight reservations to settle'
+        return ADMIT.WAIT, shortWait(inflight)
+    end
+    if spent + res <= cap then return nil end
+    if st.budget_cap ~= l.max_spend_usd then
+        st.budget_cap = l.max_spend_usd
+        rcall('HSET', K.state, 'budget_cap', l.max_spend_usd)
+        rcall('XADD', K.results, '*', 'status', 'budget_exceeded',
+              'max_spend_usd', l.max_spend_usd,
+              'spent_usd', string.format('%.6f', spent / 1e6),
+              'reserved_usd', string.format('%.6f', reserved / 1e6))
+    end
+    return ADMIT.BUDGET, 0
+end
+
+-- How long class k's buckets need to hold need over the soft floor (0:
+-- they do now), and which bucket says so.
+local function paceWait(k, need)
+    local wait, why = 0, nil
+    for _, b in ipairs(BUCKETS) do
+        if k.est[b] then
+            local w = bucketWait(k.est[b], k.lim[b], need[b], k.soft[b])
+            if w > wait then
+                wait = w
+                why = k.c .. ': pacing, ' .. BUCKET_NAME[b] .. ' bucket under the soft floor'
+            end
+        end
+    end
+    return wait, why
+end
+
 -- The verdict for job n (its arguments from a).
 local function decide(n, a)
     if not leased[n] or tonumber(leased[n]) <= now then
@@ -271,24 +310,8 @@ local function decide(n, a)
         return ADMIT.WAIT, math.ceil(w)
     end
     local res = tonumber(ARGV[a + AJ.RESERVE])
-    if cap and res < 0 then return ADMIT.NOPRICE, 0 end
-    if cap and spent + reserved + res > cap and reserved > 0 then
-        -- It may fit once the requests in flight settle (reservations are
-        -- worst cases): wait for them, do not stop yet.
-        reason = 'spend: waiting for in-flight reservations to settle'
-        return ADMIT.WAIT, shortWait(inflight)
-    end
-    if cap and spent + res > cap then
-        if st.budget_cap ~= l.max_spend_usd then
-            st.budget_cap = l.max_spend_usd
-            rcall('HSET', K.state, 'budget_cap', l.max_spend_usd)
-            rcall('XADD', K.results, '*', 'status', 'budget_exceeded',
-                  'max_spend_usd', l.max_spend_usd,
-                  'spent_usd', string.format('%.6f', spent / 1e6),
-                  'reserved_usd', string.format('%.6f', reserved / 1e6))
-        end
-        return ADMIT.BUDGET, 0
-    end
+    local code, val = spendVerdict(res)
+    if code then return code, val end
     if inflight >= ceiling then
         reason = 'in flight at the ceiling (' .. ceiling .. ')'
         return ADMIT.WAIT, shortWait(ceiling)
@@ -298,16 +321,7 @@ local function decide(n, a)
         return ADMIT.WAIT, shortWait(k.ceiling)
     end
     local need = needs(k, a)
-    local wait, why = 0, nil
-    for _, b in ipairs(BUCKETS) do
-        if k.est[b] then
-            local w = bucketWait(k.est[b], k.lim[b], need[b], k.soft[b])
-            if w > wait then
-                wait = w
-                why = k.c .. ': pacing, ' .. BUCKET_NAME[b] .. ' bucket under the soft floor'
-            end
-        end
-    end
+    local wait, why = paceWait(k, need)
     if wait > 0 then return classWait(n, k, wait, need, why) end
     -- attempt number: failed attempts retried + deliveries lost + 1
     local att = (tonumber(atts[n]) or 0) + lost + 1
@@ -316,7 +330,7 @@ local function decide(n, a)
         -- workers died. Give up instead of sending again.
         return ADMIT.POISON, att - 1
     end
-    local code = ADMIT.GO
+    code = ADMIT.GO
     if suspect then code, solo = ADMIT.GO_ALONE, SOLO.RUNS end
     local probe = nil
     if probeDue then probe, probeDue = pz, false

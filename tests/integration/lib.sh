@@ -74,6 +74,13 @@ warm_up() {
     wait_until 30 results_at_least "${1:-default}" $((before + 1))
 }
 
+# queued_count [FLEET]: jobs waiting anywhere but a lease: the queue, parked
+# (their class made them wait) and delayed (retries).
+queued_count() {
+    local k="llmfleet:{${1:-default}}"
+    echo $(( $(rcli LLEN "$k:jobs") + $(rcli ZCARD "$k:parked") + $(rcli ZCARD "$k:delayed") ))
+}
+
 # results_count FLEET: entries in the results stream.
 results_count() { rcli XLEN "llmfleet:{${1:-default}}:results"; }
 

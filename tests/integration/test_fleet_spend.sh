@@ -24,7 +24,7 @@ check "spent $spent <= cap" test "$spent" -le 50000
 check "served $served <= cap" test "$served" -le 50000
 check "the cap was nearly used (spent >= 80 %)" test "$spent" -ge 40000
 okn=$(jq -r 'select(.status == "ok") | .id' "$T/r.jsonl" | wc -l)
-eq "no job lost: ok + queued = all" "$n" "$(( okn + $(rcli LLEN 'llmfleet:{default}:jobs') ))"
+eq "no job lost: ok + queued (or parked) = all" "$n" "$(( okn + $(queued_count) ))"
 check "status shows the stop" sh -c "lf() { \"$BIN/llmfleet\" \"\$@\"; }; \"$BIN/llmfleet\" status --redis-url $REDIS_URL | grep -q 'STOPPED at the cap'"
 
 lf limits set max_spend_usd=100 >/dev/null

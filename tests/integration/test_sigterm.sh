@@ -19,7 +19,7 @@ check "drain logged" grep -q "event=draining" "$T/w1.log"
 done_n=$(results_count)
 check "in-flight requests finished before exit (>= 50 results)" test "$done_n" -ge 50
 eq "nothing leased after the drain" "0" "$(rcli ZCARD 'llmfleet:{default}:leases')"
-eq "queue + results = all jobs" "$n" "$(( $(rcli LLEN 'llmfleet:{default}:jobs') + done_n ))"
+eq "queue + results = all jobs" "$n" "$(( $(queued_count) + done_n ))"
 
 start_worker w2 --concurrency 100
 w2=$WORKER_PID

@@ -24,6 +24,10 @@ check "spent $spent <= cap" test "$spent" -le 50000
 check "served $served <= cap" test "$served" -le 50000
 check "the cap was nearly used (spent >= 80 %)" test "$spent" -ge 40000
 okn=$(jq -r 'select(.status == "ok") | .id' "$T/r.jsonl" | wc -l)
+# Jobs that waited in a worker's slot go back to the queue at their next
+# admission: wait for the leases to end before counting.
+no_leases() { [ "$(rcli ZCARD 'llmfleet:{default}:leases')" -eq 0 ]; }
+check "every lease ends after the stop" wait_until 10 no_leases
 eq "no job lost: ok + queued (or parked) = all" "$n" "$(( okn + $(queued_count) ))"
 check "status shows the stop" sh -c "lf() { \"$BIN/llmfleet\" \"\$@\"; }; \"$BIN/llmfleet\" status --redis-url $REDIS_URL | grep -q 'STOPPED at the cap'"
 

@@ -15,6 +15,11 @@ stopped() { lf status --json | jq -e '.budget_stopped == 1 and .in_flight == 0';
 check "the fleet stops at the cap" wait_until 30 stopped
 marker() { [ "$(lf results 2>/dev/null | jq -r 'select(.status == "budget_exceeded") | .status' | wc -l)" -ge 1 ]; }
 check "a budget_exceeded marker is in the stream" wait_until 5 marker
+# Jobs that waited in a worker's slot meanwhile have their next admission
+# (back to the queue, or, when one still fits under the cap, sent): wait for
+# every lease to end before reading the results.
+no_leases() { [ "$(rcli ZCARD 'llmfleet:{default}:leases')" -eq 0 ]; }
+check "every lease ends after the stop" wait_until 10 no_leases
 lf results --out "$T/r.jsonl" 2>/dev/null
 eq "exactly one marker" "1" "$(jq -r 'select(.status == "budget_exceeded") | .status' "$T/r.jsonl" | wc -l)"
 spent=$(jq -s 'map(select(.status == "ok") | .cost_usd | tonumber) | add * 1000000 | round' "$T/r.jsonl")
@@ -24,10 +29,6 @@ check "spent $spent <= cap" test "$spent" -le 50000
 check "served $served <= cap" test "$served" -le 50000
 check "the cap was nearly used (spent >= 80 %)" test "$spent" -ge 40000
 okn=$(jq -r 'select(.status == "ok") | .id' "$T/r.jsonl" | wc -l)
-# Jobs that waited in a worker's slot go back to the queue at their next
-# admission: wait for the leases to end before counting.
-no_leases() { [ "$(rcli ZCARD 'llmfleet:{default}:leases')" -eq 0 ]; }
-check "every lease ends after the stop" wait_until 10 no_leases
 eq "no job lost: ok + queued (or parked) = all" "$n" "$(( okn + $(queued_count) ))"
 check "status shows the stop" sh -c "lf() { \"$BIN/llmfleet\" \"\$@\"; }; \"$BIN/llmfleet\" status --redis-url $REDIS_URL | grep -q 'STOPPED at the cap'"
 

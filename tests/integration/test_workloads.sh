@@ -1,7 +1,8 @@
 # The token model on the workloads real batch users send (scripts/workloads.sh),
 # under both readings of when the API stamps its -remaining headers (at
 # admission, at the answer): each paced workload uses >= 97 % of its binding
-# bucket with <= 0.1 % of requests drawing a 429, no job fails, and every id
+# bucket with <= 0.1 % of requests drawing a 429 and no stop at the hard
+# floor (soft floor 10 %, hard floor 1 %), no job fails, and every id
 # has exactly one result. Mixed models: the roomy class (Haiku) finishes
 # within 1.2x its time alone. Images: a roomy bucket costs no more than
 # 1.5x the time with no limit at all (+1 s). The input estimate is within
@@ -56,7 +57,9 @@ for c in "${cases[@]}"; do
     *)
         check "$1/$2: binding bucket used $(jq .used <<<"$j") % >= 97 %" jq -e '.used >= 97' <<<"$j"
         check "$1/$2: 429s $(jq .r429 <<<"$j") of $(jq .requests <<<"$j") <= 0.1 %" \
-            jq -e '.r429_pct <= 0.1' <<<"$j" ;;
+            jq -e '.r429_pct <= 0.1' <<<"$j"
+        check "$1/$2: no stop at the hard floor ($(jq .hard_floor_hits <<<"$j"))" \
+            jq -e '.hard_floor_hits == 0' <<<"$j" ;;
     esac
     case $1 in english|counted|japanese|images)
         check "$1/$2: input estimate error after 50 answers $(jq .est_err_pct <<<"$j") % <= 10 %" \

@@ -124,8 +124,10 @@ wl_params() {
 # wl_metrics STATS_JSON: the steady-window figures of column WL_COL. The
 # bucket's level is simulated from the fake's own count (full at the first
 # request, + limit/60 a second up to the limit, - what it served); the
-# window runs from WL_SKIP s after the level first falls to 15 % of the
-# limit (the initial bucket spent) to WL_TAIL s before the last request.
+# window runs from WL_SKIP s after the level first falls to half the limit
+# (the initial full bucket drawn down: a client that holds a reserve
+# between 10 and 50 % is as steady as one at the floor) to WL_TAIL s before
+# the last request.
 # used = what was served in the window, less any drawdown of the level over
 # it, as a share of the window's refill: 100 % means every token that
 # refilled was used; a level built up (or refill lost to a full bucket)
@@ -133,19 +135,20 @@ wl_params() {
 wl_metrics() {
     jq -c --argjson cap "$WL_CAP" --argjson skip "$WL_SKIP" --argjson tail "$WL_TAIL" "
         def v: $WL_COL;
-        (.series | sort_by(.t)) as \$s
+        {requests: 0, r429: 0, itpm: 0, input: 0, output: 0, classes: {}} as \$zero
+        | (.series | sort_by(.t)) as \$s
         | (\$s | map({key: (.t | tostring), value: .}) | from_entries) as \$by
         | (\$s | map(select(.requests > 0) | .t)) as \$rt
         | (\$rt | min) as \$t0 | (\$rt | max) as \$tl
         | (\$cap / 60) as \$rate
         | (reduce range(\$t0; \$tl + 1) as \$t ({l: \$cap, tb: null, lv: {}};
             .lv[\$t | tostring] = .l
-            | ((\$by[\$t | tostring] // {}) | v // 0) as \$x
+            | ((\$by[\$t | tostring] // \$zero) | v // 0) as \$x
             | .l = ([.l + \$rate, \$cap] | min) - \$x
-            | if .tb == null and \$cap > 0 and .l <= 0.15 * \$cap then .tb = \$t else . end)) as \$sim
+            | if .tb == null and \$cap > 0 and .l <= 0.5 * \$cap then .tb = \$t else . end)) as \$sim
         | (\$sim.tb // \$t0) as \$tb
         | (\$tb + \$skip + 1) as \$ts | (\$tl - \$tail) as \$te | (\$te - \$ts) as \$secs
-        | ([range(\$ts; \$te) | ((\$by[tostring] // {}) | v // 0)] | add // 0) as \$sw
+        | ([range(\$ts; \$te) | ((\$by[tostring] // \$zero) | v // 0)] | add // 0) as \$sw
         | ((\$sim.lv[\$ts | tostring] // 0) - (\$sim.lv[\$te | tostring] // 0)) as \$draw
         | [range(\$ts; \$te) | (\$by[tostring] // {r429: 0})] as \$w
         | {used: (if \$cap > 0 and \$secs > 1

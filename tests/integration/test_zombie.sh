@@ -1,6 +1,6 @@
 # A zombie: a worker stopped (SIGSTOP) past its lease while its requests
 # were at the API. Another worker finishes the jobs; when the zombie wakes
-# (SIGCONT), its late settles are refused by the lease token (fencing): no
+# (SIGCONT), its late settles are refused by the lease id (fencing): no
 # second result, no double-counted spend or tokens.
 . "$(dirname "$0")/lib.sh"
 

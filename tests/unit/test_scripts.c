@@ -579,10 +579,11 @@ static void settleOks(const char *prefix, int n, resv v, long long in, long long
         ids[i] = idb[i];
     }
     craftClaim(prefix, n, ids, now + 60000);
+    static job jobs[MAXB];          /* the records' fields point into them */
     for (int i = 0; i < n; i++) {
         craftResv(lidb[i], ids[i], &v, now + 60000);
-        job j = testJob(ids[i]);
-        recSuccessUse(&rs[i], &j, in, out, cw, cr, NULL);
+        jobs[i] = testJob(ids[i]);
+        recSuccessUse(&rs[i], &jobs[i], in, out, cw, cr, NULL);
         items[i] = (settleItem){lidb[i], ids[i], &rs[i], MODEL, i};
     }
     runSettle(items, n, res, 0, NULL, NULL);

@@ -1,22 +1,22 @@
 # Guarantee 3, pacing: an input-token bucket with a backlog of 4x its
 # per-minute quota (so the run lasts about 3 minutes). In steady state the
 # fleet uses >= 95 % of the refill rate and draws <= 0.5 % 429s.
-# LLMFLEET_SHORT=1 (the sanitizer run) uses a 2x backlog (about 1 minute).
+# LLMFLEET_SHORT=1 (the sanitizer run) uses a 2.5x backlog (about 90 s).
 . "$(dirname "$0")/lib.sh"
 
 itpm=60000
 mult=4
-[ -n "${LLMFLEET_SHORT:-}" ] && mult=2
+[ -n "${LLMFLEET_SHORT:-}" ] && mult=2.5
 start_redis
 start_fakeapi --itpm $itpm --latency-ms 200 --jitter-ms 100
 # ~100 input tokens a job (the fake counts ~4 characters a token)
 text=$(head -c 400 /dev/zero | tr '\0' y)
-n=$(( itpm * mult / 100 ))
+n=$(awk -v i=$itpm -v m=$mult 'BEGIN {printf "%d", i * m / 100}')
 for i in $(seq 1 $n); do
     printf '{"id":"p-%d","request":{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"%s %d"}]}}\n' $i "$text" $i
 done | lf submit - 2>/dev/null
 for i in 1 2 3 4; do start_worker w$i --concurrency 64; done
-check "all $n jobs done" wait_until $(( 60 * mult + 60 )) results_at_least default $n
+check "all $n jobs done" wait_until $(awk -v m=$mult 'BEGIN {printf "%d", 60 * m + 60}') results_at_least default $n
 fake_stats > "$T/stats.json"
 # Steady state: from 5 s after the first request (the initial full bucket
 # is spent at once) to 5 s before the last.

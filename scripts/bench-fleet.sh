@@ -19,7 +19,9 @@
 # roomy class's time in the mix / alone; images: a roomy bucket / no limit.
 # Runs go BENCH_FLEET_PARALLEL (3) at a time. Env: WL_SECONDS (45),
 # BENCH_FLEET_WORKLOADS, BENCH_FLEET_HEADERS ("admit answer"),
-# BENCH_FLEET_RULES ("actual reserve"), BENCH_FLEET_WHO ("llmfleet naive").
+# BENCH_FLEET_RULES ("actual reserve": reserve only for the workloads in
+# BENCH_FLEET_RULE_WORKLOADS, "output", unless BENCH_FLEET_ALL_RULES=1),
+# BENCH_FLEET_WHO ("llmfleet naive").
 set -u
 cd "$(dirname "$0")/.."
 BIN=${LLMFLEET_BIN:-$PWD/bin}
@@ -29,15 +31,20 @@ T=$TOP
 . scripts/workloads.sh
 trap 'rm -rf "$TOP"' EXIT
 API_KEY="sk-ant-bench-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
-WORKLOADS=${BENCH_FLEET_WORKLOADS:-english output cached mixed images japanese}
+WORKLOADS=${BENCH_FLEET_WORKLOADS:-english output cached mixed images japanese counted}
 HEADERS=${BENCH_FLEET_HEADERS:-admit answer}
 RULES=${BENCH_FLEET_RULES:-actual reserve}
+# The output rule matters where the output bucket binds: the other
+# workloads run under `actual` only unless BENCH_FLEET_ALL_RULES=1.
+RULE_WORKLOADS=${BENCH_FLEET_RULE_WORKLOADS:-output}
 WHO=${BENCH_FLEET_WHO:-llmfleet naive}
 PAR=${BENCH_FLEET_PARALLEL:-3}
 
 t_start=$(now_ms)
 runs=()
 for wl in $WORKLOADS; do for hd in $HEADERS; do for rule in $RULES; do for who in $WHO; do
+    if [ "$rule" != actual ] && [ -z "${BENCH_FLEET_ALL_RULES:-}" ] &&
+       [[ " $RULE_WORKLOADS " != *" $wl "* ]]; then continue; fi
     runs+=("$wl $hd $rule $who")
 done; done; done; done
 echo "# bench-fleet: ${#runs[@]} runs, $PAR at a time, ~$(( WL_SECONDS + 20 )) s each"

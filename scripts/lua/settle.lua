@@ -67,7 +67,7 @@ local function cls(c)
     local k = CL[c]
     if k then return k end
     local function g(f) return tonumber(st[cf(c, f)]) end
-    k = {c = c, d = {o_inflight = 0, n_inflight = 0, o_done = 0}, s = {},
+    k = {c = c, d = {o_inflight = 0, n_inflight = 0, o_done = 0, o_cum = 0}, s = {},
          v = {cal = g('cal') or 1, ncal = g('ncal') or 0, on = g('on') or 0,
               oq = g('oq') or 1, omax = g('omax') or 0, ei = g('ewma_in'), eo = g('ewma_out')},
          P = pauseOpen(st, set, c), probeLease = st[cf(c, 'probe_lease')],
@@ -142,6 +142,13 @@ local function account(lid, a, r)
     local k = r and cls(r.class)
     if k then
         if answered then k.s.observed = 1 end
+        if answered and rule == 'reserve' then
+            -- The 2025 rule: the API charged max_tokens at the start and
+            -- gives back what was not produced at the end (all of it when
+            -- it refused the request): o_cum counts what stays charged.
+            local produced = status == '200' and (num(ARGV[a + ATT.OUTPUT_TOKENS]) or 0) or 0
+            k.d.o_cum = k.d.o_cum - (r.o - produced)
+        end
         k.nreq = k.nreq + 1
     end
 

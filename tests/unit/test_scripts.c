@@ -559,6 +559,15 @@ static void recSuccessUse(settleRec *r, const job *j, long long in, long long ou
     recAttempt(r, &o, rl ? rl : &none, 10, &c, 500000);
 }
 
+/* Settle one record (lease, job id, its t_sent); returns its verdict. */
+static settleVerdict settleOne(const char *lid, const char *id, settleRec *rec,
+                               long long t_sent) {
+    settleItem it = {lid, id, rec, MODEL, t_sent};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    return out[0];
+}
+
 /* n jobs on leases PREFIX1..n, each admitted with reservation v (t: now),
  * all answered 200 with this usage, settled in one call. */
 #define MAXB 16
@@ -926,10 +935,7 @@ static void test_settle_result(void **state) {
     job j = testJob("a");
     settleRec rec;
     recSuccess(&rec, &j, 1234, 1, NULL);
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
-    settleVerdict out[1];
-    runSettle(&it, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_DONE);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_DONE);
     assert_int_equal(xlen(), 1);
     redisReply *r = cmdR("XRANGE %s - +", KN(RESULTS));
     assert_string_equal(entryField(r->element[0], "id"), "a");
@@ -956,9 +962,7 @@ static void test_settle_result(void **state) {
     const char *ids2[] = {"a"};
     craftClaim("w:2:", 1, ids2, now + 60000);
     recSuccess(&rec, &j, 1234, 1, NULL);
-    settleItem it2 = {"w:2:1", "a", &rec, MODEL, 0};
-    runSettle(&it2, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_DUP);
+    assert_settled(settleOne("w:2:1", "a", &rec, 0), SETTLED_DUP);
     assert_int_equal(xlen(), 1);
     assert_int_equal(cmdInt("SCARD %s", KN(DONE)), 1);
     recFree(&rec);
@@ -998,10 +1002,7 @@ static void test_settle_429_short(void **state) {
     job j = testJob("a");
     settleRec rec;
     recFailed(&rec, &j, 429, 5000, 1);
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
-    settleVerdict out[1];
-    runSettle(&it, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_RETRY);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_RETRY);
     /* Within max_pause: the class pauses (its buckets unknown: the
      * retry-after), not the fleet. */
     assertNear(hgetN(KN(STATE), SF("pause_until")), now + 5000, SLACK_MS, "pause_until");
@@ -1054,10 +1055,7 @@ static void test_settle_429_long(void **state) {
     job j = testJob("a");
     settleRec rec;
     recFailed(&rec, &j, 429, 600000, 1);            /* max_pause 300000 */
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
-    settleVerdict out[1];
-    runSettle(&it, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_RETRY);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_RETRY);
     assertNear(hgetN(KN(STATE), "pause_until"), now + 600000, SLACK_MS, "pause_until");
     assert_int_equal(hgetN(KN(STATE), "pause_kind"), PAUSE_LONG);
     assertNear(hgetN(KN(STATE), "probe_at"), now + 10000, SLACK_MS, "probe_at");
@@ -1076,10 +1074,7 @@ static void test_settle_retry_until_max_attempts(void **state) {
     job j = testJob("a");
     settleRec rec;
     recFailed(&rec, &j, 500, -1, 1);
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
-    settleVerdict out[1];
-    runSettle(&it, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_RETRY);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_RETRY);
     /* Full jitter: rand 0.5 of base_delay 1000. */
     assertNear(zscore(KN(DELAYED), "w:1:1"), now + 500, SLACK_MS, "retry due");
     assert_string_equal(hget(KN(DELAYEDJOB), "w:1:1"), rawJob("a"));
@@ -1094,9 +1089,7 @@ static void test_settle_retry_until_max_attempts(void **state) {
     craftClaim("w:2:", 1, ids2, now + 60000);
     craftAdmitted("w:2:1", "a", 100, 50, 5000, now + 60000, now);
     recFailed(&rec, &j, 500, -1, 2);
-    settleItem it2 = {"w:2:1", "a", &rec, MODEL, 0};
-    runSettle(&it2, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_DONE);
+    assert_settled(settleOne("w:2:1", "a", &rec, 0), SETTLED_DONE);
     assert_int_equal(xlen(), 1);
     redisReply *r = cmdR("XRANGE %s - +", KN(RESULTS));
     assert_string_equal(entryField(r->element[0], "status"), "error");
@@ -1132,9 +1125,7 @@ static void test_settle_retry_budget(void **state) {
     cmd("DEL %s %s", KN(DELAYED), KN(DELAYEDJOB));
     cmd("ZADD %s %lld x:1:1", KN(RETRYLOG), now - 1000);
     recFailed(&rec, &jb, 503, -1, 1);
-    settleItem it2 = {"w:1:2", "b", &rec, MODEL, 0};
-    runSettle(&it2, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_DONE);
+    assert_settled(settleOne("w:1:2", "b", &rec, 0), SETTLED_DONE);
     assert_int_equal(cmdInt("ZCARD %s", KN(DELAYED)), 0);
     redisReply *r = cmdR("XRANGE %s - +", KN(RESULTS));
     assert_int_equal(r->elements, 1);
@@ -1175,9 +1166,7 @@ static void test_settle_observation_fenced(void **state) {
     craftClaim("w:1:", 1, ids, now + 60000);
     craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
     recSuccess(&rec, &j, 10, 1, &rl);
-    settleItem it2 = {"w:1:1", "a", &rec, MODEL, 0};
-    runSettle(&it2, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_DONE);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_DONE);
     assert_int_equal(hgetN(KN(STATE), SF("i_lim")), 80000);
     long long rem = hgetN(KN(STATE), SF("i_rem"));
     assert_true(rem >= 69500 && rem <= 70500);
@@ -1253,10 +1242,7 @@ static void test_pause_operator(void **state) {
     job j = testJob("a");
     settleRec rec;
     recFailed(&rec, &j, 429, 5000, 1);
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
-    settleVerdict out[1];
-    runSettle(&it, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_RETRY);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_RETRY);
     assert_int_equal(hgetN(KN(STATE), "pause_kind"), PAUSE_OPERATOR);
     assert_int_equal(hgetN(KN(STATE), "pause_until"), LF_FOREVER_MS);
     assert_string_equal(hget(KN(STATE), "pause_reason"), "maintenance");
@@ -1424,10 +1410,7 @@ static void test_reap_expired(void **state) {
     job j = testJob("a");
     settleRec rec;
     recSuccess(&rec, &j, 10, 1, NULL);
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
-    settleVerdict out[1];
-    runSettle(&it, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_LOST);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_LOST);
     assert_int_equal(hgetN(KN(STATE), "spent"), 5007);
     assert_int_equal(xlen(), 0);
     recFree(&rec);
@@ -1744,10 +1727,7 @@ static void settleObs(const char *lid, const char *id, long long lim, long long 
     settleRec rec;
     recSuccessUse(&rec, &j, 100, 20, 0, 0, &rl);
     assert_true(rec.has_obs);
-    settleItem it = {lid, id, &rec, MODEL, 1};
-    settleVerdict out[1];
-    runSettle(&it, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_DONE);
+    assert_settled(settleOne(lid, id, &rec, 1), SETTLED_DONE);
     recFree(&rec);
 }
 
@@ -1926,10 +1906,7 @@ static void test_429_class_pause(void **state) {
     job j = testJob("a");
     settleRec rec;
     recFailed(&rec, &j, 429, 2000, 1);
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
-    settleVerdict out[1];
-    runSettle(&it, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_RETRY);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_RETRY);
     assertNear(hgetN(KN(STATE), SF("pause_until")), now + 2000, SLACK_MS, "retry-after pause");
     assert_int_equal(hgetN(KN(STATE), SF("pause_kind")), PAUSE_SHORT);
     assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
@@ -1946,9 +1923,7 @@ static void test_429_class_pause(void **state) {
     craftAdmitted("w:1:2", "b", 100, 50, 5000, now + 60000, now);
     job jb = testJob("b");
     recFailed(&rec, &jb, 429, -1, 1);
-    settleItem it2 = {"w:1:2", "b", &rec, MODEL, 0};
-    runSettle(&it2, 1, out, 0, NULL, NULL);
-    assert_settled(out[0], SETTLED_RETRY);
+    assert_settled(settleOne("w:1:2", "b", &rec, 0), SETTLED_RETRY);
     assertNear(hgetN(KN(STATE), SF("pause_until")), now + 6000, SLACK_MS, "refill pause");
     assert_int_equal(hgetN(KN(STATE), SF("pause_kind")), PAUSE_SHORT);
     assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);

@@ -26,39 +26,8 @@
 // LLMFLEET_FLEET (default "default").
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import Redis from 'ioredis';
 
-const REDIS_URL = process.env.LLMFLEET_REDIS_URL || 'redis://127.0.0.1:6379/0';
-const FLEET = process.env.LLMFLEET_FLEET || 'default';
-const RESULTS = `llmfleet:{${FLEET}}:results`;
-const NUMBERS = new Set(['attempts', 'latency_ms', 'http_status', 'input_tokens', 'output_tokens',
-  'cache_creation_input_tokens', 'cache_read_input_tokens']);
-
-function connect(url) {
-  let redis;
-  if (url.startsWith('unix:')) {
-    const u = new URL(url);
-    redis = new Redis({ path: u.pathname, db: Number(u.searchParams.get('db') || 0) });
-  } else {
-    redis = new Redis(url);
-  }
-  // ioredis reconnects by itself (a command waits for up to 20 attempts,
-  // about 10 s, then fails); say each new problem once.
-  let last = '';
-  redis.on('error', (e) => { if (e.message !== last) console.error(`redis: ${(last = e.message)}`); });
-  return redis;
-}
-
-function resultJson([streamId, flat]) {
-  const out = { stream_id: streamId };
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const [k, v] = [flat[i], flat[i + 1]];
-    if ((k === 'response' || k === 'meta') && v) out[k] = JSON.parse(v);
-    else if (NUMBERS.has(k) && /^[0-9]+$/.test(v)) out[k] = Number(v);
-    else out[k] = v;
-  }
-  return out;
-}
+import { REDIS_URL, RESULTS, connect, resultJson } from './fleet.mjs';
 
 const { values: args } = parseArgs({
   options: {

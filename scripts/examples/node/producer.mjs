@@ -11,27 +11,8 @@
 // Environment: LLMFLEET_REDIS_URL (default redis://127.0.0.1:6379/0),
 // LLMFLEET_FLEET (default "default"). Prints the pushed ids, one a line.
 import { parseArgs } from 'node:util';
-import Redis from 'ioredis';
 
-const REDIS_URL = process.env.LLMFLEET_REDIS_URL || 'redis://127.0.0.1:6379/0';
-const FLEET = process.env.LLMFLEET_FLEET || 'default';
-const JOBS = `llmfleet:{${FLEET}}:jobs`; // the {FLEET} hash tag is part of the name
-
-// redis://[user]:pass@host:port/db as ioredis takes it; unix:///path?db=N too.
-function connect(url) {
-  let redis;
-  if (url.startsWith('unix:')) {
-    const u = new URL(url);
-    redis = new Redis({ path: u.pathname, db: Number(u.searchParams.get('db') || 0) });
-  } else {
-    redis = new Redis(url);
-  }
-  // ioredis reconnects by itself (a command waits for up to 20 attempts,
-  // about 10 s, then fails); say each new problem once.
-  let last = '';
-  redis.on('error', (e) => { if (e.message !== last) console.error(`redis: ${(last = e.message)}`); });
-  return redis;
-}
+import { JOBS, REDIS_URL, connect } from './fleet.mjs';
 
 const { values: args } = parseArgs({
   options: {

@@ -13,15 +13,12 @@ LLMFLEET_FLEET (default "default"). Prints the pushed ids, one a line.
 """
 import argparse
 import json
-import os
 import sys
 import time
 
 import redis
 
-REDIS_URL = os.environ.get("LLMFLEET_REDIS_URL", "redis://127.0.0.1:6379/0")
-FLEET = os.environ.get("LLMFLEET_FLEET", "default")
-JOBS = f"llmfleet:{{{FLEET}}}:jobs"  # the {FLEET} hash tag is part of the name
+from fleet import JOBS, REDIS_URL
 
 
 def main():

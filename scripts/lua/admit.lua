@@ -14,12 +14,15 @@
 --     budget_exceeded entry goes to the results stream);
 --   in flight >= the fleet's ceiling, or the class's -> WAIT;
 --   one of the class's bucket estimates minus this job's need under
---     soft_token_floor -> WAIT exactly as long as the refill takes;
+--     soft_token_floor -> WAIT exactly as long as the refill takes (under
+--     output_rule=reserve, when the holds of the requests in flight will
+--     give back enough output at their answers, a short WAIT in the slot
+--     instead: they are answered within a latency);
 --   a wait of the job's own class (its buckets, its pause) longer than
 --     PARK_MIN_MS -> PARKED: the job leaves its lease for the `parked` set
 --     until due, holding no worker slot, so jobs of other classes flow;
---     the class's waiting jobs are spaced by the refill their needs take
---     (park_tail), so they come back one by one, not all at once (and
+--     the class's waiting jobs are spaced by the refill of what they use
+--     (under 'reserve', the expected output, not max_tokens) (park_tail), so they come back one by one, not all at once (and
 --     never more than PARK_HORIZON_MS after their own wait, so that a
 --     spacing learned later takes over);
 --   else GO (GO_ALONE for a suspect): count the attempt, add the lease to
@@ -86,6 +89,13 @@ local function classState(c)
          oq = tonumber(get('oq')) or 1, o_done = tonumber(get('o_done')) or 0,
          ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0}
     k.tail0 = k.tail
+    -- Under output_rule=reserve the API holds max_tokens of every request
+    -- in flight and gives back the unproduced part at its answer: what the
+    -- class's requests in flight will give back (at least 1 - oq of each
+    -- hold), which the pacing waits for instead of the refill when it is
+    -- enough.
+    k.back = 0
+    if rule ~= 'actual' then k.back = (tonumber(get('o_inflight')) or 0) * (1 - k.oq) end
     k.probeDue = k.pause and k.pause.probe
     -- The reservations' admission snapshot: the class's charge counters as
     -- this call found them (so the call's own charges count as charged
@@ -169,12 +179,16 @@ local function needs(k, a)
     return need
 end
 
--- How long the class's buckets take to refill this job's needs.
+-- How long the class's buckets take to refill what this job uses: its
+-- needs, but under output_rule=reserve the output it is expected to
+-- produce (oq x max_tokens), not the max_tokens held while it runs.
 local function spacing(k, need)
     local t = 0
     for _, b in ipairs(BUCKETS) do
         if k.lim[b] then
-            local x = need[b] / (k.lim[b] / REFILL_MS)
+            local use = need[b]
+            if b == 'o' and rule ~= 'actual' then use = use * k.oq end
+            local x = use / (k.lim[b] / REFILL_MS)
             if x > t then t = x end
         end
     end
@@ -213,6 +227,7 @@ local function go(n, a, k, need, res, val)
         if k.est[b] then k.est[b] = k.est[b] - need[b] end
         k.add[b] = k.add[b] + need[b]
     end
+    if rule ~= 'actual' then k.back = k.back + need.o * (1 - k.oq) end
     k.n = k.n + 1
     hres[#hres + 1] = lid
     -- Numbers become strings only where they differ from the caller's.
@@ -257,6 +272,14 @@ local function paceWait(k, need)
     for _, b in ipairs(BUCKETS) do
         if k.est[b] then
             local w = bucketWait(k.est[b], k.lim[b], need[b], k.soft[b])
+            if w > 0 and b == 'o' and k.back > 0 and
+               bucketWait(k.est[b] + k.back, k.lim[b], need[b], k.soft[b]) == 0 then
+                -- The holds in flight give back enough: look again soon,
+                -- in the slot, rather than wait for the refill.
+                local q = shortWait(4)
+                if q > 200 then q = 200 end
+                if q < w then w = q end
+            end
             if w > wait then
                 wait = w
                 why = k.c .. ': pacing, ' .. BUCKET_NAME[b] .. ' bucket under the soft floor'

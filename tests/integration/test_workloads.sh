@@ -7,7 +7,10 @@
 # within 1.2x its time alone. Images: a roomy bucket costs no more than
 # 1.5x the time with no limit at all (+1 s). The input estimate is within
 # 10 % of the API's count after 50 answers (English, Japanese, images, and
-# English counted otherwise than the docs say). The cases run three at a time.
+# English counted otherwise than the docs say). The output-bound workload
+# runs under both output rules (the 2026 'actual' and the 2025 'reserve':
+# max_tokens held while a request runs); the others, where the output
+# bucket does not bind, under 'actual'. The cases run three at a time.
 # LLMFLEET_SHORT=1 (the sanitizer run): 20 s of steady state instead of 45.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../../scripts/workloads.sh"
@@ -15,16 +18,16 @@
 [ -n "${LLMFLEET_SHORT:-}" ] && export WL_SECONDS=20
 cases=()
 for wl in english output cached mixed images japanese; do
-    for hd in admit answer; do cases+=("$wl $hd"); done
+    for hd in admit answer; do cases+=("$wl $hd actual"); done
 done
-cases+=("counted admit")
+cases+=("output admit reserve" "output answer reserve" "counted admit actual")
 
 run_one() {
-    local wl=$1 hd=$2
+    local wl=$1 hd=$2 rule=$3
     (
-        T=$T/$wl-$hd; mkdir -p "$T"; PIDS=()
+        T=$T/$wl-$hd-$rule; mkdir -p "$T"; PIDS=()
         trap fleet_cleanup EXIT
-        wl_case "$wl" "$hd" actual > "$T/case.json" 2> "$T/case.err"
+        wl_case "$wl" "$hd" "$rule" > "$T/case.json" 2> "$T/case.err"
     )
 }
 i=0
@@ -38,11 +41,12 @@ wait
 
 for c in "${cases[@]}"; do
     set -- $c
-    f=$T/$1-$2/case.json
+    f=$T/$1-$2-$3/case.json
     if [ ! -s "$f" ]; then
-        fail "$1/$2: no result ($(tail -n 3 "$T/$1-$2/case.err" 2>/dev/null | tr '\n' ' '))"
+        fail "$1/$2/$3: no result ($(tail -n 3 "$T/$1-$2-$3/case.err" 2>/dev/null | tr '\n' ' '))"
         continue
     fi
+    [ "$3" = actual ] || set -- "$1" "$2/$3"
     echo "# $(cat "$f")"
     j=$(cat "$f")
     n=$(jq .jobs <<<"$j")

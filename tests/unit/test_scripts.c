@@ -1982,6 +1982,58 @@ static void test_output_quantile(void **state) {
     assert_int_equal(strncmp(hget(KN(RESERV), "w:1:2"), "sonnet-4,100,1000,", 18), 0);
 }
 
+/* Under output_rule=reserve the holds of the requests in flight come back
+ * (all but their output, at most oq of each) when they are answered: a job
+ * the refill would make wait, but the give-back would not, waits in its
+ * slot for a moment instead of being parked for the refill; parked jobs
+ * are spaced by the output they are expected to use (oq x max_tokens), not
+ * by the max_tokens they hold while they run. */
+static void test_reserve_give_back(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b", "c", "d"};
+    craftClaim("w:1:", 4, ids, now + 60000);
+    cmd("HSET %s output_rule reserve", KN(LIMITS));
+    /* 60000/min (1 token/ms), 10000 left, 20000 held by requests in flight;
+     * nothing learned yet (oq 1: nothing is sure to come back). Need 10000
+     * + soft 3000: 3000 ms of refill, parked. */
+    cmd("HSET %s sonnet-4|o_lim 60000 sonnet-4|o_rem 10000 sonnet-4|o_at %lld "
+        "sonnet-4|o_inflight 20000 sonnet-4|n_inflight 10 sonnet-4|observed 1 ewma_ms 400",
+        KN(STATE), now);
+    long long v;
+    admitReply br;
+    assert_admit(admit1(0, "w:1:1", "a", 10, 10000, 1, &v, &br), ADMIT_PARKED);
+    assertNear(v, 3000, SLACK_MS, "refill wait with nothing learned");
+    /* The next parked job is spaced by the whole 10000 (oq 1). */
+    assert_admit(admit1(0, "w:1:2", "b", 10, 10000, 1, &v, NULL), ADMIT_PARKED);
+    assertNear(v, 3000 + 2000, SLACK_MS, "behind the first, capped at 2 s");
+    assertNear(hgetN(KN(STATE), SF("park_tail")), now + 5000 + 10000, SLACK_MS,
+               "spaced by max_tokens");
+
+    /* Learned: oq 0.1, so 18000 of the holds come back: a short wait in the
+     * slot (ewma 400 ms / 4), not 3 s parked. */
+    cmd("HSET %s sonnet-4|oq 0.1 sonnet-4|park_tail 0", KN(STATE));
+    assert_admit(admit1(0, "w:1:3", "c", 10, 10000, 1, &v, &br), ADMIT_WAIT);
+    assert_true(v > 0 && v <= 100);
+    assertHas(br.reason, "output bucket");
+    /* Holds that cannot cover the need (est 10000 + 0.9 x 2000 < 13000):
+     * parked for the refill, and the tail moves by 0.1 x 10000 only. */
+    cmd("HSET %s sonnet-4|o_inflight 2000", KN(STATE));
+    assert_admit(admit1(0, "w:1:3", "c", 10, 10000, 1, &v, NULL), ADMIT_PARKED);
+    assertNear(v, 3000, SLACK_MS, "refill wait");
+    assertNear(hgetN(KN(STATE), SF("park_tail")), now + 3000 + 1000, SLACK_MS,
+               "spaced by oq x max_tokens");
+
+    /* Under 'actual' the in-flight reservations are the expected output
+     * itself: nothing comes back, the refill wait stands. */
+    cmd("HSET %s output_rule actual", KN(LIMITS));
+    cmd("HSET %s sonnet-4|o_inflight 20000 sonnet-4|park_tail 0 sonnet-4|o_done 0 "
+        "sonnet-4|o_base 0 sonnet-4|o_rem 30000", KN(STATE));
+    /* est 30000 - 20000 in flight = 10000; need 0.1 x 100000 = 10000. */
+    assert_admit(admit1(0, "w:1:4", "d", 10, 100000, 1, &v, NULL), ADMIT_PARKED);
+    assertNear(v, 3000, SLACK_MS, "no give-back under actual");
+}
+
 /* A prefix the API reported cached is recorded with its TTL; admission
  * then charges only the uncached input. */
 static void test_cached_prefix(void **state) {
@@ -2121,6 +2173,7 @@ int main(void) {
         cmocka_unit_test_setup(test_parked_claimed_back, flush),
         cmocka_unit_test_setup(test_parked_oldest_due_first, flush),
         cmocka_unit_test_setup(test_parked_spacing, flush),
+        cmocka_unit_test_setup(test_reserve_give_back, flush),
         cmocka_unit_test_setup(test_short_wait_not_parked, flush),
         cmocka_unit_test_setup(test_observe_per_class, flush),
         cmocka_unit_test_setup(test_429_spend_limit, flush),

@@ -10,10 +10,11 @@
 #   BENCH_FLEET_WORKLOADS="english cached" BENCH_FLEET_HEADERS=admit \
 #   BENCH_FLEET_RULES=actual BENCH_FLEET_WHO=llmfleet bash scripts/bench-fleet.sh
 #
-# Each row is one run: used % is the binding bucket's steady-state use (the
-# least-squares slope of tokens served over the window from WL_SKIP s after
-# the initial full bucket is spent to WL_TAIL s before the last request, as
-# a share of limit/60); 429 % over the whole run; s at the hard floor: the
+# Each row is one run: used % is the binding bucket's steady-state use (what
+# was served over the window from WL_SKIP s after the initial bucket is
+# drawn to half to WL_TAIL s before the last request, less any drawdown of
+# the bucket's simulated level, as a share of the window's refill, see
+# wl_metrics in scripts/workloads.sh); 429 % over the whole run; s at the hard floor: the
 # window's seconds with any 429; est. error: the fleet's input estimate
 # against usage after its first 50 answers (status, per class). Mixed: the
 # roomy class's time in the mix / alone; images: a roomy bucket / no limit.

@@ -32,7 +32,7 @@ T=$TOP
 . scripts/workloads.sh
 trap 'rm -rf "$TOP"' EXIT
 API_KEY="sk-ant-bench-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
-WORKLOADS=${BENCH_FLEET_WORKLOADS:-english output cached mixed images japanese counted}
+WORKLOADS=${BENCH_FLEET_WORKLOADS:-english output cached mixed images japanese code counted}
 HEADERS=${BENCH_FLEET_HEADERS:-admit answer}
 RULES=${BENCH_FLEET_RULES:-actual reserve}
 # The output rule matters where the output bucket binds: the other

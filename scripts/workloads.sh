@@ -43,6 +43,12 @@ WL_KEYP='llmfleet:{default}'
 
 # A text of n ASCII characters; a text of n Japanese characters.
 wl_ascii() { head -c "$1" /dev/zero | tr '\0' a | sed 's/aaaaa/word /g'; }
+# Source code of about n characters, JSON-escaped (newlines as \n).
+wl_code() {
+    local l='    if (buf[i] != 0 && n < max) { n += emit(&out, buf[i], i); }\n' out=""
+    while [ "${#out}" -lt "$1" ]; do out="$out$l"; done
+    printf '%s' "$out"
+}
 wl_japanese() {
     local s="東京の天気は晴れです。明日は雨が降るでしょう。" out=""
     while [ "${#out}" -lt "$1" ]; do out="$out$s"; done
@@ -74,6 +80,7 @@ wl_jobs() {
     english|counted) wl_text_jobs "$wl" "$n" "$model" 16 "$(wl_ascii 400)" ;;
     output)   wl_text_jobs "$wl" "$n" "$model" 2048 "$(wl_ascii 200)" ;;
     japanese) wl_text_jobs "$wl" "$n" "$model" 16 "$(wl_japanese 100)" ;;
+    code)     wl_text_jobs "$wl" "$n" "$model" 16 "$(wl_code 400)" ;;
     cached)
         text=$(wl_ascii 32000)
         for i in $(seq 1 "$n"); do
@@ -106,6 +113,10 @@ wl_params() {
               # fleet's calibration has to find the ratio.
               WL_FAKE+=(--itpm 60000 --tokenizer chars); WL_COL='.itpm'; WL_CAP=60000
               WL_N=$(( 60000 * (60 + s) / 60 / 105 )) ;;
+    code)     # source code, counted as BPE tokenizers count it (a token
+              # per symbol): far from 4 characters a token, calibrated.
+              WL_FAKE+=(--itpm 60000 --tokenizer code); WL_COL='.itpm'; WL_CAP=60000
+              WL_N=$(( 60000 * (60 + s) / 60 / 223 )) ;;   # 223 tokens a job (113 as text)
     output)   WL_FAKE+=(--itpm 1000000 --otpm 18000 --output-tokens 150 --per-token-ms 2)
               WL_COL='.output'; WL_CAP=18000; WL_N=$(( 18000 * (60 + s) / 60 / 150 )) ;;
     cached)   WL_FAKE+=(--rpm 600 --itpm 40000); WL_COL='(.requests - .r429)'; WL_CAP=600

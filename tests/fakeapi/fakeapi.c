@@ -115,7 +115,7 @@ enum { OPT_STR, OPT_COUNT, OPT_MS, OPT_PROB, OPT_U64, OPT_FLAG, OPT_MODE,
 
 /* The values of the OPT_CHOICE options, value i sets the field to i. */
 static const char *const fakeHeadersAt[] = {"answer", "admit", NULL};
-static const char *const fakeTokenizers[] = {"chars", "realistic", NULL};
+static const char *const fakeTokenizers[] = {"chars", "realistic", "code", NULL};
 static const char *const fakeDists[] = {"exponential", "uniform", "fixed", NULL};
 
 static const struct {
@@ -194,7 +194,7 @@ static void fakeUsage(FILE *f) {
         "                            claude-3-5-haiku-*), else the model id.\n"
         "                            Other classes share --rpm/--itpm/--otpm;\n"
         "                            headers describe the request's class\n"
-        "  --tokenizer chars|realistic   input tokens: string characters / 4\n"
+        "  --tokenizer chars|realistic|code   input tokens: characters / 4\n"
         "                            (chars, the default), or ASCII ~4 chars a\n"
         "                            token, CJK 1 token a character, other\n"
         "                            non-ASCII 1 per 2 characters, images\n"
@@ -203,7 +203,9 @@ static void fakeUsage(FILE *f) {
         "                            edge: <= 1534 tokens), PDF documents 3000\n"
         "                            tokens a page (\"/Type /Page\" objects, else\n"
         "                            1 page per 100 KiB), url/file sources as\n"
-        "                            the largest image or 1 page (realistic)\n"
+        "                            the largest image or 1 page (realistic);\n"
+        "                            code: realistic, and every ASCII symbol or\n"
+        "                            punctuation character is a token of its own\n"
         "  --caching                 prompt caching: the prefix up to the last\n"
         "                            block with cache_control (tools, system,\n"
         "                            messages), >= 1024 tokens, is written on\n"

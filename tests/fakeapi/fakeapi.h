@@ -78,7 +78,7 @@ typedef struct fakeConfig {
     long long spendLimitAfter;  /* successes before the spend limit, 0=off */
     long long maxOutputTokens;  /* cap on generated tokens, 0 = none */
     int headersAtAdmit;         /* 1: rate-limit headers stamped at admission */
-    int tokRealistic;           /* 1: --tokenizer realistic, 0: chars / 4 */
+    int tokRealistic;           /* 1: --tokenizer realistic, 2: code, 0: chars / 4 */
     int caching;                /* 1: honour cache_control (prompt caching) */
     double outputMean;          /* --output-tokens mean, 0 = drawn up to max_tokens */
     int outputDist;             /* FAKE_DIST_* of --output-tokens */

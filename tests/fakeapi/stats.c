@@ -293,7 +293,7 @@ static const struct {
 } cfgModes[] = {
     {"otpm_mode", {"actual", "reserve", NULL}, offsetof(fakeConfig, otpmReserve)},
     {"headers_at", {"answer", "admit", NULL}, offsetof(fakeConfig, headersAtAdmit)},
-    {"tokenizer", {"chars", "realistic", NULL}, offsetof(fakeConfig, tokRealistic)},
+    {"tokenizer", {"chars", "realistic", "code"}, offsetof(fakeConfig, tokRealistic)},
     {"output_dist", {"exponential", "uniform", "fixed"}, offsetof(fakeConfig, outputDist)},
 };
 

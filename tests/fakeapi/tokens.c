@@ -5,6 +5,9 @@
  *   chars      (default) the characters of every string value under tools,
  *              system and messages, raw as sent, over 4, rounded up. Image
  *              and document data count as text, byte for byte.
+ *   code       realistic, but every ASCII punctuation character or symbol
+ *              is a token of its own (as BPE tokenizers split code): an
+ *              API that counts code far above 4 characters a token.
  *   realistic  text as the real API counts it: ASCII ~4 characters a token,
  *              CJK characters (raw UTF-8 or \uXXXX escapes) 1 token each,
  *              other non-ASCII 1 token per 2 characters. Only text the
@@ -56,6 +59,13 @@ static int tokIsCjk(unsigned cp) {
            (cp >= 0x20000 && cp <= 0x3FFFF);
 }
 
+/* 1 when ASCII c is punctuation or a symbol (not a letter, digit, space
+ * or control character). */
+static int tokIsSymbol(unsigned char c) {
+    return c > 0x20 && c < 0x7F && !(c >= '0' && c <= '9') &&
+           !((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
 static int tokCpUnits(unsigned cp) {
     if (cp < 0x80) return 1;
     return tokIsCjk(cp) ? 4 : 2;
@@ -77,7 +87,7 @@ static long tokHex4(const char *p) {
 
 /* Units of a raw JSON string body s[0..n) (escapes not yet decoded). A
  * surrogate pair of escapes is one character. */
-static long long tokTextUnits(const char *s, size_t n) {
+static long long tokTextUnits(const char *s, size_t n, int code) {
     long long u = 0;
     size_t i = 0;
 
@@ -100,7 +110,8 @@ static long long tokTextUnits(const char *s, size_t n) {
             continue;
         }
         if (c < 0x80) {
-            u += 1;
+            /* --tokenizer code: a symbol is a token of its own. */
+            u += code && tokIsSymbol(c) ? 4 : 1;
             i++;
             continue;
         }
@@ -316,7 +327,7 @@ static long long tokDocumentBlock(const jsonDoc *d, int obj) {
 
 typedef struct tokWalk {
     const jsonDoc *d;
-    int realistic;              /* --tokenizer realistic */
+    int realistic;              /* --tokenizer realistic (1) or code (2) */
     int caching;                /* find breakpoints, keep the hash */
     long long units;            /* quarter tokens of text so far */
     long long whole;            /* whole tokens of images and documents */
@@ -424,7 +435,8 @@ static void tokSegment(tokWalk *w, int i, uint64_t seg) {
         if (w->caching)
             tokMix(w, fakeHash(jsonRaw(d, i), (size_t)jsonRawLen(d, i)) ^ (uint64_t)t->type);
         if (t->type == JSMN_STRING && i >= w->quietUntil)
-            w->units += w->realistic ? tokTextUnits(jsonRaw(d, i), (size_t)jsonRawLen(d, i))
+            w->units += w->realistic ? tokTextUnits(jsonRaw(d, i), (size_t)jsonRawLen(d, i),
+                                                    w->realistic == 2)
                                      : jsonRawLen(d, i);
         i++;
     }

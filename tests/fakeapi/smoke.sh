@@ -458,6 +458,14 @@ n=$(ctok "$(cbody "$(rep 'abcd' 100)")")
 m=$(ctok "$(cbody "$(rep 'Привет мир' 20)")")       # 180 Cyrillic + 20 spaces
 [ "$n" = 100 ] && [ "$m" = 95 ]
 t "realistic: ASCII 4 characters a token ($n), other non-ASCII 2 a token ($m)"
+# --tokenizer code (here through /_config): a symbol is a token; letters,
+# digits and spaces as before.
+curl -s -X POST -d '{"tokenizer":"code"}' "$base/_config" >/dev/null
+n=$(ctok "$(cbody "$(rep 'f(x);  ' 20)")")            # 60 symbols, 80 others
+m=$(ctok "$(cbody "$(rep 'abcd' 100)")")
+[ "$n" = 80 ] && [ "$m" = 100 ]
+t "code: f(x);  counts its 3 symbols a token each ($n = 60 + 80/4), letters as before ($m)"
+curl -s -X POST -d '{"tokenizer":"realistic"}' "$base/_config" >/dev/null
 # An image: a PNG header of W x H, then junk so its base64 is far longer
 # than the image's token count times 4.
 png() {

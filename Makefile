@@ -4,6 +4,7 @@
 #   make test-san   the same suite built with SANITIZE=address,undefined
 #   make bench      benchmarks (figures go in README.md)
 #   make demo       a real fleet against the fake API
+#   make install    bin/llmfleet and the systemd unit (PREFIX, DESTDIR)
 # V=1 shows the commands.
 
 CC       ?= cc
@@ -137,13 +138,33 @@ bench: all $(BIN)/libfloor
 demo: all
 	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash scripts/demo.sh
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the llmfleet binary, the
+# systemd template unit (its ExecStart pointing at that binary) and an
+# example environment file. The runtime needs only scripts/runtime-deps.txt.
+# INSTALL_FROM=DIR installs DIR/llmfleet as it is (built elsewhere).
+PREFIX  ?= /usr/local
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR  ?= $(PREFIX)/share/doc/llmfleet
+install: $(if $(INSTALL_FROM),,$(BIN)/llmfleet)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	install -m 755 $(or $(INSTALL_FROM),$(BIN))/llmfleet $(DESTDIR)$(PREFIX)/bin/llmfleet
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' scripts/systemd/llmfleet-worker@.service \
+	    > $(DESTDIR)$(UNITDIR)/llmfleet-worker@.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/llmfleet-worker@.service
+	install -m 644 scripts/systemd/worker.env.example scripts/runtime-deps.txt \
+	    $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/llmfleet $(DESTDIR)$(UNITDIR)/llmfleet-worker@.service
+	rm -rf $(DESTDIR)$(DOCDIR)
+
 clean:
 	rm -rf build/release build/san bin
 
 # Keep unit test objects between runs.
 .SECONDARY:
 
-.PHONY: all test test-unit test-integration test-sdk test-san bench demo clean chaos
+.PHONY: all test test-unit test-integration test-sdk test-san bench demo clean chaos install uninstall
 
 -include $(COMMON_OBJ:.o=.d) $(WORKER_OBJ:.o=.d) $(FAKE_OBJ:.o=.d) \
          $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "price.h"
 #include "rurl.h"
+#include "version.h"
 #include "wk.h"
 
 /* ---- Shutdown --------------------------------------------------------- */
@@ -195,8 +196,9 @@ int workerRun(const workerConfig *cfg) {
 
     char where[300];
     rurlDescribe(&url, where, sizeof(where));
-    lfLog(LF_INFO, "event=worker_start name=%s fleet=%s redis=%s concurrency=%d "
-          "lease_ms=%ld", w.name, cfg->fleet, where, cfg->concurrency, cfg->lease_ms);
+    lfLog(LF_INFO, "event=worker_start version=%s name=%s fleet=%s redis=%s concurrency=%d "
+          "lease_ms=%ld", LLMFLEET_VERSION, w.name, cfg->fleet, where, cfg->concurrency,
+          cfg->lease_ms);
     w.redis = rdsCreate(w.base, &url, onReady, &w);
     memset(&url, 0, sizeof(url));
 

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "log.h"
 #include "opt.h"
+#include "version.h"
 #include "worker.h"
 
 static const char *envOr(const char *name, const char *dflt) {
@@ -27,7 +28,8 @@ static void usage(void) {
          "  prices show|set|unset|load|reset   the fleet's price table\n\n"
          "common options: --redis-url URL (LLMFLEET_REDIS_URL), "
          "--fleet NAME (LLMFLEET_FLEET)\n"
-         "'llmfleet COMMAND --help' lists a command's options.");
+         "'llmfleet COMMAND --help' lists a command's options; "
+         "llmfleet --version prints the release.");
 }
 
 static int runWorker(int argc, char **argv) {
@@ -81,6 +83,10 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("llmfleet %s\n", LLMFLEET_VERSION);
+        return 0;
+    }
     cliCommon cc = {
         envOr("LLMFLEET_REDIS_URL", "redis://127.0.0.1:6379/0"),
         envOr("LLMFLEET_FLEET", "default"),

@@ -120,7 +120,7 @@ static size_t onHeader(char *p, size_t size, size_t n, void *arg) {
         return len;
     }
     if (rlParseLine(&req->rl, p, len, err, sizeof(err)) < 0)
-        lfLog(LF_WARN, "event=bad_ratelimit_header error=\"%s\"", err);
+        lfLog(LF_WARN, "event=bad_ratelimit_header error=%s", lfQ(err));
     return len;
 }
 

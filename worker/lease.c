@@ -20,7 +20,7 @@ static void onRenewed(rds *c, redisReply *r, void *priv) {
             if (s->state != SLOT_FREE && strlen(s->lease) == t->len &&
                 memcmp(s->lease, t->str, t->len) == 0 && !s->lost) {
                 s->lost = 1;
-                lfLog(LF_WARN, "event=lease_lost id=\"%s\" lease=%s", s->job.id, s->lease);
+                lfLog(LF_WARN, "event=lease_lost id=%s lease=%s", lfQ(s->job.id), s->lease);
             }
         }
     }

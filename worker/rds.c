@@ -151,8 +151,8 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
         if (k->then) k->then->orphan = 1;
     }
     if (reply && reply->type == REDIS_REPLY_ERROR)
-        lfLog(LF_WARN, "event=redis_error script=%s error=\"%.200s\"",
-              k->script >= 0 ? scriptSources[k->script].name : "-", reply->str);
+        lfLog(LF_WARN, "event=redis_error script=%s error=%s",
+              k->script >= 0 ? scriptSources[k->script].name : "-", lfQ(reply->str));
     k->cb(k->c, k->orphan ? NULL : reply, k->priv);
     rdsCall *t = k->then;
     if (t && t->stale < 0) {            /* the read never went out */
@@ -263,8 +263,8 @@ static void onSetupReply(redisAsyncContext *ac, void *r, void *priv) {
     redisReply *reply = r;
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         /* Without AUTH or SELECT every later call would fail: start over. */
-        lfLog(LF_ERROR, "event=redis_setup_failed step=%s error=\"%.200s\"",
-              (const char *)priv, reply->str);
+        lfLog(LF_ERROR, "event=redis_setup_failed step=%s error=%s",
+              (const char *)priv, lfQ(reply->str));
         ((rds *)ac->data)->ready = 0;
         redisAsyncDisconnect(ac);
     }
@@ -281,8 +281,8 @@ static void scheduleReconnect(rds *c) {
 static void onConnect(const redisAsyncContext *ac, int status) {
     rds *c = ac->data;
     if (status != REDIS_OK) {
-        lfLog(LF_WARN, "event=redis_connect_failed error=\"%s\" retry_ms=%ld",
-              ac->errstr, c->backoff_ms);
+        lfLog(LF_WARN, "event=redis_connect_failed error=%s retry_ms=%ld",
+              lfQ(ac->errstr), c->backoff_ms);
         c->ac = NULL;           /* hiredis frees it after this callback */
         scheduleReconnect(c);
         return;
@@ -310,8 +310,8 @@ static void onDisconnect(const redisAsyncContext *ac, int status) {
     c->ac = NULL;
     c->ready = 0;
     if (c->closing) return;
-    lfLog(LF_WARN, "event=redis_disconnected error=\"%s\"",
-          status == REDIS_OK ? "closed" : ac->errstr);
+    lfLog(LF_WARN, "event=redis_disconnected error=%s",
+          lfQ(status == REDIS_OK ? "closed" : ac->errstr));
     scheduleReconnect(c);
 }
 
@@ -324,8 +324,8 @@ static void rdsConnect(rds *c) {
     redisAsyncContext *ac = c->url.is_unix ? redisAsyncConnectUnix(c->url.path)
                                            : redisAsyncConnect(c->url.host, c->url.port);
     if (!ac || ac->err) {
-        lfLog(LF_WARN, "event=redis_connect_failed error=\"%s\"",
-              ac ? ac->errstr : "out of memory");
+        lfLog(LF_WARN, "event=redis_connect_failed error=%s",
+              lfQ(ac ? ac->errstr : "out of memory"));
         if (ac) redisAsyncFree(ac);
         scheduleReconnect(c);
         return;

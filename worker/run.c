@@ -197,7 +197,7 @@ int workerRun(const workerConfig *cfg) {
     char where[300];
     rurlDescribe(&url, where, sizeof(where));
     lfLog(LF_INFO, "event=worker_start version=%s name=%s fleet=%s redis=%s concurrency=%d "
-          "lease_ms=%ld", LLMFLEET_VERSION, w.name, cfg->fleet, where, cfg->concurrency,
+          "lease_ms=%ld", LLMFLEET_VERSION, lfQ(w.name), lfQ(cfg->fleet), lfQ(where), cfg->concurrency,
           cfg->lease_ms);
     w.redis = rdsCreate(w.base, &url, onReady, &w);
     memset(&url, 0, sizeof(url));
@@ -205,7 +205,7 @@ int workerRun(const workerConfig *cfg) {
     event_base_dispatch(w.base);
 
     lfLog(LF_INFO, "event=worker_stop name=%s ok=%lld error=%lld retries=%lld "
-          "duplicates=%lld lost_leases=%lld", w.name, w.done_ok, w.done_err,
+          "duplicates=%lld lost_leases=%lld", lfQ(w.name), w.done_ok, w.done_err,
           w.retries, w.dups, w.fenced);
     rc = 0;
     teardown(&w);

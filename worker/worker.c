@@ -50,7 +50,7 @@ void wkTestHooks(void) {
 }
 
 static void testCrash(const char *point, const char *id) {
-    lfLog(LF_WARN, "event=test_crash point=%s id=\"%s\"", point, id);
+    lfLog(LF_WARN, "event=test_crash point=%s id=%s", point, lfQ(id));
     _exit(86);
 }
 
@@ -110,8 +110,8 @@ static void warnUnknownModel(worker *w, const char *model) {
     for (int i = 0; i < w->nwarned; i++)
         if (strcmp(w->warned_models[i], model) == 0) return;
     if (w->nwarned < 8) strcpy(w->warned_models[w->nwarned++], model);
-    lfLog(LF_WARN, "event=unknown_price model=\"%s\" hint=\"add it with "
-          "llmfleet prices set; results of this model carry no cost_usd\"", model);
+    lfLog(LF_WARN, "event=unknown_price model=%s hint=\"add it with "
+          "llmfleet prices set; results of this model carry no cost_usd\"", lfQ(model));
 }
 
 /* An error result for the slot's job. */
@@ -231,12 +231,12 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
             break;
         case SETTLED_DUP:
             w->dups++;
-            lfLog(LF_INFO, "event=duplicate_result_refused id=\"%s\"", s->job.id);
+            lfLog(LF_INFO, "event=duplicate_result_refused id=%s", lfQ(s->job.id));
             break;
         case SETTLED_LOST:
             w->fenced++;
-            lfLog(LF_WARN, "event=lease_lost_at_settle id=\"%s\" lease=%s",
-                  s->job.id, s->lease);
+            lfLog(LF_WARN, "event=lease_lost_at_settle id=%s lease=%s",
+                  lfQ(s->job.id), s->lease);
             break;
         }
         slotRelease(s);
@@ -303,8 +303,8 @@ void onHttpDone(httpReq *req, void *priv) {
          * error result only if it does not retry. */
         recError(&s->rec, &s->job, o.error_type, o.error_message, o.http_status, &c);
         s->rec.op = OP_FAILED;
-        lfLog(LF_INFO, "event=attempt_failed id=\"%s\" attempt=%d error_type=%s "
-              "http_status=%ld", s->job.id, s->attempt, o.error_type, o.http_status);
+        lfLog(LF_INFO, "event=attempt_failed id=%s attempt=%d error_type=%s "
+              "http_status=%ld", lfQ(s->job.id), s->attempt, o.error_type, o.http_status);
     } else {
         slotError(s, o.error_type, o.error_message, o.http_status);
     }
@@ -367,7 +367,7 @@ void onWaitTimer(evutil_socket_t fd, short what, void *arg) {
 static void noteWait(worker *w, const char *reason, long long ms) {
     if (!reason[0] || strcmp(reason, w->wait_reason) == 0) return;
     snprintf(w->wait_reason, sizeof(w->wait_reason), "%s", reason);
-    lfLog(LF_INFO, "event=fleet_wait reason=\"%s\" wait_ms=%lld", reason, ms);
+    lfLog(LF_INFO, "event=fleet_wait reason=%s wait_ms=%lld", lfQ(reason), ms);
 }
 
 /* Admission said wait: here (short waits), or back in the queue. */
@@ -394,7 +394,7 @@ static int admitOne(slot *s, const admitResult *a, const char *reason) {
     switch (a->verdict) {
     case ADMIT_GO_ALONE:
         s->suspect = 1;
-        lfLog(LF_INFO, "event=suspect_runs_alone id=\"%s\"", s->job.id);
+        lfLog(LF_INFO, "event=suspect_runs_alone id=%s", lfQ(s->job.id));
         /* fall through */
     case ADMIT_GO:
         w->wait_reason[0] = '\0';
@@ -404,7 +404,7 @@ static int admitOne(slot *s, const admitResult *a, const char *reason) {
         return 0;
     case ADMIT_DUP:
         w->dups++;
-        lfLog(LF_INFO, "event=duplicate_delivery_dropped id=\"%s\"", s->job.id);
+        lfLog(LF_INFO, "event=duplicate_delivery_dropped id=%s", lfQ(s->job.id));
         slotRelease(s);
         return 0;
     case ADMIT_LOST:
@@ -433,8 +433,8 @@ static int admitOne(slot *s, const admitResult *a, const char *reason) {
     case ADMIT_POISON:
         snprintf(msg, sizeof(msg), "poison job: its worker was lost %lld times "
                  "while running it (max_deliveries); not sent again", a->value);
-        lfLog(LF_WARN, "event=poison_job id=\"%s\" deliveries_lost=%lld",
-              s->job.id, a->value);
+        lfLog(LF_WARN, "event=poison_job id=%s deliveries_lost=%lld",
+              lfQ(s->job.id), a->value);
         slotDead(s, "worker_lost", msg);
         queueSettle(s);
         return 0;
@@ -542,7 +542,7 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
     if (!bodies || bodies->type != REDIS_REPLY_ARRAY || bodies->elements != (size_t)cr->n) {
         /* The list is not what the script left: nobody here holds these
          * leases, the reaper puts the jobs back. */
-        lfLog(LF_WARN, "event=claim_list_unreadable list=\"%s\" leases=%d", cc->list, cr->n);
+        lfLog(LF_WARN, "event=claim_list_unreadable list=%s leases=%d", lfQ(cc->list), cr->n);
         timerIn(w->idle_timer, w->cfg->idle_poll_ms);
         return;
     }
@@ -556,7 +556,7 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
         if (raw->type == REDIS_REPLY_STRING) bufAppend(&s->raw, raw->str, raw->len);
         if (jobParse(&s->job, s->raw.p, s->raw.len, w->cfg->max_job_bytes, err,
                      sizeof(err)) < 0) {
-            lfLog(LF_WARN, "event=invalid_job id=\"%s\" error=\"%s\"", s->job.id, err);
+            lfLog(LF_WARN, "event=invalid_job id=%s error=%s", lfQ(s->job.id), lfQ(err));
             s->attempt = 0;
             slotDead(s, "invalid_job", err);
             queueSettle(s);
@@ -635,8 +635,8 @@ static void onPrices(rds *c, redisReply *r, void *priv) {
         snprintf(line, sizeof(line), "%s %s", r->element[i]->str, r->element[i + 1]->str);
         if (priceParseLine(line, model, sizeof(model), &p, err, sizeof(err)) < 0 ||
             priceAdd(model, &p) < 0)
-            lfLog(LF_WARN, "event=bad_fleet_price model=\"%s\" error=\"%s\"",
-                  r->element[i]->str, err);
+            lfLog(LF_WARN, "event=bad_fleet_price model=%s error=%s",
+                  lfQ(r->element[i]->str), lfQ(err));
     }
     w->prices_ver = atoll(r->element[0]->str);
     lfLog(LF_INFO, "event=prices_loaded version=%lld fleet_models=%zu", w->prices_ver,

@@ -52,6 +52,7 @@ cat > "$T/worker.env" <<EOT
 ANTHROPIC_API_KEY=$API_KEY
 LLMFLEET_REDIS_URL=$REDIS_URL
 ANTHROPIC_BASE_URL=$FAKE_URL
+LLMFLEET_LOG_FORMAT=json
 LLMFLEET_WORKER_ARGS=--concurrency 4 --drain-timeout-ms 5000 --allow-insecure-http
 EOT
 ( while IFS= read -r line; do
@@ -63,8 +64,18 @@ EOT
 upid=$!
 PIDS+=("$upid")
 gen_jobs 20 inst | lf submit - >/dev/null
-check "the installed worker runs the jobs" wait_until 30 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN 'llmfleet:{default}:results') -ge 20 ]"
-check "worker_start logs the version" grep -q "event=worker_start version=$want " "$T/unitw.log"
+# A producer's hostile id (a newline that would forge a log line, quotes)
+# on a job the worker refuses, and so logs.
+bad='{"id":"x\n2026-01-01T00:00:00.000Z error llmfleet[1] event=forged \"q\"","request":{"model":"claude-sonnet-4-5"}}'
+rcli LPUSH 'llmfleet:{default}:jobs' "$bad" >/dev/null
+check "the installed worker runs the jobs" wait_until 30 sh -c "[ \$(redis-cli -p $REDIS_PORT XLEN 'llmfleet:{default}:results') -ge 21 ]"
+check "--log-format json: every line is one JSON object" sh -c "jq -e -s 'length > 1' '$T/unitw.log' >/dev/null"
+eq "worker_start logs the version" "$want" \
+    "$(jq -r 'select(.event == "worker_start") | .version' "$T/unitw.log")"
+eq "the hostile id logged as one value, unforged" \
+    "$(printf 'x\n2026-01-01T00:00:00.000Z error llmfleet[1] event=forged "q"')" \
+    "$(jq -r 'select(.event == "invalid_job") | .id' "$T/unitw.log")"
+check "no forged line" sh -c "! jq -r .event '$T/unitw.log' | grep -qx forged"
 kill -TERM "$upid"
 wait "$upid"; rc=$?
 eq "SIGTERM: a clean exit" "0" "$rc"

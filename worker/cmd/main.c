@@ -35,6 +35,7 @@ static void usage(void) {
 static int runWorker(int argc, char **argv) {
     workerConfig cfg;
     const char *level = envOr("LLMFLEET_LOG_LEVEL", "info");
+    const char *format = envOr("LLMFLEET_LOG_FORMAT", "text");
     char *pos[1];
     int npos;
 
@@ -61,6 +62,7 @@ static int runWorker(int argc, char **argv) {
         {"max-response-bytes", OPT_SIZE, &cfg.max_response_bytes, 1, "largest response accepted (67108864)"},
         {"allow-insecure-http", OPT_FLAG, &cfg.allow_insecure_http, 0, "allow http:// to non-loopback hosts"},
         {"log-level", OPT_STR, &level, 0, "debug|info|warn|error (info)"},
+        {"log-format", OPT_STR, &format, 0, "text (key=value) or json (a JSON object a line) (text)"},
         {NULL, 0, NULL, 0, NULL},
     };
     int r = optParse("worker", argc, argv, specs, pos, 0, &npos);
@@ -72,6 +74,12 @@ static int runWorker(int argc, char **argv) {
     if ((lfLogLevel = lfLogParseLevel(level)) < 0) {
         fprintf(stderr, "llmfleet worker: --log-level must be debug, info, warn "
                 "or error, got \"%s\"\n", level);
+        return 2;
+    }
+    if ((lfLogJson = lfLogParseFormat(format)) < 0) {
+        fprintf(stderr, "llmfleet worker: --log-format must be text or json, got %s\n",
+                lfQ(format));
+        lfLogJson = 0;
         return 2;
     }
     return workerRun(&cfg);

@@ -40,6 +40,8 @@ typedef struct slot {
     int suspect;                    /* runs alone: lost with a worker before */
     httpReq http;                   /* the request and its response */
     settleRec rec;                  /* the settle record, once it ends */
+    int ends_ok;                    /* 1: the record's result is ok, 0: an
+                                     * error (counted when settle says done) */
     struct slot *next;              /* in the pending-settle queue */
 } slot;
 

@@ -118,7 +118,7 @@ static void warnUnknownModel(worker *w, const char *model) {
 static void slotError(slot *s, const char *type, const char *msg, long status) {
     recCtx c = slotCtx(s);
     recError(&s->rec, &s->job, type, msg, status, &c);
-    s->w->done_err++;
+    s->ends_ok = 0;
 }
 
 /* A job that can never run: error result + dead letter with the reason. */
@@ -126,7 +126,7 @@ static void slotDead(slot *s, const char *type, const char *reason) {
     s->latency_ms = 0;
     recCtx c = slotCtx(s);
     recDead(&s->rec, &s->job, s->raw.p, s->raw.len, type, reason, &c, wallMs());
-    s->w->done_err++;
+    s->ends_ok = 0;
 }
 
 void slotRequeue(slot *s) {
@@ -225,6 +225,11 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
         slot *s = b->s[i];
         switch (v[i]) {
         case SETTLED_DONE:
+            /* The worker_stop summary counts results written, as settled. */
+            if (s->rec.op != OP_REQUEUE) {
+                if (s->ends_ok) w->done_ok++;
+                else w->done_err++;
+            }
             break;
         case SETTLED_RETRY:
             w->retries++;
@@ -295,7 +300,7 @@ void onHttpDone(httpReq *req, void *priv) {
             warnUnknownModel(w, s->job.model);
             cost = 0;           /* no price: nothing to count */
         }
-        w->done_ok++;
+        s->ends_ok = 1;
     } else if (o.retryable && w->draining) {
         recStart(&s->rec, OP_REQUEUE);
     } else if (o.retryable) {
@@ -303,6 +308,7 @@ void onHttpDone(httpReq *req, void *priv) {
          * error result only if it does not retry. */
         recError(&s->rec, &s->job, o.error_type, o.error_message, o.http_status, &c);
         s->rec.op = OP_FAILED;
+        s->ends_ok = 0;
         lfLog(LF_INFO, "event=attempt_failed id=%s attempt=%d error_type=%s "
               "http_status=%ld", lfQ(s->job.id), s->attempt, o.error_type, o.http_status);
     } else {
@@ -367,7 +373,10 @@ void onWaitTimer(evutil_socket_t fd, short what, void *arg) {
 static void noteWait(worker *w, const char *reason, long long ms) {
     if (!reason[0] || strcmp(reason, w->wait_reason) == 0) return;
     snprintf(w->wait_reason, sizeof(w->wait_reason), "%s", reason);
-    lfLog(LF_INFO, "event=fleet_wait reason=%s wait_ms=%lld", lfQ(reason), ms);
+    if (ms >= 86400000LL)       /* an operator's pause: until resumed */
+        lfLog(LF_INFO, "event=fleet_wait reason=%s until=resumed", lfQ(reason));
+    else
+        lfLog(LF_INFO, "event=fleet_wait reason=%s wait_ms=%lld", lfQ(reason), ms);
 }
 
 /* Admission said wait: here (short waits), or back in the queue. */

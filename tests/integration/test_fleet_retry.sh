@@ -38,6 +38,15 @@ lf results --out "$T/b.jsonl" 2>/dev/null
 check "jobs refused a retry carry the last error and why" \
     test "$(jq -r 'select(.status == "error" and (.error_message | test("retry budget is spent")) and .error_type == "api_error" and .http_status == 500) | .id' "$T/b.jsonl" | wc -l)" -gt 50
 eq "one result per id" "200" "$(jq -r .id "$T/b.jsonl" | sort -u | wc -l)"
+# The workers' stop summaries count the results they wrote, ok and error
+# (errors after refused retries included), and add up to the stream's.
+kill -TERM "${bw[@]}"; wait "${bw[@]}" 2>/dev/null
+sum() { grep -h 'event=worker_stop' "$T"/b1.log "$T"/b2.log | grep -o " $1=[0-9]*" |
+        awk -F= '{ s += $2 } END { print s + 0 }'; }
+eq "worker_stop ok= adds up to the ok results" \
+    "$(jq -r 'select(.status == "ok") | .id' "$T/b.jsonl" | wc -l)" "$(sum ok)"
+eq "worker_stop error= adds up to the error results" \
+    "$(jq -r 'select(.status == "error") | .id' "$T/b.jsonl" | wc -l)" "$(sum error)"
 
 # Non-retryable: 401 ends at once, one attempt.
 kill -TERM "${bw[@]}"; wait "${bw[@]}" 2>/dev/null

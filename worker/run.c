@@ -190,6 +190,7 @@ int workerRun(const workerConfig *cfg) {
                  cfg->connect_timeout_ms, cfg->max_response_bytes,
                  cfg->concurrency, err, sizeof(err)) < 0) {
         fprintf(stderr, "llmfleet worker: %s\n", err);
+        rc = 2;                 /* the base URL or the key: configuration */
         goto out_base;
     }
     setupLoop(&w);

@@ -83,4 +83,11 @@ check "and the message says why" grep -q "refusing plain http:// to a non-loopba
 check "and the key is not in it" sh -c "! grep -qF '$API_KEY' <<'E'
 $out
 E"
+# Every configuration error exits 2 (systemd's unit does not restart on 2).
+for bad in "ANTHROPIC_BASE_URL=ftp://api.example" "ANTHROPIC_API_KEY=$(printf 'a\nb')" \
+           "LLMFLEET_LOG_FORMAT=yaml" "LLMFLEET_FLEET=a/b"; do
+    env ANTHROPIC_API_KEY="$API_KEY" "$bad" "$BIN/llmfleet" worker --redis-url "$plain" \
+        >/dev/null 2>&1
+    eq "configuration error ${bad%%=*}: exit 2" "2" "$?"
+done
 finish

@@ -3,7 +3,7 @@
 # measured in the same run, reported as ratios. Figures go in README.md.
 #
 #   BENCH_JOBS=50000 BENCH_RUNS=3 make bench
-#   BENCH_ONLY=throughput|memory|fleet make bench     one part only
+#   BENCH_ONLY=throughput|memory|pickup|fleet make bench     one part only
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
 #    latency; end-to-end jobs/s, worker CPU us/job, Redis CPU us/job.
@@ -12,6 +12,10 @@
 # 2. Memory: 1 worker holding 2,000 requests in flight against a 2 s
 #    latency fake API; RSS per in-flight request. Baseline: the same worker
 #    idle (same --concurrency, empty queue).
+# 3. Pickup: LPUSH -> result readable on an idle fleet, one job at a time
+#    (tests/bench/pickup.py), p50 / p99. Baseline: the same worker against a
+#    Redis without BLMOVE, which polls every --idle-poll-ms.
+# 4. Fleet: quota use on real workloads (scripts/bench-fleet.sh).
 set -u
 cd "$(dirname "$0")/.."
 BIN=${LLMFLEET_BIN:-$PWD/bin}
@@ -139,6 +143,36 @@ printf "  %-44s %10s\n" "$INFLIGHT in flight: RSS (KiB)" "$busy_kib"
 printf "  %-44s %10s\n" "$INFLIGHT in flight: private/USS (KiB)" "$busy_uss"
 printf "  %-44s %10s\n" "ratio busy / idle" "$(awk "BEGIN {printf \"%.2f\", $busy_kib / $idle_kib}")"
 printf "  %-44s %10s\n" "bytes per in-flight request" "$per"
+fi
+
+if part pickup; then
+ROUNDS=${BENCH_PICKUP_ROUNDS:-5}
+echo "# 3. pickup on an idle fleet: LPUSH -> result readable, 1 job at a time, fake API at 0 ms"
+kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+start_fakeapi --quiet || exit 1
+# A: Redis as shipped (the worker blocks in BLMOVE); B, the baseline: the
+# same worker against a Redis without BLMOVE, polling every --idle-poll-ms
+# (100 ms), as before. One worker each (2 workers: --concurrency 8).
+start_redis >/dev/null || exit 1; url_a=$REDIS_URL
+start_worker pka --concurrency 8 --log-level warn
+start_redis --rename-command BLMOVE '""' >/dev/null || exit 1; url_b=$REDIS_URL
+start_worker pkb --concurrency 8 --log-level warn
+PY=${BENCH_PYTHON:-/usr/bin/python3}    # Debian's python3-redis
+: > "$T/pk.txt"
+for r in $(seq 1 "$ROUNDS"); do         # interleaved, the order alternating
+    if [ $((r % 2)) = 1 ]; then order="a b"; else order="b a"; fi
+    for x in $order; do
+        u=$url_a; [ "$x" = b ] && u=$url_b
+        echo "$x $("$PY" tests/bench/pickup.py "$u" 100 | jq -r '"\(.p50_ms) \(.p99_ms)"')" >> "$T/pk.txt"
+    done
+done
+med() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/pk.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+printf "  %-44s %10s\n" "baseline (polling, 100 ms): p50 ms" "$(med b 2)"
+printf "  %-44s %10s\n" "baseline (polling, 100 ms): p99 ms" "$(med b 3)"
+printf "  %-44s %10s\n" "llmfleet (BLMOVE wake): p50 ms" "$(med a 2)"
+printf "  %-44s %10s\n" "llmfleet (BLMOVE wake): p99 ms" "$(med a 3)"
+printf "  %-44s %10s\n" "ratio p50 baseline / llmfleet" "$(awk "BEGIN {printf \"%.1f\", $(med b 2) / $(med a 2)}")"
+printf "  %-44s %10s\n" "rounds of 100 jobs each, medians" "$ROUNDS"
 fi
 
 if part fleet; then bash scripts/bench-fleet.sh; fi

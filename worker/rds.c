@@ -150,9 +150,11 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
         reply = NULL;
         if (k->then) k->then->orphan = 1;
     }
-    if (reply && reply->type == REDIS_REPLY_ERROR)
+    /* A script's error is a bug or a broken Redis: logged here. A plain
+     * command's goes to its caller, which knows what it means. */
+    if (reply && reply->type == REDIS_REPLY_ERROR && k->script >= 0)
         lfLog(LF_WARN, "event=redis_error script=%s error=%s",
-              k->script >= 0 ? scriptSources[k->script].name : "-", lfQ(reply->str));
+              scriptSources[k->script].name, lfQ(reply->str));
     k->cb(k->c, k->orphan ? NULL : reply, k->priv);
     rdsCall *t = k->then;
     if (t && t->stale < 0) {            /* the read never went out */

@@ -67,7 +67,8 @@ int rdsScriptThen(rds *c, const rdsScriptCall *sc, rdsCallback *cb, void *priv,
                   int rargc, const char **rargv, const size_t *rargvlen,
                   rdsCallback *rcb, void *rpriv);
 
-/* A plain command (binary safe, copied). Same return rule as rdsScript. */
+/* A plain command (binary safe, copied). Same return rule as rdsScript.
+ * An error reply goes to cb unlogged (a script's is logged). */
 int rdsCommand(rds *c, int argc, const char **argv, const size_t *argvlen,
                rdsCallback *cb, void *priv);
 

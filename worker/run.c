@@ -154,6 +154,7 @@ static void setupLoop(worker *w) {
 
 static void teardown(worker *w) {
     rdsFree(w->redis);
+    rdsFree(w->waker);
     for (int i = 0; i < w->nslots; i++) {
         if (!w->slots[i].w) continue;
         httpReqFree(&w->slots[i].http);
@@ -201,6 +202,7 @@ int workerRun(const workerConfig *cfg) {
           "lease_ms=%ld", LLMFLEET_VERSION, lfQ(w.name), lfQ(cfg->fleet), lfQ(where), cfg->concurrency,
           cfg->lease_ms);
     w.redis = rdsCreate(w.base, &url, onReady, &w);
+    w.waker = rdsCreate(w.base, &url, onWakerReady, &w);
     memset(&url, 0, sizeof(url));
 
     event_base_dispatch(w.base);

@@ -57,6 +57,9 @@ typedef struct worker {
     const workerConfig *cfg;
     struct event_base *base;
     rds *redis;
+    rds *waker;                     /* blocks on the empty queue (wake.c) */
+    int waking;                     /* its BLMOVE is in flight */
+    int wake_off;                   /* Redis refused it: poll only */
     keySet keys;
     httpClient http;
     slot *slots;
@@ -118,6 +121,10 @@ void pricesLoad(worker *w);
 /* lease.c */
 void onRenewTimer(evutil_socket_t fd, short what, void *arg);
 void onReapTimer(evutil_socket_t fd, short what, void *arg);
+
+/* wake.c */
+void wakeArm(worker *w);
+void onWakerReady(rds *c, void *priv);
 
 /* run.c */
 void maybeExit(worker *w);

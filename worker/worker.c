@@ -545,6 +545,7 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
             timerIn(w->idle_timer, cr->wait_ms < 1000 ? (long)cr->wait_ms : 1000);
         } else {
             timerIn(w->idle_timer, w->cfg->idle_poll_ms);
+            if (!cc->failed) wakeArm(w);    /* the queue is empty */
         }
         return;
     }

@@ -14,7 +14,9 @@
 --     budget_exceeded entry goes to the results stream);
 --   in flight >= the fleet's ceiling, or the class's -> WAIT;
 --   one of the class's bucket estimates minus this job's need under
---     soft_token_floor -> WAIT exactly as long as the refill takes (under
+--     soft_token_floor -> WAIT exactly as long as the refill takes (at
+--     most a refill from empty while the class has requests in flight:
+--     an estimate under zero is theirs counted twice; under
 --     output_rule=reserve, when the holds of the requests in flight will
 --     give back enough output at their answers, a short WAIT in the slot
 --     instead: they are answered within a latency);
@@ -272,6 +274,15 @@ local function paceWait(k, need)
     for _, b in ipairs(BUCKETS) do
         if k.est[b] then
             local w = bucketWait(k.est[b], k.lim[b], need[b], k.soft[b])
+            if w > 0 and k.inflight + k.n > 0 then
+                -- Under zero the estimate counts requests in flight twice
+                -- (the reading taken at admission, when the API stamped
+                -- at the answer): the API's bucket is never below empty,
+                -- and their answers bring fresh readings; so no wait past
+                -- a refill from empty while some are in flight.
+                local cap = bucketWait(0, k.lim[b], need[b], k.soft[b])
+                if w > cap then w = cap end
+            end
             if w > 0 and b == 'o' and k.back > 0 and
                bucketWait(k.est[b] + k.back, k.lim[b], need[b], k.soft[b]) == 0 then
                 -- The holds in flight give back enough: look again soon,

@@ -1982,6 +1982,28 @@ static void test_output_quantile(void **state) {
     assert_int_equal(strncmp(hget(KN(RESERV), "w:1:2"), "sonnet-4,100,1000,", 18), 0);
 }
 
+/* An estimate far under zero while the class has requests in flight (the
+ * admission reading counts them twice when the API stamps at the answer):
+ * the wait is at most a refill from empty; with nothing in flight the
+ * whole wait stands. */
+static void test_wait_capped_while_in_flight(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    /* 60000/min: 1 token/ms; est -20000 (0 left, 20000 charged since);
+     * need 1000 + soft 3000. */
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld "
+        "sonnet-4|i_cum 20000 sonnet-4|i_base 0 sonnet-4|observed 1 sonnet-4|n_inflight 5",
+        KN(STATE), now);
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 1000, 10, 1, &v, NULL), ADMIT_PARKED);
+    assertNear(v, 4000, SLACK_MS, "capped at a refill from empty (1000 + 3000)");
+    cmd("HSET %s sonnet-4|n_inflight 0 sonnet-4|park_tail 0", KN(STATE));
+    assert_admit(admit1(0, "w:1:2", "b", 1000, 10, 1, &v, NULL), ADMIT_PARKED);
+    assertNear(v, 24000, SLACK_MS, "nothing in flight: the whole wait");
+}
+
 /* Under output_rule=reserve the holds of the requests in flight come back
  * (all but their output, at most oq of each) when they are answered: a job
  * the refill would make wait, but the give-back would not, waits in its
@@ -2174,6 +2196,7 @@ int main(void) {
         cmocka_unit_test_setup(test_parked_oldest_due_first, flush),
         cmocka_unit_test_setup(test_parked_spacing, flush),
         cmocka_unit_test_setup(test_reserve_give_back, flush),
+        cmocka_unit_test_setup(test_wait_capped_while_in_flight, flush),
         cmocka_unit_test_setup(test_short_wait_not_parked, flush),
         cmocka_unit_test_setup(test_observe_per_class, flush),
         cmocka_unit_test_setup(test_429_spend_limit, flush),

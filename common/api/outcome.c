@@ -78,6 +78,22 @@ static void parseSuccess(outcome *o, const char *body, size_t len) {
     us->cache_1h_tokens = getInt(&d, u, "cache_creation.ephemeral_1h_input_tokens");
     if (us->cache_creation_input_tokens < 0) us->cache_creation_input_tokens = 0;
     if (us->cache_read_input_tokens < 0) us->cache_read_input_tokens = 0;
+    /* No real request comes near USAGE_MAX_TOKENS: a count beyond it is a
+     * broken answer, not a bill (its cost would overflow the spend
+     * counters; the reservation counts as spent instead). */
+    const long long all[] = {us->input_tokens, us->output_tokens,
+                             us->cache_creation_input_tokens, us->cache_read_input_tokens,
+                             us->cache_5m_tokens, us->cache_1h_tokens};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) {
+        if (all[k] > USAGE_MAX_TOKENS) {
+            char m[160];
+            snprintf(m, sizeof(m), "API answered 200 with a usage count of %lld "
+                     "tokens, beyond any real request (%lld)", all[k], USAGE_MAX_TOKENS);
+            setError(o, "invalid_response", 1, "%s", m);
+            jsonFree(&d);
+            return;
+        }
+    }
     int m = jsonGet(&d, 0, "model");
     if (m >= 0 && jsonStr(&d, m, o->model, sizeof(o->model)) < 0) o->model[0] = '\0';
     o->ok = 1;

@@ -14,6 +14,10 @@
 #include "price.h"
 #include "ratelimit.h"
 
+/* The largest token count a usage field may hold (the largest context is
+ * about 1M tokens): beyond it an answer is invalid_response. */
+#define USAGE_MAX_TOKENS 100000000LL
+
 typedef struct outcome {
     int ok;                     /* 1: a usable 200 response */
     int retryable;              /* errors only: the fleet may try again */

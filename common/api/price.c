@@ -242,9 +242,9 @@ static int parsePriceLine(char *line, size_t linelen, priceEntry *e, char *err,
     }
     strcpy(e->model, f[0]);
     for (int i = 0; i < 5; i++) {
-        if (priceParseUsd(f[i + 1], slot[i]) < 0) {
+        if (priceParseUsd(f[i + 1], slot[i]) < 0 || *slot[i] > PRICE_MAX_MICROS) {
             snprintf(err, errlen, "bad %s price \"%.32s\" for %s (want USD per "
-                     "million tokens, at most 6 decimals)", names[i], f[i + 1], f[0]);
+                     "million tokens, at most 6 decimals, at most 1000000)", names[i], f[i + 1], f[0]);
             return -1;
         }
     }

@@ -73,6 +73,13 @@ int priceFormatLine(const char *model, const price *p, char *out, size_t outlen)
 /* Format micro-dollars as a decimal USD string ("0.012345"). Returns length. */
 int priceFormatUsd(long long micros, char *out, size_t outlen);
 
+/* Bounds that keep every cost the fleet counts an exact integer in Lua
+ * (under 2^53 micro-USD): a price at most $1,000,000 per million tokens
+ * (x at most 1e8 tokens a usage field, outcome.h), a spend cap at most
+ * $1,000,000,000. */
+#define PRICE_MAX_MICROS 1000000000000LL
+#define SPEND_MAX_MICROS 1000000000000000LL
+
 /* Parse a decimal USD string ("12.5", "0.000001") into micro-dollars.
  * Returns 0, or -1 for anything else (negative, >6 decimals, garbage). */
 int priceParseUsd(const char *s, long long *micros);

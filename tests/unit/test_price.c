@@ -272,6 +272,27 @@ static void test_parse_usd(void **state) {
     assert_int_equal(priceParseUsd(NULL, &v), -1);
 }
 
+/* A price line past $1,000,000 per million tokens is refused: every cost
+ * stays an exact integer in Lua (< 2^53 micro-USD). */
+static void test_price_line_bound(void **state) {
+    (void)state;
+    char model[128], err[200];
+    price p;
+    assert_int_equal(priceParseLine("m 1000000 1 1 1 1", model, sizeof(model), &p, err,
+                                    sizeof(err)), 0);
+    assert_int_equal(p.input, PRICE_MAX_MICROS);
+    assert_int_equal(priceParseLine("m 1 1 1 1 1000000.000001", model, sizeof(model), &p,
+                                    err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "bad OUTPUT price"));
+    /* The worst cost under both bounds is exact in Lua. */
+    usage u = {0};
+    u.input_tokens = u.output_tokens = u.cache_read_input_tokens = 100000000;
+    price worst = {PRICE_MAX_MICROS, PRICE_MAX_MICROS, PRICE_MAX_MICROS, PRICE_MAX_MICROS,
+                   PRICE_MAX_MICROS};
+    long long c = priceCost(&worst, &u);
+    assert_true(c > 0 && c < (1LL << 53));
+}
+
 static void test_format_usd(void **state) {
     (void)state;
     char out[32];
@@ -467,6 +488,7 @@ int main(void) {
         cmocka_unit_test(test_cost_garbage_and_overflow),
         cmocka_unit_test(test_reserve),
         cmocka_unit_test(test_parse_usd),
+        cmocka_unit_test(test_price_line_bound),
         cmocka_unit_test(test_format_usd),
         cmocka_unit_test(test_usd_round_trip),
         cmocka_unit_test_teardown(test_load_file, resetOverrides),

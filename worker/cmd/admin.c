@@ -138,9 +138,9 @@ static int validateLimit(const char *name, const char *v, char *out, size_t outl
             out[0] = '\0';
             return 0;
         }
-        if (priceParseUsd(v, &n) < 0) {
-            snprintf(err, errlen, "%s must be an amount in USD like 250 or 12.50 "
-                     "(or none), got \"%s\"", name, v);
+        if (priceParseUsd(v, &n) < 0 || n > SPEND_MAX_MICROS) {
+            snprintf(err, errlen, "%s must be an amount in USD like 250 or 12.50, "
+                     "at most 1000000000 (or none), got \"%s\"", name, v);
             return -1;
         }
         priceFormatUsd(n, out, outlen);

@@ -34,7 +34,10 @@ fi
 
 # Every library the binary needs directly is in the runtime list (or libc).
 deps=$(grep -v '^#' "$TOP/scripts/runtime-deps.txt" | tr -s ' \n' ' ')
+# The sanitizer build (make test-san) links the sanitizer runtimes: those
+# are the test build's, never shipped.
 for lib in $(readelf -d "$R/usr/bin/llmfleet" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+    case $lib in libasan.so.*|libubsan.so.*|liblsan.so.*|libtsan.so.*) continue ;; esac
     path=$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')
     pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -n 1 | cut -d: -f1)
     [ -z "$pkg" ] && pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1)

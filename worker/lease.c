@@ -45,9 +45,15 @@ void onRenewTimer(evutil_socket_t fd, short what, void *arg) {
 }
 
 static void onReaped(rds *c, redisReply *r, void *priv) {
-    (void)c; (void)priv;
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+    worker *w = priv;
+    (void)c;
+    if (!r || r->type != REDIS_REPLY_INTEGER) return;
+    if (r->integer > 0)
         lfLog(LF_WARN, "event=reaped_expired_leases n=%lld", r->integer);
+    else if (r->integer == -1)
+        lfLog(LF_WARN, "event=reap_held reason=redis_time_gap for_ms=%ld "
+              "(Redis did not run, or its clock stepped: live workers renew first)",
+              w->cfg->lease_ms);
 }
 
 void onReapTimer(evutil_socket_t fd, short what, void *arg) {
@@ -56,8 +62,9 @@ void onReapTimer(evutil_socket_t fd, short what, void *arg) {
     timerIn(w->reap_timer, REAP_INTERVAL_MS * 4 / 5 + random() % (REAP_INTERVAL_MS * 2 / 5));
     if (w->draining) return;
     lfArgs a;
-    argsInit(&a, 1, 1);
+    argsInit(&a, 2, 2);
     argsNum(&a, REAP_BATCH);
+    argsNum(&a, w->cfg->lease_ms);
     rdsScriptCall sc = scriptCall(w, "reap", NULL, &a);
     rdsScript(w->redis, &sc, onReaped, w);
     argsFree(&a);

@@ -366,8 +366,32 @@ int rdsReady(const rds *c) { return c->ready; }
 
 /* ---- Blocking connection ---------------------------------------------- */
 
+/* The reply timeout of the CLI's connection: LLMFLEET_REDIS_TIMEOUT_MS,
+ * 10 s by default. A Redis that stops answering (stopped, partitioned)
+ * fails the command with an error instead of hanging the CLI. */
+long rdsSyncTimeoutMs(void) {
+    const char *s = getenv("LLMFLEET_REDIS_TIMEOUT_MS");
+    char *end;
+    long v = s && *s ? strtol(s, &end, 10) : 0;
+    return s && *s && *end == '\0' && v > 0 && v <= 3600000 ? v : 10000;
+}
+
+/* The error of a failed command on a blocking connection, in words: a
+ * reply timeout says so (hiredis 0.14 reports it as EAGAIN). */
+const char *rdsSyncErr(const redisContext *c) {
+    static char msg[160];
+    if (c->err == REDIS_ERR_IO && (!strcmp(c->errstr, strerror(EAGAIN)) ||
+                                   !strcmp(c->errstr, strerror(ETIMEDOUT)))) {
+        snprintf(msg, sizeof(msg), "Redis did not answer within %ld ms (timed out; "
+                 "LLMFLEET_REDIS_TIMEOUT_MS sets the limit)", rdsSyncTimeoutMs());
+        return msg;
+    }
+    return c->errstr;
+}
+
 redisContext *rdsConnectSync(const rurl *u, char *err, size_t errlen) {
-    struct timeval tv = {5, 0};
+    long ms = rdsSyncTimeoutMs();
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     redisContext *rc = u->is_unix ? redisConnectUnixWithTimeout(u->path, tv)
                                   : redisConnectWithTimeout(u->host, u->port, tv);
     char where[300];
@@ -378,13 +402,18 @@ redisContext *rdsConnectSync(const rurl *u, char *err, size_t errlen) {
         if (rc) redisFree(rc);
         return NULL;
     }
+    if (redisSetTimeout(rc, tv) != REDIS_OK) {
+        snprintf(err, errlen, "cannot set a reply timeout on Redis at %s: %s", where, rc->errstr);
+        redisFree(rc);
+        return NULL;
+    }
     redisReply *r = NULL;
     if (u->pass[0]) {
         r = u->user[0] ? redisCommand(rc, "AUTH %s %s", u->user, u->pass)
                        : redisCommand(rc, "AUTH %s", u->pass);
         if (!r || r->type == REDIS_REPLY_ERROR) {
             snprintf(err, errlen, "Redis at %s refused AUTH: %s", where,
-                     r ? r->str : rc->errstr);
+                     r ? r->str : rdsSyncErr(rc));
             goto fail;
         }
         freeReplyObject(r);
@@ -393,7 +422,7 @@ redisContext *rdsConnectSync(const rurl *u, char *err, size_t errlen) {
         r = redisCommand(rc, "SELECT %d", u->db);
         if (!r || r->type == REDIS_REPLY_ERROR) {
             snprintf(err, errlen, "Redis at %s refused SELECT %d: %s", where,
-                     u->db, r ? r->str : rc->errstr);
+                     u->db, r ? r->str : rdsSyncErr(rc));
             goto fail;
         }
         freeReplyObject(r);

@@ -75,7 +75,10 @@ int rdsCommand(rds *c, int argc, const char **argv, const size_t *argvlen,
 /* ---- Blocking connection (subcommands) ---- */
 
 /* Connect, AUTH, SELECT. Returns a context, or NULL with err set (the
- * message never contains the password). */
+ * message never contains the password). Commands on it fail after the
+ * reply timeout (rdsSyncTimeoutMs: LLMFLEET_REDIS_TIMEOUT_MS, default 10 s). */
+long rdsSyncTimeoutMs(void);
+const char *rdsSyncErr(const redisContext *c);
 redisContext *rdsConnectSync(const rurl *url, char *err, size_t errlen);
 
 /* Run a script call on a blocking connection (EVAL). Returns the reply

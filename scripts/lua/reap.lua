@@ -7,10 +7,17 @@
 -- spent, and its job id counts one lost delivery (admit.lua dead-letters a
 -- job lost max_deliveries times: a poison job).
 --
+-- When Redis itself did not run (stalled, or its clock stepped), leases
+-- expired without any worker failing: reaping waits a lease period for the
+-- live workers to renew (fleetTick in lease.lua).
+--
 -- KEYS: the fleet's keys (proto.def).
--- ARGV[1] max leases to reap in one call
--- Reply: number of jobs put back.
+-- ARGV[1] max leases to reap in one call   ARGV[2] lease_ms
+-- Reply: number of jobs put back; -1 when a gap was just seen, -2 while
+-- reaping is held after one.
 local now = nowMs()
+if fleetTick(now, tonumber(ARGV[2])) then return -1 end
+if reapHeld(now) then return -2 end
 rcall('ZREMRANGEBYSCORE', K.workers, '-inf', now)
 local lids = rcall('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local reserved, lost = 0, 0

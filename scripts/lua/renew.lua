@@ -7,6 +7,7 @@
 -- Reply: the lease ids that are gone (reaped): the worker must not expect
 -- to settle them (settle.lua refuses them anyway).
 local now = nowMs()
+fleetTick(now, tonumber(ARGV[1]))
 rcall('ZADD', K.workers, now + tonumber(ARGV[3]), ARGV[2])
 local exp = now + tonumber(ARGV[1])
 local lost = {}

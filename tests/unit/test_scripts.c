@@ -1383,8 +1383,8 @@ static void test_reap_expired(void **state) {
     craftAdmitted("w:1:2", "b", 100, 40, 3000, now + 60000, now);
     cmd("HSET %s spent 7", KN(STATE));
     cmd("LPUSH %s %s", KN(JOBS), rawJob("q"));
-    const char *argv[] = {"100"};
-    redisReply *r = script("reap", 1, argv);
+    const char *argv[] = {"100", "30000"};
+    redisReply *r = script("reap", 2, argv);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
@@ -1414,6 +1414,56 @@ static void test_reap_expired(void **state) {
     assert_int_equal(hgetN(KN(STATE), "spent"), 5007);
     assert_int_equal(xlen(), 0);
     recFree(&rec);
+}
+
+/* Redis did not run for 20 s (a stall, or its clock stepped): every lease
+ * looks expired though its worker is alive. Reaping waits a lease period,
+ * time for the workers to renew; a renew after the gap holds it too; the
+ * in-flight count keeps the expired-looking entries meanwhile. */
+static void test_reap_held_after_gap(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now - 1);
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now - 1, now - 60000);
+    cmd("HSET %s tick %lld", KN(STATE), now - 20000);
+    const char *argv[] = {"100", "30000"};
+    redisReply *r = script("reap", 2, argv);
+    assert_int_equal(r->integer, -1);
+    freeReplyObject(r);
+    assert_true(zscore(KN(LEASES), "w:1:1") > 0);
+    assert_int_equal(hgetN(KN(STATS), "lost_in_flight"), -1);
+    long long after = hgetN(KN(STATE), "reap_after");
+    assert_true(after >= now + 30000 && after < now + 40000);
+    r = script("reap", 2, argv);
+    assert_int_equal(r->integer, -2);
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 0);
+
+    /* The live worker renews one lease; the other's worker is gone. */
+    const char *rargv[] = {"30000", "w", "30000", "w:1:1"};
+    r = script("renew", 4, rargv);
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+    assert_true(zscore(KN(LEASES), "w:1:1") >= now + 30000);
+
+    /* The hold over: the dead worker's lease is reaped, the renewed one not. */
+    cmd("HSET %s reap_after %lld", KN(STATE), now - 1);
+    r = script("reap", 2, argv);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_true(zscore(KN(LEASES), "w:1:1") > 0);
+    assert_int_equal(zscore(KN(LEASES), "w:1:2"), -1);
+
+    /* A renew that is first to see a gap (the clock stepped back) holds
+     * reaping as well. */
+    cmd("HSET %s tick %lld", KN(STATE), now + 3600000);
+    r = script("renew", 4, rargv);
+    freeReplyObject(r);
+    assert_true(hgetN(KN(STATE), "reap_after") >= now + 30000);
+    r = script("reap", 2, argv);
+    assert_int_equal(r->integer, -2);
+    freeReplyObject(r);
 }
 
 /* ======================== limits.lua, purge.lua, prices.lua ================== */
@@ -2187,6 +2237,7 @@ int main(void) {
         cmocka_unit_test_setup(test_claim_paused, flush),
         cmocka_unit_test_setup(test_claim_due_retries, flush),
         cmocka_unit_test_setup(test_reap_expired, flush),
+        cmocka_unit_test_setup(test_reap_held_after_gap, flush),
         cmocka_unit_test_setup(test_limits, flush),
         cmocka_unit_test_setup(test_purge, flush),
         cmocka_unit_test_setup(test_prices, flush),

@@ -181,7 +181,7 @@ static int limitsCall(redisContext *c, const keySet *ks, int n, const char **v) 
     rdsScriptCall sc = {"limits", ks, NULL, n, v, vl};
     redisReply *r = rdsScriptSync(c, &sc);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "llmfleet limits: %s\n", r ? r->str : c->errstr);
+        fprintf(stderr, "llmfleet limits: %s\n", r ? r->str : rdsSyncErr(c));
         if (r) freeReplyObject(r);
         return 1;
     }
@@ -387,7 +387,7 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
         const char *v[STATUS_COUNT];
         int nclass = statusParse(rr, v);
         if (nclass < 0) {
-            fprintf(stderr, "llmfleet status: %s\n", !rr ? c->errstr
+            fprintf(stderr, "llmfleet status: %s\n", !rr ? rdsSyncErr(c)
                     : rr->type == REDIS_REPLY_ERROR ? rr->str : "unexpected reply from status.lua");
             if (rr) freeReplyObject(rr);
             rc = 1;
@@ -457,7 +457,7 @@ int cliPause(const cliCommon *cc0, int argc, char **argv, int resume) {
     int rc = 0;
     if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 2) {
         fprintf(stderr, "llmfleet %s: %s\n", cmd,
-                rr && rr->type == REDIS_REPLY_ERROR ? rr->str : c->errstr);
+                rr && rr->type == REDIS_REPLY_ERROR ? rr->str : rdsSyncErr(c));
         rc = 1;
     } else if (!resume) {
         fprintf(stderr, "llmfleet pause: fleet %s paused; in-flight requests finish, "
@@ -487,7 +487,7 @@ static int deadRequeue(redisContext *c, const keySet *ks, long count, const char
     int rc = 0;
     if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 2) {
         fprintf(stderr, "llmfleet dead: %s\n",
-                rr && rr->type == REDIS_REPLY_ERROR ? rr->str : c->errstr);
+                rr && rr->type == REDIS_REPLY_ERROR ? rr->str : rdsSyncErr(c));
         rc = 1;
     } else {
         fprintf(stderr, "llmfleet dead: requeued %lld job%s", rr->element[0]->integer,
@@ -540,7 +540,7 @@ int cliDead(const cliCommon *cc0, int argc, char **argv) {
                            : redisCommand(c, "LRANGE %s 0 %ld", ks.name[KEY_DEAD], count - 1);
     int rc = 0;
     if (!rr || rr->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "llmfleet dead: %s\n", rr ? rr->str : c->errstr);
+        fprintf(stderr, "llmfleet dead: %s\n", rr ? rr->str : rdsSyncErr(c));
         rc = 1;
     } else if (purge) {
         fprintf(stderr, "llmfleet dead: purged %lld dead letter%s\n", rr->integer,

@@ -134,7 +134,7 @@ static int waitResults(redisContext *rc, const keySet *ks, strSet *want,
         redisReply *r = redisCommand(rc, "XREAD COUNT 1000 BLOCK 1000 STREAMS %s %s",
                                      ks->name[KEY_RESULTS], last);
         if (!r) {
-            fprintf(stderr, "llmfleet submit: lost Redis while waiting: %s\n", rc->errstr);
+            fprintf(stderr, "llmfleet submit: lost Redis while waiting: %s\n", rdsSyncErr(rc));
             setFree(&seen);
             return 1;
         }
@@ -281,7 +281,7 @@ static int pushLines(redisContext *c, const keySet *ks, const line *lines, size_
         redisReply *rr = redisCommandArgv(c, (int)m + 2, v, vl);
         if (!rr || rr->type == REDIS_REPLY_ERROR) {
             fprintf(stderr, "llmfleet submit: Redis refused the push after %zu "
-                    "jobs: %s\n", *pushed, rr ? rr->str : c->errstr);
+                    "jobs: %s\n", *pushed, rr ? rr->str : rdsSyncErr(c));
             rc = 1;
         } else {
             *pushed += m;
@@ -450,7 +450,7 @@ int cliResults(const cliCommon *cc0, int argc, char **argv) {
                            ks.name[KEY_RESULTS], last)
             : redisCommand(c, "XREAD COUNT 1000 STREAMS %s %s", ks.name[KEY_RESULTS], last);
         if (!rr || rr->type == REDIS_REPLY_ERROR) {
-            fprintf(stderr, "llmfleet results: %s\n", rr ? rr->str : c->errstr);
+            fprintf(stderr, "llmfleet results: %s\n", rr ? rr->str : rdsSyncErr(c));
             if (rr) freeReplyObject(rr);
             rc = 1;
             break;

@@ -56,7 +56,7 @@ static int fetch(redisContext *c, const keySet *ks, long long *ver) {
     redisReply *r = rdsScriptSync(c, &sc);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
         fprintf(stderr, "llmfleet prices: %s\n",
-                r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+                r && r->type == REDIS_REPLY_ERROR ? r->str : rdsSyncErr(c));
         if (r) freeReplyObject(r);
         return -1;
     }
@@ -85,7 +85,7 @@ static int change(redisContext *c, const keySet *ks, int argc, const char **v) {
     int rc = 0;
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         fprintf(stderr, "llmfleet prices: %s\n",
-                r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+                r && r->type == REDIS_REPLY_ERROR ? r->str : rdsSyncErr(c));
         rc = 1;
     } else {
         fprintf(stderr, "llmfleet prices: fleet price table version %s\n",

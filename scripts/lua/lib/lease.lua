@@ -65,7 +65,30 @@ local function reservationSnap(r)
     return r
 end
 
--- In flight across the fleet: admitted leases not yet expired.
+-- Redis itself stopped (a stalled VM, a long fork, a healed partition) or
+-- its clock stepped: every lease looks expired, though live workers would
+-- have renewed them. `tick` is the Redis time of the last renew or reap (a
+-- live fleet writes it at least every lease_ms / 3); a gap over half a
+-- lease, or time going back, holds reaping for one lease period from now:
+-- time for every live worker to renew. Returns true on such a gap.
+local function fleetTick(now, leaseMs)
+    local last = tonumber(rcall('HGET', K.state, 'tick') or now)
+    rcall('HSET', K.state, 'tick', now)
+    if now - last > leaseMs / 2 or now < last then
+        local until_ = math.max(now + leaseMs, tonumber(rcall('HGET', K.state, 'reap_after') or 0))
+        rcall('HSET', K.state, 'reap_after', until_)
+        return true
+    end
+    return false
+end
+
+local function reapHeld(now)
+    return now < tonumber(rcall('HGET', K.state, 'reap_after') or 0)
+end
+
+-- In flight across the fleet: admitted leases not yet expired (all of them
+-- while reaping is held: expiry means nothing then).
 local function inFlight(now)
+    if reapHeld(now) then return rcall('ZCARD', K.inflight) end
     return rcall('ZCOUNT', K.inflight, '(' .. now, '+inf')
 end

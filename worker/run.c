@@ -1,10 +1,13 @@
 /* run.c — a worker's life from start to stop: setup (configuration
  * checks, the event loop, timers and signals), SIGTERM's drain and its
  * deadline, the final summary. The job lifecycle itself is worker.c's. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -168,7 +171,33 @@ static void teardown(worker *w) {
     httpShutdown(&w->http);
 }
 
-int workerRun(const workerConfig *cfg) {
+/* Keep the key out of core files and other processes' reach: unless
+ * --allow-core-dump, the worker is not dumpable (no core, no ptrace or
+ * /proc/PID/environ for other processes of the user) and RLIMIT_CORE is
+ * 0. The key moves to a page excluded from any core (MADV_DONTDUMP) and
+ * its copy in the environment is wiped. (libcurl keeps its own copy in the
+ * request header list: with --allow-core-dump a core may hold it.)
+ * Returns the key's new home, or the old one if no page could be had. */
+static const char *guardKey(const workerConfig *cfg) {
+    if (!cfg->allow_core_dump) {
+        struct rlimit rl = {0, 0};
+        if (setrlimit(RLIMIT_CORE, &rl) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+            lfLog(LF_WARN, "event=core_guard_failed errno=%d", errno);
+    }
+    size_t len = strlen(cfg->api_key), page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t size = (len + page) / page * page;
+    char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return cfg->api_key;
+    madvise(p, size, MADV_DONTDUMP);
+    memcpy(p, cfg->api_key, len + 1);
+    char *env = getenv("ANTHROPIC_API_KEY");
+    if (env == cfg->api_key) memset(env, 0, len);
+    return p;
+}
+
+int workerRun(const workerConfig *given) {
+    workerConfig guarded = *given;
+    const workerConfig *cfg = &guarded;
     worker w;
     rurl url;
     char err[300];
@@ -180,6 +209,7 @@ int workerRun(const workerConfig *cfg) {
     wkTestHooks();
     srandom((unsigned)(time(NULL) ^ getpid() ^ (monoMs() << 8)));
     if (checkConfig(&w, cfg, &url) != 0) return 2;
+    guarded.api_key = guardKey(cfg);
     if (cfg->name) snprintf(w.name, sizeof(w.name), "%s", cfg->name);
     else defaultName(w.name, sizeof(w.name));
 

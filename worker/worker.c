@@ -288,6 +288,12 @@ void onHttpDone(httpReq *req, void *priv) {
     }
     outcomeClassify(&o, req->result, req->errbuf, req->too_large, req->status,
                     req->body.p, req->body.len, &req->rl);
+    /* Nothing the API (or a gateway before it) sends back may carry the
+     * key into Redis: error texts lose it and any sk-ant- token, a stored
+     * response has it masked. */
+    outcomeScrub(&o, w->cfg->api_key);
+    if (o.ok && maskKey(req->body.p, req->body.len, w->cfg->api_key) > 0)
+        lfLog(LF_WARN, "event=key_in_response id=%s action=masked", lfQ(s->job.id));
     if (testCrashAt && strcmp(testCrashAt, "after_response") == 0)
         testCrash(testCrashAt, s->job.id);
     if (testCrashAt && strcmp(testCrashAt, "retry") == 0 && !o.ok && o.retryable)
@@ -310,7 +316,7 @@ void onHttpDone(httpReq *req, void *priv) {
         s->rec.op = OP_FAILED;
         s->ends_ok = 0;
         lfLog(LF_INFO, "event=attempt_failed id=%s attempt=%d error_type=%s "
-              "http_status=%ld", lfQ(s->job.id), s->attempt, o.error_type, o.http_status);
+              "http_status=%ld", lfQ(s->job.id), s->attempt, lfQ(o.error_type), o.http_status);
     } else {
         slotError(s, o.error_type, o.error_message, o.http_status);
     }

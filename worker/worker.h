@@ -28,6 +28,7 @@ typedef struct workerConfig {
     size_t max_job_bytes;           /* --max-job-bytes */
     size_t max_response_bytes;      /* --max-response-bytes */
     int allow_insecure_http;        /* --allow-insecure-http */
+    int allow_core_dump;            /* --allow-core-dump */
 } workerConfig;
 
 /* Defaults for every field. */

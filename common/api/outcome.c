@@ -2,6 +2,7 @@
 #include "outcome.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -142,4 +143,58 @@ void outcomeClassify(outcome *o, CURLcode cc, const char *curl_err,
     }
     if (!o->ok && rl && rl->should_retry >= 0 && !o->spend_limit)
         o->retryable = rl->should_retry;
+}
+
+/* ---- Secrets ------------------------------------------------------------- */
+
+#define REDACTED "[redacted]"
+
+static int tokenChar(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+}
+
+void scrubSecrets(char *s, size_t cap, const char *key) {
+    if (!s || cap == 0) return;
+    size_t klen = key ? strlen(key) : 0, n = strlen(s), o = 0;
+    char *out = malloc(cap);
+    if (!out) { s[0] = '\0'; return; }    /* nothing rather than a leak */
+    for (size_t i = 0; i < n && o + 1 < cap;) {
+        size_t skip = 0;
+        if (klen >= 8 && n - i >= klen && memcmp(s + i, key, klen) == 0) skip = klen;
+        else if (n - i >= 7 && memcmp(s + i, "sk-ant-", 7) == 0)
+            for (skip = 7; i + skip < n && tokenChar((unsigned char)s[i + skip]); skip++) {}
+        if (skip) {
+            size_t r = sizeof(REDACTED) - 1;
+            if (r > cap - 1 - o) r = cap - 1 - o;
+            memcpy(out + o, REDACTED, r);
+            o += r;
+            i += skip;
+        } else {
+            out[o++] = s[i++];
+        }
+    }
+    out[o] = '\0';
+    memcpy(s, out, o + 1);
+    free(out);
+}
+
+void outcomeScrub(outcome *o, const char *key) {
+    scrubSecrets(o->error_type, sizeof(o->error_type), key);
+    scrubSecrets(o->error_message, sizeof(o->error_message), key);
+    scrubSecrets(o->model, sizeof(o->model), key);
+}
+
+int maskKey(char *p, size_t len, const char *key) {
+    size_t klen = key ? strlen(key) : 0;
+    int n = 0;
+    if (!p || klen < 8) return 0;
+    for (char *q = p; (size_t)(q - p) + klen <= len;) {
+        char *hit = memmem(q, len - (size_t)(q - p), key, klen);
+        if (!hit) break;
+        memset(hit, '*', klen);
+        q = hit + klen;
+        n++;
+    }
+    return n;
 }

@@ -36,4 +36,16 @@ void outcomeClassify(outcome *o, CURLcode cc, const char *curl_err,
                      int too_large, long status, const char *body,
                      size_t body_len, const rlHeaders *rl);
 
+/* Remove credentials from a string an API or a gateway supplied (an error
+ * may quote the refused key): the key itself (when at least 8 bytes) and
+ * every "sk-ant-" token become "[redacted]". In place; s stays within cap. */
+void scrubSecrets(char *s, size_t cap, const char *key);
+
+/* scrubSecrets on every API-supplied string of an outcome. */
+void outcomeScrub(outcome *o, const char *key);
+
+/* Overwrite each occurrence of key in p[0..len) with '*' (the same length:
+ * a JSON body stays valid). Returns the number of occurrences. */
+int maskKey(char *p, size_t len, const char *key);
+
 #endif

@@ -153,6 +153,7 @@ static const struct {
     {"class-limits", OPT_CLASS, 0, NULL},
     {"tokenizer", OPT_CHOICE, offsetof(fakeConfig, tokRealistic), fakeTokenizers},
     {"caching", OPT_FLAG, offsetof(fakeConfig, caching), NULL},
+    {"leak-key", OPT_FLAG, offsetof(fakeConfig, leakKey), NULL},
     {"output-tokens", OPT_MS, offsetof(fakeConfig, outputMean), NULL},
     {"output-dist", OPT_CHOICE, offsetof(fakeConfig, outputDist), fakeDists},
     {"quiet", OPT_FLAG, offsetof(fakeConfig, quiet), NULL},
@@ -164,6 +165,8 @@ static void fakeUsage(FILE *f) {
         "  --listen HOST:PORT        address to listen on (127.0.0.1:0)\n"
         "  --port-file FILE          write the bound port to FILE\n"
         "  --api-key K               accept only this key (default: any)\n"
+        "  --leak-key                a careless gateway: quote the refused key in\n"
+        "                            401 messages, the request's key in 200 texts\n"
         "  --rpm N --itpm N --otpm N per-minute limits (0 = unlimited)\n"
         "  --otpm-mode reserve|actual  charge max_tokens up front or\n"
         "                            produced tokens at the end (actual)\n"

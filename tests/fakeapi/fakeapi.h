@@ -80,6 +80,7 @@ typedef struct fakeConfig {
     int headersAtAdmit;         /* 1: rate-limit headers stamped at admission */
     int tokRealistic;           /* 1: --tokenizer realistic, 2: code, 0: chars / 4 */
     int caching;                /* 1: honour cache_control (prompt caching) */
+    int leakKey;            /* quote the key: in 401 messages and 200 texts */
     double outputMean;          /* --output-tokens mean, 0 = drawn up to max_tokens */
     int outputDist;             /* FAKE_DIST_* of --output-tokens */
     int quiet;                  /* no informational log lines */

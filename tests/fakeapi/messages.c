@@ -263,10 +263,17 @@ static void msgSuccessEnd(const fakeReq *r, int withUsage) {
     bufAppendStr(&fake.out, "}");
 }
 
+/* The key of the request being answered, for --leak-key. */
+static char msgKey[600];
+
 /* Build the success body into fake.out. */
 static void msgSuccessBody(const fakeReq *r, int withUsage) {
     msgSuccessStart(r);
     msgFiller(r->bodyHash, r->outputTokens);
+    if (fake.cfg.leakKey) {
+        bufAppendStr(&fake.out, " key: ");
+        bufAppendStr(&fake.out, msgKey);
+    }
     msgSuccessEnd(r, withUsage);
 }
 
@@ -456,8 +463,12 @@ static int msgAuth(struct evhttp_request *req) {
         msgError(req, 401, "authentication_error", "x-api-key header is required", 0);
         return 0;
     }
+    snprintf(msgKey, sizeof(msgKey), "%s", strpbrk(key, "\"\\") ? "?" : key);
     if (fake.cfg.apiKey && strcmp(key, fake.cfg.apiKey) != 0) {
-        msgError(req, 401, "authentication_error", "invalid x-api-key", 0);
+        char m[700];
+        snprintf(m, sizeof(m), "invalid x-api-key%s%s", fake.cfg.leakKey ? ": " : "",
+                 fake.cfg.leakKey ? msgKey : "");
+        msgError(req, 401, "authentication_error", m, 0);
         return 0;
     }
     return 1;

@@ -86,3 +86,17 @@ results_count() { rcli XLEN "llmfleet:{${1:-default}}:results"; }
 
 # results_at_least FLEET N: the stream holds at least N entries.
 results_at_least() { [ "$(results_count "$1")" -ge "$2" ]; }
+
+# redis_dump: everything Redis holds (db of rcli), key by key, as text.
+redis_dump() {
+    rcli --scan --pattern '*' | while IFS= read -r k; do
+        case $(rcli TYPE "$k") in
+            string) rcli GET "$k" ;;
+            list) rcli LRANGE "$k" 0 -1 ;;
+            hash) rcli HGETALL "$k" ;;
+            set) rcli SMEMBERS "$k" ;;
+            zset) rcli ZRANGE "$k" 0 -1 WITHSCORES ;;
+            stream) rcli XRANGE "$k" - + ;;
+        esac
+    done
+}

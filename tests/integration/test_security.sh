@@ -15,17 +15,7 @@ LLMFLEET_LOG_LEVEL=debug start_worker w1 --log-level debug
 check "jobs done" wait_until 30 results_at_least default 43
 lf results --out "$T/results.jsonl" 2>/dev/null
 lf dead list > "$T/dead.txt" 2>/dev/null
-# Everything Redis holds, key by key, as text.
-rcli --scan --pattern '*' | while IFS= read -r k; do
-    case $(rcli TYPE "$k") in
-        string) rcli GET "$k" ;;
-        list) rcli LRANGE "$k" 0 -1 ;;
-        hash) rcli HGETALL "$k" ;;
-        set) rcli SMEMBERS "$k" ;;
-        zset) rcli ZRANGE "$k" 0 -1 WITHSCORES ;;
-        stream) rcli XRANGE "$k" - + ;;
-    esac
-done > "$T/redis-dump.txt"
+redis_dump > "$T/redis-dump.txt"
 check "the Redis dump is not empty" test -s "$T/redis-dump.txt"
 check "debug logging was on" grep -q "level=debug\|debug llmfleet" "$T/w1.log"
 for f in "$T"/w1.log "$T/redis-dump.txt" "$T/results.jsonl" "$T/dead.txt"; do

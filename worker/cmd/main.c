@@ -61,6 +61,7 @@ static int runWorker(int argc, char **argv) {
         {"max-job-bytes", OPT_SIZE, &cfg.max_job_bytes, 1, "largest job accepted (33554432)"},
         {"max-response-bytes", OPT_SIZE, &cfg.max_response_bytes, 1, "largest response accepted (67108864)"},
         {"allow-insecure-http", OPT_FLAG, &cfg.allow_insecure_http, 0, "allow http:// to non-loopback hosts"},
+        {"allow-core-dump", OPT_FLAG, &cfg.allow_core_dump, 0, "let a crash write a core file (it may hold the API key)"},
         {"log-level", OPT_STR, &level, 0, "debug|info|warn|error (info)"},
         {"log-format", OPT_STR, &format, 0, "text (key=value) or json (a JSON object a line) (text)"},
         {NULL, 0, NULL, 0, NULL},

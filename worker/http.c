@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -21,6 +22,12 @@ typedef struct httpSock {
     struct event *ev;
     httpClient *hc;
 } httpSock;
+
+static long long nowMs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void checkDone(httpClient *hc) {
     CURLMsg *m;
@@ -33,6 +40,7 @@ static void checkDone(httpClient *hc) {
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&req);
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &req->status);
         curl_multi_remove_handle(hc->multi, easy);
+        evtimer_del(req->watchdog);
         req->active = 0;
         req->result = rc;
         req->done(req, req->priv);
@@ -117,11 +125,41 @@ static size_t onHeader(char *p, size_t size, size_t n, void *arg) {
     char err[160];
     if (len > 5 && strncasecmp(p, "HTTP/", 5) == 0) {
         rlInit(&req->rl);       /* a new response (after 100-continue...) */
+        req->window_t0 = nowMs();
+        req->window_b0 = 0;
         return len;
     }
     if (rlParseLine(&req->rl, p, len, err, sizeof(err)) < 0)
         lfLog(LF_WARN, "event=bad_ratelimit_header error=%s", lfQ(err));
     return len;
+}
+
+/* The watchdog: a response slower than HTTP_SLOW_MIN_BYTES per window is
+ * cut and completes as a timeout with its own message. */
+static void onWatchdog(evutil_socket_t fd, short what, void *arg) {
+    httpReq *req = arg;
+    (void)fd; (void)what;
+    if (!req->active || !req->window_t0) return;
+    long long now = nowMs();
+    if (now - req->window_t0 < HTTP_SLOW_WINDOW_MS) return;
+    curl_off_t got = 0;
+    curl_easy_getinfo(req->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);
+    if (got - req->window_b0 >= HTTP_SLOW_MIN_BYTES) {
+        req->window_t0 = now;
+        req->window_b0 = got;
+        return;
+    }
+    evtimer_del(req->watchdog);
+    curl_multi_remove_handle(req->client->multi, req->easy);
+    req->active = 0;
+    req->too_slow = 1;
+    req->result = CURLE_OPERATION_TIMEDOUT;
+    curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
+    snprintf(req->errbuf, sizeof(req->errbuf), "the response trickled: %lld bytes in "
+             "%lld ms after the status line (at least %d per %d ms expected)",
+             (long long)(got - req->window_b0), now - req->window_t0,
+             HTTP_SLOW_MIN_BYTES, HTTP_SLOW_WINDOW_MS);
+    req->done(req, req->priv);
 }
 
 void httpReqInit(httpClient *hc, httpReq *req, httpDoneProc *done, void *priv) {
@@ -130,7 +168,8 @@ void httpReqInit(httpClient *hc, httpReq *req, httpDoneProc *done, void *priv) {
     req->done = done;
     req->priv = priv;
     req->easy = curl_easy_init();
-    if (!req->easy) abort();
+    req->watchdog = event_new(hc->base, -1, EV_PERSIST, onWatchdog, req);
+    if (!req->easy || !req->watchdog) abort();
     CURL *e = req->easy;
     curl_easy_setopt(e, CURLOPT_URL, hc->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hc->headers);
@@ -159,6 +198,8 @@ void httpReqFree(httpReq *req) {
     httpCancel(req);
     if (req->easy) curl_easy_cleanup(req->easy);
     req->easy = NULL;
+    if (req->watchdog) event_free(req->watchdog);
+    req->watchdog = NULL;
     bufFree(&req->body);
 }
 
@@ -168,6 +209,9 @@ int httpStart(httpReq *req, const char *body, size_t len, long timeout_ms) {
     req->status = 0;
     req->result = CURLE_OK;
     req->too_large = 0;
+    req->too_slow = 0;
+    req->window_t0 = 0;
+    req->window_b0 = 0;
     req->errbuf[0] = '\0';
     curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -175,12 +219,15 @@ int httpStart(httpReq *req, const char *body, size_t len, long timeout_ms) {
     if (curl_multi_add_handle(req->client->multi, req->easy) != CURLM_OK)
         return -1;
     req->active = 1;
+    struct timeval tv = {HTTP_SLOW_CHECK_MS / 1000, (HTTP_SLOW_CHECK_MS % 1000) * 1000};
+    evtimer_add(req->watchdog, &tv);
     return 0;
 }
 
 void httpCancel(httpReq *req) {
     if (!req->active) return;
     curl_multi_remove_handle(req->client->multi, req->easy);
+    evtimer_del(req->watchdog);
     req->active = 0;
 }
 

@@ -42,9 +42,22 @@ struct httpReq {
     int too_large;                  /* body passed max_response */
     int active;                     /* added to the multi handle */
     char errbuf[CURL_ERROR_SIZE];   /* libcurl's message on failure */
+    int too_slow;                   /* the answer trickled: cut by the watchdog */
+    long long window_t0;            /* ms (monotonic): start of the rate window, 0 = no answer yet */
+    curl_off_t window_b0;           /* bytes received at its start */
+    struct event *watchdog;         /* checks the rate every HTTP_SLOW_CHECK_MS */
     httpDoneProc *done;
     void *priv;
 };
+
+/* Once the status line has arrived (the API has finished the work; real
+ * answers come whole at once), the response must bring HTTP_SLOW_MIN_BYTES
+ * in every HTTP_SLOW_WINDOW_MS, or it is cut (error_type slow_response):
+ * a trickling upstream does not hold a slot and its reservation for the
+ * whole request timeout. */
+#define HTTP_SLOW_WINDOW_MS 10000
+#define HTTP_SLOW_MIN_BYTES 1024
+#define HTTP_SLOW_CHECK_MS  1000
 
 /* Set up the client. api_key goes only into a request header, never into
  * a log line. Returns 0, or -1 with err. */

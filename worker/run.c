@@ -84,7 +84,7 @@ void workerConfigDefaults(workerConfig *cfg) {
     cfg->drain_timeout_ms = 30000;
     cfg->results_maxlen = 1000000;
     cfg->max_job_bytes = 32u << 20;
-    cfg->max_response_bytes = 64u << 20;
+    cfg->max_response_bytes = 16u << 20;   /* x 64 slots: 1 GiB at worst */
 }
 
 static void raiseFdLimit(int want) {

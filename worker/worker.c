@@ -286,7 +286,8 @@ void onHttpDone(httpReq *req, void *priv) {
         evtimer_del(w->wait_timer);
         timerIn(w->wait_timer, 0);
     }
-    outcomeClassify(&o, req->result, req->errbuf, req->too_large, req->status,
+    outcomeClassify(&o, req->result, req->errbuf,
+                    req->too_large ? CUT_TOO_LARGE : req->too_slow ? CUT_SLOW : CUT_NONE, req->status,
                     req->body.p, req->body.len, &req->rl);
     /* Nothing the API (or a gateway before it) sends back may carry the
      * key into Redis: error texts lose it and any sk-ant- token, a stored

@@ -22,12 +22,15 @@ static int statusRetryable(long s) {
            s == 503 || s == 504 || s == 529;
 }
 
-static void transportError(outcome *o, CURLcode cc, const char *curl_err,
-                           int too_large) {
+static void transportError(outcome *o, CURLcode cc, const char *curl_err, int cut) {
     const char *msg = curl_err && *curl_err ? curl_err : curl_easy_strerror(cc);
-    if (too_large) {
+    if (cut == CUT_TOO_LARGE) {
         setError(o, "response_too_large", 0, "%s",
                  "response body exceeded --max-response-bytes");
+        return;
+    }
+    if (cut == CUT_SLOW) {
+        setError(o, "slow_response", 1, "%s", msg);
         return;
     }
     switch (cc) {
@@ -127,13 +130,13 @@ static void parseError(outcome *o, long status, const char *body, size_t len) {
 }
 
 void outcomeClassify(outcome *o, CURLcode cc, const char *curl_err,
-                     int too_large, long status, const char *body,
+                     int cut, long status, const char *body,
                      size_t body_len, const rlHeaders *rl) {
     memset(o, 0, sizeof(*o));
     o->retry_after_ms = rl ? rl->retry_after_ms : -1;
     o->http_status = status;
-    if (cc != CURLE_OK || too_large) {
-        transportError(o, cc, curl_err, too_large);
+    if (cc != CURLE_OK || cut) {
+        transportError(o, cc, curl_err, cut);
         return;
     }
     if (status == 200) {

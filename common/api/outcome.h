@@ -30,10 +30,14 @@ typedef struct outcome {
     int spend_limit;            /* 429 enforced_spend_limit_reached */
 } outcome;
 
-/* Classify one attempt. body may be NULL/0. too_large: the body hit the
- * response cap. Never fails: anything unexpected becomes an error. */
+/* Why the client cut a response short (outcomeClassify's cut). */
+enum { CUT_NONE = 0, CUT_TOO_LARGE = 1, CUT_SLOW = 2 };
+
+/* Classify one attempt. body may be NULL/0. cut: CUT_TOO_LARGE, the body
+ * hit the response cap; CUT_SLOW, it trickled (curl_err says how).
+ * Never fails: anything unexpected becomes an error. */
 void outcomeClassify(outcome *o, CURLcode cc, const char *curl_err,
-                     int too_large, long status, const char *body,
+                     int cut, long status, const char *body,
                      size_t body_len, const rlHeaders *rl);
 
 /* Remove credentials from a string an API or a gateway supplied (an error

@@ -108,6 +108,65 @@ void fakeSend(struct evhttp_request *req, int status, const char *reason,
     evhttp_send_reply(req, status, reason, NULL);
 }
 
+/* A reply whose body goes out one byte a second (chunked): a trickling
+ * upstream. Freed when the last byte is out or the client hangs up. */
+typedef struct fakeTrickle {
+    struct evhttp_request *req;
+    struct evhttp_connection *conn;
+    struct evbuffer *rest;
+    struct event *ev;
+} fakeTrickle;
+
+static void trickleFree(fakeTrickle *t) {
+    if (t->conn) evhttp_connection_set_closecb(t->conn, NULL, NULL);
+    event_free(t->ev);
+    evbuffer_free(t->rest);
+    free(t);
+}
+
+static void trickleClosed(struct evhttp_connection *c, void *arg) {
+    fakeTrickle *t = arg;
+    (void)c;
+    t->conn = NULL;
+    trickleFree(t);
+}
+
+static void trickleTick(evutil_socket_t fd, short what, void *arg) {
+    fakeTrickle *t = arg;
+    (void)fd; (void)what;
+    struct evbuffer *one = evbuffer_new();
+    if (one) {
+        evbuffer_remove_buffer(t->rest, one, 1);
+        evhttp_send_reply_chunk(t->req, one);
+        evbuffer_free(one);
+    }
+    if (!one || evbuffer_get_length(t->rest) == 0) {
+        evhttp_send_reply_end(t->req);
+        trickleFree(t);
+        return;
+    }
+    struct timeval tv = {1, 0};
+    evtimer_add(t->ev, &tv);
+}
+
+void fakeSendTrickle(struct evhttp_request *req, int status, const char *reason,
+                     const char *body, size_t len) {
+    fakeTrickle *t = calloc(1, sizeof(*t));
+    if (!t || !(t->rest = evbuffer_new()) ||
+        !(t->ev = evtimer_new(fake.base, trickleTick, t))) {
+        if (t && t->rest) evbuffer_free(t->rest);
+        free(t);
+        fakeSend(req, status, reason, body, len);
+        return;
+    }
+    t->req = req;
+    t->conn = evhttp_request_get_connection(req);
+    evbuffer_add(t->rest, body, len);
+    evhttp_connection_set_closecb(t->conn, trickleClosed, t);
+    evhttp_send_reply_start(req, status, reason);
+    trickleTick(-1, 0, t);
+}
+
 /* ---- Options ------------------------------------------------------------- */
 
 enum { OPT_STR, OPT_COUNT, OPT_MS, OPT_PROB, OPT_U64, OPT_FLAG, OPT_MODE,
@@ -144,6 +203,7 @@ static const struct {
     {"p-no-usage", OPT_PROB, offsetof(fakeConfig, pNoUsage), NULL},
     {"p-huge", OPT_PROB, offsetof(fakeConfig, pHuge), NULL},
     {"p-bad-headers", OPT_PROB, offsetof(fakeConfig, pBadHeaders), NULL},
+    {"p-trickle", OPT_PROB, offsetof(fakeConfig, pTrickle), NULL},
     {"huge-bytes", OPT_COUNT, offsetof(fakeConfig, hugeBytes), NULL},
     {"org-cap-tokens", OPT_COUNT, offsetof(fakeConfig, orgCapTokens), NULL},
     {"org-cap-seconds", OPT_MS, offsetof(fakeConfig, orgCapSeconds), NULL},
@@ -165,6 +225,7 @@ static void fakeUsage(FILE *f) {
         "  --listen HOST:PORT        address to listen on (127.0.0.1:0)\n"
         "  --port-file FILE          write the bound port to FILE\n"
         "  --api-key K               accept only this key (default: any)\n"
+        "  --p-trickle P             a success's body sent a byte a second\n"
         "  --leak-key                a careless gateway: quote the refused key in\n"
         "                            401 messages, the request's key in 200 texts\n"
         "  --rpm N --itpm N --otpm N per-minute limits (0 = unlimited)\n"

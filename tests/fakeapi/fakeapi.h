@@ -72,6 +72,7 @@ typedef struct fakeConfig {
     double pNoUsage;            /* probability of a 200 without usage */
     double pHuge;               /* probability of a 200 of hugeBytes of text */
     double pBadHeaders;         /* probability of garbage rate-limit headers */
+    double pTrickle;            /* probability of a body sent a byte a second */
     long long hugeBytes;        /* text length of a huge answer */
     long long orgCapTokens;     /* org cap: tokens served before it trips */
     double orgCapSeconds;       /* org cap: how long it stays tripped */
@@ -145,6 +146,7 @@ enum {
     FAKE_SHAPE_NO_USAGE,        /* a message without its usage object */
     FAKE_SHAPE_HUGE,            /* text of cfg.hugeBytes bytes */
     FAKE_SHAPE_BAD_HEADERS,     /* garbage in the rate-limit headers */
+    FAKE_SHAPE_TRICKLE,         /* headers, then the body a byte a second */
 };
 
 /* A /v1/messages request the server holds: waiting for its latency, to be
@@ -373,5 +375,8 @@ void fakeNewId(const char *prefix, char *out, size_t outlen);
 /* Send len bytes of body with status and reason. */
 void fakeSend(struct evhttp_request *req, int status, const char *reason,
               const char *body, size_t len);
+/* The same, the body trickled a byte a second (the p_trickle fault). */
+void fakeSendTrickle(struct evhttp_request *req, int status, const char *reason,
+                     const char *body, size_t len);
 
 #endif

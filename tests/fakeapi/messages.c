@@ -115,7 +115,10 @@ static void msgSendShaped(struct evhttp_request *req, int status, const char *re
     }
     fakeStatsReply(status);
     fakeStatsLeave();
-    fakeSend(req, status, reason, fake.out.p, fake.out.len);
+    if (r && status == 200 && r->shape == FAKE_SHAPE_TRICKLE)
+        fakeSendTrickle(req, status, reason, fake.out.p, fake.out.len);
+    else
+        fakeSend(req, status, reason, fake.out.p, fake.out.len);
 }
 
 /* Start fake.out with the error body's common part, up to the message. */
@@ -637,7 +640,7 @@ static int msgFault(int *shape) {
     *shape = FAKE_SHAPE_OK;
     if (c->p500 <= 0 && c->p529 <= 0 && c->pReset <= 0 && c->pHang <= 0 &&
         c->pGarbage <= 0 && c->pTruncated <= 0 && c->pNoUsage <= 0 &&
-        c->pHuge <= 0 && c->pBadHeaders <= 0)
+        c->pHuge <= 0 && c->pBadHeaders <= 0 && c->pTrickle <= 0)
         return 0;
     u = fakeRandomUnit();
     if ((u -= c->p500) < 0) return 500;
@@ -649,6 +652,7 @@ static int msgFault(int *shape) {
     else if ((u -= c->pNoUsage) < 0) *shape = FAKE_SHAPE_NO_USAGE;
     else if ((u -= c->pHuge) < 0) *shape = FAKE_SHAPE_HUGE;
     else if ((u -= c->pBadHeaders) < 0) *shape = FAKE_SHAPE_BAD_HEADERS;
+    else if ((u -= c->pTrickle) < 0) *shape = FAKE_SHAPE_TRICKLE;
     return 0;
 }
 

@@ -277,6 +277,7 @@ static const struct {
     {"p_no_usage", CFG_PROB, offsetof(fakeConfig, pNoUsage)},
     {"p_huge", CFG_PROB, offsetof(fakeConfig, pHuge)},
     {"p_bad_headers", CFG_PROB, offsetof(fakeConfig, pBadHeaders)},
+    {"p_trickle", CFG_PROB, offsetof(fakeConfig, pTrickle)},
     {"huge_bytes", CFG_COUNT, offsetof(fakeConfig, hugeBytes)},
     {"latency_ms", CFG_MS, offsetof(fakeConfig, latencyMs)},
     {"per_token_ms", CFG_MS, offsetof(fakeConfig, perTokenMs)},
@@ -368,7 +369,7 @@ static void cfgJson(buf *o) {
               "\"org_cap_seconds\":%g,\"spend_limit_after\":%lld,"
               "\"p500\":%g,\"p529\":%g,\"p_reset\":%g,\"p_hang\":%g,"
               "\"p_garbage\":%g,\"p_truncated\":%g,\"p_no_usage\":%g,"
-              "\"p_huge\":%g,\"p_bad_headers\":%g,\"huge_bytes\":%lld,"
+              "\"p_huge\":%g,\"p_bad_headers\":%g,\"p_trickle\":%g,\"huge_bytes\":%lld,"
               "\"latency_ms\":%g,\"per_token_ms\":%g,\"jitter_ms\":%g,"
               "\"headers_at\":\"%s\",\"tokenizer\":\"%s\",\"caching\":%s,"
               "\"output_tokens\":%g,\"output_dist\":\"%s\"}\n",
@@ -376,7 +377,7 @@ static void cfgJson(buf *o) {
               c->maxOutputTokens, c->orgCapTokens, c->orgCapSeconds,
               c->spendLimitAfter, c->p500, c->p529, c->pReset, c->pHang,
               c->pGarbage, c->pTruncated, c->pNoUsage, c->pHuge, c->pBadHeaders,
-              c->hugeBytes, c->latencyMs, c->perTokenMs, c->jitterMs,
+              c->pTrickle, c->hugeBytes, c->latencyMs, c->perTokenMs, c->jitterMs,
               cfgModeName("headers_at", c->headersAtAdmit),
               cfgModeName("tokenizer", c->tokRealistic),
               c->caching ? "true" : "false", c->outputMean,

@@ -59,7 +59,7 @@ static int runWorker(int argc, char **argv) {
         {"drain-timeout-ms", OPT_LONG, &cfg.drain_timeout_ms, 0, "SIGTERM: wait this long for in-flight requests (30000)"},
         {"results-maxlen", OPT_LONG, &cfg.results_maxlen, 1, "results stream MAXLEN ~ (1000000)"},
         {"max-job-bytes", OPT_SIZE, &cfg.max_job_bytes, 1, "largest job accepted (33554432)"},
-        {"max-response-bytes", OPT_SIZE, &cfg.max_response_bytes, 1, "largest response accepted (67108864)"},
+        {"max-response-bytes", OPT_SIZE, &cfg.max_response_bytes, 1, "largest response accepted (16777216)"},
         {"allow-insecure-http", OPT_FLAG, &cfg.allow_insecure_http, 0, "allow http:// to non-loopback hosts"},
         {"allow-core-dump", OPT_FLAG, &cfg.allow_core_dump, 0, "let a crash write a core file (it may hold the API key)"},
         {"log-level", OPT_STR, &level, 0, "debug|info|warn|error (info)"},

@@ -32,6 +32,34 @@ static void estimateJob(job *j, const jsonDoc *d, int req) {
     }
 }
 
+/* The id of a job too large to parse, when it is the job's first key
+ * (`{"id":"..."`, as producers write it): read from the head only, so the
+ * error result can name its job. Leaves j->id "" otherwise. */
+static void headId(job *j, const char *raw, size_t len) {
+    size_t i = 0, lim = len < 4096 ? len : 4096;
+    while (i < lim && strchr(" \t\r\n", raw[i])) i++;
+    if (i >= lim || raw[i++] != '{') return;
+    while (i < lim && strchr(" \t\r\n", raw[i])) i++;
+    if (lim - i < 4 || memcmp(raw + i, "\"id\"", 4) != 0) return;
+    i += 4;
+    while (i < lim && strchr(" \t\r\n", raw[i])) i++;
+    if (i >= lim || raw[i++] != ':') return;
+    while (i < lim && strchr(" \t\r\n", raw[i])) i++;
+    size_t start = i;
+    if (i >= lim || raw[i++] != '"') return;
+    while (i < lim && raw[i] != '"') i += raw[i] == '\\' ? 2 : 1;
+    if (i >= lim) return;
+    char obj[4200];
+    int n = snprintf(obj, sizeof(obj), "{\"id\":%.*s}", (int)(i + 1 - start), raw + start);
+    jsonDoc d;
+    char perr[64];
+    if (n < 0 || (size_t)n >= sizeof(obj) || jsonUtf8Invalid(obj, (size_t)n) >= 0 ||
+        jsonParse(&d, obj, (size_t)n, 8, 2, perr, sizeof(perr)) < 0)
+        return;
+    if (jsonStr(&d, jsonGet(&d, 0, "id"), j->id, sizeof(j->id)) <= 0) j->id[0] = '\0';
+    jsonFree(&d);
+}
+
 int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
              size_t errlen) {
     jsonDoc d;
@@ -42,6 +70,7 @@ int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
     if (max_bytes && len > max_bytes) {
         snprintf(err, errlen, "job is %zu bytes, over the %zu byte limit", len,
                  max_bytes);
+        headId(j, raw, len);
         return -1;
     }
     long bad = jsonUtf8Invalid(raw, len);

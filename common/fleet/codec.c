@@ -285,12 +285,14 @@ void recDead(settleRec *r, const job *j, const char *raw, size_t rawlen,
     r->op = OP_DEAD;
     buf *d = &r->dead;
     bufReset(d);
-    bufAppendStr(d, "{\"id\":");
+    bufAppendStr(d, "{");
+    if (ts_ms >= 0) bufPrintf(d, "\"ts_ms\":%lld,", ts_ms);
+    bufAppendStr(d, "\"id\":");
     if (j->id[0]) bufAppendJsonString(d, j->id, strlen(j->id));
     else bufAppendStr(d, "null");
     bufAppendStr(d, ",\"reason\":");
     bufAppendJsonString(d, reason, strlen(reason));
-    bufPrintf(d, ",\"ts_ms\":%lld,\"worker\":", ts_ms);
+    bufAppendStr(d, ",\"worker\":");
     bufAppendJsonString(d, ctx->worker, strlen(ctx->worker));
     if (jsonUtf8Invalid(raw, rawlen) < 0) {
         bufAppendStr(d, ",\"job\":");

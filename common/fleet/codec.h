@@ -147,7 +147,8 @@ void recError(settleRec *r, const job *j, const char *type, const char *msg,
               long status, const recCtx *ctx);
 
 /* A job that can never run: error result + dead letter quoting the raw
- * job (as text, or base64 when it is not UTF-8). ts_ms: the letter's time. */
+ * job (as text, or base64 when it is not UTF-8). ts_ms: the letter's
+ * time; -1 leaves it to settle.lua, which stamps Redis's clock. */
 void recDead(settleRec *r, const job *j, const char *raw, size_t rawlen,
              const char *type, const char *reason, const recCtx *ctx,
              long long ts_ms);

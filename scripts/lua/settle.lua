@@ -323,7 +323,14 @@ for n, r in ipairs(recs) do
         if ARGV[r.a + ATT.SENT] == '1' then account(lid, r.a, resv[n]) else release(lid, resv[n], 0) end
         if op == OP.RESULT or op == OP.DEAD then
             local v = writeResult(n, nil)
-            if v == SETTLED.DONE and op == OP.DEAD then lpushDead[#lpushDead + 1] = r.dead end
+            if v == SETTLED.DONE and op == OP.DEAD then
+                -- Stamped with Redis's clock unless the worker did (ts_ms first).
+                local d = r.dead
+                if string.sub(d, 1, 9) ~= '{"ts_ms":' then
+                    d = string.format('{"ts_ms":%d,', now) .. string.sub(d, 2)
+                end
+                lpushDead[#lpushDead + 1] = d
+            end
             out[#out + 1] = v
         elseif op == OP.FAILED then
             out[#out + 1] = retryOrGiveUp(n, jobs[lid])

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "estimate.h"
+#include "job.h"
 #include "json.h"
 
 /* ---- Helpers ------------------------------------------------------------ */
@@ -761,8 +762,30 @@ static void test_speed(void **state) {
 #endif
 }
 
+/* A job over the size limit is refused unparsed; its id is still read
+ * from the head when it is the first key, so its error names it. */
+static void test_oversized_head_id(void **state) {
+    (void)state;
+    char err[200];
+    job j;
+    const char *cases[][2] = {
+        {"{\"id\":\"big-1\",\"request\":{\"x\":\"aaaaaaaaaaaaaaaaaaaa\"}}", "big-1"},
+        {" {\n \"id\" : \"q\\\"\\u00e9\", \"request\":{}}", "q\"\xc3\xa9"},
+        {"{\"request\":{},\"id\":\"late\"}", ""},         /* not first: not read */
+        {"{\"id\":12,\"request\":{}}", ""},                 /* not a string */
+        {"{\"id\":\"unterminated", ""},
+        {"{\"id\":\"\",\"request\":{}}", ""},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        assert_int_equal(jobParse(&j, cases[k][0], strlen(cases[k][0]), 10, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "over the 10 byte limit"));
+        assert_string_equal(j.id, cases[k][1]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_oversized_head_id),
         cmocka_unit_test(test_english_text),
         cmocka_unit_test(test_cjk),
         cmocka_unit_test(test_mixed_text),

@@ -1416,6 +1416,37 @@ static void test_reap_expired(void **state) {
     recFree(&rec);
 }
 
+/* A dead letter the worker left unstamped (ts -1) gets Redis's time; one
+ * it stamped keeps its own (and no second ts_ms). */
+static void test_dead_letter_redis_time(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"d1", "d2"};
+    craftClaim("w:9:", 2, ids, now + 60000);
+    recCtx c = {"tw", 1, 0};
+    for (int k = 0; k < 2; k++) {
+        job j = testJob(ids[k]);
+        settleRec rec;
+        memset(&rec, 0, sizeof(rec));
+        recDead(&rec, &j, "{\"x\":1}", 7, "invalid_job", "bad", &c, k == 0 ? -1 : 1234);
+        char lid[16];
+        snprintf(lid, sizeof(lid), "w:9:%d", k + 1);
+        assert_settled(settleOne(lid, ids[k], &rec, 0), SETTLED_DONE);
+        recFree(&rec);
+    }
+    redisReply *r = cmdR("LRANGE %s 0 -1", KN(DEAD));
+    assert_int_equal(r->elements, 2);
+    for (int k = 0; k < 2; k++) {
+        const char *e = r->element[1 - k]->str;       /* LPUSH: newest first */
+        long long ts = atoll(e + strlen("{\"ts_ms\":"));
+        assert_true(strncmp(e, "{\"ts_ms\":", 9) == 0);
+        assert_null(strstr(e + 9, "ts_ms"));
+        if (k == 0) assert_true(ts >= now && ts < now + 5000);
+        else assert_int_equal(ts, 1234);
+    }
+    freeReplyObject(r);
+}
+
 /* Redis did not run for 20 s (a stall, or its clock stepped): every lease
  * looks expired though its worker is alive. Reaping waits a lease period,
  * time for the workers to renew; a renew after the gap holds it too; the
@@ -2238,6 +2269,7 @@ int main(void) {
         cmocka_unit_test_setup(test_claim_due_retries, flush),
         cmocka_unit_test_setup(test_reap_expired, flush),
         cmocka_unit_test_setup(test_reap_held_after_gap, flush),
+        cmocka_unit_test_setup(test_dead_letter_redis_time, flush),
         cmocka_unit_test_setup(test_limits, flush),
         cmocka_unit_test_setup(test_purge, flush),
         cmocka_unit_test_setup(test_prices, flush),

@@ -16,7 +16,7 @@ if tonumber(ARGV[PA.KIND]) == PAUSE.OPERATOR then
     set.pause_until, set.pause_kind, set.pause_reason, set.pause_since =
         FOREVER_MS, PAUSE.OPERATOR, ARGV[PA.REASON], now
 else
-    pauseEnd(P)
+    pauseEnd(P, now)
 end
 local kv = {}
 for k, v in pairs(set) do kv[#kv + 1] = k; kv[#kv + 1] = v end

@@ -171,8 +171,8 @@ local function account(lid, a, r)
             k.r429 = ra
         end
     elseif status == '200' then
-        if probeLease == lid and P.kind == PAUSE.LONG then pauseEnd(P) end
-        if k and k.probeLease == lid and k.P.kind == PAUSE.LONG then pauseEnd(k.P) end
+        if probeLease == lid and P.kind == PAUSE.LONG then pauseEnd(P, now) end
+        if k and k.probeLease == lid and k.P.kind == PAUSE.LONG then pauseEnd(k.P, now) end
         if k and k.probeLease == lid then k.s.probe_lease = '' end
         if k then learn(k, a, r) end
     end

@@ -1,7 +1,9 @@
 # Guarantee 3, long caps: an org cap (429 with a retry-after far past
 # max_pause) pauses the fleet with the reason shown by `status`; while it
 # lasts the fleet sends at most one probe per probe interval; once the cap
-# lifts, every job completes. Then a spend-limit 429 (no retry-after).
+# lifts, every job completes. Then a spend-limit 429 (no retry-after). Then
+# an hour's cap lifted after seconds (an admin raised it): the retries the
+# cap pushed out for the hour run as soon as the probe gets through.
 . "$(dirname "$0")/lib.sh"
 
 start_redis
@@ -47,4 +49,23 @@ wait_until 15 sh -c "[ \$(( \$(date +%s%N) / 1000000 - $t0 )) -ge 6000 ]"
 b=$(fake_stats | jq .requests_total)
 check "spend-limit pause: at most one probe per interval ($((b - a)) in 6 s)" test $((b - a)) -le 4
 check "jobs stay queued (or parked), none lost" test "$(( $(queued_count) + $(rcli ZCARD 'llmfleet:{default}:leases') + $(results_count) ))" -ge $((n + 200))
+
+# An hour's cap that lifts early.
+start_fakeapi --latency-ms 50 --org-cap-tokens 1500 --org-cap-seconds 3600
+F=early
+lf limits set --fleet $F max_pause=5s probe_interval=1s max_attempts=10 >/dev/null
+gen_jobs 100 e | lf submit - --fleet $F 2>/dev/null
+for i in 1 2; do start_worker e$i --fleet $F --concurrency 16; done
+early_paused() { lf status --fleet $F --json | jq -e '.paused == 1 and .pause_kind == "long"'; }
+check "early: the hour's cap pauses the fleet" wait_until 30 early_paused
+delayed=$(rcli ZCARD "llmfleet:{$F}:delayed")
+echo "# $delayed retries pushed out by the cap"
+check "early: some jobs met the cap (retries delayed)" test "$delayed" -gt 0
+curl -s -X POST -d '{"org_cap_tokens":0}' "$FAKE_URL/_config" >/dev/null
+t0=$(now_ms)
+check "early: every job completes within 30 s of the lift" wait_until 30 results_at_least $F 100
+echo "# all 100 done $(( $(now_ms) - t0 )) ms after the lift (the cap said 3600 s)"
+lf results --fleet $F --out "$T/e.jsonl" 2>/dev/null
+eq "early: all ok, one result per id" 100 "$(jq -r 'select(.status == "ok") | .id' "$T/e.jsonl" | sort -u | wc -l)"
+eq "early: no retry left delayed" 0 "$(rcli ZCARD "llmfleet:{$F}:delayed")"
 finish

@@ -1062,6 +1062,24 @@ static void test_settle_429_long(void **state) {
     assertHas(hget(KN(STATE), "pause_reason"), "over max_pause");
     assert_int_equal(hgetN0(KN(STATE), SF("pause_until")), 0);    /* the fleet's */
     recFree(&rec);
+    long long due = zscore(KN(DELAYED), "w:1:1");
+    assert_true(due >= now + 600000);               /* pushed out by the cap */
+    cmd("ZADD %s %lld w:9:1", KN(DELAYED), now + 7200000);     /* not the pause's */
+
+    /* The cap lifts early: the probe's 200 ends the pause, and the retry
+     * it had pushed out is due now, not in ten minutes. */
+    const char *ids2[] = {"b"};
+    craftClaim("w:2:", 1, ids2, now + 60000);
+    craftAdmitted("w:2:1", "b", 100, 50, 5000, now + 60000, now);
+    cmd("HSET %s probe_lease w:2:1", KN(STATE));
+    job jb = testJob("b");
+    recSuccess(&rec, &jb, 10, 1, NULL);
+    assert_settled(settleOne("w:2:1", "b", &rec, 0), SETTLED_DONE);
+    assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
+    long long now2 = redisNow();
+    assert_true(zscore(KN(DELAYED), "w:1:1") <= now2);
+    assert_int_equal(zscore(KN(DELAYED), "w:9:1"), now + 7200000);
+    recFree(&rec);
 }
 
 static void test_settle_retry_until_max_attempts(void **state) {
@@ -1133,6 +1151,29 @@ static void test_settle_retry_budget(void **state) {
     assertHas(entryField(r->element[0], "error_message"), "retry budget is spent");
     freeReplyObject(r);
     assert_int_equal(hgetN(KN(STATS), "retry_budget_refusals"), 1);
+    recFree(&rec);
+}
+
+/* A header that says the limit is 0 (an upstream that does not meter a
+ * bucket) and nothing remains: no prediction to clamp to, and no script
+ * error (it compared nil with nil). */
+static void test_settle_observation_zero_limit(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("HSET %s sonnet-4|i_lim 0 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1",
+        KN(STATE), now);
+    rlHeaders rl;
+    rlInit(&rl);
+    rl.input.limit = 0;
+    rl.input.remaining = 0;
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
+    job j = testJob("a");
+    settleRec rec;
+    recSuccess(&rec, &j, 10, 1, &rl);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_DONE);
+    assert_int_equal(xlen(), 1);
     recFree(&rec);
 }
 
@@ -2270,6 +2311,7 @@ int main(void) {
         cmocka_unit_test_setup(test_reap_expired, flush),
         cmocka_unit_test_setup(test_reap_held_after_gap, flush),
         cmocka_unit_test_setup(test_dead_letter_redis_time, flush),
+        cmocka_unit_test_setup(test_settle_observation_zero_limit, flush),
         cmocka_unit_test_setup(test_limits, flush),
         cmocka_unit_test_setup(test_purge, flush),
         cmocka_unit_test_setup(test_prices, flush),

@@ -69,8 +69,9 @@ local function bucketObserve(obs, tAdm, cumA, cur, set, now, rule)
             atAdmit = atAdmit - (spentNow - (cumA[b] or spentNow))
             local m = rem < atAdmit and rem or atAdmit
             local keep = m
-            if b ~= 'r' and cur(b .. '_lim') then
-                local p = bucketEstimateF(cur, b, now, rule)
+            -- (No prediction without a positive limit: a header may say 0.)
+            local p = b ~= 'r' and bucketEstimateF(cur, b, now, rule)
+            if p then
                 if b == 'o' and rule == 'actual' then p = p + (cur('o_inflight') or 0) end
                 local lo, hi = m - 500, m + 500
                 if rem <= 0 then lo = p end

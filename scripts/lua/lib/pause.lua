@@ -46,9 +46,22 @@ local function pauseRaise(P, now, untilMs, reason, kind, probeEvery)
     if kind == PAUSE.LONG then s[pf(c, 'probe_at')] = now + probeEvery end
 end
 
--- End the pause (a probe got through, or the operator resumed).
-local function pauseEnd(P)
+-- End the pause (a probe got through, or the operator resumed). Retries
+-- that the pause pushed out (a 429's retry-after of an hour, its reset)
+-- are due by the pause's end, give or take their jitter: an early end
+-- makes them due now, rather than leaving them in `delayed` for the hour.
+-- (An operator's own pause delays no retry: nothing moves.)
+local function pauseEnd(P, now)
     local s, c = P.set, P.c
+    if P.until_ms > now and P.kind ~= PAUSE.OPERATOR then
+        local ids = rcall('ZRANGEBYSCORE', K.delayed, '(' .. now, P.until_ms + 60000,
+                          'LIMIT', 0, 10000)
+        if #ids > 0 then
+            local z = {}
+            for _, lid in ipairs(ids) do z[#z + 1] = now; z[#z + 1] = lid end
+            rcall('ZADD', K.delayed, 'XX', unpack(z))
+        end
+    end
     P.until_ms, P.kind = 0, PAUSE.SHORT
     s[pf(c, 'pause_until')], s[pf(c, 'pause_kind')], s[pf(c, 'pause_reason')] = 0, PAUSE.SHORT, ''
 end

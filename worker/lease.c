@@ -9,10 +9,24 @@
 
 #define REAP_BATCH 200              /* leases reaped per call */
 
+/* A renew call: when it went out. The leases it renewed live at least
+ * until then + lease_ms (the slots' lease_until). */
+typedef struct renewCall {
+    worker *w;
+    long long t_sent;
+} renewCall;
+
 static void onRenewed(rds *c, redisReply *r, void *priv) {
-    worker *w = priv;
+    renewCall *rc = priv;
+    worker *w = rc->w;
+    long long until = rc->t_sent + w->cfg->lease_ms;
     (void)c;
+    free(rc);
     if (!r || r->type != REDIS_REPLY_ARRAY) return;
+    for (int k = 0; k < w->nslots; k++) {
+        slot *s = &w->slots[k];
+        if (s->state != SLOT_FREE && s->lease_until < until) s->lease_until = until;
+    }
     for (size_t i = 0; i < r->elements; i++) {
         redisReply *t = r->element[i];
         for (int k = 0; k < w->nslots; k++) {
@@ -39,8 +53,12 @@ void onRenewTimer(evutil_socket_t fd, short what, void *arg) {
         slot *s = &w->slots[i];
         if (s->state != SLOT_FREE && !s->lost && s->lease[0]) argsStr(&a, s->lease);
     }
+    renewCall *rc = malloc(sizeof(*rc));
+    if (!rc) abort();
+    rc->w = w;
+    rc->t_sent = monoMs();
     rdsScriptCall sc = scriptCall(w, "renew", NULL, &a);
-    rdsScript(w->redis, &sc, onRenewed, w);
+    if (rdsScript(w->redis, &sc, onRenewed, rc) < 0) free(rc);
     argsFree(&a);
 }
 

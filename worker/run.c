@@ -238,8 +238,8 @@ int workerRun(const workerConfig *given) {
     event_base_dispatch(w.base);
 
     lfLog(LF_INFO, "event=worker_stop name=%s ok=%lld error=%lld retries=%lld "
-          "duplicates=%lld lost_leases=%lld", lfQ(w.name), w.done_ok, w.done_err,
-          w.retries, w.dups, w.fenced);
+          "duplicates=%lld lost_leases=%lld late_go=%lld", lfQ(w.name), w.done_ok,
+          w.done_err, w.retries, w.dups, w.fenced, w.late_go);
     rc = 0;
     teardown(&w);
 out_base:

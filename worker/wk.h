@@ -37,6 +37,8 @@ typedef struct slot {
     long long t_sent;               /* when the request went out (ms, mono) */
     long long latency_ms;           /* of the last attempt */
     long long wake;                 /* SLOT_WAIT: when to ask again (ms, mono) */
+    long long lease_until;          /* the lease surely lives until (ms, mono):
+                                     * claim or last renew sent + lease_ms */
     int suspect;                    /* runs alone: lost with a worker before */
     httpReq http;                   /* the request and its response */
     settleRec rec;                  /* the settle record, once it ends */
@@ -49,6 +51,7 @@ typedef struct slot {
 typedef struct batch {
     struct worker *w;
     struct claimCall *cc;           /* settle: this call also claims */
+    long long t_sent;               /* when the call went out (ms, mono) */
     int n;
     slot *s[];
 } batch;
@@ -86,7 +89,7 @@ typedef struct worker {
     int prices_loading;             /* a prices.lua get is in flight */
     char wait_reason[160];          /* last reason the fleet made us wait */
     struct event *sig_term, *sig_int;
-    long long done_ok, done_err, retries, dups, fenced;
+    long long done_ok, done_err, retries, dups, fenced, late_go;
     char warned_models[8][JOB_MODEL_MAX + 1];
     int nwarned;
 } worker;
@@ -104,6 +107,7 @@ typedef struct claimCall {
     claimReply reply;               /* the script's answer */
     char list[192 + 160];           /* claimed:PREFIX */
     size_t prefix_at;               /* where PREFIX starts in list */
+    long long t_sent;               /* when the call went out (ms, mono) */
 } claimCall;
 
 /* worker.c */

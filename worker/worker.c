@@ -19,6 +19,7 @@
  * (common/fleet/codec.c), HTTP mechanics (http.c), Redis connections
  * (rds.c), job validation and response classification (common/api). */
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,10 @@ static void onClaimBodies(rds *c, redisReply *r, void *priv);
  *                                   before it is settled
  *   LLMFLEET_TEST_CRASH_AT=retry    die when a retryable failure arrives,
  *                                   before its retry is scheduled
- * The process exits at once (_exit), like a SIGKILL: nothing is flushed. */
+ * The process exits at once (_exit), like a SIGKILL: nothing is flushed.
+ *   LLMFLEET_TEST_CRASH_AT=stop_after_admit   SIGSTOP itself once, as an
+ *                                   admission reply with a "go" arrives,
+ *                                   before acting on it (a zombie-to-be) */
 static const char *testCrashId, *testCrashAt;
 
 void wkTestHooks(void) {
@@ -93,6 +97,7 @@ static batch *batchNew(worker *w, int n) {
     b->w = w;
     b->n = 0;
     b->cc = NULL;
+    b->t_sent = monoMs();
     return b;
 }
 
@@ -398,16 +403,35 @@ static int admitWait(slot *s, const char *reason, long long ms) {
     return 1;
 }
 
+/* A "go" is acted on only while the lease surely lives: a worker that was
+ * stopped (SIGSTOP, a frozen VM) between the call and its reply would
+ * otherwise send requests for leases reaped long ago, which someone else
+ * runs. At least a tenth of a lease must be left, and the reply must not
+ * come later than half a lease after the call. */
+static int goTooLate(const slot *s, long long call_sent) {
+    long long now = monoMs(), lease = s->w->cfg->lease_ms;
+    return now > s->lease_until - lease / 10 || now - call_sent > lease / 2;
+}
+
 /* One job's verdict. Returns 1 when the slot now waits here. */
-static int admitOne(slot *s, const admitResult *a, const char *reason) {
+static int admitOne(slot *s, const admitResult *a, const char *reason, long long call_sent) {
     worker *w = s->w;
     char msg[300];
     switch (a->verdict) {
     case ADMIT_GO_ALONE:
-        s->suspect = 1;
-        lfLog(LF_INFO, "event=suspect_runs_alone id=%s", lfQ(s->job.id));
-        /* fall through */
     case ADMIT_GO:
+        if (goTooLate(s, call_sent)) {
+            w->late_go++;
+            lfLog(LF_WARN, "event=late_go id=%s lease=%s call_age_ms=%lld "
+                  "lease_left_ms=%lld action=not_sent", lfQ(s->job.id), s->lease,
+                  monoMs() - call_sent, s->lease_until - monoMs());
+            slotRequeue(s);     /* fenced if the lease is gone; else back */
+            return 0;
+        }
+        if (a->verdict == ADMIT_GO_ALONE) {
+            s->suspect = 1;
+            lfLog(LF_INFO, "event=suspect_runs_alone id=%s", lfQ(s->job.id));
+        }
         w->wait_reason[0] = '\0';
         s->attempt = (int)a->value;
         if (w->draining) slotRequeue(s);
@@ -475,7 +499,17 @@ static void onAdmitted(rds *c, redisReply *r, void *priv) {
         }
         if (w->solo != SOLO_RUNS || h.solo == SOLO_RUNS) w->solo = h.solo;
         if (h.prices_ver != w->prices_ver) pricesLoad(w);
-        for (int i = 0; i < b->n; i++) waiting |= admitOne(b->s[i], &res[i], h.reason);
+        static int stopped;
+        if (testCrashAt && !stopped && strcmp(testCrashAt, "stop_after_admit") == 0) {
+            for (int i = 0; i < b->n && !stopped; i++)
+                if (res[i].verdict == ADMIT_GO || res[i].verdict == ADMIT_GO_ALONE) {
+                    stopped = 1;
+                    lfLog(LF_WARN, "event=test_stop point=stop_after_admit");
+                    raise(SIGSTOP);
+                }
+        }
+        for (int i = 0; i < b->n; i++)
+            waiting |= admitOne(b->s[i], &res[i], h.reason, b->t_sent);
     }
     free(res);
     free(b);
@@ -520,6 +554,7 @@ static claimCall *claimNew(worker *w, int promised) {
     if (!cc) abort();
     cc->w = w;
     cc->promised = promised;
+    cc->t_sent = monoMs();
     cc->prefix_at = strlen(w->keys.name[KEY_CLAIMED]) + 1;
     snprintf(cc->list, sizeof(cc->list), "%s:%s:%llu:", w->keys.name[KEY_CLAIMED],
              w->name, ++w->seq);
@@ -564,6 +599,7 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
         slot *s = slotTake(w);
         if (!s) abort();    /* claim asked for at most nfree jobs */
         snprintf(s->lease, sizeof(s->lease), "%s%d", cc->list + cc->prefix_at, i + 1);
+        s->lease_until = cc->t_sent + w->cfg->lease_ms;
         bufReset(&s->raw);
         if (raw->type == REDIS_REPLY_STRING) bufAppend(&s->raw, raw->str, raw->len);
         if (jobParse(&s->job, s->raw.p, s->raw.len, w->cfg->max_job_bytes, err,

@@ -9,6 +9,40 @@
 
 #define REAP_BATCH 200              /* leases reaped per call */
 
+/* The fleet's write counter went back: Redis lost writes it had
+ * acknowledged (a crash without AOF, a failover to a replica that lagged,
+ * a restore). Results may come twice and spend was rewound (the cap
+ * counts from less than was spent): the fleet stops until an operator
+ * has looked and resumes (llmfleet resume). */
+static void onRewindPaused(rds *c, redisReply *r, void *priv) {
+    (void)c; (void)priv;
+    if (r && r->type == REDIS_REPLY_ARRAY)
+        lfLog(LF_WARN, "event=fleet_paused reason=redis_rewind until=resumed");
+}
+
+static void checkRewind(worker *w, long long seq) {
+    if (seq >= w->seq_seen) {
+        w->seq_seen = seq;
+        return;
+    }
+    char why[300], kind[8];
+    snprintf(why, sizeof(why), "Redis lost acknowledged writes (the fleet's write counter "
+             "went back from %lld to %lld): results may repeat and spend was rewound; check "
+             "Redis persistence (README: Durability), then llmfleet resume",
+             w->seq_seen, seq);
+    lfLog(LF_ERROR, "event=redis_rewind seq_seen=%lld seq=%lld action=pause_fleet",
+          w->seq_seen, seq);
+    w->seq_seen = seq;
+    const char *v[PA_COUNT];
+    size_t vl[PA_COUNT];
+    v[PA_KIND] = kind;
+    vl[PA_KIND] = fmtLL(kind, PAUSE_OPERATOR);
+    v[PA_REASON] = why;
+    vl[PA_REASON] = strlen(why);
+    rdsScriptCall sc = {"pause", &w->keys, NULL, PA_COUNT, v, vl};
+    rdsScript(w->redis, &sc, onRewindPaused, NULL);
+}
+
 /* A renew call: when it went out. The leases it renewed live at least
  * until then + lease_ms (the slots' lease_until). */
 typedef struct renewCall {
@@ -22,13 +56,17 @@ static void onRenewed(rds *c, redisReply *r, void *priv) {
     long long until = rc->t_sent + w->cfg->lease_ms;
     (void)c;
     free(rc);
-    if (!r || r->type != REDIS_REPLY_ARRAY) return;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER)
+        return;
     for (int k = 0; k < w->nslots; k++) {
         slot *s = &w->slots[k];
         if (s->state != SLOT_FREE && s->lease_until < until) s->lease_until = until;
     }
-    for (size_t i = 0; i < r->elements; i++) {
+    checkRewind(w, r->element[0]->integer);
+    for (size_t i = 1; i < r->elements; i++) {
         redisReply *t = r->element[i];
+        if (t->type != REDIS_REPLY_STRING) continue;
         for (int k = 0; k < w->nslots; k++) {
             slot *s = &w->slots[k];
             if (s->state != SLOT_FREE && strlen(s->lease) == t->len &&

@@ -90,6 +90,7 @@ typedef struct worker {
     char wait_reason[160];          /* last reason the fleet made us wait */
     struct event *sig_term, *sig_int;
     long long done_ok, done_err, retries, dups, fenced, late_go;
+    long long seq_seen;             /* highest fleet write counter seen (renew) */
     char warned_models[8][JOB_MODEL_MAX + 1];
     int nwarned;
 } worker;

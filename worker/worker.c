@@ -657,8 +657,22 @@ void onIdle(evutil_socket_t fd, short what, void *arg) {
     pump(arg);
 }
 
+/* INFO persistence: a Redis without the append-only file loses, when it
+ * crashes, jobs it acknowledged, results, and spend (README: Durability).
+ * Said once per connection; a Redis that refuses INFO is not checked. */
+static void onPersistence(rds *c, redisReply *r, void *priv) {
+    (void)c; (void)priv;
+    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)) return;
+    if (strstr(r->str, "aof_enabled:0"))
+        lfLog(LF_WARN, "event=redis_persistence_weak aof_enabled=0 hint=\"a Redis crash "
+              "loses acknowledged jobs, repeats results and rewinds spend: run it with "
+              "appendonly yes (README: Durability)\"");
+}
+
 void onReady(rds *c, void *priv) {
-    (void)c;
+    const char *argv[] = {"INFO", "persistence"};
+    size_t len[] = {4, 11};
+    rdsCommand(c, 2, argv, len, onPersistence, NULL);
     pricesLoad(priv);
     pump(priv);
 }

@@ -4,13 +4,15 @@
 -- KEYS: the fleet's keys (proto.def).
 -- ARGV[1] lease_ms   ARGV[2] worker name   ARGV[3] heartbeat ttl ms
 -- ARGV[4..] lease ids held by the worker
--- Reply: the lease ids that are gone (reaped): the worker must not expect
--- to settle them (settle.lua refuses them anyway).
+-- Reply: {seq, the lease ids that are gone (reaped)...}: the fleet's write
+-- counter (settle.lua; a worker that sees it go back knows Redis lost
+-- acknowledged writes), then the leases the worker must not expect to
+-- settle (settle.lua refuses them anyway).
 local now = nowMs()
 fleetTick(now, tonumber(ARGV[1]))
 rcall('ZADD', K.workers, now + tonumber(ARGV[3]), ARGV[2])
 local exp = now + tonumber(ARGV[1])
-local lost = {}
+local lost = {tonumber(rcall('HGET', K.state, 'seq') or 0)}
 for i = 4, #ARGV do
     if rcall('ZSCORE', K.leases, ARGV[i]) then
         rcall('ZADD', K.leases, 'XX', exp, ARGV[i])

@@ -380,6 +380,9 @@ for c, k in pairs(CL) do
     for f, x in pairs(k.s) do set[cf(c, f)] = x end
 end
 for k, n in pairs(dStats) do incr(K.stats, k, n) end
+-- The fleet's write counter: it only grows, so a worker that sees it go
+-- back knows Redis lost acknowledged writes (renew.lua reports it).
+if #leaseGone > 0 then set.seq = (tonumber(st.seq) or 0) + 1 end
 local kv = {}
 for k, v in pairs(set) do kv[#kv + 1] = k; kv[#kv + 1] = v end
 if #kv > 0 then rcall('HSET', K.state, unpack(kv)) end

@@ -446,6 +446,13 @@ static int admitOne(slot *s, const admitResult *a, const char *reason, long long
         w->fenced++;
         slotRelease(s);
         return 0;
+    case ADMIT_DUPID:
+        w->dups++;
+        lfLog(LF_WARN, "event=duplicate_id id=%s action=dead_lettered "
+              "hint=\"another job with this id and other contents is running\"",
+              lfQ(s->job.id));
+        slotRelease(s);
+        return 0;
     case ADMIT_WAIT:
     case ADMIT_WAIT_ALONE:
         return admitWait(s, reason, a->value);

@@ -1,8 +1,12 @@
 -- admit.lua — admission: may these leased jobs be sent to the API now?
 --
 -- One atomic verdict per job (ADMIT, proto.def), in order:
---   lease gone or expired -> LOST; id done (or twice in the batch) -> DUP,
---     lease dropped; lost with its worker max_deliveries times -> POISON;
+--   lease gone or expired -> LOST; id done -> DUP, lease dropped;
+--   another copy of the id sent and not settled (`live`), or earlier in the
+--     batch: the same bytes -> DUP, lease dropped (the other copy has the
+--     job); other bytes -> DUPID: a dead letter `duplicate_id` quoting this
+--     copy, lease dropped (never a second result for the id);
+--   lost with its worker max_deliveries times -> POISON;
 --   a suspect's rule (below) -> WAIT / WAIT_ALONE;
 --   the worker's prices are not the fleet's -> WAIT (it reloads them);
 --   the fleet or the job's model class paused -> WAIT (a long pause admits
@@ -146,6 +150,7 @@ local busy = tonumber(ARGV[AA.BUSY]) or 0
 local solo = tonumber(ARGV[AA.SOLO]) or SOLO.NONE
 local leased = rcall('ZMSCORE', K.leases, unpack(lids))
 local isDone = rcall('SMISMEMBER', K.done, unpack(ids))
+local liveLid = rcall('HMGET', K.live, unpack(ids))
 -- Retry counts and lost deliveries exist only for jobs that failed or lost
 -- a worker: in a healthy fleet both hashes are gone, and not read.
 local atts, lostN = {}, {}
@@ -161,8 +166,8 @@ if #pfx > 0 then
         if tok and tonumber(exp) > now then cached[v] = tonumber(tok) end
     end
 end
-local seen = {}                             -- ids admitted or queued in this batch
-local zin, hres, dropped = {}, {}, {}
+local seen = {}                             -- id -> its first lease in this batch
+local zin, hres, dropped, liveSet = {}, {}, {}, {}
 local parkZ, parkH = {}, {}
 local PARK_MIN_MS = 250
 local PARK_HORIZON_MS = 2000
@@ -223,6 +228,7 @@ local function go(n, a, k, need, res, val)
     local lid, id = lids[n], ids[n]
     busy = busy + 1
     zin[#zin + 1] = leaseExp; zin[#zin + 1] = lid
+    liveSet[#liveSet + 1] = id; liveSet[#liveSet + 1] = lid
     local resS = ARGV[a + AJ.RESERVE]
     if res < 0 then res, resS = 0, '0' end
     for _, b in ipairs(BUCKETS) do
@@ -308,11 +314,28 @@ local function decide(n, a)
         return ADMIT.LOST, 0
     end
     local id = ids[n]
-    if isDone[n] == 1 or seen[id] then
+    if isDone[n] == 1 then
         dropped[#dropped + 1] = lids[n]
         return ADMIT.DUP, 0
     end
-    seen[id] = true
+    local other = seen[id]
+    if not other and liveLid[n] and liveLid[n] ~= lids[n] and
+       rcall('ZSCORE', K.inflight, liveLid[n]) then
+        other = liveLid[n]
+    end
+    if other then
+        -- A second live copy of the id (a producer's retry, a double
+        -- push): never sent. Same bytes: dropped, the other copy has
+        -- the job. Other bytes: the producer reused an id: dead letter.
+        dropped[#dropped + 1] = lids[n]
+        local mine, theirs = leaseJob(lids[n]), leaseJob(other)
+        if not mine or not theirs or mine == theirs then return ADMIT.DUP, 0 end
+        rcall('LPUSH', K.dead, cjson.encode({ts_ms = now, id = id, job = mine,
+            reason = 'duplicate_id: another job with this id and other contents is ' ..
+                     'running; ids must be unique (this copy was not sent)'}))
+        return ADMIT.DUPID, 0
+    end
+    seen[id] = lids[n]
     local lost = tonumber(lostN[n]) or 0
     local suspect = lost > 0 and lost >= maxDel - 1
     if lost >= maxDel then return ADMIT.POISON, lost end
@@ -392,6 +415,7 @@ end
 if #zin > 0 then
     bulk('ZADD', K.inflight, zin)
     bulk('HSET', K.reserv, hres)
+    bulk('HSET', K.live, liveSet)
 end
 if #parkZ > 0 then
     bulk('ZADD', K.parked, parkZ)

@@ -358,6 +358,7 @@ end
 if nRes > 0 then stat(JB, nRes) end
 
 if #sadd > 0 then bulk('SADD', K.done, sadd, 1) end
+if #sadd > 0 then bulk('HDEL', K.live, sadd, 1) end      -- no copy is in flight now
 if #hdelAtt > 0 then
     bulk('HDEL', K.attempts, hdelAtt, 1)
     bulk('HDEL', K.lost, hdelAtt, 1)

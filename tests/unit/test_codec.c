@@ -494,9 +494,9 @@ static void test_admit_parse_count(void **state) {
 
 static void test_admit_parse_unknown_verdict(void **state) {
     (void)state;
-    /* 11: one past the last verdict (PARKED, 10). */
-    static const long long bad[] = {42, 0, -1, 11};
-    assert_int_equal(ADMIT_PARKED, 10);
+    /* 12: one past the last verdict (DUPID, 11). */
+    static const long long bad[] = {42, 0, -1, 12};
+    assert_int_equal(ADMIT_DUPID, 11);
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         redisReply *codes[2] = {rInt(ADMIT_GO), rInt(bad[k])};
         redisReply *values[2] = {rInt(1), rInt(5)};

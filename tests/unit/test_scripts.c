@@ -627,6 +627,56 @@ static int flush(void **state) {
 
 /* ============================== admit.lua =================================== */
 
+/* A second live copy of an id is never sent: the same bytes are dropped
+ * (the first copy has the job), other bytes get a duplicate_id dead
+ * letter. Once the first copy's result is in, the id is done (DUP); a
+ * copy whose twin is no longer in flight goes. */
+static void test_admit_duplicate_ids(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 100, 50, 1, &v, NULL), ADMIT_GO);
+    assert_string_equal(hget(KN(LIVE), "a"), "w:1:1");
+
+    craftClaim("w:2:", 1, ids, now + 60000);            /* the same bytes */
+    assert_admit(admit1(0, "w:2:1", "a", 100, 50, 1, &v, NULL), ADMIT_DUP);
+    assert_int_equal(zscore(KN(LEASES), "w:2:1"), -1);  /* dropped */
+    assert_int_equal(cmdInt("LLEN %s", KN(DEAD)), 0);
+
+    cmd("RPUSH %s {\"id\":\"a\",\"other\":1}", listKey("w:3:"));
+    cmd("ZADD %s %lld w:3:1", KN(LEASES), now + 60000);
+    cmd("HSET %s w:3: 1", KN(CLAIMED));
+    assert_admit(admit1(0, "w:3:1", "a", 100, 50, 1, &v, NULL), ADMIT_DUPID);
+    assert_int_equal(zscore(KN(LEASES), "w:3:1"), -1);
+    redisReply *r = cmdR("LINDEX %s 0", KN(DEAD));
+    assertHas(r->str, "duplicate_id");
+    assertHas(r->str, "\"id\":\"a\"");
+    assertHas(r->str, "{\\\"id\\\":\\\"a\\\",\\\"other\\\":1}");  /* the job, quoted */
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("SISMEMBER %s a", KN(DONE)), 0);  /* no result for it */
+    assert_int_equal(xlen(), 0);
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 1);
+
+    /* The first copy is answered: its entry goes, the id is done. */
+    job j = testJob("a");
+    settleRec rec;
+    recSuccess(&rec, &j, 10, 1, NULL);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_DONE);
+    recFree(&rec);
+    assert_int_equal(cmdInt("HEXISTS %s a", KN(LIVE)), 0);
+    craftClaim("w:4:", 1, ids, now + 60000);
+    assert_admit(admit1(0, "w:4:1", "a", 100, 50, 1, &v, NULL), ADMIT_DUP);
+
+    /* A stale entry (its lease no longer in flight) does not hold a copy. */
+    const char *idb[] = {"b"};
+    cmd("HSET %s b w:0:1", KN(LIVE));
+    craftClaim("w:5:", 1, idb, now + 60000);
+    assert_admit(admit1(0, "w:5:1", "b", 100, 50, 1, &v, NULL), ADMIT_GO);
+    assert_string_equal(hget(KN(LIVE), "b"), "w:5:1");
+}
+
 static void test_admit_go(void **state) {
     (void)state;
     long long now = redisNow();
@@ -2316,6 +2366,7 @@ int main(void) {
         cmocka_unit_test_setup(test_reap_expired, flush),
         cmocka_unit_test_setup(test_reap_held_after_gap, flush),
         cmocka_unit_test_setup(test_dead_letter_redis_time, flush),
+        cmocka_unit_test_setup(test_admit_duplicate_ids, flush),
         cmocka_unit_test_setup(test_settle_observation_zero_limit, flush),
         cmocka_unit_test_setup(test_limits, flush),
         cmocka_unit_test_setup(test_purge, flush),

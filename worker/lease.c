@@ -59,6 +59,7 @@ static void onRenewed(rds *c, redisReply *r, void *priv) {
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER)
         return;
+    w->redis_oks++;
     for (int k = 0; k < w->nslots; k++) {
         slot *s = &w->slots[k];
         if (s->state != SLOT_FREE && s->lease_until < until) s->lease_until = until;

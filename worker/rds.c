@@ -152,9 +152,17 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
     }
     /* A script's error is a bug or a broken Redis: logged here. A plain
      * command's goes to its caller, which knows what it means. */
-    if (reply && reply->type == REDIS_REPLY_ERROR && k->script >= 0)
-        lfLog(LF_WARN, "event=redis_error script=%s error=%s",
-              scriptSources[k->script].name, lfQ(reply->str));
+    if (reply && reply->type == REDIS_REPLY_ERROR && k->script >= 0) {
+        /* A protocol error: Redis refused the call itself (an argument
+         * past proto-max-bulk-len) and closes the connection; the script
+         * never ran. Anything else is the script's own error. */
+        if (strncmp(reply->str, "ERR Protocol error", 18) == 0)
+            lfLog(LF_WARN, "event=redis_refused_call script=%s error=%s",
+                  scriptSources[k->script].name, lfQ(reply->str));
+        else
+            lfLog(LF_WARN, "event=redis_error script=%s error=%s",
+                  scriptSources[k->script].name, lfQ(reply->str));
+    }
     k->cb(k->c, k->orphan ? NULL : reply, k->priv);
     rdsCall *t = k->then;
     if (t && t->stale < 0) {            /* the read never went out */

@@ -42,6 +42,9 @@ typedef struct slot {
     int suspect;                    /* runs alone: lost with a worker before */
     httpReq http;                   /* the request and its response */
     settleRec rec;                  /* the settle record, once it ends */
+    int settle_fails;               /* settle calls that failed carrying it */
+    int settle_refused;             /* ... Redis refused with it alone (protocol error) */
+    long long settle_ok_mark;       /* the worker's redis_oks at the last */
     int ends_ok;                    /* 1: the record's result is ok, 0: an
                                      * error (counted when settle says done) */
     struct slot *next;              /* in the pending-settle queue */
@@ -91,6 +94,8 @@ typedef struct worker {
     struct event *sig_term, *sig_int;
     long long done_ok, done_err, retries, dups, fenced, late_go;
     long long seq_seen;             /* highest fleet write counter seen (renew) */
+    long long redis_oks;            /* script calls answered (Redis is healthy) */
+    int suspect_turn;               /* the next settle call is a suspect's, alone */
     char warned_models[8][JOB_MODEL_MAX + 1];
     int nwarned;
 } worker;

@@ -83,6 +83,8 @@ static void slotRelease(slot *s) {
     worker *w = s->w;
     s->state = SLOT_FREE;
     s->suspect = 0;
+    s->settle_fails = 0;
+    s->settle_refused = 0;
     s->lease[0] = '\0';
     /* Keep small buffers for the next job; give big ones back. */
     if (s->raw.cap > 65536) bufFree(&s->raw); else bufReset(&s->raw);
@@ -142,16 +144,62 @@ static void onSettled(rds *c, redisReply *r, void *priv);
  * its reply and go out together (group commit). Under load the batches
  * grow, and the scripts' per-call costs with them shrink per job; an idle
  * fleet sends each record at once. */
+/* A record that was in a failed settle call is a suspect: it goes alone,
+ * every other call (so that one record Redis refuses, say past its
+ * proto-max-bulk-len, cannot fail the others' calls again and again). A
+ * suspect that failed alone three times while other calls succeeded is
+ * stored as recRefused (an error without its response); so is one that
+ * Redis refused alone with a protocol error (an argument past its
+ * proto-max-bulk-len): that is this record, not Redis's health. */
+static slot *pickSuspect(worker *w, int *healthy) {
+    slot *sus = NULL;
+    *healthy = 0;
+    for (slot *s = w->pending; s; s = s->next) {
+        if (!s->settle_fails) (*healthy)++;
+        else if (!sus) sus = s;
+    }
+    if (!sus || (*healthy && !w->suspect_turn)) {
+        if (sus) w->suspect_turn = 1;
+        return NULL;
+    }
+    w->suspect_turn = 0;
+    if (sus->settle_refused || (sus->settle_fails >= 3 && w->redis_oks > sus->settle_ok_mark)) {
+        recCtx c = slotCtx(sus);
+        lfLog(LF_ERROR, "event=settle_refused id=%s fails=%d action=stored_without_response",
+              lfQ(sus->job.id), sus->settle_fails);
+        recRefused(&sus->rec, &sus->job, &c);
+        sus->ends_ok = 0;
+    }
+    return sus;
+}
+
+/* Take the batch's slots out of the pending list. */
+static void unlinkPending(worker *w, slot *lone) {
+    slot **pp = &w->pending;
+    w->pending_tail = NULL;
+    while (*pp) {
+        slot *s = *pp;
+        if (lone ? s == lone : !s->settle_fails) {
+            *pp = s->next;
+            continue;
+        }
+        w->pending_tail = s;
+        pp = &s->next;
+    }
+}
+
 static void flushSettles(worker *w) {
     int n = 0;
     if (w->settles_out >= SETTLE_CALLS_MAX) return;
-    for (slot *s = w->pending; s; s = s->next) n++;
-    if (n == 0) return;
+    if (!w->pending) return;
+    slot *lone = pickSuspect(w, &n);
+    if (lone) n = 1;
 
     settleItem *items = malloc(sizeof(*items) * (size_t)n);
     batch *b = batchNew(w, n);
     if (!items) abort();
     for (slot *s = w->pending; s; s = s->next) {
+        if (lone ? s != lone : s->settle_fails != 0) continue;
         items[b->n] = (settleItem){s->lease, s->job.id, &s->rec, s->job.model, s->t_sent};
         b->s[b->n++] = s;
     }
@@ -174,7 +222,7 @@ static void flushSettles(worker *w) {
         sent = rdsScript(w->redis, &sc, onSettled, b);
     }
     if (sent == 0) {
-        w->pending = w->pending_tail = NULL;
+        unlinkPending(w, lone);
         w->calls++;
         w->settles_out++;
         b->cc = cc;
@@ -203,8 +251,13 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
          * refused the second time by the lease check (fencing); jobs it
          * may have claimed are leased to nobody here and get reaped. */
         if (r) lfLog(LF_ERROR, "event=protocol_error %s", err);
+        int refused = r && r->type == REDIS_REPLY_ERROR &&
+                      strncmp(r->str, "ERR Protocol error", 18) == 0;
         for (int i = b->n - 1; i >= 0; i--) {
             slot *s = b->s[i];
+            s->settle_fails++;
+            if (refused && b->n == 1) s->settle_refused = 1;
+            s->settle_ok_mark = w->redis_oks;
             s->next = w->pending;
             w->pending = s;
             if (!w->pending_tail) w->pending_tail = s;
@@ -215,6 +268,7 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
         free(b);
         return;
     }
+    w->redis_oks++;
     if (b->cc) {
         /* The slots freed below are the claim's until its jobs are in. */
         b->cc->promised += b->n;
@@ -500,6 +554,7 @@ static void onAdmitted(rds *c, redisReply *r, void *priv) {
         if (r) lfLog(LF_ERROR, "event=protocol_error %s", err);
         for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
     } else {
+        w->redis_oks++;
         if (h.ceiling != w->ceiling) {
             lfLog(LF_INFO, "event=ceiling max_in_flight=%ld", h.ceiling);
             w->ceiling = h.ceiling;

@@ -32,7 +32,8 @@ static void estimateJob(job *j, const jsonDoc *d, int req) {
     }
 }
 
-/* The id of a job too large to parse, when it is the job's first key
+/* The id of a job too large to parse (or not JSON, or not UTF-8 past its
+ * head), when it is the job's first key
  * (`{"id":"..."`, as producers write it): read from the head only, so the
  * error result can name its job. Leaves j->id "" otherwise. */
 static void headId(job *j, const char *raw, size_t len) {
@@ -77,11 +78,13 @@ int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
     if (bad >= 0) {
         snprintf(err, errlen, "job is not valid UTF-8 (byte 0x%02x at offset %ld)",
                  (unsigned char)raw[bad], bad);
+        headId(j, raw, (size_t)bad);
         return -1;
     }
     if (jsonParse(&d, raw, len, JOB_MAX_JSON_TOKENS, JSON_MAX_DEPTH, perr,
                   sizeof(perr)) < 0) {
         snprintf(err, errlen, "job is not valid JSON: %s", perr);
+        headId(j, raw, len);
         return -1;
     }
     if (d.tok[0].type != JSMN_OBJECT) {

@@ -278,6 +278,24 @@ void recError(settleRec *r, const job *j, const char *type, const char *msg,
     fieldsTail(r, j, ctx);
 }
 
+void recRefused(settleRec *r, const job *j, const recCtx *ctx) {
+    char att[ATT_COUNT][24];
+    recOp op = r->op == OP_DEAD ? OP_DEAD : OP_RESULT;
+    memcpy(att, r->att, sizeof(att));
+    recStart(r, op);
+    memcpy(r->att, att, sizeof(att));
+    fieldsHead(r, j);
+    fieldStr(r, "status", "error");
+    snprintf(r->errtype, sizeof(r->errtype), "settle_refused");
+    snprintf(r->errmsg, sizeof(r->errmsg), "Redis refused to store this job's record "
+             "again and again while it stored others (too large for proto-max-bulk-len?): "
+             "stored without its response and meta");
+    fieldStr(r, "error_type", r->errtype);
+    fieldStr(r, "error_message", r->errmsg);
+    fieldNum(r, "attempts", ctx->attempt);
+    fieldStr(r, "worker", ctx->worker);
+}
+
 void recDead(settleRec *r, const job *j, const char *raw, size_t rawlen,
              const char *type, const char *reason, const recCtx *ctx,
              long long ts_ms) {
@@ -286,6 +304,7 @@ void recDead(settleRec *r, const job *j, const char *raw, size_t rawlen,
     buf *d = &r->dead;
     bufReset(d);
     bufAppendStr(d, "{");
+    if (rawlen > DEAD_QUOTE_MAX) bufAppendStr(d, "\"job_ref\":\"\",");   /* settle.lua fills it */
     if (ts_ms >= 0) bufPrintf(d, "\"ts_ms\":%lld,", ts_ms);
     bufAppendStr(d, "\"id\":");
     if (j->id[0]) bufAppendJsonString(d, j->id, strlen(j->id));
@@ -294,7 +313,16 @@ void recDead(settleRec *r, const job *j, const char *raw, size_t rawlen,
     bufAppendJsonString(d, reason, strlen(reason));
     bufAppendStr(d, ",\"worker\":");
     bufAppendJsonString(d, ctx->worker, strlen(ctx->worker));
-    if (jsonUtf8Invalid(raw, rawlen) < 0) {
+    if (rawlen > DEAD_QUOTE_MAX) {
+        /* The head as text: cut at a character boundary, invalid bytes
+         * (not UTF-8) shown as U+FFFD by stopping before them. */
+        size_t h = rawlen < DEAD_HEAD_MAX ? rawlen : DEAD_HEAD_MAX;
+        while (h > 0 && ((unsigned char)raw[h] & 0xC0) == 0x80) h--;
+        long bad = jsonUtf8Invalid(raw, h);
+        if (bad >= 0) h = (size_t)bad;
+        bufPrintf(d, ",\"job_bytes\":%zu,\"job_head\":", rawlen);
+        bufAppendJsonString(d, raw, h);
+    } else if (jsonUtf8Invalid(raw, rawlen) < 0) {
         bufAppendStr(d, ",\"job\":");
         bufAppendJsonString(d, raw, rawlen);
     } else {

@@ -149,6 +149,18 @@ void recError(settleRec *r, const job *j, const char *type, const char *msg,
 /* A job that can never run: error result + dead letter quoting the raw
  * job (as text, or base64 when it is not UTF-8). ts_ms: the letter's
  * time; -1 leaves it to settle.lua, which stamps Redis's clock. */
+/* The last resort for a record Redis keeps refusing (settle calls failing
+ * with it alone, while others succeed): an error result `settle_refused`
+ * without the response or meta; the attempt's figures (cost, tokens) and
+ * a dead letter, if it had one, are kept. */
+void recRefused(settleRec *r, const job *j, const recCtx *ctx);
+
+/* A job larger than this is not quoted in its dead letter: the letter
+ * carries job_bytes, job_head (its first DEAD_HEAD_MAX bytes, as text) and
+ * job_ref, and settle.lua keeps the raw bytes in Redis (`deadjob`),
+ * copied there from the claim, never through the worker again. */
+#define DEAD_QUOTE_MAX (64 * 1024)
+#define DEAD_HEAD_MAX  4096
 void recDead(settleRec *r, const job *j, const char *raw, size_t rawlen,
              const char *type, const char *reason, const recCtx *ctx,
              long long ts_ms);

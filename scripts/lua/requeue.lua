@@ -44,7 +44,10 @@ for i = #entries, 1, -1 do                  -- LPUSHed: the oldest is last
     local raw = nil
     if ok and type(d) == 'table' then
         if type(d.job) == 'string' then raw = d.job
-        elseif type(d.job_base64) == 'string' then raw = unbase64(d.job_base64) end
+        elseif type(d.job_base64) == 'string' then raw = unbase64(d.job_base64)
+        elseif type(d.job_ref) == 'string' and d.job_ref ~= '' then
+            raw = rcall('HGET', K.deadjob, d.job_ref) or nil     -- kept, too large to quote
+        end
     end
     local id = ok and type(d) == 'table' and type(d.id) == 'string' and d.id or nil
     -- A job refused before its id was read (too big, not UTF-8) is still
@@ -58,6 +61,7 @@ for i = #entries, 1, -1 do                  -- LPUSHed: the oldest is last
         skipped = skipped + 1
     elseif want == '' or jobId == want then
         rcall('LREM', K.dead, 1, e)
+        if type(d.job_ref) == 'string' and d.job_ref ~= '' then rcall('HDEL', K.deadjob, d.job_ref) end
         if id then
             rcall('SREM', K.done, id)
             rcall('HDEL', K.attempts, id)

@@ -326,6 +326,13 @@ for n, r in ipairs(recs) do
             if v == SETTLED.DONE and op == OP.DEAD then
                 -- Stamped with Redis's clock unless the worker did (ts_ms first).
                 local d = r.dead
+                -- Too large to quote: the raw job stays in Redis (a copy
+                -- from the claim), the letter points at it.
+                if string.sub(d, 1, 14) == '{"job_ref":"",' then
+                    local raw = leaseJob(lid)
+                    if raw then rcall('HSET', K.deadjob, lid, raw) end
+                    d = '{"job_ref":' .. cjson.encode(raw and lid or '') .. ',' .. string.sub(d, 15)
+                end
                 if string.sub(d, 1, 9) ~= '{"ts_ms":' then
                     d = string.format('{"ts_ms":%d,', now) .. string.sub(d, 2)
                 end

@@ -203,7 +203,20 @@ void httpReqFree(httpReq *req) {
     bufFree(&req->body);
 }
 
+static int startTo(httpReq *req, const char *url, const char *body, size_t len,
+                   long timeout_ms);
+
 int httpStart(httpReq *req, const char *body, size_t len, long timeout_ms) {
+    return startTo(req, req->client->url, body, len, timeout_ms);
+}
+
+int httpStartCount(httpReq *req, const char *body, size_t len, long timeout_ms) {
+    return startTo(req, req->client->count_url, body, len, timeout_ms);
+}
+
+static int startTo(httpReq *req, const char *url, const char *body, size_t len,
+                   long timeout_ms) {
+    curl_easy_setopt(req->easy, CURLOPT_URL, url);
     bufReset(&req->body);
     rlInit(&req->rl);
     req->status = 0;
@@ -277,6 +290,8 @@ int httpInit(httpClient *hc, struct event_base *base, const char *base_url,
         return -1;
     }
     snprintf(hc->url, sizeof(hc->url), "%.*s/v1/messages", (int)blen, base_url);
+    snprintf(hc->count_url, sizeof(hc->count_url), "%.*s/v1/messages/count_tokens",
+             (int)blen, base_url);
     if (strlen(api_key) > 512 || strpbrk(api_key, "\r\n")) {
         snprintf(err, errlen, "ANTHROPIC_API_KEY is malformed (too long or "
                  "has a line break)");

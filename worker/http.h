@@ -27,6 +27,7 @@ typedef struct httpClient {
     struct event *timer;            /* libcurl's single timeout */
     struct curl_slist *headers;     /* shared request headers (hold the key) */
     char url[600];                  /* base URL + /v1/messages */
+    char count_url[620];            /* base URL + /v1/messages/count_tokens */
     long connect_timeout_ms;
     size_t max_response;            /* response body cap, bytes */
     int running;                    /* transfers in progress */
@@ -69,6 +70,10 @@ void httpShutdown(httpClient *hc);
 /* Prepare a request slot (creates its easy handle). */
 void httpReqInit(httpClient *hc, httpReq *req, httpDoneProc *done, void *priv);
 void httpReqFree(httpReq *req);
+
+/* POST body[0..len) to /v1/messages/count_tokens instead (the same
+ * handling: done runs once). */
+int httpStartCount(httpReq *req, const char *body, size_t len, long timeout_ms);
 
 /* POST body[0..len) to /v1/messages. body must stay valid until done runs.
  * timeout_ms bounds the whole transfer. Returns 0, or -1 when libcurl

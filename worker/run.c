@@ -38,6 +38,11 @@ static void onDrainDeadline(evutil_socket_t fd, short what, void *arg) {
     int n = 0;
     for (int i = 0; i < w->nslots; i++) {
         slot *s = &w->slots[i];
+        if (s->state == SLOT_COUNT) {       /* not sent: back to the queue */
+            httpCancel(&s->http);
+            slotRequeue(s);
+            continue;
+        }
         if (s->state != SLOT_HTTP) continue;
         httpCancel(&s->http);
         /* Sent, outcome unknown: settle.lua counts its reservation. */
@@ -162,6 +167,7 @@ static void teardown(worker *w) {
         if (!w->slots[i].w) continue;
         httpReqFree(&w->slots[i].http);
         bufFree(&w->slots[i].raw);
+        bufFree(&w->slots[i].countbody);
         recFree(&w->slots[i].rec);
     }
     free(w->slots);

@@ -21,7 +21,7 @@
 #define SETTLE_CALLS_MAX 1          /* settle calls in flight per worker */
 #define LONG_WAIT_MS 2000           /* longer admission waits requeue the job */
 
-typedef enum { SLOT_FREE, SLOT_ADMIT, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE } slotState;
+typedef enum { SLOT_FREE, SLOT_COUNT, SLOT_ADMIT, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE } slotState;
 
 struct worker;
 
@@ -41,6 +41,8 @@ typedef struct slot {
                                      * claim or last renew sent + lease_ms */
     int suspect;                    /* runs alone: lost with a worker before */
     httpReq http;                   /* the request and its response */
+    buf countbody;                  /* SLOT_COUNT: the count_tokens body */
+    int counted;                    /* a count was tried for this job */
     settleRec rec;                  /* the settle record, once it ends */
     int settle_fails;               /* settle calls that failed carrying it */
     int settle_refused;             /* ... Redis refused with it alone (protocol error) */

@@ -85,11 +85,13 @@ static void slotRelease(slot *s) {
     s->suspect = 0;
     s->settle_fails = 0;
     s->settle_refused = 0;
+    s->counted = 0;
     s->lease[0] = '\0';
     /* Keep small buffers for the next job; give big ones back. */
     if (s->raw.cap > 65536) bufFree(&s->raw); else bufReset(&s->raw);
     if (s->http.body.cap > 65536) bufFree(&s->http.body); else bufReset(&s->http.body);
     if (s->rec.dead.cap > 65536) bufFree(&s->rec.dead); else bufReset(&s->rec.dead);
+    if (s->countbody.cap > 65536) bufFree(&s->countbody); else bufReset(&s->countbody);
     w->nfree++;
 }
 
@@ -326,10 +328,64 @@ void queueSettle(slot *s) {
 
 /* ---- API requests ----------------------------------------------------- */
 
+/* ---- count_tokens -------------------------------------------------------
+ * A job whose input has no upper bound (a document by url or file: the
+ * API fetches it) is counted before admission, so that its spend
+ * reservation is the truth, not a guess; and so is a job that admission
+ * finds near the spend cap (COUNT: its bound does not fit, the truth may):
+ * POST /v1/messages/count_tokens (free, its own rate limit). Should the
+ * count fail, the job goes on with its bound, or for an unbounded one its
+ * estimate (event=count_failed). */
+
+static void countDone(slot *s, long long n, const char *why) {
+    worker *w = s->w;
+    if (n >= 0) {
+        lfLog(LF_DEBUG, "event=counted id=%s input_tokens=%lld estimate=%lld",
+              lfQ(s->job.id), n, s->job.spend_input);
+        s->job.spend_input = n;
+        s->job.spend_unbounded = 0;
+    } else {
+        lfLog(LF_WARN, "event=count_failed id=%s reason=%s spend_input=%lld "
+              "hint=\"reserved from the estimate: the spend cap may be passed by it\"",
+              lfQ(s->job.id), lfQ(why), s->job.spend_input);
+    }
+    batch *b = batchNew(w, 1);
+    s->state = SLOT_ADMIT;
+    b->s[b->n++] = s;
+    sendAdmit(w, b);
+}
+
+static void startCount(slot *s) {
+    s->counted = 1;
+    if (jobCountBody(&s->job, &s->countbody) < 0) {
+        countDone(s, -1, "the request could not be re-read");
+        return;
+    }
+    s->state = SLOT_COUNT;
+    if (httpStartCount(&s->http, s->countbody.p, s->countbody.len, 60000) < 0)
+        countDone(s, -1, "the request could not start");
+}
+
+static void onCounted(slot *s, httpReq *req) {
+    char why[CURL_ERROR_SIZE + 32];
+    long long n = -1;
+    if (req->result != CURLE_OK)
+        snprintf(why, sizeof(why), "%s", req->errbuf[0] ? req->errbuf : curl_easy_strerror(req->result));
+    else if (req->status != 200)
+        snprintf(why, sizeof(why), "HTTP %ld", req->status);
+    else if ((n = jobCountParse(req->body.p, req->body.len)) < 0)
+        snprintf(why, sizeof(why), "no input_tokens in the answer");
+    countDone(s, n, why);
+}
+
 void onHttpDone(httpReq *req, void *priv) {
     slot *s = priv;
     worker *w = s->w;
     outcome o;
+    if (s->state == SLOT_COUNT) {
+        onCounted(s, req);
+        return;
+    }
     s->latency_ms = monoMs() - s->t_sent;
     if (s->suspect) {
         /* The job that ran alone is back: the others may go now. */
@@ -500,6 +556,9 @@ static int admitOne(slot *s, const admitResult *a, const char *reason, long long
         w->fenced++;
         slotRelease(s);
         return 0;
+    case ADMIT_COUNT:
+        startCount(s);
+        return 0;
     case ADMIT_DUPID:
         w->dups++;
         lfLog(LF_WARN, "event=duplicate_id id=%s action=dead_lettered "
@@ -590,13 +649,14 @@ static void sendAdmit(worker *w, batch *b) {
         price p;
         long long reserve = -1;
         if (priceLookup(s->job.model, strlen(s->job.model), &p) == 0)
-            reserve = priceReserve(&p, s->job.spend_input, s->job.max_tokens);
+            reserve = priceReserveCached(&p, s->job.spend_input, s->job.max_tokens,
+                                         s->job.cache_1h ? 2 : s->job.has_cache);
         jobs[i] = (admitJob){s->lease, s->job.id, s->job.model, s->job.input_estimate,
                              s->job.max_tokens, reserve, s->job.prefix,
-                             s->job.prefix_tokens, s->job.cache_1h};
+                             s->job.prefix_tokens, s->job.cache_1h, s->counted};
     }
     lfArgs a;
-    argsInit(&a, AA_COUNT + AJ_COUNT * b->n, AA_COUNT + 5 * b->n);
+    argsInit(&a, AA_COUNT + AJ_COUNT * b->n, AA_COUNT + 6 * b->n);
     admitArgs(&a, &h, jobs, b->n);
     rdsScriptCall sc = scriptCall(w, "admit", NULL, &a);
     if (rdsScript(w->redis, &sc, onAdmitted, b) == 0) {
@@ -670,6 +730,10 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
             s->attempt = 0;
             slotDead(s, "invalid_job", err);
             queueSettle(s);
+            continue;
+        }
+        if (s->job.spend_unbounded) {
+            startCount(s);
             continue;
         }
         s->state = SLOT_ADMIT;

@@ -40,6 +40,14 @@ static long long tallyTokens(const tally *t, int tools) {
            (tools ? ESTIMATE_TOOLS_OVERHEAD : 0);
 }
 
+/* The upper bound (estimate.h): -1 when a document could not be measured. */
+static long long tallyBound(const tally *t, int tools) {
+    if (t->docs_unknown > 0) return -1;
+    return t->ascii + 4 * t->cjk + 4 * t->other +
+           t->images * ESTIMATE_IMAGE_MAX + t->doc_pages * ESTIMATE_PAGE_BOUND +
+           t->messages * ESTIMATE_MESSAGE_BOUND + (tools ? ESTIMATE_TOOLS_BOUND : 0);
+}
+
 /* ---- Text -------------------------------------------------------------- */
 
 /* CJK: Hangul Jamo, CJK radicals and punctuation, kana, Bopomofo, Hangul
@@ -786,6 +794,7 @@ void estimateRequest(const jsonDoc *d, int req, inputEstimate *out) {
     out->doc_pages = all.doc_pages;
     out->docs_unknown = (int)all.docs_unknown;
     out->tokens = tallyTokens(&all, out->has_tools);
+    out->bound = tallyBound(&all, out->has_tools);
     out->cache_1h = w.cache_1h;
     if (w.cut_sec >= 0) {
         tally pre = w.cut;              /* tools come first: any prefix has them */

@@ -65,6 +65,19 @@
  * pages. A guess that errs toward reserving; usage settles it. */
 #define ESTIMATE_DOC_UNKNOWN (10 * ESTIMATE_PAGE)
 
+/* A true upper bound on the input tokens, for the spend reservation (the
+ * estimate above may be under the truth; the cap must not be): every token
+ * covers at least one byte of text, so text counts its UTF-8 bytes (at most
+ * 4 a character); an image at most ESTIMATE_IMAGE_MAX whatever its source
+ * (the API resizes it first); a PDF page at most ESTIMATE_PAGE_BOUND (the
+ * docs' top figure); the tool prompt at most ESTIMATE_TOOLS_BOUND (the
+ * largest documented). A document the walk cannot measure (url or file
+ * source, no page found) has no bound: the request needs counting
+ * (count_tokens). */
+#define ESTIMATE_PAGE_BOUND 3000
+#define ESTIMATE_TOOLS_BOUND 530
+#define ESTIMATE_MESSAGE_BOUND 8
+
 /* Bounds on decoding. A JPEG's size is in its SOFn segment, after the APPn
  * segments (EXIF thumbnails, ICC profiles): segments are skipped, and the
  * search gives up (size unknown) past this offset in the decoded image. */
@@ -88,6 +101,7 @@ typedef struct inputEstimate {
     long long doc_pages;      /* pages counted in base64 PDFs */
     int docs_unknown;         /* documents not measured: url/file source, PDF without a page found */
     long long tokens;         /* the estimate (see estimateRequest) */
+    long long bound;          /* an upper bound on the tokens; -1: none (docs_unknown) */
     unsigned long long prefix_hash; /* FNV-1a 64 of the cacheable prefix; 0: no cache_control */
     long long prefix_tokens;  /* the estimate of that prefix alone; 0 without one */
     int cache_1h;             /* some cache_control has "ttl": "1h" */

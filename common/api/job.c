@@ -21,10 +21,18 @@ static void estimateJob(job *j, const jsonDoc *d, int req) {
     inputEstimate e;
     estimateRequest(d, req, &e);
     j->input_estimate = e.tokens > 0 ? e.tokens : 1;
-    /* The spend reservation keeps the byte bound where it is larger: it
-     * must not under-count (images are bounded by both). */
-    long long bytes = (long long)(j->request_len / 4) + 1;
-    j->spend_input = bytes > j->input_estimate ? bytes : j->input_estimate;
+    /* The spend reservation takes the upper bound (estimate.h): it must
+     * never under-count. A request with a document the walk cannot measure
+     * has none: the largest of the estimate and the bytes / 4, flagged
+     * (spend_unbounded) for the worker to count it. */
+    if (e.bound >= 0) {
+        j->spend_input = e.bound > j->input_estimate ? e.bound : j->input_estimate;
+    } else {
+        long long bytes = (long long)(j->request_len / 4) + 1;
+        j->spend_input = bytes > j->input_estimate ? bytes : j->input_estimate;
+        j->spend_unbounded = 1;
+    }
+    j->has_cache = e.prefix_hash != 0;
     if (e.prefix_hash) {
         snprintf(j->prefix, sizeof(j->prefix), "%016llx", e.prefix_hash ^ fnv(j->model));
         j->prefix_tokens = e.prefix_tokens;
@@ -169,4 +177,43 @@ int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
 out:
     jsonFree(&d);
     return rc;
+}
+
+/* ---- count_tokens ------------------------------------------------------- */
+
+int jobCountBody(const job *j, buf *out) {
+    static const char *const keep[] = {"model", "system", "tools", "tool_choice",
+                                       "thinking", "messages", NULL};
+    jsonDoc d;
+    char err[64];
+    if (jsonParse(&d, j->request, j->request_len, JOB_MAX_JSON_TOKENS, JSON_MAX_DEPTH,
+                  err, sizeof(err)) < 0)
+        return -1;
+    bufReset(out);
+    bufAppendStr(out, "{");
+    int first = 1;
+    for (int k = 0; keep[k]; k++) {
+        int v = jsonGet(&d, 0, keep[k]);
+        if (v < 0) continue;
+        const char *p;
+        size_t n;
+        jsonSpan(&d, v, &p, &n);
+        bufPrintf(out, "%s\"%s\":", first ? "" : ",", keep[k]);
+        bufAppend(out, p, n);
+        first = 0;
+    }
+    bufAppendStr(out, "}");
+    jsonFree(&d);
+    return 0;
+}
+
+long long jobCountParse(const char *body, size_t len) {
+    jsonDoc d;
+    char err[64];
+    long long n = -1;
+    if (!body || jsonParse(&d, body, len, 64, 4, err, sizeof(err)) < 0) return -1;
+    int t = jsonGet(&d, 0, "input_tokens");
+    if (t < 0 || jsonInt(&d, t, &n) < 0 || n < 0 || n > 100000000LL) n = -1;
+    jsonFree(&d);
+    return n;
 }

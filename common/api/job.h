@@ -11,6 +11,7 @@
 #define LF_JOB_H
 
 #include <stddef.h>
+#include "buf.h"
 
 #define JOB_ID_MAX 512              /* longest id, bytes after unescaping */
 #define JOB_MODEL_MAX 128           /* longest model name */
@@ -26,8 +27,10 @@ typedef struct job {
     size_t meta_len;
     long long input_estimate;       /* input tokens, estimated (estimate.h) */
     long long spend_input;          /* input tokens the spend reservation
-                                     * assumes: the larger of the estimate
-                                     * and the byte bound */
+                                     * assumes: the upper bound (estimate.h) */
+    int spend_unbounded;            /* no bound (a document by url...): count it */
+    int has_cache;                  /* some cache_control: input may be
+                                     * charged at a cache write's price */
     char prefix[17];                /* cacheable prefix's hash, hex; "" none */
     long long prefix_tokens;        /* its estimate */
     int cache_1h;                   /* a cache_control asks a 1-hour TTL */
@@ -39,5 +42,14 @@ typedef struct job {
  * be read, so the error result can carry it. max_bytes 0 = no limit. */
 int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
              size_t errlen);
+
+/* The body of POST /v1/messages/count_tokens for j: its request's model,
+ * system, tools, tool_choice, thinking and messages (the endpoint takes
+ * no max_tokens, sampling or metadata). Returns 0, or -1. */
+int jobCountBody(const job *j, buf *out);
+
+/* input_tokens of a count_tokens answer, or -1 when it has none (or an
+ * absurd one: over 1e8). */
+long long jobCountParse(const char *body, size_t len);
 
 #endif

@@ -137,6 +137,14 @@ long long priceReserve(const price *p, long long input_tokens, long long max_tok
     return perMillionUp(addSat(term(input_tokens, p->input), term(max_tokens, p->output)));
 }
 
+long long priceReserveCached(const price *p, long long input_tokens, long long max_tokens,
+                             int cache) {
+    long long rate = p->input;
+    if (cache >= 1 && p->cache_write_5m > rate) rate = p->cache_write_5m;
+    if (cache >= 2 && p->cache_write_1h > rate) rate = p->cache_write_1h;
+    return perMillionUp(addSat(term(input_tokens, rate), term(max_tokens, p->output)));
+}
+
 /* ---- USD strings -------------------------------------------------------- */
 
 int priceFormatUsd(long long micros, char *out, size_t outlen) {

@@ -39,6 +39,11 @@ long long priceCost(const price *p, const usage *u);
 /* Worst-case cost of a request before it is sent: input_tokens at the input
  * price plus max_tokens at the output price, rounded up. */
 long long priceReserve(const price *p, long long input_tokens, long long max_tokens);
+/* The same, the input priced at the highest rate it can be charged: a
+ * request with cache_control may be charged a cache write (cache: 1 a
+ * 5-minute one, 2 a 1-hour one) for all of its input. */
+long long priceReserveCached(const price *p, long long input_tokens, long long max_tokens,
+                             int cache);
 
 /* Load a price file: one model a line,
  *     MODEL INPUT CACHE_WRITE_5M CACHE_WRITE_1H CACHE_READ OUTPUT

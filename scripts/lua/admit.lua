@@ -251,12 +251,16 @@ local function go(n, a, k, need, res, val)
 end
 
 -- The spend cap's verdict on a reservation of res micro-USD: nil (it
--- fits), NOPRICE, WAIT (it may fit once the requests in flight settle:
+-- fits), NOPRICE, COUNT (it does not fit, and it is a bound, not a count),
+-- WAIT (it may fit once the requests in flight settle:
 -- reservations are worst cases) or BUDGET (the fleet stops: one
 -- budget_exceeded entry marks it).
-local function spendVerdict(res)
+local function spendVerdict(res, exact)
     if not cap then return nil end
     if res < 0 then return ADMIT.NOPRICE, 0 end
+    -- Near the cap a bound is too coarse: the worker counts the input
+    -- exactly (count_tokens) and asks again with the truth.
+    if spent + reserved + res > cap and not exact then return ADMIT.COUNT, 0 end
     if spent + reserved + res > cap and reserved > 0 then
         reason = 'spend: waiting for in-flight reservations to settle'
         return ADMIT.WAIT, shortWait(inflight)
@@ -367,7 +371,7 @@ local function decide(n, a)
         return ADMIT.WAIT, math.ceil(w)
     end
     local res = tonumber(ARGV[a + AJ.RESERVE])
-    local code, val = spendVerdict(res)
+    local code, val = spendVerdict(res, ARGV[a + AJ.EXACT] == '1')
     if code then return code, val end
     if inflight >= ceiling then
         reason = 'in flight at the ceiling (' .. ceiling .. ')'

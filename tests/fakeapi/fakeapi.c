@@ -204,6 +204,7 @@ static const struct {
     {"p-huge", OPT_PROB, offsetof(fakeConfig, pHuge), NULL},
     {"p-bad-headers", OPT_PROB, offsetof(fakeConfig, pBadHeaders), NULL},
     {"p-trickle", OPT_PROB, offsetof(fakeConfig, pTrickle), NULL},
+    {"url-doc-tokens", OPT_COUNT, offsetof(fakeConfig, urlDocTokens), NULL},
     {"huge-bytes", OPT_COUNT, offsetof(fakeConfig, hugeBytes), NULL},
     {"org-cap-tokens", OPT_COUNT, offsetof(fakeConfig, orgCapTokens), NULL},
     {"org-cap-seconds", OPT_MS, offsetof(fakeConfig, orgCapSeconds), NULL},
@@ -226,6 +227,8 @@ static void fakeUsage(FILE *f) {
         "  --port-file FILE          write the bound port to FILE\n"
         "  --api-key K               accept only this key (default: any)\n"
         "  --p-trickle P             a success's body sent a byte a second\n"
+        "  --url-doc-tokens N        a document by url or file counts N tokens\n"
+        "                            (realistic tokenizer; default one page)\n"
         "  --leak-key                a careless gateway: quote the refused key in\n"
         "                            401 messages, the request's key in 200 texts\n"
         "  --rpm N --itpm N --otpm N per-minute limits (0 = unlimited)\n"

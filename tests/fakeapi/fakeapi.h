@@ -73,6 +73,7 @@ typedef struct fakeConfig {
     double pHuge;               /* probability of a 200 of hugeBytes of text */
     double pBadHeaders;         /* probability of garbage rate-limit headers */
     double pTrickle;            /* probability of a body sent a byte a second */
+    long long urlDocTokens;     /* tokens a url/file document counts (0: a page) */
     long long hugeBytes;        /* text length of a huge answer */
     long long orgCapTokens;     /* org cap: tokens served before it trips */
     double orgCapSeconds;       /* org cap: how long it stays tripped */

@@ -319,6 +319,8 @@ static long long tokDocumentBlock(const jsonDoc *d, int obj) {
     if (jsonStrEq(d, type, "base64") && tokB64Open(d, jsonGet(d, src, "data"), &b) == 0) {
         pages = tokPdfPages(&b);
         free(b.owned);
+    } else if (fake.cfg.urlDocTokens > 0) {
+        return fake.cfg.urlDocTokens;   /* a url or file: what the fetched file holds */
     }
     return pages * TOK_PAGE;
 }

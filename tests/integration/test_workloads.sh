@@ -12,11 +12,12 @@
 # runs under both output rules (the 2026 'actual' and the 2025 'reserve':
 # max_tokens held while a request runs); the others, where the output
 # bucket does not bind, under 'actual'. The cases run three at a time.
-# LLMFLEET_SHORT=1 (the sanitizer run): 20 s of steady state instead of 45.
+# LLMFLEET_SHORT=1 (the sanitizer run): 30 s of steady state instead of 45
+# (20 s left windows of 4 s to judge an output bucket by: noise).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../../scripts/workloads.sh"
 
-[ -n "${LLMFLEET_SHORT:-}" ] && export WL_SECONDS=20
+[ -n "${LLMFLEET_SHORT:-}" ] && export WL_SECONDS=30
 cases=()
 for wl in english output cached mixed images japanese code; do
     for hd in admit answer; do cases+=("$wl $hd actual"); done

@@ -350,14 +350,14 @@ static void test_admit_args(void **state) {
     (void)state;
     const admitHead h = {45000, 3, SOLO_RUNS, 12};
     const admitJob jobs[3] = {
-        {"w:1:1", "job-a", "claude-sonnet-4-5", 1200, 4096, 65000, "a1b2c3", 900, 0},
-        {"w:1:2", "job-b", "claude-haiku-4-5", 0, 1, -1, NULL, 0, 7},
-        {"w:1:3", "job-c", "", LLONG_MAX, 7, 0, "", -1, 1},
+        {"w:1:1", "job-a", "claude-sonnet-4-5", 1200, 4096, 65000, "a1b2c3", 900, 0, 0},
+        {"w:1:2", "job-b", "claude-haiku-4-5", 0, 1, -1, NULL, 0, 7, 1},
+        {"w:1:3", "job-c", "", LLONG_MAX, 7, 0, "", -1, 1, 3},
     };
     lfArgs a;
     /* Exactly the capacity codec.h promises: more would abort. Numbers per
-     * job: INPUT, MAX_TOKENS, RESERVE, PREFIX_TOKENS, CACHE_1H. */
-    argsInit(&a, AA_COUNT + 3 * AJ_COUNT, AA_COUNT + 3 * 5);
+     * job: INPUT, MAX_TOKENS, RESERVE, PREFIX_TOKENS, CACHE_1H, EXACT. */
+    argsInit(&a, AA_COUNT + 3 * AJ_COUNT, AA_COUNT + 3 * 6);
     admitArgs(&a, &h, jobs, 3);
     assert_int_equal(a.n, AA_COUNT + 3 * AJ_COUNT);
     assertArg(&a, AA_LEASE_MS, "45000");
@@ -365,10 +365,10 @@ static void test_admit_args(void **state) {
     assertArg(&a, AA_SOLO, "2");
     assertArg(&a, AA_PRICES_VER, "12");
     static const char *want[3][AJ_COUNT] = {
-        {"w:1:1", "job-a", "claude-sonnet-4-5", "1200", "4096", "65000", "a1b2c3", "900", "0"},
-        /* NULL prefix: ""; any non-zero cache_1h: "1". */
-        {"w:1:2", "job-b", "claude-haiku-4-5", "0", "1", "-1", "", "0", "1"},
-        {"w:1:3", "job-c", "", "9223372036854775807", "7", "0", "", "-1", "1"},
+        {"w:1:1", "job-a", "claude-sonnet-4-5", "1200", "4096", "65000", "a1b2c3", "900", "0", "0"},
+        /* NULL prefix: ""; any non-zero cache_1h or exact: "1". */
+        {"w:1:2", "job-b", "claude-haiku-4-5", "0", "1", "-1", "", "0", "1", "1"},
+        {"w:1:3", "job-c", "", "9223372036854775807", "7", "0", "", "-1", "1", "1"},
     };
     for (int i = 0; i < 3; i++) {
         int g = AA_COUNT + i * AJ_COUNT;
@@ -381,6 +381,7 @@ static void test_admit_args(void **state) {
         assertArg(&a, g + AJ_PREFIX, want[i][6]);
         assertArg(&a, g + AJ_PREFIX_TOKENS, want[i][7]);
         assertArg(&a, g + AJ_CACHE_1H, want[i][8]);
+        assertArg(&a, g + AJ_EXACT, want[i][9]);
     }
     /* The model is the caller's string, not a copy. */
     assert_ptr_equal(a.v[AA_COUNT + AJ_MODEL], jobs[0].model);
@@ -494,9 +495,9 @@ static void test_admit_parse_count(void **state) {
 
 static void test_admit_parse_unknown_verdict(void **state) {
     (void)state;
-    /* 12: one past the last verdict (DUPID, 11). */
-    static const long long bad[] = {42, 0, -1, 12};
-    assert_int_equal(ADMIT_DUPID, 11);
+    /* 13: one past the last verdict (COUNT, 12). */
+    static const long long bad[] = {42, 0, -1, 13};
+    assert_int_equal(ADMIT_COUNT, 12);
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         redisReply *codes[2] = {rInt(ADMIT_GO), rInt(bad[k])};
         redisReply *values[2] = {rInt(1), rInt(5)};

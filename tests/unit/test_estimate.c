@@ -160,6 +160,7 @@ static void test_english_text(void **state) {
     assert_int_equal(e.text_cjk, 0);
     assert_int_equal(e.text_other, 0);
     assert_int_equal(e.tokens, 7 + ESTIMATE_MESSAGE_OVERHEAD);
+    assert_int_equal(e.bound, 26 + ESTIMATE_MESSAGE_BOUND);     /* a token a byte at most */
     assert_int_equal(e.images, 0);
     assert_int_equal(e.documents, 0);
     assert_int_equal(e.prefix_hash, 0);
@@ -783,8 +784,29 @@ static void test_oversized_head_id(void **state) {
     }
 }
 
+/* The spend bound: bytes for text (CJK 4 a character), the largest image
+ * for any image, none at all for a document by url. */
+static void test_spend_bound(void **state) {
+    (void)state;
+    inputEstimate e;
+    est("{\"messages\":[{\"role\":\"user\",\"content\":\"\u65e5\u672c\u8a9e ab\"}]}", &e);
+    assert_int_equal(e.text_cjk, 3);
+    assert_int_equal(e.bound, 3 * 4 + 3 + ESTIMATE_MESSAGE_BOUND);
+    assert_true(e.bound >= e.tokens);
+    est("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":"
+        "{\"type\":\"url\",\"url\":\"https://example.invalid/a.png\"}}]}]}", &e);
+    assert_int_equal(e.bound, ESTIMATE_IMAGE_MAX + ESTIMATE_MESSAGE_BOUND);
+    est("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"document\",\"source\":"
+        "{\"type\":\"url\",\"url\":\"https://example.invalid/a.pdf\"}}]}]}", &e);
+    assert_int_equal(e.docs_unknown, 1);
+    assert_int_equal(e.bound, -1);
+    est("{\"tools\":[{\"name\":\"t\",\"input_schema\":{}}],\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &e);
+    assert_true(e.bound >= ESTIMATE_TOOLS_BOUND + 1 && e.bound >= e.tokens);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spend_bound),
         cmocka_unit_test(test_oversized_head_id),
         cmocka_unit_test(test_english_text),
         cmocka_unit_test(test_cjk),

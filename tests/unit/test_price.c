@@ -242,6 +242,11 @@ static void test_reserve(void **state) {
     assert_int_equal(priceReserve(&h, 1, 1), 5);                /* 0.8 + 4 = 4.8 */
     assert_int_equal(priceReserve(&s, -10, 1), 15);
     assert_int_equal(priceReserve(&s, LLONG_MAX, LLONG_MAX), LLONG_MAX);
+    /* Input that may be a cache write is reserved at the write's price:
+     * $3.75 (5 min) or $6 (1 h) per MTok for Sonnet, never less. */
+    assert_int_equal(priceReserveCached(&s, 1000, 4096, 0), 3000 + 61440);
+    assert_int_equal(priceReserveCached(&s, 1000, 4096, 1), 3750 + 61440);
+    assert_int_equal(priceReserveCached(&s, 1000, 4096, 2), 6000 + 61440);
 }
 
 /* ---- USD strings -------------------------------------------------------- */

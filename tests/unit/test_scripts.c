@@ -334,7 +334,9 @@ static const char *cfield(const char *c, const char *name) {
 
 static admitJob bjobM(const char *lease, const char *id, const char *model, long long input,
                       long long max_tokens, long long reserve, const char *prefix) {
-    admitJob j = {lease, id, model, input, max_tokens, reserve, prefix, 0, 0};
+    /* exact: as if counted, so that the spend rules below act at once
+     * (test_admit_count_near_cap asks for the count). */
+    admitJob j = {lease, id, model, input, max_tokens, reserve, prefix, 0, 0, 1};
     return j;
 }
 
@@ -675,6 +677,32 @@ static void test_admit_duplicate_ids(void **state) {
     craftClaim("w:5:", 1, idb, now + 60000);
     assert_admit(admit1(0, "w:5:1", "b", 100, 50, 1, &v, NULL), ADMIT_GO);
     assert_string_equal(hget(KN(LIVE), "b"), "w:5:1");
+}
+
+/* Near the cap a bound is not enough: a job whose (bound) reservation
+ * does not fit is asked to be counted (COUNT); counted (exact), the usual
+ * spend rules apply. */
+static void test_admit_count_near_cap(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    cmd("HSET %s max_spend_usd 0.5", KN(LIMITS));
+    cmd("HSET %s spent 300000", KN(STATE));
+    admitHead h = head(0);
+    admitJob j = bjob("w:1:1", "a", 100, 50, 250000);   /* 0.25 > 0.20 left */
+    j.exact = 0;
+    admitReply br;
+    admitResult res;
+    runBegin(&h, &j, 1, &br, &res);
+    assert_admit(res.verdict, ADMIT_COUNT);
+    assert_true(zscore(KN(LEASES), "w:1:1") > 0);          /* still leased */
+    j.exact = 1;                                           /* counted: the same */
+    runBegin(&h, &j, 1, &br, &res);
+    assert_admit(res.verdict, ADMIT_BUDGET);
+    j.reserve = 150000;                                    /* counted: it fits */
+    runBegin(&h, &j, 1, &br, &res);
+    assert_admit(res.verdict, ADMIT_GO);
 }
 
 static void test_admit_go(void **state) {
@@ -2367,6 +2395,7 @@ int main(void) {
         cmocka_unit_test_setup(test_reap_held_after_gap, flush),
         cmocka_unit_test_setup(test_dead_letter_redis_time, flush),
         cmocka_unit_test_setup(test_admit_duplicate_ids, flush),
+        cmocka_unit_test_setup(test_admit_count_near_cap, flush),
         cmocka_unit_test_setup(test_settle_observation_zero_limit, flush),
         cmocka_unit_test_setup(test_limits, flush),
         cmocka_unit_test_setup(test_purge, flush),

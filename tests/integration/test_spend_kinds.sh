@@ -1,0 +1,49 @@
+# Guarantee 4 for request kinds whose cost the bytes do not tell: spend
+# never passes max_spend_usd (0.50 USD) for
+#   cjk    20,000 CJK characters under a 1-hour cache_control: each written
+#          to the cache at 2x the input price (the reservation prices input
+#          at the highest rate it can be charged, on a true upper bound of
+#          the tokens; near the cap the worker counts it exactly);
+#   url    a PDF by URL in a 200-byte request, 100,000 tokens at the API
+#          (no bound from the bytes: the worker counts it first with
+#          /v1/messages/count_tokens).
+# Before: 1.21 and 4.81 USD charged for a 0.50 cap.
+. "$(dirname "$0")/lib.sh"
+
+start_redis
+cjk=$(printf '%.0s\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe6\x96\x87' $(seq 1 4000))  # 20,000 characters
+served_usd() {   # input at 3 USD/MTok, 1-hour writes at 6, output at 15 (Sonnet)
+    fake_stats | jq '(.input_tokens * 3 + .cache_creation_input_tokens * 6
+                      + .output_tokens * 15) / 1000000'
+}
+holds() { jq -ne "$1" >/dev/null; }
+for kind in cjk url; do
+    F=$kind
+    lf limits set --fleet $F max_spend_usd=0.50 >/dev/null
+    if [ $kind = cjk ]; then
+        start_fakeapi --tokenizer realistic --caching --latency-ms 300
+        for i in $(seq 1 12); do
+            printf '{"id":"c-%d","request":{"model":"claude-sonnet-4-5","max_tokens":50,"system":[{"type":"text","text":"%d %s","cache_control":{"type":"ephemeral","ttl":"1h"}}],"messages":[{"role":"user","content":"go"}]}}\n' "$i" "$i" "$cjk"
+        done > "$T/$kind.jsonl"
+    else
+        start_fakeapi --tokenizer realistic --url-doc-tokens 100000 --latency-ms 300
+        for i in $(seq 1 12); do
+            printf '{"id":"u-%d","request":{"model":"claude-sonnet-4-5","max_tokens":50,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"https://example.invalid/report-%d.pdf"}},{"type":"text","text":"Summarize."}]}]}}\n' "$i" "$i"
+        done > "$T/$kind.jsonl"
+    fi
+    lf submit "$T/$kind.jsonl" --fleet $F 2>/dev/null
+    start_worker $kind --fleet $F --concurrency 16 --log-level debug
+    stopped() { lf status --fleet $F --json | jq -e '.in_flight == 0 and (.budget_stopped == 1 or .queued == 0)' >/dev/null; }
+    check "$kind: the fleet stops at the cap" wait_until 60 stopped
+    spent=$(lf status --fleet $F --json | jq .spent_usd)
+    served=$(served_usd)
+    echo "# $kind: spent $spent USD, served per the API $served USD, cap 0.50"
+    check "$kind: spent within the cap ($spent <= 0.50)" holds "$spent <= 0.50"
+    check "$kind: what the API served within the cap ($served <= 0.50)" holds "$served <= 0.50"
+    check "$kind: and the cap was used (served $served >= 0.25)" holds "$served >= 0.25"
+    kill -TERM "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null
+    kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+done
+check "url: the worker counted before reserving" grep -q "event=counted.*input_tokens=10" "$T/url.log"
+check "cjk: counted near the cap" grep -q "event=counted" "$T/cjk.log"
+finish

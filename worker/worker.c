@@ -26,6 +26,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "log.h"
 #include "outcome.h"
 #include "price.h"
@@ -133,6 +134,34 @@ static void slotDead(slot *s, const char *type, const char *reason) {
     s->ends_ok = 0;
 }
 
+/* The claim's stand-in for a job too large to hand out (lib/claim.lua):
+ * dead-lettered, pointing at the job Redis kept. Returns 0 when raw is
+ * not one. */
+static int slotOversized(slot *s) {
+    static const char tag[] = "{\"llmfleet_oversized\":";
+    if (s->raw.len < sizeof(tag) - 1 || memcmp(s->raw.p, tag, sizeof(tag) - 1) != 0) return 0;
+    jsonDoc d;
+    char err[64], ref[200] = "", msg[200];
+    long long bytes = -1;
+    memset(&s->job, 0, sizeof(s->job));
+    if (jsonParse(&d, s->raw.p, s->raw.len, 16, 2, err, sizeof(err)) == 0) {
+        jsonInt(&d, jsonGet(&d, 0, "llmfleet_oversized"), &bytes);
+        jsonStr(&d, jsonGet(&d, 0, "ref"), ref, sizeof(ref));
+        if (jsonStr(&d, jsonGet(&d, 0, "id"), s->job.id, sizeof(s->job.id)) < 0) s->job.id[0] = '\0';
+        jsonFree(&d);
+    }
+    snprintf(msg, sizeof(msg), "job is %lld bytes, over the %zu byte limit (kept in Redis "
+             "unread: its dead letter's job_ref)", bytes, s->w->cfg->max_job_bytes);
+    lfLog(LF_WARN, "event=invalid_job id=%s error=%s", lfQ(s->job.id), lfQ(msg));
+    s->latency_ms = 0;
+    s->attempt = 0;
+    recCtx c = slotCtx(s);
+    recDeadRef(&s->rec, &s->job, ref, bytes, "invalid_job", msg, &c);
+    s->ends_ok = 0;
+    queueSettle(s);
+    return 1;
+}
+
 void slotRequeue(slot *s) {
     recStart(&s->rec, OP_REQUEUE);
     queueSettle(s);
@@ -210,7 +239,7 @@ static void flushSettles(worker *w) {
     int extra = claim && w->nfree > w->promised ? w->nfree - w->promised : 0;
     claimCall *cc = claim ? claimNew(w, extra) : NULL;
     settleHead h = {w->cfg->results_maxlen, claim ? n + extra : 0, w->cfg->lease_ms,
-                    cc ? cc->list + cc->prefix_at : ""};
+                    cc ? cc->list + cc->prefix_at : "", (long long)w->cfg->max_job_bytes};
     lfArgs a;
     argsInit(&a, settleArgc(items, n), 8 + 2 * n);
     settleArgs(&a, &h, items, n);
@@ -724,6 +753,7 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
         s->lease_until = cc->t_sent + w->cfg->lease_ms;
         bufReset(&s->raw);
         if (raw->type == REDIS_REPLY_STRING) bufAppend(&s->raw, raw->str, raw->len);
+        if (slotOversized(s)) continue;
         if (jobParse(&s->job, s->raw.p, s->raw.len, w->cfg->max_job_bytes, err,
                      sizeof(err)) < 0) {
             lfLog(LF_WARN, "event=invalid_job id=%s error=%s", lfQ(s->job.id), lfQ(err));
@@ -765,8 +795,9 @@ void pump(worker *w) {
     int ask = w->nfree - w->promised;
     claimCall *cc = claimNew(w, ask);
     lfArgs a;
-    argsInit(&a, CA_COUNT, 2);
-    claimArgs(&a, ask, w->cfg->lease_ms, cc->list + cc->prefix_at);
+    argsInit(&a, CA_COUNT, 3);
+    claimArgs(&a, ask, w->cfg->lease_ms, cc->list + cc->prefix_at,
+              (long long)w->cfg->max_job_bytes);
     rdsScriptCall sc = scriptCall(w, "claim", cc->list, &a);
     const char *rv[] = {"LRANGE", cc->list, "0", "-1"};
     size_t rl[] = {6, strlen(cc->list), 1, 2};

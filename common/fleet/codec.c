@@ -55,10 +55,11 @@ static void copyStr(char *dst, size_t len, const redisReply *r) {
 
 /* ---- claim.lua ---------------------------------------------------------- */
 
-void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix) {
+void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix, long long max_job) {
     argsNum(a, n);                  /* CA_N */
     argsNum(a, lease_ms);           /* CA_LEASE_MS */
     argsStr(a, prefix);             /* CA_PREFIX */
+    argsNum(a, max_job);            /* CA_MAX_JOB */
 }
 
 int claimParse(const redisReply *r, claimReply *out) {
@@ -279,6 +280,24 @@ void recError(settleRec *r, const job *j, const char *type, const char *msg,
     fieldsTail(r, j, ctx);
 }
 
+void recDeadRef(settleRec *r, const job *j, const char *ref, long long bytes,
+                const char *type, const char *reason, const recCtx *ctx) {
+    recError(r, j, type, reason, 0, ctx);
+    r->op = OP_DEAD;
+    buf *d = &r->dead;
+    bufReset(d);
+    bufAppendStr(d, "{\"job_ref\":");
+    bufAppendJsonString(d, ref, strlen(ref));
+    bufAppendStr(d, ",\"id\":");
+    if (j->id[0]) bufAppendJsonString(d, j->id, strlen(j->id));
+    else bufAppendStr(d, "null");
+    bufAppendStr(d, ",\"reason\":");
+    bufAppendJsonString(d, reason, strlen(reason));
+    bufAppendStr(d, ",\"worker\":");
+    bufAppendJsonString(d, ctx->worker, strlen(ctx->worker));
+    bufPrintf(d, ",\"job_bytes\":%lld}", bytes);
+}
+
 void recRefused(settleRec *r, const job *j, const recCtx *ctx) {
     char att[ATT_COUNT][24];
     recOp op = r->op == OP_DEAD ? OP_DEAD : OP_RESULT;
@@ -385,6 +404,7 @@ void settleArgs(lfArgs *a, const settleHead *h, const settleItem *items, int n) 
     argsNum(a, h->claim_n);         /* SA_CLAIM_N */
     argsNum(a, h->lease_ms);        /* SA_LEASE_MS */
     argsStr(a, h->prefix ? h->prefix : "");   /* SA_PREFIX */
+    argsNum(a, h->max_job);         /* SA_MAX_JOB */
     argsNum(a, nobs);               /* SA_NOBS */
     for (int g = 0; g < nobs; g++) {
         argsNum(a, o[g] + 1);       /* OBS_INDEX, 1-based */

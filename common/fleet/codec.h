@@ -45,7 +45,9 @@ typedef struct claimReply {
 } claimReply;
 
 /* CA: n, lease_ms, prefix (copied by the rds call). */
-void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix);
+/* max_job: jobs over this many bytes are not handed out but kept in Redis
+ * (lib/claim.lua); 0: no limit. */
+void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix, long long max_job);
 
 /* Parse a CR reply. Returns 0, or -1 when it is not one. */
 int claimParse(const redisReply *r, claimReply *out);
@@ -150,6 +152,12 @@ void recError(settleRec *r, const job *j, const char *type, const char *msg,
 /* A job that can never run: error result + dead letter quoting the raw
  * job (as text, or base64 when it is not UTF-8). ts_ms: the letter's
  * time; -1 leaves it to settle.lua, which stamps Redis's clock. */
+/* A job the claim kept in Redis, too large to hand out (lib/claim.lua):
+ * an error result like recDead's and a dead letter {job_ref, id, reason,
+ * worker, job_bytes} pointing at it. */
+void recDeadRef(settleRec *r, const job *j, const char *ref, long long bytes,
+                const char *type, const char *reason, const recCtx *ctx);
+
 /* The last resort for a record Redis keeps refusing (settle calls failing
  * with it alone, while others succeed): an error result `settle_refused`
  * without the response or meta; the attempt's figures (cost, tokens) and
@@ -175,6 +183,7 @@ typedef struct settleHead {
     int claim_n;                    /* > 0: claim that many afterwards */
     long lease_ms;
     const char *prefix;             /* the claim's lease id prefix */
+    long long max_job;              /* as claimArgs's */
 } settleHead;
 
 /* One record to send: its lease, its job id, the record, and for the

@@ -9,7 +9,8 @@
 -- the worker reads with LRANGE right after this call.
 --
 -- KEYS: the fleet's keys (proto.def), then claimed:PREFIX.
--- ARGV: CA (N >= 1, LEASE_MS, PREFIX: unique per call, ending in ':').
+-- ARGV: CA (N >= 1, LEASE_MS, PREFIX: unique per call, ending in ':',
+-- MAX_JOB: larger jobs are kept in Redis, a stand-in handed out; 0 none).
 -- Reply: CR {now_ms, wait_ms, reason[, n]} (lib/claim.lua).
 return claimJobs(tonumber(ARGV[CA.N]), tonumber(ARGV[CA.LEASE_MS]), ARGV[CA.PREFIX],
-                 nowMs(), loadLimits(), loadHash(K.state))
+                 nowMs(), loadLimits(), loadHash(K.state), tonumber(ARGV[CA.MAX_JOB]))

@@ -405,6 +405,7 @@ if claimN > 0 then
     st.pause_until, st.pause_kind = P.until_ms, P.kind
     if set.probe_at then st.probe_at = set.probe_at end
     if set.pause_reason then st.pause_reason = set.pause_reason end
-    claimed = claimJobs(claimN, tonumber(ARGV[SA.LEASE_MS]), ARGV[SA.PREFIX], now, l, st)
+    claimed = claimJobs(claimN, tonumber(ARGV[SA.LEASE_MS]), ARGV[SA.PREFIX], now, l, st,
+                        tonumber(ARGV[SA.MAX_JOB]))
 end
 return {out, claimed}

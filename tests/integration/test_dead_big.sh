@@ -46,6 +46,7 @@ start_fakeapi --p-huge 1 --huge-bytes 1200000
 F=huge
 gen_jobs 3 h | lf submit - --fleet $F 2>/dev/null
 start_worker w2 --fleet $F
+w2=$WORKER_PID
 check "huge answers: 3 results" wait_until 60 results_at_least $F 3
 lf results --fleet $F --out "$T/h.jsonl" 2>/dev/null
 eq "each an error settle_refused" 3 "$(jq -r 'select(.error_type == "settle_refused") | .id' "$T/h.jsonl" | sort -u | wc -l)"
@@ -57,4 +58,33 @@ check "no lease left" wait_until 10 no_lease
 disc=$(grep -c 'event=redis_disconnected' "$T/w2.log")
 echo "# $disc disconnects for 3 refused records"
 check "bounded disconnects ($disc <= 15)" test "$disc" -le 15
+
+# A job over --max-job-bytes is never read by a worker: the claim keeps it
+# in Redis and hands out a stand-in. 64 MiB of job, a 1 MiB limit: the
+# worker's peak memory stays far below the job's size.
+rcli CONFIG SET proto-max-bulk-len 536870912 >/dev/null
+F=big
+{ printf '{"id":"giant","request":{"model":"claude-sonnet-4-5","max_tokens":5,"messages":[{"role":"user","content":"'
+  head -c 67108864 /dev/zero | tr '\0' a
+  printf '"}]}}'; } > "$T/giant.json"
+rcli -x LPUSH "llmfleet:{$F}:jobs" < "$T/giant.json" >/dev/null
+gen_jobs 5 s | lf submit - --fleet $F 2>/dev/null
+start_worker w3 --fleet $F --max-job-bytes 1048576
+w3=$WORKER_PID
+check "giant: 6 results" wait_until 60 results_at_least $F 6
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$w3/status")
+base=$(awk '/^VmHWM/ {print $2}' "/proc/$w2/status")     # same build, no giant
+echo "# worker peak RSS ${hwm} KiB with a 65536 KiB job in its claim; another worker ${base} KiB"
+check "giant: the worker never held the job (peak ${hwm} < ${base} + 32768 KiB)" \
+    test "$hwm" -lt $((base + 32768))
+lf results --fleet $F --out "$T/giant.jsonl" 2>/dev/null
+eq "giant: an invalid_job error naming its id" "invalid_job" \
+    "$(jq -r 'select(.id == "giant") | .error_type' "$T/giant.jsonl")"
+check "giant: the error says it was kept unread" \
+    sh -c "jq -r 'select(.id == \"giant\") | .error_message' '$T/giant.jsonl' | grep -q 'kept in Redis unread'"
+eq "giant: the 5 others ok" 5 "$(jq -r 'select(.status == "ok") | .id' "$T/giant.jsonl" | wc -l)"
+gref=$(rcli LINDEX "llmfleet:{$F}:dead" 0 | jq -r .job_ref)
+eq "giant: kept in Redis, bytes unchanged" "$(md5sum < "$T/giant.json")" \
+    "$(rcli --raw HGET "llmfleet:{$F}:deadjob" "$gref" | head -c -1 | md5sum)"
+rm -f "$T/giant.json"
 finish

@@ -28,7 +28,7 @@ check "the AOF holds the results (so the grep above saw data)" grep -rqa "claude
 # Every command the Lua scripts call is allowed to the ACL user.
 missing=$(grep -ho "rcall('[A-Z]*'\|bulk('[A-Z]*'" "$(dirname "$0")/../../scripts/lua/"*.lua |
     sed "s/.*('//; s/'//" | tr A-Z a-z | sort -u | while read -r c; do
-        grep -qE "(^| )\+$c( |$)" "$(dirname "$0")/../../scripts/redis-acl.txt" || echo "$c"; done)
+        grep -qE "(^| )\+$c( |\||$)" "$(dirname "$0")/../../scripts/redis-acl.txt" || echo "$c"; done)
 eq "scripts use only commands of the ACL" "" "$missing"
 acl() { redis-cli -p "$REDIS_PORT" --user llmfleet --pass "$REDIS_ACL_PASS" --no-auth-warning "$@" 2>&1; }
 check "ACL: FLUSHALL is refused (NOPERM)" grep -q NOPERM <<<"$(acl FLUSHALL)"

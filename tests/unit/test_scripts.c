@@ -300,7 +300,7 @@ static const char *listKey(const char *prefix) {
 static void runClaim(int n, long lease_ms, const char *prefix, claimReply *out) {
     lfArgs a;
     argsInit(&a, CA_COUNT, CA_COUNT);
-    claimArgs(&a, n, lease_ms, prefix);
+    claimArgs(&a, n, lease_ms, prefix, 0);
     char list[400];
     snprintf(list, sizeof(list), "%s", listKey(prefix));
     rdsScriptCall sc = {"claim", &ks, list, a.n, a.v, a.l};
@@ -411,7 +411,7 @@ static const char *settledName(settleVerdict v) {
  * reply goes to *claim when given. */
 static void runSettle(const settleItem *items, int n, settleVerdict *out, int claim_n,
                       const char *prefix, claimReply *claim) {
-    settleHead h = {1000, claim_n, 60000, prefix};
+    settleHead h = {1000, claim_n, 60000, prefix, 0};
     lfArgs a;
     int argc = settleArgc(items, n);
     argsInit(&a, argc, 8 + n);

@@ -18,7 +18,29 @@ local function parkedDue(now, n)
     rcall('HDEL', K.parkedjob, unpack(due))
 end
 
-local function claimJobs(n, leaseMs, prefix, now, l, st)
+-- A job over maxJob bytes is never handed to a worker (it would read it
+-- whole): it moves to `deadjob` under its lease id, and the claim's list
+-- holds a stand-in in its place, {"llmfleet_oversized":BYTES,"ref":LEASE
+-- [,"id":ID]} (ID when the job starts {"id":"..."}), which the worker
+-- dead-letters with job_ref LEASE. Checked only when the claim's list,
+-- all jobs together, is over maxJob (MEMORY USAGE: no job is read then).
+local function oversized(maxJob, prefix, got)
+    if not maxJob or maxJob <= 0 then return end
+    local mem = rcall('MEMORY', 'USAGE', K.list, 'SAMPLES', 0)
+    if not mem or mem <= maxJob then return end
+    for i = 1, got do
+        local j = rcall('LINDEX', K.list, i - 1)
+        if j and #j > maxJob then
+            local lid = prefix .. i
+            local id = string.match(string.sub(j, 1, 4096), '^%s*{%s*"id"%s*:%s*"([%w%-_.:/@]+)"')
+            rcall('HSET', K.deadjob, lid, j)
+            rcall('LSET', K.list, i - 1, '{"llmfleet_oversized":' .. #j .. ',"ref":' ..
+                  cjson.encode(lid) .. (id and (',"id":"' .. id .. '"') or '') .. '}')
+        end
+    end
+end
+
+local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob)
     -- Spend cap: stopped until the cap changes.
     if st.budget_cap then
         if l.max_spend_usd ~= '' and tostring(st.budget_cap) == l.max_spend_usd then
@@ -46,6 +68,7 @@ local function claimJobs(n, leaseMs, prefix, now, l, st)
     local z = {}
     for i = 1, got do z[#z + 1] = exp; z[#z + 1] = prefix .. i end
     bulk('ZADD', K.leases, z)
+    oversized(maxJob, prefix, got)
     out[CR.N] = got
     return out
 end

@@ -279,12 +279,28 @@ local function retryOrGiveUp(n, job)
     return SETTLED.RETRY
 end
 
--- Parse the records, then read what they need in one call per key.
+-- Parse the records, then read what they need in one call per key. A
+-- figure no integer arithmetic here could hold exactly (past 2^53, or not
+-- a number where one must be) is not written: a cost becomes unknown (the
+-- reservation counts), a token count absent. The worker never sends one
+-- (outcome.c bounds usage); this is the last wall before HINCRBY.
+local EXACT_MAX = 9007199254740992
+local function wholeOr(v, dflt)
+    local n = tonumber(v)
+    if v == '' or (n and n == math.floor(n) and n >= -1 and n <= EXACT_MAX) then return v end
+    stat('refused_numbers', 1)
+    return dflt
+end
 local i = REC0
 while i <= #ARGV do
     local r = {op = ARGV[i + REC.OP], lid = ARGV[i + REC.LEASE], id = ARGV[i + REC.ID],
                dead = ARGV[i + REC.DEAD], a = i, nf = tonumber(ARGV[i + REC_NF]),
                f0 = i + REC_NF + 1}
+    ARGV[i + ATT.COST_MICRO] = wholeOr(ARGV[i + ATT.COST_MICRO], '-1')
+    for _, f in ipairs({ATT.INPUT_TOKENS, ATT.OUTPUT_TOKENS, ATT.CACHE_WRITE_TOKENS,
+                        ATT.CACHE_READ_TOKENS, ATT.LATENCY_MS}) do
+        ARGV[i + f] = wholeOr(ARGV[i + f], '')
+    end
     i = r.f0 + r.nf
     recs[#recs + 1] = r
 end

@@ -44,6 +44,11 @@ done
 check "the dump holds the results (so the grep saw data)" grep -q "authentication_error" "$T/redis-dump.txt"
 rcli BGREWRITEAOF >/dev/null
 check "canary key not in the AOF" sh -c "! grep -rqaF '$API_KEY' '$T/redis'"
+rcli CONFIG SET rdbcompression no >/dev/null       # so that a grep could see it
+rcli SAVE >/dev/null
+check "an RDB snapshot was written" test -s "$T/redis/dump.rdb"
+check "canary key not in the RDB" sh -c "! grep -qaF '$API_KEY' '$T/redis/dump.rdb'"
+check "the RDB holds the results (so the grep saw data)" grep -qa "authentication_error" "$T/redis/dump.rdb"
 
 # Core files. The shell allows them (ulimit -c unlimited); the worker
 # refuses them unless --allow-core-dump. The kernel writes a core as a

@@ -1539,6 +1539,27 @@ static void test_reap_expired(void **state) {
     recFree(&rec);
 }
 
+/* A record with a figure past 2^53 (a worker that did not bound usage):
+ * settle writes none of it; the cost is unknown, so the reservation counts. */
+static void test_settle_refuses_inexact_numbers(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a"};
+    craftClaim("w:1:", 1, ids, now + 60000);
+    craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
+    cmd("HSET %s spent 7", KN(STATE));
+    job j = testJob("a");
+    settleRec rec;
+    recSuccess(&rec, &j, 10, 1, NULL);
+    snprintf(rec.att[ATT_COST_MICRO], sizeof(rec.att[0]), "%s", "-9223372036854775807");
+    snprintf(rec.att[ATT_INPUT_TOKENS], sizeof(rec.att[0]), "%s", "9223372036854775807");
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_DONE);
+    assert_int_equal(hgetN(KN(STATE), "spent"), 5007);          /* the reservation */
+    assert_int_equal(hgetN(KN(STATS), "refused_numbers"), 2);
+    assert_true(hgetN0(KN(STATE), SF("i_cum")) < 1000000);
+    recFree(&rec);
+}
+
 /* A dead letter the worker left unstamped (ts -1) gets Redis's time; one
  * it stamped keeps its own (and no second ts_ms). */
 static void test_dead_letter_redis_time(void **state) {
@@ -2394,6 +2415,7 @@ int main(void) {
         cmocka_unit_test_setup(test_reap_expired, flush),
         cmocka_unit_test_setup(test_reap_held_after_gap, flush),
         cmocka_unit_test_setup(test_dead_letter_redis_time, flush),
+        cmocka_unit_test_setup(test_settle_refuses_inexact_numbers, flush),
         cmocka_unit_test_setup(test_admit_duplicate_ids, flush),
         cmocka_unit_test_setup(test_admit_count_near_cap, flush),
         cmocka_unit_test_setup(test_settle_observation_zero_limit, flush),

@@ -18,8 +18,8 @@ stats=$(fake_stats)
 echo "# $okn of $n ok; API: $(jq -c '{status, resets, hangs}' <<<"$stats")"
 check ">= 99 % ok ($okn)" test "$okn" -ge 396
 check "hangs happened and were timed out" test "$(jq .hangs <<<"$stats")" -gt 0
-check "workers logged timeouts" grep -q "error_type=timeout" "$T/w1.log" "$T/w2.log"
-check "resets became connection errors and were retried" grep -qh "error_type=connection_error" "$T/w1.log" "$T/w2.log"
+check "workers logged timeouts" grep -q 'error_type="timeout"' "$T/w1.log" "$T/w2.log"
+check "resets became connection errors and were retried" grep -qh 'error_type="connection_error"' "$T/w1.log" "$T/w2.log"
 retries=$(( $(jq .requests_total <<<"$stats") - n ))
 check "retries ($retries) within the budget (2000 a minute)" test "$retries" -le 2000
 eq "one result per id" "$n" "$(jq -r .id "$T/r.jsonl" | sort -u | wc -l)"
@@ -40,7 +40,7 @@ lf results --out "$T/m.jsonl" 2>/dev/null
 stats=$(fake_stats)
 echo "# API: $(jq -c '{garbage, truncated, no_usage, huge, bad_headers}' <<<"$stats")"
 eq "one result per id" "$n" "$(jq -r .id "$T/m.jsonl" | sort -u | wc -l)"
-check "garbage, truncated and usage-less answers were retried (invalid_response)" grep -q "error_type=invalid_response" "$T/m1.log"
+check "garbage, truncated and usage-less answers were retried (invalid_response)" grep -q 'error_type="invalid_response"' "$T/m1.log"
 huge=$(jq -r 'select(.error_type == "response_too_large") | .id' "$T/m.jsonl" | wc -l)
 eq "huge answers end as response_too_large" "$(jq .huge <<<"$stats")" "$huge"
 okn=$(jq -r 'select(.status == "ok") | .id' "$T/m.jsonl" | wc -l)

@@ -7,8 +7,12 @@
 #   url    a PDF by URL in a 200-byte request, 100,000 tokens at the API
 #          (no bound from the bytes: the worker counts it first with
 #          /v1/messages/count_tokens).
+#   image  an image and a tool definition per request, under a 0.05 USD
+#          cap (bounded: 1,600 tokens an image, the tool prompt 530 + its
+#          bytes).
 # Before: 1.21 and 4.81 USD charged for a 0.50 cap.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../../scripts/workloads.sh"
 
 start_redis
 cjk=$(printf '%.0s\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xae\xe6\x96\x87' $(seq 1 4000))  # 20,000 characters
@@ -17,10 +21,18 @@ served_usd() {   # input at 3 USD/MTok, 1-hour writes at 6, output at 15 (Sonnet
                       + .output_tokens * 15) / 1000000'
 }
 holds() { jq -ne "$1" >/dev/null; }
-for kind in cjk url; do
+for kind in cjk url image; do
     F=$kind
-    lf limits set --fleet $F max_spend_usd=0.50 >/dev/null
-    if [ $kind = cjk ]; then
+    cap=0.50
+    [ $kind = image ] && cap=0.05
+    lf limits set --fleet $F max_spend_usd=$cap >/dev/null
+    if [ $kind = image ]; then
+        start_fakeapi --tokenizer realistic --latency-ms 300
+        png=$(wl_png 1092 1092 20000)
+        for i in $(seq 1 20); do
+            printf '{"id":"i-%d","request":{"model":"claude-sonnet-4-5","max_tokens":50,"tools":[{"name":"lookup","description":"Look a word up in the dictionary %d","input_schema":{"type":"object","properties":{"word":{"type":"string"}}}}],"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"%s"}},{"type":"text","text":"Describe it."}]}]}}\n' "$i" "$i" "$png"
+        done > "$T/$kind.jsonl"
+    elif [ $kind = cjk ]; then
         start_fakeapi --tokenizer realistic --caching --latency-ms 300
         for i in $(seq 1 12); do
             printf '{"id":"c-%d","request":{"model":"claude-sonnet-4-5","max_tokens":50,"system":[{"type":"text","text":"%d %s","cache_control":{"type":"ephemeral","ttl":"1h"}}],"messages":[{"role":"user","content":"go"}]}}\n' "$i" "$i" "$cjk"
@@ -33,14 +45,14 @@ for kind in cjk url; do
     fi
     lf submit "$T/$kind.jsonl" --fleet $F 2>/dev/null
     start_worker $kind --fleet $F --concurrency 16 --log-level debug
-    stopped() { lf status --fleet $F --json | jq -e '.in_flight == 0 and (.budget_stopped == 1 or .queued == 0)' >/dev/null; }
+    stopped() { lf status --fleet $F --json | jq -e '.in_flight == 0 and .leased == 0 and (.budget_stopped == 1 or .queued == 0)' >/dev/null; }
     check "$kind: the fleet stops at the cap" wait_until 60 stopped
     spent=$(lf status --fleet $F --json | jq .spent_usd)
     served=$(served_usd)
-    echo "# $kind: spent $spent USD, served per the API $served USD, cap 0.50"
-    check "$kind: spent within the cap ($spent <= 0.50)" holds "$spent <= 0.50"
-    check "$kind: what the API served within the cap ($served <= 0.50)" holds "$served <= 0.50"
-    check "$kind: and the cap was used (served $served >= 0.25)" holds "$served >= 0.25"
+    echo "# $kind: spent $spent USD, served per the API $served USD, cap $cap"
+    check "$kind: spent within the cap ($spent <= $cap)" holds "$spent <= $cap"
+    check "$kind: what the API served within the cap ($served <= $cap)" holds "$served <= $cap"
+    check "$kind: and the cap was used (served $served >= half of it)" holds "$served >= $cap / 2"
     kill -TERM "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null
     kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
 done

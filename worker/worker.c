@@ -682,7 +682,8 @@ static void sendAdmit(worker *w, batch *b) {
                                          s->job.cache_1h ? 2 : s->job.has_cache);
         jobs[i] = (admitJob){s->lease, s->job.id, s->job.model, s->job.input_estimate,
                              s->job.max_tokens, reserve, s->job.prefix,
-                             s->job.prefix_tokens, s->job.cache_1h, s->counted};
+                             s->job.prefix_tokens, s->job.cache_1h,
+                             !s->counted ? 0 : s->job.spend_unbounded ? 2 : 1};
     }
     lfArgs a;
     argsInit(&a, AA_COUNT + AJ_COUNT * b->n, AA_COUNT + 6 * b->n);

@@ -95,7 +95,7 @@ void admitArgs(lfArgs *a, const admitHead *h, const admitJob *jobs, int n) {
         argsStr(a, j->prefix ? j->prefix : "");   /* AJ_PREFIX */
         argsNum(a, j->prefix_tokens);             /* AJ_PREFIX_TOKENS */
         argsNum(a, j->cache_1h ? 1 : 0);          /* AJ_CACHE_1H */
-        argsNum(a, j->exact ? 1 : 0);             /* AJ_EXACT */
+        argsNum(a, j->exact < 0 ? 0 : j->exact > 2 ? 2 : j->exact);   /* AJ_EXACT */
     }
 }
 

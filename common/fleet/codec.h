@@ -71,7 +71,7 @@ typedef struct admitJob {
     const char *prefix;             /* cacheable prompt prefix's hash, "" none */
     long long prefix_tokens;        /* its estimate */
     int cache_1h;                   /* the prefix asks a 1-hour cache */
-    int exact;                      /* reserve is from a count (or one was tried) */
+    int exact;                      /* 0 a bound, 1 a count, 2 unknown (AJ_EXACT) */
 } admitJob;
 
 typedef struct admitReply {

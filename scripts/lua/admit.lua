@@ -166,6 +166,7 @@ if #pfx > 0 then
         if tok and tonumber(exp) > now then cached[v] = tonumber(tok) end
     end
 end
+local unknownGo = nil                       -- the unknown-size request this call lets go
 local seen = {}                             -- id -> its first lease in this batch
 local zin, hres, dropped, liveSet = {}, {}, {}, {}
 local parkZ, parkH = {}, {}
@@ -371,8 +372,19 @@ local function decide(n, a)
         return ADMIT.WAIT, math.ceil(w)
     end
     local res = tonumber(ARGV[a + AJ.RESERVE])
-    local code, val = spendVerdict(res, ARGV[a + AJ.EXACT] == '1')
+    local exact = ARGV[a + AJ.EXACT]
+    local code, val = spendVerdict(res, exact ~= '0')
     if code then return code, val end
+    -- A request whose input is unknown (no bound, its count failed) under a
+    -- cap goes one at a time: at most one such guess is out at once.
+    if exact == '2' and cap then
+        local u = st.unknown_lease
+        if (u and u ~= '' and u ~= lids[n] and rcall('ZSCORE', K.inflight, u)) or unknownGo then
+            reason = 'spend: a request of unknown size is in flight (one at a time under a cap)'
+            return ADMIT.WAIT, shortWait(inflight)
+        end
+        unknownGo = lids[n]
+    end
     if inflight >= ceiling then
         reason = 'in flight at the ceiling (' .. ceiling .. ')'
         return ADMIT.WAIT, shortWait(ceiling)
@@ -442,6 +454,12 @@ if #newClasses > 0 then
     rcall('HSET', K.state, 'classes', all .. table.concat(newClasses, ','))
 end
 if st.ceiling ~= tostring(ceiling) then rcall('HSET', K.state, 'ceiling', ceiling) end
+if unknownGo then
+    -- Recorded only if it went (it is among this call's in-flight additions).
+    for x = 2, #zin, 2 do
+        if zin[x] == unknownGo then rcall('HSET', K.state, 'unknown_lease', unknownGo) break end
+    end
+end
 out[AR.REASON] = reason
 out[AR.SOLO] = solo
 return out

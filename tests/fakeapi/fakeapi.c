@@ -205,6 +205,7 @@ static const struct {
     {"p-bad-headers", OPT_PROB, offsetof(fakeConfig, pBadHeaders), NULL},
     {"p-trickle", OPT_PROB, offsetof(fakeConfig, pTrickle), NULL},
     {"url-doc-tokens", OPT_COUNT, offsetof(fakeConfig, urlDocTokens), NULL},
+    {"count-status", OPT_COUNT, offsetof(fakeConfig, countStatus), NULL},
     {"huge-bytes", OPT_COUNT, offsetof(fakeConfig, hugeBytes), NULL},
     {"org-cap-tokens", OPT_COUNT, offsetof(fakeConfig, orgCapTokens), NULL},
     {"org-cap-seconds", OPT_MS, offsetof(fakeConfig, orgCapSeconds), NULL},
@@ -227,6 +228,7 @@ static void fakeUsage(FILE *f) {
         "  --port-file FILE          write the bound port to FILE\n"
         "  --api-key K               accept only this key (default: any)\n"
         "  --p-trickle P             a success's body sent a byte a second\n"
+        "  --count-status N          count_tokens fails with HTTP N (an outage)\n"
         "  --url-doc-tokens N        a document by url or file counts N tokens\n"
         "                            (realistic tokenizer; default one page)\n"
         "  --leak-key                a careless gateway: quote the refused key in\n"

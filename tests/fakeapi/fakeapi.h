@@ -74,6 +74,7 @@ typedef struct fakeConfig {
     double pBadHeaders;         /* probability of garbage rate-limit headers */
     double pTrickle;            /* probability of a body sent a byte a second */
     long long urlDocTokens;     /* tokens a url/file document counts (0: a page) */
+    long long countStatus;      /* count_tokens answers this error status (0: counts) */
     long long hugeBytes;        /* text length of a huge answer */
     long long orgCapTokens;     /* org cap: tokens served before it trips */
     double orgCapSeconds;       /* org cap: how long it stays tripped */

@@ -808,6 +808,10 @@ void fakeCountHandle(struct evhttp_request *req, void *arg) {
     (void)arg;
 
     if (!(body = msgBegin(req, &len))) return;
+    if (fake.cfg.countStatus >= 400 && fake.cfg.countStatus <= 599) {
+        msgError(req, (int)fake.cfg.countStatus, "api_error", "count_tokens is down (--count-status)", 0);
+        return;
+    }
     if (msgValidate(req, body, len, 0, &mb) != 0) return;
     fakeTokCountDoc(&mb.doc, mb.model, &tc);
     jsonFree(&mb.doc);

@@ -7,6 +7,9 @@
 #   url    a PDF by URL in a 200-byte request, 100,000 tokens at the API
 #          (no bound from the bytes: the worker counts it first with
 #          /v1/messages/count_tokens).
+#   blind  the PDF by URL again, count_tokens down: the input is unknown,
+#          so such requests go one at a time; the cap can be passed by one
+#          request's misestimate, not by a burst of them;
 #   image  an image and a tool definition per request, under a 0.05 USD
 #          cap (bounded: 1,600 tokens an image, the tool prompt 530 + its
 #          bytes).
@@ -21,7 +24,7 @@ served_usd() {   # input at 3 USD/MTok, 1-hour writes at 6, output at 15 (Sonnet
                       + .output_tokens * 15) / 1000000'
 }
 holds() { jq -ne "$1" >/dev/null; }
-for kind in cjk url image; do
+for kind in cjk url blind image; do
     F=$kind
     cap=0.50
     [ $kind = image ] && cap=0.05
@@ -38,7 +41,11 @@ for kind in cjk url image; do
             printf '{"id":"c-%d","request":{"model":"claude-sonnet-4-5","max_tokens":50,"system":[{"type":"text","text":"%d %s","cache_control":{"type":"ephemeral","ttl":"1h"}}],"messages":[{"role":"user","content":"go"}]}}\n' "$i" "$i" "$cjk"
         done > "$T/$kind.jsonl"
     else
-        start_fakeapi --tokenizer realistic --url-doc-tokens 100000 --latency-ms 300
+        if [ $kind = blind ]; then
+            start_fakeapi --tokenizer realistic --url-doc-tokens 100000 --latency-ms 300 --count-status 503
+        else
+            start_fakeapi --tokenizer realistic --url-doc-tokens 100000 --latency-ms 300
+        fi
         for i in $(seq 1 12); do
             printf '{"id":"u-%d","request":{"model":"claude-sonnet-4-5","max_tokens":50,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"url","url":"https://example.invalid/report-%d.pdf"}},{"type":"text","text":"Summarize."}]}]}}\n' "$i" "$i"
         done > "$T/$kind.jsonl"
@@ -50,6 +57,14 @@ for kind in cjk url image; do
     spent=$(lf status --fleet $F --json | jq .spent_usd)
     served=$(served_usd)
     echo "# $kind: spent $spent USD, served per the API $served USD, cap $cap"
+    if [ $kind = blind ]; then
+        check "blind: the count failed and the worker said so" grep -q "event=count_failed" "$T/blind.log"
+        check "blind: at most one request's error past the cap ($served <= 0.50 + 0.31)" holds "$served <= 0.81"
+        eq "blind: never two at the API at once" 1 "$(fake_stats | jq .peak_concurrent)"
+        kill -TERM "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null
+        kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+        continue
+    fi
     check "$kind: spent within the cap ($spent <= $cap)" holds "$spent <= $cap"
     check "$kind: what the API served within the cap ($served <= $cap)" holds "$served <= $cap"
     check "$kind: and the cap was used (served $served >= half of it)" holds "$served >= $cap / 2"

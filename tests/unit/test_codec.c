@@ -367,9 +367,9 @@ static void test_admit_args(void **state) {
     assertArg(&a, AA_PRICES_VER, "12");
     static const char *want[3][AJ_COUNT] = {
         {"w:1:1", "job-a", "claude-sonnet-4-5", "1200", "4096", "65000", "a1b2c3", "900", "0", "0"},
-        /* NULL prefix: ""; any non-zero cache_1h or exact: "1". */
+        /* NULL prefix: ""; any non-zero cache_1h: "1"; exact clamped to 0..2. */
         {"w:1:2", "job-b", "claude-haiku-4-5", "0", "1", "-1", "", "0", "1", "1"},
-        {"w:1:3", "job-c", "", "9223372036854775807", "7", "0", "", "-1", "1", "1"},
+        {"w:1:3", "job-c", "", "9223372036854775807", "7", "0", "", "-1", "1", "2"},
     };
     for (int i = 0; i < 3; i++) {
         int g = AA_COUNT + i * AJ_COUNT;

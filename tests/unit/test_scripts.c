@@ -688,7 +688,7 @@ static void test_admit_count_near_cap(void **state) {
     const char *ids[] = {"a"};
     craftClaim("w:1:", 1, ids, now + 60000);
     cmd("HSET %s max_spend_usd 0.5", KN(LIMITS));
-    cmd("HSET %s spent 300000", KN(STATE));
+    cmd("HSET %s spent 300000 %s 1", KN(STATE), SF("observed"));   /* past its cold start */
     admitHead h = head(0);
     admitJob j = bjob("w:1:1", "a", 100, 50, 250000);   /* 0.25 > 0.20 left */
     j.exact = 0;
@@ -703,6 +703,22 @@ static void test_admit_count_near_cap(void **state) {
     j.reserve = 150000;                                    /* counted: it fits */
     runBegin(&h, &j, 1, &br, &res);
     assert_admit(res.verdict, ADMIT_GO);
+
+    /* Unknown size (no bound, count failed): one at a time under a cap. */
+    const char *ids2[] = {"u1", "u2"};
+    craftClaim("w:2:", 2, ids2, now + 60000);
+    admitJob u[2] = {bjob("w:2:1", "u1", 100, 50, 1000), bjob("w:2:2", "u2", 100, 50, 1000)};
+    u[0].exact = u[1].exact = 2;
+    admitResult r2[2];
+    runBegin(&h, u, 2, &br, r2);
+    assert_admit(r2[0].verdict, ADMIT_GO);
+    assert_admit(r2[1].verdict, ADMIT_WAIT);
+    assert_string_equal(hget(KN(STATE), "unknown_lease"), "w:2:1");
+    runBegin(&h, &u[1], 1, &br, r2);
+    assert_admit(r2[0].verdict, ADMIT_WAIT);               /* w:2:1 still out */
+    cmd("ZREM %s w:2:1", KN(INFLIGHT));                    /* it settled */
+    runBegin(&h, &u[1], 1, &br, r2);
+    assert_admit(r2[0].verdict, ADMIT_GO);
 }
 
 static void test_admit_go(void **state) {

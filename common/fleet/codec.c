@@ -280,6 +280,17 @@ void recError(settleRec *r, const job *j, const char *type, const char *msg,
     fieldsTail(r, j, ctx);
 }
 
+/* A dead letter's "id", "reason" and "worker" members. */
+static void deadHead(buf *d, const job *j, const char *reason, const recCtx *ctx) {
+    bufAppendStr(d, "\"id\":");
+    if (j->id[0]) bufAppendJsonString(d, j->id, strlen(j->id));
+    else bufAppendStr(d, "null");
+    bufAppendStr(d, ",\"reason\":");
+    bufAppendJsonString(d, reason, strlen(reason));
+    bufAppendStr(d, ",\"worker\":");
+    bufAppendJsonString(d, ctx->worker, strlen(ctx->worker));
+}
+
 void recDeadRef(settleRec *r, const job *j, const char *ref, long long bytes,
                 const char *type, const char *reason, const recCtx *ctx) {
     recError(r, j, type, reason, 0, ctx);
@@ -288,13 +299,8 @@ void recDeadRef(settleRec *r, const job *j, const char *ref, long long bytes,
     bufReset(d);
     bufAppendStr(d, "{\"job_ref\":");
     bufAppendJsonString(d, ref, strlen(ref));
-    bufAppendStr(d, ",\"id\":");
-    if (j->id[0]) bufAppendJsonString(d, j->id, strlen(j->id));
-    else bufAppendStr(d, "null");
-    bufAppendStr(d, ",\"reason\":");
-    bufAppendJsonString(d, reason, strlen(reason));
-    bufAppendStr(d, ",\"worker\":");
-    bufAppendJsonString(d, ctx->worker, strlen(ctx->worker));
+    bufAppendStr(d, ",");
+    deadHead(d, j, reason, ctx);
     bufPrintf(d, ",\"job_bytes\":%lld}", bytes);
 }
 
@@ -326,13 +332,7 @@ void recDead(settleRec *r, const job *j, const char *raw, size_t rawlen,
     bufAppendStr(d, "{");
     if (rawlen > DEAD_QUOTE_MAX) bufAppendStr(d, "\"job_ref\":\"\",");   /* settle.lua fills it */
     if (ts_ms >= 0) bufPrintf(d, "\"ts_ms\":%lld,", ts_ms);
-    bufAppendStr(d, "\"id\":");
-    if (j->id[0]) bufAppendJsonString(d, j->id, strlen(j->id));
-    else bufAppendStr(d, "null");
-    bufAppendStr(d, ",\"reason\":");
-    bufAppendJsonString(d, reason, strlen(reason));
-    bufAppendStr(d, ",\"worker\":");
-    bufAppendJsonString(d, ctx->worker, strlen(ctx->worker));
+    deadHead(d, j, reason, ctx);
     if (rawlen > DEAD_QUOTE_MAX) {
         /* The head as text: cut at a character boundary, invalid bytes
          * (not UTF-8) shown as U+FFFD by stopping before them. */

@@ -19,9 +19,22 @@
 
 /* ---- Shutdown --------------------------------------------------------- */
 
+static void onFarewell(rds *c, redisReply *r, void *priv) {
+    worker *w = priv;
+    (void)c; (void)r;
+    event_base_loopexit(w->base, NULL);
+}
+
+/* Drained: leave. The heartbeat goes first (ZREM from `workers`), so that
+ * `status` stops counting this worker at once, not a heartbeat later. */
 void maybeExit(worker *w) {
     if (!w->draining) return;
-    if (w->nfree == w->nslots && w->claims_out == 0 && w->calls == 0 && !w->pending)
+    if (w->nfree != w->nslots || w->claims_out || w->calls || w->pending) return;
+    if (w->farewell) return;
+    w->farewell = 1;
+    const char *argv[] = {"ZREM", w->keys.name[KEY_WORKERS], w->name};
+    size_t len[] = {4, strlen(argv[1]), strlen(w->name)};
+    if (rdsCommand(w->redis, 3, argv, len, onFarewell, w) < 0)
         event_base_loopexit(w->base, NULL);
 }
 

@@ -79,6 +79,7 @@ typedef struct worker {
     int settles_out;                /* settle calls in flight */
     int draining;                   /* SIGTERM seen: no more claims */
     int drain_expired;              /* the drain deadline passed */
+    int farewell;                   /* drained: its heartbeat removal sent */
     unsigned long long seq;         /* claim calls made, for lease ids */
     char name[96];                  /* worker name in results and leases */
     slot *pending, *pending_tail;   /* settle records waiting to be sent */

@@ -831,6 +831,10 @@ void onReady(rds *c, void *priv) {
     const char *argv[] = {"INFO", "persistence"};
     size_t len[] = {4, 11};
     rdsCommand(c, 2, argv, len, onPersistence, NULL);
+    /* The heartbeat at once, not a renew period after the start: `status`
+     * counts this worker from now. */
+    evtimer_del(((worker *)priv)->renew_timer);
+    onRenewTimer(-1, 0, priv);
     pricesLoad(priv);
     pump(priv);
 }

@@ -8,13 +8,18 @@ n=300
 gen_jobs $n s > "$T/jobs.jsonl"
 lf submit "$T/jobs.jsonl" 2>/dev/null
 
+alive() { [ "$(lf status --json | jq .workers_alive)" = "$1" ]; }
+t0=$(now_ms)
 start_worker w1 --concurrency 50
 w1=$WORKER_PID
+check "status counts the worker from its start (heartbeat at connect)" wait_until 3 alive 1
+echo "# counted alive $(( $(now_ms) - t0 )) ms after the start (lease 30 s: renew every 10 s)"
 inflight() { [ "$(fake_stats | jq .concurrent)" -ge "$1" ]; }
 check "requests in flight" wait_until 10 inflight 50
 kill -TERM "$w1"
 wait "$w1"; rc=$?
 eq "drained worker exits 0" "0" "$rc"
+eq "status no longer counts it once it is gone" 1 "$(alive 0 && echo 1)"
 check "drain logged" grep -q "event=draining" "$T/w1.log"
 done_n=$(results_count)
 check "in-flight requests finished before exit (>= 50 results)" test "$done_n" -ge 50

@@ -56,6 +56,9 @@ put('jobs_per_s', string.format('%.1f', j))
 put('requests_per_s', string.format('%.1f', q))
 put('input_tokens_per_s', string.format('%.1f', ti))
 put('output_tokens_per_s', string.format('%.1f', to))
+j, q = statsRates(stats, now, 1)              -- the last whole 10 s: a burst shows
+put('jobs_per_s_10s', string.format('%.1f', j))
+put('requests_per_s_10s', string.format('%.1f', q))
 for _, k in ipairs({'ok', 'error', 'requests', 'retries', 'r429', 'hard_floor_hits',
                     'retry_budget_refusals', 'lost_in_flight'}) do
     put('total_' .. k, stats[k] or 0)

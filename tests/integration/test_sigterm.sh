@@ -20,6 +20,10 @@ kill -TERM "$w1"
 wait "$w1"; rc=$?
 eq "drained worker exits 0" "0" "$rc"
 eq "status no longer counts it once it is gone" 1 "$(alive 0 && echo 1)"
+eq "status --json: an unset cap is null" null "$(lf status --json | jq -c .max_spend_usd)"
+check "status: a 10 s rate beside the minute's" sh -c "'$BIN/llmfleet' status --redis-url '$REDIS_URL' | grep -q 'last 10 s'"
+lf status --fleet tpyo > /dev/null 2> "$T/typo.err"
+check "status: a fleet with no data gets a warning" grep -q 'has no data in this Redis' "$T/typo.err"
 check "drain logged" grep -q "event=draining" "$T/w1.log"
 done_n=$(results_count)
 check "in-flight requests finished before exit (>= 50 results)" test "$done_n" -ge 50

@@ -319,6 +319,7 @@ static void printStatus(const char *fleet, const char **v, redisReply *r, int nc
     printf("  workers alive    %s\n", S(workers_alive));
     printf("  last minute      %s jobs/s, %s req/s, %s input tok/s, %s output tok/s\n",
            S(jobs_per_s), S(requests_per_s), S(input_tokens_per_s), S(output_tokens_per_s));
+    printf("  last 10 s        %s jobs/s, %s req/s\n", S(jobs_per_s_10s), S(requests_per_s_10s));
     if (nclass == 0) printf("  classes          none seen yet\n");
     for (int k = 0; k < nclass; k++) {
         const char *c[CSTATUS_COUNT];
@@ -351,7 +352,8 @@ static void jsonFields(buf *b, const char **v, const char *const *names, int n, 
         first = 0;
         bufAppendJsonString(b, names[i], strlen(names[i]));
         bufAppend(b, ":", 1);
-        if (isNumeric(v[i])) bufAppendStr(b, v[i]);
+        if (!*v[i]) bufAppendStr(b, "null");           /* an unset cap */
+        else if (isNumeric(v[i])) bufAppendStr(b, v[i]);
         else bufAppendJsonString(b, v[i], strlen(v[i]));
     }
 }
@@ -392,6 +394,15 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
             if (rr) freeReplyObject(rr);
             rc = 1;
             break;
+        }
+        static int warned;
+        if (!warned && nclass == 0 && !strcmp(v[STATUS_queued], "0") && !strcmp(v[STATUS_done], "0") &&
+            !strcmp(v[STATUS_results], "0") && !strcmp(v[STATUS_dead], "0") &&
+            !strcmp(v[STATUS_leased], "0") && !strcmp(v[STATUS_workers_alive], "0") &&
+            !strcmp(v[STATUS_total_requests], "0")) {
+            fprintf(stderr, "llmfleet status: warning: fleet \"%s\" has no data in this Redis "
+                    "(a fleet not used yet, or a typo in --fleet / LLMFLEET_FLEET?)\n", cc.fleet);
+            warned = 1;
         }
         if (json) {
             buf b = {0};

@@ -32,8 +32,12 @@ static int parseNumber(const char *cmd, const optSpec *o, const char *v) {
 
 void optUsage(const char *cmd, const char *synopsis, const optSpec *specs) {
     printf("usage: llmfleet %s %s\n\noptions:\n", cmd, synopsis);
-    for (const optSpec *o = specs; o->name; o++)
-        printf("  --%-24s %s\n", o->name, o->help ? o->help : "");
+    for (const optSpec *o = specs; o->name; o++) {
+        char flag[64];
+        snprintf(flag, sizeof(flag), "%s%s", o->name,
+                 o->type == OPT_FLAG ? "" : o->type == OPT_STR ? " VALUE" : " N");
+        printf("  --%-24s %s\n", flag, o->help ? o->help : "");
+    }
 }
 
 int optParse(const char *cmd, int argc, char **argv, const optSpec *specs,

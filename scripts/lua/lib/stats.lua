@@ -13,15 +13,16 @@ end
 
 -- Per-second rates over the last full minute (complete buckets only):
 -- jobs, requests, input tokens, output tokens.
-local function statsRates(stats, now)
+local function statsRates(stats, now, nb)
+    nb = nb or RATE_BUCKETS
     local b = statsBucket(now)
     local j, q, ti, to = 0, 0, 0, 0
-    for k = b - RATE_BUCKETS, b - 1 do
+    for k = b - nb, b - 1 do
         j = j + (tonumber(stats['j' .. k]) or 0)
         q = q + (tonumber(stats['q' .. k]) or 0)
         ti = ti + (tonumber(stats['ti' .. k]) or 0)
         to = to + (tonumber(stats['to' .. k]) or 0)
     end
-    local s = RATE_BUCKETS * STATS_BUCKET_MS / 1000
+    local s = nb * STATS_BUCKET_MS / 1000
     return j / s, q / s, ti / s, to / s
 end

@@ -32,6 +32,14 @@ okn=$(jq -r 'select(.status == "ok") | .id' "$T/r.jsonl" | wc -l)
 eq "no job lost: ok + queued (or parked) = all" "$n" "$(( okn + $(queued_count) ))"
 check "status shows the stop" sh -c "lf() { \"$BIN/llmfleet\" \"\$@\"; }; \"$BIN/llmfleet\" status --redis-url $REDIS_URL | grep -q 'STOPPED at the cap'"
 
+# The operator's resume tells the truth at the cap.
+lf pause --reason "look at the cap" 2>/dev/null
+lf resume 2> "$T/resume.err"
+check "resume at the cap says the fleet is still stopped" grep -q "no longer paused, but still stopped at its spend cap" "$T/resume.err"
+check "... and does not say resumed" sh -c "! grep -q 'resumed' '$T/resume.err'"
+lf resume --reason x 2>/dev/null
+eq "resume --reason is refused (exit 2)" 2 "$?"
+
 lf limits set max_spend_usd=100 >/dev/null
 check "raising the cap finishes the rest" wait_until 60 results_at_least default $((n + 1))
 lf results --out "$T/r2.jsonl" 2>/dev/null

@@ -443,15 +443,20 @@ int cliPause(const cliCommon *cc0, int argc, char **argv, int resume) {
     const optSpec specs[] = {
         {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
         {"fleet", OPT_STR, &cc.fleet, 0, "fleet name"},
-        {"reason", OPT_STR, &reason, 0, "shown by status"},
+        {"reason", OPT_STR, &reason, 0, "shown by status (pause only)"},
         {NULL, 0, NULL, 0, NULL},
     };
+    const char *noReason = reason;
     int r = optParse(cmd, argc, argv, specs, pos, 0, &npos);
     if (r == 1) {
         optUsage(cmd, "[options]", specs);
         return 0;
     }
     if (r < 0) return 2;
+    if (resume && reason != noReason) {
+        fprintf(stderr, "llmfleet resume: --reason is for pause (a resume has none)\n");
+        return 2;
+    }
     keySet ks;
     redisContext *c = cliConnect(cmd, &cc, &ks);
     if (!c) return 2;
@@ -474,11 +479,14 @@ int cliPause(const cliCommon *cc0, int argc, char **argv, int resume) {
         fprintf(stderr, "llmfleet pause: fleet %s paused; in-flight requests finish, "
                 "jobs stay queued\n", cc.fleet);
     } else {
-        fprintf(stderr, "llmfleet resume: fleet %s %s\n", cc.fleet,
-                rr->element[0]->integer ? "resumed" : "was not paused");
-        if (rr->element[1]->integer)
-            fprintf(stderr, "llmfleet resume: the fleet is still stopped at its spend "
-                    "cap (max_spend_usd): raise or remove the cap to go on\n");
+        int was = (int)rr->element[0]->integer, stopped = (int)rr->element[1]->integer;
+        if (!stopped)
+            fprintf(stderr, "llmfleet resume: fleet %s %s\n", cc.fleet,
+                    was ? "resumed" : "was not paused");
+        else
+            fprintf(stderr, "llmfleet resume: fleet %s %sstill stopped at its spend cap "
+                    "(max_spend_usd): raise or remove the cap to go on\n", cc.fleet,
+                    was ? "no longer paused, but " : "was not paused; it is ");
     }
     if (rr) freeReplyObject(rr);
     redisFree(c);

@@ -44,6 +44,10 @@ lf dead requeue --id mt0 2>/dev/null
 check "mt0 ends again" wait_until 20 results_at_least default 10
 lf results --out "$T/r.jsonl" 2>/dev/null
 eq "mt0: two error results" "error error" "$(jq -r 'select(.id == "mt0") | .status' "$T/r.jsonl" | tr '\n' ' ' | sed 's/ $//')"
+eq "results --id finds an id's results" 2 "$(lf results --id mt0 2>/dev/null | wc -l)"
+eq "results --status error: the error results" "$(jq -r 'select(.status == "error") | .id' "$T/r.jsonl" | wc -l)" \
+    "$(lf results --status error 2>/dev/null | jq -r .id | wc -l)"
+eq "results --id --status combine" 0 "$(lf results --id mt0 --status ok 2>/dev/null | wc -l)"
 mt0_again() { rcli LRANGE "$D" 0 -1 | grep -v '^not a dead letter$' | jq -e -s 'map(select(.id == "mt0")) | length == 1' >/dev/null; }
 check "mt0 is dead-lettered again" wait_until 10 mt0_again
 

@@ -409,10 +409,19 @@ static void entryJson(buf *b, redisReply *e) {
     bufAppend(b, "}\n", 2);
 }
 
+/* 1 when stream entry e's field `name` is `want` (want NULL: any). */
+static int entryHas(const redisReply *e, const char *name, const char *want) {
+    if (!want) return 1;
+    const redisReply *f = e->element[1];
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        if (!strcmp(f->element[i]->str, name)) return !strcmp(f->element[i + 1]->str, want);
+    return 0;
+}
+
 int cliResults(const cliCommon *cc0, int argc, char **argv) {
     cliCommon cc = *cc0;
     int follow = 0, npos;
-    const char *out = NULL, *from = "-";
+    const char *out = NULL, *from = "-", *id = NULL, *status = NULL;
     char *pos[1];
     const optSpec specs[] = {
         {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
@@ -420,6 +429,8 @@ int cliResults(const cliCommon *cc0, int argc, char **argv) {
         {"follow", OPT_FLAG, &follow, 0, "keep printing new results"},
         {"out", OPT_STR, &out, 0, "write to FILE instead of stdout"},
         {"from", OPT_STR, &from, 0, "start after this stream id (default: the beginning)"},
+        {"id", OPT_STR, &id, 0, "only the results of this job id"},
+        {"status", OPT_STR, &status, 0, "only these: ok, error, budget_exceeded"},
         {NULL, 0, NULL, 0, NULL},
     };
     int r = optParse("results", argc, argv, specs, pos, 0, &npos);
@@ -459,14 +470,16 @@ int cliResults(const cliCommon *cc0, int argc, char **argv) {
         if (rr->type == REDIS_REPLY_ARRAY && rr->elements == 1) {
             redisReply *entries = rr->element[0]->element[1];
             for (size_t i = 0; i < entries->elements; i++) {
-                entryJson(&b, entries->element[i]);
+                redisReply *e = entries->element[i];
+                snprintf(last, sizeof(last), "%s", e->element[0]->str);
+                if (!entryHas(e, "id", id) || !entryHas(e, "status", status)) continue;
+                entryJson(&b, e);
                 fwrite(b.p, 1, b.len, o);
-                snprintf(last, sizeof(last), "%s", entries->element[i]->element[0]->str);
+                count++;
             }
             got = entries->elements;
         }
         freeReplyObject(rr);
-        count += got;
         if (follow) fflush(o);
         else if (got == 0) break;
     }

@@ -34,4 +34,11 @@ gen_jobs 5 mix | lf submit - 2>"$T/again.txt"
 check "resubmitting done ids is refused" grep -q '5 jobs already have a result' "$T/again.txt"
 eq "unknown model: error result with the API's type" "not_found_error 404" \
     "$(lf results 2>/dev/null | jq -r 'select(.id == "unknown-1") | "\(.error_type) \(.http_status)"')"
+
+# No worker: --wait says why nothing comes, and --timeout gives up (exit 3).
+kill -TERM "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null
+gen_jobs 3 late | lf submit - --wait --timeout 12 >/dev/null 2>"$T/late.txt"; rc=$?
+eq "--wait --timeout: exit 3" 3 "$rc"
+check "--wait says no worker is alive" grep -q 'waiting: no worker is alive' "$T/late.txt"
+check "--timeout says how far it got and how to follow on" grep -q '0 of 3 results.*results --from' "$T/late.txt"
 finish

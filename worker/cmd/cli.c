@@ -121,16 +121,59 @@ static int readAll(FILE *f, buf *b) {
 }
 
 /* Follow the results stream from `from` until every id in want has one. */
+/* Why nothing is coming, when the fleet can tell: no live worker, a pause,
+ * the spend cap. Empty when none of these. */
+static void stallHint(redisContext *rc, const keySet *ks, char *out, size_t len) {
+    out[0] = '\0';
+    redisReply *t = redisCommand(rc, "TIME");
+    if (!t || t->type != REDIS_REPLY_ARRAY || t->elements != 2) {
+        if (t) freeReplyObject(t);
+        return;
+    }
+    long long now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+    freeReplyObject(t);
+    redisReply *w = redisCommand(rc, "ZCOUNT %s (%lld +inf", ks->name[KEY_WORKERS], now);
+    redisReply *s = redisCommand(rc, "HMGET %s pause_until pause_reason budget_cap",
+                                 ks->name[KEY_STATE]);
+    if (w && w->type == REDIS_REPLY_INTEGER && w->integer == 0)
+        snprintf(out, len, "no worker is alive in this fleet (start one: llmfleet worker)");
+    else if (s && s->type == REDIS_REPLY_ARRAY && s->elements == 3 &&
+             s->element[0]->type == REDIS_REPLY_STRING && atoll(s->element[0]->str) > now)
+        snprintf(out, len, "the fleet is paused: %.200s",
+                 s->element[1]->type == REDIS_REPLY_STRING ? s->element[1]->str : "");
+    else if (s && s->type == REDIS_REPLY_ARRAY && s->elements == 3 &&
+             s->element[2]->type == REDIS_REPLY_STRING)
+        snprintf(out, len, "the fleet is stopped at its spend cap (max_spend_usd)");
+    if (w) freeReplyObject(w);
+    if (s) freeReplyObject(s);
+}
+
 static int waitResults(redisContext *rc, const keySet *ks, strSet *want,
-                       const char *from) {
-    char last[64];
+                       const char *from, long timeout_s) {
+    char last[64], hint[300], said[300] = "";
     size_t total = want->n, ok = 0, failed = 0;
     int tty = isatty(STDERR_FILENO);
-    double t0 = nowSec(), lastPrint = 0;
+    double t0 = nowSec(), lastPrint = 0, lastNew = t0;
     strSet seen = {0};
 
     snprintf(last, sizeof(last), "%s", from);
     while (ok + failed < total) {
+        if (timeout_s > 0 && nowSec() - t0 >= (double)timeout_s) {
+            if (tty) fputc('\n', stderr);
+            fprintf(stderr, "llmfleet submit: --timeout %ld s: %zu of %zu results (%zu ok, "
+                    "%zu error); the rest are still queued: llmfleet results --from %s "
+                    "follows on\n", timeout_s, ok + failed, total, ok, failed, last);
+            setFree(&seen);
+            return 3;
+        }
+        if (nowSec() - lastNew >= 10) {         /* nothing for 10 s: say why, once */
+            stallHint(rc, ks, hint, sizeof(hint));
+            if (hint[0] && strcmp(hint, said) != 0) {
+                fprintf(stderr, "%sllmfleet submit: waiting: %s\n", tty ? "\n" : "", hint);
+                snprintf(said, sizeof(said), "%s", hint);
+            }
+            lastNew = nowSec();
+        }
         redisReply *r = redisCommand(rc, "XREAD COUNT 1000 BLOCK 1000 STREAMS %s %s",
                                      ks->name[KEY_RESULTS], last);
         if (!r) {
@@ -154,6 +197,7 @@ static int waitResults(redisContext *rc, const keySet *ks, strSet *want,
                             "cap; jobs stay queued until the cap is raised\n", tty ? "\n" : "");
                 if (!id || !setHas(want, id) || !setAdd(&seen, id)) continue;
                 if (status && strcmp(status, "ok") == 0) ok++; else failed++;
+                lastNew = nowSec();
             }
         }
         freeReplyObject(r);
@@ -165,11 +209,14 @@ static int waitResults(redisContext *rc, const keySet *ks, strSet *want,
                 char bar[64];
                 for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
                 bar[width] = '\0';
-                fprintf(stderr, "\r[%s] %zu/%zu ok=%zu error=%zu %.1f jobs/s ", bar,
-                        ok + failed, total, ok, failed, rate);
+                double left = rate > 0 ? (double)(total - ok - failed) / rate : -1;
+                fprintf(stderr, "\r[%s] %zu/%zu ok=%zu error=%zu %.1f jobs/s %.0f s", bar,
+                        ok + failed, total, ok, failed, rate, t - t0);
+                if (left >= 0 && ok + failed < total) fprintf(stderr, ", ~%.0f s left ", left);
+                else fputc(' ', stderr);
             } else {
-                fprintf(stderr, "progress done=%zu total=%zu ok=%zu error=%zu jobs_per_s=%.1f\n",
-                        ok + failed, total, ok, failed, rate);
+                fprintf(stderr, "progress done=%zu total=%zu ok=%zu error=%zu jobs_per_s=%.1f "
+                        "elapsed_s=%.0f\n", ok + failed, total, ok, failed, rate, t - t0);
             }
             lastPrint = t;
         }
@@ -296,6 +343,7 @@ static int pushLines(redisContext *c, const keySet *ks, const line *lines, size_
 int cliSubmit(const cliCommon *cc0, int argc, char **argv) {
     cliCommon cc = *cc0;
     int skip = 0, wait = 0, npos;
+    long timeout_s = 0;
     size_t max_job = 32u << 20;
     char *pos[1];
     const optSpec specs[] = {
@@ -303,6 +351,7 @@ int cliSubmit(const cliCommon *cc0, int argc, char **argv) {
         {"fleet", OPT_STR, &cc.fleet, 0, "fleet name"},
         {"skip-invalid", OPT_FLAG, &skip, 0, "push the valid lines even if some are invalid"},
         {"wait", OPT_FLAG, &wait, 0, "follow the results; exit 1 if any job failed"},
+        {"timeout", OPT_LONG, &timeout_s, 0, "with --wait: give up after N s (exit 3)"},
         {"max-job-bytes", OPT_SIZE, &max_job, 1, "largest job accepted (33554432)"},
         {NULL, 0, NULL, 0, NULL},
     };
@@ -356,7 +405,7 @@ int cliSubmit(const cliCommon *cc0, int argc, char **argv) {
     rc = pushLines(c, &ks, lines, n, &want, &pushed);
     fprintf(stderr, "llmfleet submit: pushed %zu job%s to %s\n", pushed,
             pushed == 1 ? "" : "s", ks.name[KEY_JOBS]);
-    if (rc == 0 && wait && want.n) rc = waitResults(c, &ks, &want, from);
+    if (rc == 0 && wait && want.n) rc = waitResults(c, &ks, &want, from, timeout_s);
     redisFree(c);
 out:
     setFree(&want);

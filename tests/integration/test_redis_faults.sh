@@ -16,6 +16,12 @@ gen_jobs $n r | lf submit - 2>/dev/null
 for i in 1 2; do start_worker w$i --concurrency 16; done
 ws=$(jobs -p)
 
+# A follower and a watcher outlive the Redis restarts below.
+lf results --follow > "$T/follow.jsonl" 2> "$T/follow.err" &
+follower=$!
+lf status --watch --interval 1 > "$T/watch.txt" 2> "$T/watch.err" &
+watcher=$!
+PIDS+=("$follower" "$watcher")
 check "200 results" wait_until 30 results_at_least default 200
 rcli SCRIPT FLUSH >/dev/null
 check "500 results after SCRIPT FLUSH" wait_until 30 results_at_least default 500
@@ -42,6 +48,15 @@ lf results --out "$T/r.jsonl" 2>/dev/null
 eq "one result per id" "$n" "$(jq -r .id "$T/r.jsonl" | sort -u | wc -l)"
 eq "no second result" "$n" "$(wc -l < "$T/r.jsonl")"
 eq "all ok" "$n" "$(jq -r 'select(.status == "ok") | .id' "$T/r.jsonl" | wc -l)"
+followed() { [ "$(jq -r .id "$T/follow.jsonl" 2>/dev/null | sort -u | wc -l)" -ge "$n" ]; }
+check "results --follow reconnected and followed every result" wait_until 20 followed
+check "... and said it lost Redis" grep -q "lost Redis" "$T/follow.err"
+eq "... each result once" "$(jq -r .id "$T/follow.jsonl" | sort -u | wc -l)" "$(wc -l < "$T/follow.jsonl")"
+watched_after() { [ "$(grep -c '^fleet default' "$T/watch.txt")" -gt "$1" ]; }
+w0=$(grep -c '^fleet default' "$T/watch.txt")
+check "status --watch is still refreshing after the restarts" wait_until 10 watched_after "$w0"
+check "... and said it lost Redis" grep -q "lost Redis" "$T/watch.err"
+kill "$follower" "$watcher" 2>/dev/null
 
 # Memory full: submit reports it; workers lose and corrupt nothing.
 used=$(rcli INFO memory | awk -F: '/^used_memory:/ {print $2+0}')

@@ -296,7 +296,11 @@ static void printClass(const char **c, long long now) {
 
 static void printStatus(const char *fleet, const char **v, redisReply *r, int nclass) {
     long long now = atoll(S(now_ms));
-    printf("fleet %s\n", fleet);
+    time_t secs = (time_t)(now / 1000);
+    struct tm tm;
+    char when[32] = "";
+    if (gmtime_r(&secs, &tm)) strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    printf("fleet %s   (%s, Redis clock)\n", fleet, when);
     printf("  queue            %s queued, %s leased, %s delayed (retries), %s dead\n",
            S(queued), S(leased), S(delayed), S(dead));
     printf("  in flight        %s / ceiling %s (%s)\n", S(in_flight), S(ceiling),
@@ -388,6 +392,18 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
         redisReply *rr = rdsScriptSync(c, &sc);
         const char *v[STATUS_COUNT];
         int nclass = statusParse(rr, v);
+        if (!rr && watch) {
+            /* --watch outlives a Redis restart: say so and reconnect. */
+            fprintf(stderr, "llmfleet status: lost Redis (%s); reconnecting\n", rdsSyncErr(c));
+            redisFree(c);
+            c = NULL;
+            for (int k = 0; !c && !stopWatch; k++) {
+                sleep(k < 5 ? 1 : 5);
+                c = cliConnect("status", &cc, &ks);
+            }
+            if (!c) break;
+            continue;
+        }
         if (nclass < 0) {
             fprintf(stderr, "llmfleet status: %s\n", !rr ? rdsSyncErr(c)
                     : rr->type == REDIS_REPLY_ERROR ? rr->str : "unexpected reply from status.lua");

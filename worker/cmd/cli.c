@@ -509,6 +509,19 @@ int cliResults(const cliCommon *cc0, int argc, char **argv) {
             ? redisCommand(c, "XREAD COUNT 1000 BLOCK 2000 STREAMS %s %s",
                            ks.name[KEY_RESULTS], last)
             : redisCommand(c, "XREAD COUNT 1000 STREAMS %s %s", ks.name[KEY_RESULTS], last);
+        if (!rr && follow) {
+            /* Redis went away (a restart, a failover): follow on from the
+             * last entry read once it is back. */
+            fprintf(stderr, "llmfleet results: lost Redis (%s); reconnecting, then on "
+                    "from %s\n", rdsSyncErr(c), last);
+            redisFree(c);
+            c = NULL;
+            for (int k = 0; !c; k++) {
+                sleep(k < 5 ? 1 : 5);
+                c = cliConnect("results", &cc, &ks);
+            }
+            continue;
+        }
         if (!rr || rr->type == REDIS_REPLY_ERROR) {
             fprintf(stderr, "llmfleet results: %s\n", rr ? rr->str : rdsSyncErr(c));
             if (rr) freeReplyObject(rr);

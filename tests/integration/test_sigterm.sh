@@ -16,6 +16,9 @@ check "status counts the worker from its start (heartbeat at connect)" wait_unti
 echo "# counted alive $(( $(now_ms) - t0 )) ms after the start (lease 30 s: renew every 10 s)"
 inflight() { [ "$(fake_stats | jq .concurrent)" -ge "$1" ]; }
 check "requests in flight" wait_until 10 inflight 50
+eq "status workers: w1 with its 50 requests in flight" "w1 50" \
+    "$(lf status workers --json | jq -r '.[] | "\(.name) \(.in_flight)"')"
+check "status workers: a table" sh -c "'$BIN/llmfleet' status workers --redis-url '$REDIS_URL' | grep -q '^w1 .* 50  expires in'"
 kill -TERM "$w1"
 wait "$w1"; rc=$?
 eq "drained worker exits 0" "0" "$rc"

@@ -362,6 +362,59 @@ static void jsonFields(buf *b, const char **v, const char *const *names, int n, 
     }
 }
 
+/* `status workers`: every live worker, its requests in flight (lease ids
+ * are NAME:SEQ:I) and when its heartbeat runs out. */
+static int statusWorkers(redisContext *c, const keySet *ks, int json) {
+    redisReply *t = redisCommand(c, "TIME");
+    redisReply *w = redisCommand(c, "ZRANGEBYSCORE %s -inf +inf WITHSCORES", ks->name[KEY_WORKERS]);
+    redisReply *f = redisCommand(c, "ZRANGEBYSCORE %s -inf +inf", ks->name[KEY_INFLIGHT]);
+    int rc = 0;
+    if (!t || !w || !f || t->type != REDIS_REPLY_ARRAY || w->type != REDIS_REPLY_ARRAY ||
+        f->type != REDIS_REPLY_ARRAY || t->elements != 2) {
+        fprintf(stderr, "llmfleet status: %s\n", rdsSyncErr(c));
+        rc = 1;
+        goto out;
+    }
+    long long now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+    buf b = {0};
+    int n = 0;
+    if (json) bufAppendStr(&b, "[");
+    else printf("%-40s %10s  %s\n", "worker", "in flight", "heartbeat");
+    for (size_t i = 0; i + 1 < w->elements; i += 2) {
+        const char *name = w->element[i]->str;
+        long long exp = atoll(w->element[i + 1]->str);
+        if (exp <= now) continue;                   /* gone: the reaper's */
+        size_t nl = strlen(name);
+        int inflight = 0;
+        for (size_t k = 0; k < f->elements; k++)
+            if (!strncmp(f->element[k]->str, name, nl) && f->element[k]->str[nl] == ':' &&
+                strchr(f->element[k]->str + nl + 1, ':') &&
+                !strchr(strchr(f->element[k]->str + nl + 1, ':') + 1, ':'))
+                inflight++;
+        if (json) {
+            if (n) bufAppendStr(&b, ",");
+            bufAppendStr(&b, "{\"name\":");
+            bufAppendJsonString(&b, name, nl);
+            bufPrintf(&b, ",\"in_flight\":%d,\"heartbeat_expires_ms\":%lld}", inflight, exp - now);
+        } else {
+            printf("%-40s %10d  expires in %.1f s\n", name, inflight, (double)(exp - now) / 1000);
+        }
+        n++;
+    }
+    if (json) {
+        bufAppendStr(&b, "]\n");
+        fwrite(b.p, 1, b.len, stdout);
+    } else if (n == 0) {
+        printf("(no worker alive)\n");
+    }
+    bufFree(&b);
+out:
+    if (t) freeReplyObject(t);
+    if (w) freeReplyObject(w);
+    if (f) freeReplyObject(f);
+    return rc;
+}
+
 int cliStatus(const cliCommon *cc0, int argc, char **argv) {
     cliCommon cc = *cc0;
     int json = 0, watch = 0, npos;
@@ -375,15 +428,24 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
         {"interval", OPT_LONG, &interval, 1, "seconds between refreshes with --watch (2)"},
         {NULL, 0, NULL, 0, NULL},
     };
-    int r = optParse("status", argc, argv, specs, pos, 0, &npos);
+    int r = optParse("status", argc, argv, specs, pos, 1, &npos);
     if (r == 1) {
-        optUsage("status", "[options]", specs);
+        optUsage("status", "[workers] [options]   (workers: each live worker)", specs);
         return 0;
     }
     if (r < 0) return 2;
+    if (npos && strcmp(pos[0], "workers") != 0) {
+        fprintf(stderr, "llmfleet status: unknown view \"%s\" (workers)\n", pos[0]);
+        return 2;
+    }
     keySet ks;
     redisContext *c = cliConnect("status", &cc, &ks);
     if (!c) return 2;
+    if (npos) {
+        int wrc = statusWorkers(c, &ks, json);
+        redisFree(c);
+        return wrc;
+    }
     rdsScriptCall sc = {"status", &ks, NULL, 0, NULL, NULL};
     signal(SIGINT, onStop);
     signal(SIGTERM, onStop);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <hiredis/async.h>
@@ -33,7 +34,16 @@ struct rds {
     rdsReadyProc *onready;
     void *priv;
     char sha[RDS_MAX_SCRIPTS][41];      /* loaded SHA per script, "" unknown */
+    int outstanding;                    /* calls sent, not answered */
+    long long wait_since;               /* ms (mono): last reply, or first call sent */
+    struct event *deadline;             /* the reply deadline's check, every second */
 };
+
+static long long rdsMonoMs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* One in-flight call: a copy of its arguments, kept for a NOSCRIPT resend.
  * A script call may have a follower (rdsScriptThen): a read sent right
@@ -112,6 +122,7 @@ static int callSend(rdsCall *k, int as_eval) {
     if (redisAsyncCommandArgv(c->ac, callReply, k, k->argc, k->argv,
                               k->argvlen) != REDIS_OK)
         return -1;
+    if (c->outstanding++ == 0) c->wait_since = rdsMonoMs();
     return 0;
 }
 
@@ -140,6 +151,8 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
     rdsCall *k = priv;
     redisReply *reply = r;
     (void)ac;
+    if (k->c->outstanding > 0) k->c->outstanding--;
+    k->c->wait_since = rdsMonoMs();
     if (k->stale > 0) {                 /* ran before its script: drop */
         k->stale--;
         return;
@@ -311,6 +324,10 @@ static void onConnect(const redisAsyncContext *ac, int status) {
                           "SCRIPT LOAD %s", scriptSources[i].src);
     c->ready = 1;
     c->backoff_ms = RDS_BACKOFF_MIN_MS;
+    c->outstanding = 0;
+    /* A silent peer (a partition that drops packets) is found by the reply
+     * deadline; keepalive also ends a connection idle through one. */
+    redisEnableKeepAlive((redisContext *)&a->c);
     lfLog(LF_INFO, "event=redis_connected");
     if (c->onready) c->onready(c, c->priv);
 }
@@ -319,10 +336,27 @@ static void onDisconnect(const redisAsyncContext *ac, int status) {
     rds *c = ac->data;
     c->ac = NULL;
     c->ready = 0;
+    c->outstanding = 0;
     if (c->closing) return;
     lfLog(LF_WARN, "event=redis_disconnected error=%s",
           lfQ(status == REDIS_OK ? "closed" : ac->errstr));
     scheduleReconnect(c);
+}
+
+/* The reply deadline: calls outstanding and no reply for the reply timeout
+ * (LLMFLEET_REDIS_TIMEOUT_MS, 10 s): Redis is gone without a word (a
+ * partition dropping packets, a host that died). Drop the connection: the
+ * calls' callbacks get NULL (settles are sent again, fenced) and the usual
+ * reconnect follows, instead of waiting for the kernel's TCP timeout. */
+static void onDeadline(evutil_socket_t fd, short what, void *arg) {
+    rds *c = arg;
+    (void)fd; (void)what;
+    long long silent = rdsMonoMs() - c->wait_since;
+    if (!c->ac || !c->ready || c->outstanding == 0 || silent < rdsSyncTimeoutMs()) return;
+    lfLog(LF_WARN, "event=redis_reply_deadline silent_ms=%lld calls=%d action=reconnect",
+          silent, c->outstanding);
+    redisAsyncContext *ac = c->ac;
+    redisAsyncFree(ac);                 /* onDisconnect schedules the reconnect */
 }
 
 static void onRetry(evutil_socket_t fd, short what, void *arg) {
@@ -357,6 +391,9 @@ rds *rdsCreate(struct event_base *base, const rurl *url,
     c->priv = priv;
     c->backoff_ms = RDS_BACKOFF_MIN_MS;
     c->retry = evtimer_new(base, onRetry, c);
+    c->deadline = event_new(base, -1, EV_PERSIST, onDeadline, c);
+    struct timeval sec = {1, 0};
+    evtimer_add(c->deadline, &sec);
     rdsConnect(c);
     return c;
 }
@@ -366,6 +403,7 @@ void rdsFree(rds *c) {
     c->closing = 1;
     if (c->ac) redisAsyncFree(c->ac);   /* pending callbacks get NULL */
     event_free(c->retry);
+    event_free(c->deadline);
     memset(&c->url, 0, sizeof(c->url));
     free(c);
 }

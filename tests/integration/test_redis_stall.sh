@@ -3,7 +3,8 @@
 # every request is at the API. Every lease looks expired; none of the
 # workers failed. The reaper must hold (reap.lua: a gap in the fleet's
 # tick) until the live workers have renewed: no job runs twice, nothing
-# counts as lost, one result per id. And the CLI does not hang with Redis.
+# counts as lost, one result per id. And the CLI does not hang with Redis;
+# a silence past the reply deadline makes the workers redial.
 . "$(dirname "$0")/lib.sh"
 
 shim="$BIN/clockshim.so"
@@ -61,5 +62,22 @@ check "the reaper held after the gap" grep -q "event=reap_held" "$T/w1.log" "$T/
 
 step() { echo 60000 > "$T/clock"; }
 round "clock +60 s" c step
+
+# Silent for longer than the reply deadline (LLMFLEET_REDIS_TIMEOUT_MS,
+# 10 s): to a worker that is what a partition dropping packets looks like.
+# It gives up on the connection and redials, instead of waiting for TCP.
+long_stall() {
+    local t0
+    kill -STOP "$REDIS_PID"
+    t0=$(now_ms)
+    wait_until 20 grep -q "event=redis_reply_deadline" "$T/w1.log" "$T/w2.log"
+    echo "$(( $(now_ms) - t0 ))" > "$T/deadline.ms"
+    kill -CONT "$REDIS_PID"
+}
+round "silent 10+ s" q long_stall
+dl=$(cat "$T/deadline.ms")
+echo "# the reply deadline fired ${dl} ms into the silence"
+check "a worker noticed the silence after the deadline, within 15 s ($dl ms)" \
+    sh -c "[ $dl -ge 9000 ] && [ $dl -le 15000 ]"
 
 finish

@@ -1,7 +1,7 @@
 # The key (a canary) does not leak through what comes back from the API,
 # nor through the process: a gateway that quotes the refused key in its 401
 # message, one that echoes the key in its answers (fake API --leak-key);
-# a crashing worker writes no core unless --allow-core-dump, and its
+# a crashing worker (SIGABRT) writes no core unless --allow-core-dump, and its
 # environment no longer holds the key once it runs.
 . "$(dirname "$0")/lib.sh"
 
@@ -75,7 +75,7 @@ check "the key is gone from the worker's environment" \
     sh -c "! grep -qaF '$API_KEY' /proc/$pid/environ"
 check "the worker is not dumpable" \
     sh -c "[ \"\$(stat -c %u /proc/$pid/environ)\" = 0 ] || ! cat /proc/$pid/environ >/dev/null 2>&1"
-kill -SEGV "$pid"; wait "$pid" 2>/dev/null
+kill -ABRT "$pid"; wait "$pid" 2>/dev/null
 check "a crash of the guarded worker writes no core" sh -c "! ls '$T/c1' | grep -q '^core'"
 case $pattern in
 '|'*|*/*) echo "# core_pattern '$pattern' is not a file in the cwd: no positive control" ;;
@@ -84,7 +84,7 @@ case $pattern in
         echo "# sanitizer build (ASan turns cores off itself): no positive control"
     else
         core_worker "$T/c2" allowed --allow-core-dump
-        kill -SEGV "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null
+        kill -ABRT "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null
         check "with --allow-core-dump the same crash does write a core" \
             wait_until 10 core_file "$T/c2"
     fi

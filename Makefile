@@ -193,7 +193,7 @@ FUZZ_HDRS    := $(wildcard common/*/*.h worker/*.h)
 FUZZ_BIN     := $(FUZZ_DIR)/fuzz_job $(FUZZ_DIR)/fuzz_response \
                 $(FUZZ_DIR)/fuzz_ratelimit
 
-$(FUZZ_DIR)/fuzz_job: tests/fuzz/fuzz_job.c common/shelf/json.c common/api/job.c \
+$(FUZZ_DIR)/fuzz_job: tests/fuzz/fuzz_job.c common/shelf/json.c common/shelf/buf.c common/api/job.c \
         common/api/estimate.c $(FUZZ_HDRS)
 $(FUZZ_DIR)/fuzz_response: tests/fuzz/fuzz_response.c common/shelf/json.c \
         common/api/ratelimit.c common/shelf/rfc3339.c common/api/outcome.c $(FUZZ_HDRS)

@@ -63,7 +63,7 @@ local maxDel = tonumber(l.max_deliveries) or 3
 local cap = spendCap(l)
 local spent = tonumber(st.spent) or 0
 local reserved = tonumber(st.reserved) or 0
-local inflight = inFlight(now)
+local inflight = inFlight(now, st)
 local leaseExp = string.format('%d', now + tonumber(ARGV[AA.LEASE_MS]))
 local nowS = string.format('%d', now)
 local pricesVer = st.prices_ver or '0'
@@ -167,6 +167,7 @@ if #pfx > 0 then
     end
 end
 local unknownGo = nil                       -- the unknown-size request this call lets go
+local unknownWent = nil                     -- ... once it went
 local seen = {}                             -- id -> its first lease in this batch
 local zin, hres, dropped, liveSet = {}, {}, {}, {}
 local parkZ, parkH = {}, {}
@@ -230,6 +231,7 @@ local function go(n, a, k, need, res, val)
     busy = busy + 1
     zin[#zin + 1] = leaseExp; zin[#zin + 1] = lid
     liveSet[#liveSet + 1] = id; liveSet[#liveSet + 1] = lid
+    if lid == unknownGo then unknownWent = lid end
     local resS = ARGV[a + AJ.RESERVE]
     if res < 0 then res, resS = 0, '0' end
     for _, b in ipairs(BUCKETS) do
@@ -454,12 +456,7 @@ if #newClasses > 0 then
     rcall('HSET', K.state, 'classes', all .. table.concat(newClasses, ','))
 end
 if st.ceiling ~= tostring(ceiling) then rcall('HSET', K.state, 'ceiling', ceiling) end
-if unknownGo then
-    -- Recorded only if it went (it is among this call's in-flight additions).
-    for x = 2, #zin, 2 do
-        if zin[x] == unknownGo then rcall('HSET', K.state, 'unknown_lease', unknownGo) break end
-    end
-end
+if unknownWent then rcall('HSET', K.state, 'unknown_lease', unknownWent) end
 out[AR.REASON] = reason
 out[AR.SOLO] = solo
 return out

@@ -291,14 +291,15 @@ local function wholeOr(v, dflt)
     stat('refused_numbers', 1)
     return dflt
 end
+local TOKEN_FIELDS = {ATT.INPUT_TOKENS, ATT.OUTPUT_TOKENS, ATT.CACHE_WRITE_TOKENS,
+                      ATT.CACHE_READ_TOKENS, ATT.LATENCY_MS}
 local i = REC0
 while i <= #ARGV do
     local r = {op = ARGV[i + REC.OP], lid = ARGV[i + REC.LEASE], id = ARGV[i + REC.ID],
                dead = ARGV[i + REC.DEAD], a = i, nf = tonumber(ARGV[i + REC_NF]),
                f0 = i + REC_NF + 1}
     ARGV[i + ATT.COST_MICRO] = wholeOr(ARGV[i + ATT.COST_MICRO], '-1')
-    for _, f in ipairs({ATT.INPUT_TOKENS, ATT.OUTPUT_TOKENS, ATT.CACHE_WRITE_TOKENS,
-                        ATT.CACHE_READ_TOKENS, ATT.LATENCY_MS}) do
+    for _, f in ipairs(TOKEN_FIELDS) do
         ARGV[i + f] = wholeOr(ARGV[i + f], '')
     end
     i = r.f0 + r.nf

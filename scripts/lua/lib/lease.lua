@@ -82,13 +82,15 @@ local function fleetTick(now, leaseMs)
     return false
 end
 
-local function reapHeld(now)
-    return now < tonumber(rcall('HGET', K.state, 'reap_after') or 0)
+-- st: the state hash as the caller loaded it (nil: read the field).
+local function reapHeld(now, st)
+    local ra = st and st.reap_after or (not st and rcall('HGET', K.state, 'reap_after'))
+    return now < (tonumber(ra) or 0)
 end
 
 -- In flight across the fleet: admitted leases not yet expired (all of them
 -- while reaping is held: expiry means nothing then).
-local function inFlight(now)
-    if reapHeld(now) then return rcall('ZCARD', K.inflight) end
+local function inFlight(now, st)
+    if reapHeld(now, st) then return rcall('ZCARD', K.inflight) end
     return rcall('ZCOUNT', K.inflight, '(' .. now, '+inf')
 end

@@ -16,18 +16,13 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "mono.h"
 
 /* Per-socket state: the libevent event watching it. */
 typedef struct httpSock {
     struct event *ev;
     httpClient *hc;
 } httpSock;
-
-static long long nowMs(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void checkDone(httpClient *hc) {
     CURLMsg *m;
@@ -125,7 +120,7 @@ static size_t onHeader(char *p, size_t size, size_t n, void *arg) {
     char err[160];
     if (len > 5 && strncasecmp(p, "HTTP/", 5) == 0) {
         rlInit(&req->rl);       /* a new response (after 100-continue...) */
-        req->window_t0 = nowMs();
+        req->window_t0 = monoMs();
         req->window_b0 = 0;
         return len;
     }
@@ -140,7 +135,7 @@ static void onWatchdog(evutil_socket_t fd, short what, void *arg) {
     httpReq *req = arg;
     (void)fd; (void)what;
     if (!req->active || !req->window_t0) return;
-    long long now = nowMs();
+    long long now = monoMs();
     if (now - req->window_t0 < HTTP_SLOW_WINDOW_MS) return;
     curl_off_t got = 0;
     curl_easy_getinfo(req->easy, CURLINFO_SIZE_DOWNLOAD_T, &got);

@@ -17,6 +17,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "log.h"
+#include "mono.h"
 #include "scripts.h"
 
 #define RDS_MAX_SCRIPTS 16
@@ -38,12 +39,6 @@ struct rds {
     long long wait_since;               /* ms (mono): last reply, or first call sent */
     struct event *deadline;             /* the reply deadline's check, every second */
 };
-
-static long long rdsMonoMs(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* One in-flight call: a copy of its arguments, kept for a NOSCRIPT resend.
  * A script call may have a follower (rdsScriptThen): a read sent right
@@ -122,7 +117,7 @@ static int callSend(rdsCall *k, int as_eval) {
     if (redisAsyncCommandArgv(c->ac, callReply, k, k->argc, k->argv,
                               k->argvlen) != REDIS_OK)
         return -1;
-    if (c->outstanding++ == 0) c->wait_since = rdsMonoMs();
+    if (c->outstanding++ == 0) c->wait_since = monoMs();
     return 0;
 }
 
@@ -152,7 +147,7 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
     redisReply *reply = r;
     (void)ac;
     if (k->c->outstanding > 0) k->c->outstanding--;
-    k->c->wait_since = rdsMonoMs();
+    k->c->wait_since = monoMs();
     if (k->stale > 0) {                 /* ran before its script: drop */
         k->stale--;
         return;
@@ -351,7 +346,7 @@ static void onDisconnect(const redisAsyncContext *ac, int status) {
 static void onDeadline(evutil_socket_t fd, short what, void *arg) {
     rds *c = arg;
     (void)fd; (void)what;
-    long long silent = rdsMonoMs() - c->wait_since;
+    long long silent = monoMs() - c->wait_since;
     if (!c->ac || !c->ready || c->outstanding == 0 || silent < rdsSyncTimeoutMs()) return;
     lfLog(LF_WARN, "event=redis_reply_deadline silent_ms=%lld calls=%d action=reconnect",
           silent, c->outstanding);

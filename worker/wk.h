@@ -13,6 +13,7 @@
 #include "http.h"
 #include "job.h"
 #include "keys.h"
+#include "mono.h"
 #include "rds.h"
 #include "worker.h"
 
@@ -141,12 +142,6 @@ void onWakerReady(rds *c, void *priv);
 
 /* run.c */
 void maybeExit(worker *w);
-
-static inline long long monoMs(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static inline void timerIn(struct event *ev, long ms) {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};

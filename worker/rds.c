@@ -38,6 +38,7 @@ struct rds {
     int outstanding;                    /* calls sent, not answered */
     long long wait_since;               /* ms (mono): last reply, or first call sent */
     struct event *deadline;             /* the reply deadline's check, every second */
+    rdsStats stats;
 };
 
 /* One in-flight call: a copy of its arguments, kept for a NOSCRIPT resend.
@@ -55,6 +56,7 @@ typedef struct rdsCall {
     struct rdsCall *then;               /* the follower, until this answers */
     int stale;                          /* follower: answers to drop first */
     int orphan;                         /* follower: its script never ran */
+    long long t_sent_us;                /* when it was (last) sent (mono) */
 } rdsCall;
 
 static void rdsConnect(rds *c);
@@ -118,6 +120,7 @@ static int callSend(rdsCall *k, int as_eval) {
                               k->argvlen) != REDIS_OK)
         return -1;
     if (c->outstanding++ == 0) c->wait_since = monoMs();
+    k->t_sent_us = monoUs();
     return 0;
 }
 
@@ -148,6 +151,7 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
     (void)ac;
     if (k->c->outstanding > 0) k->c->outstanding--;
     k->c->wait_since = monoMs();
+    if (reply) histAdd(&k->c->stats.rtt, monoUs() - k->t_sent_us);
     if (k->stale > 0) {                 /* ran before its script: drop */
         k->stale--;
         return;
@@ -324,6 +328,7 @@ static void onConnect(const redisAsyncContext *ac, int status) {
      * deadline; keepalive also ends a connection idle through one. */
     redisEnableKeepAlive((redisContext *)&a->c);
     lfLog(LF_INFO, "event=redis_connected");
+    c->stats.connects++;
     if (c->onready) c->onready(c, c->priv);
 }
 
@@ -333,6 +338,7 @@ static void onDisconnect(const redisAsyncContext *ac, int status) {
     c->ready = 0;
     c->outstanding = 0;
     if (c->closing) return;
+    c->stats.disconnects++;
     lfLog(LF_WARN, "event=redis_disconnected error=%s",
           lfQ(status == REDIS_OK ? "closed" : ac->errstr));
     scheduleReconnect(c);
@@ -385,6 +391,9 @@ rds *rdsCreate(struct event_base *base, const rurl *url,
     c->onready = ready;
     c->priv = priv;
     c->backoff_ms = RDS_BACKOFF_MIN_MS;
+    static const double rtt_s[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                   0.1, 0.25, 0.5, 1, 2.5, 10};
+    histInit(&c->stats.rtt, rtt_s, (int)(sizeof(rtt_s) / sizeof(rtt_s[0])));
     c->retry = evtimer_new(base, onRetry, c);
     c->deadline = event_new(base, -1, EV_PERSIST, onDeadline, c);
     struct timeval sec = {1, 0};
@@ -392,6 +401,8 @@ rds *rdsCreate(struct event_base *base, const rurl *url,
     rdsConnect(c);
     return c;
 }
+
+const rdsStats *rdsGetStats(const rds *c) { return &c->stats; }
 
 void rdsFree(rds *c) {
     if (!c) return;

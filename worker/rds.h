@@ -14,6 +14,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "hist.h"
 #include "keys.h"
 #include "rurl.h"
 
@@ -32,6 +33,15 @@ typedef void rdsReadyProc(rds *c, void *priv);
  * and retried. */
 rds *rdsCreate(struct event_base *base, const rurl *url,
                rdsReadyProc *ready, void *priv);
+
+/* What a connection has seen, for the metrics endpoint. */
+typedef struct rdsStats {
+    hist rtt;                       /* call sent -> its reply */
+    long long connects;             /* connections made ready */
+    long long disconnects;          /* lost (closed, errors, reply deadline) */
+} rdsStats;
+
+const rdsStats *rdsGetStats(const rds *c);
 
 /* Stop reconnecting, fail pending calls (callbacks get NULL), free. */
 void rdsFree(rds *c);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "price.h"
 #include "rurl.h"
 #include "version.h"
@@ -103,6 +104,7 @@ void workerConfigDefaults(workerConfig *cfg) {
     cfg->results_maxlen = 1000000;
     cfg->max_job_bytes = 32u << 20;
     cfg->max_response_bytes = 16u << 20;   /* x 64 slots: 1 GiB at worst */
+    cfg->summary_ms = 60000;
 }
 
 static void raiseFdLimit(int want) {
@@ -165,15 +167,20 @@ static void setupLoop(worker *w) {
     w->reap_timer = evtimer_new(w->base, onReapTimer, w);
     w->drain_timer = evtimer_new(w->base, onDrainDeadline, w);
     w->wait_timer = evtimer_new(w->base, onWaitTimer, w);
+    w->summary_timer = evtimer_new(w->base, onSummaryTimer, w);
+    static const double api_s[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+    histInit(&w->api_latency, api_s, (int)(sizeof(api_s) / sizeof(api_s[0])));
     w->sig_term = evsignal_new(w->base, SIGTERM, onSignal, w);
     w->sig_int = evsignal_new(w->base, SIGINT, onSignal, w);
     evsignal_add(w->sig_term, NULL);
     evsignal_add(w->sig_int, NULL);
     timerIn(w->renew_timer, cfg->lease_ms / 3);
     timerIn(w->reap_timer, REAP_INTERVAL_MS);
+    if (cfg->summary_ms > 0) timerIn(w->summary_timer, cfg->summary_ms);
 }
 
 static void teardown(worker *w) {
+    metricsStop(w->metrics);
     rdsFree(w->redis);
     rdsFree(w->waker);
     for (int i = 0; i < w->nslots; i++) {
@@ -185,7 +192,8 @@ static void teardown(worker *w) {
     }
     free(w->slots);
     struct event *evs[] = {w->idle_timer, w->flush_ev, w->renew_timer, w->reap_timer,
-                           w->drain_timer, w->wait_timer, w->sig_term, w->sig_int};
+                           w->drain_timer, w->wait_timer, w->summary_timer,
+                           w->sig_term, w->sig_int};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) event_free(evs[i]);
     httpShutdown(&w->http);
 }
@@ -244,6 +252,12 @@ int workerRun(const workerConfig *given) {
         goto out_base;
     }
     setupLoop(&w);
+    if (cfg->metrics_addr && !(w.metrics = metricsStart(&w, cfg->metrics_addr, err, sizeof(err)))) {
+        fprintf(stderr, "llmfleet worker: %s\n", err);
+        rc = 2;
+        teardown(&w);
+        goto out_base;
+    }
 
     char where[300];
     rurlDescribe(&url, where, sizeof(where));

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "codec.h"
+#include "hist.h"
 #include "http.h"
 #include "job.h"
 #include "keys.h"
@@ -21,6 +22,14 @@
 #define SETTLE_RETRY_MS 500         /* retry delay when Redis is away */
 #define SETTLE_CALLS_MAX 1          /* settle calls in flight per worker */
 #define LONG_WAIT_MS 2000           /* longer admission waits requeue the job */
+
+/* Answers to POST /v1/messages by HTTP status class (metrics). */
+enum { API_2XX, API_4XX, API_429, API_5XX, API_NONE, API_NCLASS };
+
+/* The counters at the last summary line (metrics.c). */
+typedef struct summaryMark {
+    long long requests, ok, err, r429, retries, lat_n, lat_sum_us;
+} summaryMark;
 
 typedef enum { SLOT_FREE, SLOT_COUNT, SLOT_ADMIT, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE } slotState;
 
@@ -102,6 +111,12 @@ typedef struct worker {
     int suspect_turn;               /* the next settle call is a suspect's, alone */
     char warned_models[8][JOB_MODEL_MAX + 1];
     int nwarned;
+    long long api_req[API_NCLASS];  /* answers by status class */
+    long long count_calls;          /* count_tokens calls */
+    hist api_latency;               /* request sent -> answer */
+    struct metrics *metrics;        /* --metrics-addr (metrics.c) */
+    struct event *summary_timer;    /* --summary-ms */
+    summaryMark summary;
 } worker;
 
 /* A claim in flight. The script (claim.lua, or settle.lua claiming for the

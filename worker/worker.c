@@ -391,6 +391,7 @@ static void startCount(slot *s) {
         return;
     }
     s->state = SLOT_COUNT;
+    s->w->count_calls++;
     if (httpStartCount(&s->http, s->countbody.p, s->countbody.len, 60000) < 0)
         countDone(s, -1, "the request could not start");
 }
@@ -416,6 +417,10 @@ void onHttpDone(httpReq *req, void *priv) {
         return;
     }
     s->latency_ms = monoMs() - s->t_sent;
+    histAdd(&w->api_latency, s->latency_ms * 1000);
+    w->api_req[req->status == 429 ? API_429 : req->status >= 500 ? API_5XX :
+               req->status >= 400 ? API_4XX : req->status >= 200 && !req->too_large &&
+               !req->too_slow && req->result == CURLE_OK ? API_2XX : API_NONE]++;
     if (s->suspect) {
         /* The job that ran alone is back: the others may go now. */
         s->suspect = 0;

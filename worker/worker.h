@@ -29,6 +29,8 @@ typedef struct workerConfig {
     size_t max_response_bytes;      /* --max-response-bytes */
     int allow_insecure_http;        /* --allow-insecure-http */
     int allow_core_dump;            /* --allow-core-dump */
+    const char *metrics_addr;       /* --metrics-addr HOST:PORT, or NULL */
+    long summary_ms;                /* --summary-ms: summary log line (0 off) */
 } workerConfig;
 
 /* Defaults for every field. */

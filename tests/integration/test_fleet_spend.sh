@@ -2,10 +2,12 @@
 # API's token counts x prices) both stay under max_spend_usd; one
 # budget_exceeded entry marks the stop; no job is lost; raising the cap
 # finishes the rest. A model without a price is refused under a cap.
+# SPEND_FAKE_ARGS: the fake API's reading of the docs (test_fleet_spend_admit
+# runs this with headers stamped at admission and max_tokens held).
 . "$(dirname "$0")/lib.sh"
 
 start_redis
-start_fakeapi --latency-ms 50
+start_fakeapi --latency-ms 50 ${SPEND_FAKE_ARGS:-}
 lf limits set max_spend_usd=0.05 >/dev/null
 n=300
 gen_jobs $n s | lf submit - 2>/dev/null

@@ -62,6 +62,8 @@ static int runWorker(int argc, char **argv) {
         {"max-response-bytes", OPT_SIZE, &cfg.max_response_bytes, 1, "largest response accepted (16777216)"},
         {"allow-insecure-http", OPT_FLAG, &cfg.allow_insecure_http, 0, "allow http:// to non-loopback hosts"},
         {"allow-core-dump", OPT_FLAG, &cfg.allow_core_dump, 0, "let a crash write a core file (it may hold the API key)"},
+        {"metrics-addr", OPT_STR, &cfg.metrics_addr, 0, "serve Prometheus /metrics and /healthz on HOST:PORT (off)"},
+        {"summary-ms", OPT_LONG, &cfg.summary_ms, 0, "log a summary line this often while busy; 0 = never (60000)"},
         {"log-level", OPT_STR, &level, 0, "debug|info|warn|error (info)"},
         {"log-format", OPT_STR, &format, 0, "text (key=value) or json (a JSON object a line) (text)"},
         {NULL, 0, NULL, 0, NULL},

@@ -210,6 +210,7 @@ static const struct { int f; const char *name, *type, *help; } fleetNums[] = {
     {STATUS_dead, "llmfleet_dead_letters", "gauge", "dead letters (llmfleet dead list)"},
     {STATUS_done, "llmfleet_done_ids", "gauge", "ids that have their result"},
     {STATUS_results, "llmfleet_results_stream_entries", "gauge", "entries in the results stream"},
+    {STATUS_failed_kept, "llmfleet_failed_jobs_kept", "gauge", "jobs whose result was an error, kept for llmfleet retry"},
     {STATUS_workers_alive, "llmfleet_workers_alive", "gauge", "workers with a live heartbeat"},
     {STATUS_spent_usd, "llmfleet_spent_usd_total", "counter", "money spent at the API, USD (what usage reported, priced)"},
     {STATUS_reserved_usd, "llmfleet_reserved_usd", "gauge", "money held by requests in flight, USD (their worst case)"},

@@ -246,6 +246,20 @@ local function writeResult(n, prefix)
     if id ~= '' then
         doneNow[id] = true
         sadd[#sadd + 1] = id
+        -- An error result keeps its job (exact bytes, copied inside Redis
+        -- from the claim) for `llmfleet retry`, until retried or `gc`.
+        -- A dead letter keeps its own.
+        if status == 'error' and r.op ~= OP.DEAD then
+            local raw = leaseJob(r.lid)
+            if raw then
+                local et = ''
+                for j = f0, f0 + nf - 2, 2 do
+                    if ARGV[j] == 'error_type' then et = ARGV[j + 1] break end
+                end
+                rcall('ZADD', K.failed, now, id)
+                rcall('HSET', K.failedjob, id, et .. '\n' .. raw)
+            end
+        end
         -- A first attempt has no retry count and no lost delivery to forget.
         if ARGV[r.a + ATT.ATTEMPT] ~= '1' then hdelAtt[#hdelAtt + 1] = id end
     end

@@ -65,6 +65,7 @@ for _, k in ipairs({'ok', 'error', 'requests', 'retries', 'r429', 'hard_floor_hi
 end
 put('latency_ewma_ms', math.floor(tonumber(st.ewma_ms) or 0))
 put('prices_ver', st.prices_ver or 0)
+put('failed_kept', rcall('ZCARD', K.failed))
 put('classes', #classes)
 for i = 1, NSTATUS do out[i] = out[i] or '' end
 

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "keys.h"
+#include "log.h"
 #include "opt.h"
 #include "codec.h"
 #include "price.h"
@@ -305,8 +306,11 @@ static void printStatus(const char *fleet, const char **v, redisReply *r, int nc
            S(queued), S(leased), S(delayed), S(dead));
     printf("  in flight        %s / ceiling %s (%s)\n", S(in_flight), S(ceiling),
            S(ceiling_mode));
-    printf("  results          %s done, %s in stream (%s ok, %s error)\n", S(done),
+    printf("  results          %s done, %s in stream (%s ok, %s error)", S(done),
            S(results), S(total_ok), S(total_error));
+    if (atoll(S(failed_kept)) > 0)
+        printf("; %s failed kept (llmfleet retry --failed)", S(failed_kept));
+    putchar('\n');
     if (atoi(S(paused)))
         printPause("  ", now, S(pause_until_ms), S(pause_reason), S(pause_kind));
     else
@@ -651,4 +655,77 @@ int cliDead(const cliCommon *cc0, int argc, char **argv) {
     if (rr) freeReplyObject(rr);
     redisFree(c);
     return rc;
+}
+
+/* ---- retry ------------------------------------------------------------ */
+
+/* Jobs whose result was an error, back to the queue (redo.lua): by id, or
+ * every kept one (of an error_type), a page at a time. */
+int cliRetry(const cliCommon *cc0, int argc, char **argv) {
+    cliCommon cc = *cc0;
+    const char *id = "", *etype = "";
+    int failed = 0, npos;
+    char *pos[1];
+    const optSpec specs[] = {
+        {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
+        {"fleet", OPT_STR, &cc.fleet, 0, "fleet name"},
+        {"id", OPT_STR, &id, 0, "the job with this id"},
+        {"failed", OPT_FLAG, &failed, 0, "every job whose result was an error (kept ones)"},
+        {"error-type", OPT_STR, &etype, 0, "with --failed: only those with this error_type"},
+        {NULL, 0, NULL, 0, NULL},
+    };
+    int r = optParse("retry", argc, argv, specs, pos, 0, &npos);
+    if (r == 1) {
+        optUsage("retry", "--id ID | --failed [--error-type T]   (run failed jobs again)", specs);
+        return 0;
+    }
+    if (r < 0) return 2;
+    if (!!*id == failed) {
+        fprintf(stderr, "llmfleet retry: give --id ID or --failed (one of them)\n");
+        return 2;
+    }
+    if (*etype && !failed) {
+        fprintf(stderr, "llmfleet retry: --error-type goes with --failed\n");
+        return 2;
+    }
+    keySet ks;
+    redisContext *c = cliConnect("retry", &cc, &ks);
+    if (!c) return 2;
+    long long requeued = 0, skipped = 0, missing = 0, more = 1;
+    int rc = 0;
+    while (more && rc == 0) {
+        char page[24], skip[24];
+        const char *v[] = {id, etype, page, skip};
+        size_t vl[] = {strlen(id), strlen(etype), fmtLL(page, 1000), fmtLL(skip, skipped)};
+        rdsScriptCall sc = {"redo", &ks, NULL, 4, v, vl};
+        redisReply *rr = rdsScriptSync(c, &sc);
+        if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 4) {
+            fprintf(stderr, "llmfleet retry: %s\n",
+                    rr && rr->type == REDIS_REPLY_ERROR ? rr->str : rdsSyncErr(c));
+            rc = 1;
+        } else {
+            requeued += rr->element[0]->integer;
+            skipped += rr->element[1]->integer;
+            missing += rr->element[2]->integer;
+            more = rr->element[3]->integer;
+        }
+        if (rr) freeReplyObject(rr);
+    }
+    redisFree(c);
+    if (rc) return rc;
+    if (*id && missing) {
+        fprintf(stderr, "llmfleet retry: no failed job kept for id %s (its result was ok, "
+                "it was retried already, gc dropped it, or it is a dead letter: llmfleet "
+                "dead requeue --id)\n", lfQ(id));
+        return 1;
+    }
+    if (*id && skipped) {
+        fprintf(stderr, "llmfleet retry: %s has a copy at the API now; not requeued\n", lfQ(id));
+        return 1;
+    }
+    fprintf(stderr, "llmfleet retry: requeued %lld job%s", requeued, requeued == 1 ? "" : "s");
+    if (skipped) fprintf(stderr, " (%lld kept job%s left: %s)", skipped, skipped == 1 ? "" : "s",
+                         *etype ? "another error_type, or a copy at the API" : "a copy at the API");
+    fputc('\n', stderr);
+    return 0;
 }

@@ -4,7 +4,8 @@
 -- result (`failedjob`, `failed`). A retry puts them at the consuming end of
 -- the queue and forgets the id (done, retry count, lost deliveries), so
 -- the new run writes a new result: the stream then holds both, the error
--- first. An id with a copy at the API now (`live`) is left alone.
+-- first (`redone` notes when, for gc). An id with a copy at the API now
+-- (`live`) is left alone.
 --
 -- KEYS: the fleet's keys (proto.def).
 -- ARGV[1] this id only ('' every kept job)   ARGV[2] only this error_type
@@ -12,6 +13,7 @@
 -- (oldest first; the CLI pages with it)
 -- Reply: {requeued, skipped (type differs or live), missing (not kept),
 --         more (1: there may be more kept jobs after this page)}
+local now = nowMs()
 local want, etype = ARGV[1], ARGV[2]
 local max, skip = tonumber(ARGV[3]) or 0, tonumber(ARGV[4]) or 0
 local ids, more = {want}, 0
@@ -32,6 +34,7 @@ for _, id in ipairs(ids) do
     else
         rcall('RPUSH', K.jobs, string.sub(v, nl + 1))
         rcall('SREM', K.done, id)
+        rcall('HSET', K.redone, id, now)
         rcall('HDEL', K.attempts, id)
         rcall('HDEL', K.lost, id)
         rcall('HDEL', K.failedjob, id)

@@ -33,6 +33,7 @@ local function unbase64(s)
     return table.concat(out)
 end
 
+local now = nowMs()
 local max = tonumber(ARGV[1]) or 0
 local want = ARGV[2]
 local n, skipped = 0, 0
@@ -64,6 +65,7 @@ for i = #entries, 1, -1 do                  -- LPUSHed: the oldest is last
         if type(d.job_ref) == 'string' and d.job_ref ~= '' then rcall('HDEL', K.deadjob, d.job_ref) end
         if id then
             rcall('SREM', K.done, id)
+            rcall('HSET', K.redone, id, now)
             rcall('HDEL', K.attempts, id)
             rcall('HDEL', K.lost, id)
         end

@@ -46,7 +46,7 @@ static const struct limitDef {
     {NULL, 0, 0, NULL, NULL},
 };
 
-/* Parse "500ms", "2s", "1.5m", "1h" or bare seconds into ms. */
+/* Parse "500ms", "2s", "1.5m", "1h", "7d" or bare seconds into ms. */
 static int parseDuration(const char *v, long long *ms) {
     char *end;
     errno = 0;
@@ -57,6 +57,7 @@ static int parseDuration(const char *v, long long *ms) {
     else if (strcmp(end, "s") == 0 || *end == '\0') mul = 1000;
     else if (strcmp(end, "m") == 0) mul = 60000;
     else if (strcmp(end, "h") == 0) mul = 3600000;
+    else if (strcmp(end, "d") == 0) mul = 86400000;
     else return -1;
     if (x * mul > 9e15) return -1;
     *ms = (long long)llround(x * mul);
@@ -726,6 +727,70 @@ int cliRetry(const cliCommon *cc0, int argc, char **argv) {
     fprintf(stderr, "llmfleet retry: requeued %lld job%s", requeued, requeued == 1 ? "" : "s");
     if (skipped) fprintf(stderr, " (%lld kept job%s left: %s)", skipped, skipped == 1 ? "" : "s",
                          *etype ? "another error_type, or a copy at the API" : "a copy at the API");
+    fputc('\n', stderr);
+    return 0;
+}
+
+/* ---- gc --------------------------------------------------------------- */
+
+/* The fleet's retention (gc.lua), a bounded step per call. */
+int cliGc(const cliCommon *cc0, int argc, char **argv) {
+    cliCommon cc = *cc0;
+    const char *older = NULL;
+    int npos;
+    char *pos[1];
+    const optSpec specs[] = {
+        {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
+        {"fleet", OPT_STR, &cc.fleet, 0, "fleet name"},
+        {"older-than", OPT_STR, &older, 0, "forget ids and results older than this (7d, 12h; at least 1h)"},
+        {NULL, 0, NULL, 0, NULL},
+    };
+    int r = optParse("gc", argc, argv, specs, pos, 0, &npos);
+    if (r == 1) {
+        optUsage("gc", "--older-than D   (forget done ids, trim results, prune the cache)", specs);
+        return 0;
+    }
+    if (r < 0) return 2;
+    long long ms;
+    if (!older || parseDuration(older, &ms) < 0 || ms < 3600000) {
+        fprintf(stderr, "llmfleet gc: --older-than needs a duration of at least 1h "
+                "(e.g. 7d, 36h), got %s\n", older ? lfQ(older) : "nothing");
+        return 2;
+    }
+    keySet ks;
+    redisContext *c = cliConnect("gc", &cc, &ks);
+    if (!c) return 2;
+    long long forgot = 0, kept = 0, trimmed = 0, pruned = 0, more = 1;
+    char cursor[64] = "0", last[64] = "";
+    int rc = 0;
+    while (more && rc == 0) {
+        char d[24], n[24];
+        const char *v[] = {d, n, last, cursor};
+        size_t vl[] = {fmtLL(d, ms), fmtLL(n, 1000), strlen(last), strlen(cursor)};
+        rdsScriptCall sc = {"gc", &ks, NULL, 4, v, vl};
+        redisReply *rr = rdsScriptSync(c, &sc);
+        if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 7 ||
+            rr->element[4]->type != REDIS_REPLY_STRING || rr->element[5]->type != REDIS_REPLY_STRING) {
+            fprintf(stderr, "llmfleet gc: %s\n",
+                    rr && rr->type == REDIS_REPLY_ERROR ? rr->str : rdsSyncErr(c));
+            rc = 1;
+        } else {
+            forgot += rr->element[0]->integer;
+            kept += rr->element[1]->integer;
+            trimmed += rr->element[2]->integer;
+            pruned += rr->element[3]->integer;
+            snprintf(last, sizeof(last), "%s", rr->element[4]->str);
+            snprintf(cursor, sizeof(cursor), "%s", rr->element[5]->str);
+            more = rr->element[6]->integer;
+        }
+        if (rr) freeReplyObject(rr);
+    }
+    redisFree(c);
+    if (rc) return rc;
+    fprintf(stderr, "llmfleet gc: deleted %lld result%s older than %s, forgot %lld id%s, "
+            "pruned %lld expired cache entr%s", trimmed, trimmed == 1 ? "" : "s", older,
+            forgot, forgot == 1 ? "" : "s", pruned, pruned == 1 ? "y" : "ies");
+    if (kept) fprintf(stderr, "; kept %lld (a copy in flight or waiting for a retry)", kept);
     fputc('\n', stderr);
     return 0;
 }

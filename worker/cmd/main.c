@@ -26,6 +26,7 @@ static void usage(void) {
          "  pause [--reason TEXT], resume  stop and restart dispatching\n"
          "  dead list|requeue|purge   dead letters\n"
          "  retry --id ID | --failed [--error-type T]   run failed jobs again\n"
+         "  gc --older-than D   retention: forget old ids, trim old results\n"
          "  prices show|set|unset|load|reset   the fleet's price table\n\n"
          "common options: --redis-url URL (LLMFLEET_REDIS_URL), "
          "--fleet NAME (LLMFLEET_FLEET)\n"
@@ -112,6 +113,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "resume") == 0) return cliPause(&cc, argc - 2, argv + 2, 1);
     if (strcmp(cmd, "dead") == 0) return cliDead(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "retry") == 0) return cliRetry(&cc, argc - 2, argv + 2);
+    if (strcmp(cmd, "gc") == 0) return cliGc(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "prices") == 0) return cliPrices(&cc, argc - 2, argv + 2);
     fprintf(stderr, "llmfleet: unknown command \"%s\" (see llmfleet --help)\n", cmd);
     return 2;

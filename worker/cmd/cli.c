@@ -120,7 +120,6 @@ static int readAll(FILE *f, buf *b) {
     return ferror(f) ? -1 : 0;
 }
 
-/* Follow the results stream from `from` until every id in want has one. */
 /* Why nothing is coming, when the fleet can tell: no live worker, a pause,
  * the spend cap. Empty when none of these. */
 static void stallHint(redisContext *rc, const keySet *ks, char *out, size_t len) {
@@ -148,28 +147,74 @@ static void stallHint(redisContext *rc, const keySet *ks, char *out, size_t len)
     if (s) freeReplyObject(s);
 }
 
-static int waitResults(redisContext *rc, const keySet *ks, strSet *want,
-                       const char *from, long timeout_s) {
+/* Stream ids "MS-SEQ" in order: <0, 0, >0. */
+static int streamIdCmp(const char *a, const char *b) {
+    unsigned long long am = strtoull(a, NULL, 10), bm = strtoull(b, NULL, 10);
+    if (am != bm) return am < bm ? -1 : 1;
+    const char *ad = strchr(a, '-'), *bd = strchr(b, '-');
+    unsigned long long as = ad ? strtoull(ad + 1, NULL, 10) : 0, bs = bd ? strtoull(bd + 1, NULL, 10) : 0;
+    return as < bs ? -1 : as > bs;
+}
+
+static int isDone(redisContext *rc, const keySet *ks, const char *id) {
+    redisReply *r = redisCommand(rc, "SISMEMBER %s %s", ks->name[KEY_DONE], id);
+    int done = !r || r->type != REDIS_REPLY_INTEGER || r->integer == 1;   /* unknown: done */
+    if (r) freeReplyObject(r);
+    return done;
+}
+
+/* Wanted ids not seen that are done though the stream read so far (to
+ * its end) held no result for them: gc or the stream's MAXLEN took it.
+ * Checked in this order: the ids' done flags, then that the stream has
+ * nothing after last (so no result was written in between). They are
+ * counted as gone and no longer waited for. */
+static size_t countGone(redisContext *rc, const keySet *ks, strSet *want, strSet *seen,
+                        const char *last) {
+    strSet cand = {0};
+    for (size_t i = 0; i < want->cap; i++) {
+        const char *id = want->slot[i];
+        if (id && !setHas(seen, id) && isDone(rc, ks, id)) setAdd(&cand, id);
+    }
+    size_t gone = 0;
+    redisReply *r = cand.n ? redisCommand(rc, "XREAD COUNT 1 STREAMS %s %s",
+                                          ks->name[KEY_RESULTS], last) : NULL;
+    if (r && r->type == REDIS_REPLY_NIL) {
+        for (size_t i = 0; i < cand.cap; i++)
+            if (cand.slot[i] && setAdd(seen, cand.slot[i])) gone++;
+    }
+    if (r) freeReplyObject(r);
+    setFree(&cand);
+    return gone;
+}
+
+/* Follow the results stream from `from` until every id of want has its
+ * result. tail: the stream's newest entry when the wait began, when ids
+ * that already had a result are among want (read from the start): once
+ * the read passes it, such ids whose entry is gone stop being waited for. */
+static int waitResults(const char *cmd, redisContext *rc, const keySet *ks, strSet *want,
+                       const char *from, const char *tail, long timeout_s) {
     char last[64], hint[300], said[300] = "";
-    size_t total = want->n, ok = 0, failed = 0;
+    size_t total = want->n, ok = 0, failed = 0, gone = 0;
     int tty = isatty(STDERR_FILENO);
-    double t0 = nowSec(), lastPrint = 0, lastNew = t0;
-    strSet seen = {0};
+    double t0 = nowSec(), lastPrint = 0, lastNew = t0, lastGone = 0;
+    strSet seen = {0}, bad = {0}, fixed = {0};  /* fixed: bad, then ok */
 
     snprintf(last, sizeof(last), "%s", from);
-    while (ok + failed < total) {
+    while (ok + failed + gone < total) {
         if (timeout_s > 0 && nowSec() - t0 >= (double)timeout_s) {
             if (tty) fputc('\n', stderr);
-            fprintf(stderr, "llmfleet submit: --timeout %ld s: %zu of %zu results (%zu ok, "
+            fprintf(stderr, "llmfleet %s: --timeout %ld s: %zu of %zu results (%zu ok, "
                     "%zu error); the rest are still queued: llmfleet results --from %s "
-                    "follows on\n", timeout_s, ok + failed, total, ok, failed, last);
+                    "follows on\n", cmd, timeout_s, ok + failed, total, ok, failed, last);
             setFree(&seen);
+            setFree(&bad);
+            setFree(&fixed);
             return 3;
         }
         if (nowSec() - lastNew >= 10) {         /* nothing for 10 s: say why, once */
             stallHint(rc, ks, hint, sizeof(hint));
             if (hint[0] && strcmp(hint, said) != 0) {
-                fprintf(stderr, "%sllmfleet submit: waiting: %s\n", tty ? "\n" : "", hint);
+                fprintf(stderr, "%sllmfleet %s: waiting: %s\n", tty ? "\n" : "", cmd, hint);
                 snprintf(said, sizeof(said), "%s", hint);
             }
             lastNew = nowSec();
@@ -177,9 +222,23 @@ static int waitResults(redisContext *rc, const keySet *ks, strSet *want,
         redisReply *r = redisCommand(rc, "XREAD COUNT 1000 BLOCK 1000 STREAMS %s %s",
                                      ks->name[KEY_RESULTS], last);
         if (!r) {
-            fprintf(stderr, "llmfleet submit: lost Redis while waiting: %s\n", rdsSyncErr(rc));
+            fprintf(stderr, "llmfleet %s: lost Redis while waiting: %s\n", cmd, rdsSyncErr(rc));
             setFree(&seen);
+            setFree(&bad);
+            setFree(&fixed);
             return 1;
+        }
+        if (r->type != REDIS_REPLY_ARRAY && tail && streamIdCmp(last, tail) >= 0 &&
+            nowSec() - lastGone >= 5) {
+            /* Caught up with the stream: ids that had their result before
+             * the wait began and still have none here lost it. */
+            lastGone = nowSec();
+            size_t g = countGone(rc, ks, want, &seen, last);
+            if (g)
+                fprintf(stderr, "%sllmfleet %s: %zu id%s done, but %s result is no longer in "
+                        "the stream (gc, or --results-maxlen): not waited for\n", tty ? "\n" : "",
+                        cmd, g, g == 1 ? " is" : "s are", g == 1 ? "its" : "their");
+            gone += g;
         }
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 1) {
             redisReply *entries = r->element[0]->element[1];
@@ -193,16 +252,25 @@ static int waitResults(redisContext *rc, const keySet *ks, strSet *want,
                     if (strcmp(f->element[k]->str, "status") == 0) status = f->element[k + 1]->str;
                 }
                 if (status && strcmp(status, "budget_exceeded") == 0)
-                    fprintf(stderr, "%sllmfleet submit: the fleet stopped at its spend "
-                            "cap; jobs stay queued until the cap is raised\n", tty ? "\n" : "");
-                if (!id || !setHas(want, id) || !setAdd(&seen, id)) continue;
-                if (status && strcmp(status, "ok") == 0) ok++; else failed++;
+                    fprintf(stderr, "%sllmfleet %s: the fleet stopped at its spend "
+                            "cap; jobs stay queued until the cap is raised\n", tty ? "\n" : "", cmd);
+                if (!id || !setHas(want, id)) continue;
+                int is_ok = status && strcmp(status, "ok") == 0;
+                if (!is_ok && !setHas(&seen, id) && !isDone(rc, ks, id))
+                    continue;   /* requeued since (retry): its next result decides */
+                if (!setAdd(&seen, id)) {
+                    /* A later result of the id (an operator's retry) decides. */
+                    if (is_ok && setHas(&bad, id) && setAdd(&fixed, id)) failed--, ok++;
+                    continue;
+                }
+                if (is_ok) ok++;
+                else failed++, setAdd(&bad, id);
                 lastNew = nowSec();
             }
         }
         freeReplyObject(r);
         double t = nowSec();
-        if (t - lastPrint >= (tty ? 0.1 : 1.0) || ok + failed == total) {
+        if (t - lastPrint >= (tty ? 0.1 : 1.0) || ok + failed + gone == total) {
             double rate = (double)(ok + failed) / (t - t0 > 0.001 ? t - t0 : 0.001);
             if (tty) {
                 int width = 30, fill = (int)((double)width * (double)(ok + failed) / (double)total);
@@ -222,9 +290,12 @@ static int waitResults(redisContext *rc, const keySet *ks, strSet *want,
         }
     }
     if (tty) fputc('\n', stderr);
-    fprintf(stderr, "llmfleet submit: %zu results: %zu ok, %zu error in %.1f s\n",
-            total, ok, failed, nowSec() - t0);
+    fprintf(stderr, "llmfleet %s: %zu results: %zu ok, %zu error", cmd, ok + failed, ok, failed);
+    if (gone) fprintf(stderr, ", %zu no longer in the stream", gone);
+    fprintf(stderr, " in %.1f s\n", nowSec() - t0);
     setFree(&seen);
+    setFree(&bad);
+    setFree(&fixed);
     return failed ? 1 : 0;
 }
 
@@ -401,14 +472,83 @@ int cliSubmit(const cliCommon *cc0, int argc, char **argv) {
     size_t already = dropDone(c, &ks, lines, n);
     if (already)
         fprintf(stderr, "llmfleet submit: %zu job%s already have a result; not "
-                "pushed again\n", already, already == 1 ? "" : "s");
+                "pushed again%s\n", already, already == 1 ? "" : "s",
+                wait ? " (their results count for --wait)" : "");
     rc = pushLines(c, &ks, lines, n, &want, &pushed);
     fprintf(stderr, "llmfleet submit: pushed %zu job%s to %s\n", pushed,
             pushed == 1 ? "" : "s", ks.name[KEY_JOBS]);
-    if (rc == 0 && wait && want.n) rc = waitResults(c, &ks, &want, from, timeout_s);
+    if (rc == 0 && wait && already) {
+        /* The results of the ids already done are older: read from the
+         * start (an error among them fails the wait like a new one). */
+        for (size_t i = 0; i < n; i++)
+            if (!lines[i].len) setAdd(&want, lines[i].id);
+        rc = waitResults("submit", c, &ks, &want, "0-0", from, timeout_s);
+    } else if (rc == 0 && wait && want.n) {
+        rc = waitResults("submit", c, &ks, &want, from, NULL, timeout_s);
+    }
     redisFree(c);
 out:
     setFree(&want);
+    setFree(&ids);
+    free(lines);
+    bufFree(&in);
+    return rc;
+}
+
+/* `llmfleet wait FILE`: follow the results of a file's jobs again (after
+ * a Ctrl-C of submit --wait, or from another terminal), from the start of
+ * the stream: exit 0 when all are ok, 1 when one failed, 3 on --timeout. */
+int cliWait(const cliCommon *cc0, int argc, char **argv) {
+    cliCommon cc = *cc0;
+    long timeout_s = 0;
+    size_t max_job = 32u << 20;
+    int npos;
+    char *pos[1];
+    const optSpec specs[] = {
+        {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
+        {"fleet", OPT_STR, &cc.fleet, 0, "fleet name"},
+        {"timeout", OPT_LONG, &timeout_s, 0, "give up after N s (exit 3)"},
+        {"max-job-bytes", OPT_SIZE, &max_job, 1, "largest job accepted (33554432)"},
+        {NULL, 0, NULL, 0, NULL},
+    };
+    int r = optParse("wait", argc, argv, specs, pos, 1, &npos);
+    if (r == 1 || (r == 0 && npos == 0)) {
+        optUsage("wait", "FILE|- [options]   (the jobs' results, as submit --wait follows them)", specs);
+        return r == 1 ? 0 : 2;
+    }
+    if (r < 0) return 2;
+    FILE *f = strcmp(pos[0], "-") == 0 ? stdin : fopen(pos[0], "rb");
+    if (!f) {
+        fprintf(stderr, "llmfleet wait: cannot open %s: %s\n", pos[0], strerror(errno));
+        return 2;
+    }
+    buf in = {0};
+    int rd = readAll(f, &in);
+    if (f != stdin) fclose(f);
+    line *lines = NULL;
+    size_t n = 0;
+    strSet ids = {0};
+    int rc = 2;
+    if (rd < 0) {
+        fprintf(stderr, "llmfleet wait: error reading %s\n", pos[0]);
+        goto out;
+    }
+    size_t bad = validateLines(&in, pos[0], max_job, &lines, &n, &ids);
+    if (bad)
+        fprintf(stderr, "llmfleet wait: %zu invalid line%s skipped (they were never pushed "
+                "by submit)\n", bad, bad == 1 ? "" : "s");
+    if (n == 0) {
+        fprintf(stderr, "llmfleet wait: no job in %s\n", pos[0]);
+        goto out;
+    }
+    keySet ks;
+    redisContext *c = cliConnect("wait", &cc, &ks);
+    if (!c) goto out;
+    char tail[64];
+    streamTail(c, &ks, tail, sizeof(tail));
+    rc = waitResults("wait", c, &ks, &ids, "0-0", tail, timeout_s);
+    redisFree(c);
+out:
     setFree(&ids);
     free(lines);
     bufFree(&in);

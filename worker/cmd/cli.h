@@ -23,6 +23,7 @@ int cliStatus(const cliCommon *cc, int argc, char **argv);
 int cliLimits(const cliCommon *cc, int argc, char **argv);
 int cliPause(const cliCommon *cc, int argc, char **argv, int resume);
 int cliDead(const cliCommon *cc, int argc, char **argv);
+int cliWait(const cliCommon *cc, int argc, char **argv);
 int cliRetry(const cliCommon *cc, int argc, char **argv);
 int cliGc(const cliCommon *cc, int argc, char **argv);
 int cliPrices(const cliCommon *cc, int argc, char **argv);

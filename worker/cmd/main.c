@@ -21,6 +21,7 @@ static void usage(void) {
          "  worker            run a worker process\n"
          "  submit [FILE|-]   push JSONL jobs (--wait follows their results)\n"
          "  results           print results as JSONL (--follow, --out FILE)\n"
+         "  wait FILE         follow a submitted file's results again (exit 1: one failed)\n"
          "  status            the fleet at a glance (--watch, --json)\n"
          "  limits show|set KEY=VALUE...   fleet-wide limits, stored in Redis\n"
          "  pause [--reason TEXT], resume  stop and restart dispatching\n"
@@ -112,6 +113,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "pause") == 0) return cliPause(&cc, argc - 2, argv + 2, 0);
     if (strcmp(cmd, "resume") == 0) return cliPause(&cc, argc - 2, argv + 2, 1);
     if (strcmp(cmd, "dead") == 0) return cliDead(&cc, argc - 2, argv + 2);
+    if (strcmp(cmd, "wait") == 0) return cliWait(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "retry") == 0) return cliRetry(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "gc") == 0) return cliGc(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "prices") == 0) return cliPrices(&cc, argc - 2, argv + 2);

@@ -608,7 +608,7 @@ static int admitOne(slot *s, const admitResult *a, const char *reason, long long
         slotRelease(s);
         return 0;
     case ADMIT_BUDGET:
-        noteWait(w, "spend cap reached (max_spend_usd)", 0);
+        noteWait(w, reason && *reason ? reason : "spend cap reached (max_spend_usd)", 0);
         slotRequeue(s);
         return 0;
     case ADMIT_NOPRICE:

@@ -61,7 +61,9 @@ local rule = l.output_rule
 local maxAtt = tonumber(l.max_attempts) or 5
 local maxDel = tonumber(l.max_deliveries) or 3
 local cap = spendCap(l)
+local dcap = dayCap(l)
 local spent = tonumber(st.spent) or 0
+local daySpent = spentToday(st, now)
 local reserved = tonumber(st.reserved) or 0
 local inflight = inFlight(now, st)
 local leaseExp = string.format('%d', now + tonumber(ARGV[AA.LEASE_MS]))
@@ -258,9 +260,36 @@ end
 -- WAIT (it may fit once the requests in flight settle:
 -- reservations are worst cases) or BUDGET (the fleet stops: one
 -- budget_exceeded entry marks it).
+local function dayVerdict(res, exact)
+    if daySpent + reserved + res > dcap and not exact then return ADMIT.COUNT, 0 end
+    if daySpent + reserved + res > dcap and reserved > 0 then
+        reason = 'spend: waiting for in-flight reservations to settle (daily cap)'
+        return ADMIT.WAIT, shortWait(inflight)
+    end
+    if daySpent + res <= dcap then return nil end
+    local mark = istr(dayOf(now)) .. ':' .. l.max_spend_usd_per_day
+    if st.day_cap ~= mark then
+        st.day_cap = mark
+        rcall('HSET', K.state, 'day_cap', mark)
+        rcall('XADD', K.results, '*', 'status', 'budget_exceeded',
+              'max_spend_usd_per_day', l.max_spend_usd_per_day,
+              'spent_today_usd', string.format('%.6f', daySpent / 1e6),
+              'reserved_usd', string.format('%.6f', reserved / 1e6),
+              'resumes_at_ms', istr((dayOf(now) + 1) * DAY_MS))
+    end
+    reason = 'daily spend cap reached (max_spend_usd_per_day=' .. l.max_spend_usd_per_day ..
+             '); resumes at 00:00 UTC'
+    return ADMIT.BUDGET, 0
+end
+
 local function spendVerdict(res, exact)
-    if not cap then return nil end
+    if not cap and not dcap then return nil end
     if res < 0 then return ADMIT.NOPRICE, 0 end
+    if dcap then
+        local code, val = dayVerdict(res, exact)
+        if code then return code, val end
+        if not cap then return nil end
+    end
     -- Near the cap a bound is too coarse: the worker counts the input
     -- exactly (count_tokens) and asks again with the truth.
     if spent + reserved + res > cap and not exact then return ADMIT.COUNT, 0 end
@@ -269,6 +298,7 @@ local function spendVerdict(res, exact)
         return ADMIT.WAIT, shortWait(inflight)
     end
     if spent + res <= cap then return nil end
+    reason = 'spend cap reached (max_spend_usd=' .. l.max_spend_usd .. ')'
     if st.budget_cap ~= l.max_spend_usd then
         st.budget_cap = l.max_spend_usd
         rcall('HSET', K.state, 'budget_cap', l.max_spend_usd)

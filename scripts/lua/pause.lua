@@ -21,6 +21,6 @@ end
 local kv = {}
 for k, v in pairs(set) do kv[#kv + 1] = k; kv[#kv + 1] = v end
 rcall('HSET', K.state, unpack(kv))
-local stopped = st.budget_cap and l.max_spend_usd ~= '' and
-                st.budget_cap == l.max_spend_usd and 1 or 0
+local stopped = (st.budget_cap and l.max_spend_usd ~= '' and
+                 st.budget_cap == l.max_spend_usd or dayStopped(st, l, now)) and 1 or 0
 return {was, stopped}

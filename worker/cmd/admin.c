@@ -320,6 +320,10 @@ static void printStatus(const char *fleet, const char **v, redisReply *r, int nc
     printf("  spend            $%s spent + $%s reserved / cap %s%s%s\n", S(spent_usd),
            S(reserved_usd), *cap ? "$" : "", *cap ? cap : "none",
            atoi(S(budget_stopped)) ? "  STOPPED at the cap" : "");
+    if (*S(max_spend_usd_per_day))
+        printf("  spend today      $%s / cap per UTC day $%s%s\n", S(spent_today_usd),
+               S(max_spend_usd_per_day), atoi(S(day_stopped)) ?
+               "  STOPPED for today (resumes at 00:00 UTC)" : "");
     printf("  retries          %s in the last minute / budget %s (%s total, %s refused)\n",
            S(retries_last_min), S(retry_budget_per_min), S(total_retries),
            S(total_retry_budget_refusals));
@@ -355,6 +359,7 @@ static void jsonFields(buf *b, const char **v, const char *const *names, int n, 
     for (int i = 0; i < n; i++) {
         if (names == statusNames && i == STATUS_classes) continue;
         int keep = *v[i] || (names == statusNames && (i == STATUS_max_spend_usd ||
+                   i == STATUS_max_spend_usd_per_day ||
                    (i == STATUS_pause_reason && atoi(v[STATUS_paused]))));
         if (!keep) continue;
         if (!first) bufAppend(b, ",", 1);

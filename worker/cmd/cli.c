@@ -560,7 +560,7 @@ out:
 static int isNumberField(const char *name) {
     static const char *nums[] = {
         "attempts", "latency_ms", "http_status", "input_tokens", "output_tokens",
-        "cache_creation_input_tokens", "cache_read_input_tokens", NULL,
+        "cache_creation_input_tokens", "cache_read_input_tokens", "resumes_at_ms", NULL,
     };
     for (int i = 0; nums[i]; i++)
         if (strcmp(nums[i], name) == 0) return 1;

@@ -48,6 +48,14 @@ local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob)
         end
         rcall('HDEL', K.state, 'budget_cap')
     end
+    -- The daily cap: stopped until the UTC day or the cap changes.
+    if st.day_cap then
+        if dayStopped(st, l, now) then
+            return {now, 1000, 'daily spend cap reached (max_spend_usd_per_day=' ..
+                    l.max_spend_usd_per_day .. '); resumes at 00:00 UTC'}
+        end
+        rcall('HDEL', K.state, 'day_cap')
+    end
 
     local p = pauseNow(st, now)
     if p then

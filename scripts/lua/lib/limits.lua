@@ -21,3 +21,23 @@ local function spendCap(l)
     if l.max_spend_usd == '' then return nil end
     return math.floor(tonumber(l.max_spend_usd) * 1000000 + 0.5)
 end
+
+-- The spend cap per UTC day in micro-USD, or nil; the day's number.
+local DAY_MS = 86400000
+local function dayCap(l)
+    if l.max_spend_usd_per_day == '' then return nil end
+    return math.floor(tonumber(l.max_spend_usd_per_day) * 1000000 + 0.5)
+end
+local function dayOf(now) return math.floor(now / DAY_MS) end
+
+-- Micro-USD spent on the UTC day of now (state day / day_spent).
+local function spentToday(st, now)
+    if tonumber(st.day) ~= dayOf(now) then return 0 end
+    return tonumber(st.day_spent) or 0
+end
+
+-- The fleet stopped at its daily cap: today's mark, for this cap.
+local function dayStopped(st, l, now)
+    return l.max_spend_usd_per_day ~= '' and
+           st.day_cap == istr(dayOf(now)) .. ':' .. l.max_spend_usd_per_day
+end

@@ -202,6 +202,9 @@ static void workerMetrics(metrics *m, struct evbuffer *o) {
 /* The fleet's gauges: one per status field that is a plain number. */
 static const struct { int f; const char *name, *type, *help; } fleetNums[] = {
     {STATUS_queued, "llmfleet_queued_jobs", "gauge", "jobs in the queue"},
+    {STATUS_oldest_queued_s, "llmfleet_oldest_queued_job_age_seconds", "gauge",
+     "age of the oldest job in the queue (at least; absent: not counted yet)"},
+    {STATUS_eta_s, "llmfleet_backlog_eta_seconds", "gauge", "until the backlog drains at the last minute's rate"},
     {STATUS_leased, "llmfleet_leased_jobs", "gauge", "jobs held by workers under a lease"},
     {STATUS_in_flight, "llmfleet_in_flight_requests", "gauge", "requests at the API, fleet-wide"},
     {STATUS_ceiling, "llmfleet_in_flight_ceiling", "gauge", "the fleet's in-flight ceiling now"},

@@ -24,7 +24,7 @@ local reserved, lost = 0, 0
 local perClass = {}
 for _, lid in ipairs(lids) do
     local job = leaseJob(lid)
-    if job then rcall('RPUSH', K.jobs, job) end
+    if job then rcall('RPUSH', K.jobs, job); reenter(1) end
     rcall('ZREM', K.leases, lid)
     local r = rcall('HGET', K.reserv, lid)
     if r then

@@ -33,6 +33,7 @@ for _, id in ipairs(ids) do
         skipped = skipped + 1
     else
         rcall('RPUSH', K.jobs, string.sub(v, nl + 1))
+        reenter(1)
         rcall('SREM', K.done, id)
         rcall('HSET', K.redone, id, now)
         rcall('HDEL', K.attempts, id)

@@ -70,6 +70,7 @@ for i = #entries, 1, -1 do                  -- LPUSHed: the oldest is last
             rcall('HDEL', K.lost, id)
         end
         rcall('RPUSH', K.jobs, raw)
+        reenter(1)
         n = n + 1
     end
 end

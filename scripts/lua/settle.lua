@@ -402,7 +402,7 @@ if #hdelAtt > 0 then
     bulk('HDEL', K.lost, hdelAtt, 1)
 end
 if #lpushDead > 0 then bulk('LPUSH', K.dead, lpushDead, 1) end
-if #rpushJobs > 0 then bulk('RPUSH', K.jobs, rpushJobs, 1) end
+if #rpushJobs > 0 then bulk('RPUSH', K.jobs, rpushJobs, 1); reenter(#rpushJobs) end
 if #zDelayed > 0 then bulk('ZADD', K.delayed, zDelayed); bulk('HSET', K.delayedjob, hDelayed) end
 if #unreserve > 0 then bulk('HDEL', K.reserv, unreserve, 1); bulk('ZREM', K.inflight, unreserve, 1) end
 for k, n in pairs(dState) do incr(K.state, k, n) end

@@ -69,6 +69,18 @@ end
 put('latency_ewma_ms', math.floor(tonumber(st.ewma_ms) or 0))
 put('prices_ver', st.prices_ver or 0)
 put('failed_kept', rcall('ZCARD', K.failed))
+-- The oldest queued job: arrival q_taken + 1 came no later than the first
+-- mark at or above it ("" when no claim has counted it yet: status is
+-- read-only, marks are the claims').
+local qlen = tonumber(out[STATUS.queued])
+if qlen > 0 then
+    local m = rcall('ZRANGEBYSCORE', K.qmarks, istr((tonumber(st.q_taken) or 0) + 1), '+inf', 'LIMIT', 0, 1)
+    if m[1] then put('oldest_queued_s', string.format('%d', math.floor((now - tonumber(m[1])) / 1000))) end
+end
+-- Until the backlog drains at the last minute's rate.
+local backlog = qlen + tonumber(out[STATUS.delayed]) + tonumber(out[STATUS.parked]) + tonumber(out[STATUS.leased])
+local jps = tonumber(out[STATUS.jobs_per_s])
+if backlog > 0 and jps > 0 then put('eta_s', string.format('%d', math.ceil(backlog / jps))) end
 put('classes', #classes)
 for i = 1, NSTATUS do out[i] = out[i] or '' end
 

@@ -303,8 +303,12 @@ static void printStatus(const char *fleet, const char **v, redisReply *r, int nc
     char when[32] = "";
     if (gmtime_r(&secs, &tm)) strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
     printf("fleet %s   (%s, Redis clock)\n", fleet, when);
-    printf("  queue            %s queued, %s leased, %s delayed (retries), %s dead\n",
+    printf("  queue            %s queued, %s leased, %s delayed (retries), %s dead",
            S(queued), S(leased), S(delayed), S(dead));
+    if (*S(oldest_queued_s)) printf("; oldest queued %s s", S(oldest_queued_s));
+    else if (atoll(S(queued)) > 0) printf("; oldest queued: not counted yet (no claim since its push)");
+    if (*S(eta_s)) printf("; ~%s s to drain at the last minute's rate", S(eta_s));
+    putchar('\n');
     printf("  in flight        %s / ceiling %s (%s)\n", S(in_flight), S(ceiling),
            S(ceiling_mode));
     printf("  results          %s done, %s in stream (%s ok, %s error)", S(done),

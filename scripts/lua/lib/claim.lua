@@ -11,9 +11,11 @@ local function parkedDue(now, n)
     local due = rcall('ZRANGEBYSCORE', K.parked, '-inf', now, 'LIMIT', 0, n)
     if #due == 0 then return end
     local jobs = rcall('HMGET', K.parkedjob, unpack(due))
+    local back = 0
     for i = #due, 1, -1 do
-        if jobs[i] then rcall('RPUSH', K.jobs, jobs[i]) end
+        if jobs[i] then rcall('RPUSH', K.jobs, jobs[i]); back = back + 1 end
     end
+    reenter(back)
     rcall('ZREM', K.parked, unpack(due))
     rcall('HDEL', K.parkedjob, unpack(due))
 end
@@ -40,7 +42,31 @@ local function oversized(maxJob, prefix, got)
     end
 end
 
+-- The queue's age marks (`qmarks`, for status's oldest queued job): the
+-- jobs that ever arrived at the queue are state.q_taken (taken by claims,
+-- less those that went back) + LLEN. A mark (score: that count, member:
+-- the time) is added when it grew, at most every max(1 s, span / 500)
+-- (span: since the oldest mark kept), and marks no queued job needs go:
+-- the oldest queued job is arrival q_taken + 1, which arrived no later
+-- than the first mark at or above it.
+local function markQueue(now, st)
+    local taken = tonumber(st.q_taken) or 0
+    local p = taken + rcall('LLEN', K.jobs)
+    if p > (tonumber(st.qmark_p) or 0) then
+        local first = rcall('ZRANGEBYSCORE', K.qmarks, '-inf', '+inf', 'LIMIT', 0, 1)
+        local span = first[1] and now - tonumber(first[1]) or 0
+        local every = span / 500
+        if every < 1000 then every = 1000 end
+        if now - (tonumber(st.qmark_t) or 0) >= every then
+            rcall('ZADD', K.qmarks, p, istr(now))
+            rcall('HSET', K.state, 'qmark_p', istr(p), 'qmark_t', istr(now))
+        end
+    end
+    rcall('ZREMRANGEBYSCORE', K.qmarks, '-inf', '(' .. istr(taken + 1))
+end
+
 local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob)
+    markQueue(now, st)
     -- Spend cap: stopped until the cap changes.
     if st.budget_cap then
         if l.max_spend_usd ~= '' and tostring(st.budget_cap) == l.max_spend_usd then
@@ -71,6 +97,7 @@ local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob)
     local got = rcall('SORT', K.jobs, 'BY', 'nosort', 'DESC', 'LIMIT', 0, n, 'STORE', K.list)
     if got == 0 then return out end
     rcall('LTRIM', K.jobs, 0, -(got + 1))
+    rcall('HINCRBY', K.state, 'q_taken', got)
     rcall('HSET', K.claimed, prefix, got)
     local exp = string.format('%d', now + leaseMs)   -- once, as an integer string
     local z = {}

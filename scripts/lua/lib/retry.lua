@@ -34,7 +34,7 @@ local function retriesDue(now, l)
     for _, lid in ipairs(due) do
         if used >= budget then break end
         local job = rcall('HGET', K.delayedjob, lid)
-        if job then rcall('RPUSH', K.jobs, job) end
+        if job then rcall('RPUSH', K.jobs, job); reenter(1) end
         rcall('HDEL', K.delayedjob, lid)
         rcall('ZREM', K.delayed, lid)
         rcall('ZADD', K.retrylog, now, lid)

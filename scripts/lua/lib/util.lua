@@ -1,4 +1,5 @@
--- util.lua — small helpers every script shares. Touches no key by itself.
+-- util.lua — small helpers every script shares. Touches no key by itself,
+-- but for reenter's counter.
 
 -- HINCRBY with a whole number, never "-0" or "1e+15" (Redis refuses both):
 -- a script must not fail halfway, since Redis keeps what it already wrote.
@@ -46,4 +47,11 @@ end
 local function nowMs()
     local t = rcall('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- k jobs went back to the consuming end of the queue (a requeue, a due
+-- retry or parked job, a reaped lease): they count as not taken again, so
+-- the arrival count (state.q_taken + LLEN, see markQueue) stays.
+local function reenter(k)
+    if k > 0 then rcall('HINCRBY', K.state, 'q_taken', -k) end
 end

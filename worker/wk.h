@@ -57,6 +57,7 @@ typedef struct slot {
     int settle_fails;               /* settle calls that failed carrying it */
     int settle_refused;             /* ... Redis refused with it alone (protocol error) */
     long long settle_ok_mark;       /* the worker's redis_oks at the last */
+    char err_type[64];              /* the error result's error_type (its log line) */
     int ends_ok;                    /* 1: the record's result is ok, 0: an
                                      * error (counted when settle says done) */
     struct slot *next;              /* in the pending-settle queue */

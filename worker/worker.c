@@ -68,6 +68,7 @@ static slot *slotTake(worker *w) {
         if (s->state == SLOT_FREE) {
             w->nfree--;
             s->lost = 0;
+            s->err_type[0] = '\0';
             if (!s->w) {
                 /* First use: slots are set up lazily so that an idle worker
                  * with many slots stays small. */
@@ -124,6 +125,7 @@ static void slotError(slot *s, const char *type, const char *msg, long status) {
     recCtx c = slotCtx(s);
     recError(&s->rec, &s->job, type, msg, status, &c);
     s->ends_ok = 0;
+    snprintf(s->err_type, sizeof(s->err_type), "%s", type);
 }
 
 /* A job that can never run: error result + dead letter with the reason. */
@@ -132,6 +134,7 @@ static void slotDead(slot *s, const char *type, const char *reason) {
     recCtx c = slotCtx(s);
     recDead(&s->rec, &s->job, s->raw.p, s->raw.len, type, reason, &c, -1);   /* Redis time */
     s->ends_ok = 0;
+    snprintf(s->err_type, sizeof(s->err_type), "%s", type);
 }
 
 /* The claim's stand-in for a job too large to hand out (lib/claim.lua):
@@ -158,6 +161,7 @@ static int slotOversized(slot *s) {
     recCtx c = slotCtx(s);
     recDeadRef(&s->rec, &s->job, ref, bytes, "invalid_job", msg, &c);
     s->ends_ok = 0;
+    snprintf(s->err_type, sizeof(s->err_type), "invalid_job");
     queueSettle(s);
     return 1;
 }
@@ -200,6 +204,7 @@ static slot *pickSuspect(worker *w, int *healthy) {
               lfQ(sus->job.id), sus->settle_fails);
         recRefused(&sus->rec, &sus->job, &c);
         sus->ends_ok = 0;
+        snprintf(sus->err_type, sizeof(sus->err_type), "settle_refused");
     }
     return sus;
 }
@@ -312,8 +317,14 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
         case SETTLED_DONE:
             /* The worker_stop summary counts results written, as settled. */
             if (s->rec.op != OP_REQUEUE) {
-                if (s->ends_ok) w->done_ok++;
-                else w->done_err++;
+                if (s->ends_ok) {
+                    w->done_ok++;
+                } else {
+                    w->done_err++;
+                    /* Once per job, when its error result is written. */
+                    lfLog(LF_INFO, "event=job_error id=%s error_type=%s attempts=%d",
+                          lfQ(s->job.id), lfQ(s->err_type[0] ? s->err_type : "unknown"), s->attempt);
+                }
             }
             break;
         case SETTLED_RETRY:
@@ -460,6 +471,7 @@ void onHttpDone(httpReq *req, void *priv) {
         recError(&s->rec, &s->job, o.error_type, o.error_message, o.http_status, &c);
         s->rec.op = OP_FAILED;
         s->ends_ok = 0;
+        snprintf(s->err_type, sizeof(s->err_type), "%s", o.error_type);
         lfLog(LF_INFO, "event=attempt_failed id=%s attempt=%d error_type=%s "
               "http_status=%ld", lfQ(s->job.id), s->attempt, lfQ(o.error_type), o.http_status);
     } else {

@@ -15,6 +15,8 @@ check "every job has its result" wait_until 60 results_at_least default $n
 errs=$(lf results --status error 2>/dev/null | wc -l)
 echo "# $errs of $n ended in an error (500 with max_attempts=1)"
 check "some jobs ended in an error" test "$errs" -gt 1
+logged() { [ "$(grep -c 'event=job_error' "$T/w1.log")" -eq "$errs" ]; }
+check "each error result is logged once, at info (event=job_error)" wait_until 5 logged
 eq "status counts them as kept" "$errs" "$(lf status --json | jq .failed_kept)"
 check "status says how to retry them" sh -c "'$BIN/llmfleet' status --redis-url '$REDIS_URL' | grep -q '$errs failed kept (llmfleet retry --failed)'"
 

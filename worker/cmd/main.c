@@ -47,6 +47,8 @@ static int runWorker(int argc, char **argv) {
     cfg.fleet = envOr("LLMFLEET_FLEET", "default");
     cfg.base_url = envOr("ANTHROPIC_BASE_URL", "https://api.anthropic.com");
     cfg.api_key = getenv("ANTHROPIC_API_KEY");
+    cfg.metrics_addr = getenv("LLMFLEET_METRICS_ADDR");
+    if (cfg.metrics_addr && !*cfg.metrics_addr) cfg.metrics_addr = NULL;
     const optSpec specs[] = {
         {"redis-url", OPT_STR, &cfg.redis_url, 0, "Redis URL (redis://[user:pass@]host:port/db, unix:///path)"},
         {"fleet", OPT_STR, &cfg.fleet, 0, "fleet name (key prefix)"},
@@ -65,7 +67,7 @@ static int runWorker(int argc, char **argv) {
         {"max-response-bytes", OPT_SIZE, &cfg.max_response_bytes, 1, "largest response accepted (16777216)"},
         {"allow-insecure-http", OPT_FLAG, &cfg.allow_insecure_http, 0, "allow http:// to non-loopback hosts"},
         {"allow-core-dump", OPT_FLAG, &cfg.allow_core_dump, 0, "let a crash write a core file (it may hold the API key)"},
-        {"metrics-addr", OPT_STR, &cfg.metrics_addr, 0, "serve Prometheus /metrics and /healthz on HOST:PORT (off)"},
+        {"metrics-addr", OPT_STR, &cfg.metrics_addr, 0, "serve Prometheus /metrics and /healthz on HOST:PORT (LLMFLEET_METRICS_ADDR; off)"},
         {"summary-ms", OPT_LONG, &cfg.summary_ms, 0, "log a summary line this often while busy; 0 = never (60000)"},
         {"log-level", OPT_STR, &level, 0, "debug|info|warn|error (info)"},
         {"log-format", OPT_STR, &format, 0, "text (key=value) or json (a JSON object a line) (text)"},

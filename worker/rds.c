@@ -39,6 +39,8 @@ struct rds {
     long long wait_since;               /* ms (mono): last reply, or first call sent */
     struct event *deadline;             /* the reply deadline's check, every second */
     rdsStats stats;
+    int moving;                         /* MOVED: reconnecting to the new owner */
+    int migrating_said;                 /* ASK/TRYAGAIN logged once per connection */
 };
 
 /* One in-flight call: a copy of its arguments, kept for a NOSCRIPT resend.
@@ -145,6 +147,59 @@ static int callResend(rdsCall *k) {
     return 0;
 }
 
+/* "MOVED SLOT HOST:PORT" (Redis Cluster): the new address into u (TCP,
+ * credentials and db kept). Returns 0, or -1 when reply is not one. */
+int rdsParseMoved(const char *reply, rurl *u) {
+    if (strncmp(reply, "MOVED ", 6) != 0) return -1;
+    const char *addr = strchr(reply + 6, ' ');
+    if (!addr) return -1;
+    addr++;
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(u->host)) return -1;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (port <= 0 || port > 65535 || (*end && *end != ' ')) return -1;
+    size_t hl = (size_t)(colon - addr);
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') addr++, hl -= 2;
+    memcpy(u->host, addr, hl);
+    u->host[hl] = '\0';
+    u->port = (int)port;
+    u->is_unix = 0;
+    return 0;
+}
+
+/* Redis Cluster: the fleet's slot is served elsewhere (MOVED: reconnect
+ * there at once; every call in flight gets the same answer), or it is
+ * being migrated (ASK, TRYAGAIN: a multi-key call cannot run until the
+ * move ends) or the cluster is down. None of them ran the call: callers
+ * see a failed call (NULL) and try again, as after a lost connection.
+ * Returns 1 when reply is one of these. */
+static int clusterRedirect(rds *c, const redisReply *reply) {
+    if (!reply || reply->type != REDIS_REPLY_ERROR) return 0;
+    if (strncmp(reply->str, "MOVED ", 6) == 0) {
+        rurl to = c->url;
+        if (rdsParseMoved(reply->str, &to) == 0 && !c->moving) {
+            char where[300];
+            rurlDescribe(&to, where, sizeof(where));
+            lfLog(LF_INFO, "event=redis_moved to=%s reply=%s", lfQ(where), lfQ(reply->str));
+            c->url = to;
+            c->moving = 1;
+            c->backoff_ms = 0;          /* reconnect at once */
+            if (c->ac) redisAsyncDisconnect(c->ac);
+        }
+        return 1;
+    }
+    if (strncmp(reply->str, "ASK ", 4) == 0 || strncmp(reply->str, "TRYAGAIN", 8) == 0 ||
+        strncmp(reply->str, "CLUSTERDOWN", 11) == 0) {
+        if (!c->migrating_said) {
+            lfLog(LF_WARN, "event=redis_slot_busy reply=%s action=retry", lfQ(reply->str));
+            c->migrating_said = 1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static void callReply(redisAsyncContext *ac, void *r, void *priv) {
     rdsCall *k = priv;
     redisReply *reply = r;
@@ -155,6 +210,10 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
     if (k->stale > 0) {                 /* ran before its script: drop */
         k->stale--;
         return;
+    }
+    if (clusterRedirect(k->c, reply)) {
+        reply = NULL;
+        if (k->then) k->then->orphan = 1;
     }
     if (reply && reply->type == REDIS_REPLY_ERROR && k->script >= 0 &&
         strncmp(reply->str, "NOSCRIPT", 8) == 0) {
@@ -296,7 +355,7 @@ static void scheduleReconnect(rds *c) {
     struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
     if (c->closing) return;
     evtimer_add(c->retry, &tv);
-    c->backoff_ms *= 2;
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : RDS_BACKOFF_MIN_MS;
     if (c->backoff_ms > RDS_BACKOFF_MAX_MS) c->backoff_ms = RDS_BACKOFF_MAX_MS;
 }
 
@@ -329,6 +388,8 @@ static void onConnect(const redisAsyncContext *ac, int status) {
     redisEnableKeepAlive((redisContext *)&a->c);
     lfLog(LF_INFO, "event=redis_connected");
     c->stats.connects++;
+    c->moving = 0;
+    c->migrating_said = 0;
     if (c->onready) c->onready(c, c->priv);
 }
 
@@ -339,8 +400,12 @@ static void onDisconnect(const redisAsyncContext *ac, int status) {
     c->outstanding = 0;
     if (c->closing) return;
     c->stats.disconnects++;
-    lfLog(LF_WARN, "event=redis_disconnected error=%s",
-          lfQ(status == REDIS_OK ? "closed" : ac->errstr));
+    if (c->moving)              /* MOVED: said already, on to the new owner */
+        lfLog(LF_INFO, "event=redis_disconnected error=%s reason=moved",
+              lfQ(status == REDIS_OK ? "closed" : ac->errstr));
+    else
+        lfLog(LF_WARN, "event=redis_disconnected error=%s",
+              lfQ(status == REDIS_OK ? "closed" : ac->errstr));
     scheduleReconnect(c);
 }
 
@@ -530,4 +595,28 @@ int rdsResolveUrl(const char *url, rurl *out, char *err, size_t errlen) {
         return readSecretFile(file, out->pass, sizeof(out->pass), err, errlen);
     }
     return 0;
+}
+
+/* A probe that any role of the ACL guide may send: the first of these its
+ * user is allowed (NOPERM: the next). */
+redisContext *rdsConnectFleet(const rurl *url, const keySet *ks, char *err, size_t errlen) {
+    rurl u = *url;
+    redisContext *rc = rdsConnectSync(&u, err, errlen);
+    for (int hop = 0; rc && hop < 5; hop++) {
+        const char *probes[][2] = {{"EXISTS", ks->name[KEY_STATE]}, {"LLEN", ks->name[KEY_JOBS]},
+                                   {"XLEN", ks->name[KEY_RESULTS]}};
+        redisReply *r = NULL;
+        for (size_t i = 0; i < 3; i++) {
+            if (r) freeReplyObject(r);
+            r = redisCommand(rc, "%s %s", probes[i][0], probes[i][1]);
+            if (!r || r->type != REDIS_REPLY_ERROR || strncmp(r->str, "NOPERM", 6) != 0) break;
+        }
+        int moved = r && r->type == REDIS_REPLY_ERROR && rdsParseMoved(r->str, &u) == 0;
+        if (r) freeReplyObject(r);
+        if (!moved) break;
+        redisFree(rc);
+        rc = rdsConnectSync(&u, err, errlen);
+    }
+    memset(&u, 0, sizeof(u));
+    return rc;
 }

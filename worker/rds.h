@@ -96,6 +96,16 @@ redisContext *rdsConnectSync(const rurl *url, char *err, size_t errlen);
  * why). */
 redisReply *rdsScriptSync(redisContext *rc, const rdsScriptCall *sc);
 
+/* Redis Cluster: the node named by a "MOVED SLOT HOST:PORT" error into u
+ * (credentials and db kept). Returns 0, or -1 when reply is not one. */
+int rdsParseMoved(const char *reply, rurl *u);
+
+/* Connect for the fleet whose keys are ks: in a Redis Cluster, where
+ * its slot lives (a probe of one of its keys answered MOVED: the
+ * connection moves there, up to 5 hops). Same contract as
+ * rdsConnectSync. */
+redisContext *rdsConnectFleet(const rurl *url, const keySet *ks, char *err, size_t errlen);
+
 /* Resolve the Redis URL from --redis-url / LLMFLEET_REDIS_URL, adding the
  * password from LLMFLEET_REDIS_PASSWORD or LLMFLEET_REDIS_PASSWORD_FILE when
  * the URL has none. Returns 0 or -1 with err. */

@@ -41,7 +41,7 @@ redisContext *cliConnect(const char *cmd, const cliCommon *cc, keySet *ks) {
         fprintf(stderr, "llmfleet %s: %s\n", cmd, err);
         return NULL;
     }
-    redisContext *rc = rdsConnectSync(&url, err, sizeof(err));
+    redisContext *rc = rdsConnectFleet(&url, ks, err, sizeof(err));
     memset(&url, 0, sizeof(url));
     if (!rc) fprintf(stderr, "llmfleet %s: %s\n", cmd, err);
     return rc;

@@ -63,6 +63,47 @@ typedef struct rdsCall {
 
 static void rdsConnect(rds *c);
 
+/* ---- Sentinel ---------------------------------------------------------- */
+
+/* redis+sentinel://: ask the Sentinels in turn for the master's address
+ * (SENTINEL get-master-addr-by-name), 1 s each; the answer goes into u's
+ * host and port. LLMFLEET_SENTINEL_PASSWORD authenticates to Sentinels
+ * that require one. Returns 0, or -1 with err. Blocking: called at
+ * (re)connect only. */
+static int sentinelResolve(rurl *u, char *err, size_t errlen) {
+    const char *spass = getenv("LLMFLEET_SENTINEL_PASSWORD");
+    struct timeval tv = {1, 0};
+    snprintf(err, errlen, "no Sentinel answered for master %s", u->master);
+    for (int i = 0; i < u->sentinels; i++) {
+        redisContext *sc = redisConnectWithTimeout(u->sentinel[i].host, u->sentinel[i].port, tv);
+        redisReply *r = NULL;
+        if (!sc || sc->err || redisSetTimeout(sc, tv) != REDIS_OK) goto next;
+        if (spass && *spass) {
+            r = redisCommand(sc, "AUTH %s", spass);
+            if (!r || r->type == REDIS_REPLY_ERROR) goto next;
+            freeReplyObject(r);
+        }
+        r = redisCommand(sc, "SENTINEL get-master-addr-by-name %s", u->master);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+            r->element[0]->len < sizeof(u->host)) {
+            memcpy(u->host, r->element[0]->str, r->element[0]->len + 1);
+            u->port = atoi(r->element[1]->str);
+            freeReplyObject(r);
+            redisFree(sc);
+            return 0;
+        }
+        if (r && r->type == REDIS_REPLY_NIL)
+            snprintf(err, errlen, "Sentinel %s:%d does not know master %s", u->sentinel[i].host,
+                     u->sentinel[i].port, u->master);
+    next:
+        if (r) freeReplyObject(r);
+        if (sc) redisFree(sc);
+        r = NULL;
+    }
+    return -1;
+}
+
 /* ---- Calls ------------------------------------------------------------ */
 
 static rdsCall *callNew(rds *c, int script, int argc, const char **argv,
@@ -185,6 +226,17 @@ static int clusterRedirect(rds *c, const redisReply *reply) {
             c->url = to;
             c->moving = 1;
             c->backoff_ms = 0;          /* reconnect at once */
+            if (c->ac) redisAsyncDisconnect(c->ac);
+        }
+        return 1;
+    }
+    if (strncmp(reply->str, "READONLY", 8) == 0) {
+        /* A replica (a failover happened, or the URL names one): drop the
+         * connection; a Sentinel URL resolves the master again. */
+        if (!c->moving) {
+            lfLog(LF_WARN, "event=redis_readonly action=reconnect%s",
+                  c->url.sentinels ? " resolve=sentinel" : "");
+            c->moving = 1;
             if (c->ac) redisAsyncDisconnect(c->ac);
         }
         return 1;
@@ -351,6 +403,21 @@ static void onSetupReply(redisAsyncContext *ac, void *r, void *priv) {
     }
 }
 
+/* Sentinel URLs: what the Sentinels named must be a master now (a stale
+ * answer during a failover names the old one). */
+static void onRole(redisAsyncContext *ac, void *r, void *priv) {
+    redisReply *reply = r;
+    rds *c = ac->data;
+    (void)priv;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+        reply->element[0]->type != REDIS_REPLY_STRING) return;
+    if (strcmp(reply->element[0]->str, "master") == 0) return;
+    lfLog(LF_WARN, "event=redis_not_master role=%s action=resolve_again",
+          lfQ(reply->element[0]->str));
+    c->ready = 0;
+    redisAsyncDisconnect(ac);
+}
+
 static void scheduleReconnect(rds *c) {
     struct timeval tv = {c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000};
     if (c->closing) return;
@@ -380,6 +447,7 @@ static void onConnect(const redisAsyncContext *ac, int status) {
     for (long i = 0; scriptSources[i].name && i < RDS_MAX_SCRIPTS; i++)
         redisAsyncCommand(a, onScriptLoaded, (void *)(intptr_t)i,
                           "SCRIPT LOAD %s", scriptSources[i].src);
+    if (c->url.sentinels) redisAsyncCommand(a, onRole, NULL, "ROLE");
     c->ready = 1;
     c->backoff_ms = RDS_BACKOFF_MIN_MS;
     c->outstanding = 0;
@@ -431,6 +499,16 @@ static void onRetry(evutil_socket_t fd, short what, void *arg) {
 }
 
 static void rdsConnect(rds *c) {
+    if (c->url.sentinels) {
+        char err[300], where[300];
+        if (sentinelResolve(&c->url, err, sizeof(err)) < 0) {
+            lfLog(LF_WARN, "event=redis_connect_failed error=%s", lfQ(err));
+            scheduleReconnect(c);
+            return;
+        }
+        snprintf(where, sizeof(where), "%s:%d", c->url.host, c->url.port);
+        lfLog(LF_INFO, "event=sentinel_master master=%s addr=%s", lfQ(c->url.master), lfQ(where));
+    }
     redisAsyncContext *ac = c->url.is_unix ? redisAsyncConnectUnix(c->url.path)
                                            : redisAsyncConnect(c->url.host, c->url.port);
     if (!ac || ac->err) {
@@ -506,7 +584,13 @@ const char *rdsSyncErr(const redisContext *c) {
     return c->errstr;
 }
 
-redisContext *rdsConnectSync(const rurl *u, char *err, size_t errlen) {
+redisContext *rdsConnectSync(const rurl *given, char *err, size_t errlen) {
+    rurl resolved, *u = (rurl *)given;
+    if (given->sentinels) {
+        resolved = *given;
+        if (sentinelResolve(&resolved, err, errlen) < 0) return NULL;
+        u = &resolved;
+    }
     long ms = rdsSyncTimeoutMs();
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     redisContext *rc = u->is_unix ? redisConnectUnixWithTimeout(u->path, tv)
@@ -544,8 +628,21 @@ redisContext *rdsConnectSync(const rurl *u, char *err, size_t errlen) {
         }
         freeReplyObject(r);
     }
+    if (u->sentinels) {
+        r = redisCommand(rc, "ROLE");
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+            r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") != 0) {
+            snprintf(err, errlen, "Redis at %s:%d, named by the Sentinels as master %s, is a %s "
+                     "(a failover in progress?)", u->host, u->port, u->master, r->element[0]->str);
+            goto fail;
+        }
+        if (r) freeReplyObject(r);
+        r = NULL;
+    }
+    if (u == &resolved) memset(&resolved, 0, sizeof(resolved));
     return rc;
 fail:
+    if (u == &resolved) memset(&resolved, 0, sizeof(resolved));
     if (r) freeReplyObject(r);
     redisFree(rc);
     return NULL;

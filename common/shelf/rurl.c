@@ -3,6 +3,7 @@
  * Accepted forms (see rurl.h):
  *   redis://[[user]:pass@]host[:port][/db][?db=N]
  *   unix://[[user]:pass@]/path/to/socket[?db=N]
+ *   redis+sentinel://[[user]:pass@]host[:port],.../MASTER[/db]
  * The scheme is case-insensitive. User, password and socket path are
  * percent-decoded; "%00" is refused since they end up as C strings. Raw
  * bytes outside printable ASCII are refused anywhere in the URL. The
@@ -252,6 +253,69 @@ static int parseUnix(const char *s, size_t n, rurl *out, char *err, size_t errle
     return 0;
 }
 
+static int isNameChar(char c) { return isHostChar(c); }
+
+/* After "redis+sentinel://": [userinfo@]h[:p][,h[:p]...]/MASTER[/db]. */
+static int parseSentinel(const char *s, size_t n, rurl *out, char *err, size_t errlen) {
+    const char *at = NULL, *end = s + n;
+    for (const char *p = s; p < end; p++)
+        if (*p == '@') at = p;
+    if (at) {
+        if (parseUserinfo(s, (size_t)(at - s), out, err, errlen) < 0) return -1;
+        s = at + 1;
+    }
+    const char *slash = memchr(s, '/', (size_t)(end - s));
+    if (!slash) {
+        snprintf(err, errlen, "redis URL: a sentinel URL needs /MASTER after the sentinels");
+        return -1;
+    }
+    const char *h = s;
+    while (h < slash) {
+        const char *comma = memchr(h, ',', (size_t)(slash - h));
+        const char *he = comma ? comma : slash;
+        if (out->sentinels == RURL_MAX_SENTINELS) {
+            snprintf(err, errlen, "redis URL: more than %d sentinels", RURL_MAX_SENTINELS);
+            return -1;
+        }
+        rurl one;
+        memset(&one, 0, sizeof(one));
+        one.port = 26379;
+        if (parseHostPort(h, (size_t)(he - h), &one, err, errlen) < 0) return -1;
+        memcpy(out->sentinel[out->sentinels].host, one.host, sizeof(one.host));
+        out->sentinel[out->sentinels].port = one.port;
+        out->sentinels++;
+        h = comma ? comma + 1 : slash;
+    }
+    const char *m = slash + 1, *me = memchr(m, '/', (size_t)(end - m));
+    if (!me) me = end;
+    size_t mlen = (size_t)(me - m);
+    if (mlen == 0 || mlen >= sizeof(out->master)) {
+        snprintf(err, errlen, "redis URL: missing or too long master name after the sentinels");
+        return -1;
+    }
+    for (size_t i = 0; i < mlen; i++) {
+        if (!isNameChar(m[i])) {
+            snprintf(err, errlen, "redis URL: bad character in the master name");
+            return -1;
+        }
+    }
+    memcpy(out->master, m, mlen);
+    out->master[mlen] = '\0';
+    if (me < end) {
+        long long db;
+        if (parseNumber(me + 1, (size_t)(end - me - 1), 2147483647LL, &db) < 0) {
+            snprintf(err, errlen, "redis URL: db after the master name is not a number");
+            return -1;
+        }
+        out->db = (int)db;
+    }
+    /* Until resolved, the first sentinel stands in (never connected to as
+     * the master). */
+    memcpy(out->host, out->sentinel[0].host, sizeof(out->host));
+    out->port = out->sentinel[0].port;
+    return 0;
+}
+
 /* ---- API ---------------------------------------------------------------- */
 
 int rurlParse(const char *url, rurl *out, char *err, size_t errlen) {
@@ -275,6 +339,8 @@ int rurlParse(const char *url, rurl *out, char *err, size_t errlen) {
     }
     if (n >= 8 && strncasecmp(url, "redis://", 8) == 0)
         return parseTcp(url + 8, n - 8, out, err, errlen);
+    if (n >= 17 && strncasecmp(url, "redis+sentinel://", 17) == 0)
+        return parseSentinel(url + 17, n - 17, out, err, errlen);
     if (n >= 7 && strncasecmp(url, "unix://", 7) == 0) {
         out->is_unix = 1;
         out->port = 0;
@@ -284,12 +350,22 @@ int rurlParse(const char *url, rurl *out, char *err, size_t errlen) {
         snprintf(err, errlen, "redis URL: TLS (rediss://) is not supported");
         return -1;
     }
-    snprintf(err, errlen, "redis URL: unsupported scheme (want redis:// or unix://)");
+    snprintf(err, errlen, "redis URL: unsupported scheme (want redis://, unix:// or "
+             "redis+sentinel://)");
     return -1;
 }
 
 void rurlDescribe(const rurl *u, char *out, size_t outlen) {
     if (outlen == 0) return;
+    if (u->sentinels) {
+        int o = snprintf(out, outlen, "redis+sentinel://");
+        for (int i = 0; i < u->sentinels && o > 0 && (size_t)o < outlen; i++)
+            o += snprintf(out + o, outlen - (size_t)o, "%s%s:%d", i ? "," : "",
+                          u->sentinel[i].host, u->sentinel[i].port);
+        if (o > 0 && (size_t)o < outlen)
+            snprintf(out + o, outlen - (size_t)o, "/%s/%d", u->master, u->db);
+        return;
+    }
     if (u->is_unix)
         snprintf(out, outlen, "unix://%s?db=%d", u->path, u->db);
     else if (strchr(u->host, ':'))

@@ -2,12 +2,17 @@
  *
  *   redis://[[user]:pass@]host[:port][/db]     (port 6379, db 0 by default)
  *   unix://[[user]:pass@]/path/to/socket[?db=N]
+ *   redis+sentinel://[[user]:pass@]host[:port][,host[:port]...]/MASTER[/db]
+ *       (Sentinels, port 26379 by default; MASTER the monitored name;
+ *       the credentials are the master's)
  * Host may be a bracketed IPv6 address. User and password are
  * percent-decoded. The password is a secret: never log a rurl. */
 #ifndef LF_RURL_H
 #define LF_RURL_H
 
 #include <stddef.h>
+
+#define RURL_MAX_SENTINELS 8
 
 typedef struct rurl {
     int is_unix;            /* 1 for unix:// */
@@ -17,6 +22,10 @@ typedef struct rurl {
     char user[128];         /* ACL user, "" for none */
     char pass[256];         /* password, "" for none */
     int db;                 /* SELECT index */
+    int sentinels;          /* redis+sentinel://: how many (host/port is then
+                             * the master, once resolved) */
+    char master[128];       /* the monitored master's name */
+    struct { char host[256]; int port; } sentinel[RURL_MAX_SENTINELS];
 } rurl;
 
 /* Returns 0, or -1 with err saying what is wrong (without the password). */

@@ -51,6 +51,33 @@ static void test_defaults(void **state) {
     assert_string_equal(u.host, "Cache-1.example.com");
 }
 
+static void test_sentinel(void **state) {
+    (void)state;
+    rurl u = parseOk("redis+sentinel://:secret@s1,s2:26380,[::1]:26381/mymaster/2");
+    assert_int_equal(u.sentinels, 3);
+    assert_string_equal(u.sentinel[0].host, "s1");
+    assert_int_equal(u.sentinel[0].port, 26379);
+    assert_string_equal(u.sentinel[1].host, "s2");
+    assert_int_equal(u.sentinel[1].port, 26380);
+    assert_string_equal(u.sentinel[2].host, "::1");
+    assert_int_equal(u.sentinel[2].port, 26381);
+    assert_string_equal(u.master, "mymaster");
+    assert_int_equal(u.db, 2);
+    assert_string_equal(u.pass, "secret");
+    u = parseOk("redis+sentinel://10.0.0.1/m");
+    assert_int_equal(u.sentinels, 1);
+    assert_int_equal(u.db, 0);
+    char d[300];
+    rurlDescribe(&u, d, sizeof(d));
+    assert_string_equal(d, "redis+sentinel://10.0.0.1:26379/m/0");
+    parseBad("redis+sentinel://:secret@s1", "/MASTER");
+    parseBad("redis+sentinel://:secret@s1/", "master name");
+    parseBad("redis+sentinel://s1/m/x", "not a number");
+    parseBad("redis+sentinel://s1,,s2/m", "missing host");
+    parseBad("redis+sentinel://a,b,c,d,e,f,g,h,i/m", "more than 8");
+    parseBad("redis+sentinel://s1/m!x", "bad character");
+}
+
 static void test_port_and_db(void **state) {
     (void)state;
     rurl u = parseOk("redis://10.0.0.5:6380/3");
@@ -299,6 +326,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_port_and_db),
+        cmocka_unit_test(test_sentinel),
         cmocka_unit_test(test_user_and_password),
         cmocka_unit_test(test_percent_decoding),
         cmocka_unit_test(test_ipv6),

@@ -116,7 +116,10 @@ static void onReaped(rds *c, redisReply *r, void *priv) {
 void onReapTimer(evutil_socket_t fd, short what, void *arg) {
     worker *w = arg;
     (void)fd; (void)what;
-    timerIn(w->reap_timer, REAP_INTERVAL_MS * 4 / 5 + random() % (REAP_INTERVAL_MS * 2 / 5));
+    /* Jittered; an idle worker reaps half as often (others' dead leases
+     * still come back within two intervals). */
+    long every = w->nfree == w->nslots && !w->claims_out ? 2 * REAP_INTERVAL_MS : REAP_INTERVAL_MS;
+    timerIn(w->reap_timer, every * 4 / 5 + random() % (every * 2 / 5));
     if (w->draining) return;
     lfArgs a;
     argsInit(&a, 2, 2);

@@ -22,6 +22,8 @@
 #define SETTLE_RETRY_MS 500         /* retry delay when Redis is away */
 #define SETTLE_CALLS_MAX 1          /* settle calls in flight per worker */
 #define LONG_WAIT_MS 2000           /* longer admission waits requeue the job */
+#define IDLE_MAX_MS 2000            /* an idle worker (queue empty, wake armed)
+                                     * claims at least this often */
 
 /* Answers to POST /v1/messages by HTTP status class (metrics). */
 enum { API_2XX, API_4XX, API_429, API_5XX, API_NONE, API_NCLASS };

@@ -749,9 +749,17 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
              * end, and at least every second (limits can change). */
             noteWait(w, cr->reason, cr->wait_ms);
             timerIn(w->idle_timer, cr->wait_ms < 1000 ? (long)cr->wait_ms : 1000);
-        } else {
+        } else if (cc->failed || w->wake_off || cr->next_ms == 0) {
             timerIn(w->idle_timer, w->cfg->idle_poll_ms);
-            if (!cc->failed) wakeArm(w);    /* the queue is empty */
+            if (!cc->failed) wakeArm(w);
+        } else {
+            /* The queue is empty: a push wakes the worker (wake.c); else
+             * ask again when the next parked job or retry is due, and at
+             * least every IDLE_MAX_MS (jobs other workers park or delay). */
+            long t = w->cfg->idle_poll_ms > IDLE_MAX_MS ? w->cfg->idle_poll_ms : IDLE_MAX_MS;
+            if (cr->next_ms > 0 && cr->next_ms < t) t = (long)cr->next_ms;
+            timerIn(w->idle_timer, t);
+            wakeArm(w);
         }
         return;
     }

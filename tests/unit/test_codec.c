@@ -1521,12 +1521,14 @@ static void test_status_classes(void **state) {
 static void test_lua_assumptions(void **state) {
     (void)state;
     /* lib/claim.lua builds {now, wait, reason} and {now, 0, ''} literally,
-     * then sets out[CR.N]: the reply's order is fixed. */
+     * then sets out[CR.N] (and out[CR.NEXT_MS] when it claimed nothing):
+     * the reply's order is fixed. */
     assert_int_equal(CR_NOW, 0);
     assert_int_equal(CR_WAIT_MS, 1);
     assert_int_equal(CR_REASON, 2);
     assert_int_equal(CR_N, 3);
-    assert_int_equal(CR_COUNT, 4);
+    assert_int_equal(CR_NEXT_MS, 4);
+    assert_int_equal(CR_COUNT, 5);
     /* admit.lua: local out = {ceiling, '', 0, pricesVer}, then appends
      * (verdict, value) pairs: AR_COUNT head elements in that order. */
     assert_int_equal(AR_CEILING, 0);

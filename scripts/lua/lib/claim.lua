@@ -95,7 +95,22 @@ local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob)
     local out = {now, 0, ''}
     -- The n jobs at the consuming (right) end, oldest first.
     local got = rcall('SORT', K.jobs, 'BY', 'nosort', 'DESC', 'LIMIT', 0, n, 'STORE', K.list)
-    if got == 0 then return out end
+    if got == 0 then
+        -- Nothing to do: when the next parked job or retry is due, so that
+        -- an idle worker asks again then, not on a fixed poll.
+        local next = -1
+        for _, z in ipairs({K.parked, K.delayed}) do
+            local f = rcall('ZRANGEBYSCORE', z, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+            if f[2] then
+                local d = tonumber(f[2]) - now
+                if d < 0 then d = 0 end
+                if next < 0 or d < next then next = d end
+            end
+        end
+        out[CR.N] = 0
+        out[CR.NEXT_MS] = next
+        return out
+    end
     rcall('LTRIM', K.jobs, 0, -(got + 1))
     rcall('HINCRBY', K.state, 'q_taken', got)
     rcall('HSET', K.claimed, prefix, got)

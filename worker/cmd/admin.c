@@ -247,7 +247,7 @@ int cliLimits(const cliCommon *cc0, int argc, char **argv) {
     }
     keySet ks;
     redisContext *c = cliConnect("limits", &cc, &ks);
-    if (!c) return 2;
+    if (!c) return cliConnectRc;
     int rc = limitsCall(c, &ks, nkv, kv);
     redisFree(c);
     return rc;
@@ -454,7 +454,7 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
     }
     keySet ks;
     redisContext *c = cliConnect("status", &cc, &ks);
-    if (!c) return 2;
+    if (!c) return cliConnectRc;
     if (npos) {
         int wrc = statusWorkers(c, &ks, json);
         redisFree(c);
@@ -551,7 +551,7 @@ int cliPause(const cliCommon *cc0, int argc, char **argv, int resume) {
     }
     keySet ks;
     redisContext *c = cliConnect(cmd, &cc, &ks);
-    if (!c) return 2;
+    if (!c) return cliConnectRc;
     char why[300], kind[8];
     snprintf(why, sizeof(why), "operator: %s", reason);
     const char *v[PA_COUNT];
@@ -639,7 +639,7 @@ int cliDead(const cliCommon *cc0, int argc, char **argv) {
     }
     keySet ks;
     redisContext *c = cliConnect("dead", &cc, &ks);
-    if (!c) return 2;
+    if (!c) return cliConnectRc;
     if (requeue) {
         int rc = deadRequeue(c, &ks, count < 0 ? LONG_MAX : count, id);
         redisFree(c);
@@ -700,7 +700,7 @@ int cliRetry(const cliCommon *cc0, int argc, char **argv) {
     }
     keySet ks;
     redisContext *c = cliConnect("retry", &cc, &ks);
-    if (!c) return 2;
+    if (!c) return cliConnectRc;
     long long requeued = 0, skipped = 0, missing = 0, more = 1;
     int rc = 0;
     while (more && rc == 0) {
@@ -768,7 +768,7 @@ int cliGc(const cliCommon *cc0, int argc, char **argv) {
     }
     keySet ks;
     redisContext *c = cliConnect("gc", &cc, &ks);
-    if (!c) return 2;
+    if (!c) return cliConnectRc;
     long long forgot = 0, kept = 0, trimmed = 0, pruned = 0, more = 1;
     char cursor[64] = "0", last[64] = "";
     int rc = 0;

@@ -30,9 +30,12 @@ static double nowSec(void) {
     return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
 }
 
+int cliConnectRc = 2;
+
 redisContext *cliConnect(const char *cmd, const cliCommon *cc, keySet *ks) {
     rurl url;
     char err[300];
+    cliConnectRc = 2;                   /* configuration, until it parses */
     if (keysInit(ks, cc->fleet) < 0) {
         fprintf(stderr, "llmfleet %s: bad fleet name \"%s\"\n", cmd, cc->fleet);
         return NULL;
@@ -41,6 +44,7 @@ redisContext *cliConnect(const char *cmd, const cliCommon *cc, keySet *ks) {
         fprintf(stderr, "llmfleet %s: %s\n", cmd, err);
         return NULL;
     }
+    cliConnectRc = 1;                   /* from here: Redis is unreachable */
     redisContext *rc = rdsConnectFleet(&url, ks, err, sizeof(err));
     memset(&url, 0, sizeof(url));
     if (!rc) fprintf(stderr, "llmfleet %s: %s\n", cmd, err);
@@ -464,7 +468,7 @@ int cliSubmit(const cliCommon *cc0, int argc, char **argv) {
     keySet ks;
     redisContext *c = cliConnect("submit", &cc, &ks);
     if (!c) {
-        rc = 2;
+        rc = cliConnectRc;
         goto out;
     }
     char from[64];
@@ -543,7 +547,10 @@ int cliWait(const cliCommon *cc0, int argc, char **argv) {
     }
     keySet ks;
     redisContext *c = cliConnect("wait", &cc, &ks);
-    if (!c) goto out;
+    if (!c) {
+        rc = cliConnectRc;
+        goto out;
+    }
     char tail[64];
     streamTail(c, &ks, tail, sizeof(tail));
     rc = waitResults("wait", c, &ks, &ids, "0-0", tail, timeout_s);
@@ -637,7 +644,7 @@ int cliResults(const cliCommon *cc0, int argc, char **argv) {
     redisContext *c = cliConnect("results", &cc, &ks);
     if (!c) {
         if (out) fclose(o);
-        return 2;
+        return cliConnectRc;
     }
     char last[64];
     buf b = {0};

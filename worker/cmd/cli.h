@@ -23,6 +23,11 @@ int cliStatus(const cliCommon *cc, int argc, char **argv);
 int cliLimits(const cliCommon *cc, int argc, char **argv);
 int cliPause(const cliCommon *cc, int argc, char **argv, int resume);
 int cliDead(const cliCommon *cc, int argc, char **argv);
+/* cliConnect's failure as an exit status: 2 a configuration error (bad
+ * fleet name or URL), 1 Redis unreachable or refusing (AUTH, a Sentinel
+ * without the master). */
+extern int cliConnectRc;
+
 int cliWait(const cliCommon *cc, int argc, char **argv);
 int cliRetry(const cliCommon *cc, int argc, char **argv);
 int cliGc(const cliCommon *cc, int argc, char **argv);

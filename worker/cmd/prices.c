@@ -139,7 +139,7 @@ int cliPrices(const cliCommon *cc0, int argc, char **argv) {
     }
     keySet ks;
     redisContext *c = cliConnect("prices", &cc, &ks);
-    if (!c) return 2;
+    if (!c) return cliConnectRc;
     int rc = 0;
     if (strcmp(op, "show") == 0) {
         long long ver;

@@ -158,10 +158,26 @@ start_worker pka --concurrency 8 --log-level warn
 start_redis --rename-command BLMOVE '""' >/dev/null || exit 1; url_b=$REDIS_URL
 start_worker pkb --concurrency 8 --log-level warn
 PY=${BENCH_PYTHON:-/usr/bin/python3}    # Debian's python3-redis
+# C: BullMQ (tests/bench/bullmq, pinned; npm ci when missing) on its own
+# Redis (default user: BullMQ's scripts), its worker POSTing to the same
+# fake API, when node is here.
+bq=""
+if command -v node >/dev/null 2>&1; then
+    bqdir=tests/bench/bullmq
+    [ -f "$bqdir/node_modules/.package-lock.json" ] || (cd "$bqdir" && npm ci --silent --no-audit --no-fund)
+    LLMFLEET_ACL=0 start_redis >/dev/null || exit 1; url_c=$REDIS_URL
+    node "$bqdir/pickup.mjs" worker "$url_c" pk "$FAKE_URL" "$API_KEY" > "$T/bq.log" 2>&1 &
+    PIDS+=("$!")
+    wait_until 30 grep -q ready "$T/bq.log" && bq=c
+fi
 : > "$T/pk.txt"
-for r in $(seq 1 "$ROUNDS"); do         # interleaved, the order alternating
-    if [ $((r % 2)) = 1 ]; then order="a b"; else order="b a"; fi
+for r in $(seq 1 "$ROUNDS"); do         # interleaved, the order rotating
+    case $((r % 3)) in 1) order="a b $bq" ;; 2) order="b $bq a" ;; *) order="$bq a b" ;; esac
     for x in $order; do
+        if [ "$x" = c ]; then
+            echo "c $(node tests/bench/bullmq/pickup.mjs producer "$url_c" pk 100 | jq -r '"\(.p50_ms) \(.p99_ms)"')" >> "$T/pk.txt"
+            continue
+        fi
         u=$url_a; [ "$x" = b ] && u=$url_b
         echo "$x $("$PY" tests/bench/pickup.py "$u" 100 | jq -r '"\(.p50_ms) \(.p99_ms)"')" >> "$T/pk.txt"
     done
@@ -172,6 +188,11 @@ printf "  %-44s %10s\n" "baseline (polling, 100 ms): p99 ms" "$(med b 3)"
 printf "  %-44s %10s\n" "llmfleet (BLMOVE wake): p50 ms" "$(med a 2)"
 printf "  %-44s %10s\n" "llmfleet (BLMOVE wake): p99 ms" "$(med a 3)"
 printf "  %-44s %10s\n" "ratio p50 baseline / llmfleet" "$(awk "BEGIN {printf \"%.1f\", $(med b 2) / $(med a 2)}")"
+if [ -n "$bq" ]; then
+    printf "  %-44s %10s\n" "BullMQ 5 (its worker, same fake API): p50 ms" "$(med c 2)"
+    printf "  %-44s %10s\n" "BullMQ 5 (its worker, same fake API): p99 ms" "$(med c 3)"
+    printf "  %-44s %10s\n" "ratio p50 BullMQ / llmfleet" "$(awk "BEGIN {printf \"%.2f\", $(med c 2) / $(med a 2)}")"
+fi
 printf "  %-44s %10s\n" "rounds of 100 jobs each, medians" "$ROUNDS"
 fi
 

@@ -40,6 +40,7 @@ struct rds {
     struct event *deadline;             /* the reply deadline's check, every second */
     rdsStats stats;
     int moving;                         /* MOVED: reconnecting to the new owner */
+    long penalty_ms;                    /* READONLY/not master: next backoff */
     int migrating_said;                 /* ASK/TRYAGAIN logged once per connection */
 };
 
@@ -66,13 +67,13 @@ static void rdsConnect(rds *c);
 /* ---- Sentinel ---------------------------------------------------------- */
 
 /* redis+sentinel://: ask the Sentinels in turn for the master's address
- * (SENTINEL get-master-addr-by-name), 1 s each; the answer goes into u's
+ * (SENTINEL get-master-addr-by-name), 0.5 s each; the answer goes into u's
  * host and port. LLMFLEET_SENTINEL_PASSWORD authenticates to Sentinels
  * that require one. Returns 0, or -1 with err. Blocking: called at
  * (re)connect only. */
 static int sentinelResolve(rurl *u, char *err, size_t errlen) {
     const char *spass = getenv("LLMFLEET_SENTINEL_PASSWORD");
-    struct timeval tv = {1, 0};
+    struct timeval tv = {0, 500000};
     snprintf(err, errlen, "no Sentinel answered for master %s", u->master);
     for (int i = 0; i < u->sentinels; i++) {
         redisContext *sc = redisConnectWithTimeout(u->sentinel[i].host, u->sentinel[i].port, tv);
@@ -196,17 +197,30 @@ int rdsParseMoved(const char *reply, rurl *u) {
     if (!addr) return -1;
     addr++;
     const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(u->host)) return -1;
+    if (!colon || (size_t)(colon - addr) >= sizeof(u->host)) return -1;
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (port <= 0 || port > 65535 || (*end && *end != ' ')) return -1;
     size_t hl = (size_t)(colon - addr);
     if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') addr++, hl -= 2;
-    memcpy(u->host, addr, hl);
-    u->host[hl] = '\0';
+    /* An empty host (cluster-preferred-endpoint-type unknown-endpoint):
+     * the node we asked, another port. */
+    if (hl > 0) {
+        memcpy(u->host, addr, hl);
+        u->host[hl] = '\0';
+    }
     u->port = (int)port;
     u->is_unix = 0;
     return 0;
+}
+
+/* A node that cannot take our writes (a replica, a demoted master): the
+ * reconnect backs off more each time until a call succeeds, instead of
+ * the connect-time reset (no tight loop of connects and SCRIPT LOADs). */
+static void penalize(rds *c) {
+    c->penalty_ms = c->penalty_ms ? c->penalty_ms * 2 : RDS_BACKOFF_MIN_MS;
+    if (c->penalty_ms > RDS_BACKOFF_MAX_MS) c->penalty_ms = RDS_BACKOFF_MAX_MS;
+    c->backoff_ms = c->penalty_ms;
 }
 
 /* Redis Cluster: the fleet's slot is served elsewhere (MOVED: reconnect
@@ -234,8 +248,9 @@ static int clusterRedirect(rds *c, const redisReply *reply) {
         /* A replica (a failover happened, or the URL names one): drop the
          * connection; a Sentinel URL resolves the master again. */
         if (!c->moving) {
-            lfLog(LF_WARN, "event=redis_readonly action=reconnect%s",
-                  c->url.sentinels ? " resolve=sentinel" : "");
+            penalize(c);
+            lfLog(LF_WARN, "event=redis_readonly action=reconnect retry_ms=%ld%s",
+                  c->backoff_ms, c->url.sentinels ? " resolve=sentinel" : "");
             c->moving = 1;
             if (c->ac) redisAsyncDisconnect(c->ac);
         }
@@ -263,6 +278,7 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
         k->stale--;
         return;
     }
+    if (reply && reply->type != REDIS_REPLY_ERROR) k->c->penalty_ms = 0;
     if (clusterRedirect(k->c, reply)) {
         reply = NULL;
         if (k->then) k->then->orphan = 1;
@@ -412,8 +428,9 @@ static void onRole(redisAsyncContext *ac, void *r, void *priv) {
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
         reply->element[0]->type != REDIS_REPLY_STRING) return;
     if (strcmp(reply->element[0]->str, "master") == 0) return;
-    lfLog(LF_WARN, "event=redis_not_master role=%s action=resolve_again",
-          lfQ(reply->element[0]->str));
+    penalize(c);
+    lfLog(LF_WARN, "event=redis_not_master role=%s action=resolve_again retry_ms=%ld",
+          lfQ(reply->element[0]->str), c->backoff_ms);
     c->ready = 0;
     redisAsyncDisconnect(ac);
 }
@@ -449,7 +466,7 @@ static void onConnect(const redisAsyncContext *ac, int status) {
                           "SCRIPT LOAD %s", scriptSources[i].src);
     if (c->url.sentinels) redisAsyncCommand(a, onRole, NULL, "ROLE");
     c->ready = 1;
-    c->backoff_ms = RDS_BACKOFF_MIN_MS;
+    c->backoff_ms = c->penalty_ms ? c->penalty_ms : RDS_BACKOFF_MIN_MS;
     c->outstanding = 0;
     /* A silent peer (a partition that drops packets) is found by the reply
      * deadline; keepalive also ends a connection idle through one. */

@@ -180,9 +180,9 @@ static void setupLoop(worker *w) {
 }
 
 static void teardown(worker *w) {
-    metricsStop(w->metrics);
-    rdsFree(w->redis);
+    rdsFree(w->redis);          /* first: a metrics refresh still out gets its NULL */
     rdsFree(w->waker);
+    metricsStop(w->metrics);
     for (int i = 0; i < w->nslots; i++) {
         if (!w->slots[i].w) continue;
         httpReqFree(&w->slots[i].http);

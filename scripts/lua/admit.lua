@@ -409,7 +409,7 @@ local function decide(n, a)
     if code then return code, val end
     -- A request whose input is unknown (no bound, its count failed) under a
     -- cap goes one at a time: at most one such guess is out at once.
-    if exact == '2' and cap then
+    if exact == '2' and (cap or dcap) then
         local u = st.unknown_lease
         if (u and u ~= '' and u ~= lids[n] and rcall('ZSCORE', K.inflight, u)) or unknownGo then
             reason = 'spend: a request of unknown size is in flight (one at a time under a cap)'

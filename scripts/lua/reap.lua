@@ -44,6 +44,7 @@ end
 if lost > 0 then
     incr(K.state, 'reserved', 0 - reserved)
     incr(K.state, 'spent', reserved)
+    daySpend(now, reserved)
     for c, pc in pairs(perClass) do
         incr(K.state, cf(c, 'o_inflight'), 0 - pc.o)
         incr(K.state, cf(c, 'n_inflight'), 0 - pc.n)

@@ -10,15 +10,18 @@
 -- KEYS: the fleet's keys (proto.def).
 -- ARGV[1] this id only ('' every kept job)   ARGV[2] only this error_type
 -- ('' any)   ARGV[3] at most this many   ARGV[4] skip the first N kept jobs
--- (oldest first; the CLI pages with it)
+-- (oldest first; the CLI pages with it)   ARGV[5] only jobs kept up to this
+-- time (ms; '' now): the first page's, so that a retried job that fails
+-- again during the run is not retried again by a later page
 -- Reply: {requeued, skipped (type differs or live), missing (not kept),
---         more (1: there may be more kept jobs after this page)}
+--         more (1: there may be more kept jobs after this page), cutoff}
 local now = nowMs()
 local want, etype = ARGV[1], ARGV[2]
 local max, skip = tonumber(ARGV[3]) or 0, tonumber(ARGV[4]) or 0
+local cutoff = tonumber(ARGV[5]) or now
 local ids, more = {want}, 0
 if want == '' then
-    ids = rcall('ZRANGEBYSCORE', K.failed, '-inf', '+inf', 'LIMIT', skip, max)
+    ids = rcall('ZRANGEBYSCORE', K.failed, '-inf', istr(cutoff), 'LIMIT', skip, max)
     if #ids == max then more = 1 end
 end
 local n, skipped, missing = 0, 0, 0
@@ -43,4 +46,4 @@ for _, id in ipairs(ids) do
         n = n + 1
     end
 end
-return {n, skipped, missing, more}
+return {n, skipped, missing, more, istr(cutoff)}

@@ -402,18 +402,15 @@ if #hdelAtt > 0 then
     bulk('HDEL', K.lost, hdelAtt, 1)
 end
 if #lpushDead > 0 then bulk('LPUSH', K.dead, lpushDead, 1) end
-if #rpushJobs > 0 then bulk('RPUSH', K.jobs, rpushJobs, 1); reenter(#rpushJobs) end
+if #rpushJobs > 0 then
+    bulk('RPUSH', K.jobs, rpushJobs, 1)
+    reenter(#rpushJobs)
+    st.q_taken = (tonumber(st.q_taken) or 0) - #rpushJobs    -- claimJobs below reads it
+end
 if #zDelayed > 0 then bulk('ZADD', K.delayed, zDelayed); bulk('HSET', K.delayedjob, hDelayed) end
 if #unreserve > 0 then bulk('HDEL', K.reserv, unreserve, 1); bulk('ZREM', K.inflight, unreserve, 1) end
 for k, n in pairs(dState) do incr(K.state, k, n) end
--- The day's spend (max_spend_usd_per_day), by Redis's UTC day.
-if dState.spent > 0 then
-    if tonumber(st.day) == dayOf(now) then
-        incr(K.state, 'day_spent', dState.spent)
-    else
-        set.day, set.day_spent = istr(dayOf(now)), istr(dState.spent)
-    end
-end
+daySpend(now, dState.spent)                 -- max_spend_usd_per_day
 for c, k in pairs(CL) do
     for f, n in pairs(k.d) do incr(K.state, cf(c, f), n) end
     stat(cf(c, 'requests'), k.nreq)

@@ -48,4 +48,23 @@ check "raising the cap finishes the rest" wait_until 60 results_at_least default
 eq "every job ok in the end" $n "$(lf results --status ok 2>/dev/null | jq -r .id | sort -u | wc -l)"
 spent=$(lf status --json | jq -r .spent_usd)
 check "the lifetime spend counts both days and after ($spent ~ $(served))" holds "($spent - $(served)) | fabs < 0.000001"
+
+# Requests lost with a killed worker count as spent (their reservation):
+# today's spend too, not only the lifetime one.
+diff0=$(lf status --json | jq -r '(.spent_usd | tonumber) - (.spent_today_usd | tonumber)')
+kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+start_fakeapi --latency-ms 5000
+gen_jobs 20 k | lf submit - 2>/dev/null
+start_worker wk --concurrency 20 --lease-ms 1000
+inflight() { [ "$(lf status --json | jq .in_flight)" -gt 0 ]; }
+check "requests in flight" wait_until 20 inflight
+kill -9 "$WORKER_PID"; wait "$WORKER_PID" 2>/dev/null
+kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+start_fakeapi --latency-ms 5
+start_worker wk2 --concurrency 20
+lost() { [ "$(lf status --json | jq .total_lost_in_flight)" -gt 0 ]; }
+check "the reaper counted the lost requests" wait_until 30 lost
+check "and their jobs finish" wait_until 60 results_at_least default $((n + 22))
+diff1=$(lf status --json | jq -r '(.spent_usd | tonumber) - (.spent_today_usd | tonumber)')
+check "today's spend took the lost reservations too ($diff0 = $diff1)" holds "($diff0 - $diff1) | fabs < 0.000001"
 finish

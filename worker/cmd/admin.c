@@ -703,13 +703,16 @@ int cliRetry(const cliCommon *cc0, int argc, char **argv) {
     if (!c) return cliConnectRc;
     long long requeued = 0, skipped = 0, missing = 0, more = 1;
     int rc = 0;
+    char cutoff[32] = "";
     while (more && rc == 0) {
         char page[24], skip[24];
-        const char *v[] = {id, etype, page, skip};
-        size_t vl[] = {strlen(id), strlen(etype), fmtLL(page, 1000), fmtLL(skip, skipped)};
-        rdsScriptCall sc = {"redo", &ks, NULL, 4, v, vl};
+        const char *v[] = {id, etype, page, skip, cutoff};
+        size_t vl[] = {strlen(id), strlen(etype), fmtLL(page, 1000), fmtLL(skip, skipped),
+                       strlen(cutoff)};
+        rdsScriptCall sc = {"redo", &ks, NULL, 5, v, vl};
         redisReply *rr = rdsScriptSync(c, &sc);
-        if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 4) {
+        if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 5 ||
+            rr->element[4]->type != REDIS_REPLY_STRING) {
             fprintf(stderr, "llmfleet retry: %s\n",
                     rr && rr->type == REDIS_REPLY_ERROR ? rr->str : rdsSyncErr(c));
             rc = 1;
@@ -718,6 +721,7 @@ int cliRetry(const cliCommon *cc0, int argc, char **argv) {
             skipped += rr->element[1]->integer;
             missing += rr->element[2]->integer;
             more = rr->element[3]->integer;
+            snprintf(cutoff, sizeof(cutoff), "%s", rr->element[4]->str);
         }
         if (rr) freeReplyObject(rr);
     }

@@ -175,9 +175,21 @@ static int isDone(redisContext *rc, const keySet *ks, const char *id) {
 static size_t countGone(redisContext *rc, const keySet *ks, strSet *want, strSet *seen,
                         const char *last) {
     strSet cand = {0};
-    for (size_t i = 0; i < want->cap; i++) {
-        const char *id = want->slot[i];
-        if (id && !setHas(seen, id) && isDone(rc, ks, id)) setAdd(&cand, id);
+    const char *v[2 + 500];
+    size_t vl[2 + 500], m = 0;
+    v[0] = "SMISMEMBER", vl[0] = 10;
+    v[1] = ks->name[KEY_DONE], vl[1] = strlen(v[1]);
+    for (size_t i = 0; i <= want->cap; i++) {      /* in SMISMEMBERs of 500 */
+        const char *id = i < want->cap ? want->slot[i] : NULL;
+        if (id && !setHas(seen, id)) v[2 + m] = id, vl[2 + m] = strlen(id), m++;
+        if (m == 500 || (i == want->cap && m > 0)) {
+            redisReply *r = redisCommandArgv(rc, (int)m + 2, v, vl);
+            if (r && r->type == REDIS_REPLY_ARRAY && r->elements == m)
+                for (size_t k = 0; k < m; k++)
+                    if (r->element[k]->integer == 1) setAdd(&cand, v[2 + k]);
+            if (r) freeReplyObject(r);
+            m = 0;
+        }
     }
     size_t gone = 0;
     redisReply *r = cand.n ? redisCommand(rc, "XREAD COUNT 1 STREAMS %s %s",

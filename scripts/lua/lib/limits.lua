@@ -36,6 +36,17 @@ local function spentToday(st, now)
     return tonumber(st.day_spent) or 0
 end
 
+-- n micro-USD became spent now: add them to the UTC day's spend (a new
+-- day starts from them). Every place that adds to state.spent calls it.
+local function daySpend(now, n)
+    if n <= 0 then return end
+    if tonumber(rcall('HGET', K.state, 'day')) == dayOf(now) then
+        rcall('HINCRBY', K.state, 'day_spent', istr(n))
+    else
+        rcall('HSET', K.state, 'day', istr(dayOf(now)), 'day_spent', istr(n))
+    end
+end
+
 -- The fleet stopped at its daily cap: today's mark, for this cap.
 local function dayStopped(st, l, now)
     return l.max_spend_usd_per_day ~= '' and

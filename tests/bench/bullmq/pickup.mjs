@@ -46,7 +46,7 @@ if (role === 'worker') {
         await new Promise((r) => setTimeout(r, 20 + Math.random() * 60));
         const t0 = performance.now();
         const job = await q.add('j', { id: `pk-${i}`, request },
-                                { removeOnComplete: true, removeOnFail: true });
+                                { removeOnComplete: 1000, removeOnFail: 1000 });
         await job.waitUntilFinished(qe, 5000);
         lat.push(performance.now() - t0);
     }

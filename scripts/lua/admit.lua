@@ -260,13 +260,24 @@ end
 -- WAIT (it may fit once the requests in flight settle:
 -- reservations are worst cases) or BUDGET (the fleet stops: one
 -- budget_exceeded entry marks it).
-local function dayVerdict(res, exact)
-    if daySpent + reserved + res > dcap and not exact then return ADMIT.COUNT, 0 end
-    if daySpent + reserved + res > dcap and reserved > 0 then
-        reason = 'spend: waiting for in-flight reservations to settle (daily cap)'
+-- One cap against what it already holds (held: spent, or spent today):
+-- COUNT (near the cap a bound is too coarse: the worker counts the input
+-- exactly with count_tokens and asks again with the truth), WAIT (it may
+-- fit once the requests in flight settle), nil (it fits), or false (it
+-- cannot fit: the caller stops the fleet).
+local function capCheck(held, capv, res, exact, what)
+    if held + reserved + res > capv and not exact then return ADMIT.COUNT, 0 end
+    if held + reserved + res > capv and reserved > 0 then
+        reason = 'spend: waiting for in-flight reservations to settle' .. what
         return ADMIT.WAIT, shortWait(inflight)
     end
-    if daySpent + res <= dcap then return nil end
+    if held + res <= capv then return nil end
+    return false
+end
+
+local function dayVerdict(res, exact)
+    local code, val = capCheck(daySpent, dcap, res, exact, ' (daily cap)')
+    if code ~= false then return code, val end
     local mark = istr(dayOf(now)) .. ':' .. l.max_spend_usd_per_day
     if st.day_cap ~= mark then
         st.day_cap = mark
@@ -290,14 +301,8 @@ local function spendVerdict(res, exact)
         if code then return code, val end
         if not cap then return nil end
     end
-    -- Near the cap a bound is too coarse: the worker counts the input
-    -- exactly (count_tokens) and asks again with the truth.
-    if spent + reserved + res > cap and not exact then return ADMIT.COUNT, 0 end
-    if spent + reserved + res > cap and reserved > 0 then
-        reason = 'spend: waiting for in-flight reservations to settle'
-        return ADMIT.WAIT, shortWait(inflight)
-    end
-    if spent + res <= cap then return nil end
+    local code, val = capCheck(spent, cap, res, exact, '')
+    if code ~= false then return code, val end
     reason = 'spend cap reached (max_spend_usd=' .. l.max_spend_usd .. ')'
     if st.budget_cap ~= l.max_spend_usd then
         st.budget_cap = l.max_spend_usd

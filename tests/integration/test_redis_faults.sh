@@ -17,9 +17,9 @@ for i in 1 2; do start_worker w$i --concurrency 16; done
 ws=$(jobs -p)
 
 # A follower and a watcher outlive the Redis restarts below.
-lf results --follow > "$T/follow.jsonl" 2> "$T/follow.err" &
+"$BIN/llmfleet" results --redis-url "$REDIS_URL" --follow > "$T/follow.jsonl" 2> "$T/follow.err" &   # not lf: $! must be llmfleet itself
 follower=$!
-lf status --watch --interval 1 > "$T/watch.txt" 2> "$T/watch.err" &
+"$BIN/llmfleet" status --redis-url "$REDIS_URL" --watch --interval 1 > "$T/watch.txt" 2> "$T/watch.err" &
 watcher=$!
 PIDS+=("$follower" "$watcher")
 check "200 results" wait_until 30 results_at_least default 200

@@ -160,11 +160,25 @@ static int streamIdCmp(const char *a, const char *b) {
     return as < bs ? -1 : as > bs;
 }
 
-static int isDone(redisContext *rc, const keySet *ks, const char *id) {
-    redisReply *r = redisCommand(rc, "SISMEMBER %s %s", ks->name[KEY_DONE], id);
-    int done = !r || r->type != REDIS_REPLY_INTEGER || r->integer == 1;   /* unknown: done */
+/* An error result that an operator has since asked to run again (retry,
+ * dead requeue: `redone` holds when, later than this entry): the id's next
+ * result decides. Without read access to `redone` (a producer's ACL), an
+ * id no longer done counts as requeued. */
+static int superseded(redisContext *rc, const keySet *ks, const char *id, const char *entry) {
+    redisReply *r = redisCommand(rc, "HGET %s %s", ks->name[KEY_REDONE], id);
+    int sup = 0;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        sup = strtoull(r->str, NULL, 10) > strtoull(entry, NULL, 10);
+    } else if (!r || r->type != REDIS_REPLY_NIL) {
+        const char *v[] = {"SMISMEMBER", ks->name[KEY_DONE], id};
+        size_t vl[] = {10, strlen(v[1]), strlen(id)};
+        redisReply *d = redisCommandArgv(rc, 3, v, vl);
+        sup = d && d->type == REDIS_REPLY_ARRAY && d->elements == 1 &&
+              d->element[0]->type == REDIS_REPLY_INTEGER && d->element[0]->integer == 0;
+        if (d) freeReplyObject(d);
+    }
     if (r) freeReplyObject(r);
-    return done;
+    return sup;
 }
 
 /* Wanted ids not seen that are done though the stream read so far (to
@@ -272,7 +286,7 @@ static int waitResults(const char *cmd, redisContext *rc, const keySet *ks, strS
                             "cap; jobs stay queued until the cap is raised\n", tty ? "\n" : "", cmd);
                 if (!id || !setHas(want, id)) continue;
                 int is_ok = status && strcmp(status, "ok") == 0;
-                if (!is_ok && !setHas(&seen, id) && !isDone(rc, ks, id))
+                if (!is_ok && !setHas(&seen, id) && superseded(rc, ks, id, e->element[0]->str))
                     continue;   /* requeued since (retry): its next result decides */
                 if (!setAdd(&seen, id)) {
                     /* A later result of the id (an operator's retry) decides. */

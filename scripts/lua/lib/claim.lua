@@ -50,19 +50,19 @@ end
 -- the oldest queued job is arrival q_taken + 1, which arrived no later
 -- than the first mark at or above it.
 local function markQueue(now, st)
+    local lastT = tonumber(st.qmark_t) or 0
+    if now - lastT < 1000 then return end           -- the common case: no command
     local taken = tonumber(st.q_taken) or 0
     local p = taken + rcall('LLEN', K.jobs)
-    if p > (tonumber(st.qmark_p) or 0) then
-        local first = rcall('ZRANGEBYSCORE', K.qmarks, '-inf', '+inf', 'LIMIT', 0, 1)
-        local span = first[1] and now - tonumber(first[1]) or 0
-        local every = span / 500
-        if every < 1000 then every = 1000 end
-        if now - (tonumber(st.qmark_t) or 0) >= every then
-            rcall('ZADD', K.qmarks, p, istr(now))
-            rcall('HSET', K.state, 'qmark_p', istr(p), 'qmark_t', istr(now))
-        end
-    end
+    if p <= (tonumber(st.qmark_p) or 0) then return end
+    local first = rcall('ZRANGEBYSCORE', K.qmarks, '-inf', '+inf', 'LIMIT', 0, 1)
+    local every = first[1] and (now - tonumber(first[1])) / 500 or 0
+    if now - lastT < every then return end
+    -- Marks no queued job needs go when one comes (status reads from
+    -- q_taken + 1 up, so a late trim is harmless).
     rcall('ZREMRANGEBYSCORE', K.qmarks, '-inf', '(' .. istr(taken + 1))
+    rcall('ZADD', K.qmarks, p, istr(now))
+    rcall('HSET', K.state, 'qmark_p', istr(p), 'qmark_t', istr(now))
 end
 
 local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob)

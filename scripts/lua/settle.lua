@@ -410,7 +410,7 @@ end
 if #zDelayed > 0 then bulk('ZADD', K.delayed, zDelayed); bulk('HSET', K.delayedjob, hDelayed) end
 if #unreserve > 0 then bulk('HDEL', K.reserv, unreserve, 1); bulk('ZREM', K.inflight, unreserve, 1) end
 for k, n in pairs(dState) do incr(K.state, k, n) end
-daySpend(now, dState.spent)                 -- max_spend_usd_per_day
+daySpend(now, dState.spent, st.day)         -- max_spend_usd_per_day
 for c, k in pairs(CL) do
     for f, n in pairs(k.d) do incr(K.state, cf(c, f), n) end
     stat(cf(c, 'requests'), k.nreq)

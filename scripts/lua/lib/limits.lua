@@ -37,10 +37,11 @@ local function spentToday(st, now)
 end
 
 -- n micro-USD became spent now: add them to the UTC day's spend (a new
--- day starts from them). Every place that adds to state.spent calls it.
-local function daySpend(now, n)
+-- day starts from them). Every place that adds to state.spent calls it;
+-- day: state.day when the caller has it loaded (else it is read).
+local function daySpend(now, n, day)
     if n <= 0 then return end
-    if tonumber(rcall('HGET', K.state, 'day')) == dayOf(now) then
+    if tonumber(day or rcall('HGET', K.state, 'day')) == dayOf(now) then
         rcall('HINCRBY', K.state, 'day_spent', istr(n))
     else
         rcall('HSET', K.state, 'day', istr(dayOf(now)), 'day_spent', istr(n))

@@ -298,6 +298,11 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
         if (strncmp(reply->str, "ERR Protocol error", 18) == 0)
             lfLog(LF_WARN, "event=redis_refused_call script=%s error=%s",
                   scriptSources[k->script].name, lfQ(reply->str));
+        /* Out of memory (maxmemory, noeviction): Redis refuses a script's
+         * first write only, never one after it, so nothing was written. */
+        else if (strncmp(reply->str, "OOM ", 4) == 0)
+            lfLog(LF_WARN, "event=redis_oom script=%s error=%s",
+                  scriptSources[k->script].name, lfQ(reply->str));
         else
             lfLog(LF_WARN, "event=redis_error script=%s error=%s",
                   scriptSources[k->script].name, lfQ(reply->str));

@@ -286,7 +286,9 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
         /* Unknown whether it ran: send again. A record that did run is
          * refused the second time by the lease check (fencing); jobs it
          * may have claimed are leased to nobody here and get reaped. */
-        if (r) lfLog(LF_ERROR, "event=protocol_error %s", err);
+        /* An error reply was logged where it arrived (rds.c). */
+        if (r && r->type != REDIS_REPLY_ERROR)
+            lfLog(LF_ERROR, "event=protocol_error %s", err);
         int refused = r && r->type == REDIS_REPLY_ERROR &&
                       strncmp(r->str, "ERR Protocol error", 18) == 0;
         for (int i = b->n - 1; i >= 0; i--) {
@@ -656,7 +658,9 @@ static void onAdmitted(rds *c, redisReply *r, void *priv) {
     if (admitParse(r, b->n, &h, res, err, sizeof(err)) < 0) {
         /* Unknown state: forget these jobs here. Their leases are no
          * longer renewed, expire, and the reaper puts the jobs back. */
-        if (r) lfLog(LF_ERROR, "event=protocol_error %s", err);
+        /* An error reply was logged where it arrived (rds.c). */
+        if (r && r->type != REDIS_REPLY_ERROR)
+            lfLog(LF_ERROR, "event=protocol_error %s", err);
         for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
     } else {
         w->redis_oks++;

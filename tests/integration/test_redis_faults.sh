@@ -13,8 +13,9 @@ rcli() { redis-cli -p "$REDIS_PORT" -n 3 "$@"; }
 export REDIS_URL
 n=1500
 gen_jobs $n r | lf submit - 2>/dev/null
-for i in 1 2; do start_worker w$i --concurrency 16; done
-ws=$(jobs -p)
+ws=""
+for i in 1 2; do start_worker w$i --concurrency 16; ws="$ws $WORKER_PID"; done
+alive() { for p in $ws; do kill -0 "$p" || return 1; done; }
 
 # A follower and a watcher outlive the Redis restarts below.
 "$BIN/llmfleet" results --redis-url "$REDIS_URL" --follow > "$T/follow.jsonl" 2> "$T/follow.err" &   # not lf: $! must be llmfleet itself
@@ -68,7 +69,14 @@ check "and says so" grep -q "OOM" "$T/oom.txt"
 pushed=$(sed -n 's/.*pushed \([0-9]*\) job.*/\1/p' "$T/oom.txt")
 echo "# submit pushed $pushed jobs before Redis ran out of memory"
 check "submit says how many it pushed" test -n "$pushed"
-check "the workers keep running while Redis refuses writes" kill -0 $ws
+check "the workers keep running while Redis refuses writes" alive
+# Full to the brim: every script's first write is refused. Redis refuses
+# only a script's first write, never a later one, so such a call wrote
+# nothing: the worker says so (redis_oom), it is no script error.
+rcli CONFIG SET maxmemory 1 >/dev/null
+oomed() { grep -q 'event=redis_oom' "$T"/w1.log "$T"/w2.log; }
+check "a script refused for memory is logged as redis_oom" wait_until 20 oomed
+check "... and the workers keep running" alive
 rcli CONFIG SET maxmemory 0 >/dev/null
 total=$((n + pushed))
 check "after memory is freed every pushed job completes" wait_until 60 results_at_least default $total

@@ -142,7 +142,12 @@ wl_params() {
 # used = what was served in the window, less any drawdown of the level over
 # it, as a share of the window's refill: 100 % means every token that
 # refilled was used; a level built up (or refill lost to a full bucket)
-# counts against it; a reserve drawn down does not count for it.
+# counts against it; a reserve drawn down does not count for it. The level
+# at either end of the window is its mean over the 5 s around it: the
+# level is a sawtooth of single requests (under output_rule=reserve each
+# answer is a tooth of max_tokens), and a single second's sample of it
+# would measure where in its tooth the window happened to end, not a
+# reserve built up.
 wl_metrics() {
     jq -c --argjson cap "$WL_CAP" --argjson skip "$WL_SKIP" --argjson tail "$WL_TAIL" "
         def v: $WL_COL;
@@ -160,10 +165,13 @@ wl_metrics() {
         | (\$sim.tb // \$t0) as \$tb
         | (\$tb + \$skip + 1) as \$ts | (\$tl - \$tail) as \$te | (\$te - \$ts) as \$secs
         | ([range(\$ts; \$te) | ((\$by[tostring] // \$zero) | v // 0)] | add // 0) as \$sw
-        | ((\$sim.lv[\$ts | tostring] // 0) - (\$sim.lv[\$te | tostring] // 0)) as \$draw
+        | ((\$sim.lv[\$ts | tostring] // 0) - (\$sim.lv[\$te | tostring] // 0)) as \$draw1
+        | def lvl(\$t): [range(\$t - 2; \$t + 3) | \$sim.lv[tostring] // empty]
+                        | if length > 0 then add / length else 0 end;
+          (lvl(\$ts) - lvl(\$te)) as \$draw
         | [range(\$ts; \$te) | (\$by[tostring] // {r429: 0})] as \$w
         | {used: (if \$cap > 0 and \$secs > 1
-                  then 100 * ([\$sw, \$sw - \$draw] | min) / (\$rate * \$secs) else null end),
+                  then 100 * (\$sw - \$draw1 + ([\$draw, 0] | min)) / (\$rate * \$secs) else null end),
            secs: \$secs, drawdown: \$draw, secs429: ([\$w[] | select(.r429 > 0)] | length),
            requests: .requests_total, r429: (.status[\"429\"] // 0),
            r429_pct: (if .requests_total > 0 then 100 * (.status[\"429\"] // 0) / .requests_total else 0 end),

@@ -316,9 +316,11 @@ local function spendVerdict(res, exact)
 end
 
 -- How long class k's buckets need to hold need over the soft floor (0:
--- they do now), and which bucket says so.
+-- they do now), which bucket says so, and whether the wait is for the
+-- holds in flight to come back (soon: the job waits in its slot, not
+-- behind the class's parked jobs).
 local function paceWait(k, need)
-    local wait, why = 0, nil
+    local wait, why, soon = 0, nil, false
     for _, b in ipairs(BUCKETS) do
         if k.est[b] then
             local w = bucketWait(k.est[b], k.lim[b], need[b], k.soft[b])
@@ -331,21 +333,22 @@ local function paceWait(k, need)
                 local cap = bucketWait(0, k.lim[b], need[b], k.soft[b])
                 if w > cap then w = cap end
             end
+            local back = false
             if w > 0 and b == 'o' and k.back > 0 and
                bucketWait(k.est[b] + k.back, k.lim[b], need[b], k.soft[b]) == 0 then
                 -- The holds in flight give back enough: look again soon,
                 -- in the slot, rather than wait for the refill.
                 local q = shortWait(4)
                 if q > 200 then q = 200 end
-                if q < w then w = q end
+                if q < w then w, back = q, true end
             end
             if w > wait then
-                wait = w
+                wait, soon = w, back
                 why = k.c .. ': pacing, ' .. BUCKET_NAME[b] .. ' bucket under the soft floor'
             end
         end
     end
-    return wait, why
+    return wait, why, soon
 end
 
 -- The verdict for job n (its arguments from a).
@@ -431,7 +434,15 @@ local function decide(n, a)
         return ADMIT.WAIT, shortWait(k.ceiling)
     end
     local need = needs(k, a)
-    local wait, why = paceWait(k, need)
+    local wait, why, soon = paceWait(k, need)
+    if soon then
+        -- Not the refill: the answers of the requests in flight give the
+        -- bucket back (output_rule=reserve). Spacing by the refill would
+        -- hold the job up to PARK_HORIZON_MS for tokens that return within
+        -- a latency, and keep the bucket full: it asks again in its slot.
+        reason = why .. ' (holds in flight coming back)'
+        return ADMIT.WAIT, math.ceil(wait)
+    end
     if wait > 0 then return classWait(n, k, wait, need, why) end
     -- attempt number: failed attempts retried + deliveries lost + 1
     local att = (tonumber(atts[n]) or 0) + lost + 1

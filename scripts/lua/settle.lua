@@ -201,13 +201,22 @@ local function observe(o, n, r)
 end
 
 -- A class that drew 429s: it waits until its buckets have refilled to the
--- soft floor, or for the API's retry-after when that is longer.
+-- soft floor, or for the API's retry-after when that is longer. The
+-- API's bucket is never below empty: an estimate under zero is requests
+-- counted twice (a reading taken at admission while the API stamped at the
+-- answer, or holds in flight), so the wait is at most a refill from empty
+-- to the soft floor. Under output_rule=reserve the holds in flight come
+-- back at their answers (at least 1 - oq of each), within a latency.
 local function pause429(k)
     local w = k.r429
     local cur = curOf(k)
     for _, b in ipairs(BUCKETS) do
         local est, lim = bucketEstimateF(cur, b, now, rule)
         if est then
+            if b == 'o' and rule ~= 'actual' then
+                est = est + (cur('o_inflight') or 0) * (1 - k.v.oq)
+            end
+            if est < 0 then est = 0 end
             local soft = (b ~= 'r' or string.match(l.soft_token_floor, '%%$')) and
                          floorOf(l.soft_token_floor, lim) or 0
             local need = b == 'r' and 1 or 0

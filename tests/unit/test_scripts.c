@@ -2170,6 +2170,40 @@ static void test_429_class_pause(void **state) {
     assert_int_equal(hgetN(KN(STATE), SF("pause_kind")), PAUSE_SHORT);
     assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
     recFree(&rec);
+
+    /* An estimate far under zero (50000 charged since a reading of 0: the
+     * requests in flight counted twice): the API's bucket is never below
+     * empty, so a refill from empty to the soft floor (6 s), not 56 s. */
+    const char *ids2[] = {"c", "d"};
+    craftClaim("w:2:", 2, ids2, now + 60000);
+    cmd("DEL %s", KN(STATE));
+    now = redisNow();
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|i_cum 50000 "
+        "sonnet-4|i_base 0 sonnet-4|observed 1", KN(STATE), now);
+    craftAdmitted("w:2:1", "c", 100, 50, 5000, now + 60000, now);
+    job jc = testJob("c");
+    recFailed(&rec, &jc, 429, -1, 1);
+    assert_settled(settleOne("w:2:1", "c", &rec, 0), SETTLED_RETRY);
+    assertNear(hgetN(KN(STATE), SF("pause_until")), now + 6000, SLACK_MS, "never past a refill from empty");
+    recFree(&rec);
+
+    /* Under output_rule=reserve the holds in flight come back at their
+     * answers (0.9 of each, oq 0.1): 10000 left less 20000 held is -10000,
+     * with 18000 coming back 8000, over the soft floor: the 1 s of a 429
+     * that says nothing, not a refill. */
+    cmd("HSET %s output_rule reserve", KN(LIMITS));
+    cmd("DEL %s", KN(STATE));
+    now = redisNow();
+    cmd("HSET %s sonnet-4|o_lim 60000 sonnet-4|o_rem 10000 sonnet-4|o_at %lld sonnet-4|o_cum 20000 "
+        "sonnet-4|o_base 0 sonnet-4|o_inflight 20000 sonnet-4|oq 0.1 sonnet-4|observed 1",
+        KN(STATE), now);
+    craftAdmitted("w:2:2", "d", 100, 50, 5000, now + 60000, now);
+    job jd = testJob("d");
+    recFailed(&rec, &jd, 429, -1, 1);
+    assert_settled(settleOne("w:2:2", "d", &rec, 0), SETTLED_RETRY);
+    assertNear(hgetN(KN(STATE), SF("pause_until")), now + 1000, SLACK_MS, "holds coming back");
+    recFree(&rec);
+    cmd("HSET %s output_rule actual", KN(LIMITS));
 }
 
 /* 50 answers with actual input = 2 x the worker's estimate: calibration
@@ -2280,9 +2314,17 @@ static void test_reserve_give_back(void **state) {
     assert_admit(admit1(0, "w:1:3", "c", 10, 10000, 1, &v, &br), ADMIT_WAIT);
     assert_true(v > 0 && v <= 100);
     assertHas(br.reason, "output bucket");
+    /* ... also with the class's parked jobs far ahead: tokens that come
+     * back within a latency are not queued behind the refill (parked up to
+     * 2 s while the bucket stays full), and the tail stays where it was. */
+    cmd("HSET %s sonnet-4|park_tail %lld", KN(STATE), now + 10000);
+    assert_admit(admit1(0, "w:1:3", "c", 10, 10000, 1, &v, &br), ADMIT_WAIT);
+    assert_true(v > 0 && v <= 100);
+    assertHas(br.reason, "holds in flight coming back");
+    assert_int_equal(hgetN(KN(STATE), SF("park_tail")), now + 10000);
     /* Holds that cannot cover the need (est 10000 + 0.9 x 2000 < 13000):
      * parked for the refill, and the tail moves by 0.1 x 10000 only. */
-    cmd("HSET %s sonnet-4|o_inflight 2000", KN(STATE));
+    cmd("HSET %s sonnet-4|o_inflight 2000 sonnet-4|park_tail 0", KN(STATE));
     assert_admit(admit1(0, "w:1:3", "c", 10, 10000, 1, &v, NULL), ADMIT_PARKED);
     assertNear(v, 3000, SLACK_MS, "refill wait");
     assertNear(hgetN(KN(STATE), SF("park_tail")), now + 3000 + 1000, SLACK_MS,

@@ -28,9 +28,11 @@
 --     PARK_MIN_MS -> PARKED: the job leaves its lease for the `parked` set
 --     until due, holding no worker slot, so jobs of other classes flow;
 --     the class's waiting jobs are spaced by the refill of what they use
---     (under 'reserve', the expected output, not max_tokens) (park_tail), so they come back one by one, not all at once (and
---     never more than PARK_HORIZON_MS after their own wait, so that a
---     spacing learned later takes over);
+--     (for output, the class's mean output, not max_tokens or its high
+--     quantile) (park_tail), so they come back one by one, not all at
+--     once (and never more than PARK_HORIZON_MS after their own wait, so
+--     that a spacing learned later takes over); a job waiting for the
+--     holds in flight to come back (above) waits in its slot instead;
 --   else GO (GO_ALONE for a suspect): count the attempt, add the lease to
 --   `inflight` (scored by expiry, so a dead worker's slots come back),
 --   charge its needs to the class's buckets and reserve its cost.
@@ -85,6 +87,16 @@ local function shortWait(n)
     return math.ceil(w)
 end
 
+-- What n requests of class k holding `held` output tokens in flight give
+-- back at their answers under output_rule=reserve: all but their output,
+-- expected at the class's mean output (ewma_out) once known; never less
+-- than the 1 - oq of each that the high quantile promises.
+local function giveBack(k, held, n)
+    local b = held * (1 - k.oq)
+    if k.eo and held - n * k.eo > b then b = held - n * k.eo end
+    return b
+end
+
 -- A class's state as this call sees it, read on first use.
 local C, newClasses = {}, {}
 local function classState(c)
@@ -95,15 +107,15 @@ local function classState(c)
          n = 0, pause = pauseNow(st, now, c), observed = get('observed'),
          inflight = tonumber(get('n_inflight')) or 0, cal = tonumber(get('cal')) or 1,
          oq = tonumber(get('oq')) or 1, o_done = tonumber(get('o_done')) or 0,
+         eo = tonumber(get('ewma_out')),
          ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0}
     k.tail0 = k.tail
     -- Under output_rule=reserve the API holds max_tokens of every request
     -- in flight and gives back the unproduced part at its answer: what the
-    -- class's requests in flight will give back (at least 1 - oq of each
-    -- hold), which the pacing waits for instead of the refill when it is
-    -- enough.
+    -- class's requests in flight will give back (giveBack), which the
+    -- pacing waits for instead of the refill when it is enough.
     k.back = 0
-    if rule ~= 'actual' then k.back = (tonumber(get('o_inflight')) or 0) * (1 - k.oq) end
+    if rule ~= 'actual' then k.back = giveBack(k, tonumber(get('o_inflight')) or 0, k.inflight) end
     k.probeDue = k.pause and k.pause.probe
     -- The reservations' admission snapshot: the class's charge counters as
     -- this call found them (so the call's own charges count as charged
@@ -191,14 +203,22 @@ local function needs(k, a)
 end
 
 -- How long the class's buckets take to refill what this job uses: its
--- needs, but under output_rule=reserve the output it is expected to
--- produce (oq x max_tokens), not the max_tokens held while it runs.
+-- needs, but for output what it is expected to produce, not the max_tokens
+-- held while it runs (output_rule=reserve) nor the high quantile charged
+-- for it (oq x max_tokens, a safety margin learned down from 1 over tens
+-- of answers): the class's mean output when known. Spaced by the quantile,
+-- parked jobs came back at a fraction of the rate the bucket serves (4.8 s
+-- apart for 150-token answers of max_tokens 2048 while oq was 0.7) and
+-- the fleet idled with the bucket full.
 local function spacing(k, need)
     local t = 0
     for _, b in ipairs(BUCKETS) do
         if k.lim[b] then
             local use = need[b]
-            if b == 'o' and rule ~= 'actual' then use = use * k.oq end
+            if b == 'o' then
+                if rule ~= 'actual' then use = use * k.oq end
+                if k.eo and k.eo > 0 and k.eo < use then use = k.eo end
+            end
             local x = use / (k.lim[b] / REFILL_MS)
             if x > t then t = x end
         end
@@ -240,7 +260,7 @@ local function go(n, a, k, need, res, val)
         if k.est[b] then k.est[b] = k.est[b] - need[b] end
         k.add[b] = k.add[b] + need[b]
     end
-    if rule ~= 'actual' then k.back = k.back + need.o * (1 - k.oq) end
+    if rule ~= 'actual' then k.back = k.back + giveBack(k, need.o, 1) end
     k.n = k.n + 1
     hres[#hres + 1] = lid
     -- Numbers become strings only where they differ from the caller's.
@@ -334,13 +354,21 @@ local function paceWait(k, need)
                 if w > cap then w = cap end
             end
             local back = false
-            if w > 0 and b == 'o' and k.back > 0 and
-               bucketWait(k.est[b] + k.back, k.lim[b], need[b], k.soft[b]) == 0 then
-                -- The holds in flight give back enough: look again soon,
-                -- in the slot, rather than wait for the refill.
-                local q = shortWait(4)
-                if q > 200 then q = 200 end
-                if q < w then w, back = q, true end
+            if w > 0 and b == 'o' and k.back > 0 then
+                local wb = bucketWait(k.est[b] + k.back, k.lim[b], need[b], k.soft[b])
+                if wb == 0 then
+                    -- The holds in flight give back enough: look again
+                    -- soon, in the slot, rather than wait for the refill.
+                    local q = shortWait(4)
+                    if q > 200 then q = 200 end
+                    if q < w then w, back = q, true end
+                else
+                    -- They give back part of it within a latency; the
+                    -- refill does the rest meanwhile.
+                    local lat = tonumber(st.ewma_ms) or 1000
+                    if wb < lat then wb = lat end
+                    if wb < w then w = wb end
+                end
             end
             if w > wait then
                 wait, soon = w, back

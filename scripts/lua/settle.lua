@@ -147,7 +147,20 @@ local function account(lid, a, r)
             -- gives back what was not produced at the end (all of it when
             -- it refused the request): o_cum counts what stays charged.
             local produced = status == '200' and (num(ARGV[a + ATT.OUTPUT_TOKENS]) or 0) or 0
-            k.d.o_cum = k.d.o_cum - (r.o - produced)
+            local back = r.o - produced
+            k.d.o_cum = k.d.o_cum - back
+            if status == '200' and back > 0 then
+                -- Given back at an answer that the reading in force may
+                -- already hold (headers stamped at a later answer counted
+                -- it): answered before that reading was taken (o_at), it
+                -- moves the reading's base with it, and the estimate
+                -- stays. Counted twice it is an over-estimate: 429s.
+                reservationSnap(r)
+                local lat = num(ARGV[a + ATT.LATENCY_MS]) or 0
+                if r.t and r.t + lat <= (curOf(k)('o_at') or 0) then
+                    k.d.o_base = (k.d.o_base or 0) - back
+                end
+            end
         end
         k.nreq = k.nreq + 1
     end

@@ -2258,6 +2258,29 @@ static void test_output_quantile(void **state) {
     assert_int_equal(strncmp(hget(KN(RESERV), "w:1:2"), "sonnet-4,100,1000,", 18), 0);
 }
 
+/* Under output_rule=reserve, what an answer gives back is counted once: a
+ * request answered before the reading in force (headers stamped at a later
+ * answer hold its refund already) and settled after it leaves the
+ * estimate where it is (the reading's base moves with it); one answered
+ * after the reading raises it by what it gave back. */
+static void test_reserve_refund_once(void **state) {
+    (void)state;
+    cmd("HSET %s output_rule reserve", KN(LIMITS));
+    long long now = redisNow();
+    cmd("HSET %s sonnet-4|o_lim 60000 sonnet-4|o_rem 10000 sonnet-4|o_at %lld "
+        "sonnet-4|o_cum 4000 sonnet-4|o_base 4000 sonnet-4|observed 1", KN(STATE), now);
+    /* Admitted 1 s before the reading, answered 120 ms later. */
+    resv v = {CLASS, 100, 2000, 5, now - 1000, 0, 0, 2000, 0, 100, 2000, "", 0};
+    settleOks("rf:1:", 1, v, 100, 100, 0, 0);
+    assert_int_equal(hgetN(KN(STATE), SF("o_cum")), 4000 - 1900);
+    assert_int_equal(hgetN(KN(STATE), SF("o_cum")) - hgetN(KN(STATE), SF("o_base")), 0);
+    /* Admitted after the reading: its refund is news. */
+    v.t = now + 1;
+    settleOks("rf:2:", 1, v, 100, 100, 0, 0);
+    assert_int_equal(hgetN(KN(STATE), SF("o_cum")) - hgetN(KN(STATE), SF("o_base")), -1900);
+    cmd("HSET %s output_rule actual", KN(LIMITS));
+}
+
 /* An estimate far under zero while the class has requests in flight (the
  * admission reading counts them twice when the API stamps at the answer):
  * the wait is at most a refill from empty; with nothing in flight the
@@ -2323,12 +2346,36 @@ static void test_reserve_give_back(void **state) {
     assertHas(br.reason, "holds in flight coming back");
     assert_int_equal(hgetN(KN(STATE), SF("park_tail")), now + 10000);
     /* Holds that cannot cover the need (est 10000 + 0.9 x 2000 < 13000):
-     * parked for the refill, and the tail moves by 0.1 x 10000 only. */
+     * parked for the refill of the rest (1200 ms; what they give back
+     * comes within a latency), and the tail moves by 0.1 x 10000 only. */
     cmd("HSET %s sonnet-4|o_inflight 2000 sonnet-4|park_tail 0", KN(STATE));
     assert_admit(admit1(0, "w:1:3", "c", 10, 10000, 1, &v, NULL), ADMIT_PARKED);
-    assertNear(v, 3000, SLACK_MS, "refill wait");
-    assertNear(hgetN(KN(STATE), SF("park_tail")), now + 3000 + 1000, SLACK_MS,
+    assertNear(v, 1200, SLACK_MS, "refill wait for what the holds do not give back");
+    assertNear(hgetN(KN(STATE), SF("park_tail")), now + 1200 + 1000, SLACK_MS,
                "spaced by oq x max_tokens");
+    /* With the class's mean output known (ewma_out 300, under the 0.1 x
+     * 10000 of the quantile), by that: the bucket serves mean outputs. */
+    const char *ids3[] = {"e"};
+    craftClaim("w:3:", 1, ids3, now + 60000);
+    cmd("HSET %s sonnet-4|park_tail 0 sonnet-4|ewma_out 300", KN(STATE));
+    assert_admit(admit1(0, "w:3:1", "e", 10, 10000, 1, &v, NULL), ADMIT_PARKED);
+    assertNear(hgetN(KN(STATE), SF("park_tail")), now + 1200 + 300, SLACK_MS,
+               "spaced by the mean output");
+    /* What comes back is the holds less the mean output once known: 2
+     * requests holding 4000 with oq 0.5 promise 2000 (12000 < 13000:
+     * parked), but at a mean output of 100 they give back 3800 (13800):
+     * the job waits in its slot. */
+    const char *ids4[] = {"f", "g"};
+    craftClaim("w:4:", 2, ids4, now + 60000);
+    cmd("HSET %s sonnet-4|park_tail 0 sonnet-4|o_inflight 4000 sonnet-4|n_inflight 2 "
+        "sonnet-4|oq 0.5 sonnet-4|o_rem 10000 sonnet-4|o_at %lld", KN(STATE), now);
+    cmd("HDEL %s sonnet-4|ewma_out", KN(STATE));
+    assert_admit(admit1(0, "w:4:1", "f", 10, 10000, 1, &v, NULL), ADMIT_PARKED);
+    cmd("HSET %s sonnet-4|park_tail 0 sonnet-4|ewma_out 100 sonnet-4|o_at %lld", KN(STATE), now);
+    assert_admit(admit1(0, "w:4:2", "g", 10, 10000, 1, &v, NULL), ADMIT_WAIT);
+    assert_true(v > 0 && v <= 200);
+    cmd("HDEL %s sonnet-4|ewma_out", KN(STATE));
+    cmd("HSET %s sonnet-4|n_inflight 10 sonnet-4|oq 0.1", KN(STATE));
 
     /* Under 'actual' the in-flight reservations are the expected output
      * itself: nothing comes back, the refill wait stands. */
@@ -2487,6 +2534,7 @@ int main(void) {
         cmocka_unit_test_setup(test_parked_spacing, flush),
         cmocka_unit_test_setup(test_reserve_give_back, flush),
         cmocka_unit_test_setup(test_wait_capped_while_in_flight, flush),
+        cmocka_unit_test_setup(test_reserve_refund_once, flush),
         cmocka_unit_test_setup(test_short_wait_not_parked, flush),
         cmocka_unit_test_setup(test_observe_per_class, flush),
         cmocka_unit_test_setup(test_429_spend_limit, flush),

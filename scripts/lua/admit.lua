@@ -355,19 +355,17 @@ local function paceWait(k, need)
             end
             local back = false
             if w > 0 and b == 'o' and k.back > 0 then
+                -- The holds in flight give back within a latency; the
+                -- refill adds the rest meanwhile.
                 local wb = bucketWait(k.est[b] + k.back, k.lim[b], need[b], k.soft[b])
-                if wb == 0 then
-                    -- The holds in flight give back enough: look again
-                    -- soon, in the slot, rather than wait for the refill.
+                if wb <= (tonumber(st.ewma_ms) or 1000) then
+                    -- Enough within a latency: look again soon, in the
+                    -- slot, rather than wait for the refill.
                     local q = shortWait(4)
                     if q > 200 then q = 200 end
                     if q < w then w, back = q, true end
-                else
-                    -- They give back part of it within a latency; the
-                    -- refill does the rest meanwhile.
-                    local lat = tonumber(st.ewma_ms) or 1000
-                    if wb < lat then wb = lat end
-                    if wb < w then w = wb end
+                elseif wb < w then
+                    w = wb
                 end
             end
             if w > wait then

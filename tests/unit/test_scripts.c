@@ -2353,6 +2353,15 @@ static void test_reserve_give_back(void **state) {
     assertNear(v, 1200, SLACK_MS, "refill wait for what the holds do not give back");
     assertNear(hgetN(KN(STATE), SF("park_tail")), now + 1200 + 1000, SLACK_MS,
                "spaced by oq x max_tokens");
+    /* ... but when the refill of the rest takes no longer than a latency
+     * (ewma 2000 ms), the job waits in its slot: the holds come back
+     * meanwhile. */
+    const char *ids5[] = {"h"};
+    craftClaim("w:5:", 1, ids5, now + 60000);
+    cmd("HSET %s ewma_ms 2000 sonnet-4|park_tail 0", KN(STATE));
+    assert_admit(admit1(0, "w:5:1", "h", 10, 10000, 1, &v, NULL), ADMIT_WAIT);
+    assert_true(v > 0 && v <= 200);
+    cmd("HSET %s ewma_ms 400 sonnet-4|park_tail %lld", KN(STATE), now + 1200 + 1000);
     /* With the class's mean output known (ewma_out 300, under the 0.1 x
      * 10000 of the quantile), by that: the bucket serves mean outputs. */
     const char *ids3[] = {"e"};

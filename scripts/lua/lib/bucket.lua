@@ -52,13 +52,15 @@ end
 --   at admission:  rem + refill since tAdm - charged since tAdm
 --   at the answer: rem (the answer is now)
 -- Token counts come rounded to the nearest 1,000 (and clamped at 0):
--- the fleet's own prediction (read through cur(field)), clamped to +-500
--- of that reading, is the better figure, but only half of it is kept: the
--- estimate moves halfway to the reading, so that the headers' rounding
--- averages out over the answers instead of leaving the estimate anywhere
--- in the +-500 (a random walk: under admission-stamped headers and
--- output_rule=reserve it drifted 1,250 tokens further under the truth
--- over a minute, and the bucket's level with it). Writes go into set;
+-- where the fleet's own prediction (read through cur(field)) is within what
+-- the header can mean, it is the better figure, so it is kept, clamped to
+-- +-500 of that reading. For the output bucket under output_rule=reserve,
+-- whose bookkeeping is exact, the estimate moves halfway to the reading,
+-- so that the rounding averages out over the answers instead of leaving it
+-- anywhere in the +-500 (a random walk: under admission-stamped headers it
+-- drifted 1,250 tokens further under the truth over a minute, and the
+-- bucket's level with it); for the other buckets the prediction carries
+-- the estimates' own error, which the clamp bounds. Writes go into set;
 -- returns the kept readings (per bucket) for the hard floor.
 local function bucketObserve(obs, tAdm, cumA, cur, set, now, rule)
     local seen = {}
@@ -80,7 +82,11 @@ local function bucketObserve(obs, tAdm, cumA, cur, set, now, rule)
                 local lo, hi = m - 500, m + 500
                 if rem <= 0 then lo = p end
                 if p < lo then p = lo elseif p > hi then p = hi end
-                keep = math.floor((p + m) / 2)
+                keep = math.floor(p)
+                -- Under output_rule=reserve the output bucket's bookkeeping
+                -- is exact (max_tokens held, the rest given back): only the
+                -- reading's rounding moves it, averaged out here.
+                if b == 'o' and rule ~= 'actual' then keep = math.floor((p + m) / 2) end
             end
             set[b .. '_lim'], set[b .. '_rem'], set[b .. '_at'] = lim, keep, now
             set[(b == 'o' and rule == 'actual') and 'o_base' or b .. '_base'] = spentNow

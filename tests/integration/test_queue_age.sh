@@ -13,7 +13,7 @@ st() { lf status --json | jq -r "$1"; }
 gen_jobs 20 a | lf submit - 2>/dev/null
 eq "before any claim the age is not counted" null "$(st .oldest_queued_s)"
 check "and status says so" sh -c "'$BIN/llmfleet' status --redis-url '$REDIS_URL' | grep -q 'oldest queued: not counted yet'"
-start_worker w1 --concurrency 1
+start_worker w1 --concurrency 1 --lease-ms 3000
 counted() { [ "$(st .oldest_queued_s)" != null ]; }
 check "a claim counts the queue" wait_until 10 counted
 echo 100000 > "$T/clock"

@@ -82,6 +82,13 @@ eq "/healthz is 200 while Redis is up" 200 "$(curl -s -o /dev/null -w '%{http_co
 summed=$(grep 'event=summary' "$T/w1.log" | sed -n 's/.* ok=\([0-9]*\).*/\1/p' | awk '{s += $1} END {print s + 0}')
 eq "the summary lines' ok counts add up to the worker's" "$w_ok" "$summed"
 check "a summary line carries requests and latency" grep -q 'event=summary interval_s=1 requests=[1-9].*latency_mean_ms=' "$T/w1.log"
+slots_add_up() {
+    grep 'event=summary' "$T/w1.log" | awk '{
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        if (v["slots_count"] + v["slots_admit"] + v["slots_wait"] + v["slots_http"] + v["slots_settle"] != v["busy_slots"]) bad++
+        n++ } END { exit !(n > 0 && bad == 0) }'
+}
+check "each summary line says where its busy slots are (they add up)" slots_add_up
 # Idle: no more lines (at most one, covering the last busy second); an
 # absence needs a window, hence the sleep.
 n_before=$(grep -c 'event=summary' "$T/w1.log")

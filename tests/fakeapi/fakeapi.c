@@ -219,6 +219,12 @@ static const struct {
     {"output-tokens", OPT_MS, offsetof(fakeConfig, outputMean), NULL},
     {"output-dist", OPT_CHOICE, offsetof(fakeConfig, outputDist), fakeDists},
     {"quiet", OPT_FLAG, offsetof(fakeConfig, quiet), NULL},
+    {"batch-ms", OPT_MS, offsetof(fakeConfig, batchMs), NULL},
+    {"batch-expire-ms", OPT_MS, offsetof(fakeConfig, batchExpireMs), NULL},
+    {"batch-p-errored", OPT_PROB, offsetof(fakeConfig, batchPErrored), NULL},
+    {"batch-queue", OPT_COUNT, offsetof(fakeConfig, batchQueue), NULL},
+    {"batch-rpm", OPT_COUNT, offsetof(fakeConfig, batchRpm), NULL},
+    {"batch-max-requests", OPT_COUNT, offsetof(fakeConfig, batchMaxRequests), NULL},
 };
 
 static void fakeUsage(FILE *f) {
@@ -285,6 +291,18 @@ static void fakeUsage(FILE *f) {
         "                            whatever max_tokens (which still caps it)\n"
         "  --output-dist exponential|uniform|fixed   its distribution\n"
         "                            (exponential; uniform = [1, 2*MEAN-1])\n"
+        "  Message Batches (/v1/messages/batches):\n"
+        "  --batch-ms N              a request is processed within N ms of its\n"
+        "                            batch's creation (1000)\n"
+        "  --batch-expire-ms N       a batch expires N ms after its creation;\n"
+        "                            requests not processed by then: expired\n"
+        "                            (86400000)\n"
+        "  --batch-p-errored F       a request ends errored (api_error)\n"
+        "  --batch-queue N           batch requests processing per model\n"
+        "                            class at most (0 = no limit)\n"
+        "  --batch-rpm N             requests per minute to the batch\n"
+        "                            endpoints (0 = no limit)\n"
+        "  --batch-max-requests N    requests in one batch at most (100000)\n"
         "  --quiet                   warnings and errors only\n");
 }
 
@@ -343,6 +361,9 @@ static void fakeParseOptions(fakeConfig *c, int argc, char **argv) {
     c->seed = 1;
     c->orgCapSeconds = 3600;
     c->hugeBytes = FAKE_HUGE_DEFAULT;
+    c->batchMs = 1000;
+    c->batchExpireMs = 86400000;
+    c->batchMaxRequests = 100000;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL, *eq;
@@ -499,6 +520,16 @@ static struct event_base *fakeNewBase(void) {
     return base;
 }
 
+/* Paths with a variable part: the Message Batches ones (ids), else 404. */
+static void fakeRoute(struct evhttp_request *req, void *arg) {
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (path && strncmp(path, "/v1/messages/batches", 20) == 0 &&
+        (path[20] == '\0' || path[20] == '/'))
+        fakeBatchHandle(req, arg);
+    else
+        fakeNotFoundHandle(req, arg);
+}
+
 /* Create the HTTP server on fd with every route. Returns 0 or -1. */
 static int fakeSetupHttp(int fd) {
     fake.http = evhttp_new(fake.base);
@@ -510,7 +541,7 @@ static int fakeSetupHttp(int fd) {
     evhttp_set_cb(fake.http, "/_stats", fakeStatsHandle, NULL);
     evhttp_set_cb(fake.http, "/_reset", fakeResetHandle, NULL);
     evhttp_set_cb(fake.http, "/_config", fakeConfigHandle, NULL);
-    evhttp_set_gencb(fake.http, fakeNotFoundHandle, NULL);
+    evhttp_set_gencb(fake.http, fakeRoute, NULL);
     return evhttp_accept_socket_with_handle(fake.http, fd) ? 0 : -1;
 }
 

@@ -16,6 +16,7 @@
  *   tokens.c    fakeTok*: input token counts (--tokenizer chars|realistic)
  *               and the cache breakpoints of a request (--caching).
  *   cache.c     fakeCache*: the prompt cache, prefix hashes with expiries.
+ *   batches.c   fakeBatch*: the Message Batches endpoints.
  *   stats.c     fakeStats*: counters, the per-second series, the set of
  *               body hashes, and the /_stats, /_reset, /_config endpoints.
  *
@@ -33,7 +34,7 @@
 #include "buf.h"
 
 #define FAKE_MAX_BODY      (32LL * 1024 * 1024)  /* the API's request limit */
-#define FAKE_READ_BODY     (64LL * 1024 * 1024)  /* what evhttp will read */
+#define FAKE_READ_BODY     (257LL * 1024 * 1024) /* what evhttp will read: a batch */
 #define FAKE_MODEL_MAX     128                   /* longest model id echoed */
 #define FAKE_SERIES_LEN    600                   /* seconds of /_stats series */
 #define FAKE_SERIES_CLASSES 4                    /* classes with a series of their own */
@@ -87,6 +88,12 @@ typedef struct fakeConfig {
     double outputMean;          /* --output-tokens mean, 0 = drawn up to max_tokens */
     int outputDist;             /* FAKE_DIST_* of --output-tokens */
     int quiet;                  /* no informational log lines */
+    double batchMs;             /* a batch request is processed within this */
+    double batchExpireMs;       /* a batch expires this long after creation */
+    double batchPErrored;       /* probability a batch request ends errored */
+    long long batchQueue;       /* batch requests processing per class, 0 = any */
+    long long batchRpm;         /* HTTP rate of the batch endpoints, 0 = any */
+    long long batchMaxRequests; /* requests in one batch at most */
 } fakeConfig;
 
 /* ---- Token buckets ------------------------------------------------------- */
@@ -341,6 +348,44 @@ void fakeMsgFire(fakeReq *r);
 void fakeMsgAbandon(fakeReq *r);
 /* Drop the org cap and spend limit state (for /_reset). */
 void fakeMsgResetLimits(void);
+/* Parse and check one request body (a batch request's params) as
+ * /v1/messages would. Returns 0 with r's model, class, tokens (split by
+ * the prompt cache with --caching), output tokens and body hash set; or -1
+ * with the error's type and message (err). */
+int fakeMsgPrepare(const char *body, size_t len, fakeReq *r, const char **type,
+                   char *err, size_t errlen);
+/* NULL when req carries an acceptable key, else the 401's message (in m,
+ * or static). */
+const char *fakeAuthError(struct evhttp_request *req, char *m, size_t mlen);
+/* The success message r gets, usage included, into fake.out. */
+void fakeMsgAnswer(const fakeReq *r);
+/* {"type":"error","error":{"type":T,"message":M}} into fake.out. */
+void fakeMsgErrorJson(const char *type, const char *msg);
+
+/* ---- Message Batches (batches.c) ---------------------------------------- */
+
+typedef struct fakeBatchStats {
+    long long http;             /* requests to the batch endpoints */
+    long long status[600];      /* their responses, by status */
+    long long created;          /* batches created */
+    long long requests;         /* requests in them */
+    long long succeeded, errored, canceled, expired;   /* of ended batches */
+    long long inputTokens;      /* served by succeeded requests */
+    long long outputTokens;
+    long long cacheWrite;
+    long long cacheRead;
+    long long r429;             /* 429s of the batch endpoints */
+    long long resultLines;      /* result lines sent (downloads repeat them) */
+} fakeBatchStats;
+
+/* /v1/messages/batches and everything under it. */
+void fakeBatchHandle(struct evhttp_request *req, void *arg);
+/* Count the batches that ended by now. */
+void fakeBatchTick(void);
+/* Forget every batch and the counters (/_reset). */
+void fakeBatchReset(void);
+/* Append "batches":{...} (the counters) to o. */
+void fakeBatchStatsJson(buf *o);
 
 /* ---- The server ---------------------------------------------------------- */
 
@@ -357,6 +402,7 @@ typedef struct fakeServer {
     double orgCapUntil;         /* monotonic end of a tripped cap, 0 = none */
     long long successes;        /* admitted successes, for the spend limit */
     fakeStats stats;            /* what /_stats reports */
+    fakeBatchStats batchStats;  /* what /_stats reports of batches */
     fakeClass classes[FAKE_CLASSES_MAX]; /* model classes seen or limited */
     int nclasses;               /* classes used */
     buf out;                    /* scratch for building replies */

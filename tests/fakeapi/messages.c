@@ -453,28 +453,31 @@ void fakeMsgResetLimits(void) {
 
 /* ---- Request checks ------------------------------------------------------ */
 
-/* 1 when the request carries an acceptable key, else answers 401 and
- * returns 0. */
-static int msgAuth(struct evhttp_request *req) {
+const char *fakeAuthError(struct evhttp_request *req, char *m, size_t mlen) {
     struct evkeyvalq *h = evhttp_request_get_input_headers(req);
     const char *key = evhttp_find_header(h, "x-api-key");
     const char *auth = evhttp_find_header(h, "authorization");
 
     if ((!key || !*key) && auth && strncasecmp(auth, "Bearer ", 7) == 0)
         key = auth + 7;
-    if (!key || !*key) {
-        msgError(req, 401, "authentication_error", "x-api-key header is required", 0);
-        return 0;
-    }
+    if (!key || !*key) return "x-api-key header is required";
     snprintf(msgKey, sizeof(msgKey), "%s", strpbrk(key, "\"\\") ? "?" : key);
     if (fake.cfg.apiKey && strcmp(key, fake.cfg.apiKey) != 0) {
-        char m[700];
-        snprintf(m, sizeof(m), "invalid x-api-key%s%s", fake.cfg.leakKey ? ": " : "",
+        snprintf(m, mlen, "invalid x-api-key%s%s", fake.cfg.leakKey ? ": " : "",
                  fake.cfg.leakKey ? msgKey : "");
-        msgError(req, 401, "authentication_error", m, 0);
-        return 0;
+        return m;
     }
-    return 1;
+    return NULL;
+}
+
+/* 1 when the request carries an acceptable key, else answers 401 and
+ * returns 0. */
+static int msgAuth(struct evhttp_request *req) {
+    char m[700];
+    const char *err = fakeAuthError(req, m, sizeof(m));
+
+    if (err) msgError(req, 401, "authentication_error", err, 0);
+    return err == NULL;
 }
 
 /* 1 when model names a known family (claude-opus-, claude-sonnet-,
@@ -497,26 +500,17 @@ typedef struct msgBody {
     char model[FAKE_MODEL_MAX];     /* unescaped model id */
 } msgBody;
 
-/* Validate the headers and body of a /v1/messages (needMax) or count_tokens
- * request. Returns 0 with mb->doc to free, or -1 after answering. */
-static int msgValidate(struct evhttp_request *req, const char *body, size_t len,
-                       int needMax, msgBody *mb) {
-    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-    jsonDoc *d = &mb->doc;
-    char err[200];
+/* Check the parsed body mb->doc of a /v1/messages (needMax) or count_tokens
+ * request. Returns NULL when it is valid (mb->model and mb->maxTokens
+ * set), else the error's message, with *status 400 or 404 (an unknown
+ * model, reported once the rest is known valid). */
+static const char *msgCheck(msgBody *mb, int needMax, int *status, char *err, size_t errlen) {
+    const jsonDoc *d = &mb->doc;
     const char *msg = NULL;
-    int status = 400, i, model = -1;
+    int i, model = -1;
 
-    if (!evhttp_find_header(h, "anthropic-version")) {
-        msgError(req, 400, "invalid_request_error", "anthropic-version: header is required", 0);
-        return -1;
-    }
-    if (jsonParse(d, body, len, MSG_JSON_MAX_TOKENS, 0, err, sizeof(err)) != 0) {
-        char m[260];
-        snprintf(m, sizeof(m), "request body: %s", err);
-        msgError(req, 400, "invalid_request_error", m, 0);
-        return -1;
-    }
+    *status = 400;
+    mb->maxTokens = 0;
     if (d->tok[0].type != JSMN_OBJECT) {
         msg = "request body: Input should be a JSON object";
     } else if ((i = jsonGet(d, 0, "model")) < 0) {
@@ -525,7 +519,7 @@ static int msgValidate(struct evhttp_request *req, const char *body, size_t len,
         msg = "model: Input should be a valid string";
     } else if (jsonStr(d, i, mb->model, sizeof(mb->model)) < 0 ||
                !msgKnownModel(mb->model)) {
-        model = i;              /* a 404, once the rest is known valid */
+        model = i;
     }
     if (!msg && needMax) {
         if ((i = jsonGet(d, 0, "max_tokens")) < 0)
@@ -545,13 +539,47 @@ static int msgValidate(struct evhttp_request *req, const char *body, size_t len,
     }
     if (!msg && model >= 0) {
         int n = jsonRawLen(d, model);
-        snprintf(err, sizeof(err), "model: %.*s", n > 100 ? 100 : n, jsonRaw(d, model));
+        snprintf(err, errlen, "model: %.*s", n > 100 ? 100 : n, jsonRaw(d, model));
         msg = err;
-        status = 404;
+        *status = 404;
     }
-    if (msg) {
-        msgError(req, status, status == 404 ? "not_found_error" : "invalid_request_error", msg, 0);
-        jsonFree(d);
+    return msg;
+}
+
+/* Parse body into mb->doc and check it. Returns 0 (the caller frees
+ * mb->doc), or -1 with the message in err and *status; nothing to free. */
+static int msgParse(const char *body, size_t len, int needMax, msgBody *mb, int *status,
+                    char *err, size_t errlen) {
+    char perr[200];
+    const char *msg;
+
+    *status = 400;
+    if (jsonParse(&mb->doc, body, len, MSG_JSON_MAX_TOKENS, 0, perr, sizeof(perr)) != 0) {
+        snprintf(err, errlen, "request body: %s", perr);
+        return -1;
+    }
+    if ((msg = msgCheck(mb, needMax, status, err, errlen)) != NULL) {
+        if (msg != err) snprintf(err, errlen, "%s", msg);
+        jsonFree(&mb->doc);
+        return -1;
+    }
+    return 0;
+}
+
+/* Validate the headers and body of a /v1/messages (needMax) or count_tokens
+ * request. Returns 0 with mb->doc to free, or -1 after answering. */
+static int msgValidate(struct evhttp_request *req, const char *body, size_t len,
+                       int needMax, msgBody *mb) {
+    struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+    char err[260];
+    int status;
+
+    if (!evhttp_find_header(h, "anthropic-version")) {
+        msgError(req, 400, "invalid_request_error", "anthropic-version: header is required", 0);
+        return -1;
+    }
+    if (msgParse(body, len, needMax, mb, &status, err, sizeof(err)) != 0) {
+        msgError(req, status, status == 404 ? "not_found_error" : "invalid_request_error", err, 0);
         return -1;
     }
     return 0;
@@ -828,4 +856,43 @@ void fakeNotFoundHandle(struct evhttp_request *req, void *arg) {
     fakeStatsRequest();
     fakeStatsEnter();
     msgError(req, 404, "not_found_error", "Not Found", 0);
+}
+
+/* ---- For the Message Batches endpoints (batches.c) ------------------------ */
+
+int fakeMsgPrepare(const char *body, size_t len, fakeReq *r, const char **type,
+                   char *err, size_t errlen) {
+    msgBody mb;
+    fakeTokCount tc;
+    int status;
+
+    memset(r, 0, sizeof(*r));
+    r->cls = -1;
+    if (msgParse(body, len, 1, &mb, &status, err, errlen) != 0) {
+        *type = status == 404 ? "not_found_error" : "invalid_request_error";
+        return -1;
+    }
+    fakeTokCountDoc(&mb.doc, mb.model, &tc);
+    jsonFree(&mb.doc);
+    r->maxTokens = mb.maxTokens;
+    r->inputTokens = tc.total;
+    r->bodyHash = fakeHash(body, len);
+    r->cls = fakeClassOf(mb.model);
+    memcpy(r->model, mb.model, sizeof(r->model));
+    r->outputTokens = msgOutputTokens(r->bodyHash, r->maxTokens);
+    if (fake.cfg.caching) {
+        double now = fakeNow();
+        msgCacheSplit(r, &tc, now);
+        msgCacheStore(&tc, now);
+    }
+    return 0;
+}
+
+void fakeMsgAnswer(const fakeReq *r) {
+    msgSuccessBody(r, 1);
+}
+
+void fakeMsgErrorJson(const char *type, const char *msg) {
+    msgErrorBody(type, msg);
+    bufAppendStr(&fake.out, "}}");
 }

@@ -605,5 +605,112 @@ outs 5 4096
 t "--output-dist fixed through /_config: every answer 37 tokens"
 stop
 
+# ---- Message Batches -----------------------------------------------------------------
+start --api-key "$KEY" --batch-ms 1500 --batch-queue 5 --seed 3
+AH=(-H "x-api-key: $KEY" -H 'anthropic-version: 2023-06-01')
+bpost() { post "/v1/messages/batches$1" "$2" "${AH[@]}"; }
+bget() {
+    code=$(curl -s -o "$tmp/b" -D "$tmp/h" -w '%{http_code}' "${AH[@]}" "${@:2}" \
+        "$base/v1/messages/batches$1")
+}
+breq() { # breq CUSTOM_ID MODEL MAX_TOKENS TEXT
+    printf '{"custom_id":"%s","params":{"model":"%s","max_tokens":%s,"messages":[{"role":"user","content":"%s"}]}}' "$@"
+}
+reqs="$(breq ok-1 claude-sonnet-4-6 64 'first'),$(breq ok-2 claude-haiku-4-5 64 'second'),$(breq bad-model nope 8 'x'),$(breq no_max claude-sonnet-4-6 0 'y')"
+bpost "" "{\"requests\":[$reqs]}"
+bid=$(jb .id)
+[ "$code" = 200 ] && [[ "$bid" == msgbatch_* ]] && [ "$(jb .type)" = message_batch ] &&
+    [ "$(jb .processing_status)" = in_progress ] && [ "$(jb .request_counts.processing)" = 4 ] &&
+    [ "$(jb .results_url)" = null ] && [ "$(jb .ended_at)" = null ] &&
+    [[ "$(jb .created_at)" == 20*Z ]] && [[ "$(jb .expires_at)" == 20*Z ]]
+t "batches: create answers an in_progress message_batch, all requests processing"
+bget "/$bid/results"
+isError 404 not_found_error
+t "batches: no results before the batch ends (404)"
+ended() { bget "/$bid"; [ "$(jb .processing_status)" = ended ]; }
+waitFor ended 10 && [ "$(jb .request_counts.succeeded)" = 2 ] &&
+    [ "$(jb .request_counts.errored)" = 2 ] && [ "$(jb .request_counts.processing)" = 0 ] &&
+    [[ "$(jb .results_url)" == "$base/v1/messages/batches/$bid/results" ]]
+t "batches: ends within --batch-ms, counts 2 succeeded / 2 errored, results_url set"
+bget "/$bid/results"
+[ "$code" = 200 ] && [ "$(wc -l < "$tmp/b")" = 4 ] &&
+    [ "$(jq -r 'select(.result.type == "succeeded") | .custom_id' "$tmp/b" | sort | tr '\n' ' ')" = "ok-1 ok-2 " ] &&
+    [ "$(jq -r 'select(.custom_id == "ok-1") | .result.message.type' "$tmp/b")" = message ] &&
+    [ "$(jq -r 'select(.custom_id == "ok-2") | .result.message.model' "$tmp/b")" = claude-haiku-4-5 ] &&
+    [ "$(jq -r 'select(.custom_id == "bad-model") | .result.error.error.type' "$tmp/b")" = not_found_error ] &&
+    [ "$(jq -r 'select(.custom_id == "no_max") | .result.error.error.type' "$tmp/b")" = invalid_request_error ]
+t "batches: results JSONL, one line per request, succeeded messages, errored with the API's error"
+msg "$(jq -c '.requests[0].params' <<<"{\"requests\":[$reqs]}")"
+sync_out=$(jb .usage.output_tokens); sync_in=$(jb .usage.input_tokens)
+bget "/$bid/results"
+[ "$(jq -r 'select(.custom_id == "ok-1") | "\(.result.message.usage.input_tokens) \(.result.message.usage.output_tokens)"' "$tmp/b")" = "$sync_in $sync_out" ]
+t "batches: a request's usage is what /v1/messages gives the same params"
+[ "$(stat .batches.succeeded)" = 2 ] && [ "$(stat .batches.errored)" = 2 ] &&
+    [ "$(stat .batches.created)" = 1 ] && [ "$(stat .batches.requests)" = 4 ] &&
+    [ "$(stat .batches.input_tokens)" -gt 0 ] && [ "$(stat .batches.output_tokens)" -gt 0 ] &&
+    [ "$(stat .input_tokens)" = "$sync_in" ]
+t "batches: /_stats counts batch work apart from /v1/messages"
+ids=""; for i in $(seq 1 40); do ids="$ids${ids:+,}$(breq "r-$i" claude-opus-4-6 16 "n $i")"; done
+post /_config '{"batch_queue":0}' >/dev/null
+bpost "" "{\"requests\":[$ids]}"; big=$(jb .id)
+bget "/$big"; waitFor "bget /$big; [ \"\$(jb .processing_status)\" = ended ]" 10
+bget "/$big/results"
+[ "$(jq -r .custom_id "$tmp/b" | sort -u | wc -l)" = 40 ] &&
+    [ "$(jq -r .custom_id "$tmp/b" | head -5 | tr '\n' ' ')" != "r-1 r-2 r-3 r-4 r-5 " ]
+t "batches: every result once, not in request order"
+post /_config '{"batch_queue":5,"batch_ms":60000}' >/dev/null
+bpost "" "{\"requests\":[$(breq q1 claude-opus-4-6 8 a),$(breq q2 claude-opus-4-6 8 b),$(breq q3 claude-opus-4-6 8 c),$(breq q4 claude-opus-4-6 8 d)]}"; q=$(jb .id)
+bpost "" "{\"requests\":[$(breq q5 claude-opus-4-6 8 e),$(breq q6 claude-opus-4-6 8 f)]}"
+isError 429 rate_limit_error && jb .error.message | grep -q opus
+t "batches: --batch-queue refuses a batch that would pass the class's processing queue (429)"
+bpost "" "{\"requests\":[$(breq h1 claude-haiku-4-5 8 e),$(breq h2 claude-haiku-4-5 8 f)]}"
+[ "$code" = 200 ]
+t "batches: another class's queue is its own"
+bpost "/$q/cancel" ""
+[ "$code" = 200 ] && [ "$(jb .processing_status)" = canceling ] && [ "$(jb .cancel_initiated_at)" != null ]
+t "batches: cancel answers canceling"
+waitFor "bget /$q; [ \"\$(jb .processing_status)\" = ended ]" 5 &&
+    [ "$(jb .request_counts.canceled)" = 4 ]
+t "batches: a canceled batch ends; its unprocessed requests canceled"
+post /_config '{"batch_expire_ms":200}' >/dev/null
+bpost "" "{\"requests\":[$(breq e1 claude-sonnet-4-6 8 a),$(breq e2 claude-sonnet-4-6 8 b)]}"; e=$(jb .id)
+waitFor "bget /$e; [ \"\$(jb .processing_status)\" = ended ]" 5 && [ "$(jb .request_counts.expired)" = 2 ]
+t "batches: requests not processed by the expiry end expired"
+bget "/$e/results"
+[ "$(jq -r .result.type "$tmp/b" | sort -u)" = expired ]
+t "batches: expired results say so"
+bget "?limit=2"
+[ "$code" = 200 ] && [ "$(jb '.data | length')" = 2 ] && [ "$(jb .has_more)" = true ] &&
+    [ "$(jb .first_id)" = "$e" ]
+after=$(jb .last_id)
+bget "?limit=20&after_id=$after"
+[ "$(jb '.data | length')" = 3 ] && [ "$(jb .has_more)" = false ] && [ "$(jb .last_id)" = "$bid" ]
+t "batches: list pages newest first (limit, after_id, has_more)"
+code=$(curl -s -o "$tmp/b" -w '%{http_code}' -X DELETE "${AH[@]}" "$base/v1/messages/batches/$bid")
+bget "/$bid"
+[ "$code" = 404 ]
+t "batches: delete an ended batch; it is gone"
+bpost "" '{"requests":[{"custom_id":"a b","params":{}}]}'
+isError 400 invalid_request_error && jb .error.message | grep -q custom_id
+t "batches: a custom_id outside [a-zA-Z0-9_-]{1,64} is refused naming it"
+bpost "" "{\"requests\":[$(breq d claude-sonnet-4-6 8 a),$(breq d claude-sonnet-4-6 8 b)]}"
+isError 400 invalid_request_error && jb .error.message | grep -q unique
+t "batches: duplicate custom_ids refused"
+bpost "" '{"requests":[]}'
+isError 400 invalid_request_error
+t "batches: an empty batch refused"
+code=$(curl -s -o "$tmp/b" -w '%{http_code}' -X POST -H 'anthropic-version: 2023-06-01' \
+    -d '{"requests":[]}' "$base/v1/messages/batches")
+[ "$code" = 401 ]
+t "batches: no key, 401"
+bget "/msgbatch_nope"
+isError 404 not_found_error
+t "batches: an unknown id, 404"
+post /_config '{"batch_rpm":3}' >/dev/null
+for i in 1 2 3 4; do bget ""; done
+isError 429 rate_limit_error && [ -n "$(hdr retry-after)" ]
+t "batches: --batch-rpm limits the endpoints (429, retry-after)"
+stop
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -217,6 +217,8 @@ static void statsJson(buf *o) {
               fakeCacheEntries());
     fakeClassJson(o);
     bufAppendStr(o, ",");
+    fakeBatchStatsJson(o);
+    bufAppendStr(o, ",");
     statsSeriesJson(o);
     bufAppendStr(o, "}\n");
 }
@@ -250,6 +252,7 @@ void fakeResetHandle(struct evhttp_request *req, void *arg) {
     fakeClassStatsReset();
     fakeCacheClear();
     fakeMsgResetLimits();
+    fakeBatchReset();
     fakeSend(req, 200, "OK", "{\"ok\":true}\n", 12);
 }
 
@@ -284,6 +287,11 @@ static const struct {
     {"jitter_ms", CFG_MS, offsetof(fakeConfig, jitterMs)},
     {"org_cap_seconds", CFG_MS, offsetof(fakeConfig, orgCapSeconds)},
     {"output_tokens", CFG_MS, offsetof(fakeConfig, outputMean)},
+    {"batch_ms", CFG_MS, offsetof(fakeConfig, batchMs)},
+    {"batch_expire_ms", CFG_MS, offsetof(fakeConfig, batchExpireMs)},
+    {"batch_p_errored", CFG_PROB, offsetof(fakeConfig, batchPErrored)},
+    {"batch_queue", CFG_COUNT, offsetof(fakeConfig, batchQueue)},
+    {"batch_rpm", CFG_COUNT, offsetof(fakeConfig, batchRpm)},
 };
 
 /* The run-time settable choices between names, by JSON key. */

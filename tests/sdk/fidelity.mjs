@@ -1,7 +1,8 @@
 // fidelity.mjs — the official Anthropic TypeScript SDK, unchanged, against
 // bin/llmfleet-fakeapi. Checks that the fake's successes parse and that its
 // errors map to the SDK's error classes (BadRequestError, AuthenticationError,
-// RateLimitError with retry-after).
+// RateLimitError with retry-after), and that its Message Batches endpoints
+// serve the SDK's batches API (create, retrieve, results, list, cancel).
 //
 // usage: node fidelity.mjs BASE_URL   (run.sh starts the fake API with
 //        --api-key test-key --rpm 3 and passes its URL)
@@ -85,6 +86,58 @@ await check('exceeding rpm throws RateLimitError (429) with retry-after', async 
     }
   }
   return 'no 429 after 10 requests';
+});
+
+// Message Batches (run.sh starts the fake with --batch-ms 300).
+const breq = (id, text, model = MODEL) => ({
+  custom_id: id,
+  params: { model, max_tokens: 32, messages: [{ role: 'user', content: text }] },
+});
+let batchId;
+await check('batches.create returns an in_progress MessageBatch', async () => {
+  const b = await client.messages.batches.create({
+    requests: [breq('one', 'first'), breq('two', 'second'), breq('bad', 'x', 'nope')],
+  });
+  batchId = b.id;
+  if (!b.id.startsWith('msgbatch_')) return `id ${b.id}`;
+  if (b.processing_status !== 'in_progress') return `status ${b.processing_status}`;
+  if (b.request_counts.processing !== 3) return `counts ${JSON.stringify(b.request_counts)}`;
+  return null;
+});
+
+await check('batches.retrieve until ended, then results() streams every line', async () => {
+  const deadline = Date.now() + 10000;
+  let b;
+  while ((b = await client.messages.batches.retrieve(batchId)).processing_status !== 'ended') {
+    if (Date.now() > deadline) return 'not ended within 10 s';
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (b.request_counts.succeeded !== 2 || b.request_counts.errored !== 1)
+    return `counts ${JSON.stringify(b.request_counts)}`;
+  const got = {};
+  for await (const line of await client.messages.batches.results(batchId)) got[line.custom_id] = line.result;
+  if (Object.keys(got).sort().join() !== 'bad,one,two') return `ids ${Object.keys(got)}`;
+  if (got.one.type !== 'succeeded' || got.one.message.usage.output_tokens < 1) return 'one not a message';
+  if (got.bad.type !== 'errored' || got.bad.error.error.type !== 'not_found_error')
+    return `bad: ${JSON.stringify(got.bad)}`;
+  return null;
+});
+
+await check('batches.list pages and batches.cancel answers canceling', async () => {
+  const other = await client.messages.batches.create({ requests: [breq('later', 'x')] });
+  const c = await client.messages.batches.cancel(other.id);
+  if (c.processing_status !== 'canceling' && c.processing_status !== 'ended')
+    return `status ${c.processing_status}`;
+  const ids = [];
+  for await (const b of client.messages.batches.list({ limit: 1 })) ids.push(b.id);
+  if (ids.join() !== `${other.id},${batchId}`) return `list ${ids}`;
+  return null;
+});
+
+await check('a bad custom_id throws BadRequestError (400)', async () => {
+  const r = await expectError(client.messages.batches.create({ requests: [breq('no spaces', 'x')] }),
+    Anthropic.BadRequestError, 400);
+  return r.problem ?? null;
 });
 
 console.log(`${passed} passed, ${failed} failed`);

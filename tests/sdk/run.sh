@@ -32,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$fakeapi" --listen 127.0.0.1:0 --port-file "$tmp/port" --api-key test-key \
-    --rpm 3 --quiet &
+    --rpm 3 --batch-ms 300 --quiet &
 pid=$!
 
 # Wait for the port file, with a deadline.

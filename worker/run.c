@@ -105,6 +105,7 @@ void workerConfigDefaults(workerConfig *cfg) {
     cfg->max_job_bytes = 32u << 20;
     cfg->max_response_bytes = 16u << 20;   /* x 64 slots: 1 GiB at worst */
     cfg->summary_ms = 60000;
+    cfg->wait_replicas_ms = 1000;
 }
 
 static void raiseFdLimit(int want) {
@@ -144,6 +145,12 @@ static int checkConfig(worker *w, const workerConfig *cfg, rurl *url) {
         fprintf(stderr, "llmfleet worker: refusing plain http:// to a "
                 "non-loopback host (ANTHROPIC_BASE_URL); use https:// or "
                 "--allow-insecure-http\n");
+        return 2;
+    }
+    if (cfg->wait_replicas > 0 && cfg->wait_replicas_ms * 2 > rdsSyncTimeoutMs()) {
+        fprintf(stderr, "llmfleet worker: --wait-replicas-ms %ld is over half the Redis "
+                "reply deadline (%ld ms, LLMFLEET_REDIS_TIMEOUT_MS): a WAIT would look "
+                "like a dead link\n", cfg->wait_replicas_ms, rdsSyncTimeoutMs());
         return 2;
     }
     if (cfg->prices) {

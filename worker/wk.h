@@ -52,6 +52,7 @@ typedef struct slot {
     long long lease_until;          /* the lease surely lives until (ms, mono):
                                      * claim or last renew sent + lease_ms */
     int suspect;                    /* runs alone: lost with a worker before */
+    int go_wait;                    /* admitted: waits for --wait-replicas */
     httpReq http;                   /* the request and its response */
     buf countbody;                  /* SLOT_COUNT: the count_tokens body */
     int counted;                    /* a count was tried for this job */

@@ -85,6 +85,7 @@ static void slotRelease(slot *s) {
     worker *w = s->w;
     s->state = SLOT_FREE;
     s->suspect = 0;
+    s->go_wait = 0;
     s->settle_fails = 0;
     s->settle_refused = 0;
     s->counted = 0;
@@ -174,6 +175,9 @@ void slotRequeue(slot *s) {
 /* ---- Settle ----------------------------------------------------------- */
 
 static void onSettled(rds *c, redisReply *r, void *priv);
+static void settleRelease(worker *w, batch *b, settleVerdict *v);
+static void replWaitSend(worker *w, batch *b, settleVerdict *v);
+static void goConfirmed(slot *s, long long call_sent);
 
 /* One settle call at a time: records that become ready meanwhile wait for
  * its reply and go out together (group commit). Under load the batches
@@ -239,8 +243,10 @@ static void flushSettles(worker *w) {
         items[b->n] = (settleItem){s->lease, s->job.id, &s->rec, s->job.model, s->t_sent};
         b->s[b->n++] = s;
     }
-    /* Claim for the slots this call frees, in the same call. */
-    int claim = !w->draining && !evtimer_pending(w->idle_timer, NULL);
+    /* Claim for the slots this call frees, in the same call (not while
+     * the slots wait for replicas: they are not free when the jobs come). */
+    int claim = !w->draining && !evtimer_pending(w->idle_timer, NULL) &&
+                !w->cfg->wait_replicas;
     int extra = claim && w->nfree > w->promised ? w->nfree - w->promised : 0;
     claimCall *cc = claim ? claimNew(w, extra) : NULL;
     settleHead h = {w->cfg->results_maxlen, claim ? n + extra : 0, w->cfg->lease_ms,
@@ -313,6 +319,16 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
         w->promised += b->n;
         if (!claimed || claimParse(claimed, &b->cc->reply) < 0) b->cc->failed = 1;
     }
+    if (w->cfg->wait_replicas > 0) {
+        replWaitSend(w, b, v);
+        return;
+    }
+    settleRelease(w, b, v);
+}
+
+/* The settle's verdicts are in (and on --wait-replicas replicas): count
+ * them, free the slots. Frees b and v. */
+static void settleRelease(worker *w, batch *b, settleVerdict *v) {
     for (int i = 0; i < b->n; i++) {
         slot *s = b->s[i];
         switch (v[i]) {
@@ -347,6 +363,109 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
     free(v);
     free(b);
     if (w->pending) flushSettles(w);
+    pump(w);
+    maybeExit(w);
+}
+
+/* ---- Replicas (--wait-replicas N) --------------------------------------
+ * What a failover must not lose waits until N replicas have it: a "go" is
+ * acted on only once the admission that reserved its spend has reached
+ * them, and settled slots are freed only once their results, spend and
+ * lease ends have. WAIT on the worker's one connection covers every write
+ * that connection made before it. Short of N within --wait-replicas-ms:
+ * asked again (the writes are on the master, a replica is behind; the
+ * slots wait). The connection lost first: the settle goes out again (to
+ * the new master after a failover; fenced by its leases, it changes
+ * nothing where it had landed), the gos are dropped as an admission
+ * without a reply is (their leases expire and the jobs come back). */
+typedef struct replWait {
+    worker *w;
+    batch *b;                   /* the slots */
+    settleVerdict *v;           /* a settle's verdicts; NULL: admission gos */
+    int asked;                  /* WAITs sent */
+} replWait;
+
+static void onReplWaited(rds *c, redisReply *r, void *priv);
+
+static void replWaitAsk(replWait *rw) {
+    worker *w = rw->w;
+    char n[24], ms[24];
+    const char *argv[] = {"WAIT", n, ms};
+    size_t len[] = {4, (size_t)snprintf(n, sizeof(n), "%d", w->cfg->wait_replicas),
+                    (size_t)snprintf(ms, sizeof(ms), "%ld", w->cfg->wait_replicas_ms)};
+    rw->asked++;
+    if (rdsCommand(w->redis, 3, argv, len, onReplWaited, rw) == 0) {
+        w->calls++;
+        return;
+    }
+    onReplWaited(NULL, NULL, rw);       /* not connected: as a lost reply */
+}
+
+static void replWaitAgain(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    replWaitAsk(arg);
+}
+
+static void replWaitSend(worker *w, batch *b, settleVerdict *v) {
+    replWait *rw = calloc(1, sizeof(*rw));
+    if (!rw) abort();
+    rw->w = w;
+    rw->b = b;
+    rw->v = v;
+    replWaitAsk(rw);
+}
+
+static void onReplWaited(rds *c, redisReply *r, void *priv) {
+    replWait *rw = priv;
+    worker *w = rw->w;
+    batch *b = rw->b;
+    if (c) w->calls--;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer < w->cfg->wait_replicas) {
+        if (rw->asked == 1 || rw->asked % 30 == 0)
+            lfLog(LF_WARN, "event=replicas_behind acked=%lld want=%d waited_ms=%lld "
+                  "action=%s", r->integer, w->cfg->wait_replicas, monoMs() - b->t_sent,
+                  rw->v ? "settled_slots_wait" : "requests_wait");
+        replWaitAsk(rw);
+        return;
+    }
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        /* Refused (an ACL without WAIT): nothing is confirmed, so nothing
+         * goes on; said, and asked again a timeout later. */
+        if (rw->asked == 1 || rw->asked % 30 == 0)
+            lfLog(LF_ERROR, "event=wait_replicas_refused error=%s hint=\"allow WAIT to "
+                  "the worker's Redis user, or run without --wait-replicas\"", lfQ(r->str));
+        struct timeval tv = {w->cfg->wait_replicas_ms / 1000, (w->cfg->wait_replicas_ms % 1000) * 1000};
+        event_base_once(w->base, -1, EV_TIMEOUT, replWaitAgain, rw, &tv);
+        return;
+    }
+    int ok = r && r->type == REDIS_REPLY_INTEGER;
+    if (rw->v) {
+        settleVerdict *v = rw->v;
+        free(rw);
+        if (ok) {
+            settleRelease(w, b, v);
+            return;
+        }
+        /* Unknown whether the settle survives: it goes out again. */
+        for (int i = b->n - 1; i >= 0; i--) {
+            slot *s = b->s[i];
+            s->next = w->pending;
+            w->pending = s;
+            if (!w->pending_tail) w->pending_tail = s;
+        }
+        if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
+        free(v);
+        free(b);
+        return;
+    }
+    free(rw);
+    for (int i = 0; i < b->n; i++) {
+        slot *s = b->s[i];
+        s->go_wait = 0;
+        if (ok) goConfirmed(s, b->t_sent);
+        else slotRelease(s);
+    }
+    free(b);
     pump(w);
     maybeExit(w);
 }
@@ -571,6 +690,19 @@ static int goTooLate(const slot *s, long long call_sent) {
     return now > s->lease_until - lease / 10 || now - call_sent > lease / 2;
 }
 
+/* A go whose admission stands (on --wait-replicas replicas too). */
+static void goConfirmed(slot *s, long long call_sent) {
+    if (s->w->cfg->wait_replicas > 0 && goTooLate(s, call_sent)) {
+        s->w->late_go++;
+        lfLog(LF_WARN, "event=late_go id=%s lease=%s call_age_ms=%lld action=not_sent "
+              "reason=replicas", lfQ(s->job.id), s->lease, monoMs() - call_sent);
+        slotRequeue(s);
+        return;
+    }
+    if (s->w->draining) slotRequeue(s);
+    else startRequest(s);
+}
+
 /* One job's verdict. Returns 1 when the slot now waits here. */
 static int admitOne(slot *s, const admitResult *a, const char *reason, long long call_sent) {
     worker *w = s->w;
@@ -592,8 +724,8 @@ static int admitOne(slot *s, const admitResult *a, const char *reason, long long
         }
         w->wait_reason[0] = '\0';
         s->attempt = (int)a->value;
-        if (w->draining) slotRequeue(s);
-        else startRequest(s);
+        if (w->cfg->wait_replicas > 0) s->go_wait = 1;  /* onAdmitted asks WAIT */
+        else goConfirmed(s, call_sent);
         return 0;
     case ADMIT_DUP:
         w->dups++;
@@ -679,8 +811,17 @@ static void onAdmitted(rds *c, redisReply *r, void *priv) {
                     raise(SIGSTOP);
                 }
         }
-        for (int i = 0; i < b->n; i++)
+        batch *gos = NULL;
+        for (int i = 0; i < b->n; i++) {
             waiting |= admitOne(b->s[i], &res[i], h.reason, b->t_sent);
+            if (!b->s[i]->go_wait) continue;
+            if (!gos) {
+                gos = batchNew(w, b->n);
+                gos->t_sent = b->t_sent;
+            }
+            gos->s[gos->n++] = b->s[i];
+        }
+        if (gos) replWaitSend(w, gos, NULL);
     }
     free(res);
     free(b);

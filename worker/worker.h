@@ -31,6 +31,8 @@ typedef struct workerConfig {
     int allow_core_dump;            /* --allow-core-dump */
     const char *metrics_addr;       /* --metrics-addr HOST:PORT, or NULL */
     long summary_ms;                /* --summary-ms: summary log line (0 off) */
+    int wait_replicas;              /* --wait-replicas: confirm writes on N replicas */
+    long wait_replicas_ms;          /* --wait-replicas-ms: one WAIT's timeout */
 } workerConfig;
 
 /* Defaults for every field. */

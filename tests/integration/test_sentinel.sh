@@ -1,10 +1,14 @@
 # Sentinel: a master, a replica and 3 Sentinels (real processes on
 # loopback). Workers and the CLI take a redis+sentinel:// URL; the master
-# is SIGKILLed mid-run, the Sentinels promote the replica, and the fleet
+# is SIGKILLed mid-run while the replica lags (cut off a moment before:
+# frozen, its link closed), the Sentinels promote the replica, and the fleet
 # follows (resolved again at reconnect, ROLE checked); the old master comes
 # back as a replica and nobody writes to it. Reported: results lost (a
 # rewind pauses the fleet: the runbook's resume), duplicate requests at the
-# API, spend recorded vs served.
+# API, spend recorded vs served. test_sentinel_wait runs it again with the
+# worker on --wait-replicas 1 (SENTINEL_WORKER_ARGS) and asserts that then
+# nothing is lost: no result written twice, no request twice, spend
+# recorded = served.
 . "$(dirname "$0")/lib.sh"
 # A slow suite of real extra servers: run once, in the release run (the
 # sanitizer run, LLMFLEET_SHORT, skips it; its code paths are the
@@ -29,6 +33,7 @@ M=$("$BIN/freeport"); R=$("$BIN/freeport")
 start_data "$M" || exit 1
 MPID=$LAST_PID
 start_data "$R" --replicaof 127.0.0.1 "$M" || exit 1
+RPID=$LAST_PID
 SPORTS=()
 for i in 1 2 3; do
     s=$("$BIN/freeport")
@@ -55,14 +60,27 @@ start_fakeapi --latency-ms 40
 n=1500
 gen_jobs $n s | lfs submit - 2>/dev/null
 eq "submit through the Sentinels reaches the master" $n "$(redis-cli -p "$M" LLEN 'llmfleet:{default}:jobs')"
-REDIS_URL=$SURL start_worker w1 --concurrency 32 --lease-ms 6000
+# shellcheck disable=SC2086
+REDIS_URL=$SURL start_worker w1 --concurrency 32 --lease-ms 6000 ${SENTINEL_WORKER_ARGS:-}
 W=$WORKER_PID
 check "the worker resolved the master" wait_until 10 grep -q "event=sentinel_master master=\"mymaster\" addr=\"127.0.0.1:$M\"" "$T/w1.log"
 third() { [ "$(redis-cli -p "$M" XLEN 'llmfleet:{default}:results')" -ge 400 ]; }
 check "a third of the jobs done" wait_until 60 third
+# The replica is cut off (frozen, its link closed by the master), then the
+# master dies: what only the master held is what this failover loses.
+frozen_at=$(redis-cli -p "$M" XLEN 'llmfleet:{default}:results')
+kill -STOP "$RPID"
+redis-cli -p "$M" CLIENT KILL TYPE replica >/dev/null
+ahead() {
+    [ "$(redis-cli -p "$M" XLEN 'llmfleet:{default}:results')" -ge $((frozen_at + 100)) ] ||
+        grep -q 'event=replicas_behind' "$T/w1.log"
+}
+check "the replica cut off: the master runs ahead of it (or the worker waits)" wait_until 30 ahead
 before=$(redis-cli -p "$M" XLEN 'llmfleet:{default}:results')
 kill -9 "$MPID"
+kill -CONT "$RPID"
 check "the Sentinels promote the replica" wait_until 30 master_is "$R"
+kept=$(redis-cli -p "$R" XLEN 'llmfleet:{default}:results')
 check "the worker follows to the new master" wait_until 30 grep -q "event=sentinel_master master=\"mymaster\" addr=\"127.0.0.1:$R\"" "$T/w1.log"
 # A rewind (the replica lagged what workers had seen) pauses the fleet
 # until an operator looks: the runbook's `resume`.
@@ -70,7 +88,14 @@ paused_or_done() {
     lfs status --json | jq -e '(.paused == 1 and (.pause_reason | test("lost acknowledged"))) or .total_ok + .total_error >= '$n >/dev/null 2>&1 ||
     [ "$(redis-cli -p "$R" XLEN 'llmfleet:{default}:results')" -ge $n ]
 }
-check "the fleet runs on (or pauses for a rewind)" wait_until 90 paused_or_done
+if [ -n "${SENTINEL_WORKER_ARGS:-}" ]; then
+    # The new master has no replica until the old one returns: with
+    # --wait-replicas 1 nothing is confirmed, so nothing goes on.
+    check "the new master alone: the worker waits for a replica" \
+        wait_until 30 grep -q 'event=replicas_behind acked=0 want=1' "$T/w1.log"
+else
+    check "the fleet runs on (or pauses for a rewind)" wait_until 90 paused_or_done
+fi
 if lfs status --json | jq -e '.paused == 1' >/dev/null 2>&1; then
     echo "# the fleet paused: $(lfs status --json | jq -r .pause_reason)"
     lfs resume 2>/dev/null
@@ -88,7 +113,13 @@ entries=$(redis-cli -p "$R" XLEN 'llmfleet:{default}:results')
 req=$(fake_stats | jq .requests_total)
 spent=$(lfs status --json | jq -r .spent_usd)
 served=$(fake_stats | jq '(.input_tokens * 3 + .output_tokens * 15) / 1000000')
-echo "# failover at $before results: $entries entries for $((n + 200)) ids ($((entries - n - 200)) written twice); the API saw $req requests ($((req - n - 200)) more than jobs); spend recorded $spent USD, served $served USD"
+echo "# failover at $before results, $kept of them on the replica promoted ($((before - kept)) lost, written again later): $entries entries for $((n + 200)) ids ($((entries - n - 200)) written twice); the API saw $req requests ($((req - n - 200)) more than jobs); spend recorded $spent USD, served $served USD"
+if [ -n "${SENTINEL_WORKER_ARGS:-}" ]; then
+    eq "with ${SENTINEL_WORKER_ARGS}: no result written twice" $((n + 200)) "$entries"
+    eq "... no request twice" $((n + 200)) "$req"
+    check "... spend recorded = served ($spent / $served USD)" \
+        awk -v a="$spent" -v b="$served" 'BEGIN { d = a - b; exit !(d < 0.000002 && d > -0.000002) }'
+fi
 check "the worker never wrote to the old master (READONLY at most on the first call after its return)" \
     test "$(grep -c 'event=redis_readonly' "$T/w1.log")" -le 2
 check "status through the Sentinels after the failover" sh -c "'$BIN/llmfleet' status --redis-url '$SURL' >/dev/null"

@@ -1,0 +1,59 @@
+# --wait-replicas N: what a failover must not lose waits for N replicas. A
+# master and a replica (real redis-server processes on loopback); the
+# replica is frozen (SIGSTOP) mid-run. A worker without the option goes on
+# writing what only the master holds; one with --wait-replicas 1 sends no
+# new request and frees no settled slot until the replica has caught up,
+# then finishes: every id one result, no request twice.
+. "$(dirname "$0")/lib.sh"
+
+start_redis
+R=$("$BIN/freeport")
+mkdir -p "$T/replica"
+redis-server --port "$R" --bind 127.0.0.1 --dir "$T/replica" --save '' --appendonly no \
+    --logfile "$T/replica/redis.log" --replicaof 127.0.0.1 "$REDIS_PORT" &
+RPID=$!
+PIDS+=("$RPID")
+linked() { redis-cli -p "$R" INFO replication | grep -q 'master_link_status:up'; }
+check "the replica follows the master" wait_until 20 linked
+start_fakeapi --latency-ms 100
+requests() { fake_stats | jq .requests_total; }
+
+# Without the option: the frozen replica changes nothing.
+kill -STOP "$RPID"
+gen_jobs 40 plain | lf submit - 2>/dev/null
+start_worker w0 --concurrency 8
+check "without --wait-replicas the fleet runs on with the replica frozen" \
+    wait_until 30 results_at_least default 40
+kill -TERM "$WORKER_PID"; wait "$WORKER_PID"
+kill -CONT "$RPID"
+check "the replica catches up" wait_until 20 sh -c "[ \$(redis-cli -p $R XLEN 'llmfleet:{default}:results') -ge 40 ]"
+
+# With it.
+gen_jobs 300 safe | lf submit - 2>/dev/null
+start_worker w1 --concurrency 8 --wait-replicas 1 --wait-replicas-ms 200
+W1=$WORKER_PID
+check "with --wait-replicas 1 the fleet runs while the replica keeps up" \
+    wait_until 30 results_at_least default 100
+kill -STOP "$RPID"
+# What was admitted before the freeze may still go out; then nothing new.
+settled() { a=$(requests); sleep 0.5; [ "$a" = "$(requests)" ]; }
+check "the replica frozen: the requests stop" wait_until 10 settled
+before=$(requests)
+res_before=$(results_count default)
+check "... and the worker says why" wait_until 10 grep -q 'event=replicas_behind acked=0 want=1' "$T/w1.log"
+sleep 2     # the frozen period itself: nothing may happen in it
+eq "two seconds later the API has seen no new request" "$before" "$(requests)"
+check "... and at most the requests admitted before the freeze settled ($res_before results, $(( $(results_count default) - res_before )) more)" \
+    test $(( $(results_count default) - res_before )) -le 8
+kill -CONT "$RPID"
+check "the replica back: every job done" wait_until 60 results_at_least default 340
+eq "every id one result" 340 "$(lf results 2>/dev/null | jq -r .id | sort -u | wc -l)"
+eq "no request twice" 340 "$(requests)"
+eq "the replica holds every result" 340 "$(redis-cli -p "$R" XLEN 'llmfleet:{default}:results')"
+kill -TERM "$W1"; wait "$W1"
+eq "the worker stops cleanly" 0 $?
+ANTHROPIC_API_KEY=$API_KEY "$BIN/llmfleet" worker --redis-url "$REDIS_URL" --wait-replicas 1 \
+    --wait-replicas-ms 6000 >"$T/bad.out" 2>&1
+eq "a WAIT timeout over half the reply deadline exits 2" 2 $?
+check "... saying why" grep -q 'wait-replicas-ms 6000 is over half the Redis reply deadline' "$T/bad.out"
+finish

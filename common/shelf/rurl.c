@@ -347,7 +347,8 @@ int rurlParse(const char *url, rurl *out, char *err, size_t errlen) {
         return parseUnix(url + 7, n - 7, out, err, errlen);
     }
     if (n >= 9 && strncasecmp(url, "rediss://", 9) == 0) {
-        snprintf(err, errlen, "redis URL: TLS (rediss://) is not supported");
+        snprintf(err, errlen, "redis URL: TLS (rediss://) is not supported (Debian's "
+                 "hiredis 0.14 has none): reach a TLS Redis through stunnel, README: Security");
         return -1;
     }
     snprintf(err, errlen, "redis URL: unsupported scheme (want redis://, unix:// or "

@@ -228,7 +228,9 @@ stop_dockerd() {
 dc() {
     local t=$1; shift
     timeout "$t" env -u LLMFLEET_REDIS_URL -u LLMFLEET_FLEET -u LLMFLEET_CONCURRENCY \
-        -u COMPOSE_FILE -u COMPOSE_PROJECT_NAME \
+        -u COMPOSE_FILE -u COMPOSE_PROJECT_NAME -u LLMFLEET_REDIS_TLS_ADDR \
+        -u LLMFLEET_REDIS_TLS_NAME \
+        LLMFLEET_REDIS_URL="${DC_REDIS_URL:-redis://redis:6379/0}" LLMFLEET_TLS_DIR="$TMP/tls" \
         COMPOSE_PROFILES="${PROFILES:-fake}" LLMFLEET_TAG="$TAG" \
         LLMFLEET_BASE_IMAGE="$BASE_IMAGE" \
         ANTHROPIC_BASE_URL=http://fakeapi:8080 ANTHROPIC_API_KEY=ci-not-a-key \
@@ -245,10 +247,10 @@ cleanup() {
         if [ "$KEEP" = 1 ]; then
             note "CONTAINERS_KEEP=1: project $PROJECT and images :$TAG kept"
         else
-            PROFILES=fake,cli dc 120 down -v --remove-orphans > "$TMP/down.log" 2>&1 ||
+            PROFILES=fake,cli,tls dc 120 down -v --remove-orphans > "$TMP/down.log" 2>&1 ||
                 { note "compose down failed:"; tail -n 5 "$TMP/down.log"; }
             "$DOCKER" rmi "llmfleet:$TAG" "llmfleet-fakeapi:$TAG" "llmfleet-redis:$TAG" \
-                > /dev/null 2>&1
+                "llmfleet-tunnel:$TAG" > /dev/null 2>&1
             [ "$BUILT_BASE" = 1 ] && "$DOCKER" rmi "$BASE_IMAGE" > /dev/null 2>&1
             # Build cache only when the engine is this run's own.
             [ "$STARTED_DOCKERD" = 1 ] && "$DOCKER" builder prune -af > /dev/null 2>&1
@@ -339,7 +341,7 @@ build() { # build TARGET IMAGE
         > "$TMP/build-$1.log" 2>&1
 }
 t=$SECONDS
-for target in runtime:llmfleet fakeapi:llmfleet-fakeapi redis:llmfleet-redis; do
+for target in runtime:llmfleet fakeapi:llmfleet-fakeapi redis:llmfleet-redis tunnel:llmfleet-tunnel; do
     if build "${target%%:*}" "${target#*:}:$TAG"; then
         ok "docker build --target ${target%%:*} (${target#*:}:$TAG)"
     else
@@ -488,6 +490,44 @@ if dc 60 kill -s SIGKILL redis > "$TMP/kill.log" 2>&1 && dc 60 rm -f redis >> "$
         [ "$n" = "$total" ]
 else
     not_ok "redis SIGKILL and replacement"; tail -n 5 "$TMP/kill.log" | sed 's/^/#   /'
+fi
+
+# ---- TLS to Redis (--profile tls) ---------------------------------------------------
+# A CA and a certificate for redis-tls; the workers and the CLI reach Redis
+# only through redis-tunnel (stunnel, client side), which speaks TLS to
+# redis-tls (server side, in front of redis) and verifies its certificate.
+mkdir -p "$TMP/tls"
+if openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=llmfleet-ci-ca \
+       -keyout "$TMP/tls/ca.key" -out "$TMP/tls/ca.pem" > "$TMP/tls.log" 2>&1 &&
+   openssl req -newkey rsa:2048 -nodes -subj /CN=redis-tls -keyout "$TMP/tls/server.key" \
+       -out "$TMP/tls/server.csr" >> "$TMP/tls.log" 2>&1 &&
+   printf 'subjectAltName=DNS:redis-tls\n' > "$TMP/tls/ext.cnf" &&
+   openssl x509 -req -in "$TMP/tls/server.csr" -CA "$TMP/tls/ca.pem" -CAkey "$TMP/tls/ca.key" \
+       -CAcreateserial -days 2 -extfile "$TMP/tls/ext.cnf" -out "$TMP/tls/server.pem" >> "$TMP/tls.log" 2>&1; then
+    chmod 644 "$TMP"/tls/*     # a test key: readable by the containers' uid 10001
+    export PROFILES=fake,tls DC_REDIS_URL=redis://redis-tunnel:6379/0
+    if dc 180 up -d --no-build --scale worker=2 > "$TMP/up-tls.log" 2>&1; then
+        ok "docker-compose --profile tls up: redis-tls, redis-tunnel, 2 workers on redis://redis-tunnel:6379/0"
+    else
+        not_ok "docker-compose --profile tls up"; tail -n 20 "$TMP/up-tls.log" | sed 's/^/#   /'
+    fi
+    plain=$(timeout 20 "$DOCKER" exec "$REDIS_CID" sh -c 'timeout 5 redis-cli -h redis-tls -p 6380 ping' 2>&1)
+    check "redis-tls speaks TLS only: a plain client gets no PONG" eval '! printf "%s" "$plain" | grep -q PONG'
+    jobs "$TMP/submitted-c" c 100
+    before=$(rcli XLEN "$RESULTS_KEY")
+    if dc 300 run --rm -T cli submit - --wait < "$TMP/submitted-c" > "$TMP/submit-c.log" 2>&1; then
+        ok "100 jobs submitted and done through the TLS tunnel ($(tail -n 1 "$TMP/submit-c.log"))"
+    else
+        not_ok "jobs through the TLS tunnel"; tail -n 5 "$TMP/submit-c.log" | sed 's/^/#   /'
+    fi
+    check "... 100 more results in redis ($(rcli XLEN "$RESULTS_KEY") of $((before + 100)))" \
+        eval '[ "$(rcli XLEN "$RESULTS_KEY")" = $((before + 100)) ]'
+    env_of=$(for c in $(workers); do "$DOCKER" inspect -f '{{join .Config.Env " "}}' "$c"; done)
+    check "the workers' Redis URL is the tunnel" \
+        eval 'printf "%s" "$env_of" | grep -q "LLMFLEET_REDIS_URL=redis://redis-tunnel:6379/0"'
+    unset PROFILES DC_REDIS_URL
+else
+    not_ok "a CA and a certificate (openssl)"; tail -n 5 "$TMP/tls.log" | sed 's/^/#   /'
 fi
 
 note "fleet tests done at $((SECONDS - T0)) s; teardown"

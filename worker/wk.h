@@ -53,6 +53,7 @@ typedef struct slot {
                                      * claim or last renew sent + lease_ms */
     int suspect;                    /* runs alone: lost with a worker before */
     int go_wait;                    /* admitted: waits for --wait-replicas */
+    int resent;                     /* its settle went again (a WAIT lost) */
     httpReq http;                   /* the request and its response */
     buf countbody;                  /* SLOT_COUNT: the count_tokens body */
     int counted;                    /* a count was tried for this job */
@@ -121,6 +122,10 @@ typedef struct worker {
     struct metrics *metrics;        /* --metrics-addr (metrics.c) */
     struct event *summary_timer;    /* --summary-ms */
     summaryMark summary;
+    struct replGroup *repl_out;     /* --wait-replicas: covered by the WAIT out */
+    struct replGroup *repl_next;    /* ... done since: for the next WAIT */
+    int repl_asked;                 /* WAITs asked for the groups out */
+    long long repl_conn;            /* the connection they were asked on */
 } worker;
 
 /* A claim in flight. The script (claim.lua, or settle.lua claiming for the

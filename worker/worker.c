@@ -83,9 +83,13 @@ static slot *slotTake(worker *w) {
 
 static void slotRelease(slot *s) {
     worker *w = s->w;
+    /* A suspect released without its answer (not sent after all): the
+     * others need not wait for it. */
+    if (s->suspect) w->solo = SOLO_NONE;
     s->state = SLOT_FREE;
     s->suspect = 0;
     s->go_wait = 0;
+    s->resent = 0;
     s->settle_fails = 0;
     s->settle_refused = 0;
     s->counted = 0;
@@ -349,13 +353,19 @@ static void settleRelease(worker *w, batch *b, settleVerdict *v) {
             w->retries++;
             break;
         case SETTLED_DUP:
-            w->dups++;
-            lfLog(LF_INFO, "event=duplicate_result_refused id=%s", lfQ(s->job.id));
-            break;
         case SETTLED_LOST:
-            w->fenced++;
-            lfLog(LF_WARN, "event=lease_lost_at_settle id=%s lease=%s",
-                  lfQ(s->job.id), s->lease);
+            if (s->resent) {
+                /* Sent again after a WAIT was lost: the first copy landed. */
+                lfLog(LF_INFO, "event=settle_resent_had_landed id=%s", lfQ(s->job.id));
+                if (s->ends_ok) w->done_ok++; else w->done_err++;
+            } else if (v[i] == SETTLED_DUP) {
+                w->dups++;
+                lfLog(LF_INFO, "event=duplicate_result_refused id=%s", lfQ(s->job.id));
+            } else {
+                w->fenced++;
+                lfLog(LF_WARN, "event=lease_lost_at_settle id=%s lease=%s",
+                      lfQ(s->job.id), s->lease);
+            }
             break;
         }
         slotRelease(s);
@@ -372,102 +382,121 @@ static void settleRelease(worker *w, batch *b, settleVerdict *v) {
  * acted on only once the admission that reserved its spend has reached
  * them, and settled slots are freed only once their results, spend and
  * lease ends have. WAIT on the worker's one connection covers every write
- * that connection made before it. Short of N within --wait-replicas-ms:
- * asked again (the writes are on the master, a replica is behind; the
- * slots wait). The connection lost first: the settle goes out again (to
- * the new master after a failover; fenced by its leases, it changes
- * nothing where it had landed), the gos are dropped as an admission
- * without a reply is (their leases expire and the jobs come back). */
-typedef struct replWait {
-    worker *w;
+ * that connection made before it, so one WAIT is out at a time and covers
+ * every group (an admission's gos, a settle's slots) whose reply came
+ * before it was sent; groups done meanwhile go with the next. Short of N
+ * within --wait-replicas-ms: asked again (a replica is behind; the slots
+ * wait, and other calls pass between two WAITs). The connection lost, or a
+ * WAIT that would go out on a new connection (it would cover nothing
+ * written on the old one): the settles go out again (to the new master
+ * after a failover; fenced by their leases, they change nothing where they
+ * had landed), the gos are dropped as an admission without a reply is
+ * (their leases expire and the jobs come back). */
+typedef struct replGroup {
     batch *b;                   /* the slots */
     settleVerdict *v;           /* a settle's verdicts; NULL: admission gos */
-    int asked;                  /* WAITs sent */
-} replWait;
+    struct replGroup *next;
+} replGroup;
 
 static void onReplWaited(rds *c, redisReply *r, void *priv);
 
-static void replWaitAsk(replWait *rw) {
-    worker *w = rw->w;
+static void replAsk(worker *w) {
     char n[24], ms[24];
     const char *argv[] = {"WAIT", n, ms};
     size_t len[] = {4, (size_t)snprintf(n, sizeof(n), "%d", w->cfg->wait_replicas),
                     (size_t)snprintf(ms, sizeof(ms), "%ld", w->cfg->wait_replicas_ms)};
-    rw->asked++;
-    if (rdsCommand(w->redis, 3, argv, len, onReplWaited, rw) == 0) {
+    /* The groups done since the last ask are covered from now on. */
+    replGroup **tail = &w->repl_out;
+    while (*tail) tail = &(*tail)->next;
+    *tail = w->repl_next;
+    w->repl_next = NULL;
+    long long conn = rdsGetStats(w->redis)->connects;
+    if (w->repl_asked == 0) w->repl_conn = conn;
+    w->repl_asked++;
+    if (conn == w->repl_conn && rdsCommand(w->redis, 3, argv, len, onReplWaited, w) == 0) {
         w->calls++;
         return;
     }
-    onReplWaited(NULL, NULL, rw);       /* not connected: as a lost reply */
+    onReplWaited(NULL, NULL, w);        /* another connection, or none: lost */
 }
 
-static void replWaitAgain(evutil_socket_t fd, short what, void *arg) {
+static void replAskAgain(evutil_socket_t fd, short what, void *arg) {
     (void)fd; (void)what;
-    replWaitAsk(arg);
+    replAsk(arg);
 }
 
 static void replWaitSend(worker *w, batch *b, settleVerdict *v) {
-    replWait *rw = calloc(1, sizeof(*rw));
-    if (!rw) abort();
-    rw->w = w;
-    rw->b = b;
-    rw->v = v;
-    replWaitAsk(rw);
+    replGroup *g = calloc(1, sizeof(*g));
+    if (!g) abort();
+    g->b = b;
+    g->v = v;
+    g->next = w->repl_next;
+    w->repl_next = g;
+    if (!w->repl_asked) replAsk(w);
+}
+
+/* The WAIT's groups are safe (ok) or their fate unknown. */
+static void replDone(worker *w, int ok) {
+    replGroup *g = w->repl_out;
+    w->repl_out = NULL;
+    w->repl_asked = 0;
+    while (g) {
+        replGroup *next = g->next;
+        batch *b = g->b;
+        if (g->v && ok) {
+            settleRelease(w, b, g->v);
+        } else if (g->v) {
+            /* Unknown whether the settle survives: it goes out again. */
+            for (int i = b->n - 1; i >= 0; i--) {
+                slot *s = b->s[i];
+                s->resent = 1;
+                s->next = w->pending;
+                w->pending = s;
+                if (!w->pending_tail) w->pending_tail = s;
+            }
+            if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
+            free(g->v);
+            free(b);
+        } else {
+            for (int i = 0; i < b->n; i++) {
+                slot *s = b->s[i];
+                s->go_wait = 0;
+                if (ok) goConfirmed(s, b->t_sent);
+                else slotRelease(s);
+            }
+            free(b);
+        }
+        free(g);
+        g = next;
+    }
+    if (w->repl_next) replAsk(w);
+    pump(w);
+    maybeExit(w);
 }
 
 static void onReplWaited(rds *c, redisReply *r, void *priv) {
-    replWait *rw = priv;
-    worker *w = rw->w;
-    batch *b = rw->b;
+    worker *w = priv;
     if (c) w->calls--;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer < w->cfg->wait_replicas) {
-        if (rw->asked == 1 || rw->asked % 30 == 0)
-            lfLog(LF_WARN, "event=replicas_behind acked=%lld want=%d waited_ms=%lld "
-                  "action=%s", r->integer, w->cfg->wait_replicas, monoMs() - b->t_sent,
-                  rw->v ? "settled_slots_wait" : "requests_wait");
-        replWaitAsk(rw);
+        if (w->repl_asked == 1 || w->repl_asked % 30 == 0)
+            lfLog(LF_WARN, "event=replicas_behind acked=%lld want=%d asked=%d "
+                  "action=requests_and_settled_slots_wait", r->integer,
+                  w->cfg->wait_replicas, w->repl_asked);
+        replAsk(w);
         return;
     }
-    if (r && r->type == REDIS_REPLY_ERROR) {
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ERR WAIT cannot be used", 23) != 0) {
         /* Refused (an ACL without WAIT): nothing is confirmed, so nothing
-         * goes on; said, and asked again a timeout later. */
-        if (rw->asked == 1 || rw->asked % 30 == 0)
+         * goes on; said, and asked again a timeout later. (A demoted
+         * master's refusal is a lost reply: see above.) */
+        if (w->repl_asked == 1 || w->repl_asked % 30 == 0)
             lfLog(LF_ERROR, "event=wait_replicas_refused error=%s hint=\"allow WAIT to "
                   "the worker's Redis user, or run without --wait-replicas\"", lfQ(r->str));
         struct timeval tv = {w->cfg->wait_replicas_ms / 1000, (w->cfg->wait_replicas_ms % 1000) * 1000};
-        event_base_once(w->base, -1, EV_TIMEOUT, replWaitAgain, rw, &tv);
+        event_base_once(w->base, -1, EV_TIMEOUT, replAskAgain, w, &tv);
         return;
     }
-    int ok = r && r->type == REDIS_REPLY_INTEGER;
-    if (rw->v) {
-        settleVerdict *v = rw->v;
-        free(rw);
-        if (ok) {
-            settleRelease(w, b, v);
-            return;
-        }
-        /* Unknown whether the settle survives: it goes out again. */
-        for (int i = b->n - 1; i >= 0; i--) {
-            slot *s = b->s[i];
-            s->next = w->pending;
-            w->pending = s;
-            if (!w->pending_tail) w->pending_tail = s;
-        }
-        if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
-        free(v);
-        free(b);
-        return;
-    }
-    free(rw);
-    for (int i = 0; i < b->n; i++) {
-        slot *s = b->s[i];
-        s->go_wait = 0;
-        if (ok) goConfirmed(s, b->t_sent);
-        else slotRelease(s);
-    }
-    free(b);
-    pump(w);
-    maybeExit(w);
+    replDone(w, r && r->type == REDIS_REPLY_INTEGER);
 }
 
 void onFlush(evutil_socket_t fd, short what, void *arg) {
@@ -834,7 +863,8 @@ static void sendAdmit(worker *w, batch *b) {
     admitJob *jobs = malloc(sizeof(*jobs) * (size_t)(b->n ? b->n : 1));
     admitHead h = {w->cfg->lease_ms, 0, w->solo, w->prices_ver};
     if (!jobs) abort();
-    for (int i = 0; i < w->nslots; i++) h.busy += w->slots[i].state == SLOT_HTTP;
+    for (int i = 0; i < w->nslots; i++)
+        h.busy += w->slots[i].state == SLOT_HTTP || w->slots[i].go_wait;
     for (int i = 0; i < b->n; i++) {
         slot *s = b->s[i];
         price p;

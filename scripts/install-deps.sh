@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config libhiredis-dev libcurl4-openssl-dev
 libevent-dev libjsmn-dev redis-server redis-tools libcmocka-dev jq curl wrk
-valgrind clang libclang-rt-14-dev python3-redis stunnel4 openssl"
+valgrind clang libclang-rt-14-dev python3-redis stunnel4 openssl iproute2 iptables"
 
 missing=""
 for p in $PKGS; do

@@ -142,8 +142,10 @@ wl_params() {
 # used = what was served in the window, less any drawdown of the level over
 # it, as a share of the window's refill: 100 % means every token that
 # refilled was used; a level built up (or refill lost to a full bucket)
-# counts against it; a reserve drawn down does not count for it. The level
-# at either end of the window is its mean over the 5 s around it: the
+# counts against it; a reserve drawn down does not count for it. In the
+# formula, served less the exact drawdown (draw1: the level's one-second
+# samples at the ends) is the refill not lost at a full bucket; a build-up
+# is judged on the level's mean over the 5 s around each end (draw): the
 # level is a sawtooth of single requests (under output_rule=reserve each
 # answer is a tooth of max_tokens), and a single second's sample of it
 # would measure where in its tooth the window happened to end, not a

@@ -282,6 +282,19 @@ static void flushSettles(worker *w) {
     free(items);
 }
 
+/* A settle call's records whose fate is unknown go back to the front of
+ * the pending list, to be sent again shortly (fenced: a copy that landed
+ * changes nothing the second time). */
+static void settleAgain(worker *w, batch *b) {
+    for (int i = b->n - 1; i >= 0; i--) {
+        slot *s = b->s[i];
+        s->next = w->pending;
+        w->pending = s;
+        if (!w->pending_tail) w->pending_tail = s;
+    }
+    if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
+}
+
 static void onSettled(rds *c, redisReply *r, void *priv) {
     batch *b = priv;
     worker *w = b->w;
@@ -301,16 +314,13 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
             lfLog(LF_ERROR, "event=protocol_error %s", err);
         int refused = r && r->type == REDIS_REPLY_ERROR &&
                       strncmp(r->str, "ERR Protocol error", 18) == 0;
-        for (int i = b->n - 1; i >= 0; i--) {
+        for (int i = 0; i < b->n; i++) {
             slot *s = b->s[i];
             s->settle_fails++;
             if (refused && b->n == 1) s->settle_refused = 1;
             s->settle_ok_mark = w->redis_oks;
-            s->next = w->pending;
-            w->pending = s;
-            if (!w->pending_tail) w->pending_tail = s;
         }
-        if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
+        settleAgain(w, b);
         if (b->cc) b->cc->failed = 1;
         free(v);
         free(b);
@@ -447,14 +457,8 @@ static void replDone(worker *w, int ok) {
             settleRelease(w, b, g->v);
         } else if (g->v) {
             /* Unknown whether the settle survives: it goes out again. */
-            for (int i = b->n - 1; i >= 0; i--) {
-                slot *s = b->s[i];
-                s->resent = 1;
-                s->next = w->pending;
-                w->pending = s;
-                if (!w->pending_tail) w->pending_tail = s;
-            }
-            if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, SETTLE_RETRY_MS);
+            for (int i = 0; i < b->n; i++) b->s[i]->resent = 1;
+            settleAgain(w, b);
             free(g->v);
             free(b);
         } else {
@@ -720,14 +724,20 @@ static int goTooLate(const slot *s, long long call_sent) {
 }
 
 /* A go whose admission stands (on --wait-replicas replicas too). */
+/* A go too late to act on (goTooLate): not sent, the job goes back
+ * (fenced if its lease is gone). Returns 1 then. */
+static int lateGo(slot *s, long long call_sent) {
+    if (!goTooLate(s, call_sent)) return 0;
+    s->w->late_go++;
+    lfLog(LF_WARN, "event=late_go id=%s lease=%s call_age_ms=%lld lease_left_ms=%lld "
+          "action=not_sent", lfQ(s->job.id), s->lease, monoMs() - call_sent,
+          s->lease_until - monoMs());
+    slotRequeue(s);
+    return 1;
+}
+
 static void goConfirmed(slot *s, long long call_sent) {
-    if (s->w->cfg->wait_replicas > 0 && goTooLate(s, call_sent)) {
-        s->w->late_go++;
-        lfLog(LF_WARN, "event=late_go id=%s lease=%s call_age_ms=%lld action=not_sent "
-              "reason=replicas", lfQ(s->job.id), s->lease, monoMs() - call_sent);
-        slotRequeue(s);
-        return;
-    }
+    if (s->w->cfg->wait_replicas > 0 && lateGo(s, call_sent)) return;
     if (s->w->draining) slotRequeue(s);
     else startRequest(s);
 }
@@ -739,14 +749,7 @@ static int admitOne(slot *s, const admitResult *a, const char *reason, long long
     switch (a->verdict) {
     case ADMIT_GO_ALONE:
     case ADMIT_GO:
-        if (goTooLate(s, call_sent)) {
-            w->late_go++;
-            lfLog(LF_WARN, "event=late_go id=%s lease=%s call_age_ms=%lld "
-                  "lease_left_ms=%lld action=not_sent", lfQ(s->job.id), s->lease,
-                  monoMs() - call_sent, s->lease_until - monoMs());
-            slotRequeue(s);     /* fenced if the lease is gone; else back */
-            return 0;
-        }
+        if (lateGo(s, call_sent)) return 0;
         if (a->verdict == ADMIT_GO_ALONE) {
             s->suspect = 1;
             lfLog(LF_INFO, "event=suspect_runs_alone id=%s", lfQ(s->job.id));

@@ -87,15 +87,9 @@ local function shortWait(n)
     return math.ceil(w)
 end
 
--- What n requests of class k holding `held` output tokens in flight give
--- back at their answers under output_rule=reserve: all but their output,
--- expected at the class's mean output (ewma_out) once known; never less
--- than the 1 - oq of each that the high quantile promises.
-local function giveBack(k, held, n)
-    local b = held * (1 - k.oq)
-    if k.eo and held - n * k.eo > b then b = held - n * k.eo end
-    return b
-end
+-- What n requests of class k holding `held` output tokens give back at
+-- their answers (lib/bucket.lua).
+local function giveBack(k, held, n) return holdsBack(held, n, k.oq, k.eo) end
 
 -- A class's state as this call sees it, read on first use.
 local C, newClasses = {}, {}
@@ -132,7 +126,7 @@ local function classState(c)
     if l.ceiling == 'auto' then
         -- Little's law: the rate the class's limits allow x latency.
         local lat, rate = tonumber(st.ewma_ms), nil
-        local per = {r = 1, i = tonumber(get('ewma_in')), o = tonumber(get('ewma_out'))}
+        local per = {r = 1, i = tonumber(get('ewma_in')), o = k.eo}
         for _, b in ipairs(BUCKETS) do
             if k.lim[b] and per[b] and per[b] > 0 then
                 local r = k.lim[b] / REFILL_MS / per[b]

@@ -219,7 +219,8 @@ end
 -- counted twice (a reading taken at admission while the API stamped at the
 -- answer, or holds in flight), so the wait is at most a refill from empty
 -- to the soft floor. Under output_rule=reserve the holds in flight come
--- back at their answers (at least 1 - oq of each), within a latency.
+-- back at their answers (holdsBack, as admission counts them), within a
+-- latency.
 local function pause429(k)
     local w = k.r429
     local cur = curOf(k)
@@ -227,7 +228,7 @@ local function pause429(k)
         local est, lim = bucketEstimateF(cur, b, now, rule)
         if est then
             if b == 'o' and rule ~= 'actual' then
-                est = est + (cur('o_inflight') or 0) * (1 - k.v.oq)
+                est = est + holdsBack(cur('o_inflight') or 0, cur('n_inflight') or 0, k.v.oq, k.v.eo)
             end
             if est < 0 then est = 0 end
             local soft = (b ~= 'r' or string.match(l.soft_token_floor, '%%$')) and

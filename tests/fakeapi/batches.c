@@ -105,13 +105,14 @@ static double endAt(const fakeBatch *b) {
     return t;
 }
 
-/* The result kind of item i of an ended batch (CNT_*). */
+/* The result kind of item it of an ended batch (CNT_*): requests not
+ * processed by the cancel (when it came before the expiry) or the expiry
+ * are canceled or expired. */
 static int itemResult(const fakeBatch *b, const batchItem *it) {
-    double cut = expireAt(b) - b->created;
-    if (b->cancelAt > 0 && b->cancelAt - b->created < cut) cut = b->cancelAt - b->created;
+    int canceled = b->cancelAt > 0 && b->cancelAt < expireAt(b);
+    double cut = (canceled ? b->cancelAt : expireAt(b)) - b->created;
     if (it->kind == ITEM_INVALID) return CNT_ERRORED;
-    if (it->doneAt > cut) return b->cancelAt > 0 && b->cancelAt - b->created < expireAt(b) - b->created
-                                     ? CNT_CANCELED : CNT_EXPIRED;
+    if (it->doneAt > cut) return canceled ? CNT_CANCELED : CNT_EXPIRED;
     return it->kind == ITEM_FAULT ? CNT_ERRORED : CNT_SUCCEEDED;
 }
 
@@ -661,9 +662,8 @@ void fakeBatchHandle(struct evhttp_request *req, void *arg) {
         return;
     }
     if (rateOk(req) != 0) return;
-    if (!path || strncmp(path, root, sizeof(root) - 1) != 0) goto notfound;
+    /* fakeRoute sends only root and root/... here. */
     const char *rest = path + sizeof(root) - 1;
-    if (*rest && *rest != '/') goto notfound;
     if (*rest == '/') rest++;
     if (!*rest) {
         if (cmd == EVHTTP_REQ_POST) batchCreate(req);
@@ -714,10 +714,9 @@ notfound:
 void fakeBatchStatsJson(buf *o) {
     const fakeBatchStats *st = &fake.batchStats;
     long long processing = 0;
-    double now = fakeNow();
     fakeBatchTick();
     for (int i = 0; i < nbatches; i++)
-        if (!batches[i]->ended && now < endAt(batches[i])) processing += batches[i]->n;
+        if (!batches[i]->ended) processing += batches[i]->n;
     bufPrintf(o, "\"batches\":{\"http_requests\":%lld,\"created\":%lld,\"requests\":%lld,"
               "\"processing\":%lld,\"succeeded\":%lld,\"errored\":%lld,\"canceled\":%lld,"
               "\"expired\":%lld,\"input_tokens\":%lld,\"output_tokens\":%lld,"

@@ -627,8 +627,8 @@ t "batches: create answers an in_progress message_batch, all requests processing
 bget "/$bid/results"
 isError 404 not_found_error
 t "batches: no results before the batch ends (404)"
-ended() { bget "/$bid"; [ "$(jb .processing_status)" = ended ]; }
-waitFor ended 10 && [ "$(jb .request_counts.succeeded)" = 2 ] &&
+ended() { bget "/$1"; [ "$(jb .processing_status)" = ended ]; }   # ended ID
+waitFor "ended $bid" 10 && [ "$(jb .request_counts.succeeded)" = 2 ] &&
     [ "$(jb .request_counts.errored)" = 2 ] && [ "$(jb .request_counts.processing)" = 0 ] &&
     [[ "$(jb .results_url)" == "$base/v1/messages/batches/$bid/results" ]]
 t "batches: ends within --batch-ms, counts 2 succeeded / 2 errored, results_url set"
@@ -653,7 +653,7 @@ t "batches: /_stats counts batch work apart from /v1/messages"
 ids=""; for i in $(seq 1 40); do ids="$ids${ids:+,}$(breq "r-$i" claude-opus-4-6 16 "n $i")"; done
 post /_config '{"batch_queue":0}' >/dev/null
 bpost "" "{\"requests\":[$ids]}"; big=$(jb .id)
-bget "/$big"; waitFor "bget /$big; [ \"\$(jb .processing_status)\" = ended ]" 10
+waitFor "ended $big" 10
 bget "/$big/results"
 [ "$(jq -r .custom_id "$tmp/b" | sort -u | wc -l)" = 40 ] &&
     [ "$(jq -r .custom_id "$tmp/b" | head -5 | tr '\n' ' ')" != "r-1 r-2 r-3 r-4 r-5 " ]
@@ -669,12 +669,12 @@ t "batches: another class's queue is its own"
 bpost "/$q/cancel" ""
 [ "$code" = 200 ] && [ "$(jb .processing_status)" = canceling ] && [ "$(jb .cancel_initiated_at)" != null ]
 t "batches: cancel answers canceling"
-waitFor "bget /$q; [ \"\$(jb .processing_status)\" = ended ]" 5 &&
+waitFor "ended $q" 5 &&
     [ "$(jb .request_counts.canceled)" = 4 ]
 t "batches: a canceled batch ends; its unprocessed requests canceled"
 post /_config '{"batch_expire_ms":200}' >/dev/null
 bpost "" "{\"requests\":[$(breq e1 claude-sonnet-4-6 8 a),$(breq e2 claude-sonnet-4-6 8 b)]}"; e=$(jb .id)
-waitFor "bget /$e; [ \"\$(jb .processing_status)\" = ended ]" 5 && [ "$(jb .request_counts.expired)" = 2 ]
+waitFor "ended $e" 5 && [ "$(jb .request_counts.expired)" = 2 ]
 t "batches: requests not processed by the expiry end expired"
 bget "/$e/results"
 [ "$(jq -r .result.type "$tmp/b" | sort -u)" = expired ]

@@ -2134,26 +2134,33 @@ static void test_hard_floor_refill(void **state) {
     assertNear(w, 11000, SLACK_MS, "parked for the pause");
 }
 
+/* Lease lid (job id), admitted at now, answered 429 with retry-after ra
+ * ms (-1: none): the class pauses until now + want ms, the fleet not. */
+static void settle429(const char *lid, const char *id, long long now, long long ra,
+                      long long want, const char *what) {
+    craftAdmitted(lid, id, 100, 50, 5000, now + 60000, now);
+    job j = testJob(id);
+    settleRec rec;
+    recFailed(&rec, &j, 429, ra, 1);
+    assert_settled(settleOne(lid, id, &rec, 0), SETTLED_RETRY);
+    assertNear(hgetN(KN(STATE), SF("pause_until")), now + want, SLACK_MS, what);
+    assert_int_equal(hgetN(KN(STATE), SF("pause_kind")), PAUSE_SHORT);
+    assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
+    recFree(&rec);
+}
+
 /* A 429 within max_pause pauses the class until its buckets refill to the
  * soft floor, or for retry-after when that is longer. */
 static void test_429_class_pause(void **state) {
     (void)state;
     long long now = redisNow();
-    const char *ids[] = {"a", "b"};
-    craftClaim("w:1:", 2, ids, now + 60000);
+    const char *ids[] = {"a", "b", "c", "d"};
+    craftClaim("w:1:", 4, ids, now + 60000);
     /* Buckets full: the retry-after (2 s) counts. */
     cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 60000 sonnet-4|i_at %lld "
         "sonnet-4|observed 1", KN(STATE), now);
-    craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
-    job j = testJob("a");
-    settleRec rec;
-    recFailed(&rec, &j, 429, 2000, 1);
-    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_RETRY);
-    assertNear(hgetN(KN(STATE), SF("pause_until")), now + 2000, SLACK_MS, "retry-after pause");
-    assert_int_equal(hgetN(KN(STATE), SF("pause_kind")), PAUSE_SHORT);
-    assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
+    settle429("w:1:1", "a", now, 2000, 2000, "retry-after pause");
     assert_int_equal(hgetN(KN(STATS), SF("r429")), 1);
-    recFree(&rec);
 
     /* No retry-after, the input bucket at 0: until refilled to the soft
      * floor (10%: 6000 tokens at 1 per ms). */
@@ -2162,30 +2169,16 @@ static void test_429_class_pause(void **state) {
     now = redisNow();
     cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld "
         "sonnet-4|observed 1", KN(STATE), now);
-    craftAdmitted("w:1:2", "b", 100, 50, 5000, now + 60000, now);
-    job jb = testJob("b");
-    recFailed(&rec, &jb, 429, -1, 1);
-    assert_settled(settleOne("w:1:2", "b", &rec, 0), SETTLED_RETRY);
-    assertNear(hgetN(KN(STATE), SF("pause_until")), now + 6000, SLACK_MS, "refill pause");
-    assert_int_equal(hgetN(KN(STATE), SF("pause_kind")), PAUSE_SHORT);
-    assert_int_equal(hgetN0(KN(STATE), "pause_until"), 0);
-    recFree(&rec);
+    settle429("w:1:2", "b", now, -1, 6000, "refill pause");
 
     /* An estimate far under zero (50000 charged since a reading of 0: the
      * requests in flight counted twice): the API's bucket is never below
      * empty, so a refill from empty to the soft floor (6 s), not 56 s. */
-    const char *ids2[] = {"c", "d"};
-    craftClaim("w:2:", 2, ids2, now + 60000);
     cmd("DEL %s", KN(STATE));
     now = redisNow();
     cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|i_cum 50000 "
         "sonnet-4|i_base 0 sonnet-4|observed 1", KN(STATE), now);
-    craftAdmitted("w:2:1", "c", 100, 50, 5000, now + 60000, now);
-    job jc = testJob("c");
-    recFailed(&rec, &jc, 429, -1, 1);
-    assert_settled(settleOne("w:2:1", "c", &rec, 0), SETTLED_RETRY);
-    assertNear(hgetN(KN(STATE), SF("pause_until")), now + 6000, SLACK_MS, "never past a refill from empty");
-    recFree(&rec);
+    settle429("w:1:3", "c", now, -1, 6000, "never past a refill from empty");
 
     /* Under output_rule=reserve the holds in flight come back at their
      * answers (0.9 of each, oq 0.1): 10000 left less 20000 held is -10000,
@@ -2197,12 +2190,7 @@ static void test_429_class_pause(void **state) {
     cmd("HSET %s sonnet-4|o_lim 60000 sonnet-4|o_rem 10000 sonnet-4|o_at %lld sonnet-4|o_cum 20000 "
         "sonnet-4|o_base 0 sonnet-4|o_inflight 20000 sonnet-4|oq 0.1 sonnet-4|observed 1",
         KN(STATE), now);
-    craftAdmitted("w:2:2", "d", 100, 50, 5000, now + 60000, now);
-    job jd = testJob("d");
-    recFailed(&rec, &jd, 429, -1, 1);
-    assert_settled(settleOne("w:2:2", "d", &rec, 0), SETTLED_RETRY);
-    assertNear(hgetN(KN(STATE), SF("pause_until")), now + 1000, SLACK_MS, "holds coming back");
-    recFree(&rec);
+    settle429("w:1:4", "d", now, -1, 1000, "holds coming back");
     cmd("HSET %s output_rule actual", KN(LIMITS));
 }
 

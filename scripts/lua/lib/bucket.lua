@@ -44,6 +44,17 @@ local function bucketWait(est, lim, need, soft)
     return (target - est) / (lim / REFILL_MS)
 end
 
+-- What n requests holding `held` output tokens in flight give back at
+-- their answers under output_rule=reserve: all but their output, expected
+-- at the class's mean output eo once known; never less than the 1 - oq of
+-- each that the high quantile oq promises. (Admission's pacing and the
+-- 429 pause count the holds alike.)
+local function holdsBack(held, n, oq, eo)
+    local b = held * (1 - oq)
+    if eo and held - n * eo > b then b = held - n * eo end
+    return b
+end
+
 -- Take class c's observation obs[b] = {lim, rem} from the headers of the
 -- answer to a request admitted at tAdm, when b_cum (o_done for the
 -- 'actual' output rule) stood at cumA[b] right after it. When the API

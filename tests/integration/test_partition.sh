@@ -2,6 +2,8 @@
 # reaches Redis and the fake API over a veth pair; its link to Redis is cut
 # silently (iptables DROP inside the namespace: no reset, no error; the API
 # stays reachable).
+#  0. A 20 ms round trip to Redis (a delaying proxy in the namespace): every
+#     id one result, no request twice.
 #  1. A worker cut off while holding leases (lease 8 s, cut 25 s): a second
 #     worker reaps them and runs the jobs; the cut worker's settles are
 #     refused when it is back (fenced); every id one result, requests twice
@@ -54,6 +56,31 @@ ns_worker() {
 cut()  { ip netns exec "$NS" iptables -"$1" OUTPUT -d "$HOST" -p tcp --dport "$REDIS_PORT" -j DROP &&
          ip netns exec "$NS" iptables -"$1" INPUT -s "$HOST" -p tcp --sport "$REDIS_PORT" -j DROP; }
 since() { echo $(( ($(now_ms) - $1) / 1000 )); }
+
+# ---- 0. a 20 ms round trip ---------------------------------------------------
+# The kernel here has no netem: a proxy in the namespace hands every chunk
+# on 10 ms late each way (tests/tools/delayproxy.py).
+ip netns exec "$NS" python3 "$(dirname "$0")/../tools/delayproxy.py" 127.0.0.1 0 \
+    "$HOST" "$REDIS_PORT" 10 "$T/delay.port" >>"$T/delay.log" 2>&1 &
+PIDS+=("$!")
+wait_until 10 test -s "$T/delay.port" || { echo "not ok - the delay proxy did not start"; exit 1; }
+SLOW_REDIS_URL=${NS_REDIS_URL/$HOST:$REDIS_PORT/127.0.0.1:$(cat "$T/delay.port")}
+t0=$(now_ms); ip netns exec "$NS" redis-cli -p "$(cat "$T/delay.port")" ping >/dev/null; rtt=$(( $(now_ms) - t0 ))
+check "the proxied link's round trip is at least 20 ms ($rtt ms, with redis-cli's start)" test "$rtt" -ge 20
+req0=$(requests)
+gen_jobs 500 r | lf submit - 2>/dev/null
+t0=$(now_ms)
+NS_REDIS_URL=$SLOW_REDIS_URL ns_worker w0 --concurrency 32
+W0=$WORKER_PID
+check "every job done at a 20 ms round trip to Redis" wait_until 120 results_at_least default 500
+echo "# 500 jobs at 20 ms RTT, 32 slots, API 300 ms: $(( 500000 / ($(now_ms) - t0) )) jobs/s (at most 106 with 32 slots)"
+eq "every id one result" 500 "$(lf results 2>/dev/null | jq -r .id | sort -u | wc -l)"
+eq "no request twice" 500 "$(( $(requests) - req0 ))"
+kill -TERM "$W0"; wait "$W0"
+eq "the worker stops cleanly" 0 $?
+rcli DEL 'llmfleet:{default}:results' >/dev/null
+base0=$(requests)
+requests() { echo $(( $(fake_stats | jq .requests_total) - base0 )); }
 
 # ---- 1. cut off while holding leases -------------------------------------------
 gen_jobs 300 q | lf submit - 2>/dev/null

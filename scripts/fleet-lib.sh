@@ -28,7 +28,8 @@ wait_until() {
 # REDIS_PID. Unless LLMFLEET_ACL=0, llmfleet runs as the least-privileged
 # user of scripts/redis-acl.txt (the README's ACL SETUSER line); rcli stays
 # the default user, for inspection. REDIS_WRAP (words) goes before
-# redis-server, e.g. "env LD_PRELOAD=...".
+# redis-server, e.g. "env LD_PRELOAD=..."; LLMFLEET_REDIS_SERVER runs
+# another server binary (tests/valkey/run.sh: Valkey).
 start_redis() {
     local port pid
     mkdir -p "$T/redis"
@@ -38,7 +39,7 @@ start_redis() {
     REDIS_ARGS+=("$@")
     for _ in 1 2 3 4 5; do
         port=$("$BIN/freeport")
-        ${REDIS_WRAP:-} redis-server --port "$port" "${REDIS_ARGS[@]}" &
+        ${REDIS_WRAP:-} "${LLMFLEET_REDIS_SERVER:-redis-server}" --port "$port" "${REDIS_ARGS[@]}" &
         pid=$!
         if wait_until 10 redis-cli -p "$port" ping; then
             PIDS+=("$pid")
@@ -71,7 +72,7 @@ stop_redis() {
     wait "$REDIS_PID" 2>/dev/null
 }
 start_redis_again() {
-    ${REDIS_WRAP:-} redis-server --port "$REDIS_PORT" "${REDIS_ARGS[@]}" &
+    ${REDIS_WRAP:-} "${LLMFLEET_REDIS_SERVER:-redis-server}" --port "$REDIS_PORT" "${REDIS_ARGS[@]}" &
     REDIS_PID=$!
     PIDS+=("$REDIS_PID")
     wait_until 10 redis-cli -p "$REDIS_PORT" ping || return 1

@@ -23,7 +23,7 @@ as() {   # ROLE FLEET COMMAND...: run a command as that fleet's role
 }
 url() { eval "echo redis://llmfleet-$2-$1:\$PW_$2@127.0.0.1:$REDIS_PORT/0"; }
 # Refused: NOPERM, or inside a script "can't access at least one of the keys".
-denied() { grep -q "NOPERM\|can't access" <<<"$(as "$@")"; }
+denied() { grep -q "NOPERM\|can't access\|No permissions" <<<"$(as "$@")"; }   # Redis | Valkey
 allowed() { ! grep -q "NOPERM\|ERR" <<<"$(as "$@")"; }
 
 # The fleet runs with its own users.

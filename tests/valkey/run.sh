@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The integration tests that start their own server, run on Valkey instead
 # of Redis: Debian 12 has Valkey only in bookworm-backports, so the package
-# is fetched from the Debian mirror with a private apt state (the machine's
-# apt sources are not touched) and unpacked under build/valkey, nothing
-# installed. Prints the tests' lines and "valkey: N passed, N failed".
+# is fetched from the machine's own Debian mirror (its bookworm source) with
+# a private apt state (the machine's apt sources are not touched) and
+# unpacked under build/valkey, nothing installed. Prints the tests' lines and "valkey: N passed, N failed".
 #
 #   LLMFLEET_BIN=/path/to/bin bash tests/valkey/run.sh
 #   VALKEY_SERVER=/path/to/valkey-server ...   (a Valkey already at hand)
@@ -15,9 +15,18 @@ dir=$root/build/valkey
 server=${VALKEY_SERVER:-$dir/root/usr/bin/valkey-server}
 if [ ! -x "$server" ]; then
     mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial" "$dir/root"
+    # The machine's own Debian mirror (the one serving bookworm), its
+    # backports suite.
+    mirror=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
+             awk '$2 == "bookworm" { print $1; exit }')
+    if [ -z "$mirror" ]; then
+        echo "not ok - no apt source serves bookworm here: cannot fetch Valkey"
+        echo "valkey: 0 passed, 1 failed"
+        exit 1
+    fi
     cat > "$dir/apt/backports.sources" <<SRC
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $mirror
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

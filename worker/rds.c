@@ -303,6 +303,13 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
         else if (strncmp(reply->str, "OOM ", 4) == 0)
             lfLog(LF_WARN, "event=redis_oom script=%s error=%s",
                   scriptSources[k->script].name, lfQ(reply->str));
+        /* Not serving scripts now (loading its data after a restart,
+         * another script running, a replica cut off from its master):
+         * refused before running, nothing written; the caller retries. */
+        else if (!strncmp(reply->str, "LOADING ", 8) || !strncmp(reply->str, "BUSY ", 5) ||
+                 !strncmp(reply->str, "MASTERDOWN ", 11))
+            lfLog(LF_WARN, "event=redis_unavailable script=%s error=%s",
+                  scriptSources[k->script].name, lfQ(reply->str));
         else
             lfLog(LF_WARN, "event=redis_error script=%s error=%s",
                   scriptSources[k->script].name, lfQ(reply->str));

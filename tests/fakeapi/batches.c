@@ -262,10 +262,16 @@ static void batchJson(buf *o, fakeBatch *b, const char *host) {
         bufAppendStr(o, ",\"results_url\":null}");
 }
 
-static void batchReply(struct evhttp_request *req, fakeBatch *b) {
+/* The Host the client called, for results_url (one that would break the
+ * JSON string: the loopback address instead). */
+static const char *hostOf(struct evhttp_request *req) {
     const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "host");
+    return host && !strpbrk(host, "\"\\") ? host : "127.0.0.1";
+}
+
+static void batchReply(struct evhttp_request *req, fakeBatch *b) {
     bufReset(&fake.out);
-    batchJson(&fake.out, b, host && !strpbrk(host, "\"\\") ? host : "127.0.0.1");
+    batchJson(&fake.out, b, hostOf(req));
     batchSend(req, 200, "OK", NULL, 0);
 }
 
@@ -461,7 +467,6 @@ static void batchCreate(struct evhttp_request *req) {
 static void batchList(struct evhttp_request *req) {
     struct evkeyvalq q;
     const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-    const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "host");
     long long limit = 20;
     int from = nbatches - 1, to = 0;        /* newest first */
 
@@ -494,7 +499,7 @@ static void batchList(struct evhttp_request *req) {
     }
     for (int i = from; i >= to && shown < limit; i--, shown++) {
         if (shown) bufAppendStr(&fake.out, ",");
-        batchJson(&fake.out, batches[i], host && !strpbrk(host, "\"\\") ? host : "127.0.0.1");
+        batchJson(&fake.out, batches[i], hostOf(req));
         if (first < 0) first = i;
         lastShown = i;
     }

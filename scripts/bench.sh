@@ -3,7 +3,7 @@
 # measured in the same run, reported as ratios. Figures go in README.md.
 #
 #   BENCH_JOBS=50000 BENCH_RUNS=3 make bench
-#   BENCH_ONLY=throughput|memory|pickup|fleet make bench     one part only
+#   BENCH_ONLY=throughput|memory|pickup|fleet|rtt|paced make bench     one part only
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
 #    latency; end-to-end jobs/s, worker CPU us/job, Redis CPU us/job.
@@ -194,6 +194,121 @@ if [ -n "$bq" ]; then
     printf "  %-44s %10s\n" "ratio p50 BullMQ / llmfleet" "$(awk "BEGIN {printf \"%.2f\", $(med c 2) / $(med a 2)}")"
 fi
 printf "  %-44s %10s\n" "rounds of 100 jobs each, medians" "$ROUNDS"
+fi
+
+if part rtt; then
+# A row named like "100nf" runs at that RTT with --no-follow (each slot's
+# next job admitted only after its answer: the design before followers).
+RTTS=${BENCH_RTTS:-0 20 50 100 100nf}
+RTT_JOBS=${BENCH_RTT_JOBS:-8000}
+RTT_ROUNDS=${BENCH_RTT_ROUNDS:-3}
+echo "# 5. throughput vs round trip to Redis: 3 workers x 128 slots, fake API at 300 ms, $RTT_JOBS jobs, RTT $RTTS ms (nf: --no-follow)"
+# Each worker reaches Redis through tests/tools/delayproxy.py (every chunk
+# handed on RTT/2 later, both ways; the 0 ms row goes through the same
+# proxy at 0 ms, so the proxy's own cost is in the baseline too). The
+# ceiling (max_in_flight) is the slots': 384 requests at 300 ms is 1,280
+# jobs/s at best. jobs/s is taken between the 10th and the 90th percentile
+# result (stream IDs), leaving out the ramp-up and the tail.
+kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+start_fakeapi --latency-ms 300 --quiet || exit 1
+LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
+for i in $(seq 1 "$RTT_JOBS"); do job "$i"; done > "$T/rttjobs.jsonl"
+declare -A PURL
+for rtt in $RTTS; do     # a proxy to this Redis per RTT
+    pf="$T/proxy.$rtt.port"
+    python3 tests/tools/delayproxy.py 127.0.0.1 0 127.0.0.1 "$REDIS_PORT" $((${rtt%nf} / 2)) "$pf" >/dev/null 2>&1 &
+    PIDS+=("$!")
+    wait_until 10 test -s "$pf" || { echo "bench: delayproxy did not start"; exit 1; }
+    PURL[$rtt]="redis://127.0.0.1:$(cat "$pf")/0"
+done
+nth_ms() {      # the time (ms) of the Nth result
+    local id
+    id=$(rcli EVAL "local r = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', ARGV[1]) return r[#r][1]" 1 'llmfleet:{default}:results' "$1")
+    echo "${id%-*}"
+}
+: > "$T/rtt.txt"
+for r in $(seq 1 "$RTT_ROUNDS"); do
+    # shellcheck disable=SC2086
+    order=$(echo $RTTS | tr ' ' '\n' | awk -v r="$r" '{v[NR] = $0} END {for (i = 0; i < NR; i++) print v[(i + r) % NR + 1]}')
+    for rtt in $order; do
+        rcli FLUSHALL >/dev/null
+        lf limits set max_in_flight=384 >/dev/null
+        lf submit "$T/rttjobs.jsonl" 2>/dev/null
+        r0=$(redis_cpu_us)
+        ws=()
+        nf=(); [ "${rtt%nf}" != "$rtt" ] && nf=(--no-follow)
+        for k in 1 2 3; do
+            ANTHROPIC_API_KEY=$API_KEY ANTHROPIC_BASE_URL=$FAKE_URL \
+                "$BIN/llmfleet" worker --redis-url "${PURL[$rtt]}" --name "rtt$k" \
+                --concurrency 128 --log-level warn "${nf[@]}" >> "$T/rtt$k.log" 2>&1 &
+            ws+=("$!"); PIDS+=("$!")
+        done
+        all_done() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$RTT_JOBS" ]; }
+        WAIT_POLL=0.5 wait_until 300 all_done || { echo "bench: rtt $rtt timed out"; exit 1; }
+        r1=$(redis_cpu_us)
+        kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
+        lo=$(( RTT_JOBS / 10 )); hi=$(( RTT_JOBS * 9 / 10 ))
+        t_lo=$(nth_ms "$lo"); t_hi=$(nth_ms "$hi")
+        reqs=$(fake_stats | jq .requests_total)
+        peak=$(fake_stats | jq .peak_concurrent)
+        curl -s -X POST "$FAKE_URL/_reset" >/dev/null
+        echo "$rtt $(( (hi - lo) * 1000 / (t_hi - t_lo) )) $(( (r1 - r0) / RTT_JOBS )) $reqs $peak" >> "$T/rtt.txt"
+    done
+done
+med() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/rtt.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+base=$(med "${RTTS%% *}" 2)
+printf "  %-12s %10s %10s %14s %12s %14s\n" "RTT (ms)" "jobs/s" "x RTT ${RTTS%% *}" "Redis us/job" "requests" "peak at API"
+for rtt in $RTTS; do
+    printf "  %-12s %10s %10s %14s %12s %14s\n" "$rtt" "$(med "$rtt" 2)" \
+        "$(awk "BEGIN {printf \"%.2f\", $(med "$rtt" 2) / $base}")" "$(med "$rtt" 3)" "$(med "$rtt" 4)" "$(med "$rtt" 5)"
+done
+printf "  %-44s %10s\n" "rounds, interleaved, medians (ideal 1280 jobs/s)" "$RTT_ROUNDS"
+fi
+
+if part paced; then
+PACED_RPM=${BENCH_PACED_RPM:-600}
+PACED_EXTRA=${BENCH_PACED_EXTRA:-300}
+PACED_ROUNDS=${BENCH_PACED_ROUNDS:-2}
+PACED_FLEETS=${BENCH_PACED_FLEETS:-2 16}
+NP=$(( PACED_RPM + PACED_EXTRA ))
+echo "# 6. Redis CPU per job while paced: fake API at $PACED_RPM RPM (300 ms), $NP jobs, fleets of $PACED_FLEETS workers x 32 slots"
+# The bucket starts full: the first $PACED_RPM jobs go at once. The figure
+# is Redis's CPU between the ($PACED_RPM + 50)th result and the last,
+# divided by the jobs settled meanwhile: every one of them waited for the
+# refill (about $(( PACED_RPM / 60 )) jobs/s).
+kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+start_fakeapi --latency-ms 300 --rpm "$PACED_RPM" --quiet || exit 1
+LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
+for i in $(seq 1 "$NP"); do job "$i"; done > "$T/pacedjobs.jsonl"
+: > "$T/paced.txt"
+for r in $(seq 1 "$PACED_ROUNDS"); do
+    for nw in $PACED_FLEETS; do
+        rcli FLUSHALL >/dev/null
+        lf submit "$T/pacedjobs.jsonl" 2>/dev/null
+        ws=()
+        for k in $(seq 1 "$nw"); do
+            start_worker "paced$k" --concurrency 32 --log-level warn
+            ws+=("$WORKER_PID")
+        done
+        at_least() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$1" ]; }
+        WAIT_POLL=0.2 wait_until 120 at_least $(( PACED_RPM + 50 )) || { echo "bench: paced burst timed out"; exit 1; }
+        c0=$(redis_cpu_us); n0=$(rcli XLEN 'llmfleet:{default}:results'); t0=$(now_ms)
+        calls0=$(rcli INFO commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_evalsha:/ {print $2}')
+        WAIT_POLL=0.5 wait_until 300 at_least "$NP" || { echo "bench: paced run timed out"; exit 1; }
+        c1=$(redis_cpu_us); n1=$(rcli XLEN 'llmfleet:{default}:results'); t1=$(now_ms)
+        calls1=$(rcli INFO commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_evalsha:/ {print $2}')
+        kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
+        r429=$(fake_stats | jq '.status["429"] // 0')
+        curl -s -X POST "$FAKE_URL/_reset" >/dev/null
+        echo "$nw $(( (c1 - c0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.1f\", ($calls1 - $calls0) / ($n1 - $n0)}") $(( (n1 - n0) * 1000 / (t1 - t0) )) $r429" >> "$T/paced.txt"
+    done
+done
+med() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/paced.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+printf "  %-10s %16s %16s %10s %8s\n" "workers" "Redis us/job" "script calls/job" "jobs/s" "429s"
+for nw in $PACED_FLEETS; do
+    printf "  %-10s %16s %16s %10s %8s\n" "$nw" "$(med "$nw" 2)" "$(med "$nw" 3)" "$(med "$nw" 4)" "$(med "$nw" 5)"
+done
+printf "  %-44s %10s\n" "rounds, interleaved, medians" "$PACED_ROUNDS"
 fi
 
 if part fleet; then bash scripts/bench-fleet.sh; fi

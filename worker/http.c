@@ -47,9 +47,11 @@ static void onEvent(evutil_socket_t fd, short what, void *arg) {
     int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) |
                 (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     curl_multi_socket_action(hc->multi, fd, flags, &hc->running);
-    checkDone(hc);
+    /* (Before the done callbacks: one may start a request, whose timer
+     * curl sets then, a follower at its leader's answer.) */
     if (hc->running <= 0 && evtimer_pending(hc->timer, NULL))
         evtimer_del(hc->timer);
+    checkDone(hc);
 }
 
 static void onTimeout(evutil_socket_t fd, short what, void *arg) {

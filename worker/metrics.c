@@ -414,16 +414,17 @@ void onSummaryTimer(evutil_socket_t fd, short what, void *arg) {
     /* Under load only: a quiet worker says nothing. */
     if (d_req || d_ok || d_err || busy) {
         /* Where the busy slots are: a worker that stalls says where. */
-        int st[SLOT_SETTLE + 1] = {0};
+        int st[SLOT_NSTATES] = {0};
         for (int i = 0; i < w->nslots; i++) st[w->slots[i].state]++;
         lfLog(LF_INFO, "event=summary interval_s=%.0f requests=%lld ok=%lld error=%lld r429=%lld "
               "retries=%lld busy_slots=%d latency_mean_ms=%lld jobs_per_s=%.1f wait_reason=%s "
               "slots_count=%d slots_admit=%d slots_wait=%d slots_http=%d slots_settle=%d "
-              "claims_out=%d",
+              "slots_ready=%d slots_follow=%d slots_held=%d claims_out=%d",
               w->cfg->summary_ms / 1e3, d_req, d_ok, d_err, d_429, d_retry, busy,
               d_n ? d_sum / d_n / 1000 : 0, (double)(d_ok + d_err) * 1e3 / (double)w->cfg->summary_ms,
               lfQ(w->wait_reason[0] ? w->wait_reason : "none"), st[SLOT_COUNT], st[SLOT_ADMIT],
-              st[SLOT_WAIT], st[SLOT_HTTP], st[SLOT_SETTLE], w->claims_out);
+              st[SLOT_WAIT], st[SLOT_HTTP], st[SLOT_SETTLE], st[SLOT_READY], st[SLOT_FOLLOW],
+              st[SLOT_HELD], w->claims_out);
     }
     p->requests = req;
     p->ok = w->done_ok;

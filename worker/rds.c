@@ -37,6 +37,8 @@ struct rds {
     char sha[RDS_MAX_SCRIPTS][41];      /* loaded SHA per script, "" unknown */
     int outstanding;                    /* calls sent, not answered */
     long long wait_since;               /* ms (mono): last reply, or first call sent */
+    long long reply_at;                 /* ms (mono): the last reply (0 none) */
+    long long rtt_avg_us;               /* round trips' moving average */
     struct event *deadline;             /* the reply deadline's check, every second */
     rdsStats stats;
     int moving;                         /* MOVED: reconnecting to the new owner */
@@ -272,8 +274,12 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
     redisReply *reply = r;
     (void)ac;
     if (k->c->outstanding > 0) k->c->outstanding--;
-    k->c->wait_since = monoMs();
-    if (reply) histAdd(&k->c->stats.rtt, monoUs() - k->t_sent_us);
+    k->c->wait_since = k->c->reply_at = monoMs();
+    if (reply) {
+        long long us = monoUs() - k->t_sent_us;
+        histAdd(&k->c->stats.rtt, us);
+        k->c->rtt_avg_us = k->c->rtt_avg_us ? (7 * k->c->rtt_avg_us + us) / 8 : us;
+    }
     if (k->stale > 0) {                 /* ran before its script: drop */
         k->stale--;
         return;
@@ -587,6 +593,13 @@ void rdsFree(rds *c) {
 }
 
 int rdsReady(const rds *c) { return c->ready; }
+
+long long rdsSinceReplyMs(const rds *c) {
+    if (!rdsReady(c) || !c->reply_at) return -1;
+    return monoMs() - c->reply_at;
+}
+
+long long rdsRttUs(const rds *c) { return c->rtt_avg_us; }
 
 /* ---- Blocking connection ---------------------------------------------- */
 

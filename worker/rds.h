@@ -49,6 +49,11 @@ void rdsFree(rds *c);
 /* 1 when connected and ready (AUTH/SELECT sent). */
 int rdsReady(const rds *c);
 
+/* How fresh the link is: ms since the last reply (-1: none yet, or not
+ * connected), and the round trip's moving average (us). */
+long long rdsSinceReplyMs(const rds *c);
+long long rdsRttUs(const rds *c);
+
 /* A script call: the embedded script `name` (scripts/lua/NAME.lua), the
  * fleet's keys, one more key when extra_key is not NULL, and nargs
  * arguments (binary safe; copied by the call, so the caller's memory may

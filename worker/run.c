@@ -79,9 +79,10 @@ static void onSignal(evutil_socket_t sig, short what, void *arg) {
     w->draining = 1;
     evtimer_del(w->idle_timer);
     evtimer_del(w->wait_timer);
+    evtimer_del(w->follow_timer);
     for (int i = 0; i < w->nslots; i++) {
         slot *s = &w->slots[i];
-        if (s->state != SLOT_WAIT) continue;
+        if (s->state != SLOT_WAIT && s->state != SLOT_READY && s->state != SLOT_FOLLOW) continue;
         slotRequeue(s);
     }
     lfLog(LF_INFO, "event=draining signal=%d in_flight=%d deadline_ms=%ld",
@@ -165,7 +166,9 @@ static int checkConfig(worker *w, const workerConfig *cfg, rurl *url) {
 /* Slots, timers and signals on w->base. */
 static void setupLoop(worker *w) {
     const workerConfig *cfg = w->cfg;
-    w->nslots = w->nfree = cfg->concurrency;
+    w->seats = cfg->concurrency;
+    w->nslots = w->nfree = cfg->no_follow || cfg->wait_replicas ? cfg->concurrency
+                                                              : 2 * cfg->concurrency;
     w->slots = calloc((size_t)w->nslots, sizeof(slot));
     if (!w->slots) abort();
     w->idle_timer = evtimer_new(w->base, onIdle, w);
@@ -174,6 +177,7 @@ static void setupLoop(worker *w) {
     w->reap_timer = evtimer_new(w->base, onReapTimer, w);
     w->drain_timer = evtimer_new(w->base, onDrainDeadline, w);
     w->wait_timer = evtimer_new(w->base, onWaitTimer, w);
+    w->follow_timer = evtimer_new(w->base, onIdle, w);     /* a claim for followers due */
     w->summary_timer = evtimer_new(w->base, onSummaryTimer, w);
     static const double api_s[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
     histInit(&w->api_latency, api_s, (int)(sizeof(api_s) / sizeof(api_s[0])));
@@ -199,7 +203,7 @@ static void teardown(worker *w) {
     }
     free(w->slots);
     struct event *evs[] = {w->idle_timer, w->flush_ev, w->renew_timer, w->reap_timer,
-                           w->drain_timer, w->wait_timer, w->summary_timer,
+                           w->drain_timer, w->wait_timer, w->summary_timer, w->follow_timer,
                            w->sig_term, w->sig_int};
     for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) event_free(evs[i]);
     httpShutdown(&w->http);

@@ -20,7 +20,12 @@
 
 #define REAP_INTERVAL_MS 1000       /* how often the reaper runs */
 #define SETTLE_RETRY_MS 500         /* retry delay when Redis is away */
-#define SETTLE_CALLS_MAX 1          /* settle calls in flight per worker */
+#define SETTLE_CALLS_MAX 8          /* settle calls in flight per worker ... */
+#define SETTLE_PIPE_MS 2            /* ... a second one only this long after the last */
+#define FOLLOW_LEAD_MS 20           /* a follower is claimed this long (+ 2 round
+                                     * trips) before its leader's expected answer */
+#define FOLLOW_FRESH_MS 20          /* a follower goes only if Redis answered
+                                     * this (+ 2 round trips) lately */
 #define LONG_WAIT_MS 2000           /* longer admission waits requeue the job */
 #define IDLE_MAX_MS 2000            /* an idle worker (queue empty, wake armed)
                                      * claims at least this often */
@@ -33,7 +38,13 @@ typedef struct summaryMark {
     long long requests, ok, err, r429, retries, lat_n, lat_sum_us;
 } summaryMark;
 
-typedef enum { SLOT_FREE, SLOT_COUNT, SLOT_ADMIT, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE } slotState;
+/* READY: claimed, waiting for a request seat or a request to follow;
+ * FOLLOW: admitted to follow `lead`, sent at its answer; HELD: answered,
+ * its record waits for its follower's admission verdict. */
+typedef enum {
+    SLOT_FREE, SLOT_COUNT, SLOT_ADMIT, SLOT_WAIT, SLOT_HTTP, SLOT_SETTLE,
+    SLOT_READY, SLOT_FOLLOW, SLOT_HELD, SLOT_NSTATES
+} slotState;
 
 struct worker;
 
@@ -65,6 +76,11 @@ typedef struct slot {
     int ends_ok;                    /* 1: the record's result is ok, 0: an
                                      * error (counted when settle says done) */
     struct slot *next;              /* in the pending-settle queue */
+    struct slot *lead;              /* admitted (or asked) to follow this one */
+    struct slot *follower;          /* the job that follows this one */
+    int orphan;                     /* its lead ended before its verdict came */
+    char act[128];                  /* the record's ACT: the follower sent at
+                                     * its answer ("" none) */
 } slot;
 
 /* A batch Redis call in flight and the slots it carries. */
@@ -86,7 +102,9 @@ typedef struct worker {
     keySet keys;
     httpClient http;
     slot *slots;
-    int nslots;
+    int nslots;                     /* 2 x seats: a follower per request */
+    int seats;                      /* requests at once (--concurrency) */
+    long long settle_sent;          /* when the last settle call went out */
     int nfree;                      /* slots in SLOT_FREE */
     int claims_out;                 /* calls in flight that claim jobs */
     int promised;                   /* free slots those calls may fill */
@@ -104,6 +122,8 @@ typedef struct worker {
     struct event *reap_timer;
     struct event *drain_timer;
     struct event *wait_timer;       /* wakes slots waiting on admission */
+    struct event *follow_timer;     /* claims when a follower is due */
+    long long lat_ms;               /* the API's answers: moving average (ms) */
     long ceiling;                   /* last ceiling admit.lua reported */
     soloState solo;                 /* a suspect waits or runs here */
     long long prices_ver;           /* the fleet price table held (-1 none) */

@@ -32,6 +32,10 @@
 #include "price.h"
 #include "wk.h"
 static void sendAdmit(worker *w, batch *b);
+static int claimWant(worker *w, int freeing);
+static void dispatch(worker *w);
+static void startRequest(slot *s);
+static void handOver(slot *l);
 static claimCall *claimNew(worker *w, int promised);
 static void claimSent(claimCall *cc);
 static void onClaimBodies(rds *c, redisReply *r, void *priv);
@@ -86,6 +90,20 @@ static void slotRelease(slot *s) {
     /* A suspect released without its answer (not sent after all): the
      * others need not wait for it. */
     if (s->suspect) w->solo = SOLO_NONE;
+    if (s->follower) {
+        /* It ended without handing over: its follower does not go. */
+        slot *f = s->follower;
+        s->follower = NULL;
+        f->lead = NULL;
+        if (f->state == SLOT_FOLLOW) slotRequeue(f);     /* settle.lua gives back its charges */
+        else f->orphan = 1;
+    }
+    if (s->lead) {
+        s->lead->follower = NULL;
+        s->lead = NULL;
+    }
+    s->orphan = 0;
+    s->act[0] = '\0';
     s->state = SLOT_FREE;
     s->suspect = 0;
     s->go_wait = 0;
@@ -172,6 +190,13 @@ static int slotOversized(slot *s) {
 }
 
 void slotRequeue(slot *s) {
+    slot *l = s->lead;
+    if (l) {
+        /* A follower not sent: its lead goes on without it. */
+        l->follower = NULL;
+        s->lead = NULL;
+        if (l->state == SLOT_HELD) queueSettle(l);
+    }
     recStart(&s->rec, OP_REQUEUE);
     queueSettle(s);
 }
@@ -234,8 +259,18 @@ static void unlinkPending(worker *w, slot *lone) {
 
 static void flushSettles(worker *w) {
     int n = 0;
-    if (w->settles_out >= SETTLE_CALLS_MAX) return;
     if (!w->pending) return;
+    if (w->settles_out > 0) {
+        /* One at a time (group commit), unless the round trip is long:
+         * then another every SETTLE_PIPE_MS, so that a record does not
+         * wait a round trip behind the call in flight. */
+        long long age = monoMs() - w->settle_sent;
+        if (w->settles_out >= SETTLE_CALLS_MAX || w->cfg->wait_replicas) return;
+        if (age < SETTLE_PIPE_MS) {
+            if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, (long)(SETTLE_PIPE_MS - age));
+            return;
+        }
+    }
     slot *lone = pickSuspect(w, &n);
     if (lone) n = 1;
 
@@ -244,16 +279,17 @@ static void flushSettles(worker *w) {
     if (!items) abort();
     for (slot *s = w->pending; s; s = s->next) {
         if (lone ? s != lone : s->settle_fails != 0) continue;
-        items[b->n] = (settleItem){s->lease, s->job.id, &s->rec, s->job.model, s->t_sent};
+        items[b->n] = (settleItem){s->lease, s->job.id, &s->rec, s->job.model, s->t_sent,
+                                   s->act[0] ? s->act : NULL};
         b->s[b->n++] = s;
     }
     /* Claim for the slots this call frees, in the same call (not while
      * the slots wait for replicas: they are not free when the jobs come). */
     int claim = !w->draining && !evtimer_pending(w->idle_timer, NULL) &&
                 !w->cfg->wait_replicas;
-    int extra = claim && w->nfree > w->promised ? w->nfree - w->promised : 0;
-    claimCall *cc = claim ? claimNew(w, extra) : NULL;
-    settleHead h = {w->cfg->results_maxlen, claim ? n + extra : 0, w->cfg->lease_ms,
+    int want = claim ? claimWant(w, n) : 0;
+    claimCall *cc = claim ? claimNew(w, want) : NULL;
+    settleHead h = {w->cfg->results_maxlen, want, w->cfg->lease_ms,
                     cc ? cc->list + cc->prefix_at : "", (long long)w->cfg->max_job_bytes};
     lfArgs a;
     argsInit(&a, settleArgc(items, n), 8 + 2 * n);
@@ -271,6 +307,7 @@ static void flushSettles(worker *w) {
         unlinkPending(w, lone);
         w->calls++;
         w->settles_out++;
+        w->settle_sent = monoMs();
         b->cc = cc;
         if (cc) claimSent(cc);
     } else {
@@ -328,9 +365,6 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
     }
     w->redis_oks++;
     if (b->cc) {
-        /* The slots freed below are the claim's until its jobs are in. */
-        b->cc->promised += b->n;
-        w->promised += b->n;
         if (!claimed || claimParse(claimed, &b->cc->reply) < 0) b->cc->failed = 1;
     }
     if (w->cfg->wait_replicas > 0) {
@@ -583,6 +617,7 @@ void onHttpDone(httpReq *req, void *priv) {
     }
     s->latency_ms = monoMs() - s->t_sent;
     histAdd(&w->api_latency, s->latency_ms * 1000);
+    w->lat_ms = w->lat_ms ? (7 * w->lat_ms + s->latency_ms) / 8 : s->latency_ms;
     w->api_req[req->status == 429 ? API_429 : req->status >= 500 ? API_5XX :
                req->status >= 400 ? API_4XX : req->status >= 200 && !req->too_large &&
                !req->too_slow && req->result == CURLE_OK ? API_2XX : API_NONE]++;
@@ -632,7 +667,16 @@ void onHttpDone(httpReq *req, void *priv) {
         slotError(s, o.error_type, o.error_message, o.http_status);
     }
     recAttempt(&s->rec, &o, &req->rl, cost, &c, random() % 1000000);
+    slot *f = s->follower;
+    if (f && f->state == SLOT_ADMIT) {
+        /* Its follower's verdict is on its way: the record waits for it
+         * (its ACT says whether the follower went). */
+        s->state = SLOT_HELD;
+        return;
+    }
+    if (f) handOver(s);
     queueSettle(s);
+    dispatch(w);
 }
 
 static long requestTimeout(const workerConfig *cfg, const job *j) {
@@ -673,17 +717,11 @@ void onWaitTimer(evutil_socket_t fd, short what, void *arg) {
     int n = 0;
     (void)fd; (void)what;
     for (int i = 0; i < w->nslots; i++)
-        if (w->slots[i].state == SLOT_WAIT && w->slots[i].wake <= now + 2) n++;
-    if (n) {
-        batch *b = batchNew(w, n);
-        for (int i = 0; i < w->nslots; i++) {
-            slot *s = &w->slots[i];
-            if (s->state != SLOT_WAIT || s->wake > now + 2) continue;
-            s->state = SLOT_ADMIT;
-            b->s[b->n++] = s;
+        if (w->slots[i].state == SLOT_WAIT && w->slots[i].wake <= now + 2) {
+            w->slots[i].state = SLOT_READY;
+            n++;
         }
-        sendAdmit(w, b);
-    }
+    if (n) dispatch(w);
     armWaitTimer(w);
 }
 
@@ -746,10 +784,37 @@ static void goConfirmed(slot *s, long long call_sent) {
 static int admitOne(slot *s, const admitResult *a, const char *reason, long long call_sent) {
     worker *w = s->w;
     char msg[300];
+    slot *lead = s->lead;
+    int go = a->verdict == ADMIT_GO || a->verdict == ADMIT_GO_ALONE;
+    if (s->orphan) {
+        /* Its lead ended before this verdict: a go is not sent. */
+        s->orphan = 0;
+        if (go) {
+            slotRequeue(s);
+            return 0;
+        }
+    } else if (lead && (!go || goTooLate(s, call_sent))) {
+        /* Not to follow after all: the lead's record (held for this
+         * verdict) goes on without it. */
+        lead->follower = NULL;
+        s->lead = NULL;
+        if (lead->state == SLOT_HELD) queueSettle(lead);
+    }
     switch (a->verdict) {
     case ADMIT_GO_ALONE:
     case ADMIT_GO:
         if (lateGo(s, call_sent)) return 0;
+        if (s->lead) {
+            s->attempt = (int)a->value;
+            w->wait_reason[0] = '\0';
+            if (lead->state == SLOT_HELD) {
+                handOver(lead);
+                queueSettle(lead);
+            } else {
+                s->state = SLOT_FOLLOW;
+            }
+            return 0;
+        }
         if (a->verdict == ADMIT_GO_ALONE) {
             s->suspect = 1;
             lfLog(LF_INFO, "event=suspect_runs_alone id=%s", lfQ(s->job.id));
@@ -878,7 +943,8 @@ static void sendAdmit(worker *w, batch *b) {
         jobs[i] = (admitJob){s->lease, s->job.id, s->job.model, s->job.input_estimate,
                              s->job.max_tokens, reserve, s->job.prefix,
                              s->job.prefix_tokens, s->job.cache_1h,
-                             !s->counted ? 0 : s->job.spend_unbounded ? 2 : 1};
+                             !s->counted ? 0 : s->job.spend_unbounded ? 2 : 1,
+                             s->lead ? s->lead->lease : NULL};
     }
     lfArgs a;
     argsInit(&a, AA_COUNT + AJ_COUNT * b->n, AA_COUNT + 6 * b->n);
@@ -892,6 +958,122 @@ static void sendAdmit(worker *w, batch *b) {
     }
     argsFree(&a);
     free(jobs);
+}
+
+/* ---- Seats and followers -------------------------------------------------
+ * A worker sends at most `seats` requests at once (--concurrency), and
+ * holds up to twice as many jobs: a job ready while every seat is taken is
+ * admitted to follow a request in flight (FOLLOW: admit.lua charges it and
+ * lets it take over that request's in-flight unit) and goes out the
+ * moment that request's answer arrives, not a Redis round trip later. The
+ * answer's settle record says it went (ACT). */
+
+/* Requests (and the jobs on their way to becoming one) holding a seat. */
+static int seatsUsed(worker *w) {
+    int n = 0;
+    for (int i = 0; i < w->nslots; i++) {
+        const slot *s = &w->slots[i];
+        if (s->lead) continue;
+        switch (s->state) {
+        case SLOT_COUNT: case SLOT_ADMIT: case SLOT_WAIT: case SLOT_HTTP: case SLOT_HELD:
+            n++;
+            break;
+        default:
+            break;
+        }
+    }
+    return n;
+}
+
+/* Ready jobs to admission: into free seats, else to follow a request in
+ * flight that has no follower yet; the rest wait for one. */
+static void dispatch(worker *w) {
+    int ready = 0, li = 0;
+    for (int i = 0; i < w->nslots; i++) ready += w->slots[i].state == SLOT_READY;
+    if (!ready) return;
+    if (w->draining) {
+        for (int i = 0; i < w->nslots; i++)
+            if (w->slots[i].state == SLOT_READY) slotRequeue(&w->slots[i]);
+        return;
+    }
+    int used = seatsUsed(w);
+    batch *b = batchNew(w, ready);
+    for (int i = 0; i < w->nslots; i++) {
+        slot *s = &w->slots[i];
+        if (s->state != SLOT_READY) continue;
+        if (used < w->seats) {
+            used++;
+        } else {
+            slot *l = NULL;
+            for (; li < w->nslots && !l; li++) {
+                slot *c = &w->slots[li];
+                if (c->state == SLOT_HTTP && !c->follower && !c->suspect && !c->lost &&
+                    w->solo == SOLO_NONE)
+                    l = c;
+            }
+            if (!l) break;
+            s->lead = l;
+            l->follower = s;
+        }
+        s->state = SLOT_ADMIT;
+        b->s[b->n++] = s;
+    }
+    if (b->n) sendAdmit(w, b);
+    else free(b);
+}
+
+/* Jobs to claim now (freeing: slots the call that claims frees): one per
+ * free seat, and one per request in flight due a follower (its answer
+ * expected within FOLLOW_LEAD_MS and the two round trips a claim and an
+ * admission take; claimed earlier, a follower would sit idle in this
+ * worker while another has free seats), less the jobs ready and promised;
+ * at most the free slots. Arms the follow timer for the next one due. */
+static int claimWant(worker *w, int freeing) {
+    int room = w->nfree + freeing - w->promised;
+    if (room <= 0) return 0;
+    if (w->nslots == w->seats) return room;         /* no followers */
+    long long now = monoMs(), next = 0;
+    long long lead = FOLLOW_LEAD_MS + 2 * rdsRttUs(w->redis) / 1000;
+    int want = w->seats - seatsUsed(w) - w->promised;
+    for (int i = 0; i < w->nslots; i++) {
+        const slot *s = &w->slots[i];
+        if (s->state == SLOT_READY) {
+            want--;
+        } else if (s->state == SLOT_HTTP && !s->follower && w->lat_ms > 0 && !w->draining) {
+            long long due = s->t_sent + w->lat_ms - lead;
+            if (due <= now) want++;
+            else if (!next || due < next) next = due;
+        }
+    }
+    if (next) {
+        evtimer_del(w->follow_timer);
+        timerIn(w->follow_timer, (long)(next - now));
+    }
+    return want < 0 ? 0 : want > room ? room : want;
+}
+
+/* Redis answered lately: within FOLLOW_FRESH_MS and two round trips.
+ * Otherwise it may be cut off (a silent partition is noticed only at the
+ * reply deadline): a follower sent now could run twice, once here and
+ * once after its lease is reaped, so it is not. */
+static int redisFresh(worker *w) {
+    long long since = rdsSinceReplyMs(w->redis);
+    return since >= 0 && since <= FOLLOW_FRESH_MS + 2 * rdsRttUs(w->redis) / 1000;
+}
+
+/* l's answer is in: its follower goes now, and l's record says so. */
+static void handOver(slot *l) {
+    worker *w = l->w;
+    slot *f = l->follower;
+    l->follower = NULL;
+    f->lead = NULL;
+    if (w->draining || f->lost || monoMs() > f->lease_until - w->cfg->lease_ms / 10 ||
+        !redisFresh(w)) {
+        slotRequeue(f);
+        return;
+    }
+    snprintf(l->act, sizeof(l->act), "%s", f->lease);
+    startRequest(f);
 }
 
 /* ---- Claim ------------------------------------------------------------ */
@@ -970,11 +1152,10 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
             startCount(s);
             continue;
         }
-        s->state = SLOT_ADMIT;
-        b->s[b->n++] = s;
+        s->state = SLOT_READY;
     }
-    if (b->n) sendAdmit(w, b);
-    else free(b);
+    free(b);
+    dispatch(w);
 }
 
 static void onClaimed(rds *c, redisReply *r, void *priv) {
@@ -994,9 +1175,11 @@ static void onClaimBodies(rds *c, redisReply *r, void *priv) {
 }
 
 void pump(worker *w) {
+    dispatch(w);
     if (w->draining || w->claims_out > 0 || w->nfree <= w->promised) return;
     if (!rdsReady(w->redis) || evtimer_pending(w->idle_timer, NULL)) return;
-    int ask = w->nfree - w->promised;
+    int ask = claimWant(w, 0);
+    if (ask <= 0) return;
     claimCall *cc = claimNew(w, ask);
     lfArgs a;
     argsInit(&a, CA_COUNT, 3);

@@ -1,7 +1,8 @@
 /* worker.h — `llmfleet worker`: claim jobs, call the API, settle results.
  *
- * A worker is one libevent loop. It owns N slots (--concurrency); a slot
- * holds one leased job from claim to settle. All shared state lives in
+ * A worker is one libevent loop. It sends at most N requests at once
+ * (--concurrency) and holds up to 2N leased jobs: each request in flight
+ * may have a follower, a job already admitted to go out at its answer. All shared state lives in
  * Redis and changes only through the Lua scripts of scripts/lua; the
  * worker's memory holds nothing that a crash could lose. */
 #ifndef LF_WORKER_H
@@ -33,6 +34,7 @@ typedef struct workerConfig {
     long summary_ms;                /* --summary-ms: summary log line (0 off) */
     int wait_replicas;              /* --wait-replicas: confirm writes on N replicas */
     long wait_replicas_ms;          /* --wait-replicas-ms: one WAIT's timeout */
+    int no_follow;                  /* --no-follow: no job admitted to follow a request */
 } workerConfig;
 
 /* Defaults for every field. */

@@ -99,6 +99,7 @@ void admitArgs(lfArgs *a, const admitHead *h, const admitJob *jobs, int n) {
         argsNum(a, j->prefix_tokens);             /* AJ_PREFIX_TOKENS */
         argsNum(a, j->cache_1h ? 1 : 0);          /* AJ_CACHE_1H */
         argsNum(a, j->exact < 0 ? 0 : j->exact > 2 ? 2 : j->exact);   /* AJ_EXACT */
+        argsStr(a, j->follow ? j->follow : "");   /* AJ_FOLLOW */
     }
 }
 
@@ -421,6 +422,7 @@ void settleArgs(lfArgs *a, const settleHead *h, const settleItem *items, int n) 
         argsStr(a, items[i].id);                /* REC_ID */
         if (r->op == OP_DEAD) argsAdd(a, r->dead.p, r->dead.len);
         else argsAdd(a, "", 0);                 /* REC_DEAD */
+        argsStr(a, items[i].act ? items[i].act : "");   /* REC_ACT */
         for (int k = 0; k < ATT_COUNT; k++) argsStr(a, r->att[k]);
         argsNum(a, r->nf);                      /* NFIELDS */
         for (int f = 0; f < r->nf; f++) argsAdd(a, r->fv[f], r->fl[f]);

@@ -75,6 +75,7 @@ typedef struct admitJob {
     long long prefix_tokens;        /* its estimate */
     int cache_1h;                   /* the prefix asks a 1-hour cache */
     int exact;                      /* 0 a bound, 1 a count, 2 unknown (AJ_EXACT) */
+    const char *follow;             /* the lease it follows (NULL: none) */
 } admitJob;
 
 typedef struct admitReply {
@@ -197,6 +198,7 @@ typedef struct settleItem {
     const settleRec *rec;
     const char *model;
     long long t_sent;               /* any clock, only compared */
+    const char *act;                /* its follower, sent at its answer (NULL none) */
 } settleItem;
 
 /* Capacity settleArgs needs for these items. */

@@ -98,7 +98,7 @@ local function classState(c)
     if k then return k end
     local function get(f) return st[cf(c, f)] end
     k = {c = c, est = {}, lim = {}, soft = {}, cum = {}, add = {r = 0, i = 0, o = 0},
-         n = 0, pause = pauseNow(st, now, c), observed = get('observed'),
+         pend = {r = 0, i = 0, o = 0}, n = 0, nf = 0, pause = pauseNow(st, now, c), observed = get('observed'),
          inflight = tonumber(get('n_inflight')) or 0, cal = tonumber(get('cal')) or 1,
          oq = tonumber(get('oq')) or 1, o_done = tonumber(get('o_done')) or 0,
          eo = tonumber(get('ewma_out')),
@@ -178,6 +178,7 @@ local unknownGo = nil                       -- the unknown-size request this cal
 local unknownWent = nil                     -- ... once it went
 local seen = {}                             -- id -> its first lease in this batch
 local zin, hres, dropped, liveSet = {}, {}, {}, {}
+local follow, led = {}, {}                  -- HSET pairs for `follow`; leaders taken here
 local parkZ, parkH = {}, {}
 local PARK_MIN_MS = 250
 local PARK_HORIZON_MS = 2000
@@ -242,20 +243,31 @@ local function classWait(n, k, wait, need, why)
 end
 
 -- Let job n (arguments from a) go: charge it, reserve, record.
-local function go(n, a, k, need, res, val)
+-- A follower (lead: the lease it follows) takes no in-flight unit of its
+-- own and its charges wait in b_pend until it is sent (settle.lua).
+local function go(n, a, k, need, res, val, lead)
     local lid, id = lids[n], ids[n]
-    busy = busy + 1
-    zin[#zin + 1] = leaseExp; zin[#zin + 1] = lid
     liveSet[#liveSet + 1] = id; liveSet[#liveSet + 1] = lid
     if lid == unknownGo then unknownWent = lid end
     local resS = ARGV[a + AJ.RESERVE]
     if res < 0 then res, resS = 0, '0' end
+    local into = lead and k.pend or k.add
     for _, b in ipairs(BUCKETS) do
         if k.est[b] then k.est[b] = k.est[b] - need[b] end
-        k.add[b] = k.add[b] + need[b]
+        into[b] = into[b] + need[b]
     end
-    if rule ~= 'actual' then k.back = k.back + giveBack(k, need.o, 1) end
-    k.n = k.n + 1
+    if lead then
+        led[lead] = true
+        follow[#follow + 1] = lead; follow[#follow + 1] = lid
+        follow[#follow + 1] = '>' .. lid; follow[#follow + 1] = lead
+        k.nf = k.nf + 1
+    else
+        busy = busy + 1
+        zin[#zin + 1] = leaseExp; zin[#zin + 1] = lid
+        if rule ~= 'actual' then k.back = k.back + giveBack(k, need.o, 1) end
+        k.n = k.n + 1
+        inflight = inflight + 1
+    end
     hres[#hres + 1] = lid
     -- Numbers become strings only where they differ from the caller's.
     local rawS, mtS = ARGV[a + AJ.INPUT], ARGV[a + AJ.MAX_TOKENS]
@@ -265,7 +277,6 @@ local function go(n, a, k, need, res, val)
         ',' .. rawS .. ',' .. mtS .. ',' .. ARGV[a + AJ.PREFIX] .. ',' ..
         ARGV[a + AJ.CACHE_1H] .. ',' .. id
     reserved = reserved + res
-    inflight = inflight + 1
     return val
 end
 
@@ -385,7 +396,8 @@ local function decide(n, a)
     end
     local other = seen[id]
     if not other and liveLid[n] and liveLid[n] ~= lids[n] and
-       rcall('ZSCORE', K.inflight, liveLid[n]) then
+       (rcall('ZSCORE', K.inflight, liveLid[n]) or
+        rcall('HGET', K.follow, '>' .. liveLid[n])) then
         other = liveLid[n]
     end
     if other then
@@ -431,6 +443,23 @@ local function decide(n, a)
         reason = k.c .. ': cold start, waiting for the first answer and its rate-limit headers'
         return ADMIT.WAIT, math.ceil(w)
     end
+    -- A follower takes over its leader's in-flight unit: the leader must be
+    -- in flight (admitted, its lease alive) and followed by no other job.
+    -- Never a probe, nor a request of unknown size.
+    local lead = ARGV[a + AJ.FOLLOW]
+    if lead == '' then lead = nil end
+    if lead then
+        local ls = tonumber(rcall('ZSCORE', K.inflight, lead) or 0)
+        if ls <= now and rcall('HGET', K.follow, '>' .. lead) then
+            -- A follower itself, sent, its leader's record on its way.
+            ls = tonumber(rcall('ZSCORE', K.leases, lead) or 0)
+        end
+        if ls <= now or led[lead] or rcall('HGET', K.follow, lead) or
+           ARGV[a + AJ.EXACT] == '2' or probeDue or k.probeDue then
+            -- (no reason: the fleet does not wait; the worker asks again)
+            return ADMIT.WAIT, 10
+        end
+    end
     local res = tonumber(ARGV[a + AJ.RESERVE])
     local exact = ARGV[a + AJ.EXACT]
     local code, val = spendVerdict(res, exact ~= '0')
@@ -445,11 +474,13 @@ local function decide(n, a)
         end
         unknownGo = lids[n]
     end
-    if inflight >= ceiling then
+    if lead then
+        -- (its leader's unit: checked above)
+    elseif inflight >= ceiling then
         reason = 'in flight at the ceiling (' .. ceiling .. ')'
         return ADMIT.WAIT, shortWait(ceiling)
     end
-    if k.ceiling and k.inflight + k.n >= k.ceiling then
+    if not lead and k.ceiling and k.inflight + k.n >= k.ceiling then
         reason = k.c .. ': in flight at the class ceiling (' .. k.ceiling .. ')'
         return ADMIT.WAIT, shortWait(k.ceiling)
     end
@@ -483,7 +514,7 @@ local function decide(n, a)
         local pre = probe.class and (probe.class .. '|') or ''
         rcall('HSET', K.state, pre .. 'probe_at', now + every, pre .. 'probe_lease', lids[n])
     end
-    return code, go(n, a, k, need, res, att)
+    return code, go(n, a, k, need, res, att, lead)
 end
 
 local out = {ceiling, '', 0, pricesVer}
@@ -496,11 +527,12 @@ if #dropped > 0 then
     bulk('ZREM', K.leases, dropped, 1)
     leasesEnded(dropped)
 end
-if #zin > 0 then
-    bulk('ZADD', K.inflight, zin)
+if #zin > 0 then bulk('ZADD', K.inflight, zin) end
+if #hres > 0 then
     bulk('HSET', K.reserv, hres)
     bulk('HSET', K.live, liveSet)
 end
+if #follow > 0 then bulk('HSET', K.follow, follow) end
 if #parkZ > 0 then
     bulk('ZADD', K.parked, parkZ)
     bulk('HSET', K.parkedjob, parkH)
@@ -515,6 +547,9 @@ for c, k in pairs(C) do
         incr(K.state, cf(c, 'o_cum'), k.add.o)
         incr(K.state, cf(c, 'o_inflight'), k.add.o)
         incr(K.state, cf(c, 'n_inflight'), k.n)
+    end
+    if k.nf > 0 then
+        for _, b in ipairs(BUCKETS) do incr(K.state, cf(c, b .. '_pend'), k.pend[b]) end
     end
 end
 if #newClasses > 0 then

@@ -67,7 +67,8 @@ local function cls(c)
     local k = CL[c]
     if k then return k end
     local function g(f) return tonumber(st[cf(c, f)]) end
-    k = {c = c, d = {o_inflight = 0, n_inflight = 0, o_done = 0, o_cum = 0}, s = {},
+    k = {c = c, d = {o_inflight = 0, n_inflight = 0, o_done = 0, o_cum = 0, r_cum = 0,
+                     i_cum = 0, r_pend = 0, i_pend = 0, o_pend = 0}, s = {},
          v = {cal = g('cal') or 1, ncal = g('ncal') or 0, on = g('on') or 0,
               oq = g('oq') or 1, omax = g('omax') or 0, ei = g('ewma_in'), eo = g('ewma_out')},
          P = pauseOpen(st, set, c), probeLease = st[cf(c, 'probe_lease')],
@@ -98,9 +99,42 @@ local function release(lid, r, cost)
     dState.reserved = dState.reserved - r.cost
     dState.spent = dState.spent + cost
     local k = cls(r.class)
-    k.d.o_inflight = k.d.o_inflight - r.o
-    k.d.n_inflight = k.d.n_inflight - 1
+    if not r.unsent then        -- (a follower never sent held no unit)
+        k.d.o_inflight = k.d.o_inflight - r.o
+        k.d.n_inflight = k.d.n_inflight - 1
+    end
     unreserve[#unreserve + 1] = lid
+end
+
+-- Follower lid (admit.lua) was sent (sent: its leader's answer came) or
+-- never will be: its charges leave b_pend; sent, they are charged now
+-- (after every reading in force: none of them holds it), it takes the
+-- in-flight unit its leader held and its admission snapshot is now.
+-- r: its reservation (parsed; read when nil). Returns r, or nil when lid
+-- is not a follower waiting to be sent.
+local function activate(lid, sent, r)
+    local lead = rcall('HGET', K.follow, '>' .. lid)
+    if not lead then return nil end
+    rcall('HDEL', K.follow, '>' .. lid, lead)
+    local raw = rcall('HGET', K.reserv, lid)
+    r = r or (raw and reservation(raw))
+    if not r then return nil end
+    local k = cls(r.class)
+    local d = k.d
+    d.r_pend, d.i_pend, d.o_pend = d.r_pend - 1, d.i_pend - r.i, d.o_pend - r.o
+    if not sent then
+        r.unsent = true
+        return r
+    end
+    d.r_cum, d.i_cum, d.o_cum = d.r_cum + 1, d.i_cum + r.i, d.o_cum + r.o
+    d.o_inflight, d.n_inflight = d.o_inflight + r.o, d.n_inflight + 1
+    local exp = rcall('ZSCORE', K.leases, lid)
+    if exp then rcall('ZADD', K.inflight, exp, lid) end
+    local cur = curOf(k)
+    r.snap = string.format('%d,%d,%d,%d,%d', now, cur('r_cum') or 0, cur('i_cum') or 0,
+                           cur('o_cum') or 0, cur('o_done') or 0)
+    if raw then rcall('HSET', K.reserv, lid, reservationResnap(raw, r.snap)) end
+    return r
 end
 
 -- What a 200 teaches: latency, the class's calibration and output
@@ -368,6 +402,13 @@ if #recs > 0 then
 end
 local jobs = {}
 for _, lid in ipairs(jobLids) do jobs[lid] = leaseJob(lid) end
+-- A follower settled before its leader's record said it was sent (that
+-- record failed, or is behind): sent or not, its attempt says.
+if #recs > 0 and rcall('EXISTS', K.follow) == 1 then
+    for n, r in ipairs(recs) do
+        if resv[n] then activate(r.lid, ARGV[r.a + ATT.SENT] == '1', resv[n]) end
+    end
+end
 
 for n, r in ipairs(recs) do
     local op, lid = r.op, r.lid
@@ -407,6 +448,12 @@ for g = 1, nobs do
     local o = OBS0 + (g - 1) * OBS_N
     local oi = tonumber(ARGV[o + OBS.INDEX]) or 0
     if oi > 0 and out[oi] and out[oi] ~= SETTLED.LOST and resv[oi] then observe(o, oi, resv[oi]) end
+end
+-- Followers sent at their leaders' answers: after the observations (a
+-- reading of this batch does not hold them).
+for _, r in ipairs(recs) do
+    local act = ARGV[r.a + REC.ACT]
+    if act ~= '' then activate(act, true) end
 end
 for _, k in pairs(CL) do if k.r429 then pause429(k) end end
 if nReq > 0 then

@@ -85,7 +85,7 @@ check "a summary line carries requests and latency" grep -q 'event=summary inter
 slots_add_up() {
     grep 'event=summary' "$T/w1.log" | awk '{
         for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-        if (v["slots_count"] + v["slots_admit"] + v["slots_wait"] + v["slots_http"] + v["slots_settle"] != v["busy_slots"]) bad++
+        if (v["slots_count"] + v["slots_admit"] + v["slots_wait"] + v["slots_http"] + v["slots_settle"] + v["slots_ready"] + v["slots_follow"] + v["slots_held"] != v["busy_slots"]) bad++
         n++ } END { exit !(n > 0 && bad == 0) }'
 }
 check "each summary line says where its busy slots are (they add up)" slots_add_up

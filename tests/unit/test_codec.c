@@ -351,9 +351,9 @@ static void test_admit_args(void **state) {
     (void)state;
     const admitHead h = {45000, 3, SOLO_RUNS, 12};
     const admitJob jobs[3] = {
-        {"w:1:1", "job-a", "claude-sonnet-4-5", 1200, 4096, 65000, "a1b2c3", 900, 0, 0},
-        {"w:1:2", "job-b", "claude-haiku-4-5", 0, 1, -1, NULL, 0, 7, 1},
-        {"w:1:3", "job-c", "", LLONG_MAX, 7, 0, "", -1, 1, 3},
+        {"w:1:1", "job-a", "claude-sonnet-4-5", 1200, 4096, 65000, "a1b2c3", 900, 0, 0, NULL},
+        {"w:1:2", "job-b", "claude-haiku-4-5", 0, 1, -1, NULL, 0, 7, 1, "w:1:1"},
+        {"w:1:3", "job-c", "", LLONG_MAX, 7, 0, "", -1, 1, 3, NULL},
     };
     lfArgs a;
     /* Exactly the capacity codec.h promises: more would abort. Numbers per
@@ -1103,9 +1103,9 @@ static void test_settle_args_layout(void **state) {
 
     const char *S = "claude-sonnet-4-5";
     const settleItem items[5] = {
-        {"p:1", "A", &rs[0], S, 100}, {"p:2", "B", &rs[1], S, 200},
-        {"p:3", "C", &rs[2], "", 0},  {"p:4", "D", &rs[3], S, 300},
-        {"p:5", "E", &rs[4], S, 400},
+        {"p:1", "A", &rs[0], S, 100, NULL}, {"p:2", "B", &rs[1], S, 200, "w:9:1"},
+        {"p:3", "C", &rs[2], "", 0, NULL},  {"p:4", "D", &rs[3], S, 300, NULL},
+        {"p:5", "E", &rs[4], S, 400, NULL},
     };
     const settleHead head = {100000, 3, 30000, "w-1:9:", 0};
     int argc = settleArgc(items, 5);
@@ -1170,7 +1170,7 @@ static void test_settle_args_ops(void **state) {
             job j = mkJob("x", "", NULL);
             recDead(&r, &j, "{}", 2, "t", "m", &ctx, 1);
         }
-        settleItem it = {"L", "x", &r, "m", 1};
+        settleItem it = {"L", "x", &r, "m", 1, NULL};
         settleHead h = {10, 0, 0, NULL, 0};
         lfArgs a;
         argsInit(&a, settleArgc(&it, 1), SETTLE_NUMS(0, 1));
@@ -1197,7 +1197,7 @@ static void test_settle_args_no_obs(void **state) {
     recError(&rs[1], &j, "api_error", "y", 0, &ctx);
     /* Stale obs text in a record without has_obs must not be sent. */
     snprintf(rs[1].obs[OBS_R_LIM], sizeof(rs[1].obs[0]), "999");
-    const settleItem items[2] = {{"l1", "n", &rs[0], "m", 1}, {"l2", "n", &rs[1], "m", 2}};
+    const settleItem items[2] = {{"l1", "n", &rs[0], "m", 1, NULL}, {"l2", "n", &rs[1], "m", 2, NULL}};
     const settleHead h = {5, 0, 0, NULL, 0};
     lfArgs a;
     assert_int_equal(settleArgc(items, 2),
@@ -1240,8 +1240,8 @@ static void test_settle_args_obs_latest(void **state) {
         assert_int_equal(rs[i].has_obs, 1);
     }
     const char *M = "claude-sonnet-4-5";
-    settleItem items[3] = {{"a", "a", &rs[0], M, 10}, {"b", "b", &rs[1], M, 20},
-                           {"c", "c", &rs[2], M, 30}};
+    settleItem items[3] = {{"a", "a", &rs[0], M, 10, NULL}, {"b", "b", &rs[1], M, 20, NULL},
+                           {"c", "c", &rs[2], M, 30, NULL}};
     const settleHead hd = {1, 0, 0, "", 0};
     lfArgs a;
     argsInit(&a, settleArgc(items, 3), SETTLE_NUMS(1, 3));
@@ -1300,12 +1300,12 @@ static void test_settle_args_obs_per_model(void **state) {
     assert_int_equal(rs[5].has_obs, 0);
     const char *S = "claude-sonnet-4-5", *H = "claude-haiku-4-5", *O = "claude-opus-4-1";
     const settleItem items[6] = {
-        {"l1", "a", &rs[0], S, 300},    /* sonnet, older */
-        {"l2", "b", &rs[1], H, 100},    /* haiku: the latest with headers */
-        {"l3", "c", &rs[2], S, 900},    /* sonnet, latest, no headers */
-        {"l4", "d", &rs[3], S, 400},    /* sonnet: the latest with headers */
-        {"l5", "e", &rs[4], H, 50},     /* haiku, older (later in the batch) */
-        {"l6", "f", &rs[5], O, 700},    /* opus: no headers at all */
+        {"l1", "a", &rs[0], S, 300, NULL},    /* sonnet, older */
+        {"l2", "b", &rs[1], H, 100, NULL},    /* haiku: the latest with headers */
+        {"l3", "c", &rs[2], S, 900, NULL},    /* sonnet, latest, no headers */
+        {"l4", "d", &rs[3], S, 400, NULL},    /* sonnet: the latest with headers */
+        {"l5", "e", &rs[4], H, 50, NULL},     /* haiku, older (later in the batch) */
+        {"l6", "f", &rs[5], O, 700, NULL},    /* opus: no headers at all */
     };
     const settleHead hd = {1, 0, 0, "", 0};
     int argc = settleArgc(items, 6);

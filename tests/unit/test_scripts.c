@@ -336,7 +336,7 @@ static admitJob bjobM(const char *lease, const char *id, const char *model, long
                       long long max_tokens, long long reserve, const char *prefix) {
     /* exact: as if counted, so that the spend rules below act at once
      * (test_admit_count_near_cap asks for the count). */
-    admitJob j = {lease, id, model, input, max_tokens, reserve, prefix, 0, 0, 1};
+    admitJob j = {lease, id, model, input, max_tokens, reserve, prefix, 0, 0, 1, NULL};
     return j;
 }
 
@@ -564,7 +564,7 @@ static void recSuccessUse(settleRec *r, const job *j, long long in, long long ou
 /* Settle one record (lease, job id, its t_sent); returns its verdict. */
 static settleVerdict settleOne(const char *lid, const char *id, settleRec *rec,
                                long long t_sent) {
-    settleItem it = {lid, id, rec, MODEL, t_sent};
+    settleItem it = {lid, id, rec, MODEL, t_sent, NULL};
     settleVerdict out[1];
     runSettle(&it, 1, out, 0, NULL, NULL);
     return out[0];
@@ -595,7 +595,7 @@ static void settleOks(const char *prefix, int n, resv v, long long in, long long
         craftResv(lidb[i], ids[i], &v, now + 60000);
         jobs[i] = testJob(ids[i]);
         recSuccessUse(&rs[i], &jobs[i], in, out, cw, cr, NULL);
-        items[i] = (settleItem){lidb[i], ids[i], &rs[i], MODEL, i};
+        items[i] = (settleItem){lidb[i], ids[i], &rs[i], MODEL, i, NULL};
     }
     runSettle(items, n, res, 0, NULL, NULL);
     for (int i = 0; i < n; i++) {
@@ -864,6 +864,110 @@ static void test_admit_wait_ceiling(void **state) {
     assert_admit(admit1(0, "w:1:1", "a", 10, 10, 1, &v, NULL), ADMIT_GO);
 }
 
+/* b as a's follower (AJ FOLLOW), and its answer. */
+static admitVerdict admitFollow(const char *lid, const char *id, long long input,
+                                long long max_tokens, long long reserve, const char *lead) {
+    admitHead h = head(0);
+    admitJob j = bjob(lid, id, input, max_tokens, reserve);
+    j.follow = lead;
+    admitReply br;
+    admitResult res;
+    runBegin(&h, &j, 1, &br, &res);
+    return res.verdict;
+}
+
+/* A follower: admitted past the ceiling in its leader's in-flight unit,
+ * one per leader; its charges wait in *_pend until the leader's record
+ * says it went (ACT), then count from then (its snapshot too). */
+static void test_admit_follow(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b", "c"};
+    craftClaim("w:1:", 3, ids, now + 60000);
+    cmd("HSET %s max_in_flight 1", KN(LIMITS));
+    cmd("HSET %s sonnet-4|observed 1", KN(STATE));
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 100, 50, 10, &v, NULL), ADMIT_GO);
+    assert_admit(admit1(0, "w:1:2", "b", 200, 60, 20, &v, NULL), ADMIT_WAIT);   /* ceiling */
+    assert_admit(admitFollow("w:1:2", "b", 200, 60, 20, "w:9:9"), ADMIT_WAIT);  /* no such lead */
+    assert_admit(admitFollow("w:1:2", "b", 200, 60, 20, "w:1:1"), ADMIT_GO);
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 1);
+    assert_int_equal(hgetN(KN(STATE), SF("r_pend")), 1);
+    assert_int_equal(hgetN(KN(STATE), SF("i_pend")), 200);
+    assert_int_equal(hgetN(KN(STATE), SF("o_pend")), 60);
+    assert_int_equal(hgetN(KN(STATE), SF("r_cum")), 1);
+    assert_int_equal(hgetN(KN(STATE), SF("n_inflight")), 1);
+    assert_int_equal(hgetN(KN(STATE), "reserved"), 30);
+    assert_string_equal(hget(KN(FOLLOW), "w:1:1"), "w:1:2");
+    assert_string_equal(hget(KN(FOLLOW), ">w:1:2"), "w:1:1");
+    /* One follower per leader; a second copy of b's id is not sent. */
+    assert_admit(admitFollow("w:1:3", "c", 10, 10, 1, "w:1:1"), ADMIT_WAIT);
+
+    /* a answered; b went at once: a's record says so. */
+    settleRec rec;
+    job ja = testJob("a");
+    recSuccessUse(&rec, &ja, 100, 40, 0, 0, NULL);
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 1, "w:1:2"};
+    settleVerdict out[1];
+    runSettle(&it, 1, out, 0, NULL, NULL);
+    assert_settled(out[0], SETTLED_DONE);
+    assertNear(zscore(KN(INFLIGHT), "w:1:2"), now + 60000, SLACK_MS, "follower in flight");
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 1);
+    assert_int_equal(hgetN0(KN(STATE), SF("r_pend")), 0);
+    assert_int_equal(hgetN0(KN(STATE), SF("i_pend")), 0);
+    assert_int_equal(hgetN0(KN(STATE), SF("o_pend")), 0);
+    assert_int_equal(hgetN(KN(STATE), SF("r_cum")), 2);
+    assert_int_equal(hgetN(KN(STATE), SF("i_cum")), 300);
+    assert_int_equal(hgetN(KN(STATE), SF("n_inflight")), 1);
+    assert_int_equal(hgetN(KN(STATE), SF("o_inflight")), 60);
+    assert_int_equal(cmdInt("HLEN %s", KN(FOLLOW)), 0);
+    /* Its admission snapshot: the counters after its own charge. */
+    assertHas(hget(KN(RESERV), "w:1:2"), ",2,300,110,40,200,60,");
+    /* The ceiling counts it now: c waits. */
+    assert_admit(admit1(0, "w:1:3", "c", 10, 10, 1, &v, NULL), ADMIT_WAIT);
+}
+
+/* A follower that never went gives back all it was charged; one whose
+ * worker died is charged as sent (it may have gone: the poison job that
+ * killed it) and counts a lost delivery. */
+static void test_follow_cancel_reap(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b", "c"};
+    craftClaim("w:1:", 3, ids, now + 60000);
+    cmd("HSET %s sonnet-4|observed 1", KN(STATE));
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 100, 50, 10, &v, NULL), ADMIT_GO);
+    assert_admit(admitFollow("w:1:2", "b", 200, 60, 20, "w:1:1"), ADMIT_GO);
+    settleRec rec;
+    recStart(&rec, OP_REQUEUE);                 /* not sent: the worker drains */
+    assert_settled(settleOne("w:1:2", "b", &rec, 1), SETTLED_DONE);
+    assert_int_equal(hgetN0(KN(STATE), SF("r_pend")), 0);
+    assert_int_equal(hgetN0(KN(STATE), SF("i_pend")), 0);
+    assert_int_equal(hgetN(KN(STATE), SF("r_cum")), 1);
+    assert_int_equal(hgetN(KN(STATE), SF("n_inflight")), 1);
+    assert_int_equal(hgetN(KN(STATE), SF("o_inflight")), 50);
+    assert_int_equal(hgetN(KN(STATE), "reserved"), 10);
+    assert_int_equal(cmdInt("HLEN %s", KN(FOLLOW)), 0);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 1);   /* b back on the queue */
+
+    assert_admit(admitFollow("w:1:3", "c", 300, 70, 30, "w:1:1"), ADMIT_GO);
+    cmd("ZADD %s %lld w:1:3", KN(LEASES), now - 1);      /* its worker died */
+    const char *argv[] = {"100", "30000"};
+    redisReply *r = script("reap", 2, argv);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(hgetN0(KN(STATE), SF("r_pend")), 0);
+    assert_int_equal(hgetN0(KN(STATE), SF("i_pend")), 0);
+    assert_int_equal(hgetN(KN(STATE), SF("r_cum")), 2);
+    assert_int_equal(hgetN(KN(STATE), SF("i_cum")), 400);
+    assert_int_equal(hgetN(KN(STATE), SF("n_inflight")), 1);     /* a's */
+    assert_int_equal(hgetN(KN(STATE), SF("o_inflight")), 50);
+    assert_int_equal(hgetN(KN(STATE), "spent"), 30);
+    assert_int_equal(hgetN(KN(LOST), "c"), 1);
+    assert_int_equal(cmdInt("HLEN %s", KN(FOLLOW)), 0);
+}
+
 static void test_admit_budget(void **state) {
     (void)state;
     long long now = redisNow();
@@ -1068,7 +1172,7 @@ static void test_settle_lost(void **state) {
     job j = testJob("a");
     settleRec rec;
     recSuccess(&rec, &j, 1234, 1, NULL);
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};          /* never leased */
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0, NULL};          /* never leased */
     settleVerdict out[1];
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_LOST);
@@ -1228,7 +1332,7 @@ static void test_settle_retry_budget(void **state) {
 
     /* Budget free: retried. */
     recFailed(&rec, &ja, 503, -1, 1);
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0, NULL};
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_RETRY);
     recFree(&rec);
@@ -1291,7 +1395,7 @@ static void test_settle_observation_fenced(void **state) {
     /* The answer of a lease that is gone: the bucket stays as it was. */
     recSuccess(&rec, &j, 10, 1, &rl);
     assert_true(rec.has_obs);
-    settleItem it = {"w:9:1", "a", &rec, MODEL, 0};
+    settleItem it = {"w:9:1", "a", &rec, MODEL, 0, NULL};
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_LOST);
     assert_int_equal(hgetN(KN(STATE), SF("i_lim")), 60000);
@@ -1322,7 +1426,7 @@ static void test_settle_claims_freed_slots(void **state) {
     job j = testJob("a");
     settleRec rec;
     recSuccess(&rec, &j, 10, 1, NULL);
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0, NULL};
     settleVerdict out[1];
     claimReply cr;
     runSettle(&it, 1, out, 1, "w:2:", &cr);
@@ -1445,6 +1549,33 @@ static void test_claim_oldest_first(void **state) {
     assert_int_equal(cr.wait_ms, 0);
     assert_int_equal(cr.n, 0);
     assert_int_equal(cmdInt("EXISTS %s", listKey("w:3:")), 0);
+}
+
+/* An empty queue with a parked job due later: the first idle worker to
+ * ask is told when (NEXT_MS), the others that nothing is due (-1), until
+ * that claimer is over WAKE_LATE_MS late. */
+static void test_claim_one_waker(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("ZADD %s %lld p:1:1", KN(PARKED), now + 800);
+    cmd("HSET %s p:1:1 %s", KN(PARKEDJOB), rawJob("p"));
+    claimReply cr;
+    runClaim(4, 30000, "w:1:", &cr);
+    assert_int_equal(cr.n, 0);
+    assertNear(cr.next_ms, 800, SLACK_MS, "the first is told when");
+    runClaim(4, 30000, "w:2:", &cr);
+    assert_int_equal(cr.next_ms, -1);
+    runClaim(4, 30000, "w:3:", &cr);
+    assert_int_equal(cr.next_ms, -1);
+    /* An earlier due time gets a claimer of its own. */
+    cmd("ZADD %s %lld p:1:2", KN(PARKED), now + 400);
+    cmd("HSET %s p:1:2 %s", KN(PARKEDJOB), rawJob("q"));
+    runClaim(4, 30000, "w:4:", &cr);
+    assertNear(cr.next_ms, 400, SLACK_MS, "an earlier one");
+    /* The elected claimer did not come: the next to ask is. */
+    cmd("HSET %s wake_at %lld", KN(STATE), now - 1000);
+    runClaim(4, 30000, "w:5:", &cr);
+    assertNear(cr.next_ms, 400, SLACK_MS, "a late claimer is replaced");
 }
 
 static void test_claim_paused(void **state) {
@@ -2011,8 +2142,8 @@ static void test_observe_per_class(void **state) {
     settleRec rec[2];
     recSuccessUse(&rec[0], &js, 100, 20, 0, 0, &rs);
     recSuccessUse(&rec[1], &jh, 100, 20, 0, 0, &rh);
-    settleItem it[2] = {{"w:1:1", "s", &rec[0], MODEL, 1},
-                        {"w:1:2", "h", &rec[1], "claude-haiku-4-5", 2}};
+    settleItem it[2] = {{"w:1:1", "s", &rec[0], MODEL, 1, NULL},
+                        {"w:1:2", "h", &rec[1], "claude-haiku-4-5", 2, NULL}};
     settleVerdict out[2];
     runSettle(it, 2, out, 0, NULL, NULL);
     assert_settled(out[0], SETTLED_DONE);
@@ -2044,7 +2175,7 @@ static void test_429_spend_limit(void **state) {
     recError(&rec, &j, o.error_type, o.error_message, 429, &c);
     rec.op = OP_FAILED;
     recAttempt(&rec, &o, &none, -1, &c, 500000);
-    settleItem it = {"w:1:1", "a", &rec, MODEL, 0};
+    settleItem it = {"w:1:1", "a", &rec, MODEL, 0, NULL};
     settleVerdict out[1];
     runSettle(&it, 1, out, 0, NULL, NULL);
     assert_int_equal(hgetN(KN(STATE), "pause_kind"), PAUSE_LONG);
@@ -2495,6 +2626,9 @@ int main(void) {
         cmocka_unit_test_setup(test_admit_wait_paused, flush),
         cmocka_unit_test_setup(test_admit_long_pause_probe, flush),
         cmocka_unit_test_setup(test_admit_wait_ceiling, flush),
+        cmocka_unit_test_setup(test_admit_follow, flush),
+        cmocka_unit_test_setup(test_claim_one_waker, flush),
+        cmocka_unit_test_setup(test_follow_cancel_reap, flush),
         cmocka_unit_test_setup(test_admit_budget, flush),
         cmocka_unit_test_setup(test_admit_noprice, flush),
         cmocka_unit_test_setup(test_admit_poison, flush),

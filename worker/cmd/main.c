@@ -71,6 +71,7 @@ static int runWorker(int argc, char **argv) {
         {"summary-ms", OPT_LONG, &cfg.summary_ms, 0, "log a summary line this often while busy; 0 = never (60000)"},
         {"wait-replicas", OPT_INT, &cfg.wait_replicas, 0, "act on an admission and free a settled slot only once N replicas have the write (WAIT; 0 = off)"},
         {"wait-replicas-ms", OPT_LONG, &cfg.wait_replicas_ms, 10, "timeout of one WAIT, asked again while short (1000)"},
+        {"no-follow", OPT_FLAG, &cfg.no_follow, 0, "admit no job ahead to follow a request in flight (a Redis round trip between a slot's requests)"},
         {"log-level", OPT_STR, &level, 0, "debug|info|warn|error (info)"},
         {"log-format", OPT_STR, &format, 0, "text (key=value) or json (a JSON object a line) (text)"},
         {NULL, 0, NULL, 0, NULL},

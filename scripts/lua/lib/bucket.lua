@@ -6,7 +6,8 @@
 -- observation), b_cum (charged to b by admissions, ever), b_base (b_cum at
 -- that observation); o_done (output tokens the API reported, ever) and
 -- o_base for the 'actual' output rule; o_inflight (output reserved by the
--- requests in flight).
+-- requests in flight); b_pend (charged to b by followers admitted and not
+-- yet sent: each moves to b_cum when its request goes out, see admit.lua).
 local BUCKETS = {'r', 'i', 'o'}
 local BUCKET_NAME = {r = 'requests', i = 'input', o = 'output'}
 
@@ -27,6 +28,9 @@ local function bucketEstimateF(get, b, now, rule)
     else
         est = est - ((tonumber(get(b .. '_cum')) or 0) - (tonumber(get(b .. '_base')) or 0))
     end
+    -- Followers' charges count from their admission, but are charged
+    -- (b_cum: "after" every reading taken before) only once sent.
+    est = est - (tonumber(get(b .. '_pend')) or 0)
     return est, lim
 end
 
@@ -90,6 +94,7 @@ local function bucketObserve(obs, tAdm, cumA, cur, set, now, rule)
             local p = b ~= 'r' and bucketEstimateF(cur, b, now, rule)
             if p then
                 if b == 'o' and rule == 'actual' then p = p + (cur('o_inflight') or 0) end
+                p = p + (cur(b .. '_pend') or 0)     -- not at the API: no reading holds them
                 local lo, hi = m - 500, m + 500
                 if rem <= 0 then lo = p end
                 if p < lo then p = lo elseif p > hi then p = hi end

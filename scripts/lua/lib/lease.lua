@@ -57,6 +57,14 @@ local function reservation(s)
             cache_1h = h1 == '1', id = id}
 end
 
+-- Reservation string s with its admission snapshot replaced (a follower's
+-- is taken when it is sent, not when it was admitted).
+local function reservationResnap(s, snap)
+    local head, tail = string.match(s, '^([^,]*,%-?%d+,%-?%d+,%-?%d+,)%-?%d+,%-?%d+,%-?%d+,%-?%d+,%-?%d+(,.*)$')
+    if not head then return s end
+    return head .. snap .. tail
+end
+
 -- The admission snapshot of a reservation: t (ms), cum {r, i, o}, o_done.
 local function reservationSnap(r)
     local t, rc, ic, oc, od = string.match(r.snap, '^(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+)$')

@@ -168,7 +168,7 @@ static void setupLoop(worker *w) {
     const workerConfig *cfg = w->cfg;
     w->seats = cfg->concurrency;
     w->nslots = w->nfree = cfg->no_follow || cfg->wait_replicas ? cfg->concurrency
-                                                              : 2 * cfg->concurrency;
+                                                              : 3 * cfg->concurrency;
     w->slots = calloc((size_t)w->nslots, sizeof(slot));
     if (!w->slots) abort();
     w->idle_timer = evtimer_new(w->base, onIdle, w);

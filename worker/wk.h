@@ -22,7 +22,7 @@
 #define SETTLE_RETRY_MS 500         /* retry delay when Redis is away */
 #define SETTLE_CALLS_MAX 8          /* settle calls in flight per worker ... */
 #define SETTLE_PIPE_MS 2            /* ... a second one only this long after the last */
-#define FOLLOW_LEAD_MS 20           /* a follower is claimed this long (+ 2 round
+#define FOLLOW_LEAD_MS 50           /* a follower is claimed this long (+ 3 round
                                      * trips) before its leader's expected answer */
 #define FOLLOW_FRESH_MS 20          /* a follower goes only if Redis answered
                                      * this (+ 2 round trips) lately */
@@ -102,7 +102,8 @@ typedef struct worker {
     keySet keys;
     httpClient http;
     slot *slots;
-    int nslots;                     /* 2 x seats: a follower per request */
+    int nslots;                     /* 3 x seats: a follower per request, and
+                                     * answered ones until their settle is in */
     int seats;                      /* requests at once (--concurrency) */
     long long settle_sent;          /* when the last settle call went out */
     int nfree;                      /* slots in SLOT_FREE */

@@ -1024,8 +1024,8 @@ static void dispatch(worker *w) {
 
 /* Jobs to claim now (freeing: slots the call that claims frees): one per
  * free seat, and one per request in flight due a follower (its answer
- * expected within FOLLOW_LEAD_MS and the two round trips a claim and an
- * admission take; claimed earlier, a follower would sit idle in this
+ * expected within FOLLOW_LEAD_MS and three round trips: a claim and an
+ * admission take two, the third is slack; claimed earlier, a follower would sit idle in this
  * worker while another has free seats), less the jobs ready and promised;
  * at most the free slots. Arms the follow timer for the next one due. */
 static int claimWant(worker *w, int freeing) {
@@ -1033,7 +1033,7 @@ static int claimWant(worker *w, int freeing) {
     if (room <= 0) return 0;
     if (w->nslots == w->seats) return room;         /* no followers */
     long long now = monoMs(), next = 0;
-    long long lead = FOLLOW_LEAD_MS + 2 * rdsRttUs(w->redis) / 1000;
+    long long lead = FOLLOW_LEAD_MS + 3 * rdsRttUs(w->redis) / 1000;
     int want = w->seats - seatsUsed(w) - w->promised;
     for (int i = 0; i < w->nslots; i++) {
         const slot *s = &w->slots[i];

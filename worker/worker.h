@@ -1,8 +1,9 @@
 /* worker.h — `llmfleet worker`: claim jobs, call the API, settle results.
  *
  * A worker is one libevent loop. It sends at most N requests at once
- * (--concurrency) and holds up to 2N leased jobs: each request in flight
- * may have a follower, a job already admitted to go out at its answer. All shared state lives in
+ * (--concurrency) and holds up to 3N leased jobs: each request in flight
+ * may have a follower, a job already admitted to go out at its answer,
+ * and an answered job waits for its settle. All shared state lives in
  * Redis and changes only through the Lua scripts of scripts/lua; the
  * worker's memory holds nothing that a crash could lose. */
 #ifndef LF_WORKER_H

@@ -142,10 +142,12 @@ static void workerMetrics(metrics *m, struct evbuffer *o) {
     sample(o, "llmfleet_worker_info", info, "1");
     family(o, "llmfleet_worker_start_time_seconds", "gauge", "when the worker started (Unix time)");
     sampleLL(o, "llmfleet_worker_start_time_seconds", NULL, m->started);
-    family(o, "llmfleet_worker_slots", "gauge", "local request slots (--concurrency)");
-    sampleLL(o, "llmfleet_worker_slots", NULL, w->nslots);
-    family(o, "llmfleet_worker_slots_busy", "gauge", "slots holding a job (claimed to settled)");
-    sampleLL(o, "llmfleet_worker_slots_busy", NULL, w->nslots - w->nfree);
+    family(o, "llmfleet_worker_slots", "gauge", "requests at once (--concurrency: seats)");
+    sampleLL(o, "llmfleet_worker_slots", NULL, w->seats);
+    family(o, "llmfleet_worker_slots_busy", "gauge", "seats taken (a job on its way to, or at, the API)");
+    sampleLL(o, "llmfleet_worker_slots_busy", NULL, seatsUsed(w));
+    family(o, "llmfleet_worker_jobs_held", "gauge", "leased jobs held: claimed to settled, followers included");
+    sampleLL(o, "llmfleet_worker_jobs_held", NULL, w->nslots - w->nfree);
     family(o, "llmfleet_worker_draining", "gauge", "1 after SIGTERM, while in-flight requests finish");
     sampleLL(o, "llmfleet_worker_draining", NULL, w->draining);
 

@@ -176,6 +176,7 @@ void onWaitTimer(evutil_socket_t fd, short what, void *arg);
 void onReady(rds *c, void *priv);
 void wkTestHooks(void);
 void pricesLoad(worker *w);
+int seatsUsed(worker *w);          /* seats taken: requests and jobs on their way */
 
 /* lease.c */
 void onRenewTimer(evutil_socket_t fd, short what, void *arg);

@@ -969,7 +969,7 @@ static void sendAdmit(worker *w, batch *b) {
  * answer's settle record says it went (ACT). */
 
 /* Requests (and the jobs on their way to becoming one) holding a seat. */
-static int seatsUsed(worker *w) {
+int seatsUsed(worker *w) {
     int n = 0;
     for (int i = 0; i < w->nslots; i++) {
         const slot *s = &w->slots[i];

@@ -1067,8 +1067,10 @@ static void handOver(slot *l) {
     slot *f = l->follower;
     l->follower = NULL;
     f->lead = NULL;
+    /* (Nor while a suspect waits or runs alone: it waits for nothing
+     * else to be in flight.) */
     if (w->draining || f->lost || monoMs() > f->lease_until - w->cfg->lease_ms / 10 ||
-        !redisFresh(w)) {
+        w->solo != SOLO_NONE || !redisFresh(w)) {
         slotRequeue(f);
         return;
     }

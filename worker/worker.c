@@ -1001,7 +1001,7 @@ static void dispatch(worker *w) {
     for (int i = 0; i < w->nslots; i++) {
         slot *s = &w->slots[i];
         if (s->state != SLOT_READY) continue;
-        if (used < w->seats) {
+        if (used < w->seats || w->nslots == w->seats) {     /* (no followers: a seat each) */
             used++;
         } else {
             slot *l = NULL;

@@ -3,6 +3,7 @@
 # measured in the same run, reported as ratios. Figures go in README.md.
 #
 #   BENCH_JOBS=50000 BENCH_RUNS=3 make bench
+#   BENCH_WORKER_ARGS=--no-follow ...     extra worker options (throughput)
 #   BENCH_ONLY=throughput|memory|pickup|fleet|rtt|paced make bench     one part only
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
@@ -72,7 +73,8 @@ for run in $(seq 1 "$RUNS"); do
     f0=$(cpu_ticks "$FAKE_PID")
     read -r _ u0 n0 s0 i0 _ < /proc/stat
     t0=$(now_ms)
-    start_worker "bench$run" --concurrency "$CONC" --log-level warn
+    # shellcheck disable=SC2086
+    start_worker "bench$run" --concurrency "$CONC" --log-level warn ${BENCH_WORKER_ARGS:-}
     w=$WORKER_PID
     # BENCH_PERF=FILE: a 3 s CPU profile of redis-server and the worker
     # in the first run (perf report -i FILE --sort comm,dso,sym).

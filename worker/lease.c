@@ -57,14 +57,27 @@ static void onRenewed(rds *c, redisReply *r, void *priv) {
     (void)c;
     free(rc);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER)
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        /* Not checked yet since (re)connecting: ask again soon (a
+         * restarted Redis answers LOADING while it reads its data). */
+        if (!w->seq_checked) {
+            evtimer_del(w->renew_timer);
+            timerIn(w->renew_timer, 100);
+        }
         return;
+    }
     w->redis_oks++;
     for (int k = 0; k < w->nslots; k++) {
         slot *s = &w->slots[k];
         if (s->state != SLOT_FREE && s->lease_until < until) s->lease_until = until;
     }
     checkRewind(w, r->element[0]->integer);
+    if (!w->seq_checked) {
+        /* Checked: what waited for it goes now. */
+        w->seq_checked = 1;
+        if (w->pending) onFlush(-1, 0, w);
+        pump(w);
+    }
     for (size_t i = 1; i < r->elements; i++) {
         redisReply *t = r->element[i];
         if (t->type != REDIS_REPLY_STRING) continue;

@@ -133,6 +133,10 @@ typedef struct worker {
     struct event *sig_term, *sig_int;
     long long done_ok, done_err, retries, dups, fenced, late_go;
     long long seq_seen;             /* highest fleet write counter seen (renew) */
+    int seq_checked;                /* ... read since the last (re)connect: until
+                                     * then no claim, admission or settle goes,
+                                     * so none can carry the counter past what
+                                     * a rewound Redis lost before it is seen */
     long long redis_oks;            /* script calls answered (Redis is healthy) */
     int suspect_turn;               /* the next settle call is a suspect's, alone */
     char warned_models[8][JOB_MODEL_MAX + 1];

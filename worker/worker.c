@@ -259,7 +259,7 @@ static void unlinkPending(worker *w, slot *lone) {
 
 static void flushSettles(worker *w) {
     int n = 0;
-    if (!w->pending) return;
+    if (!w->pending || !w->seq_checked) return;
     if (w->settles_out > 0) {
         /* One at a time (group commit), unless the round trip is long:
          * then another every SETTLE_PIPE_MS, so that a record does not
@@ -989,6 +989,7 @@ int seatsUsed(worker *w) {
  * flight that has no follower yet; the rest wait for one. */
 static void dispatch(worker *w) {
     int ready = 0, li = 0;
+    if (!w->seq_checked) return;            /* (the renew's reply dispatches) */
     for (int i = 0; i < w->nslots; i++) ready += w->slots[i].state == SLOT_READY;
     if (!ready) return;
     if (w->draining) {
@@ -1178,6 +1179,7 @@ static void onClaimBodies(rds *c, redisReply *r, void *priv) {
 
 void pump(worker *w) {
     dispatch(w);
+    if (!w->seq_checked) return;
     if (w->draining || w->claims_out > 0 || w->nfree <= w->promised) return;
     if (!rdsReady(w->redis) || evtimer_pending(w->idle_timer, NULL)) return;
     int ask = claimWant(w, 0);
@@ -1216,6 +1218,7 @@ static void onPersistence(rds *c, redisReply *r, void *priv) {
 }
 
 void onReady(rds *c, void *priv) {
+    ((worker *)priv)->seq_checked = 0;
     const char *argv[] = {"INFO", "persistence"};
     size_t len[] = {4, 11};
     rdsCommand(c, 2, argv, len, onPersistence, NULL);

@@ -962,7 +962,8 @@ static void sendAdmit(worker *w, batch *b) {
 
 /* ---- Seats and followers -------------------------------------------------
  * A worker sends at most `seats` requests at once (--concurrency), and
- * holds up to twice as many jobs: a job ready while every seat is taken is
+ * holds up to three times as many jobs (answered ones keep theirs until
+ * their settle is in): a job ready while every seat is taken is
  * admitted to follow a request in flight (FOLLOW: admit.lua charges it and
  * lets it take over that request's in-flight unit) and goes out the
  * moment that request's answer arrives, not a Redis round trip later. The
@@ -1026,9 +1027,10 @@ static void dispatch(worker *w) {
 /* Jobs to claim now (freeing: slots the call that claims frees): one per
  * free seat, and one per request in flight due a follower (its answer
  * expected within FOLLOW_LEAD_MS and three round trips: a claim and an
- * admission take two, the third is slack; claimed earlier, a follower would sit idle in this
- * worker while another has free seats), less the jobs ready and promised;
- * at most the free slots. Arms the follow timer for the next one due. */
+ * admission take two, the third is slack; claimed earlier, a follower
+ * would sit idle here while another worker has free seats), less the
+ * jobs ready and promised; at most the free slots. Arms the follow timer
+ * for the next one due. */
 static int claimWant(worker *w, int freeing) {
     int room = w->nfree + freeing - w->promised;
     if (room <= 0) return 0;

@@ -1563,6 +1563,7 @@ static void test_claim_one_waker(void **state) {
     claimReply cr;
     runClaim(4, 30000, "w:1:", &cr);
     assert_int_equal(cr.n, 0);
+    assert_true(cr.next_ms > 0);        /* (not -1: nothing due) */
     assertNear(cr.next_ms, 800, SLACK_MS, "the first is told when");
     runClaim(4, 30000, "w:2:", &cr);
     assert_int_equal(cr.next_ms, -1);
@@ -1572,11 +1573,13 @@ static void test_claim_one_waker(void **state) {
     cmd("ZADD %s %lld p:1:2", KN(PARKED), now + 400);
     cmd("HSET %s p:1:2 %s", KN(PARKEDJOB), rawJob("q"));
     runClaim(4, 30000, "w:4:", &cr);
+    assert_true(cr.next_ms > 0);        /* (not -1: nothing due) */
     assertNear(cr.next_ms, 400, SLACK_MS, "an earlier one");
     /* That time came (a claim served it, or its claimer is late): the
      * next to ask is told the next due time. */
     cmd("HSET %s wake_at %lld", KN(STATE), now - 1);
     runClaim(4, 30000, "w:5:", &cr);
+    assert_true(cr.next_ms > 0);        /* (not -1: nothing due) */
     assertNear(cr.next_ms, 400, SLACK_MS, "the next due time has a claimer again");
     runClaim(4, 30000, "w:6:", &cr);
     assert_int_equal(cr.next_ms, -1);

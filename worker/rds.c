@@ -39,6 +39,7 @@ struct rds {
     long long wait_since;               /* ms (mono): last reply, or first call sent */
     long long reply_at;                 /* ms (mono): the last reply (0 none) */
     long long rtt_avg_us;               /* round trips' moving average */
+    long long rtt_low_us;               /* ... their low end: the link's own */
     struct event *deadline;             /* the reply deadline's check, every second */
     rdsStats stats;
     int moving;                         /* MOVED: reconnecting to the new owner */
@@ -279,6 +280,10 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
         long long us = monoUs() - k->t_sent_us;
         histAdd(&k->c->stats.rtt, us);
         k->c->rtt_avg_us = k->c->rtt_avg_us ? (7 * k->c->rtt_avg_us + us) / 8 : us;
+        /* The low end creeps up slowly: a busy Redis's queueing does not
+         * move it, a farther link does. */
+        if (!k->c->rtt_low_us || us < k->c->rtt_low_us) k->c->rtt_low_us = us;
+        else k->c->rtt_low_us += (us - k->c->rtt_low_us) / 256;
     }
     if (k->stale > 0) {                 /* ran before its script: drop */
         k->stale--;
@@ -600,6 +605,8 @@ long long rdsSinceReplyMs(const rds *c) {
 }
 
 long long rdsRttUs(const rds *c) { return c->rtt_avg_us; }
+
+long long rdsRttLowUs(const rds *c) { return c->rtt_low_us; }
 
 /* ---- Blocking connection ---------------------------------------------- */
 

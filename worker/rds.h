@@ -53,6 +53,7 @@ int rdsReady(const rds *c);
  * connected), and the round trip's moving average (us). */
 long long rdsSinceReplyMs(const rds *c);
 long long rdsRttUs(const rds *c);
+long long rdsRttLowUs(const rds *c);    /* the round trip's low end (us) */
 
 /* A script call: the embedded script `name` (scripts/lua/NAME.lua), the
  * fleet's keys, one more key when extra_key is not NULL, and nargs

@@ -22,6 +22,11 @@
 #define SETTLE_RETRY_MS 500         /* retry delay when Redis is away */
 #define SETTLE_CALLS_MAX 8          /* settle calls in flight per worker ... */
 #define SETTLE_PIPE_MS 2            /* ... a second one only this long after the last */
+#define SETTLE_PIPE_RTT_US 5000     /* ... and only over a link this long: near Redis,
+                                     * more calls only cost more preludes */
+#define FOLLOW_MIN_LAT_MS 50        /* followers only for an API this slow (average):
+                                     * a faster one answers before the follower's
+                                     * admission, whose verdict its record waits for */
 #define FOLLOW_LEAD_MS 50           /* a follower is claimed this long (+ 3 round
                                      * trips) before its leader's expected answer */
 #define FOLLOW_FRESH_MS 20          /* a follower goes only if Redis answered

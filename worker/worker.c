@@ -265,7 +265,9 @@ static void flushSettles(worker *w) {
          * then another every SETTLE_PIPE_MS, so that a record does not
          * wait a round trip behind the call in flight. */
         long long age = monoMs() - w->settle_sent;
-        if (w->settles_out >= SETTLE_CALLS_MAX || w->cfg->wait_replicas) return;
+        if (w->settles_out >= SETTLE_CALLS_MAX || w->cfg->wait_replicas ||
+            rdsRttLowUs(w->redis) < SETTLE_PIPE_RTT_US)
+            return;
         if (age < SETTLE_PIPE_MS) {
             if (!evtimer_pending(w->flush_ev, NULL)) timerIn(w->flush_ev, (long)(SETTLE_PIPE_MS - age));
             return;
@@ -1007,7 +1009,8 @@ static void dispatch(worker *w) {
             used++;
         } else {
             slot *l = NULL;
-            for (; li < w->nslots && !l; li++) {
+            /* (To an API faster than FOLLOW_MIN_LAT_MS none: they wait.) */
+            for (; li < w->nslots && !l && w->lat_ms >= FOLLOW_MIN_LAT_MS; li++) {
                 slot *c = &w->slots[li];
                 if (c->state == SLOT_HTTP && !c->follower && !c->suspect && !c->lost &&
                     w->solo == SOLO_NONE)
@@ -1042,7 +1045,8 @@ static int claimWant(worker *w, int freeing) {
         const slot *s = &w->slots[i];
         if (s->state == SLOT_READY) {
             want--;
-        } else if (s->state == SLOT_HTTP && !s->follower && w->lat_ms > 0 && !w->draining) {
+        } else if (s->state == SLOT_HTTP && !s->follower && w->lat_ms >= FOLLOW_MIN_LAT_MS &&
+                   !w->draining) {
             long long due = s->t_sent + w->lat_ms - lead;
             if (due <= now) want++;
             else if (!next || due < next) next = due;

@@ -110,13 +110,13 @@ end
 -- never will be: its charges leave b_pend; sent, they are charged now
 -- (after every reading in force: none of them holds it), it takes the
 -- in-flight unit its leader held and its admission snapshot is now.
--- r: its reservation (parsed; read when nil). Returns r, or nil when lid
--- is not a follower waiting to be sent.
-local function activate(lid, sent, r)
-    local lead = rcall('HGET', K.follow, '>' .. lid)
+-- r: its reservation (parsed; read when nil), lead: its leader (read when
+-- nil). Returns r, or nil when lid is not a follower waiting to be sent.
+local function activate(lid, sent, r, lead)
+    lead = lead or rcall('HGET', K.follow, '>' .. lid)
     if not lead then return nil end
     rcall('HDEL', K.follow, '>' .. lid, lead)
-    local raw = rcall('HGET', K.reserv, lid)
+    local raw = (sent or not r) and rcall('HGET', K.reserv, lid)
     r = r or (raw and reservation(raw))
     if not r then return nil end
     local k = cls(r.class)
@@ -405,8 +405,11 @@ for _, lid in ipairs(jobLids) do jobs[lid] = leaseJob(lid) end
 -- A follower settled before its leader's record said it was sent (that
 -- record failed, or is behind): sent or not, its attempt says.
 if #recs > 0 and rcall('EXISTS', K.follow) == 1 then
+    local f = {}
+    for n, r in ipairs(recs) do f[n] = '>' .. r.lid end
+    local leads = rcall('HMGET', K.follow, unpack(f))     -- one read, not one per record
     for n, r in ipairs(recs) do
-        if resv[n] then activate(r.lid, ARGV[r.a + ATT.SENT] == '1', resv[n]) end
+        if leads[n] and resv[n] then activate(r.lid, ARGV[r.a + ATT.SENT] == '1', resv[n], leads[n]) end
     end
 end
 

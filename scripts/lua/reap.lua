@@ -32,7 +32,7 @@ for _, lid in ipairs(lids) do
         if v then
             rcall('HINCRBY', K.lost, v.id, 1)
             reserved = reserved + v.cost
-            local pc = perClass[v.class] or {o = 0, n = 0, f = 0, fi = 0, fo = 0}
+            local pc = perClass[v.class] or {o = 0, n = 0, d = {}}
             local lead = rcall('HGET', K.follow, '>' .. lid)
             if lead then
                 -- A follower not known to be sent: it may have been (its
@@ -40,7 +40,7 @@ for _, lid in ipairs(lids) do
                 -- maybe of it: a poison job), so charged as sent and
                 -- counted a lost delivery like any request in flight.
                 rcall('HDEL', K.follow, '>' .. lid, lead)
-                pc.f, pc.fi, pc.fo = pc.f + 1, pc.fi + v.i, pc.fo + v.o
+                followerCharges(pc.d, v, true)
             else
                 pc.o, pc.n = pc.o + v.o, pc.n + 1
             end
@@ -58,13 +58,7 @@ if lost > 0 then
     for c, pc in pairs(perClass) do
         incr(K.state, cf(c, 'o_inflight'), 0 - pc.o)
         incr(K.state, cf(c, 'n_inflight'), 0 - pc.n)
-        if pc.f > 0 then
-            local out = {r = pc.f, i = pc.fi, o = pc.fo}
-            for b, x in pairs(out) do
-                incr(K.state, cf(c, b .. '_pend'), 0 - x)
-                incr(K.state, cf(c, b .. '_cum'), x)
-            end
-        end
+        for f, x in pairs(pc.d) do incr(K.state, cf(c, f), x) end
     end
     incr(K.stats, 'lost_in_flight', lost)
 end

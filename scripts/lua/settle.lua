@@ -67,8 +67,7 @@ local function cls(c)
     local k = CL[c]
     if k then return k end
     local function g(f) return tonumber(st[cf(c, f)]) end
-    k = {c = c, d = {o_inflight = 0, n_inflight = 0, o_done = 0, o_cum = 0, r_cum = 0,
-                     i_cum = 0, r_pend = 0, i_pend = 0, o_pend = 0}, s = {},
+    k = {c = c, d = {o_inflight = 0, n_inflight = 0, o_done = 0, o_cum = 0}, s = {},
          v = {cal = g('cal') or 1, ncal = g('ncal') or 0, on = g('on') or 0,
               oq = g('oq') or 1, omax = g('omax') or 0, ei = g('ewma_in'), eo = g('ewma_out')},
          P = pauseOpen(st, set, c), probeLease = st[cf(c, 'probe_lease')],
@@ -121,12 +120,11 @@ local function activate(lid, sent, r, lead)
     if not r then return nil end
     local k = cls(r.class)
     local d = k.d
-    d.r_pend, d.i_pend, d.o_pend = d.r_pend - 1, d.i_pend - r.i, d.o_pend - r.o
+    followerCharges(d, r, sent)
     if not sent then
         r.unsent = true
         return r
     end
-    d.r_cum, d.i_cum, d.o_cum = d.r_cum + 1, d.i_cum + r.i, d.o_cum + r.o
     d.o_inflight, d.n_inflight = d.o_inflight + r.o, d.n_inflight + 1
     local exp = rcall('ZSCORE', K.leases, lid)
     if exp then rcall('ZADD', K.inflight, exp, lid) end

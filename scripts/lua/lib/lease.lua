@@ -65,6 +65,17 @@ local function reservationResnap(s, snap)
     return head .. snap .. tail
 end
 
+-- A follower's charges (reservation r) leave its class's b_pend; sent (or
+-- maybe sent: reaped), they are charged to b_cum from now on. d: the
+-- class's counter deltas, written by the caller.
+local function followerCharges(d, r, sent)
+    local x = {r = 1, i = r.i, o = r.o}
+    for b, n in pairs(x) do
+        d[b .. '_pend'] = (d[b .. '_pend'] or 0) - n
+        if sent then d[b .. '_cum'] = (d[b .. '_cum'] or 0) + n end
+    end
+end
+
 -- The admission snapshot of a reservation: t (ms), cum {r, i, o}, o_done.
 local function reservationSnap(r)
     local t, rc, ic, oc, od = string.match(r.snap, '^(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+)$')

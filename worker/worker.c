@@ -436,8 +436,12 @@ static void settleRelease(worker *w, batch *b, settleVerdict *v) {
  * WAIT that would go out on a new connection (it would cover nothing
  * written on the old one): the settles go out again (to the new master
  * after a failover; fenced by their leases, they change nothing where they
- * had landed), the gos are dropped as an admission without a reply is
- * (their leases expire and the jobs come back). */
+ * had landed), the gos are requeued unsent, as an admission without a
+ * reply is: wherever the admission landed, settle.lua gives its
+ * reservation back at no cost (a lease the new master lacks is fenced,
+ * and its job never left the queue there). Left to expire, the reaper
+ * would count the reservation as spent (an unknown outcome) for requests
+ * that never went. */
 typedef struct replGroup {
     batch *b;                   /* the slots */
     settleVerdict *v;           /* a settle's verdicts; NULL: admission gos */
@@ -502,7 +506,7 @@ static void replDone(worker *w, int ok) {
                 slot *s = b->s[i];
                 s->go_wait = 0;
                 if (ok) goConfirmed(s, b->t_sent);
-                else slotRelease(s);
+                else slotRequeue(s);    /* never sent: its reservation back at 0 */
             }
             free(b);
         }
@@ -887,12 +891,15 @@ static void onAdmitted(rds *c, redisReply *r, void *priv) {
     if (!res) abort();
     w->calls--;
     if (admitParse(r, b->n, &h, res, err, sizeof(err)) < 0) {
-        /* Unknown state: forget these jobs here. Their leases are no
-         * longer renewed, expire, and the reaper puts the jobs back. */
+        /* Unknown whether the admission ran; no request went: the jobs
+         * go back unsent (a reservation, if any, is given back at no
+         * cost; a lease that is gone fences the record). Left to expire,
+         * the reaper would count each reservation as spent and a lost
+         * delivery towards the poison limit. */
         /* An error reply was logged where it arrived (rds.c). */
         if (r && r->type != REDIS_REPLY_ERROR)
             lfLog(LF_ERROR, "event=protocol_error %s", err);
-        for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
+        for (int i = 0; i < b->n; i++) slotRequeue(b->s[i]);
     } else {
         w->redis_oks++;
         if (h.ceiling != w->ceiling) {
@@ -955,7 +962,8 @@ static void sendAdmit(worker *w, batch *b) {
     if (rdsScript(w->redis, &sc, onAdmitted, b) == 0) {
         w->calls++;
     } else {
-        for (int i = 0; i < b->n; i++) slotRelease(b->s[i]);
+        /* Not connected: the jobs go back once it is (settle retries). */
+        for (int i = 0; i < b->n; i++) slotRequeue(b->s[i]);
         free(b);
     }
     argsFree(&a);

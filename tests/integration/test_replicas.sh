@@ -30,7 +30,7 @@ check "the replica catches up" wait_until 20 sh -c "[ \$(redis-cli -p $R XLEN 'l
 
 # With it.
 gen_jobs 300 safe | lf submit - 2>/dev/null
-start_worker w1 --concurrency 8 --wait-replicas 1 --wait-replicas-ms 200
+start_worker w1 --concurrency 8 --wait-replicas 1 --wait-replicas-ms 200 --lease-ms 6000
 W1=$WORKER_PID
 check "with --wait-replicas 1 the fleet runs while the replica keeps up" \
     wait_until 30 results_at_least default 100
@@ -50,6 +50,28 @@ check "the replica back: every job done" wait_until 60 results_at_least default 
 eq "every id one result" 340 "$(lf results 2>/dev/null | jq -r .id | sort -u | wc -l)"
 eq "no request twice" 340 "$(requests)"
 eq "the replica holds every result" 340 "$(redis-cli -p "$R" XLEN 'llmfleet:{default}:results')"
+
+# The worker's link cut while its admissions wait for the replica: those
+# gos never went out, and whether Redis kept them is unknown. They go back
+# to the queue unsent, their reservations given back at no cost (left to
+# expire, the reaper would count each as spent and a lost delivery).
+kill -STOP "$RPID"
+before=$(requests)
+gen_jobs 8 cut | lf submit - 2>/dev/null
+admitted() { [ "$(lf status --json | jq .in_flight)" = 8 ]; }
+check "the replica frozen, 8 new jobs admitted" wait_until 10 admitted
+eq "... none of them sent" "$before" "$(requests)"
+redis-cli -p "$REDIS_PORT" CLIENT KILL TYPE normal SKIPME yes >/dev/null
+reconnected() { grep -q 'event=redis_disconnected' "$T/w1.log" && [ "$(grep -c 'event=redis_connected' "$T/w1.log")" -ge 4 ]; }
+check "the link cut: the worker reconnects" wait_until 10 reconnected
+kill -CONT "$RPID"
+check "the replica back: the 8 jobs done" wait_until 30 results_at_least default 348
+eq "... each sent once" $((before + 8)) "$(requests)"
+eq "... no delivery lost (the gos were given back, not reaped)" 0 "$(lf status --json | jq .total_lost_in_flight)"
+spent=$(lf status --json | jq -r .spent_usd)
+served=$(fake_stats | jq '(.input_tokens * 3 + .output_tokens * 15) / 1000000')
+check "... spend recorded = served ($spent / $served USD)" \
+    awk -v a="$spent" -v b="$served" 'BEGIN { d = a - b; exit !(d < 0.000002 && d > -0.000002) }'
 kill -TERM "$W1"; wait "$W1"
 eq "the worker stops cleanly" 0 $?
 ANTHROPIC_API_KEY=$API_KEY "$BIN/llmfleet" worker --redis-url "$REDIS_URL" --wait-replicas 1 \

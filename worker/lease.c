@@ -103,7 +103,7 @@ void onRenewTimer(evutil_socket_t fd, short what, void *arg) {
     argsNum(&a, w->cfg->lease_ms);          /* heartbeat ttl */
     for (int i = 0; i < w->nslots; i++) {
         slot *s = &w->slots[i];
-        if (s->state != SLOT_FREE && !s->lost && s->lease[0]) argsStr(&a, s->lease);
+        if (s->state != SLOT_FREE && !s->lost && !s->landed && s->lease[0]) argsStr(&a, s->lease);
     }
     renewCall *rc = malloc(sizeof(*rc));
     if (!rc) abort();

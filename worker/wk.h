@@ -70,6 +70,7 @@ typedef struct slot {
     int suspect;                    /* runs alone: lost with a worker before */
     int go_wait;                    /* admitted: waits for --wait-replicas */
     int resent;                     /* its settle went again (a WAIT lost) */
+    int landed;                     /* settled: its lease is gone, waits for replicas */
     httpReq http;                   /* the request and its response */
     buf countbody;                  /* SLOT_COUNT: the count_tokens body */
     int counted;                    /* a count was tried for this job */

@@ -108,6 +108,7 @@ static void slotRelease(slot *s) {
     s->suspect = 0;
     s->go_wait = 0;
     s->resent = 0;
+    s->landed = 0;
     s->settle_fails = 0;
     s->settle_refused = 0;
     s->counted = 0;
@@ -478,6 +479,9 @@ static void replAskAgain(evutil_socket_t fd, short what, void *arg) {
 static void replWaitSend(worker *w, batch *b, settleVerdict *v) {
     replGroup *g = calloc(1, sizeof(*g));
     if (!g) abort();
+    /* Settled: not renewed meanwhile (the lease is gone; renew.lua would
+     * report it lost). */
+    for (int i = 0; v && i < b->n; i++) b->s[i]->landed = 1;
     g->b = b;
     g->v = v;
     g->next = w->repl_next;
@@ -497,7 +501,10 @@ static void replDone(worker *w, int ok) {
             settleRelease(w, b, g->v);
         } else if (g->v) {
             /* Unknown whether the settle survives: it goes out again. */
-            for (int i = 0; i < b->n; i++) b->s[i]->resent = 1;
+            for (int i = 0; i < b->n; i++) {
+                b->s[i]->resent = 1;
+                b->s[i]->landed = 0;        /* maybe leased still: renewed */
+            }
             settleAgain(w, b);
             free(g->v);
             free(b);

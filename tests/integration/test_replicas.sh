@@ -49,6 +49,7 @@ kill -CONT "$RPID"
 check "the replica back: every job done" wait_until 60 results_at_least default 340
 eq "every id one result" 340 "$(lf results 2>/dev/null | jq -r .id | sort -u | wc -l)"
 eq "no request twice" 340 "$(requests)"
+eq "no lease reported lost (a settled slot waiting for the replica is not renewed)" 0 "$(grep -c 'event=lease_lost' "$T/w1.log")"
 eq "the replica holds every result" 340 "$(redis-cli -p "$R" XLEN 'llmfleet:{default}:results')"
 
 # The worker's link cut while its admissions wait for the replica: those

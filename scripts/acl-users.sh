@@ -8,7 +8,7 @@
 # Users are named PREFIX-ROLE (PREFIX defaults to llmfleet-FLEET). Every
 # role reaches only its fleet's keys (llmfleet:{FLEET}:...), never another
 # fleet's:
-#   worker    `llmfleet worker`: the scripts (EVAL) and the commands they
+#   worker    `llmfleet worker`: the scripts (FCALL, EVAL) and the commands they
 #             run, on the fleet's keys. Also what `status`, `limits`,
 #             `pause`, `resume`, `dead`, `prices` need (they run scripts):
 #             give operators this role, under another name.
@@ -27,7 +27,11 @@ prefix=${2:-llmfleet-$fleet}
 dir=$(cd "$(dirname "$0")" && pwd)
 k="llmfleet:{$fleet}"
 base="on >CHANGE-ME resetkeys resetchannels -@all +auth +hello +ping +select"
-worker_cmds=$(sed 's/.*resetchannels -@all //' "$dir/redis-acl.txt")
+# Not FUNCTION LOAD: functions are server-wide, and a fleet's worker that
+# could replace the library would have its code run by other fleets'
+# workers, under their users. An administrator loads it (`llmfleet
+# functions load`, once per llmfleet version); the workers FCALL it.
+worker_cmds=$(sed -e 's/.*resetchannels -@all //' -e 's/ +function|load//' "$dir/redis-acl.txt")
 echo "ACL SETUSER $prefix-worker on >CHANGE-ME resetkeys ~$k:* resetchannels -@all $worker_cmds"
 echo "ACL SETUSER $prefix-producer $base ~$k:jobs %R~$k:done %R~$k:results +lpush +llen +smismember +xread +xrevrange"
 echo "ACL SETUSER $prefix-reader $base %R~$k:results +xread +xrange +xrevrange +xlen"

@@ -19,9 +19,11 @@ bad=0
 out=$(mktemp "${TMPDIR:-/tmp}/run-unit.XXXXXX") || exit 1
 trap 'rm -f "$out"' EXIT INT TERM
 
-# The number in cmocka's "[  PASSED  ] N test(s)." style line $1, or empty.
+# The numbers in cmocka's "[  PASSED  ] N test(s)." style lines $1, added
+# up (a binary may run its group more than once), or empty.
 summary() {
-    sed -n "s/^\[  $1  \] \([0-9][0-9]*\) test(s).*/\1/p" "$out" | tail -n 1
+    sed -n "s/^\[  $1  \] \([0-9][0-9]*\) test(s).*/\1/p" "$out" |
+        awk '{ n += $1; seen = 1 } END { if (seen) print n }'
 }
 
 for t in "$@"; do

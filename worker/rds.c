@@ -35,6 +35,8 @@ struct rds {
     rdsReadyProc *onready;
     void *priv;
     char sha[RDS_MAX_SCRIPTS][41];      /* loaded SHA per script, "" unknown */
+    int no_fn;                          /* no function library here: EVALSHA */
+    char load_refused[200];             /* FUNCTION LOAD's refusal ("" none) */
     int outstanding;                    /* calls sent, not answered */
     long long wait_since;               /* ms (mono): last reply, or first call sent */
     long long reply_at;                 /* ms (mono): the last reply (0 none) */
@@ -53,6 +55,8 @@ struct rds {
 typedef struct rdsCall {
     rds *c;
     int script;                         /* index in scriptSources, -1 plain */
+    int as_fn;                          /* sent as FCALL */
+    int resends;                        /* sent again for a missing script */
     int argc;
     const char **argv;
     size_t *argvlen;
@@ -144,15 +148,24 @@ static void callFree(rdsCall *k) {
 
 static void callReply(redisAsyncContext *ac, void *r, void *priv);
 static void onScriptLoaded(redisAsyncContext *ac, void *r, void *priv);
+static void onLibraryLoaded(redisAsyncContext *ac, void *r, void *priv);
 
-/* Send k: scripts go as EVALSHA when the SHA is known, else EVAL (which
- * also caches the script in Redis). argv[0..1] are reserved for that. */
+/* Send k: scripts go as FCALL of their function in the fleet's library
+ * (loaded at connect: the libraries' prelude ran once, at load), or where
+ * there is none (Redis before 7.0, a user without FUNCTION LOAD) as
+ * EVALSHA when the SHA is known, else EVAL (which also caches the script
+ * in Redis). argv[0..1] are reserved for that. */
 static int callSend(rdsCall *k, int as_eval) {
     rds *c = k->c;
     if (!c->ac || !c->ready) return -1;
     if (k->script >= 0) {
         const scriptSource *s = &scriptSources[k->script];
-        if (as_eval || c->sha[k->script][0] == '\0') {
+        k->as_fn = !as_eval && !c->no_fn;
+        if (k->as_fn) {
+            k->argv[0] = "FCALL";
+            k->argv[1] = s->fn;
+            k->argvlen[1] = strlen(s->fn);
+        } else if (as_eval || c->sha[k->script][0] == '\0') {
             k->argv[0] = "EVAL";
             k->argv[1] = s->src;
             k->argvlen[1] = strlen(s->src);
@@ -171,21 +184,61 @@ static int callSend(rdsCall *k, int as_eval) {
     return 0;
 }
 
-/* NOSCRIPT: send k again as EVAL (and its follower again behind it).
- * Returns 0 when resent. */
+/* The library, loaded again (a FUNCTION FLUSH, a node that lacks it). */
+static void libraryLoad(rds *c) {
+    redisAsyncCommand(c->ac, onLibraryLoaded, NULL, "FUNCTION LOAD %s", scriptLibrary);
+}
+
+/* An FCALL whose function is not there: Function not found (flushed, or
+ * the load failed), NOPERM (a user without FCALL), unknown command (Redis
+ * before 7.0). The script did not run. */
+static int fnMissing(const rdsCall *k, const redisReply *r) {
+    return k->as_fn && r && r->type == REDIS_REPLY_ERROR &&
+           (!strncmp(r->str, "ERR Function not found", 22) ||
+            (!strncmp(r->str, "NOPERM", 6) && strstr(r->str, "'fcall'")) ||
+            !strncmp(r->str, "ERR unknown command", 19));
+}
+
+/* NOSCRIPT, or a missing function: send k again (and its follower again
+ * behind it): as FCALL once, after loading the library again, when the
+ * library should be there; else as EVAL. Returns 0 when resent. */
 static int callResend(rdsCall *k) {
+    static int said;
     rds *c = k->c;
-    if (c->sha[k->script][0])
-        lfLog(LF_INFO, "event=script_reload script=%s reason=NOSCRIPT",
+    int as_eval = 1;
+    if (k->as_fn && !c->no_fn && !c->load_refused[0] && k->resends++ == 0) {
+        lfLog(LF_INFO, "event=script_reload script=%s reason=function_missing",
               scriptSources[k->script].name);
-    c->sha[k->script][0] = '\0';
-    /* Relearn the SHA so that later calls are EVALSHA again. */
-    redisAsyncCommand(c->ac, onScriptLoaded, (void *)(intptr_t)k->script,
-                      "SCRIPT LOAD %s", scriptSources[k->script].src);
-    if (callSend(k, 1) < 0) return -1;
+        libraryLoad(c);
+        as_eval = 0;
+    } else {
+        if (k->as_fn && !c->no_fn) {
+            /* No library, and this user may not load it (or this Redis has
+             * no functions): EVALSHA on this connection, said once. */
+            if (!said++)
+                lfLog(LF_WARN, "event=redis_functions_unavailable error=%s action=evalsha "
+                      "hint=\"run the scripts as functions (each call skips the libraries' "
+                      "prelude): Redis 7.0+, and +fcall +function|load for the worker's user or "
+                      "llmfleet functions load by an administrator (README: ACL)\"",
+                      lfQ(c->load_refused[0] ? c->load_refused : "no function library"));
+            c->no_fn = 1;
+            for (long i = 0; scriptSources[i].name && i < RDS_MAX_SCRIPTS; i++)
+                if (i != k->script)
+                    redisAsyncCommand(c->ac, onScriptLoaded, (void *)(intptr_t)i,
+                                      "SCRIPT LOAD %s", scriptSources[i].src);
+        }
+        if (c->sha[k->script][0])
+            lfLog(LF_INFO, "event=script_reload script=%s reason=NOSCRIPT",
+                  scriptSources[k->script].name);
+        c->sha[k->script][0] = '\0';
+        /* Relearn the SHA so that later calls are EVALSHA again. */
+        redisAsyncCommand(c->ac, onScriptLoaded, (void *)(intptr_t)k->script,
+                          "SCRIPT LOAD %s", scriptSources[k->script].src);
+    }
+    if (callSend(k, as_eval) < 0) return -1;
     if (k->then) {
         lfLog(LF_INFO, "event=read_again script=%s reason=\"the script ran after "
-              "its read (resent as EVAL)\"", scriptSources[k->script].name);
+              "its read (sent again)\"", scriptSources[k->script].name);
         if (callSend(k->then, 0) == 0) k->then->stale++;
         else k->then->orphan = 1;
     }
@@ -295,7 +348,7 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
         if (k->then) k->then->orphan = 1;
     }
     if (reply && reply->type == REDIS_REPLY_ERROR && k->script >= 0 &&
-        strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        (strncmp(reply->str, "NOSCRIPT", 8) == 0 || fnMissing(k, reply))) {
         if (callResend(k) == 0) return;
         reply = NULL;
         if (k->then) k->then->orphan = 1;
@@ -431,6 +484,25 @@ static void onScriptLoaded(redisAsyncContext *ac, void *r, void *priv) {
         memcpy(c->sha[idx], reply->str, 41);
 }
 
+/* FUNCTION LOAD's answer: the library's name, or that it is there already
+ * (another worker of this build loaded it). Refused for good (a user
+ * without FUNCTION LOAD, Redis before 7.0): remembered; the library may
+ * still be there (an administrator's `llmfleet functions load`), and the
+ * first call that finds no function goes to EVALSHA for good
+ * (callResend). A passing refusal (a replica's READONLY, LOADING, OOM,
+ * BUSY) changes nothing: a call that finds no function loads it again. */
+static void onLibraryLoaded(redisAsyncContext *ac, void *r, void *priv) {
+    redisReply *reply = r;
+    rds *c = ac->data;
+    (void)priv;
+    if (!reply || reply->type != REDIS_REPLY_ERROR || strstr(reply->str, "already exists") ||
+        !strncmp(reply->str, "READONLY", 8) || !strncmp(reply->str, "LOADING", 7) ||
+        !strncmp(reply->str, "OOM", 3) || !strncmp(reply->str, "BUSY", 4) ||
+        !strncmp(reply->str, "MASTERDOWN", 10))
+        return;
+    snprintf(c->load_refused, sizeof(c->load_refused), "%s", reply->str);
+}
+
 static void onSetupReply(redisAsyncContext *ac, void *r, void *priv) {
     redisReply *reply = r;
     if (reply && reply->type == REDIS_REPLY_ERROR) {
@@ -484,9 +556,12 @@ static void onConnect(const redisAsyncContext *ac, int status) {
             redisAsyncCommand(a, onSetupReply, "AUTH", "AUTH %s", c->url.pass);
     }
     if (c->url.db) redisAsyncCommand(a, onSetupReply, "SELECT", "SELECT %d", c->url.db);
-    for (long i = 0; scriptSources[i].name && i < RDS_MAX_SCRIPTS; i++)
-        redisAsyncCommand(a, onScriptLoaded, (void *)(intptr_t)i,
-                          "SCRIPT LOAD %s", scriptSources[i].src);
+    /* The scripts as one function library: the calls go as FCALL (as
+     * EVALSHA if Redis refuses it: onLibraryLoaded). */
+    c->no_fn = 0;
+    c->load_refused[0] = '\0';
+    memset(c->sha, 0, sizeof(c->sha));
+    libraryLoad(c);
     if (c->url.sentinels) redisAsyncCommand(a, onRole, NULL, "ROLE");
     c->ready = 1;
     c->backoff_ms = c->penalty_ms ? c->penalty_ms : RDS_BACKOFF_MIN_MS;
@@ -697,15 +772,26 @@ fail:
     return NULL;
 }
 
+/* As FCALL when the library is there (an administrator's `llmfleet
+ * functions load`, or a worker's), else as EVAL. */
 redisReply *rdsScriptSync(redisContext *rc, const rdsScriptCall *sc) {
-    const char *src = scriptFind(sc->name);
+    const scriptSource *s = scriptSources;
     const char **v;
     size_t *vl;
     char nk[16];
-    if (!src) abort();
+    while (s->name && strcmp(s->name, sc->name) != 0) s++;
+    if (!s->name) abort();
     int argc = scriptArgv(sc, &v, &vl, nk, sizeof(nk));
-    v[1] = src, vl[1] = strlen(src);
+    v[0] = "FCALL", vl[0] = 5;
+    v[1] = s->fn, vl[1] = strlen(s->fn);
     redisReply *r = redisCommandArgv(rc, argc, v, vl);
+    rdsCall probe = {.as_fn = 1};
+    if (fnMissing(&probe, r)) {
+        freeReplyObject(r);
+        v[0] = "EVAL", vl[0] = 4;
+        v[1] = s->src, vl[1] = strlen(s->src);
+        r = redisCommandArgv(rc, argc, v, vl);
+    }
     free(v);
     free(vl);
     return r;

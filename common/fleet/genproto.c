@@ -29,13 +29,15 @@ NAMES(LF_PAUSE_ARGS, pauseArgs);
 
 int main(void) {
     printf("-- Generated from common/fleet/proto.def by genproto: do not edit.\n");
-    printf("local rcall = redis.call\n");
+    /* Set per call (scripts/embed-lua.sh): a function library's top
+     * level runs once, at FUNCTION LOAD, where neither exists. */
+    printf("local rcall, K\n");
     /* Keys by name: K.jobs is KEYS[1], ... ; K.list the claim's list. */
-    printf("local K = {");
+    printf("local function keysOf(KEYS)\n    return {");
 #define X(N, name, doc) printf("%s = KEYS[%d], ", #name, KEY_##N + 1);
     LF_KEYS(X)
 #undef X
-    printf("list = KEYS[%d]}\n", KEY_COUNT + 1);
+    printf("list = KEYS[%d]}\nend\n", KEY_COUNT + 1);
     printf("local NKEYS = %d\n", KEY_COUNT);
     list("CA", claimArgs, N_OF(claimArgs), 1);
     list("CR", claimReply, N_OF(claimReply), 1);

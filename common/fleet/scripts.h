@@ -5,11 +5,17 @@
 
 typedef struct scriptSource {
     const char *name;       /* file name without .lua */
-    const char *src;        /* the script */
+    const char *src;        /* the script alone, for EVAL (libraries in front) */
+    const char *fn;         /* its function in scriptLibrary, for FCALL */
 } scriptSource;
 
-/* Every script, terminated by {NULL, NULL}. */
+/* Every script, terminated by {NULL, NULL, NULL}. */
 extern const scriptSource scriptSources[];
+
+/* All the scripts as one Redis function library (FUNCTION LOAD), named
+ * scriptLibraryName: llmfleet_ and a hash of its text. */
+extern const char scriptLibrary[];
+extern const char scriptLibraryName[];
 
 /* The source of a script by name, or NULL. */
 const char *scriptFind(const char *name);

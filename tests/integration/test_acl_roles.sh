@@ -32,12 +32,42 @@ check "submit as the producer" grep -q "pushed 20" "$T/submit.err"
 ANTHROPIC_API_KEY=$API_KEY ANTHROPIC_BASE_URL=$FAKE_URL \
     "$BIN/llmfleet" worker --fleet a --redis-url "$(url worker a)" --name wa >"$T/wa.log" 2>&1 &
 PIDS+=("$!")
+WA=$!
 done20() { [ "$(as reader a XLEN 'llmfleet:{a}:results')" = 20 ]; }
 check "the worker runs the fleet's 20 jobs" wait_until 30 done20
 "$BIN/llmfleet" results --fleet a --redis-url "$(url reader a)" --out "$T/r.jsonl" 2>/dev/null
 eq "the reader reads them" 20 "$(wc -l < "$T/r.jsonl")"
 check "the operator (worker role) runs status" \
     sh -c "'$BIN/llmfleet' status --fleet a --redis-url '$(url worker a)' --json | jq -e '.done == 20' >/dev/null"
+
+# Functions are server-wide: a fleet's worker may not load them (its code
+# would run in every fleet's workers), so it runs the scripts as EVALSHA
+# until an administrator loads this version's library; then as FCALL.
+check "worker a without FUNCTION LOAD: its scripts ran as EVALSHA, and it said so" \
+    grep -q 'event=redis_functions_unavailable error="NOPERM' "$T/wa.log"
+check "worker a: FUNCTION LOAD refused" \
+    denied worker a FUNCTION LOAD "$(printf '#!lua name=x\nredis.register_function("x", function() return 1 end)')"
+check "an administrator loads the library" \
+    sh -c "'$BIN/llmfleet' functions load --redis-url redis://127.0.0.1:$REDIS_PORT/0 | grep -q 'llmfleet_.* loaded'"
+# Defence in depth: with the library loaded, a worker user without EVAL
+# runs only llmfleet's functions (and the commands they call).
+PW_f=$(pw)
+sh "$(dirname "$0")/../../scripts/acl-users.sh" a llmfleet-f | head -1 |
+    sed -e "s/>CHANGE-ME/>$PW_f/" -e 's/ +eval +evalsha +script|load//' | redis-cli -p "$REDIS_PORT" >/dev/null
+check "the FCALL-only worker user cannot EVAL" denied worker f EVAL "return 1" 0
+fcalls() { redis-cli -p "$REDIS_PORT" INFO commandstats | sed -n 's/^cmdstat_fcall:calls=\([0-9]*\),.*/\1/p'; }
+kill -TERM "$WA"; wait "$WA"
+before=$(fcalls)
+gen_jobs 20 f | "$BIN/llmfleet" submit - --fleet a --redis-url "$(url producer a)" 2>/dev/null
+ANTHROPIC_API_KEY=$API_KEY ANTHROPIC_BASE_URL=$FAKE_URL \
+    "$BIN/llmfleet" worker --fleet a --redis-url "$(url worker f)" --name wa2 >"$T/wa2.log" 2>&1 &
+PIDS+=("$!")
+done40() { [ "$(as reader a XLEN 'llmfleet:{a}:results')" = 40 ]; }
+check "a new worker a, as the FCALL-only user, runs 20 more jobs" wait_until 30 done40
+check "... as FCALLs ($before before, $(fcalls) now)" test "$(fcalls)" -gt "${before:-0}"
+check "... without falling back" sh -c "! grep -q event=redis_functions_unavailable '$T/wa2.log'"
+check "... and status runs as that user (FCALL)" \
+    sh -c "'$BIN/llmfleet' status --fleet a --redis-url '$(url worker f)' --json | jq -e '.done == 40' >/dev/null"
 
 # Another fleet's keys are out of reach.
 check "worker a: fleet b's queue refused" denied worker a LLEN 'llmfleet:{b}:jobs'

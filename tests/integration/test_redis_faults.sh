@@ -1,7 +1,7 @@
-# Redis faults mid-run: SCRIPT FLUSH, a restart (AOF, appendfsync always),
+# Redis faults mid-run: FUNCTION FLUSH, a restart (AOF, appendfsync always),
 # Redis down for 10 s while requests are at the API, and memory full
 # (maxmemory, noeviction). Workers reconnect with backoff, redo AUTH (as
-# the ACL user) and SELECT, reload scripts on NOSCRIPT, keep their
+# the ACL user) and SELECT, reload their function library, keep their
 # in-flight requests and settle them once Redis is back. Nothing is lost,
 # nothing doubled.
 . "$(dirname "$0")/lib.sh"
@@ -24,9 +24,13 @@ follower=$!
 watcher=$!
 PIDS+=("$follower" "$watcher")
 check "200 results" wait_until 30 results_at_least default 200
+rcli FUNCTION FLUSH >/dev/null
 rcli SCRIPT FLUSH >/dev/null
-check "500 results after SCRIPT FLUSH" wait_until 30 results_at_least default 500
-check "workers reloaded scripts on NOSCRIPT" grep -q "event=script_reload" "$T/w1.log" "$T/w2.log"
+check "500 results after FUNCTION FLUSH and SCRIPT FLUSH" wait_until 30 results_at_least default 500
+check "workers loaded their function library again" \
+    grep -q "event=script_reload .*reason=function_missing" "$T/w1.log" "$T/w2.log"
+check "... and went on as functions (no fall back to EVALSHA)" \
+    sh -c "! grep -q event=redis_functions_unavailable '$T/w1.log' '$T/w2.log'"
 
 stop_redis
 start_redis_again

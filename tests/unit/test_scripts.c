@@ -46,6 +46,11 @@ static char tmpDir[256];
 static redisContext *rc;
 static keySet ks;
 
+/* How the group runs the scripts: as FCALLs of the function library (the
+ * worker's way), or EVAL of each script alone (the fallback, and the
+ * CLI's): main runs every test both ways. */
+static int useEval;
+
 #define KN(id) (ks.name[KEY_##id])
 
 /* ---- The server ----------------------------------------------------------- */
@@ -154,7 +159,14 @@ static int groupSetup(void **state) {
     if (keysInit(&ks, "t") != 0) return stopServer(), -1;
     for (int tries = 0; tries < 3; tries++) {
         int port = freePort();
-        if (port > 0 && startOn(port) == 0) return 0;
+        if (port > 0 && startOn(port) == 0) {
+            if (useEval) return 0;
+            redisReply *r = redisCommand(rc, "FUNCTION LOAD %s", scriptLibrary);
+            int ok = r && r->type == REDIS_REPLY_STRING;
+            if (!ok) fprintf(stderr, "FUNCTION LOAD: %s\n", r ? r->str : rc->errstr);
+            if (r) freeReplyObject(r);
+            return ok ? 0 : (stopServer(), -1);
+        }
     }
     fprintf(stderr, "could not start redis-server (see %s/redis.log)\n", tmpDir);
     stopServer();
@@ -252,10 +264,12 @@ static const char *entryField(const redisReply *e, const char *name) {
 
 /* ---- Script calls (what rdsScriptSync does) --------------------------------- */
 
-/* EVAL the embedded script with the fleet's keys in proto.def order (plus
- * extra_key), as worker/rds.c's rdsScriptSync. */
+/* Call the embedded script with the fleet's keys in proto.def order (plus
+ * extra_key), as worker/rds.c does: FCALL, or EVAL as rdsScriptSync. */
 static redisReply *evalSync(const rdsScriptCall *sc) {
-    const char *src = scriptFind(sc->name);
+    const char *src = NULL;
+    for (const scriptSource *s = scriptSources; s->name; s++)
+        if (strcmp(s->name, sc->name) == 0) src = useEval ? s->src : s->fn;
     if (!src) fail_msg("no embedded script %s", sc->name);
     int nkeys = KEY_COUNT + (sc->extra_key != NULL);
     int argc = 3 + nkeys + sc->nargs;
@@ -264,7 +278,7 @@ static redisReply *evalSync(const rdsScriptCall *sc) {
     assert_non_null(v);
     assert_non_null(vl);
     char nk[16];
-    v[0] = "EVAL", vl[0] = 4;
+    v[0] = useEval ? "EVAL" : "FCALL", vl[0] = strlen(v[0]);
     v[1] = src, vl[1] = strlen(src);
     vl[2] = (size_t)snprintf(nk, sizeof(nk), "%d", nkeys);
     v[2] = nk;
@@ -2685,5 +2699,7 @@ int main(void) {
         cmocka_unit_test_setup(test_need_capped, flush),
         cmocka_unit_test_setup(test_status_classes, flush),
     };
-    return cmocka_run_group_tests(tests, groupSetup, groupTeardown);
+    int failed = cmocka_run_group_tests(tests, groupSetup, groupTeardown);
+    useEval = 1;
+    return failed + cmocka_run_group_tests(tests, groupSetup, groupTeardown);
 }

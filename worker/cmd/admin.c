@@ -28,6 +28,7 @@
 #include "price.h"
 #include "proto.h"
 #include "rds.h"
+#include "scripts.h"
 
 /* ---- limits ----------------------------------------------------------- */
 
@@ -806,4 +807,82 @@ int cliGc(const cliCommon *cc0, int argc, char **argv) {
     if (kept) fprintf(stderr, "; kept %lld (a copy in flight or waiting for a retry)", kept);
     fputc('\n', stderr);
     return 0;
+}
+
+/* ---- functions ---------------------------------------------------------
+ * The scripts as one Redis function library per llmfleet version
+ * (llmfleet_HASH): workers whose user may FUNCTION LOAD load it at
+ * connect; per-fleet users may not (functions are server-wide), so an
+ * administrator loads it once per version. Old versions' libraries stay
+ * until pruned. */
+int cliFunctions(const cliCommon *cc0, int argc, char **argv) {
+    cliCommon cc = *cc0;
+    int npos;
+    char *pos[1];
+    const optSpec specs[] = {
+        {"redis-url", OPT_STR, &cc.redis_url, 0, "Redis URL"},
+        {NULL, 0, NULL, 0, NULL},
+    };
+    int r = optParse("functions", argc, argv, specs, pos, 1, &npos);
+    if (r == 1) {
+        optUsage("functions", "load|list|prune   (this version's Redis function library)", specs);
+        return 0;
+    }
+    if (r < 0) return 2;
+    const char *what = npos ? pos[0] : "";
+    if (strcmp(what, "load") && strcmp(what, "list") && strcmp(what, "prune")) {
+        fprintf(stderr, "llmfleet functions: load, list or prune, got %s\n", lfQ(what));
+        return 2;
+    }
+    keySet ks;
+    redisContext *c = cliConnect("functions", &cc, &ks);
+    if (!c) return cliConnectRc;
+    int rc = 0;
+    if (!strcmp(what, "load")) {
+        redisReply *rr = redisCommand(c, "FUNCTION LOAD %s", scriptLibrary);
+        if (rr && (rr->type == REDIS_REPLY_STRING ||
+                   (rr->type == REDIS_REPLY_ERROR && strstr(rr->str, "already exists")))) {
+            printf("%s %s\n", scriptLibraryName,
+                   rr->type == REDIS_REPLY_STRING ? "loaded" : "was loaded already");
+        } else {
+            fprintf(stderr, "llmfleet functions: FUNCTION LOAD refused: %s\n",
+                    rr ? rr->str : rdsSyncErr(c));
+            rc = 1;
+        }
+        if (rr) freeReplyObject(rr);
+    } else {
+        redisReply *rr = redisCommand(c, "FUNCTION LIST LIBRARYNAME llmfleet_*");
+        if (!rr || rr->type != REDIS_REPLY_ARRAY) {
+            fprintf(stderr, "llmfleet functions: FUNCTION LIST: %s\n",
+                    rr && rr->type == REDIS_REPLY_ERROR ? rr->str : rdsSyncErr(c));
+            rc = 1;
+        }
+        for (size_t i = 0; rc == 0 && i < rr->elements; i++) {
+            const redisReply *lib = rr->element[i];
+            const char *name = NULL;
+            for (size_t j = 0; lib->type == REDIS_REPLY_ARRAY && j + 1 < lib->elements; j += 2)
+                if (lib->element[j]->type == REDIS_REPLY_STRING &&
+                    !strcmp(lib->element[j]->str, "library_name") &&
+                    lib->element[j + 1]->type == REDIS_REPLY_STRING)
+                    name = lib->element[j + 1]->str;
+            if (!name || strncmp(name, "llmfleet_", 9) != 0) continue;
+            int mine = !strcmp(name, scriptLibraryName);
+            if (!strcmp(what, "list")) {
+                printf("%s%s\n", name, mine ? "  (this version)" : "");
+            } else if (!mine) {
+                redisReply *d = redisCommand(c, "FUNCTION DELETE %s", name);
+                if (d && d->type != REDIS_REPLY_ERROR) {
+                    printf("%s deleted\n", name);
+                } else {
+                    fprintf(stderr, "llmfleet functions: FUNCTION DELETE %s: %s\n", name,
+                            d ? d->str : rdsSyncErr(c));
+                    rc = 1;
+                }
+                if (d) freeReplyObject(d);
+            }
+        }
+        if (rr) freeReplyObject(rr);
+    }
+    redisFree(c);
+    return rc;
 }

@@ -32,5 +32,6 @@ int cliWait(const cliCommon *cc, int argc, char **argv);
 int cliRetry(const cliCommon *cc, int argc, char **argv);
 int cliGc(const cliCommon *cc, int argc, char **argv);
 int cliPrices(const cliCommon *cc, int argc, char **argv);
+int cliFunctions(const cliCommon *cc, int argc, char **argv);
 
 #endif

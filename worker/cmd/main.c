@@ -28,7 +28,8 @@ static void usage(void) {
          "  dead list|requeue|purge   dead letters\n"
          "  retry --id ID | --failed [--error-type T]   run failed jobs again\n"
          "  gc --older-than D   retention: forget old ids, trim old results\n"
-         "  prices show|set|unset|load|reset   the fleet's price table\n\n"
+         "  prices show|set|unset|load|reset   the fleet's price table\n"
+         "  functions load|list|prune   this version's Redis function library (admin)\n\n"
          "common options: --redis-url URL (LLMFLEET_REDIS_URL), "
          "--fleet NAME (LLMFLEET_FLEET)\n"
          "'llmfleet COMMAND --help' lists a command's options; "
@@ -122,6 +123,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "retry") == 0) return cliRetry(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "gc") == 0) return cliGc(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "prices") == 0) return cliPrices(&cc, argc - 2, argv + 2);
+    if (strcmp(cmd, "functions") == 0) return cliFunctions(&cc, argc - 2, argv + 2);
     fprintf(stderr, "llmfleet: unknown command \"%s\" (see llmfleet --help)\n", cmd);
     return 2;
 }

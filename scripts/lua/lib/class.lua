@@ -15,11 +15,16 @@ local function parseMap(spec)
     return m
 end
 
--- Field names of class c, built once per call.
-local FNAMES = {}
+-- Field names of class c, built once. (As a function library the scripts
+-- keep these caches from call to call: bounded, since classes come from
+-- the model names producers send.)
+local FNAMES, nFNAMES = {}, 0
 local function cf(c, name)
     local t = FNAMES[c]
-    if not t then t = {}; FNAMES[c] = t end
+    if not t then
+        if nFNAMES >= 256 then FNAMES, nFNAMES = {}, 0 end
+        t = {}; FNAMES[c] = t; nFNAMES = nFNAMES + 1
+    end
     local f = t[name]
     if not f then f = c .. '|' .. name; t[name] = f end
     return f
@@ -30,7 +35,7 @@ local CLASS_MAP = {                     -- model id prefix -> class
     {'^claude%-haiku%-4', 'haiku-4'}, {'^claude%-3%-5%-haiku', 'haiku-3-5'},
     {'^claude%-3%-7%-sonnet', 'sonnet-3-7'}, {'^claude%-3%-5%-sonnet', 'sonnet-3-5'},
 }
-local classCache = {}
+local classCache, nClassCache = {}, 0
 
 -- The class of a model under the overrides (parseMap of model_classes).
 local function classOf(model, overrides)
@@ -42,7 +47,9 @@ local function classOf(model, overrides)
     if not c then                       -- its own class, date suffix off
         c = string.gsub(string.gsub(model, '%-%d%d%d%d%d%d%d%d$', ''), '[^%w%._%-]', '_')
     end
+    if nClassCache >= 256 then classCache, nClassCache = {}, 0 end
     classCache[model] = c
+    nClassCache = nClassCache + 1
     return c
 end
 
@@ -65,16 +72,17 @@ end
 -- the estimate's relative error before this answer (nil while warming up).
 local OUTPUT_Q = 0.95
 local OQ_WARM = 20
-local OQ_UP = math.exp(0.5 * OUTPUT_Q)          -- a step of 0.5 in the log
-local OQ_DOWN = math.exp(-0.5 * (1 - OUTPUT_Q))
+-- Steps of 0.5 in the log: e^(0.5 x OUTPUT_Q) and e^(-0.5 x (1 - OUTPUT_Q)),
+-- as literals (a function library's top level runs before `math` exists).
+local OQ_UP = 1.608014197485783
+local OQ_DOWN = 0.9753099120283326
 local CAL_WARM = 50
-local mabs = math.abs
 local function classLearn(v, raw, actual, out, maxTokens)
     local err = nil
     if raw > 0 and actual > 0 then
         local r = actual / raw
         if r < 0.1 then r = 0.1 elseif r > 10 then r = 10 end
-        if v.ncal >= CAL_WARM then err = mabs(raw * v.cal - actual) / actual end
+        if v.ncal >= CAL_WARM then err = math.abs(raw * v.cal - actual) / actual end
         local w = 1 / (v.ncal + 1)
         if w < 0.05 then w = 0.05 end
         v.cal = v.cal + (r - v.cal) * w

@@ -1,7 +1,7 @@
 -- stats.lua (library) — counters and rate buckets in `stats`: totals by
 -- name, and per STATS_BUCKET_MS bucket q (requests), j (results), ti / to
 -- (input / output tokens), STATS_BUCKETS of them kept.
-local RATE_BUCKETS = math.floor(60000 / STATS_BUCKET_MS)   -- one minute
+local RATE_BUCKETS = 60000 / STATS_BUCKET_MS        -- one minute (a divisor: whole)
 
 local function statsBucket(now) return math.floor(now / STATS_BUCKET_MS) end
 

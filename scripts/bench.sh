@@ -283,6 +283,12 @@ start_fakeapi --latency-ms 300 --rpm "$PACED_RPM" --quiet || exit 1
 LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
 for i in $(seq 1 "$NP"); do job "$i"; done > "$T/pacedjobs.jsonl"
 : > "$T/paced.txt"
+# Script calls so far: FCALL (the function library) and EVALSHA (a Redis
+# without it).
+script_calls() {
+    rcli INFO commandstats | tr -d '\r' |
+        awk -F'[=,]' '/^cmdstat_(fcall|evalsha|eval):/ {n += $2} END {print n + 0}'
+}
 for r in $(seq 1 "$PACED_ROUNDS"); do
     for nw in $PACED_FLEETS; do
         rcli FLUSHALL >/dev/null
@@ -295,10 +301,10 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
         at_least() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$1" ]; }
         WAIT_POLL=0.2 wait_until 120 at_least $(( PACED_RPM + 50 )) || { echo "bench: paced burst timed out"; exit 1; }
         c0=$(redis_cpu_us); n0=$(rcli XLEN 'llmfleet:{default}:results'); t0=$(now_ms)
-        calls0=$(rcli INFO commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_evalsha:/ {print $2}')
+        calls0=$(script_calls)
         WAIT_POLL=0.5 wait_until 300 at_least "$NP" || { echo "bench: paced run timed out"; exit 1; }
         c1=$(redis_cpu_us); n1=$(rcli XLEN 'llmfleet:{default}:results'); t1=$(now_ms)
-        calls1=$(rcli INFO commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_evalsha:/ {print $2}')
+        calls1=$(script_calls)
         kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
         r429=$(fake_stats | jq '.status["429"] // 0')
         curl -s -X POST "$FAKE_URL/_reset" >/dev/null

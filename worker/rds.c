@@ -192,8 +192,8 @@ static void libraryLoad(rds *c) {
 /* An FCALL whose function is not there: Function not found (flushed, or
  * the load failed), NOPERM (a user without FCALL), unknown command (Redis
  * before 7.0). The script did not run. */
-static int fnMissing(const rdsCall *k, const redisReply *r) {
-    return k->as_fn && r && r->type == REDIS_REPLY_ERROR &&
+static int fnMissing(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_ERROR &&
            (!strncmp(r->str, "ERR Function not found", 22) ||
             (!strncmp(r->str, "NOPERM", 6) && strstr(r->str, "'fcall'")) ||
             !strncmp(r->str, "ERR unknown command", 19));
@@ -348,7 +348,7 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
         if (k->then) k->then->orphan = 1;
     }
     if (reply && reply->type == REDIS_REPLY_ERROR && k->script >= 0 &&
-        (strncmp(reply->str, "NOSCRIPT", 8) == 0 || fnMissing(k, reply))) {
+        (strncmp(reply->str, "NOSCRIPT", 8) == 0 || (k->as_fn && fnMissing(reply)))) {
         if (callResend(k) == 0) return;
         reply = NULL;
         if (k->then) k->then->orphan = 1;
@@ -775,18 +775,16 @@ fail:
 /* As FCALL when the library is there (an administrator's `llmfleet
  * functions load`, or a worker's), else as EVAL. */
 redisReply *rdsScriptSync(redisContext *rc, const rdsScriptCall *sc) {
-    const scriptSource *s = scriptSources;
+    const scriptSource *s = scriptFind(sc->name);
     const char **v;
     size_t *vl;
     char nk[16];
-    while (s->name && strcmp(s->name, sc->name) != 0) s++;
-    if (!s->name) abort();
+    if (!s) abort();
     int argc = scriptArgv(sc, &v, &vl, nk, sizeof(nk));
     v[0] = "FCALL", vl[0] = 5;
     v[1] = s->fn, vl[1] = strlen(s->fn);
     redisReply *r = redisCommandArgv(rc, argc, v, vl);
-    rdsCall probe = {.as_fn = 1};
-    if (fnMissing(&probe, r)) {
+    if (fnMissing(r)) {
         freeReplyObject(r);
         v[0] = "EVAL", vl[0] = 4;
         v[1] = s->src, vl[1] = strlen(s->src);

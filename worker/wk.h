@@ -23,7 +23,7 @@
 #define SETTLE_CALLS_MAX 8          /* settle calls in flight per worker ... */
 #define SETTLE_PIPE_MS 2            /* ... a second one only this long after the last */
 #define SETTLE_PIPE_RTT_US 5000     /* ... and only over a link this long: near Redis,
-                                     * more calls only cost more preludes */
+                                     * more calls only cost more per-call work */
 #define FOLLOW_MIN_LAT_MS 50        /* followers only for an API this slow (average):
                                      * a faster one answers before the follower's
                                      * admission, whose verdict its record waits for */

@@ -85,6 +85,16 @@ static slot *slotTake(worker *w) {
     return NULL;
 }
 
+/* s is not to follow its lead after all: the lead goes on without it (its
+ * record, held for s's verdict, goes now). */
+static void unfollow(slot *s) {
+    slot *l = s->lead;
+    if (!l) return;
+    l->follower = NULL;
+    s->lead = NULL;
+    if (l->state == SLOT_HELD) queueSettle(l);
+}
+
 static void slotRelease(slot *s) {
     worker *w = s->w;
     /* A suspect released without its answer (not sent after all): the
@@ -98,10 +108,7 @@ static void slotRelease(slot *s) {
         if (f->state == SLOT_FOLLOW) slotRequeue(f);     /* settle.lua gives back its charges */
         else f->orphan = 1;
     }
-    if (s->lead) {
-        s->lead->follower = NULL;
-        s->lead = NULL;
-    }
+    unfollow(s);
     s->orphan = 0;
     s->act[0] = '\0';
     s->state = SLOT_FREE;
@@ -191,13 +198,7 @@ static int slotOversized(slot *s) {
 }
 
 void slotRequeue(slot *s) {
-    slot *l = s->lead;
-    if (l) {
-        /* A follower not sent: its lead goes on without it. */
-        l->follower = NULL;
-        s->lead = NULL;
-        if (l->state == SLOT_HELD) queueSettle(l);
-    }
+    unfollow(s);                    /* a follower not sent */
     recStart(&s->rec, OP_REQUEUE);
     queueSettle(s);
 }
@@ -807,11 +808,7 @@ static int admitOne(slot *s, const admitResult *a, const char *reason, long long
             return 0;
         }
     } else if (lead && (!go || goTooLate(s, call_sent))) {
-        /* Not to follow after all: the lead's record (held for this
-         * verdict) goes on without it. */
-        lead->follower = NULL;
-        s->lead = NULL;
-        if (lead->state == SLOT_HELD) queueSettle(lead);
+        unfollow(s);
     }
     switch (a->verdict) {
     case ADMIT_GO_ALONE:
@@ -1154,7 +1151,6 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
         timerIn(w->idle_timer, w->cfg->idle_poll_ms);
         return;
     }
-    batch *b = batchNew(w, cr->n);
     for (int i = 0; i < cr->n; i++) {
         redisReply *raw = bodies->element[i];
         slot *s = slotTake(w);
@@ -1178,7 +1174,6 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
         }
         s->state = SLOT_READY;
     }
-    free(b);
     dispatch(w);
 }
 

@@ -3,8 +3,8 @@
 
 #include <string.h>
 
-const char *scriptFind(const char *name) {
+const scriptSource *scriptFind(const char *name) {
     for (const scriptSource *s = scriptSources; s->name; s++)
-        if (strcmp(s->name, name) == 0) return s->src;
+        if (strcmp(s->name, name) == 0) return s;
     return NULL;
 }

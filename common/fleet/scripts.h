@@ -17,7 +17,7 @@ extern const scriptSource scriptSources[];
 extern const char scriptLibrary[];
 extern const char scriptLibraryName[];
 
-/* The source of a script by name, or NULL. */
-const char *scriptFind(const char *name);
+/* A script by name, or NULL. */
+const scriptSource *scriptFind(const char *name);
 
 #endif

@@ -22,6 +22,7 @@ rcall('ZREMRANGEBYSCORE', K.workers, '-inf', now)
 local lids = rcall('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local reserved, lost = 0, 0
 local perClass = {}
+local anyFollow = #lids > 0 and rcall('EXISTS', K.follow) == 1
 for _, lid in ipairs(lids) do
     local job = leaseJob(lid)
     if job then rcall('RPUSH', K.jobs, job); reenter(1) end
@@ -33,7 +34,7 @@ for _, lid in ipairs(lids) do
             rcall('HINCRBY', K.lost, v.id, 1)
             reserved = reserved + v.cost
             local pc = perClass[v.class] or {o = 0, n = 0, d = {}}
-            local lead = rcall('HGET', K.follow, '>' .. lid)
+            local lead = anyFollow and rcall('HGET', K.follow, '>' .. lid)
             if lead then
                 -- A follower not known to be sent: it may have been (its
                 -- worker died within a round trip of its leader's answer,

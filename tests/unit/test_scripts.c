@@ -4,8 +4,8 @@
  *
  * Each test flushes the server, crafts the fleet's state with plain
  * commands (key names from keysInit), runs a script exactly as
- * rdsScriptSync does (EVAL of scriptFind()'s source, the fleet's keys in
- * proto.def's order, one more key for a claim) with arguments built by the
+ * rdsScriptSync does (FCALL or EVAL of scriptFind()'s script, the fleet's
+ * keys in proto.def's order, one more key for a claim) with arguments built by the
  * codec (claimArgs, admitArgs, settleArgs + recStart/recAttempt/recOk/
  * recError), parses the reply with the codec's parsers, and checks the
  * named verdicts and the state the script left. */
@@ -267,10 +267,9 @@ static const char *entryField(const redisReply *e, const char *name) {
 /* Call the embedded script with the fleet's keys in proto.def order (plus
  * extra_key), as worker/rds.c does: FCALL, or EVAL as rdsScriptSync. */
 static redisReply *evalSync(const rdsScriptCall *sc) {
-    const char *src = NULL;
-    for (const scriptSource *s = scriptSources; s->name; s++)
-        if (strcmp(s->name, sc->name) == 0) src = useEval ? s->src : s->fn;
-    if (!src) fail_msg("no embedded script %s", sc->name);
+    const scriptSource *s = scriptFind(sc->name);
+    if (!s) fail_msg("no embedded script %s", sc->name);
+    const char *src = useEval ? s->src : s->fn;
     int nkeys = KEY_COUNT + (sc->extra_key != NULL);
     int argc = 3 + nkeys + sc->nargs;
     const char **v = malloc(sizeof(*v) * (size_t)argc);

@@ -108,6 +108,7 @@ static int onSocket(CURL *easy, curl_socket_t s, int what, void *arg,
 static size_t onBody(char *p, size_t size, size_t n, void *arg) {
     httpReq *req = arg;
     size_t len = size * n;
+    if (req->sink) return req->sink(req, p, len, req->priv);
     if (req->body.len + len > req->client->max_response) {
         req->too_large = 1;
         return 0;               /* makes libcurl fail with CURLE_WRITE_ERROR */
@@ -204,16 +205,37 @@ static int startTo(httpReq *req, const char *url, const char *body, size_t len,
                    long timeout_ms);
 
 int httpStart(httpReq *req, const char *body, size_t len, long timeout_ms) {
+    req->sink = NULL;
     return startTo(req, req->client->url, body, len, timeout_ms);
 }
 
+int httpStartApi(httpReq *req, const char *method, const char *path, const char *body,
+                 size_t len, long timeout_ms, httpSinkProc *sink) {
+    char url[sizeof(req->client->url) + 200];
+    if (snprintf(url, sizeof(url), "%s%s", req->client->url, path) >= (int)sizeof(url))
+        return -1;
+    req->sink = sink;
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(req->easy, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(req->easy, CURLOPT_URL, url);
+        return startTo(req, NULL, NULL, 0, timeout_ms);
+    }
+    curl_easy_setopt(req->easy, CURLOPT_POST, 1L);
+    return startTo(req, url, body ? body : "", body ? len : 0, timeout_ms);
+}
+
+void httpResume(httpReq *req) {
+    if (req->active) curl_easy_pause(req->easy, CURLPAUSE_CONT);
+}
+
 int httpStartCount(httpReq *req, const char *body, size_t len, long timeout_ms) {
+    req->sink = NULL;
     return startTo(req, req->client->count_url, body, len, timeout_ms);
 }
 
 static int startTo(httpReq *req, const char *url, const char *body, size_t len,
                    long timeout_ms) {
-    curl_easy_setopt(req->easy, CURLOPT_URL, url);
+    if (url) curl_easy_setopt(req->easy, CURLOPT_URL, url);   /* (NULL: a GET, set) */
     bufReset(&req->body);
     rlInit(&req->rl);
     req->status = 0;
@@ -223,12 +245,15 @@ static int startTo(httpReq *req, const char *url, const char *body, size_t len,
     req->window_t0 = 0;
     req->window_b0 = 0;
     req->errbuf[0] = '\0';
-    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    if (url) {
+        curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
     curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (curl_multi_add_handle(req->client->multi, req->easy) != CURLM_OK)
         return -1;
     req->active = 1;
+    if (req->sink) return 0;        /* (a stream the sink may pause: no watchdog) */
     struct timeval tv = {HTTP_SLOW_CHECK_MS / 1000, (HTTP_SLOW_CHECK_MS % 1000) * 1000};
     evtimer_add(req->watchdog, &tv);
     return 0;

@@ -21,6 +21,11 @@ typedef struct httpReq httpReq;
 /* Called once per started request, when it completed or failed. */
 typedef void httpDoneProc(httpReq *req, void *priv);
 
+/* A streamed response body, piece by piece (httpStartApi): returns len
+ * (taken), or CURL_WRITEFUNC_PAUSE (not taken: the transfer waits until
+ * httpResume, then the same bytes come again). */
+typedef size_t httpSinkProc(httpReq *req, const char *p, size_t len, void *priv);
+
 typedef struct httpClient {
     CURLM *multi;
     struct event_base *base;
@@ -49,6 +54,7 @@ struct httpReq {
     struct event *watchdog;         /* checks the rate every HTTP_SLOW_CHECK_MS */
     httpDoneProc *done;
     void *priv;
+    httpSinkProc *sink;             /* httpStartApi's stream, NULL: into body */
 };
 
 /* Once the status line has arrived (the API has finished the work; real
@@ -79,6 +85,17 @@ int httpStartCount(httpReq *req, const char *body, size_t len, long timeout_ms);
  * timeout_ms bounds the whole transfer. Returns 0, or -1 when libcurl
  * refused to start (done is not called). */
 int httpStart(httpReq *req, const char *body, size_t len, long timeout_ms);
+
+/* A request to another endpoint of the API: method "GET" or "POST", path
+ * after the base URL's /v1/messages (e.g. "/batches/ID"), body for a POST
+ * (valid until done runs). sink NULL: the body is collected (capped) as
+ * for httpStart; else it goes to sink as it comes, uncapped, and the
+ * trickle watchdog is off (the sink may pause it). Returns 0 or -1. */
+int httpStartApi(httpReq *req, const char *method, const char *path, const char *body,
+                 size_t len, long timeout_ms, httpSinkProc *sink);
+
+/* Let a paused stream go on (the sink is called again at once or later). */
+void httpResume(httpReq *req);
 
 /* Abort a running request; done is not called. */
 void httpCancel(httpReq *req);

@@ -77,6 +77,7 @@ static void onSignal(evutil_socket_t sig, short what, void *arg) {
         _exit(1);
     }
     w->draining = 1;
+    batchStop(w);               /* a batch step cut here is due again after its hold */
     evtimer_del(w->idle_timer);
     evtimer_del(w->wait_timer);
     evtimer_del(w->follow_timer);
@@ -191,8 +192,10 @@ static void setupLoop(worker *w) {
 }
 
 static void teardown(worker *w) {
+    batchStop(w);               /* (its callbacks, called NULL by rdsFree, do nothing) */
     rdsFree(w->redis);          /* first: a metrics refresh still out gets its NULL */
     rdsFree(w->waker);
+    batchFree(w);
     metricsStop(w->metrics);
     for (int i = 0; i < w->nslots; i++) {
         if (!w->slots[i].w) continue;
@@ -275,6 +278,7 @@ int workerRun(const workerConfig *given) {
     lfLog(LF_INFO, "event=worker_start version=%s name=%s fleet=%s redis=%s concurrency=%d "
           "lease_ms=%ld", LLMFLEET_VERSION, lfQ(w.name), lfQ(cfg->fleet), lfQ(where), cfg->concurrency,
           cfg->lease_ms);
+    batchStart(&w);
     w.redis = rdsCreate(w.base, &url, onReady, &w);
     w.waker = rdsCreate(w.base, &url, onWakerReady, &w);
     memset(&url, 0, sizeof(url));

@@ -137,7 +137,8 @@ typedef struct worker {
     int prices_loading;             /* a prices.lua get is in flight */
     char wait_reason[160];          /* last reason the fleet made us wait */
     struct event *sig_term, *sig_int;
-    long long done_ok, done_err, retries, dups, fenced, late_go;
+    long long done_ok, done_err, retries, dups, fenced, late_go, batched;
+    struct batchLane *lane;         /* the Batch lane's driver (batch.c) */
     long long seq_seen;             /* highest fleet write counter seen (renew) */
     int seq_checked;                /* ... read since the last (re)connect: until
                                      * then no claim, admission or settle goes,
@@ -195,6 +196,13 @@ void onReapTimer(evutil_socket_t fd, short what, void *arg);
 /* wake.c */
 void wakeArm(worker *w);
 void onWakerReady(rds *c, void *priv);
+
+/* batch.c */
+void batchStart(worker *w);
+void batchStop(worker *w);
+void batchFree(worker *w);
+void batchPoke(worker *w);         /* a batch may be due soon: look */
+int batchBusy(worker *w);          /* a batch call or transfer is running */
 
 /* run.c */
 void maybeExit(worker *w);

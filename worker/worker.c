@@ -139,7 +139,7 @@ static batch *batchNew(worker *w, int n) {
 }
 
 static recCtx slotCtx(const slot *s) {
-    recCtx c = {s->w->name, s->attempt, s->latency_ms};
+    recCtx c = {s->w->name, s->attempt, s->latency_ms, NULL};
     return c;
 }
 
@@ -856,6 +856,15 @@ static int admitOne(slot *s, const admitResult *a, const char *reason, long long
     case ADMIT_WAIT:
     case ADMIT_WAIT_ALONE:
         return admitWait(s, reason, a->value);
+    case ADMIT_BATCHED:
+        /* The Batch lane has it (batch.c): its lease, pushed to the
+         * batch's horizon, is the forming batch's now, not this slot's. */
+        w->wait_reason[0] = '\0';
+        w->batched++;
+        lfLog(LF_DEBUG, "event=batched id=%s", lfQ(s->job.id));
+        slotRelease(s);
+        batchPoke(w);
+        return 0;
     case ADMIT_PARKED:                  /* its class waits; the slot is free */
         noteWait(w, reason, a->value);
         slotRelease(s);
@@ -957,10 +966,11 @@ static void sendAdmit(worker *w, batch *b) {
                              s->job.max_tokens, reserve, s->job.prefix,
                              s->job.prefix_tokens, s->job.cache_1h,
                              !s->counted ? 0 : s->job.spend_unbounded ? 2 : 1,
-                             s->lead ? s->lead->lease : NULL};
+                             s->lead ? s->lead->lease : NULL, jobLaneNames[s->job.lane],
+                             s->job.deadline_ms, (long long)s->job.request_len};
     }
     lfArgs a;
-    argsInit(&a, AA_COUNT + AJ_COUNT * b->n, AA_COUNT + 6 * b->n);
+    argsInit(&a, AA_COUNT + AJ_COUNT * b->n, AA_COUNT + 8 * b->n);
     admitArgs(&a, &h, jobs, b->n);
     rdsScriptCall sc = scriptCall(w, "admit", NULL, &a);
     if (rdsScript(w->redis, &sc, onAdmitted, b) == 0) {

@@ -7,6 +7,7 @@
 
 #include "estimate.h"
 #include "json.h"
+#include "rfc3339.h"
 
 /* FNV-1a 64 of a string: mixed into a prompt prefix's hash, since a cache
  * belongs to one model. */
@@ -69,6 +70,37 @@ static void headId(job *j, const char *raw, size_t len) {
     jsonFree(&d);
 }
 
+const char *const jobLaneNames[4] = {"", "sync", "batch", "auto"};
+
+/* "lane" (sync, batch, auto) and "deadline" (RFC 3339), both optional. */
+static int laneParse(job *j, jsonDoc *d, char *err, size_t errlen) {
+    char v[64];
+    j->deadline_ms = -1;
+    int t = jsonGet(d, 0, "lane");
+    if (t >= 0) {
+        j->lane = -1;
+        if (d->tok[t].type == JSMN_STRING && jsonStr(d, t, v, sizeof(v)) > 0)
+            for (int k = 1; k < 4; k++)
+                if (strcmp(v, jobLaneNames[k]) == 0) j->lane = k;
+        if (j->lane < 0) {
+            j->lane = JOB_LANE_DEFAULT;
+            snprintf(err, errlen, "job \"lane\" must be \"sync\", \"batch\" or \"auto\"");
+            return -1;
+        }
+    }
+    t = jsonGet(d, 0, "deadline");
+    if (t >= 0) {
+        int n = d->tok[t].type == JSMN_STRING ? jsonStr(d, t, v, sizeof(v)) : -1;
+        if (n <= 0 || rfc3339Parse(v, (size_t)n, &j->deadline_ms) < 0) {
+            j->deadline_ms = -1;
+            snprintf(err, errlen, "job \"deadline\" must be an RFC 3339 time "
+                     "(e.g. \"2026-12-03T06:00:00Z\")");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
              size_t errlen) {
     jsonDoc d;
@@ -102,8 +134,8 @@ int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
 
     /* A key twice is refused where it matters: we would read the first,
      * the API may use the last (a max_tokens of 1 reserved, 100000 sent). */
-    static const char *const topKeys[] = {"id", "request", "meta"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const topKeys[] = {"id", "request", "meta", "lane", "deadline"};
+    for (int k = 0; k < 5; k++) {
         if (jsonKeyCount(&d, 0, topKeys[k]) > 1) {
             snprintf(err, errlen, "job has the key \"%s\" more than once", topKeys[k]);
             goto out;
@@ -173,6 +205,7 @@ int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
 
     int meta = jsonGet(&d, 0, "meta");
     if (meta >= 0) jsonSpan(&d, meta, &j->meta, &j->meta_len);
+    if (laneParse(j, &d, err, errlen) < 0) goto out;
     rc = 0;
 out:
     jsonFree(&d);

@@ -34,11 +34,17 @@ typedef struct job {
     char prefix[17];                /* cacheable prefix's hash, hex; "" none */
     long long prefix_tokens;        /* its estimate */
     int cache_1h;                   /* a cache_control asks a 1-hour TTL */
+    int lane;                       /* JOB_LANE_*: the job's "lane" */
+    long long deadline_ms;          /* "deadline" (unix ms), -1 none */
 } job;
+
+/* A job's "lane": absent (the fleet's default_lane), or as written. */
+enum { JOB_LANE_DEFAULT, JOB_LANE_SYNC, JOB_LANE_BATCH, JOB_LANE_AUTO };
+extern const char *const jobLaneNames[4];   /* "", "sync", "batch", "auto" */
 
 /* Parse raw[0..len). Returns 0, or -1 with err set to a clear reason
  * ("job is not JSON: ...", "job has no \"id\"", "request.max_tokens must be
- * an integer >= 1", ...). Even on failure, j->id holds the id when one could
+ * an integer >= 1", "job \"lane\" must be ...", ...). Even on failure, j->id holds the id when one could
  * be read, so the error result can carry it. max_bytes 0 = no limit. */
 int jobParse(job *j, const char *raw, size_t len, size_t max_bytes, char *err,
              size_t errlen);

@@ -36,6 +36,12 @@ int priceLookup(const char *model, size_t len, price *out);
  * Without the cache breakdown all cache writes are priced as 5-minute ones. */
 long long priceCost(const price *p, const usage *u);
 
+/* The Message Batches price of a cost (priceCost, priceReserve...): half,
+ * rounded up (never under-counts). */
+static inline long long priceBatch(long long micro) {
+    return micro < 0 ? micro : micro / 2 + micro % 2;
+}
+
 /* Worst-case cost of a request before it is sent: input_tokens at the input
  * price plus max_tokens at the output price, rounded up. */
 long long priceReserve(const price *p, long long input_tokens, long long max_tokens);

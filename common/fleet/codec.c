@@ -100,6 +100,9 @@ void admitArgs(lfArgs *a, const admitHead *h, const admitJob *jobs, int n) {
         argsNum(a, j->cache_1h ? 1 : 0);          /* AJ_CACHE_1H */
         argsNum(a, j->exact < 0 ? 0 : j->exact > 2 ? 2 : j->exact);   /* AJ_EXACT */
         argsStr(a, j->follow ? j->follow : "");   /* AJ_FOLLOW */
+        argsStr(a, j->lane ? j->lane : "");       /* AJ_LANE */
+        argsNum(a, j->deadline_ms);               /* AJ_DEADLINE_MS */
+        argsNum(a, j->bytes);                     /* AJ_BYTES */
     }
 }
 
@@ -248,6 +251,10 @@ static void fieldsTail(settleRec *r, const job *j, const recCtx *ctx) {
     if (j->model[0]) fieldStr(r, "model", j->model);
     fieldStr(r, "worker", ctx->worker);
     if (j->meta) field(r, "meta", j->meta, j->meta_len);
+    if (ctx->batch_id) {
+        fieldStr(r, "lane", "batch");
+        fieldStr(r, "batch_id", ctx->batch_id);
+    }
 }
 
 long long recOk(settleRec *r, const job *j, const char *body, size_t len,
@@ -266,6 +273,7 @@ long long recOk(settleRec *r, const job *j, const char *body, size_t len,
     if (priceLookup(j->model, strlen(j->model), &p) == 0) {
         char *c = numSlot(r);
         cost = priceCost(&p, &o->use);
+        if (ctx->batch_id) cost = priceBatch(cost);
         field(r, "cost_usd", c, (size_t)priceFormatUsd(cost, c, 32));
     }
     return cost;

@@ -76,6 +76,9 @@ typedef struct admitJob {
     int cache_1h;                   /* the prefix asks a 1-hour cache */
     int exact;                      /* 0 a bound, 1 a count, 2 unknown (AJ_EXACT) */
     const char *follow;             /* the lease it follows (NULL: none) */
+    const char *lane;               /* the job's lane name ("" or NULL: default) */
+    long long deadline_ms;          /* its deadline, unix ms (-1 none) */
+    long long bytes;                /* its request's size */
 } admitJob;
 
 typedef struct admitReply {
@@ -127,6 +130,9 @@ typedef struct recCtx {
     const char *worker;             /* worker name */
     int attempt;                    /* attempt number admit.lua gave */
     long long latency_ms;           /* of the last attempt */
+    const char *batch_id;           /* the Batch lane's batch (NULL: sync): the
+                                     * result says lane=batch, batch_id, and
+                                     * costs the batch price */
 } recCtx;
 
 /* A record with no attempt values yet (ATT_SENT 0). */

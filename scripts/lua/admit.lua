@@ -182,6 +182,7 @@ local follow, led = {}, {}                  -- HSET pairs for `follow`; leaders 
 local parkZ, parkH = {}, {}
 local PARK_MIN_MS = 250
 local PARK_HORIZON_MS = 2000
+local BATCH_HORIZON_MS = 36 * 3600000      -- a batch ends within 24 h (API), then its results
 
 -- The job's needs in class k: r, i, o, each capped at the bucket.
 local function needs(k, a)
@@ -382,6 +383,94 @@ local function paceWait(k, need)
     return wait, why, soon
 end
 
+-- The Batch lane (Message Batches, half price). A job's lane: its own,
+-- else the fleet's default_lane; `auto` is batch when the job's deadline
+-- is at least batch_margin away (or it has none), else sync.
+local function laneOf(a)
+    local ln = ARGV[a + AJ.LANE]
+    if ln == '' then ln = l.default_lane end
+    if ln ~= 'auto' then return ln end
+    local dl = tonumber(ARGV[a + AJ.DEADLINE_MS]) or -1
+    if dl >= 0 and dl - now < tonumber(l.batch_margin) then return 'sync' end
+    return 'batch'
+end
+
+-- The batch forming for class c (created on first use), as this call
+-- leaves it: {bid, n, bytes, key}.
+local forming, batchSeq = {}, nil
+local BATCH_ITEM_BYTES = 64                 -- a request's envelope in the POST
+local function batchSeal(b)
+    rcall('HSET', b.key, 'state', 'sealed', 'sealed_ms', nowS, 'n', b.n, 'bytes', b.bytes)
+    rcall('ZADD', K.batches, nowS, b.bid)
+    rcall('HDEL', K.batchform, b.c)
+    forming[b.c] = nil
+end
+local function batchFor(c, model)
+    local b = forming[c]
+    if b then return b end
+    local bid = rcall('HGET', K.batchform, c)
+    if bid then
+        local key = K.batches .. ':' .. bid
+        local v = rcall('HMGET', key, 'n', 'bytes')
+        b = {bid = bid, c = c, key = key, n = tonumber(v[1]) or 0, bytes = tonumber(v[2]) or 0}
+    else
+        batchSeq = rcall('HINCRBY', K.state, 'batch_seq', 1)
+        bid = 'b' .. batchSeq
+        b = {bid = bid, c = c, key = K.batches .. ':' .. bid, n = 0, bytes = 0}
+        rcall('HSET', b.key, 'class', c, 'model', model, 'state', 'forming',
+              'opened_ms', nowS, 'n', 0, 'bytes', 0, 'token', 0)
+        rcall('HSET', K.batchform, c, bid)
+        rcall('ZADD', K.batches, istr(now + tonumber(l.batch_max_wait)), bid)
+    end
+    forming[c] = b
+    return b
+end
+
+-- Job n (arguments from a) to the Batch lane: its worst case reserved at
+-- the batch price, its lease pushed to the batch's horizon (the batch
+-- owns it now: settled by the batch's results, or reaped if the lane
+-- never finishes), appended to its class's forming batch, which is
+-- sealed at batch_max_requests or batch_max_bytes (batch_max_wait: a
+-- worker seals it, batch.lua).
+local function batchVerdict(n, a, lost)
+    local att = (tonumber(atts[n]) or 0) + lost + 1
+    if att > maxAtt then return ADMIT.POISON, att - 1 end
+    if stalePrices then
+        reason = 'the fleet price table changed: reloading it'
+        return ADMIT.WAIT, 50
+    end
+    if pz then reason = pz.reason; return ADMIT.WAIT, pz.wait end
+    local res = tonumber(ARGV[a + AJ.RESERVE])
+    if res > 0 then res = math.floor(res / 2) + res % 2 end    -- priceBatch
+    local code, val = spendVerdict(res, ARGV[a + AJ.EXACT] ~= '0')
+    if code then return code, val end
+    if res < 0 then res = 0 end
+    local model = ARGV[a + AJ.MODEL]
+    local c = classOf(model, overrides)
+    local bytes = (tonumber(ARGV[a + AJ.BYTES]) or 0) + BATCH_ITEM_BYTES
+    local b = batchFor(c, model)
+    if b.n > 0 and b.bytes + bytes > tonumber(l.batch_max_bytes) then
+        batchSeal(b)
+        b = batchFor(c, model)
+    end
+    local lid, id = lids[n], ids[n]
+    rcall('RPUSH', b.key .. ':items', lid)
+    b.n, b.bytes = b.n + 1, b.bytes + bytes
+    local horizon = now + tonumber(l.batch_max_wait) + BATCH_HORIZON_MS
+    rcall('ZADD', K.leases, 'XX', istr(horizon), lid)
+    liveSet[#liveSet + 1] = id; liveSet[#liveSet + 1] = lid
+    hres[#hres + 1] = lid
+    hres[#hres + 1] = 'b:' .. c .. ',0,0,' .. istr(res) .. ',' .. nowS .. ',0,0,0,0,' ..
+        ARGV[a + AJ.INPUT] .. ',' .. ARGV[a + AJ.MAX_TOKENS] .. ',,0,' .. id
+    reserved = reserved + res
+    if b.n >= tonumber(l.batch_max_requests) or b.bytes >= tonumber(l.batch_max_bytes) then
+        batchSeal(b)
+    else
+        rcall('HSET', b.key, 'n', b.n, 'bytes', b.bytes)
+    end
+    return ADMIT.BATCHED, att
+end
+
 -- The verdict for job n (its arguments from a).
 local function decide(n, a)
     if not leased[n] or tonumber(leased[n]) <= now then
@@ -397,7 +486,8 @@ local function decide(n, a)
     local other = seen[id]
     if not other and liveLid[n] and liveLid[n] ~= lids[n] and
        (rcall('ZSCORE', K.inflight, liveLid[n]) or
-        rcall('HGET', K.follow, '>' .. liveLid[n])) then
+        rcall('HGET', K.follow, '>' .. liveLid[n]) or
+        string.sub(rcall('HGET', K.reserv, liveLid[n]) or '', 1, 2) == 'b:') then
         other = liveLid[n]
     end
     if other then
@@ -416,6 +506,7 @@ local function decide(n, a)
     local lost = tonumber(lostN[n]) or 0
     local suspect = lost > 0 and lost >= maxDel - 1
     if lost >= maxDel then return ADMIT.POISON, lost end
+    if laneOf(a) == 'batch' then return batchVerdict(n, a, lost) end
     if solo == SOLO.RUNS or (solo == SOLO.WAITS and not suspect) then
         reason = 'a job lost with its worker before runs alone here first'
         return ADMIT.WAIT, 100

@@ -35,7 +35,9 @@ for _, lid in ipairs(lids) do
             reserved = reserved + v.cost
             local pc = perClass[v.class] or {o = 0, n = 0, d = {}}
             local lead = anyFollow and rcall('HGET', K.follow, '>' .. lid)
-            if lead then
+            if v.batch then
+                -- (a Batch lane job past its horizon: no unit, no bucket)
+            elseif lead then
                 -- A follower not known to be sent: it may have been (its
                 -- worker died within a round trip of its leader's answer,
                 -- maybe of it: a poison job), so charged as sent and
@@ -45,7 +47,7 @@ for _, lid in ipairs(lids) do
             else
                 pc.o, pc.n = pc.o + v.o, pc.n + 1
             end
-            perClass[v.class] = pc
+            if not v.batch then perClass[v.class] = pc end
         end
         lost = lost + 1
         rcall('HDEL', K.reserv, lid)

@@ -97,6 +97,10 @@ local function release(lid, r, cost)
     if cost == nil or cost < 0 then cost = r.cost end
     dState.reserved = dState.reserved - r.cost
     dState.spent = dState.spent + cost
+    if r.batch then             -- (the Batch lane holds no unit, no bucket)
+        unreserve[#unreserve + 1] = lid
+        return
+    end
     local k = cls(r.class)
     if not r.unsent then        -- (a follower never sent held no unit)
         k.d.o_inflight = k.d.o_inflight - r.o
@@ -169,6 +173,13 @@ local function account(lid, a, r)
     if status == '200' then cost = num(ARGV[a + ATT.COST_MICRO]); if cost and cost < 0 then cost = nil end
     elseif answered then cost = 0 end
     release(lid, r, cost)
+    if r and r.batch then
+        -- A Batch lane result: its cost, nothing the sync buckets,
+        -- pauses or estimates learn from.
+        stat('batch_requests', 1)
+        if status == '200' then stat('batch_saved', cost or 0) end
+        return
+    end
     nReq = nReq + 1
     if answered then set.observed = 1 end
     local k = r and cls(r.class)

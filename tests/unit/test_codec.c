@@ -181,7 +181,7 @@ static outcome errOutcome(long status) {
     return o;
 }
 
-static const recCtx ctx = {"w-1", 2, 345};
+static const recCtx ctx = {"w-1", 2, 345, NULL};
 
 /* Standard base64 decode (with padding); returns the length or -1. */
 static long b64decode(const char *s, size_t len, unsigned char *out, size_t cap) {
@@ -351,14 +351,16 @@ static void test_admit_args(void **state) {
     (void)state;
     const admitHead h = {45000, 3, SOLO_RUNS, 12};
     const admitJob jobs[3] = {
-        {"w:1:1", "job-a", "claude-sonnet-4-5", 1200, 4096, 65000, "a1b2c3", 900, 0, 0, NULL},
-        {"w:1:2", "job-b", "claude-haiku-4-5", 0, 1, -1, NULL, 0, 7, 1, "w:1:1"},
-        {"w:1:3", "job-c", "", LLONG_MAX, 7, 0, "", -1, 1, 3, NULL},
+        {"w:1:1", "job-a", "claude-sonnet-4-5", 1200, 4096, 65000, "a1b2c3", 900, 0, 0, NULL,
+         "batch", 1796000000000LL, 5120},
+        {"w:1:2", "job-b", "claude-haiku-4-5", 0, 1, -1, NULL, 0, 7, 1, "w:1:1", NULL, -1, 0},
+        {"w:1:3", "job-c", "", LLONG_MAX, 7, 0, "", -1, 1, 3, NULL, "", -1, 17},
     };
     lfArgs a;
     /* Exactly the capacity codec.h promises: more would abort. Numbers per
-     * job: INPUT, MAX_TOKENS, RESERVE, PREFIX_TOKENS, CACHE_1H, EXACT. */
-    argsInit(&a, AA_COUNT + 3 * AJ_COUNT, AA_COUNT + 3 * 6);
+     * job: INPUT, MAX_TOKENS, RESERVE, PREFIX_TOKENS, CACHE_1H, EXACT,
+     * DEADLINE_MS, BYTES. */
+    argsInit(&a, AA_COUNT + 3 * AJ_COUNT, AA_COUNT + 3 * 8);
     admitArgs(&a, &h, jobs, 3);
     assert_int_equal(a.n, AA_COUNT + 3 * AJ_COUNT);
     assertArg(&a, AA_LEASE_MS, "45000");
@@ -366,10 +368,12 @@ static void test_admit_args(void **state) {
     assertArg(&a, AA_SOLO, "2");
     assertArg(&a, AA_PRICES_VER, "12");
     static const char *want[3][AJ_COUNT] = {
-        {"w:1:1", "job-a", "claude-sonnet-4-5", "1200", "4096", "65000", "a1b2c3", "900", "0", "0"},
-        /* NULL prefix: ""; any non-zero cache_1h: "1"; exact clamped to 0..2. */
-        {"w:1:2", "job-b", "claude-haiku-4-5", "0", "1", "-1", "", "0", "1", "1"},
-        {"w:1:3", "job-c", "", "9223372036854775807", "7", "0", "", "-1", "1", "2"},
+        {"w:1:1", "job-a", "claude-sonnet-4-5", "1200", "4096", "65000", "a1b2c3", "900", "0", "0",
+         "w:1:1", "batch", "1796000000000", "5120"},
+        /* NULL prefix: ""; any non-zero cache_1h: "1"; exact clamped to 0..2;
+         * NULL lane: "" (the fleet's default). */
+        {"w:1:2", "job-b", "claude-haiku-4-5", "0", "1", "-1", "", "0", "1", "1", "w:1:1", "", "-1", "0"},
+        {"w:1:3", "job-c", "", "9223372036854775807", "7", "0", "", "-1", "1", "2", "", "", "-1", "17"},
     };
     for (int i = 0; i < 3; i++) {
         int g = AA_COUNT + i * AJ_COUNT;
@@ -383,6 +387,9 @@ static void test_admit_args(void **state) {
         assertArg(&a, g + AJ_PREFIX_TOKENS, want[i][7]);
         assertArg(&a, g + AJ_CACHE_1H, want[i][8]);
         assertArg(&a, g + AJ_EXACT, want[i][9]);
+        assertArg(&a, g + AJ_LANE, want[i][11]);
+        assertArg(&a, g + AJ_DEADLINE_MS, want[i][12]);
+        assertArg(&a, g + AJ_BYTES, want[i][13]);
     }
     /* The model is the caller's string, not a copy. */
     assert_ptr_equal(a.v[AA_COUNT + AJ_MODEL], jobs[0].model);
@@ -496,9 +503,9 @@ static void test_admit_parse_count(void **state) {
 
 static void test_admit_parse_unknown_verdict(void **state) {
     (void)state;
-    /* 13: one past the last verdict (COUNT, 12). */
-    static const long long bad[] = {42, 0, -1, 13};
-    assert_int_equal(ADMIT_COUNT, 12);
+    /* 14: one past the last verdict (BATCHED, 13). */
+    static const long long bad[] = {42, 0, -1, 14};
+    assert_int_equal(ADMIT_BATCHED, 13);
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         redisReply *codes[2] = {rInt(ADMIT_GO), rInt(bad[k])};
         redisReply *values[2] = {rInt(1), rInt(5)};
@@ -843,7 +850,7 @@ static void test_rec_attempt_error(void **state) {
     outcome o = errOutcome(429);
     rlHeaders h;
     rlInit(&h);
-    recCtx c1 = {"w-9", 1, 0};
+    recCtx c1 = {"w-9", 1, 0, NULL};
     recError(&r, &j, "rate_limit_error", "slow down", 429, &c1);
     r.op = OP_FAILED;
     recAttempt(&r, &o, &h, -1, &c1, 0);

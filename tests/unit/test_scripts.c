@@ -349,7 +349,8 @@ static admitJob bjobM(const char *lease, const char *id, const char *model, long
                       long long max_tokens, long long reserve, const char *prefix) {
     /* exact: as if counted, so that the spend rules below act at once
      * (test_admit_count_near_cap asks for the count). */
-    admitJob j = {lease, id, model, input, max_tokens, reserve, prefix, 0, 0, 1, NULL};
+    admitJob j = {lease, id, model, input, max_tokens, reserve, prefix, 0, 0, 1, NULL,
+                  NULL, -1, 0};
     return j;
 }
 
@@ -538,7 +539,7 @@ static const char *BODY = "{\"type\":\"message\",\"content\":[]}";
  * NULL (no headers). */
 static void recSuccess(settleRec *r, const job *j, long long cost, int attempt,
                        const rlHeaders *rl) {
-    recCtx c = {"tw", attempt, 120};
+    recCtx c = {"tw", attempt, 120, NULL};
     outcome o = okOutcome(100, 20);
     rlHeaders none;
     rlInit(&none);
@@ -550,7 +551,7 @@ static void recSuccess(settleRec *r, const job *j, long long cost, int attempt,
 /* A retryable failure: a FAILED record for attempt. */
 static void recFailed(settleRec *r, const job *j, long status, long long retry_after_ms,
                       int attempt) {
-    recCtx c = {"tw", attempt, 80};
+    recCtx c = {"tw", attempt, 80, NULL};
     outcome o = errOutcome(status, retry_after_ms);
     rlHeaders none;
     rlInit(&none);
@@ -563,7 +564,7 @@ static void recFailed(settleRec *r, const job *j, long status, long long retry_a
 /* A 200's RESULT record with this usage (cost 10 micro-USD). */
 static void recSuccessUse(settleRec *r, const job *j, long long in, long long out,
                           long long cw, long long cr, const rlHeaders *rl) {
-    recCtx c = {"tw", 1, 120};
+    recCtx c = {"tw", 1, 120, NULL};
     outcome o = okOutcome(in, out);
     o.use.cache_creation_input_tokens = cw;
     o.use.cache_read_input_tokens = cr;
@@ -1734,7 +1735,7 @@ static void test_dead_letter_redis_time(void **state) {
     long long now = redisNow();
     const char *ids[] = {"d1", "d2"};
     craftClaim("w:9:", 2, ids, now + 60000);
-    recCtx c = {"tw", 1, 0};
+    recCtx c = {"tw", 1, 0, NULL};
     for (int k = 0; k < 2; k++) {
         job j = testJob(ids[k]);
         settleRec rec;
@@ -2186,7 +2187,7 @@ static void test_429_spend_limit(void **state) {
     craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
     job j = testJob("a");
     settleRec rec;
-    recCtx c = {"tw", 1, 80};
+    recCtx c = {"tw", 1, 80, NULL};
     outcome o = errOutcome(429, 1000);
     o.spend_limit = 1;
     rlHeaders none;

@@ -36,7 +36,9 @@ end
 
 -- A reservation, as admission writes it for each request it lets go:
 -- "class,in,out,cost,t_ms,r_cum,i_cum,o_cum,o_done,raw,max_tokens,prefix,
--- cache_1h,id": the model class; the tokens charged to the input and output
+-- cache_1h,id": the model class ('b:' CLASS for a job of the Batch lane:
+-- its cost reserved at the batch price, nothing charged to buckets or
+-- in-flight counts); the tokens charged to the input and output
 -- buckets and the worst-case cost (micro-USD) reserved; when it was admitted
 -- and the class's charge counters (o_done: output reported) as the
 -- admission call found them (its batch counts as charged after it);
@@ -54,7 +56,7 @@ local function reservation(s)
     if cost < 0 then cost = 0 end
     return {class = c, i = tonumber(i), o = tonumber(o), cost = cost, snap = snap,
             raw = tonumber(raw), max_tokens = tonumber(mt), prefix = px,
-            cache_1h = h1 == '1', id = id}
+            cache_1h = h1 == '1', id = id, batch = string.sub(c, 1, 2) == 'b:'}
 end
 
 -- Reservation string s with its admission snapshot replaced (a follower's

@@ -1,0 +1,207 @@
+-- batch.lua — the Batch lane's batches (Message Batches, half price).
+--
+-- admit.lua appends a batch job to its class's forming batch: the job's
+-- lease stays (pushed to the batch's horizon), its leases are the
+-- batch's items, `batches:BID:items` (custom_id jN is item N, 1-based), and
+-- `batches:BID` is its record: class, model, state, n, bytes, opened_ms,
+-- token, and later sealed_ms, submit_ms and sent_n (the last POST: when,
+-- how many requests), submits, api_id, poll_ms, counts, cancel. The `batches` set says when a worker next acts on each batch;
+-- a worker that takes one holds it for OWN_MS (its due time moves there):
+-- one actor per batch fleet-wide, and a dead one's batch is due again.
+-- Every write of an actor carries the token its take returned: a stale
+-- actor (its hold passed, someone took the batch since) changes nothing.
+--
+-- States: forming (admit.lua appends) -> sealed (full, or batch_max_wait
+-- passed: the take seals it) -> submitting (the take; `sending` records
+-- each POST before it goes: whoever takes a batch found `submitting` with a
+-- POST recorded first looks for it in the API's batch list, so a crash
+-- between the POST and its answer never sends it twice) -> submitted (the API's id known; polled with backoff)
+-- -> ended (the API says so; its results are streamed and settled by
+-- settle.lua, fenced by the items' leases) -> gone (finish).
+--
+-- KEYS: the fleet's keys (proto.def). ARGV[1] the op:
+--   take OWN_MS      -> {1, bid, state, token, fresh, class, model, n, api_id,
+--                        submit_ms, sent_n, poll_ms, cancel, now} or
+--                       {0, ms until the next is due (-1 none)}
+--   items BID I...   -> {now, then per item: lease, raw job ("" when its
+--                       lease is gone), admitted_ms, attempt}
+--   submitted BID TOKEN API_ID -> 1; 0 the API id is another batch's; -1 fenced
+--   sending BID TOKEN N        -> now (a POST of N requests goes); -1 fenced
+--   polled BID TOKEN STATUS COUNTS -> 1 (ended: results next); -1 fenced
+--   later BID TOKEN MS         -> 1 (try again in MS); -1 fenced
+--   finish BID TOKEN           -> jobs put back (items without a result)
+--   list                       -> {bid, record pairs as a flat list, ...}
+--   cancel BID                 -> 1; 0 no such batch
+local op = ARGV[1]
+local now = nowMs()
+local POLL_MAX = 300000
+local function pollMin() return tonumber(loadLimits().batch_poll) end
+
+local function rec(bid) return K.batches .. ':' .. bid end
+
+-- The token check: the caller's take is the batch's latest.
+local function fenced(bid, token)
+    return rcall('HGET', rec(bid), 'token') ~= token
+end
+
+if op == 'take' then
+    local own = tonumber(ARGV[2])
+    local due = rcall('ZRANGEBYSCORE', K.batches, '-inf', now, 'LIMIT', 0, 1)
+    if not due[1] then
+        local f = rcall('ZRANGEBYSCORE', K.batches, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        return {0, f[2] and math.max(0, tonumber(f[2]) - now) or -1}
+    end
+    local bid = due[1]
+    local h = loadHash(rec(bid))
+    if not h.state then
+        rcall('ZREM', K.batches, bid)
+        return {0, 0}
+    end
+    local token = tostring(rcall('HINCRBY', rec(bid), 'token', 1))
+    local fresh = 0
+    if h.state == 'forming' then
+        if rcall('HGET', K.batchform, h.class) == bid then rcall('HDEL', K.batchform, h.class) end
+        h.state = 'sealed'
+        rcall('HSET', rec(bid), 'sealed_ms', now)
+    end
+    if h.state == 'sealed' and h.cancel ~= '1' then
+        h.state = 'submitting'
+        rcall('HSET', rec(bid), 'state', 'submitting')
+        fresh = 1
+    else
+        rcall('HSET', rec(bid), 'state', h.state)
+    end
+    rcall('ZADD', K.batches, now + own, bid)
+    return {1, bid, h.state, token, fresh, h.class, h.model or '', tonumber(h.n) or 0,
+            h.api_id or '', h.submit_ms or '', h.sent_n or '0', h.poll_ms or '',
+            h.cancel or '0', now}
+end
+
+if op == 'items' then
+    local bid = ARGV[2]
+    local key = rec(bid) .. ':items'
+    local out = {now}
+    local attIds, lostIds = {}, {}
+    local anyAtt = rcall('EXISTS', K.attempts, K.lost) > 0
+    for i = 3, #ARGV do
+        local lid = rcall('LINDEX', key, tonumber(ARGV[i]) - 1)
+        local raw, t, att = '', '', 1
+        if lid and rcall('ZSCORE', K.leases, lid) then
+            local r = reservation(rcall('HGET', K.reserv, lid) or '')
+            raw = leaseJob(lid) or ''
+            if r then
+                reservationSnap(r)
+                t = istr(r.t)
+                if anyAtt then
+                    att = (tonumber(rcall('HGET', K.attempts, r.id)) or 0) +
+                          (tonumber(rcall('HGET', K.lost, r.id)) or 0) + 1
+                end
+            end
+        end
+        out[#out + 1] = lid or ''
+        out[#out + 1] = raw
+        out[#out + 1] = t
+        out[#out + 1] = att
+    end
+    return out
+end
+
+if op == 'list' then
+    local out = {}
+    for _, bid in ipairs(rcall('ZRANGEBYSCORE', K.batches, '-inf', '+inf')) do
+        out[#out + 1] = bid
+        out[#out + 1] = rcall('HGETALL', rec(bid))
+        out[#out + 1] = tostring(rcall('ZSCORE', K.batches, bid) or '')
+    end
+    return {now, out}
+end
+
+if op == 'cancel' then
+    local bid = ARGV[2]
+    if rcall('EXISTS', rec(bid)) == 0 then
+        bid = rcall('HGET', K.batchapi, ARGV[2])
+        if not bid then return 0 end
+    end
+    rcall('HSET', rec(bid), 'cancel', '1')
+    if rcall('HGET', K.batchform, rcall('HGET', rec(bid), 'class') or '') == bid then
+        rcall('HDEL', K.batchform, rcall('HGET', rec(bid), 'class'))
+        rcall('HSET', rec(bid), 'state', 'sealed')
+    end
+    rcall('ZADD', K.batches, now, bid)
+    return 1
+end
+
+local bid, token = ARGV[2], ARGV[3]
+if fenced(bid, token) then return -1 end
+local key = rec(bid)
+
+if op == 'submitted' then
+    local api = ARGV[4]
+    local owner = rcall('HGET', K.batchapi, api)
+    if owner and owner ~= bid then return 0 end
+    rcall('HSET', K.batchapi, api, bid)
+    local p = pollMin()
+    rcall('HSET', key, 'state', 'submitted', 'api_id', api, 'poll_ms', p, 'submitted_ms', now)
+    rcall('ZADD', K.batches, now + p, bid)
+    return 1
+end
+
+if op == 'sending' then
+    rcall('HINCRBY', key, 'submits', 1)
+    rcall('HSET', key, 'submit_ms', now, 'sent_n', ARGV[4])
+    return now
+end
+
+if op == 'polled' then
+    rcall('HSET', key, 'counts', ARGV[5], 'polled_ms', now)
+    if ARGV[4] == 'ended' then
+        rcall('HSET', key, 'state', 'ended', 'ended_ms', now)
+        return 1
+    end
+    local p = tonumber(rcall('HGET', key, 'poll_ms')) or pollMin()
+    rcall('ZADD', K.batches, now + p, bid)
+    p = p * 2
+    if p > POLL_MAX then p = POLL_MAX end
+    rcall('HSET', key, 'poll_ms', p)
+    return 0
+end
+
+if op == 'later' then
+    rcall('ZADD', K.batches, now + tonumber(ARGV[4]), bid)
+    return 1
+end
+
+if op == 'finish' then
+    -- Items without a result (the API returned none for them, or the batch
+    -- never went: canceled before it was sent) go back to the queue, their
+    -- reservations given back at no cost.
+    local lids = rcall('LRANGE', key .. ':items', 0, -1)
+    local back, ended, ids, freed = {}, {}, {}, 0
+    for _, lid in ipairs(lids) do
+        if rcall('ZSCORE', K.leases, lid) then
+            local raw = leaseJob(lid)
+            if raw then back[#back + 1] = raw end
+            local r = reservation(rcall('HGET', K.reserv, lid) or '')
+            if r then
+                freed = freed + r.cost
+                ids[#ids + 1] = r.id
+                rcall('HDEL', K.reserv, lid)
+            end
+            ended[#ended + 1] = lid
+        end
+    end
+    if #back > 0 then bulk('RPUSH', K.jobs, back, 1); reenter(#back) end
+    if #ids > 0 then bulk('HDEL', K.live, ids, 1) end
+    incr(K.state, 'reserved', 0 - freed)
+    if #ended > 0 then bulk('ZREM', K.leases, ended, 1); leasesEnded(ended) end
+    local api = rcall('HGET', key, 'api_id')
+    if api then rcall('HDEL', K.batchapi, api) end
+    local c = rcall('HGET', key, 'class')
+    if c and rcall('HGET', K.batchform, c) == bid then rcall('HDEL', K.batchform, c) end
+    rcall('DEL', key, key .. ':items')
+    rcall('ZREM', K.batches, bid)
+    incr(K.stats, 'batches_done', 1)
+    return #back
+end
+
+return redis.error_reply('batch: unknown op ' .. tostring(op))

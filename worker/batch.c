@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "log.h"
@@ -48,7 +49,8 @@
 #include "wk.h"
 
 #define LANE_TICK_MS   5000         /* look for a due batch at least this often */
-#define LANE_OWN_MS    300000       /* a take holds its batch this long */
+#define LANE_OWN_MS    300000       /* a take holds its batch this long (tests:
+                                     * LLMFLEET_TEST_BATCH_HOLD_MS) */
 #define LANE_RETRY_MS  30000        /* a failed step: the batch is due again then */
 #define ITEMS_PAGE     500          /* items read per call */
 #define CHUNK_LINES    256          /* results lines settled per call */
@@ -75,6 +77,9 @@ typedef struct batchLane {
     worker *w;
     httpReq http;
     struct event *timer;
+    long long tick_at;              /* when it fires (ms, mono) */
+    long hold_ms;                   /* a take holds its batch this long */
+    long api_timeout_ms;            /* a batch endpoint's call */
     laneStep step;
     int stopped;
     /* the batch taken */
@@ -97,6 +102,18 @@ typedef struct batchLane {
 } batchLane;
 
 static void laneTick(batchLane *L, long ms);
+
+/* Crash points for the tests (off unless asked): LLMFLEET_TEST_CRASH_AT=
+ * batch_posted dies as the POST's answer arrives, before its id is
+ * recorded; batch_before_post after a POST is recorded, before it goes;
+ * batch_results after the first chunk of results is settled.
+ * Like a SIGKILL: nothing is flushed. */
+static void testCrash(batchLane *L, const char *point) {
+    const char *at = getenv("LLMFLEET_TEST_CRASH_AT");
+    if (!at || strcmp(at, point) != 0) return;
+    lfLog(LF_WARN, "event=test_crash point=%s batch=%s", point, L->bid);
+    _exit(86);
+}
 static void laneTake(batchLane *L);
 static void itemsRead(batchLane *L);
 
@@ -133,6 +150,7 @@ static void laneTick(batchLane *L, long ms) {
     if (L->stopped) return;
     evtimer_del(L->timer);
     timerIn(L->timer, ms);
+    L->tick_at = monoMs() + ms;
 }
 
 static void onLaneTimer(evutil_socket_t fd, short what, void *arg) {
@@ -222,7 +240,7 @@ static void onTaken(rds *c, redisReply *r, void *priv) {
 
 static void laneTake(batchLane *L) {
     char own[24];
-    snprintf(own, sizeof(own), "%d", LANE_OWN_MS);
+    snprintf(own, sizeof(own), "%ld", L->hold_ms);
     const char *v[] = {"take", own};
     L->step = LANE_TAKE;
     if (laneScript(L, onTaken, 2, v) < 0) {
@@ -314,10 +332,11 @@ static void onSending(rds *c, redisReply *r, void *priv) {
         return;
     }
     L->submit_ms = r->integer;
+    testCrash(L, "batch_before_post");
     L->step = LANE_POST;
     lfLog(LF_INFO, "event=batch_submit batch=%s class=%s requests=%lld bytes=%zu", L->bid,
           lfQ(L->cls), L->sent_n, L->body.len);
-    if (httpStartApi(&L->http, "POST", "/batches", L->body.p, L->body.len, API_TIMEOUT_MS,
+    if (httpStartApi(&L->http, "POST", "/batches", L->body.p, L->body.len, L->api_timeout_ms,
                      NULL) < 0)
         laneLater(L, LANE_RETRY_MS, "the request could not start");
 }
@@ -363,6 +382,7 @@ static void onPosted(httpReq *req, void *priv) {
             jsonFree(&d);
         }
         if (L->api_id[0]) {
+            testCrash(L, "batch_posted");
             recordSubmitted(L, onRecorded);
             return;
         }
@@ -390,7 +410,7 @@ static void startList(batchLane *L) {
     if (L->list_after[0]) snprintf(path, sizeof(path), "/batches?limit=100&after_id=%s", L->list_after);
     else snprintf(path, sizeof(path), "/batches?limit=100");
     L->step = LANE_LIST;
-    if (httpStartApi(&L->http, "GET", path, NULL, 0, API_TIMEOUT_MS, NULL) < 0)
+    if (httpStartApi(&L->http, "GET", path, NULL, 0, L->api_timeout_ms, NULL) < 0)
         laneLater(L, LANE_RETRY_MS, "the request could not start");
 }
 
@@ -491,13 +511,13 @@ static void startPoll(batchLane *L) {
         L->step = LANE_CANCEL;
         L->cancel_sent = 1;
         lfLog(LF_INFO, "event=batch_cancel batch=%s api_id=%s", L->bid, lfQ(L->api_id));
-        if (httpStartApi(&L->http, "POST", path, "", 0, API_TIMEOUT_MS, NULL) < 0)
+        if (httpStartApi(&L->http, "POST", path, "", 0, L->api_timeout_ms, NULL) < 0)
             laneLater(L, LANE_RETRY_MS, "the request could not start");
         return;
     }
     snprintf(path, sizeof(path), "/batches/%s", L->api_id);
     L->step = LANE_POLL;
-    if (httpStartApi(&L->http, "GET", path, NULL, 0, API_TIMEOUT_MS, NULL) < 0)
+    if (httpStartApi(&L->http, "GET", path, NULL, 0, L->api_timeout_ms, NULL) < 0)
         laneLater(L, LANE_RETRY_MS, "the request could not start");
 }
 
@@ -844,13 +864,14 @@ static void onChunkSettled(rds *c, redisReply *r, void *priv) {
             if (v[i] >= 1 && v[i] <= 4) L->settled[v[i]]++;
         free(v);
         L->w->redis_oks++;
+        testCrash(L, "batch_results");
     }
     chunkReset(L);
     L->settling = 0;
-    if (monoMs() - L->extended > LANE_OWN_MS / 4) {
+    if (monoMs() - L->extended > L->hold_ms / 4) {
         /* A long stream: the hold is renewed, nobody else starts over. */
         char own[24];
-        snprintf(own, sizeof(own), "%d", LANE_OWN_MS);
+        snprintf(own, sizeof(own), "%ld", L->hold_ms);
         const char *hv[] = {"later", L->bid, L->token, own};
         laneScript(L, onHeld, 4, hv);
         L->extended = monoMs();
@@ -934,6 +955,11 @@ void batchStart(worker *w) {
     w->lane = L;
     httpReqInit(&w->http, &L->http, onLaneHttp, L);
     L->timer = evtimer_new(w->base, onLaneTimer, L);
+    const char *t = getenv("LLMFLEET_TEST_BATCH_HOLD_MS");
+    L->hold_ms = t && atol(t) >= 1000 ? atol(t) : LANE_OWN_MS;
+    /* A call ends well within the hold: nobody takes the batch while a
+     * POST of it may still be on its way. */
+    L->api_timeout_ms = L->hold_ms / 2 < API_TIMEOUT_MS ? L->hold_ms / 2 : API_TIMEOUT_MS;
     laneTick(L, 1000);
 }
 
@@ -966,10 +992,12 @@ void batchFree(worker *w) {
     w->lane = NULL;
 }
 
-void batchPoke(worker *w) {
+void batchPoke(worker *w, long long ms) {
     batchLane *L = w->lane;
-    if (L && L->step == LANE_IDLE && !L->stopped && !evtimer_pending(L->timer, NULL))
-        laneTick(L, 1000);
+    if (!L || L->step != LANE_IDLE || L->stopped) return;
+    if (ms < 0) ms = 0;
+    if (!evtimer_pending(L->timer, NULL) || L->tick_at > monoMs() + ms + 20)
+        laneTick(L, (long)ms + 10);
 }
 
 int batchBusy(worker *w) {

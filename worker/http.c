@@ -215,6 +215,10 @@ int httpStartApi(httpReq *req, const char *method, const char *path, const char 
     if (snprintf(url, sizeof(url), "%s%s", req->client->url, path) >= (int)sizeof(url))
         return -1;
     req->sink = sink;
+    /* A stream has no overall timeout: it must only keep coming (a byte a
+     * second over two minutes; a pause while its chunk settles is short). */
+    curl_easy_setopt(req->easy, CURLOPT_LOW_SPEED_LIMIT, sink ? 1L : 0L);
+    curl_easy_setopt(req->easy, CURLOPT_LOW_SPEED_TIME, sink ? 120L : 0L);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(req->easy, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(req->easy, CURLOPT_URL, url);

@@ -201,7 +201,7 @@ void onWakerReady(rds *c, void *priv);
 void batchStart(worker *w);
 void batchStop(worker *w);
 void batchFree(worker *w);
-void batchPoke(worker *w);         /* a batch may be due soon: look */
+void batchPoke(worker *w, long long ms);    /* a batch is due in ms: look then */
 int batchBusy(worker *w);          /* a batch call or transfer is running */
 
 /* run.c */

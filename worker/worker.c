@@ -863,7 +863,7 @@ static int admitOne(slot *s, const admitResult *a, const char *reason, long long
         w->batched++;
         lfLog(LF_DEBUG, "event=batched id=%s", lfQ(s->job.id));
         slotRelease(s);
-        batchPoke(w);
+        batchPoke(w, a->value);
         return 0;
     case ADMIT_PARKED:                  /* its class waits; the slot is free */
         noteWait(w, reason, a->value);

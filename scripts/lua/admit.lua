@@ -411,12 +411,13 @@ local function batchFor(c, model)
     local bid = rcall('HGET', K.batchform, c)
     if bid then
         local key = K.batches .. ':' .. bid
-        local v = rcall('HMGET', key, 'n', 'bytes')
-        b = {bid = bid, c = c, key = key, n = tonumber(v[1]) or 0, bytes = tonumber(v[2]) or 0}
+        local v = rcall('HMGET', key, 'n', 'bytes', 'opened_ms')
+        b = {bid = bid, c = c, key = key, n = tonumber(v[1]) or 0, bytes = tonumber(v[2]) or 0,
+             opened = tonumber(v[3]) or now}
     else
         batchSeq = rcall('HINCRBY', K.state, 'batch_seq', 1)
         bid = 'b' .. batchSeq
-        b = {bid = bid, c = c, key = K.batches .. ':' .. bid, n = 0, bytes = 0}
+        b = {bid = bid, c = c, key = K.batches .. ':' .. bid, n = 0, bytes = 0, opened = now}
         rcall('HSET', b.key, 'class', c, 'model', model, 'state', 'forming',
               'opened_ms', nowS, 'n', 0, 'bytes', 0, 'token', 0)
         rcall('HSET', K.batchform, c, bid)
@@ -431,7 +432,8 @@ end
 -- owns it now: settled by the batch's results, or reaped if the lane
 -- never finishes), appended to its class's forming batch, which is
 -- sealed at batch_max_requests or batch_max_bytes (batch_max_wait: a
--- worker seals it, batch.lua).
+-- worker seals it, batch.lua). The verdict's value: ms until the batch is
+-- due (0: sealed now), for the worker's lane timer.
 local function batchVerdict(n, a, lost)
     local att = (tonumber(atts[n]) or 0) + lost + 1
     if att > maxAtt then return ADMIT.POISON, att - 1 end
@@ -465,10 +467,10 @@ local function batchVerdict(n, a, lost)
     reserved = reserved + res
     if b.n >= tonumber(l.batch_max_requests) or b.bytes >= tonumber(l.batch_max_bytes) then
         batchSeal(b)
-    else
-        rcall('HSET', b.key, 'n', b.n, 'bytes', b.bytes)
+        return ADMIT.BATCHED, 0
     end
-    return ADMIT.BATCHED, att
+    rcall('HSET', b.key, 'n', b.n, 'bytes', b.bytes)
+    return ADMIT.BATCHED, math.max(0, b.opened + tonumber(l.batch_max_wait) - now)
 end
 
 -- The verdict for job n (its arguments from a).

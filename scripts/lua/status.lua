@@ -81,6 +81,17 @@ end
 local backlog = qlen + tonumber(out[STATUS.delayed]) + tonumber(out[STATUS.parked]) + tonumber(out[STATUS.leased])
 local jps = tonumber(out[STATUS.jobs_per_s])
 if backlog > 0 and jps > 0 then put('eta_s', string.format('%d', math.ceil(backlog / jps))) end
+-- The Batch lane: its open batches, their jobs, and what it saved (the
+-- batch price is half the sync one: the saving is the batch cost).
+local nb, bj = 0, 0
+for _, bid in ipairs(rcall('ZRANGEBYSCORE', K.batches, '-inf', '+inf')) do
+    nb = nb + 1
+    bj = bj + (tonumber(rcall('HGET', K.batches .. ':' .. bid, 'n')) or 0)
+end
+put('batch_jobs', bj)
+put('batches_open', nb)
+put('batches_done', stats.batches_done or 0)
+put('batch_saved_usd', string.format('%.6f', (tonumber(stats.batch_saved) or 0) / 1e6))
 put('classes', #classes)
 for i = 1, NSTATUS do out[i] = out[i] or '' end
 

@@ -12,7 +12,8 @@
  * and its uniqueness; a request's params are checked as /v1/messages
  * would, but a bad one only makes that request `errored`, as the API
  * validates params asynchronously). Each request gets a processing time,
- * a draw in (0, --batch-ms] from its body's hash; the batch ends when its
+ * a draw in (0, --batch-ms] from its body's hash, its place and the batches
+ * created before; the batch ends when its
  * last request is processed, at --batch-expire-ms (the rest `expired`),
  * or just after a cancel (the rest `canceled`). As with the API, every
  * request counts as `processing` until the whole batch ends. Nothing runs
@@ -318,7 +319,10 @@ static void itemPrepare(batchItem *it, const jsonDoc *d, int p, int idx, double 
         if (fake.cfg.batchPErrored > 0 && fakeRandomUnit() < fake.cfg.batchPErrored)
             it->kind = ITEM_FAULT;
     }
-    uint64_t h = fakeMix(it->bodyHash ^ fakeMix(fake.cfg.seed + 0xba7c4ULL + (uint64_t)idx));
+    /* (the batches created before this one count too: a request sent
+     * again in another batch gets another time, as load differs) */
+    uint64_t h = fakeMix(it->bodyHash ^ fakeMix(fake.cfg.seed + 0xba7c4ULL + (uint64_t)idx +
+                                                ((uint64_t)fake.batchStats.created << 32)));
     double u = (double)((h >> 11) + 1) / 9007199254740992.0;       /* (0,1] */
     it->doneAt = (float)(span * u);
 }
@@ -592,6 +596,7 @@ static void streamMore(struct evhttp_connection *c, void *arg) {
         s->next++;
         fake.batchStats.resultLines++;
     }
+    fake.batchStats.resultBytes += (long long)evbuffer_get_length(chunk);
     if (evbuffer_get_length(chunk) > 0) {
         evhttp_send_reply_chunk_with_cb(s->req, chunk, streamMore, s);
         evbuffer_free(chunk);
@@ -726,10 +731,10 @@ void fakeBatchStatsJson(buf *o) {
               "\"processing\":%lld,\"succeeded\":%lld,\"errored\":%lld,\"canceled\":%lld,"
               "\"expired\":%lld,\"input_tokens\":%lld,\"output_tokens\":%lld,"
               "\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
-              "\"rate_limited\":%lld,\"result_lines\":%lld,\"status\":{",
+              "\"rate_limited\":%lld,\"result_lines\":%lld,\"result_bytes\":%lld,\"status\":{",
               st->http, st->created, st->requests, processing, st->succeeded, st->errored,
               st->canceled, st->expired, st->inputTokens, st->outputTokens, st->cacheWrite,
-              st->cacheRead, st->r429, st->resultLines);
+              st->cacheRead, st->r429, st->resultLines, st->resultBytes);
     int n = 0;
     for (int s = 0; s < 600; s++)
         if (st->status[s]) bufPrintf(o, "%s\"%d\":%lld", n++ ? "," : "", s, st->status[s]);

@@ -376,6 +376,7 @@ typedef struct fakeBatchStats {
     long long cacheRead;
     long long r429;             /* 429s of the batch endpoints */
     long long resultLines;      /* result lines sent (downloads repeat them) */
+    long long resultBytes;      /* ... and their bytes */
 } fakeBatchStats;
 
 /* /v1/messages/batches and everything under it. */

@@ -334,6 +334,10 @@ static void printStatus(const char *fleet, const char **v, redisReply *r, int nc
            S(total_retry_budget_refusals));
     printf("  API              %s requests, %s x 429, %s hard-floor stops, latency ~%s ms\n",
            S(total_requests), S(total_r429), S(total_hard_floor_hits), S(latency_ewma_ms));
+    if (atoll(S(batches_open)) > 0 || atoll(S(batches_done)) > 0)
+        printf("  batch lane       %s batches open (%s jobs), %s done, $%s saved against "
+               "the sync price (llmfleet batches)\n", S(batches_open), S(batch_jobs),
+               S(batches_done), S(batch_saved_usd));
     printf("  workers alive    %s\n", S(workers_alive));
     printf("  last minute      %s jobs/s, %s req/s, %s input tok/s, %s output tok/s\n",
            S(jobs_per_s), S(requests_per_s), S(input_tokens_per_s), S(output_tokens_per_s));

@@ -33,5 +33,6 @@ int cliRetry(const cliCommon *cc, int argc, char **argv);
 int cliGc(const cliCommon *cc, int argc, char **argv);
 int cliPrices(const cliCommon *cc, int argc, char **argv);
 int cliFunctions(const cliCommon *cc, int argc, char **argv);
+int cliBatches(const cliCommon *cc, int argc, char **argv);
 
 #endif

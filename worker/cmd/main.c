@@ -29,7 +29,8 @@ static void usage(void) {
          "  retry --id ID | --failed [--error-type T]   run failed jobs again\n"
          "  gc --older-than D   retention: forget old ids, trim old results\n"
          "  prices show|set|unset|load|reset   the fleet's price table\n"
-         "  functions load|list|prune   this version's Redis function library (admin)\n\n"
+         "  functions load|list|prune   this version's Redis function library (admin)\n"
+         "  batches list|show ID|cancel ID   the Batch lane's batches\n\n"
          "common options: --redis-url URL (LLMFLEET_REDIS_URL), "
          "--fleet NAME (LLMFLEET_FLEET)\n"
          "'llmfleet COMMAND --help' lists a command's options; "
@@ -124,6 +125,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "gc") == 0) return cliGc(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "prices") == 0) return cliPrices(&cc, argc - 2, argv + 2);
     if (strcmp(cmd, "functions") == 0) return cliFunctions(&cc, argc - 2, argv + 2);
+    if (strcmp(cmd, "batches") == 0) return cliBatches(&cc, argc - 2, argv + 2);
     fprintf(stderr, "llmfleet: unknown command \"%s\" (see llmfleet --help)\n", cmd);
     return 2;
 }

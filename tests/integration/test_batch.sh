@@ -1,0 +1,167 @@
+# The Batch lane (Message Batches, half price), against the fake API's
+# batch endpoints:
+#   mixed   10,000 batch jobs and 1,000 sync jobs, 3 workers: one result per
+#           id, batch costs at 50 %, the sync jobs done before any batch
+#           ends, no request sent twice, spend recorded = the results'
+#           costs = what the fake API served at each lane's price, under a
+#           spend cap that is never passed.
+#   crash   the worker that sends a batch dies as the API's answer arrives
+#           (created, not recorded) and, in another fleet, before its POST
+#           (recorded, not sent); the one streaming the results dies after
+#           the first chunk: other workers finish each, no batch created
+#           twice, every result once.
+#   ended   expired requests, and a batch an operator cancels: their jobs
+#           come back and finish.
+#   rss     a results file of 200 MB: the worker's peak RSS (reported).
+. "$(dirname "$0")/lib.sh"
+
+start_redis
+export LLMFLEET_TEST_BATCH_HOLD_MS=3000   # a dead actor's batch is due again after 3 s
+
+# micro-USD of a result's usage at Sonnet 4.x prices ($3 in, $15 out per
+# MTok, rounded up), halved (rounded up) for the batch lane.
+COST_JQ='((.input_tokens * 3000000 + .output_tokens * 15000000) / 1000000 | ceil) as $m
+    | (if .lane == "batch" then (($m + 1) / 2 | floor) else $m end)'
+
+# results_of FLEET: the stream as JSONL in $T/FLEET.r.jsonl
+results_of() { lf results --fleet "$1" --out "$T/$1.r.jsonl" 2>/dev/null; }
+
+# lane_empty FLEET: nothing left leased, reserved or batched.
+lane_empty() {
+    local k="llmfleet:{$1}"
+    [ "$(rcli ZCARD "$k:leases") $(rcli ZCARD "$k:batches") $(rcli HLEN "$k:reserv")" = "0 0 0" ]
+}
+
+# ---- mixed ---------------------------------------------------------------
+start_fakeapi --seed 11 --batch-ms 4000
+lf limits set batch_max_wait=1s batch_poll=500ms batch_max_requests=4000 \
+    max_spend_usd=50 --fleet mix >/dev/null
+gen_jobs 10000 bj | jq -c '. + {lane: "batch"}' > "$T/mix.b.jsonl"
+gen_jobs 1000 sj > "$T/mix.s.jsonl"
+# interleaved: a sync job after every 10 batch jobs
+awk 'NR == FNR { s[FNR] = $0; next } { print } FNR % 10 == 0 { print s[FNR / 10] }' \
+    "$T/mix.s.jsonl" "$T/mix.b.jsonl" > "$T/mix.jsonl"
+lf submit "$T/mix.jsonl" --fleet mix 2>/dev/null
+for i in 1 2 3; do start_worker "mix-w$i" --fleet mix --concurrency 32; done
+check "mixed: 11,000 results within 90 s" wait_until 90 results_at_least mix 11000
+check "mixed: the lane is empty (no lease, batch or reservation left)" wait_until 10 lane_empty mix
+results_of mix
+r="$T/mix.r.jsonl"
+eq "mixed: one result per id" "11000 11000" "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r")"
+eq "mixed: all ok" "11000" "$(jq -r 'select(.status == "ok") | .id' "$r" | wc -l)"
+eq "mixed: batch jobs went batch, sync jobs sync" "10000 1000" \
+    "$(jq -r 'select(.lane == "batch" and (.batch_id | startswith("msgbatch_")) and (.id | startswith("bj-"))) | .id' "$r" | wc -l) $(jq -r 'select(.lane == null and .batch_id == null and (.id | startswith("sj-"))) | .id' "$r" | wc -l)"
+eq "mixed: every cost is usage x price (batch: half, rounded up)" "0" \
+    "$(jq -r "($COST_JQ) as \$want | select(((.cost_usd | tonumber) * 1000000 | round) != \$want) | .id" "$r" | wc -l)"
+eq "mixed: meta echoed in batch results" "0" \
+    "$(jq -r 'select(.lane == "batch" and .meta.n != (.id | split("-") | last | tonumber)) | .id' "$r" | wc -l)"
+last_sync=$(jq -rs '[.[] | .id] | map(startswith("sj-")) | rindex(true)' "$r")
+first_batch=$(jq -rs '[.[] | .id] | map(startswith("bj-")) | index(true)' "$r")
+check "mixed: the sync jobs were not held by the batch lane (all 1,000 before the first batch result: $last_sync < $first_batch)" \
+    test "$last_sync" -lt "$first_batch"
+st=$(fake_stats)
+eq "mixed: the API saw each sync request once" "1000" "$(echo "$st" | jq .requests_total)"
+eq "mixed: the API saw each batch request once" "10000" "$(echo "$st" | jq .batches.requests)"
+batches=$(echo "$st" | jq .batches.created)
+eq "mixed: batches created at the API = batches finished" "$batches" \
+    "$(rcli HGET 'llmfleet:{mix}:stats' batches_done)"
+check "mixed: batches of at most 4,000 requests ($batches for 10,000)" test "$batches" -ge 3
+spent=$(rcli HGET 'llmfleet:{mix}:state' spent)
+sum=$(jq -s "map($COST_JQ) | add" "$r")
+eq "mixed: spend recorded = the results' costs (micro-USD)" "$sum" "$spent"
+# The fake's own accounting: tokens served per lane at that lane's price
+# (per-request rounding: within 1 micro-USD a request).
+served=$(echo "$st" | jq '(.input_tokens * 3 + .output_tokens * 15) + ((.batches.input_tokens * 3 + .batches.output_tokens * 15) / 2)')
+check "mixed: spend recorded ($spent) = served at each lane's price ($served) within rounding" \
+    awk -v a="$spent" -v b="$served" 'BEGIN { d = a - b; exit !(d >= 0 && d <= 11000) }'
+check "mixed: spend under the cap (50 USD)" test "$spent" -le 50000000
+lf status --fleet mix > "$T/mix.status" 2>&1
+check "mixed: status shows the lane's savings" grep -qE 'batch lane +0 batches open \(0 jobs\), [0-9]+ done, \$[0-9.]+ saved' "$T/mix.status"
+
+# ---- crash ----------------------------------------------------------------
+# crash_case FLEET POINT: worker A dies at POINT; B finishes.
+crash_case() {
+    local fleet=$1 point=$2 n=600
+    curl -s -X POST "$FAKE_URL/_reset" >/dev/null
+    lf limits set batch_max_wait=300ms batch_poll=300ms --fleet "$fleet" >/dev/null
+    gen_jobs $n "$fleet" | jq -c '. + {lane: "batch"}' | lf submit - --fleet "$fleet" 2>/dev/null
+    LLMFLEET_TEST_CRASH_AT=$point start_worker "$fleet-a" --fleet "$fleet" --concurrency 32
+    local a=$WORKER_PID
+    check "$fleet: worker A died at $point" wait_until 30 sh -c "! kill -0 $a 2>/dev/null"
+    grep -q "event=test_crash point=$point" "$T/$fleet-a.log" || fail "$fleet: A's log shows no crash at $point"
+    start_worker "$fleet-b" --fleet "$fleet" --concurrency 32
+    check "$fleet: $n results within 40 s" wait_until 40 results_at_least "$fleet" $n
+    check "$fleet: the lane is empty" wait_until 10 lane_empty "$fleet"
+    results_of "$fleet"
+    local r="$T/$fleet.r.jsonl"
+    eq "$fleet: one result per id, all ok" "$n $n $n" \
+        "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r") $(jq -r 'select(.status == "ok") | .id' "$r" | wc -l)"
+    local st
+    st=$(fake_stats)
+    eq "$fleet: one batch created at the API, each request once" "1 $n" \
+        "$(echo "$st" | jq '"\(.batches.created) \(.batches.requests)"' -r)"
+}
+crash_case cposted batch_posted
+grep -q "event=batch_found_at_api" "$T/cposted-b.log" && ok "cposted: B found A's batch at the API and adopted it" \
+    || fail "cposted: B did not find A's batch at the API"
+crash_case cbefore batch_before_post
+grep -q "event=batch_not_at_api" "$T/cbefore-b.log" && ok "cbefore: B looked at the API, found nothing, sent it" \
+    || fail "cbefore: B did not look for the batch at the API"
+crash_case cresults batch_results
+check "cresults: B settled the rest, A's lines refused as settled" \
+    grep -q 'event=batch_done .*already_settled=[1-9]' "$T/cresults-b.log"
+
+# ---- ended: expired, canceled ---------------------------------------------
+kill "$FAKE_PID" 2>/dev/null
+start_fakeapi --seed 5 --batch-ms 1500 --batch-expire-ms 1000
+# a third of the requests expire each time: 12 attempts leave ~1 in 500,000
+lf limits set batch_max_wait=300ms batch_poll=300ms max_attempts=12 base_delay=100ms \
+    max_delay=1s --fleet exp >/dev/null
+gen_jobs 200 ex | jq -c '. + {lane: "batch"}' | lf submit - --fleet exp 2>/dev/null
+start_worker exp-w1 --fleet exp --concurrency 16
+check "expired: 200 results within 60 s" wait_until 60 results_at_least exp 200
+results_of exp
+r="$T/exp.r.jsonl"
+eq "expired: one result per id, all ok" "200 200 200" \
+    "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r") $(jq -r 'select(.status == "ok") | .id' "$r" | wc -l)"
+check "expired: the API expired requests ($(fake_stats | jq .batches.expired)), and they came back (results with attempts > 1: $(jq -r 'select(.attempts > 1) | .id' "$r" | wc -l))" \
+    test "$(jq -r 'select(.attempts > 1) | .id' "$r" | wc -l)" -gt 0 -a "$(fake_stats | jq .batches.expired)" -gt 0
+check "expired: the lane is empty" wait_until 10 lane_empty exp
+
+kill "$FAKE_PID" 2>/dev/null
+start_fakeapi --seed 6 --batch-ms 600000
+lf limits set batch_max_wait=300ms batch_poll=300ms default_lane=batch --fleet can >/dev/null
+gen_jobs 100 cn | lf submit - --fleet can 2>/dev/null
+start_worker can-w1 --fleet can --concurrency 16
+submitted() { lf batches --fleet can --json | grep -q '"state":"submitted"'; }
+check "canceled: the batch went to the API" wait_until 20 submitted
+bid=$(lf batches --fleet can --json | jq -r .batch | head -1)
+lf limits set default_lane=sync --fleet can >/dev/null     # what comes back goes sync
+check "canceled: llmfleet batches cancel $bid" lf batches cancel "$bid" --fleet can
+check "canceled: 100 results within 30 s" wait_until 30 results_at_least can 100
+results_of can
+r="$T/can.r.jsonl"
+eq "canceled: one result per id, all ok, all through the sync lane" "100 100 100" \
+    "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r") $(jq -r 'select(.status == "ok" and .lane == null and .attempts == 2) | .id' "$r" | wc -l)"
+eq "canceled: the API canceled the batch's 100 requests" "100" "$(fake_stats | jq .batches.canceled)"
+check "canceled: the lane is empty" wait_until 10 lane_empty can
+
+# ---- rss: 200 MB of results ------------------------------------------------
+kill "$FAKE_PID" 2>/dev/null
+start_fakeapi --seed 8 --batch-ms 100 --output-tokens 1024 --output-dist fixed
+# One batch of 48,000 answers of 1,024 tokens (the fake's text is 4 KB at
+# most): a results file of ~210 MB.
+N=${BATCH_RSS_JOBS:-48000}
+lf limits set batch_max_wait=120s batch_poll=300ms batch_max_requests=$N --fleet rss >/dev/null
+gen_jobs "$N" rs | jq -c '. + {lane: "batch"} | .request.max_tokens = 1024' | lf submit - --fleet rss 2>/dev/null
+start_worker rss-w1 --fleet rss --concurrency 64
+pid=$WORKER_PID
+check "rss: $N results within 180 s" wait_until 180 results_at_least rss "$N"
+hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
+bytes=$(fake_stats | jq '.batches.result_bytes // 0')
+lines=$(rcli XLEN 'llmfleet:{rss}:results')
+echo "# rss: $lines results, $(fake_stats | jq .batches.created) batch, $((bytes / 1048576)) MB of result lines streamed; worker peak RSS $((hwm / 1024)) MB"
+check "rss: the results were over 200 MB" test "$bytes" -ge 209715200
+check "rss: the worker's peak RSS stayed under 64 MB ($((hwm / 1024)) MB)" test "$hwm" -lt 65536
+
+finish

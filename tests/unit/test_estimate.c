@@ -763,6 +763,38 @@ static void test_speed(void **state) {
 #endif
 }
 
+/* "lane" and "deadline": read, or refused with a message naming them. */
+static void test_job_lane(void **state) {
+    (void)state;
+    char err[200], raw[400];
+    job j;
+    const char *req = "\"request\":{\"model\":\"m\",\"max_tokens\":5,\"messages\":[{\"role\":"
+                      "\"user\",\"content\":\"x\"}]}";
+    snprintf(raw, sizeof(raw), "{\"id\":\"a\",%s}", req);
+    assert_int_equal(jobParse(&j, raw, strlen(raw), 0, err, sizeof(err)), 0);
+    assert_int_equal(j.lane, JOB_LANE_DEFAULT);
+    assert_int_equal(j.deadline_ms, -1);
+    snprintf(raw, sizeof(raw), "{\"id\":\"a\",%s,\"lane\":\"auto\",\"deadline\":"
+             "\"2026-12-03T00:00:01Z\"}", req);
+    assert_int_equal(jobParse(&j, raw, strlen(raw), 0, err, sizeof(err)), 0);
+    assert_int_equal(j.lane, JOB_LANE_AUTO);
+    assert_int_equal(j.deadline_ms, 1796256001000LL);
+    assert_string_equal(jobLaneNames[j.lane], "auto");
+    const char *bad[][2] = {
+        {",\"lane\":\"fast\"", "\"lane\" must be"},
+        {",\"lane\":1", "\"lane\" must be"},
+        {",\"lane\":\"batch\",\"lane\":\"sync\"", "\"lane\" more than once"},
+        {",\"deadline\":\"tomorrow\"", "\"deadline\" must be an RFC 3339 time"},
+        {",\"deadline\":1796256001", "\"deadline\" must be an RFC 3339 time"},
+    };
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        snprintf(raw, sizeof(raw), "{\"id\":\"a\",%s%s}", req, bad[k][0]);
+        assert_int_equal(jobParse(&j, raw, strlen(raw), 0, err, sizeof(err)), -1);
+        if (!strstr(err, bad[k][1])) fail_msg("\"%s\": %s", bad[k][0], err);
+        if (k != 2) assert_string_equal(j.id, "a");     /* (the error result names it) */
+    }
+}
+
 /* A job over the size limit is refused unparsed; its id is still read
  * from the head when it is the first key, so its error names it. */
 static void test_oversized_head_id(void **state) {
@@ -808,6 +840,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spend_bound),
         cmocka_unit_test(test_oversized_head_id),
+        cmocka_unit_test(test_job_lane),
         cmocka_unit_test(test_english_text),
         cmocka_unit_test(test_cjk),
         cmocka_unit_test(test_mixed_text),

@@ -2639,6 +2639,172 @@ static void test_status_classes(void **state) {
     freeReplyObject(r);
 }
 
+/* ---- The Batch lane (admit.lua BATCHED, batch.lua, settle.lua) ------------ */
+
+/* One job of lane (deadline: ms from now, or -1) through admission. */
+static admitVerdict admitLane(const char *lease, const char *id, const char *lane,
+                              long long deadline_in, long long reserve, long long *val) {
+    admitHead h = head(0);
+    admitJob j = bjob(lease, id, 100, 50, reserve);
+    j.lane = lane;
+    j.deadline_ms = deadline_in < 0 ? -1 : redisNow() + deadline_in;
+    j.bytes = 200;
+    admitReply br;
+    admitResult res;
+    runBegin(&h, &j, 1, &br, &res);
+    if (val) *val = res.value;
+    return res.verdict;
+}
+
+/* A field of batch bid's record. */
+static const char *bfield(const char *bid, const char *f) {
+    static char key[300];
+    snprintf(key, sizeof(key), "%s:%s", KN(BATCHES), bid);
+    return hget(key, f);
+}
+
+static void test_batch_admit(void **state) {
+    (void)state;
+    const char *ids[] = {"a", "b", "c", "d", "e", "f"};
+    long long now = redisNow(), v;
+    craftClaim("w:1:", 6, ids, now + 60000);
+    cmd("HSET %s batch_max_requests 4 batch_max_wait 60000", KN(LIMITS));
+    cmd("HSET %s %s 1", KN(STATE), SF("observed"));   /* (no cold start for the sync ones) */
+    /* lane batch: half the reservation (rounded up), a lease far out, the
+     * class's forming batch, nothing in flight */
+    assert_admit(admitLane("w:1:1", "a", "batch", -1, 1001, &v), ADMIT_BATCHED);
+    assertNear(v, 60000, SLACK_MS, "BATCHED's value: ms until the batch is due");
+    assertHas(hget(KN(RESERV), "w:1:1"), "b:" CLASS ",0,0,501,");
+    assert_int_equal(hgetN(KN(STATE), "reserved"), 501);
+    assert_true(zscore(KN(LEASES), "w:1:1") > now + 24 * 3600000LL);
+    assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
+    assert_int_equal(hgetN0(KN(STATE), SF("n_inflight")), 0);
+    assert_string_equal(hget(KN(BATCHFORM), CLASS), "b1");
+    assert_string_equal(bfield("b1", "state"), "forming");
+    /* lane auto: batch when the deadline is batch_margin (24 h) away or
+     * absent; sync (a GO) when it is nearer */
+    assert_admit(admitLane("w:1:2", "b", "auto", 48 * 3600000LL, 10, NULL), ADMIT_BATCHED);
+    assert_admit(admitLane("w:1:3", "c", "auto", -1, 10, NULL), ADMIT_BATCHED);
+    assert_admit(admitLane("w:1:4", "d", "auto", 3600000LL, 10, NULL), ADMIT_GO);
+    /* no lane: the fleet's default_lane (sync unless set) */
+    assert_admit(admitLane("w:1:5", "e", "", -1, 10, NULL), ADMIT_GO);
+    cmd("HSET %s default_lane batch", KN(LIMITS));
+    /* the 4th request seals the batch: due now, value 0 */
+    assert_admit(admitLane("w:1:6", "f", "", -1, 10, &v), ADMIT_BATCHED);
+    assert_int_equal(v, 0);
+    assert_string_equal(bfield("b1", "state"), "sealed");
+    assert_string_equal(bfield("b1", "n"), "4");
+    assert_string_equal(hget(KN(BATCHFORM), CLASS), "");
+    assertNear(zscore(KN(BATCHES), "b1"), now, SLACK_MS, "a sealed batch is due now");
+    assert_int_equal(cmdInt("LLEN %s:b1:items", KN(BATCHES)), 4);
+    /* a second copy of a batched id is not sent: DUP */
+    const char *again[] = {"a"};
+    craftClaim("w:2:", 1, again, now + 60000);
+    assert_admit(admitLane("w:2:1", "a", "sync", -1, 10, NULL), ADMIT_DUP);
+}
+
+static void test_batch_take_and_fence(void **state) {
+    (void)state;
+    const char *ids[] = {"a", "b"};
+    long long now = redisNow();
+    craftClaim("w:1:", 2, ids, now + 60000);
+    cmd("HSET %s batch_max_wait 0 batch_poll 1000", KN(LIMITS));
+    assert_admit(admitLane("w:1:1", "a", "batch", -1, 10, NULL), ADMIT_BATCHED);
+    assert_admit(admitLane("w:1:2", "b", "batch", -1, 10, NULL), ADMIT_BATCHED);
+    const char *take[] = {"take", "5000"};
+    redisReply *r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_string_equal(r->element[1]->str, "b1");
+    assert_string_equal(r->element[2]->str, "submitting");     /* sealed and taken */
+    assert_string_equal(r->element[3]->str, "1");              /* the token */
+    assert_int_equal(r->element[4]->integer, 1);               /* fresh: no POST yet */
+    freeReplyObject(r);
+    /* held: nobody else takes it meanwhile */
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 0);
+    assertNear(r->element[1]->integer, 5000, SLACK_MS, "next due");
+    freeReplyObject(r);
+    /* the items: lease, raw job, admission time, attempt */
+    const char *items[] = {"items", "b1", "2", "1"};
+    r = script("batch", 4, items);
+    assert_int_equal(r->elements, 9);
+    assert_string_equal(r->element[1]->str, "w:1:2");
+    assertHas(r->element[2]->str, "\"id\":\"b\"");
+    assertNear(atoll(r->element[3]->str), now, SLACK_MS, "admitted at");
+    assert_int_equal(r->element[4]->integer, 1);
+    assert_string_equal(r->element[5]->str, "w:1:1");
+    freeReplyObject(r);
+    /* a stale token changes nothing */
+    const char *stale[] = {"sending", "b1", "0", "2"};
+    r = script("batch", 4, stale);
+    assert_int_equal(r->integer, -1);
+    freeReplyObject(r);
+    const char *sending[] = {"sending", "b1", "1", "2"};
+    r = script("batch", 4, sending);
+    assert_true(r->integer >= now);
+    freeReplyObject(r);
+    assert_string_equal(bfield("b1", "sent_n"), "2");
+    const char *sub[] = {"submitted", "b1", "1", "msgbatch_x"};
+    r = script("batch", 4, sub);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_string_equal(hget(KN(BATCHAPI), "msgbatch_x"), "b1");
+    assertNear(zscore(KN(BATCHES), "b1"), now + 1000, SLACK_MS, "first poll after batch_poll");
+    /* the API id is b1's: another batch cannot adopt it */
+    cmd("HSET %s:b9 state submitting token 4", KN(BATCHES));
+    const char *steal[] = {"submitted", "b9", "4", "msgbatch_x"};
+    r = script("batch", 4, steal);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    cmd("DEL %s:b9", KN(BATCHES));
+    /* polled, not ended: again after poll_ms, which doubles */
+    const char *polled[] = {"polled", "b1", "1", "in_progress", "2,0,0,0,0"};
+    r = script("batch", 5, polled);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    assert_string_equal(bfield("b1", "poll_ms"), "2000");
+    const char *ended[] = {"polled", "b1", "1", "ended", "0,2,0,0,0"};
+    r = script("batch", 5, ended);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_string_equal(bfield("b1", "state"), "ended");
+}
+
+static void test_batch_settle_finish(void **state) {
+    (void)state;
+    const char *ids[] = {"a", "b"};
+    long long now = redisNow();
+    craftClaim("w:1:", 2, ids, now + 60000);
+    assert_admit(admitLane("w:1:1", "a", "batch", -1, 1000, NULL), ADMIT_BATCHED);
+    assert_admit(admitLane("w:1:2", "b", "batch", -1, 1000, NULL), ADMIT_BATCHED);
+    assert_int_equal(hgetN(KN(STATE), "reserved"), 1000);
+    /* a's result: its cost spent, its reservation back, no class counter */
+    job j = testJob("a");
+    settleRec rec;
+    recSuccess(&rec, &j, 123, 1, NULL);
+    assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_DONE);
+    recFree(&rec);
+    assert_int_equal(hgetN(KN(STATE), "spent"), 123);
+    assert_int_equal(hgetN(KN(STATE), "reserved"), 500);
+    assert_int_equal(hgetN0(KN(STATE), SF("n_inflight")), 0);
+    assert_int_equal(hgetN0(KN(STATE), SF("o_inflight")), 0);
+    assert_int_equal(hgetN(KN(STATS), "batch_saved"), 123);
+    /* finish: b had no result line: back to the queue, at no cost */
+    cmd("HSET %s:b1 token 7", KN(BATCHES));
+    const char *fin[] = {"finish", "b1", "7"};
+    redisReply *r = script("batch", 3, fin);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(hgetN(KN(STATE), "reserved"), 0);
+    assert_int_equal(hgetN(KN(STATE), "spent"), 123);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 1);
+    assert_int_equal(cmdInt("ZCARD %s", KN(LEASES)), 0);
+    assert_int_equal(cmdInt("EXISTS %s:b1 %s:b1:items", KN(BATCHES), KN(BATCHES)), 0);
+    assert_int_equal(cmdInt("ZCARD %s", KN(BATCHES)), 0);
+    assert_int_equal(cmdInt("EXISTS %s", KN(CLAIMED)), 0);
+    assert_int_equal(hgetN(KN(STATS), "batches_done"), 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_admit_go, flush),
@@ -2698,6 +2864,9 @@ int main(void) {
         cmocka_unit_test_setup(test_cached_prefix, flush),
         cmocka_unit_test_setup(test_need_capped, flush),
         cmocka_unit_test_setup(test_status_classes, flush),
+        cmocka_unit_test_setup(test_batch_admit, flush),
+        cmocka_unit_test_setup(test_batch_take_and_fence, flush),
+        cmocka_unit_test_setup(test_batch_settle_finish, flush),
     };
     int failed = cmocka_run_group_tests(tests, groupSetup, groupTeardown);
     useEval = 1;

@@ -52,6 +52,7 @@
 #define LANE_OWN_MS    300000       /* a take holds its batch this long (tests:
                                      * LLMFLEET_TEST_BATCH_HOLD_MS) */
 #define LANE_RETRY_MS  30000        /* a failed step: the batch is due again then */
+#define LANE_429_MS    5000         /* a 429 without retry-after: the lane waits (doubling) */
 #define ITEMS_PAGE     500          /* items read per call */
 #define CHUNK_LINES    256          /* results lines settled per call */
 #define CHUNK_BYTES    (8u << 20)
@@ -134,14 +135,32 @@ static void onLater(rds *c, redisReply *r, void *priv) {
     laneTick(L, 200);
 }
 
-static void laneLater(batchLane *L, long ms, const char *why) {
+/* unsent: the step was a POST the API refused (nothing created); hold: a
+ * 429, the whole lane (1) or its creates (2) wait (batch.lua later). */
+static void laneLaterAs(batchLane *L, long ms, const char *why, int unsent, int hold,
+                        int guess) {
     char m[24];
     snprintf(m, sizeof(m), "%ld", ms);
-    lfLog(LF_WARN, "event=batch_step_failed batch=%s api_id=%s state=%s reason=%s retry_ms=%ld",
-          L->bid, lfQ(L->api_id), L->state, lfQ(why), ms);
-    const char *v[] = {"later", L->bid, L->token, m};
+    lfLog(hold ? LF_INFO : LF_WARN, "event=%s batch=%s api_id=%s state=%s reason=%s retry_ms=%ld",
+          hold ? "batch_rate_limited" : "batch_step_failed", L->bid, lfQ(L->api_id), L->state,
+          lfQ(why), ms);
+    const char *hv[] = {"0", "1", "2"};
+    const char *v[] = {"later", L->bid, L->token, m, unsent ? "1" : "0", hv[hold],
+                       guess ? "1" : "0"};
     L->step = LANE_LATER;
-    if (laneScript(L, onLater, 4, v) < 0) onLater(NULL, NULL, L);
+    if (laneScript(L, onLater, 7, v) < 0) onLater(NULL, NULL, L);
+}
+
+static void laneLater(batchLane *L, long ms, const char *why) {
+    laneLaterAs(L, ms, why, 0, 0, 0);
+}
+
+/* A batch endpoint's failure: a 429 holds the lane (a create's: the
+ * lane's creates), fleet-wide; else the batch waits. */
+static void laneFailed(batchLane *L, const httpReq *req, long ms, const char *why, int post) {
+    int r429 = req->status == 429, guess = r429 && req->rl.retry_after_ms <= 0;
+    if (guess) ms = LANE_429_MS;
+    laneLaterAs(L, ms < 0 ? LANE_RETRY_MS : ms, why, post && r429, r429 ? 1 + post : 0, guess);
 }
 
 /* ---- Taking a due batch ------------------------------------------------ */
@@ -397,7 +416,7 @@ static void onPosted(httpReq *req, void *priv) {
         lfLog(LF_ERROR, "event=batch_refused batch=%s error=%s", L->bid, lfQ(why));
         ms = LANE_RETRY_MS * 4;
     }
-    laneLater(L, ms, why);
+    laneFailed(L, req, ms, why, 1);
 }
 
 /* ---- Finding a batch that may have been created ------------------------- */
@@ -446,8 +465,7 @@ static void onListed(httpReq *req, void *priv) {
     batchLane *L = priv;
     char why[800];
     if (req->result != CURLE_OK || req->status != 200) {
-        long ms = apiFailure(req, why, sizeof(why));
-        laneLater(L, ms < 0 ? LANE_RETRY_MS : ms, why);
+        laneFailed(L, req, apiFailure(req, why, sizeof(why)), why, 0);
         return;
     }
     jsonDoc d;
@@ -546,8 +564,7 @@ static void onPolled(httpReq *req, void *priv) {
         return;
     }
     if (req->result != CURLE_OK || req->status != 200) {
-        long ms = apiFailure(req, why, sizeof(why));
-        laneLater(L, ms < 0 ? LANE_RETRY_MS : ms, why);
+        laneFailed(L, req, apiFailure(req, why, sizeof(why)), why, 0);
         return;
     }
     jsonDoc d;
@@ -894,8 +911,7 @@ static void onStreamDone(batchLane *L, httpReq *req) {
     if (req->result != CURLE_OK || req->status != 200) {
         chunkReset(L);
         L->settling = 0;
-        long ms = apiFailure(req, why, sizeof(why));
-        laneLater(L, ms < 0 ? LANE_RETRY_MS : ms, why);
+        laneFailed(L, req, apiFailure(req, why, sizeof(why)), why, 0);
         return;
     }
     L->stream_done = 1;

@@ -398,6 +398,9 @@ end
 -- The batch forming for class c (created on first use), as this call
 -- leaves it: {bid, n, bytes, key}.
 local forming, batchSeq = {}, nil
+-- (the API's own limits cap the fleet's: 100,000 requests, 256 MB)
+local batchMaxN = math.min(tonumber(l.batch_max_requests), 100000)
+local batchMaxBytes = math.min(tonumber(l.batch_max_bytes), 256 * 1024 * 1024 - 1024)
 local BATCH_ITEM_BYTES = 64                 -- a request's envelope in the POST
 local function batchSeal(b)
     rcall('HSET', b.key, 'state', 'sealed', 'sealed_ms', nowS, 'n', b.n, 'bytes', b.bytes)
@@ -451,7 +454,7 @@ local function batchVerdict(n, a, lost)
     local c = classOf(model, overrides)
     local bytes = (tonumber(ARGV[a + AJ.BYTES]) or 0) + BATCH_ITEM_BYTES
     local b = batchFor(c, model)
-    if b.n > 0 and b.bytes + bytes > tonumber(l.batch_max_bytes) then
+    if b.n > 0 and b.bytes + bytes > batchMaxBytes then
         batchSeal(b)
         b = batchFor(c, model)
     end
@@ -465,7 +468,7 @@ local function batchVerdict(n, a, lost)
     hres[#hres + 1] = 'b:' .. c .. ',0,0,' .. istr(res) .. ',' .. nowS .. ',0,0,0,0,' ..
         ARGV[a + AJ.INPUT] .. ',' .. ARGV[a + AJ.MAX_TOKENS] .. ',,0,' .. id
     reserved = reserved + res
-    if b.n >= tonumber(l.batch_max_requests) or b.bytes >= tonumber(l.batch_max_bytes) then
+    if b.n >= batchMaxN or b.bytes >= batchMaxBytes then
         batchSeal(b)
         return ADMIT.BATCHED, 0
     end

@@ -28,7 +28,11 @@
 --   submitted BID TOKEN API_ID -> 1; 0 the API id is another batch's; -1 fenced
 --   sending BID TOKEN N        -> now (a POST of N requests goes); -1 fenced
 --   polled BID TOKEN STATUS COUNTS -> 1 (ended: results next); -1 fenced
---   later BID TOKEN MS         -> 1 (try again in MS); -1 fenced
+--   later BID TOKEN MS [UNSENT [HOLD [GUESS]]] -> 1 (try again in MS; UNSENT
+--                       1: the POST was refused, nothing created; HOLD: a 429,
+--                       the whole lane (1) or its creates (2) wait, fleet-wide,
+--                       MS as the API said, or doubling while it refuses when
+--                       GUESS is 1: it said no retry-after); -1 fenced
 --   finish BID TOKEN           -> jobs put back (items without a result)
 --   list                       -> {bid, record pairs as a flat list, ...}
 --   cancel BID                 -> 1; 0 no such batch
@@ -46,12 +50,26 @@ end
 
 if op == 'take' then
     local own = tonumber(ARGV[2])
-    local due = rcall('ZRANGEBYSCORE', K.batches, '-inf', now, 'LIMIT', 0, 1)
-    if not due[1] then
-        local f = rcall('ZRANGEBYSCORE', K.batches, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-        return {0, f[2] and math.max(0, tonumber(f[2]) - now) or -1}
+    -- The batch endpoints said 429: the lane waits, fleet-wide (a create
+    -- refused: only the batches still to send wait).
+    local hv = rcall('HMGET', K.state, 'batch_hold', 'batch_hold_send')
+    local hold, sendHold = tonumber(hv[1] or 0), tonumber(hv[2] or 0)
+    if hold > now then return {0, hold - now} end
+    local due = rcall('ZRANGEBYSCORE', K.batches, '-inf', now, 'LIMIT', 0, 50)
+    local bid = nil
+    for _, b in ipairs(due) do
+        local stt = rcall('HGET', rec(b), 'state')
+        if sendHold <= now or stt == 'submitted' or stt == 'ended' or not stt then
+            bid = b
+            break
+        end
     end
-    local bid = due[1]
+    if not bid then
+        local f = rcall('ZRANGEBYSCORE', K.batches, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        local next = f[2] and math.max(0, tonumber(f[2]) - now) or -1
+        if due[1] and (next < 0 or sendHold - now < next) then next = sendHold - now end
+        return {0, next}
+    end
     local h = loadHash(rec(bid))
     if not h.state then
         rcall('ZREM', K.batches, bid)
@@ -167,7 +185,27 @@ if op == 'polled' then
 end
 
 if op == 'later' then
-    rcall('ZADD', K.batches, now + tonumber(ARGV[4]), bid)
+    local ms = tonumber(ARGV[4])
+    if ARGV[5] == '1' then
+        -- Refused (429): nothing was created; the next try need not look
+        -- for it at the API.
+        rcall('HDEL', key, 'submit_ms', 'sent_n')
+    end
+    if ARGV[6] == '1' or ARGV[6] == '2' then
+        -- A 429 of the batch endpoints: the whole lane (1: a rate limit of
+        -- the endpoints) or its creates (2: a create refused, maybe for the
+        -- queue of requests processing) wait ms: the API's retry-after, or
+        -- without one a guess doubled while it keeps refusing (up to 5
+        -- minutes).
+        local f = ARGV[6] == '1' and 'batch_hold' or 'batch_hold_send'
+        local v = rcall('HMGET', K.state, f, f .. '_ms')
+        local held, last = tonumber(v[1] or 0), tonumber(v[2] or 0)
+        if ARGV[7] == '1' and held > now - 60000 and last > 0 then
+            ms = math.max(ms, math.min(last * 2, POLL_MAX))     -- (no retry-after given)
+        end
+        rcall('HSET', K.state, f, now + ms, f .. '_ms', ms)
+    end
+    rcall('ZADD', K.batches, now + ms, bid)
     return 1
 end
 

@@ -13,6 +13,9 @@
 #           twice, every result once.
 #   ended   expired requests, and a batch an operator cancels: their jobs
 #           come back and finish.
+#   limits  the batch endpoints' rate and queue limits (429s), lane auto by
+#           deadline, and a spend cap across both lanes that stops the
+#           fleet: never passed, against the fake API's accounting.
 #   rss     a results file of 200 MB: the worker's peak RSS (reported).
 . "$(dirname "$0")/lib.sh"
 
@@ -150,6 +153,48 @@ eq "canceled: one result per id, all ok, all through the sync lane" "100 100 100
     "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r") $(jq -r 'select(.status == "ok" and .lane == null and .attempts == 2) | .id' "$r" | wc -l)"
 eq "canceled: the API canceled the batch's 100 requests" "100" "$(fake_stats | jq .batches.canceled)"
 check "canceled: the lane is empty" wait_until 10 lane_empty can
+
+# ---- limits: the batch endpoints' rate and queue, auto lanes, a spend cap ----
+# The fake API allows 60 calls a minute to its batch endpoints and 300
+# batch requests processing per class; 900 jobs, some with deadlines
+# (lane auto), under a spend cap that stops the fleet: the lane waits out
+# the 429s, creates no batch twice, the sync jobs flow meanwhile, the cap
+# holds against the fake API's own accounting.
+kill "$FAKE_PID" 2>/dev/null
+start_fakeapi --seed 9 --batch-ms 1500 --batch-rpm 60 --batch-queue 300
+lf limits set batch_max_wait=300ms batch_poll=1s batch_max_requests=300 \
+    max_spend_usd=0.12 --fleet lim >/dev/null
+gen_jobs 600 lb | jq -c '. + {lane: "batch"}' > "$T/lim.jsonl"
+# deadlines: a week away (batch), and an hour away (sync)
+gen_jobs 300 la | jq -c --arg far "$(date -u -d '+7 days' +%FT%TZ)" --arg near "$(date -u -d '+1 hour' +%FT%TZ)" \
+    '. + {lane: "auto", deadline: (if (.meta.n % 2) == 0 then $far else $near end)}' >> "$T/lim.jsonl"
+lf submit "$T/lim.jsonl" --fleet lim 2>/dev/null
+start_worker lim-w1 --fleet lim --concurrency 16
+start_worker lim-w2 --fleet lim --concurrency 16
+stopped() { rcli HEXISTS 'llmfleet:{lim}:state' budget_cap | grep -q 1; }
+lim_done() { stopped && [ "$(rcli HGET 'llmfleet:{lim}:state' reserved)" = "0" ] && lane_empty lim; }
+check "limits: the lane ran to the cap, and everything admitted settled (90 s)" wait_until 90 lim_done
+results_of lim
+r="$T/lim.r.jsonl"
+st=$(fake_stats)
+eq "limits: no id twice" "0" "$(jq -r 'select(.id) | .id' "$r" | sort | uniq -d | wc -l)"
+auto() { jq -r "select(.id and (.id | startswith(\"la-\")) and $1) | .id" "$r" | wc -l; }
+eq "limits: the auto jobs went by their deadlines (none the other way)" "0 0" \
+    "$(auto '.lane == "batch" and (.meta.n % 2) == 1') $(auto '.lane == null and (.meta.n % 2) == 0')"
+check "limits: ... both ways ($(auto '.lane == "batch"') batch, $(auto '.lane == null') sync)" \
+    test "$(auto '.lane == "batch"')" -gt 0 -a "$(auto '.lane == null')" -gt 0
+check "limits: the endpoints' limits answered 429 ($(echo "$st" | jq .batches.rate_limited)) and the lane waited them out" \
+    test "$(echo "$st" | jq .batches.rate_limited)" -gt 0
+eq "limits: each request created once at the API" "0" \
+    "$(echo "$st" | jq '.batches.requests - ([.batches.succeeded, .batches.errored, .batches.canceled, .batches.expired, .batches.processing] | add)')"
+eq "limits: batch results = requests the API took" "$(echo "$st" | jq .batches.requests)" \
+    "$(jq -r 'select(.lane == "batch") | .id' "$r" | wc -l)"
+spent=$(rcli HGET 'llmfleet:{lim}:state' spent)
+served=$(echo "$st" | jq '(.input_tokens * 3 + .output_tokens * 15) + ((.batches.input_tokens * 3 + .batches.output_tokens * 15) / 2)')
+check "limits: spend ($spent micro-USD) never passed the cap (120000)" test "$spent" -le 120000
+check "limits: spend recorded ($spent) = served by the fake API at each lane's price ($served) within rounding" \
+    awk -v a="$spent" -v b="$served" -v n=900 'BEGIN { d = a - b; exit !(d >= 0 && d <= n) }'
+eq "limits: one budget_exceeded entry" "1" "$(jq -r 'select(.status == "budget_exceeded") | .status' "$r" | wc -l)"
 
 # ---- rss: 200 MB of results ------------------------------------------------
 kill "$FAKE_PID" 2>/dev/null

@@ -4,7 +4,7 @@
 #
 #   BENCH_JOBS=50000 BENCH_RUNS=3 make bench
 #   BENCH_WORKER_ARGS=--no-follow ...     extra worker options (throughput)
-#   BENCH_ONLY=throughput|memory|pickup|fleet|rtt|paced make bench     one part only
+#   BENCH_ONLY=throughput|memory|pickup|fleet|rtt|paced|lanes make bench     one part only
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
 #    latency; end-to-end jobs/s, worker CPU us/job, Redis CPU us/job.
@@ -17,6 +17,9 @@
 #    (tests/bench/pickup.py), p50 / p99. Baseline: the same worker against a
 #    Redis without BLMOVE, which polls every --idle-poll-ms.
 # 4. Fleet: quota use on real workloads (scripts/bench-fleet.sh).
+# 5. Lanes: the cost of one workload through the sync lane, the Batch lane,
+#    and lane auto with deadlines (half of them a week away, half an hour
+#    away); baseline: the sync lane, in the same run.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${LLMFLEET_BIN:-$PWD/bin}
@@ -317,6 +320,48 @@ for nw in $PACED_FLEETS; do
     printf "  %-10s %16s %16s %10s %8s\n" "$nw" "$(med "$nw" 2)" "$(med "$nw" 3)" "$(med "$nw" 4)" "$(med "$nw" 5)"
 done
 printf "  %-44s %10s\n" "rounds, interleaved, medians" "$PACED_ROUNDS"
+fi
+
+if part lanes; then
+# ---- 5. Lanes: what a workload costs through each lane -------------------
+NL=${BENCH_LANE_JOBS:-2000}
+echo "lanes: $NL jobs (about 1.6 KB each, max_tokens 256) through 3 workers; the fake API"
+echo "       processes a batch request within 2 s; cost as settled (micro-USD exact)"
+fleet_cleanup 2>/dev/null
+start_fakeapi --batch-ms 2000 --quiet || exit 1
+LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
+far=$(date -u -d '+7 days' +%FT%TZ); near=$(date -u -d '+1 hour' +%FT%TZ)
+for i in $(seq 1 "$NL"); do job "$i"; done | jq -c '.request.max_tokens = 256' > "$T/lanejobs.jsonl"
+: > "$T/lanes.txt"
+for lane in sync batch auto; do
+    rcli FLUSHALL >/dev/null
+    lf limits set batch_max_wait=1s batch_poll=1s >/dev/null
+    case $lane in
+        sync) cp "$T/lanejobs.jsonl" "$T/in.jsonl" ;;
+        batch) jq -c '. + {lane: "batch"}' "$T/lanejobs.jsonl" > "$T/in.jsonl" ;;
+        auto) jq -c --arg far "$far" --arg near "$near" \
+                  '. + {lane: "auto", deadline: (if (.id | ltrimstr("b-") | tonumber) % 2 == 0 then $far else $near end)}' \
+                  "$T/lanejobs.jsonl" > "$T/in.jsonl" ;;
+    esac
+    t0=$(now_ms)
+    lf submit "$T/in.jsonl" 2>/dev/null
+    ws=()
+    for k in 1 2 3; do start_worker "lane$k" --concurrency 64 --log-level warn; ws+=("$WORKER_PID"); done
+    done_all() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$NL" ]; }
+    WAIT_POLL=0.2 wait_until 300 done_all || { echo "bench: lanes $lane timed out"; exit 1; }
+    t1=$(now_ms)
+    kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
+    spent=$(rcli HGET 'llmfleet:{default}:state' spent)
+    nb=$(lf results 2>/dev/null | jq -r 'select(.lane == "batch") | .id' | wc -l)
+    echo "$lane $spent $nb $(( t1 - t0 ))" >> "$T/lanes.txt"
+    curl -s -X POST "$FAKE_URL/_reset" >/dev/null
+done
+base=$(awk '$1 == "sync" {print $2}' "$T/lanes.txt")
+printf "  %-8s %14s %10s %12s %14s\n" "lane" "cost (USD)" "vs sync" "batch jobs" "wall (s)"
+while read -r lane spent nb ms; do
+    printf "  %-8s %14s %10s %12s %14s\n" "$lane" "$(awk "BEGIN {printf \"%.6f\", $spent / 1e6}")" \
+        "$(awk "BEGIN {printf \"%.3f\", $spent / $base}")" "$nb" "$(awk "BEGIN {printf \"%.1f\", $ms / 1000}")"
+done < "$T/lanes.txt"
 fi
 
 if part fleet; then bash scripts/bench-fleet.sh; fi

@@ -166,6 +166,8 @@ static void workerMetrics(metrics *m, struct evbuffer *o) {
     const char *ok[] = {"result", "ok", NULL}, *er[] = {"result", "error", NULL};
     sampleLL(o, "llmfleet_worker_results_total", ok, w->done_ok);
     sampleLL(o, "llmfleet_worker_results_total", er, w->done_err);
+    family(o, "llmfleet_worker_batched_total", "counter", "jobs this worker admitted to the Batch lane");
+    sampleLL(o, "llmfleet_worker_batched_total", NULL, w->batched);
     family(o, "llmfleet_worker_retries_total", "counter", "failed attempts sent back for a retry");
     sampleLL(o, "llmfleet_worker_retries_total", NULL, w->retries);
     family(o, "llmfleet_worker_duplicates_dropped_total", "counter",
@@ -235,6 +237,11 @@ static const struct { int f; const char *name, *type, *help; } fleetNums[] = {
      "retries refused by the retry budget (their error result was written)"},
     {STATUS_total_lost_in_flight, "llmfleet_fleet_lost_in_flight_total", "counter",
      "requests in flight when their worker died (outcome unknown, reservation counted)"},
+    {STATUS_batches_open, "llmfleet_batches_open", "gauge", "Batch lane: batches forming, sent or being settled"},
+    {STATUS_batch_jobs, "llmfleet_batch_jobs", "gauge", "Batch lane: jobs in open batches"},
+    {STATUS_batches_done, "llmfleet_batches_done_total", "counter", "Batch lane: batches finished"},
+    {STATUS_batch_saved_usd, "llmfleet_batch_saved_usd_total", "counter",
+     "Batch lane: money saved against the sync price, USD"},
 };
 
 /* Per model class: status field, metric, bucket label (or NULL). */

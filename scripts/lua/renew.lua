@@ -14,9 +14,14 @@ rcall('ZADD', K.workers, now + tonumber(ARGV[3]), ARGV[2])
 local exp = now + tonumber(ARGV[1])
 local lost = {tonumber(rcall('HGET', K.state, 'seq') or 0)}
 for i = 4, #ARGV do
-    if rcall('ZSCORE', K.leases, ARGV[i]) then
-        rcall('ZADD', K.leases, 'XX', exp, ARGV[i])
-        rcall('ZADD', K.inflight, 'XX', exp, ARGV[i])
+    local cur = rcall('ZSCORE', K.leases, ARGV[i])
+    if cur then
+        -- Never shortened: a job the Batch lane took while this renew was
+        -- on its way has its lease at the batch's horizon now.
+        if tonumber(cur) < exp then
+            rcall('ZADD', K.leases, 'XX', exp, ARGV[i])
+            rcall('ZADD', K.inflight, 'XX', exp, ARGV[i])
+        end
     else
         lost[#lost + 1] = ARGV[i]
     end

@@ -2677,6 +2677,11 @@ static void test_batch_admit(void **state) {
     assertHas(hget(KN(RESERV), "w:1:1"), "b:" CLASS ",0,0,501,");
     assert_int_equal(hgetN(KN(STATE), "reserved"), 501);
     assert_true(zscore(KN(LEASES), "w:1:1") > now + 24 * 3600000LL);
+    /* a renew that was on its way (the worker still held the slot) does
+     * not shorten it */
+    const char *rargv[] = {"30000", "w", "60000", "w:1:1"};
+    freeReplyObject(script("renew", 4, rargv));
+    assert_true(zscore(KN(LEASES), "w:1:1") > now + 24 * 3600000LL);
     assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
     assert_int_equal(hgetN0(KN(STATE), SF("n_inflight")), 0);
     assert_string_equal(hget(KN(BATCHFORM), CLASS), "b1");

@@ -8,15 +8,17 @@
  *
  *   sealed/submitting  read the items (batch.lua items, pages of
  *                      ITEMS_PAGE), build {"requests":[...]} with custom_id
- *                      jN for item N, record the send (batch.lua sending:
- *                      how many went), POST /v1/messages/batches, record
- *                      the API's id (submitted). A batch taken again in
- *                      `submitting` after a send was recorded (its driver
- *                      died, or the POST's answer was lost) is first
- *                      looked for in GET /v1/messages/batches: created
- *                      since its send was recorded, with as many requests,
- *                      and no other batch's; found, it is adopted, not sent
- *                      twice.
+ *                      NONCE-N for item N (a new nonce each POST), record
+ *                      the send (batch.lua sending: when, how many, the
+ *                      nonce), POST /v1/messages/batches, record the API's
+ *                      id (submitted). A batch taken again in `submitting`
+ *                      after a send was recorded (its driver died, or the
+ *                      POST's answer was lost) is first looked for in GET
+ *                      /v1/messages/batches: created while that POST could
+ *                      have been, with as many requests, and no other
+ *                      batch's; found, it is adopted, not sent twice (its
+ *                      results prove it: lines of another nonce are never
+ *                      settled, the adoption is undone).
  *   submitted          GET /v1/messages/batches/ID (cancel first when an
  *                      operator asked); not ended: polled again later
  *                      (10 s, doubling to 5 min).
@@ -66,7 +68,7 @@ typedef enum { LANE_IDLE, LANE_TAKE, LANE_ITEMS, LANE_SENDING, LANE_POST, LANE_R
 /* A results line waiting in the chunk: where its text is, its item. */
 typedef struct laneLine {
     size_t at, len;                 /* in the chunk's text */
-    long idx;                       /* item number (custom_id jN), -1 none */
+    long idx;                       /* item number (custom_id NONCE-N), -1 none */
     size_t lease_at, raw_at, raw_len;   /* its item's lease and job in `store` */
     int att;                        /* its attempt number */
     long long latency_ms;           /* claim (admission) to now */
@@ -85,7 +87,10 @@ typedef struct batchLane {
     int stopped;
     /* the batch taken */
     char bid[64], token[24], state[16], api_id[128], cls[128];
+    char nonce[24];                 /* the POST's custom_id prefix (NONCE-N: item N) */
     int fresh, cancel, cancel_sent;
+    int list_skip, list_skip0;      /* candidates found another batch's (skipped):
+                                     * left on this pass, in all */
     long long n, sent_n, submit_ms;
     /* submission */
     buf body;
@@ -97,6 +102,8 @@ typedef struct batchLane {
     buf partial;                    /* a line not yet ended */
     laneLine *lines;
     int nlines, caplines, nrecs, settling, stream_done;
+    int stream_abort;               /* a chunk could not go: the transfer ends */
+    int foreign;                    /* a line of another batch's (not this nonce) */
     buf store;                      /* the chunk's items: leases and raw jobs */
     long long extended;             /* last hold extension (ms, mono) */
     long long settled[5];           /* lines by settle verdict (SETTLED_*) */
@@ -107,7 +114,8 @@ static void laneTick(batchLane *L, long ms);
 /* Crash points for the tests (off unless asked): LLMFLEET_TEST_CRASH_AT=
  * batch_posted dies as the POST's answer arrives, before its id is
  * recorded; batch_before_post after a POST is recorded, before it goes;
- * batch_results after the first chunk of results is settled.
+ * batch_polled as a poll's answer arrives; batch_results after the first
+ * chunk of results is settled.
  * Like a SIGKILL: nothing is flushed. */
 static void testCrash(batchLane *L, const char *point) {
     const char *at = getenv("LLMFLEET_TEST_CRASH_AT");
@@ -200,6 +208,7 @@ static long long elNum(const redisReply *e) {
 
 static void startPoll(batchLane *L);
 static void startStream(batchLane *L);
+static void newSend(batchLane *L);
 static void startList(batchLane *L);
 static void laneFinish(batchLane *L);
 
@@ -217,7 +226,7 @@ static void onTaken(rds *c, redisReply *r, void *priv) {
         laneTick(L, next < 0 || next > LANE_TICK_MS ? LANE_TICK_MS : next < 50 ? 50 : (long)next);
         return;
     }
-    if (r->elements < 14) {
+    if (r->elements < 15) {
         laneTick(L, LANE_TICK_MS);
         return;
     }
@@ -230,6 +239,7 @@ static void onTaken(rds *c, redisReply *r, void *priv) {
     copyEl(L->api_id, sizeof(L->api_id), r->element[8]);
     L->submit_ms = elNum(r->element[9]);
     L->sent_n = elNum(r->element[10]);
+    copyEl(L->nonce, sizeof(L->nonce), r->element[14]);
     L->cancel = elNum(r->element[12]) == 1;
     L->cancel_sent = 0;
     L->extended = monoMs();
@@ -237,12 +247,10 @@ static void onTaken(rds *c, redisReply *r, void *priv) {
           L->state, L->n, lfQ(L->api_id));
     if (strcmp(L->state, "submitting") == 0) {
         if (L->fresh || L->submit_ms <= 0) {     /* no POST went yet */
-            L->next_item = 1;
-            bufReset(&L->body);
-            L->sent_n = 0;
-            itemsRead(L);
+            newSend(L);
         } else {
             L->list_pages = 0;
+            L->list_skip = L->list_skip0 = 0;
             L->list_after[0] = '\0';
             startList(L);
         }
@@ -269,6 +277,20 @@ static void laneTake(batchLane *L) {
 }
 
 /* ---- Submitting ---------------------------------------------------------- */
+
+/* A POST of the batch is built: its items read, under a new nonce: every
+ * custom_id is NONCE-N (item N), so results that are not this POST's (an
+ * API batch adopted by mistake: another of ours or another client's of the
+ * same size, made at the same moment) are known as such, never settled. */
+static void newSend(batchLane *L) {
+    static const char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    for (int i = 0; i < 12; i++) L->nonce[i] = digits[random() % 36];
+    L->nonce[12] = '\0';
+    L->next_item = 1;
+    L->sent_n = 0;
+    bufReset(&L->body);
+    itemsRead(L);
+}
 
 static void onSending(rds *c, redisReply *r, void *priv);
 static void onPosted(httpReq *req, void *priv);
@@ -302,7 +324,7 @@ static void onItems(rds *c, redisReply *r, void *priv) {
         job j;
         if (jobParse(&j, raw->str, raw->len, 0, err, sizeof(err)) < 0) continue;
         bufAppendStr(&L->body, L->sent_n ? "," : "{\"requests\":[");
-        bufPrintf(&L->body, "{\"custom_id\":\"j%ld\",\"params\":", idx);
+        bufPrintf(&L->body, "{\"custom_id\":\"%s-%ld\",\"params\":", L->nonce, idx);
         bufAppend(&L->body, j.request, j.request_len);
         bufAppendStr(&L->body, "}");
         L->sent_n++;
@@ -317,11 +339,12 @@ static void onItems(rds *c, redisReply *r, void *priv) {
         return;
     }
     bufAppendStr(&L->body, "]}");
-    char n[24];
+    char n[24], own[24];
     snprintf(n, sizeof(n), "%lld", L->sent_n);
-    const char *v[] = {"sending", L->bid, L->token, n};
+    snprintf(own, sizeof(own), "%ld", L->hold_ms);
+    const char *v[] = {"sending", L->bid, L->token, n, L->nonce, own};
     L->step = LANE_SENDING;
-    if (laneScript(L, onSending, 4, v) < 0) laneLater(L, LANE_RETRY_MS, "Redis away");
+    if (laneScript(L, onSending, 6, v) < 0) laneLater(L, LANE_RETRY_MS, "Redis away");
 }
 
 static void itemsRead(batchLane *L) {
@@ -424,8 +447,19 @@ static void onPosted(httpReq *req, void *priv) {
 static void onListed(httpReq *req, void *priv);
 static void onAdopted(rds *c, redisReply *r, void *priv);
 
+/* Extend the take's hold (fire and forget: a stale token changes nothing). */
+static void onHeld(rds *c, redisReply *r, void *priv);
+static void laneHold(batchLane *L) {
+    char own[24];
+    snprintf(own, sizeof(own), "%ld", L->hold_ms);
+    const char *hv[] = {"later", L->bid, L->token, own};
+    laneScript(L, onHeld, 4, hv);
+    L->extended = monoMs();
+}
+
 static void startList(batchLane *L) {
     char path[200];
+    laneHold(L);                    /* (each page within the hold) */
     if (L->list_after[0]) snprintf(path, sizeof(path), "/batches?limit=100&after_id=%s", L->list_after);
     else snprintf(path, sizeof(path), "/batches?limit=100");
     L->step = LANE_LIST;
@@ -435,8 +469,7 @@ static void startList(batchLane *L) {
 
 /* Candidates, newest first, in the list answer: created since the send
  * was recorded (a minute's clock skew allowed), with sent_n requests. */
-static int listMatch(batchLane *L, jsonDoc *d, int data, char *out, size_t outn, int skip,
-                     int *older) {
+static int listMatch(batchLane *L, jsonDoc *d, int data, char *out, size_t outn, int *older) {
     int found = 0;
     *older = 0;
     for (int k = 0, e = data + 1; k < d->tok[data].size; k++, e = jsonSkip(d, e)) {
@@ -450,15 +483,22 @@ static int listMatch(batchLane *L, jsonDoc *d, int data, char *out, size_t outn,
             *older = 1;
             continue;
         }
+        if (t > L->submit_ms + L->api_timeout_ms + 60000) continue;  /* after our POST ended */
         int rc = jsonGet(d, e, "request_counts");
         static const char *const cnt[] = {"processing", "succeeded", "errored", "canceled",
                                           "expired"};
         for (int i = 0; i < 5; i++)
             if (jsonInt(d, jsonGet(d, rc, cnt[i]), &v) == 0) total += v;
         if (total != L->sent_n) continue;
-        if (found++ == skip) snprintf(out, outn, "%s", id);
+        /* (the candidates refused as another batch's are skipped, over
+         * every page: list_skip counts down as they are passed) */
+        if (found++ == L->list_skip) {
+            snprintf(out, outn, "%s", id);
+            return 1;
+        }
     }
-    return found > skip;
+    L->list_skip -= found;
+    return 0;
 }
 
 static void onListed(httpReq *req, void *priv) {
@@ -474,13 +514,13 @@ static void onListed(httpReq *req, void *priv) {
     if (jsonParse(&d, req->body.p, req->body.len, 1 << 20, 16, err, sizeof(err)) == 0) {
         int data = jsonGet(&d, 0, "data");
         if (data >= 0 && d.tok[data].type == JSMN_ARRAY)
-            hit = listMatch(L, &d, data, L->api_id, sizeof(L->api_id), L->cancel_sent, &older);
+            hit = listMatch(L, &d, data, L->api_id, sizeof(L->api_id), &older);
         int hm = jsonGet(&d, 0, "has_more");
         more = hm >= 0 && d.tok[hm].type == JSMN_PRIMITIVE && req->body.p[d.tok[hm].start] == 't';
         jsonFree(&d);
     }
-    /* (cancel_sent counts the candidates refused as another batch's) */
     if (hit) {
+        L->list_skip = L->list_skip0;   /* (onAdopted counts one more on a refusal) */
         lfLog(LF_INFO, "event=batch_found_at_api batch=%s api_id=%s action=adopted", L->bid,
               lfQ(L->api_id));
         recordSubmitted(L, onAdopted);
@@ -496,29 +536,36 @@ static void onListed(httpReq *req, void *priv) {
         return;
     }
     lfLog(LF_INFO, "event=batch_not_at_api batch=%s action=send", L->bid);
-    L->cancel_sent = 0;
-    L->next_item = 1;
-    L->sent_n = 0;
-    bufReset(&L->body);
-    itemsRead(L);
+    newSend(L);
 }
 
 static void onAdopted(rds *c, redisReply *r, void *priv) {
     batchLane *L = priv;
     if (L->stopped) return;         /* (teardown: Redis is gone) */
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
-        /* Another batch of ours: the next candidate. */
-        L->cancel_sent++;
+        /* Another batch's (ours, or one found foreign): the next candidate. */
+        L->list_skip = ++L->list_skip0;
         L->list_pages = 0;
         L->list_after[0] = '\0';
         startList(L);
         return;
     }
-    L->cancel_sent = 0;
     onRecorded(c, r, priv);
 }
 
 /* ---- Polling ------------------------------------------------------------ */
+
+static void laneFinish(batchLane *L);
+
+/* The API does not know the batch (deleted, or another workspace's key):
+ * its jobs without a result go back to the queue. */
+static void batchGone(batchLane *L, const httpReq *req) {
+    char why[800];
+    apiFailure(req, why, sizeof(why));
+    lfLog(LF_ERROR, "event=batch_gone_at_api batch=%s api_id=%s error=%s action=jobs_requeued",
+          L->bid, lfQ(L->api_id), lfQ(why));
+    laneFinish(L);
+}
 
 static void onPolled(httpReq *req, void *priv);
 
@@ -563,6 +610,10 @@ static void onPolled(httpReq *req, void *priv) {
         startPoll(L);
         return;
     }
+    if (req->status == 404) {
+        batchGone(L, req);
+        return;
+    }
     if (req->result != CURLE_OK || req->status != 200) {
         laneFailed(L, req, apiFailure(req, why, sizeof(why)), why, 0);
         return;
@@ -586,6 +637,7 @@ static void onPolled(httpReq *req, void *priv) {
         laneLater(L, LANE_RETRY_MS, "the batch's answer has no processing_status");
         return;
     }
+    testCrash(L, "batch_polled");
     const char *v[] = {"polled", L->bid, L->token, status, counts};
     L->step = LANE_POLLED;
     if (laneScript(L, onPollRecorded, 5, v) < 0) laneLater(L, LANE_RETRY_MS, "Redis away");
@@ -595,6 +647,7 @@ static void onPolled(httpReq *req, void *priv) {
 
 static size_t onResultBytes(httpReq *req, const char *p, size_t len, void *priv);
 static void chunkSend(batchLane *L);
+static void onStreamAbort(evutil_socket_t fd, short what, void *arg);
 static void onChunkSettled(rds *c, redisReply *r, void *priv);
 
 static void chunkReset(batchLane *L) {
@@ -611,7 +664,7 @@ static void startStream(batchLane *L) {
     chunkReset(L);
     bufReset(&L->partial);
     bufReset(&L->http.body);
-    L->settling = L->stream_done = 0;
+    L->settling = L->stream_done = L->stream_abort = L->foreign = 0;
     memset(L->settled, 0, sizeof(L->settled));
     L->step = LANE_STREAM;
     lfLog(LF_INFO, "event=batch_results batch=%s api_id=%s", L->bid, lfQ(L->api_id));
@@ -645,6 +698,7 @@ static int chunkFull(const batchLane *L) {
  * write of libcurl's are held. */
 static size_t onResultBytes(httpReq *req, const char *p, size_t len, void *priv) {
     batchLane *L = priv;
+    if (L->stream_abort) return 0;  /* (libcurl ends the transfer: a write error) */
     if (L->settling) return CURL_WRITEFUNC_PAUSE;
     if (req->status == 0) curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->status);
     if (req->status != 200) {
@@ -668,16 +722,22 @@ static size_t onResultBytes(httpReq *req, const char *p, size_t len, void *priv)
     return len;
 }
 
-/* The line's custom_id as an item number, or -1. */
-static long lineItem(const char *p, size_t n) {
+/* The line's custom_id (NONCE-N) as an item number; -1 unreadable, -2
+ * another nonce's: a line of another POST's batch. */
+static long lineItem(const batchLane *L, const char *p, size_t n) {
     jsonDoc d;
     char err[64], cid[80];
     long idx = -1;
+    size_t k = strlen(L->nonce);
     if (jsonParse(&d, p, n, JOB_MAX_JSON_TOKENS, 64, err, sizeof(err)) < 0) return -1;
-    if (jsonStr(&d, jsonGet(&d, 0, "custom_id"), cid, sizeof(cid)) > 1 && cid[0] == 'j') {
-        char *end;
-        long v = strtol(cid + 1, &end, 10);
-        if (!*end && v >= 1) idx = v;
+    if (jsonStr(&d, jsonGet(&d, 0, "custom_id"), cid, sizeof(cid)) > 0) {
+        if (strncmp(cid, L->nonce, k) != 0 || cid[k] != '-') {
+            idx = -2;
+        } else {
+            char *end;
+            long v = strtol(cid + k + 1, &end, 10);
+            if (!*end && v >= 1) idx = v;
+        }
     }
     jsonFree(&d);
     return idx;
@@ -705,10 +765,11 @@ static int lineRecord(batchLane *L, laneLine *ln) {
     rlInit(&rl);
     const char *p;
     size_t n;
+    int m = jsonGet(&d, res, strcmp(type, "errored") == 0 ? "error" : "message");
     if (strcmp(type, "succeeded") == 0) {
-        jsonSpan(&d, jsonGet(&d, res, "message"), &p, &n);
+        jsonSpan(&d, m, &p, &n);
         outcomeClassify(&o, CURLE_OK, "", CUT_NONE, 200, p, n, NULL);
-        if (o.ok) {
+        if (m >= 0 && o.ok) {
             /* (p is in the chunk's text, which outlives the settle call) */
             if (maskKey((char *)p, n, w->cfg->api_key) > 0)
                 lfLog(LF_WARN, "event=key_in_response id=%s action=masked", lfQ(ln->job.id));
@@ -719,8 +780,8 @@ static int lineRecord(batchLane *L, laneLine *ln) {
         }
         recError(&ln->rec, &ln->job, "bad_response", "the batch result's message could "
                  "not be read", 0, &c);
-    } else if (strcmp(type, "errored") == 0) {
-        jsonSpan(&d, jsonGet(&d, res, "error"), &p, &n);
+    } else if (strcmp(type, "errored") == 0 && m >= 0) {
+        jsonSpan(&d, m, &p, &n);
         outcomeClassify(&o, CURLE_OK, "", CUT_NONE, 400, p, n, NULL);
         outcomeScrub(&o, w->cfg->api_key);
         recError(&ln->rec, &ln->job, o.error_type, o.error_message, 0, &c);
@@ -816,47 +877,88 @@ static void onChunkItems(rds *c, redisReply *r, void *priv) {
 
 /* The chunk's lines to their items (custom_id), then their items read. */
 static void chunkSend(batchLane *L) {
-    const char *v[2 + CHUNK_LINES + 64];
-    char (*num)[24] = malloc(24 * (size_t)(L->nlines + 1));
+    /* (a chunk may pass CHUNK_LINES by the lines of libcurl's last write) */
+    size_t cap = (size_t)L->nlines + 2;
+    const char **v = malloc(sizeof(*v) * cap);
+    size_t *vl = malloc(sizeof(*vl) * cap);
+    char (*num)[24] = malloc(24 * cap);
     int n = 0;
-    if (!num) abort();
+    if (!v || !vl || !num) abort();
     v[n++] = "items";
     v[n++] = L->bid;
     L->settling = 1;
     for (int i = 0; i < L->nlines; i++) {
         laneLine *ln = &L->lines[i];
-        ln->idx = lineItem(L->text.p + ln->at, ln->len);
+        ln->idx = lineItem(L, L->text.p + ln->at, ln->len);
+        if (ln->idx == -2) {
+            L->foreign = 1;         /* none of this batch is settled */
+            break;
+        }
         if (ln->idx <= 0 || ln->idx > L->n) {
             lfLog(LF_WARN, "event=batch_result_unknown batch=%s reason=%s", L->bid,
                   ln->idx <= 0 ? "no_custom_id" : "custom_id_out_of_range");
             ln->idx = -1;
             continue;
         }
-        if (n >= (int)(sizeof(v) / sizeof(v[0]))) {
-            ln->idx = -1;           /* (never: a chunk holds fewer lines) */
-            continue;
-        }
-        snprintf(num[n - 2], 24, "%ld", ln->idx);
-        v[n] = num[n - 2];
+        snprintf(num[n], 24, "%ld", ln->idx);
+        v[n] = num[n];
         n++;
     }
-    if (n == 2) {
-        free(num);
-        onChunkSettled(NULL, NULL, L);
-        return;
+    int rc = 0;
+    if (n > 2 && !L->foreign) {
+        for (int i = 0; i < n; i++) vl[i] = strlen(v[i]);
+        rdsScriptCall sc = {"batch", &L->w->keys, NULL, n, v, vl};
+        rc = rdsScript(L->w->redis, &sc, onChunkItems, L);
     }
-    size_t vl[2 + CHUNK_LINES + 64];
-    for (int i = 0; i < n; i++) vl[i] = strlen(v[i]);
-    rdsScriptCall sc = {"batch", &L->w->keys, NULL, n, v, vl};
-    int rc = rdsScript(L->w->redis, &sc, onChunkItems, L);
     free(num);
-    if (rc < 0) {
-        httpCancel(&L->http);
-        laneLater(L, LANE_RETRY_MS, "Redis away");
+    free(vl);
+    free(v);
+    if (L->foreign || rc < 0) {
+        /* The transfer ends (here maybe inside libcurl's write callback,
+         * where it cannot be removed: the callback refuses the next bytes,
+         * and the step ends from the loop). */
+        chunkReset(L);
+        L->settling = 0;
+        L->stream_abort = 1;
+        struct timeval tv = {0, 0};
+        event_base_once(L->w->base, -1, EV_TIMEOUT, onStreamAbort, L, &tv);
+    } else if (n == 2) {
+        onChunkSettled(NULL, NULL, L);
     }
 }
 
 static void onHeld(rds *c, redisReply *r, void *priv) { (void)c; (void)r; (void)priv; }
+
+static void onUnadopted(rds *c, redisReply *r, void *priv) {
+    batchLane *L = priv;
+    if (L->stopped) return;         /* (teardown: Redis is gone) */
+    (void)c; (void)r;
+    L->step = LANE_IDLE;
+    laneTick(L, 50);
+}
+
+/* A stream ended early (from the loop: never inside a libcurl callback):
+ * a chunk that could not go (Redis away), or lines of another POST's
+ * batch: that API batch was adopted by mistake; it is marked foreign and
+ * the batch looks for its own again (or is sent). */
+static void onStreamAbort(evutil_socket_t fd, short what, void *arg) {
+    batchLane *L = arg;
+    (void)fd; (void)what;
+    if (L->stopped || L->step != LANE_STREAM) return;
+    if (L->http.active) httpCancel(&L->http);
+    L->stream_abort = 0;
+    if (!L->foreign) {
+        laneLater(L, LANE_RETRY_MS, "Redis away");
+        return;
+    }
+    L->foreign = 0;
+    lfLog(LF_ERROR, "event=batch_foreign_results batch=%s api_id=%s action=unadopted "
+          "hint=\"another batch of the same size was made at the API at the same moment\"",
+          L->bid, lfQ(L->api_id));
+    const char *v[] = {"unadopt", L->bid, L->token};
+    L->step = LANE_LATER;
+    if (laneScript(L, onUnadopted, 3, v) < 0) onUnadopted(NULL, NULL, L);
+}
 
 /* The chunk is settled (r: the verdicts; NULL: nothing to settle): the
  * stream goes on, or, at its end, the batch is finished. */
@@ -908,6 +1010,11 @@ static void onChunkSettled(rds *c, redisReply *r, void *priv) {
 
 static void onStreamDone(batchLane *L, httpReq *req) {
     char why[800];
+    if (L->stream_abort) return;    /* (onStreamAbort ends the step) */
+    if (req->status == 404) {
+        batchGone(L, req);
+        return;
+    }
     if (req->result != CURLE_OK || req->status != 200) {
         chunkReset(L);
         L->settling = 0;

@@ -314,6 +314,11 @@ int jsonStr(const jsonDoc *d, int i, char *out, size_t outlen) {
 }
 
 void jsonSpan(const jsonDoc *d, int i, const char **p, size_t *len) {
+    if (i < 0 || i >= d->ntok) {        /* (no such value: an empty span) */
+        *p = d->js;
+        *len = 0;
+        return;
+    }
     int s = d->tok[i].start, e = d->tok[i].end;
     if (d->tok[i].type == JSMN_STRING) s--, e++;
     *p = d->js + s;

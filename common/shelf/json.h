@@ -74,7 +74,8 @@ static inline int jsonRawLen(const jsonDoc *d, int i) { return d->tok[i].end - d
  * NUL; -1 when all of it is valid. */
 long jsonUtf8Invalid(const char *s, size_t len);
 
-/* The raw text of a value including a string's quotes (for verbatim copies). */
+/* The raw text of a value including a string's quotes (for verbatim copies);
+ * an index < 0 (a value not found) gives an empty span. */
 void jsonSpan(const jsonDoc *d, int i, const char **p, size_t *len);
 
 #endif

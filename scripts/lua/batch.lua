@@ -2,10 +2,11 @@
 --
 -- admit.lua appends a batch job to its class's forming batch: the job's
 -- lease stays (pushed to the batch's horizon), its leases are the
--- batch's items, `batches:BID:items` (custom_id jN is item N, 1-based), and
+-- batch's items, `batches:BID:items` (custom_id NONCE-N is item N, 1-based), and
 -- `batches:BID` is its record: class, model, state, n, bytes, opened_ms,
--- token, and later sealed_ms, submit_ms and sent_n (the last POST: when,
--- how many requests), submits, api_id, poll_ms, counts, cancel. The `batches` set says when a worker next acts on each batch;
+-- token, and later sealed_ms, submit_ms, sent_n and nonce (the last POST:
+-- when, how many requests, its custom_ids' prefix), submits, api_id,
+-- poll_ms, counts, cancel. The `batches` set says when a worker next acts on each batch;
 -- a worker that takes one holds it for OWN_MS (its due time moves there):
 -- one actor per batch fleet-wide, and a dead one's batch is due again.
 -- Every write of an actor carries the token its take returned: a stale
@@ -21,12 +22,14 @@
 --
 -- KEYS: the fleet's keys (proto.def). ARGV[1] the op:
 --   take OWN_MS      -> {1, bid, state, token, fresh, class, model, n, api_id,
---                        submit_ms, sent_n, poll_ms, cancel, now} or
+--                        submit_ms, sent_n, poll_ms, cancel, now, nonce} or
 --                       {0, ms until the next is due (-1 none)}
 --   items BID I...   -> {now, then per item: lease, raw job ("" when its
 --                       lease is gone), admitted_ms, attempt}
 --   submitted BID TOKEN API_ID -> 1; 0 the API id is another batch's; -1 fenced
---   sending BID TOKEN N        -> now (a POST of N requests goes); -1 fenced
+--   sending BID TOKEN N NONCE OWN -> now (a POST of N requests goes, its
+--                       custom_ids NONCE-N; the hold runs OWN ms from now); -1
+--   unadopt BID TOKEN          -> 1 (the API batch adopted was another's)
 --   polled BID TOKEN STATUS COUNTS -> 1 (ended: results next); -1 fenced
 --   later BID TOKEN MS [UNSENT [HOLD [GUESS]]] -> 1 (try again in MS; UNSENT
 --                       1: the POST was refused, nothing created; HOLD: a 429,
@@ -39,6 +42,7 @@
 local op = ARGV[1]
 local now = nowMs()
 local POLL_MAX = 300000
+local BATCH_HORIZON_MS = 36 * 3600000
 local function pollMin() return tonumber(loadLimits().batch_poll) end
 
 local function rec(bid) return K.batches .. ':' .. bid end
@@ -55,7 +59,7 @@ if op == 'take' then
     local hv = rcall('HMGET', K.state, 'batch_hold', 'batch_hold_send')
     local hold, sendHold = tonumber(hv[1] or 0), tonumber(hv[2] or 0)
     if hold > now then return {0, hold - now} end
-    local due = rcall('ZRANGEBYSCORE', K.batches, '-inf', now, 'LIMIT', 0, 50)
+    local due = rcall('ZRANGEBYSCORE', K.batches, '-inf', now, 'LIMIT', 0, 200)
     local bid = nil
     for _, b in ipairs(due) do
         local stt = rcall('HGET', rec(b), 'state')
@@ -92,7 +96,7 @@ if op == 'take' then
     rcall('ZADD', K.batches, now + own, bid)
     return {1, bid, h.state, token, fresh, h.class, h.model or '', tonumber(h.n) or 0,
             h.api_id or '', h.submit_ms or '', h.sent_n or '0', h.poll_ms or '',
-            h.cancel or '0', now}
+            h.cancel or '0', now, h.nonce or ''}
 end
 
 if op == 'items' then
@@ -161,13 +165,37 @@ if op == 'submitted' then
     local p = pollMin()
     rcall('HSET', key, 'state', 'submitted', 'api_id', api, 'poll_ms', p, 'submitted_ms', now)
     rcall('ZADD', K.batches, now + p, bid)
+    -- The items' leases run 36 h from now: the API ends a batch within 24 h
+    -- of its creation, however long it waited to be sent.
+    local z, exp = {}, istr(now + BATCH_HORIZON_MS)
+    for _, lid in ipairs(rcall('LRANGE', key .. ':items', 0, -1)) do
+        z[#z + 1] = exp
+        z[#z + 1] = lid
+    end
+    if #z > 0 then
+        for i = 1, #z, 1000 do
+            rcall('ZADD', K.leases, 'XX', unpack(z, i, math.min(i + 999, #z)))
+        end
+    end
     return 1
 end
 
 if op == 'sending' then
     rcall('HINCRBY', key, 'submits', 1)
-    rcall('HSET', key, 'submit_ms', now, 'sent_n', ARGV[4])
+    rcall('HSET', key, 'submit_ms', now, 'sent_n', ARGV[4], 'nonce', ARGV[5])
+    rcall('ZADD', K.batches, now + tonumber(ARGV[6]), bid)    -- the hold, from now
     return now
+end
+
+if op == 'unadopt' then
+    -- Its results were another POST's (another nonce): that API batch is
+    -- nobody's here, and the batch looks for its own again.
+    local api = rcall('HGET', key, 'api_id')
+    if api then rcall('HSET', K.batchapi, api, '-') end
+    rcall('HDEL', key, 'api_id', 'counts')
+    rcall('HSET', key, 'state', 'submitting')
+    rcall('ZADD', K.batches, now, bid)
+    return 1
 end
 
 if op == 'polled' then

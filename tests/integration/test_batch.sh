@@ -7,10 +7,13 @@
 #           costs = what the fake API served at each lane's price, under a
 #           spend cap that is never passed.
 #   crash   the worker that sends a batch dies as the API's answer arrives
-#           (created, not recorded) and, in another fleet, before its POST
-#           (recorded, not sent); the one streaming the results dies after
-#           the first chunk: other workers finish each, no batch created
-#           twice, every result once.
+#           (created, not recorded), as a poll's answer arrives, and, in
+#           another fleet, before its POST
+#           (recorded, not sent; once more with another client's batch of
+#           the same size made meanwhile: adopted, its results refused by
+#           their custom_ids, undone); the one streaming the results dies
+#           after the first chunk: other workers finish each, no batch
+#           created twice, every result once.
 #   ended   expired requests, and a batch an operator cancels: their jobs
 #           come back and finish.
 #   limits  the batch endpoints' rate and queue limits (429s), lane auto by
@@ -97,6 +100,7 @@ crash_case() {
     local a=$WORKER_PID
     check "$fleet: worker A died at $point" wait_until 30 sh -c "! kill -0 $a 2>/dev/null"
     grep -q "event=test_crash point=$point" "$T/$fleet-a.log" || fail "$fleet: A's log shows no crash at $point"
+    [ -n "${3:-}" ] && "$3"
     start_worker "$fleet-b" --fleet "$fleet" --concurrency 32
     check "$fleet: $n results within 40 s" wait_until 40 results_at_least "$fleet" $n
     check "$fleet: the lane is empty" wait_until 10 lane_empty "$fleet"
@@ -106,8 +110,17 @@ crash_case() {
         "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r") $(jq -r 'select(.status == "ok") | .id' "$r" | wc -l)"
     local st
     st=$(fake_stats)
-    eq "$fleet: one batch created at the API, each request once" "1 $n" \
+    eq "$fleet: one batch created at the API, each request once" "$((1 + ${FOREIGN:-0})) $((n * (1 + ${FOREIGN:-0})))" \
         "$(echo "$st" | jq '"\(.batches.created) \(.batches.requests)"' -r)"
+}
+# Another client of the key makes a batch of the same size at the same
+# moment (Haiku requests, custom_ids of its own).
+foreign_batch() {
+    local n=600
+    jq -nc --argjson n $n '{requests: [range(1; $n + 1) | {custom_id: "other-\(.)", params:
+        {model: "claude-haiku-4-5", max_tokens: 9, messages: [{role: "user", content: "other \(.)"}]}}]}' |
+        curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $API_KEY" -H 'anthropic-version: 2023-06-01' \
+            -H 'content-type: application/json' --data-binary @- "$FAKE_URL/v1/messages/batches" > "$T/foreign.code"
 }
 crash_case cposted batch_posted
 grep -q "event=batch_found_at_api" "$T/cposted-b.log" && ok "cposted: B found A's batch at the API and adopted it" \
@@ -115,6 +128,13 @@ grep -q "event=batch_found_at_api" "$T/cposted-b.log" && ok "cposted: B found A'
 crash_case cbefore batch_before_post
 grep -q "event=batch_not_at_api" "$T/cbefore-b.log" && ok "cbefore: B looked at the API, found nothing, sent it" \
     || fail "cbefore: B did not look for the batch at the API"
+FOREIGN=1 crash_case cforeign batch_before_post foreign_batch
+eq "cforeign: the other client's batch was created" "200" "$(cat "$T/foreign.code")"
+grep -q "event=batch_foreign_results" "$T/cforeign-b.log" && ok "cforeign: B adopted the other batch (its size and time), saw its custom_ids were not its own, undid it" \
+    || fail "cforeign: B did not adopt and undo the other batch"
+eq "cforeign: no result holds the other batch's answers" "0" \
+    "$(jq -r 'select(.response.model != "claude-sonnet-4-5") | .id' "$T/cforeign.r.jsonl" | wc -l)"
+crash_case cpolled batch_polled
 crash_case cresults batch_results
 check "cresults: B settled the rest, A's lines refused as settled" \
     grep -q 'event=batch_done .*already_settled=[1-9]' "$T/cresults-b.log"
@@ -144,6 +164,9 @@ start_worker can-w1 --fleet can --concurrency 16
 submitted() { lf batches --fleet can --json | grep -q '"state":"submitted"'; }
 check "canceled: the batch went to the API" wait_until 20 submitted
 bid=$(lf batches --fleet can --json | jq -r .batch | head -1)
+lf status --fleet can > "$T/can.status" 2>&1
+check "canceled: status lists the batch in progress (state, requests, age)" \
+    grep -qE "^  $bid +msgbatch_[A-Za-z0-9]+ +sonnet-4 +submitted +100 " "$T/can.status"
 lf limits set default_lane=sync --fleet can >/dev/null     # what comes back goes sync
 check "canceled: llmfleet batches cancel $bid" lf batches cancel "$bid" --fleet can
 check "canceled: 100 results within 30 s" wait_until 30 results_at_least can 100

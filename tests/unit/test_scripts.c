@@ -2740,21 +2740,25 @@ static void test_batch_take_and_fence(void **state) {
     assert_string_equal(r->element[5]->str, "w:1:1");
     freeReplyObject(r);
     /* a stale token changes nothing */
-    const char *stale[] = {"sending", "b1", "0", "2"};
-    r = script("batch", 4, stale);
+    const char *stale[] = {"sending", "b1", "0", "2", "n0nce", "5000"};
+    r = script("batch", 6, stale);
     assert_int_equal(r->integer, -1);
     freeReplyObject(r);
-    const char *sending[] = {"sending", "b1", "1", "2"};
-    r = script("batch", 4, sending);
+    const char *sending[] = {"sending", "b1", "1", "2", "n0nce", "8000"};
+    r = script("batch", 6, sending);
     assert_true(r->integer >= now);
     freeReplyObject(r);
     assert_string_equal(bfield("b1", "sent_n"), "2");
+    assert_string_equal(bfield("b1", "nonce"), "n0nce");
+    assertNear(zscore(KN(BATCHES), "b1"), now + 8000, SLACK_MS, "the hold renewed at the send");
     const char *sub[] = {"submitted", "b1", "1", "msgbatch_x"};
     r = script("batch", 4, sub);
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     assert_string_equal(hget(KN(BATCHAPI), "msgbatch_x"), "b1");
     assertNear(zscore(KN(BATCHES), "b1"), now + 1000, SLACK_MS, "first poll after batch_poll");
+    assertNear(zscore(KN(LEASES), "w:1:1"), now + 36 * 3600000LL, SLACK_MS,
+               "the items' leases run 36 h from the creation at the API");
     /* the API id is b1's: another batch cannot adopt it */
     cmd("HSET %s:b9 state submitting token 4", KN(BATCHES));
     const char *steal[] = {"submitted", "b9", "4", "msgbatch_x"};
@@ -2773,6 +2777,18 @@ static void test_batch_take_and_fence(void **state) {
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     assert_string_equal(bfield("b1", "state"), "ended");
+    /* results of another POST (another nonce): that API batch is marked
+     * nobody's, and the batch looks for its own again */
+    const char *un[] = {"unadopt", "b1", "1"};
+    r = script("batch", 3, un);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_string_equal(bfield("b1", "state"), "submitting");
+    assert_string_equal(bfield("b1", "api_id"), "");
+    assert_string_equal(hget(KN(BATCHAPI), "msgbatch_x"), "-");
+    r = script("batch", 4, sub);
+    assert_int_equal(r->integer, 0);                /* never adopted again */
+    freeReplyObject(r);
 }
 
 static void test_batch_settle_finish(void **state) {

@@ -520,6 +520,7 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
         } else {
             if (watch && tty) printf("\033[H\033[J");
             printStatus(cc.fleet, v, rr, nclass);
+            if (atoll(v[STATUS_batches_open]) > 0) batchesPrint(c, &ks, 5);
         }
         fflush(stdout);
         freeReplyObject(rr);

@@ -59,6 +59,37 @@ static void printRow(const char *bid, const redisReply *h, long long due, long l
            !strcmp(field(h, "cancel"), "1") ? "  cancel asked" : "");
 }
 
+static const char *listHeader = "%-8s %-34s %-14s %-11s %8s %9s %8s %8s %8s %8s\n";
+
+void batchesPrint(redisContext *c, const keySet *ks, int max) {
+    const char *v[] = {"list"};
+    size_t vl[] = {4};
+    rdsScriptCall sc = {"batch", ks, NULL, 1, v, vl};
+    redisReply *rr = rdsScriptSync(c, &sc);
+    if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 2 ||
+        rr->element[1]->type != REDIS_REPLY_ARRAY) {
+        if (rr) freeReplyObject(rr);
+        return;
+    }
+    long long now = rr->element[0]->integer;
+    const redisReply *all = rr->element[1];
+    printf("  batches (llmfleet batches):\n  ");
+    printf(listHeader, "BATCH", "API ID", "CLASS", "STATE", "REQUESTS", "SUCCEEDED", "ERRORED",
+           "ENDED", "AGE", "NEXT");
+    int k = 0;
+    for (size_t i = 0; i + 2 < all->elements; i += 3) {
+        const redisReply *h = all->element[i + 1];
+        if (h->type != REDIS_REPLY_ARRAY || h->elements == 0) continue;
+        if (k++ == max) {
+            printf("  ... %zu in all\n", all->elements / 3);
+            break;
+        }
+        printf("  ");
+        printRow(all->element[i]->str, h, atoll(all->element[i + 2]->str), now);
+    }
+    freeReplyObject(rr);
+}
+
 int cliBatches(const cliCommon *cc0, int argc, char **argv) {
     cliCommon cc = *cc0;
     int json = 0, npos;
@@ -122,8 +153,8 @@ int cliBatches(const cliCommon *cc0, int argc, char **argv) {
     const redisReply *all = rr->element[1];
     int found = 0;
     if (list && !json)
-        printf("%-8s %-34s %-14s %-11s %8s %9s %8s %8s %8s %8s\n", "BATCH", "API ID", "CLASS",
-               "STATE", "REQUESTS", "SUCCEEDED", "ERRORED", "ENDED", "AGE", "NEXT");
+        printf(listHeader, "BATCH", "API ID", "CLASS", "STATE", "REQUESTS", "SUCCEEDED",
+               "ERRORED", "ENDED", "AGE", "NEXT");
     for (size_t i = 0; i + 2 < all->elements; i += 3) {
         const char *bid = all->element[i]->str;
         const redisReply *h = all->element[i + 1];

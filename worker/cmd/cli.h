@@ -34,5 +34,7 @@ int cliGc(const cliCommon *cc, int argc, char **argv);
 int cliPrices(const cliCommon *cc, int argc, char **argv);
 int cliFunctions(const cliCommon *cc, int argc, char **argv);
 int cliBatches(const cliCommon *cc, int argc, char **argv);
+/* status's lines for the Batch lane's open batches (at most max). */
+void batchesPrint(struct redisContext *c, const struct keySet *ks, int max);
 
 #endif

@@ -111,6 +111,11 @@ static void test_nesting_and_navigation(void **state) {
     assert_memory_equal(p, "[{\"type\":\"text\",\"text\":\"hi\"}]", n);
     jsonSpan(&d, 0, &p, &n);
     assert_int_equal(n, strlen(js));
+    /* A value not found (-1), or past the tokens: an empty span. */
+    jsonSpan(&d, jsonGet(&d, 0, "absent"), &p, &n);
+    assert_int_equal(n, 0);
+    jsonSpan(&d, d.ntok, &p, &n);
+    assert_int_equal(n, 0);
     jsonFree(&d);
     assert_null(d.tok);
     jsonFree(&d);                               /* twice is harmless */

@@ -195,6 +195,7 @@ FUZZ_BIN     := $(FUZZ_DIR)/fuzz_job $(FUZZ_DIR)/fuzz_response \
                 $(FUZZ_DIR)/fuzz_ratelimit
 
 $(FUZZ_DIR)/fuzz_job: tests/fuzz/fuzz_job.c common/shelf/json.c common/shelf/buf.c common/api/job.c \
+        common/shelf/rfc3339.c \
         common/api/estimate.c $(FUZZ_HDRS)
 $(FUZZ_DIR)/fuzz_response: tests/fuzz/fuzz_response.c common/shelf/json.c \
         common/api/ratelimit.c common/shelf/rfc3339.c common/api/outcome.c $(FUZZ_HDRS)

@@ -172,6 +172,15 @@ static void laneFailed(batchLane *L, const httpReq *req, long ms, const char *wh
     laneLaterAs(L, ms < 0 ? LANE_RETRY_MS : ms, why, post && r429, r429 ? 1 + post : 0, guess);
 }
 
+/* The step's call to the API (path after /v1/messages; body for a POST;
+ * sink for a stream); one that cannot start ends the step. */
+static void laneHttp(batchLane *L, laneStep step, const char *method, const char *path,
+                     const char *body, size_t len, httpSinkProc *sink) {
+    L->step = step;
+    if (httpStartApi(&L->http, method, path, body, len, sink ? 0 : L->api_timeout_ms, sink) < 0)
+        laneLater(L, LANE_RETRY_MS, "the request could not start");
+}
+
 /* ---- Taking a due batch ------------------------------------------------ */
 
 static void laneTick(batchLane *L, long ms) {
@@ -380,12 +389,9 @@ static void onSending(rds *c, redisReply *r, void *priv) {
     }
     L->submit_ms = r->integer;
     testCrash(L, "batch_before_post");
-    L->step = LANE_POST;
     lfLog(LF_INFO, "event=batch_submit batch=%s class=%s requests=%lld bytes=%zu", L->bid,
           lfQ(L->cls), L->sent_n, L->body.len);
-    if (httpStartApi(&L->http, "POST", "/batches", L->body.p, L->body.len, L->api_timeout_ms,
-                     NULL) < 0)
-        laneLater(L, LANE_RETRY_MS, "the request could not start");
+    laneHttp(L, LANE_POST, "POST", "/batches", L->body.p, L->body.len, NULL);
 }
 
 static void onRecorded(rds *c, redisReply *r, void *priv) {
@@ -467,9 +473,7 @@ static void startList(batchLane *L) {
     laneHold(L);                    /* (each page within the hold) */
     if (L->list_after[0]) snprintf(path, sizeof(path), "/batches?limit=100&after_id=%s", L->list_after);
     else snprintf(path, sizeof(path), "/batches?limit=100");
-    L->step = LANE_LIST;
-    if (httpStartApi(&L->http, "GET", path, NULL, 0, L->api_timeout_ms, NULL) < 0)
-        laneLater(L, LANE_RETRY_MS, "the request could not start");
+    laneHttp(L, LANE_LIST, "GET", path, NULL, 0, NULL);
 }
 
 /* Candidates, newest first, in the list answer: created since the send
@@ -578,17 +582,13 @@ static void startPoll(batchLane *L) {
     char path[200];
     if (L->cancel && !L->cancel_sent) {
         snprintf(path, sizeof(path), "/batches/%s/cancel", L->api_id);
-        L->step = LANE_CANCEL;
         L->cancel_sent = 1;
         lfLog(LF_INFO, "event=batch_cancel batch=%s api_id=%s", L->bid, lfQ(L->api_id));
-        if (httpStartApi(&L->http, "POST", path, "", 0, L->api_timeout_ms, NULL) < 0)
-            laneLater(L, LANE_RETRY_MS, "the request could not start");
+        laneHttp(L, LANE_CANCEL, "POST", path, "", 0, NULL);
         return;
     }
     snprintf(path, sizeof(path), "/batches/%s", L->api_id);
-    L->step = LANE_POLL;
-    if (httpStartApi(&L->http, "GET", path, NULL, 0, L->api_timeout_ms, NULL) < 0)
-        laneLater(L, LANE_RETRY_MS, "the request could not start");
+    laneHttp(L, LANE_POLL, "GET", path, NULL, 0, NULL);
 }
 
 static void onPollRecorded(rds *c, redisReply *r, void *priv) {
@@ -652,6 +652,7 @@ static void onPolled(httpReq *req, void *priv) {
 
 static size_t onResultBytes(httpReq *req, const char *p, size_t len, void *priv);
 static void chunkSend(batchLane *L);
+static void streamTail(batchLane *L);
 static void onStreamAbort(evutil_socket_t fd, short what, void *arg);
 static void onChunkSettled(rds *c, redisReply *r, void *priv);
 
@@ -671,10 +672,8 @@ static void startStream(batchLane *L) {
     bufReset(&L->http.body);
     L->settling = L->stream_done = L->stream_abort = L->foreign = 0;
     memset(L->settled, 0, sizeof(L->settled));
-    L->step = LANE_STREAM;
     lfLog(LF_INFO, "event=batch_results batch=%s api_id=%s", L->bid, lfQ(L->api_id));
-    if (httpStartApi(&L->http, "GET", path, NULL, 0, 0, onResultBytes) < 0)
-        laneLater(L, LANE_RETRY_MS, "the request could not start");
+    laneHttp(L, LANE_STREAM, "GET", path, NULL, 0, onResultBytes);
 }
 
 /* One complete line into the chunk (blank lines are skipped). */
@@ -994,23 +993,21 @@ static void onChunkSettled(rds *c, redisReply *r, void *priv) {
     L->settling = 0;
     if (monoMs() - L->extended > L->hold_ms / 4) {
         /* A long stream: the hold is renewed, nobody else starts over. */
-        char own[24];
-        snprintf(own, sizeof(own), "%ld", L->hold_ms);
-        const char *hv[] = {"later", L->bid, L->token, own};
-        laneScript(L, onHeld, 4, hv);
-        L->extended = monoMs();
+        laneHold(L);
     }
-    if (L->stream_done) {
-        if (L->partial.len) {
-            chunkLine(L, L->partial.p, L->partial.len);
-            bufReset(&L->partial);
-            chunkSend(L);
-            return;
-        }
-        laneFinish(L);
-        return;
+    if (L->stream_done) streamTail(L);
+    else httpResume(&L->http);
+}
+
+/* The stream is over and no chunk is settling: what is left (a last line
+ * without its newline, a chunk not full) goes, then the batch finishes. */
+static void streamTail(batchLane *L) {
+    if (L->partial.len) {
+        chunkLine(L, L->partial.p, L->partial.len);
+        bufReset(&L->partial);
     }
-    httpResume(&L->http);
+    if (L->nlines) chunkSend(L);
+    else laneFinish(L);
 }
 
 static void onStreamDone(batchLane *L, httpReq *req) {
@@ -1027,16 +1024,7 @@ static void onStreamDone(batchLane *L, httpReq *req) {
         return;
     }
     L->stream_done = 1;
-    if (L->settling) return;        /* onChunkSettled goes on */
-    if (L->nlines || L->partial.len) {
-        if (L->partial.len) {
-            chunkLine(L, L->partial.p, L->partial.len);
-            bufReset(&L->partial);
-        }
-        chunkSend(L);
-        return;
-    }
-    laneFinish(L);
+    if (!L->settling) streamTail(L);    /* (else onChunkSettled goes on) */
 }
 
 /* ---- Finish ----------------------------------------------------------------- */

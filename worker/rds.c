@@ -69,6 +69,12 @@ typedef struct rdsCall {
     long long t_sent_us;                /* when it was (last) sent (mono) */
 } rdsCall;
 
+int rdsBusyReply(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_ERROR &&
+           (!strncmp(r->str, "LOADING ", 8) || !strncmp(r->str, "BUSY ", 5) ||
+            !strncmp(r->str, "MASTERDOWN ", 11));
+}
+
 static void rdsConnect(rds *c);
 
 /* ---- Sentinel ---------------------------------------------------------- */
@@ -370,8 +376,7 @@ static void callReply(redisAsyncContext *ac, void *r, void *priv) {
         /* Not serving scripts now (loading its data after a restart,
          * another script running, a replica cut off from its master):
          * refused before running, nothing written; the caller retries. */
-        else if (!strncmp(reply->str, "LOADING ", 8) || !strncmp(reply->str, "BUSY ", 5) ||
-                 !strncmp(reply->str, "MASTERDOWN ", 11))
+        else if (rdsBusyReply(reply))
             lfLog(LF_WARN, "event=redis_unavailable script=%s error=%s",
                   scriptSources[k->script].name, lfQ(reply->str));
         else

@@ -88,6 +88,11 @@ int rdsScriptThen(rds *c, const rdsScriptCall *sc, rdsCallback *cb, void *priv,
 int rdsCommand(rds *c, int argc, const char **argv, const size_t *argvlen,
                rdsCallback *cb, void *priv);
 
+/* 1 when r is Redis refusing for now, before running anything: loading
+ * its data after a restart (LOADING), another script running (BUSY), a
+ * replica cut off from its master (MASTERDOWN). */
+int rdsBusyReply(const redisReply *r);
+
 /* ---- Blocking connection (subcommands) ---- */
 
 /* Connect, AUTH, SELECT. Returns a context, or NULL with err set (the

@@ -485,6 +485,13 @@ int cliStatus(const cliCommon *cc0, int argc, char **argv) {
             if (!c) break;
             continue;
         }
+        if (nclass < 0 && watch && rdsBusyReply(rr)) {
+            /* Redis back but still loading (a restart): said, asked again. */
+            fprintf(stderr, "llmfleet status: %s; asking again\n", rr->str);
+            freeReplyObject(rr);
+            sleep(1);
+            continue;
+        }
         if (nclass < 0) {
             fprintf(stderr, "llmfleet status: %s\n", !rr ? rdsSyncErr(c)
                     : rr->type == REDIS_REPLY_ERROR ? rr->str : "unexpected reply from status.lua");

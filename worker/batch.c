@@ -127,15 +127,19 @@ static void testCrash(batchLane *L, const char *point) {
 static void laneTake(batchLane *L);
 static void itemsRead(batchLane *L);
 
+/* A batch.lua call with n string arguments (rds copies them). */
 static int laneScript(batchLane *L, rdsCallback *cb, int n, const char **v) {
-    size_t vl[16 + CHUNK_LINES];
+    size_t *vl = malloc(sizeof(*vl) * (size_t)n);
+    if (!vl) abort();
     for (int i = 0; i < n; i++) vl[i] = strlen(v[i]);
     rdsScriptCall sc = {"batch", &L->w->keys, NULL, n, v, vl};
-    return rdsScript(L->w->redis, &sc, cb, L);
+    int rc = rdsScript(L->w->redis, &sc, cb, L);
+    free(vl);
+    return rc;
 }
 
-/* The step failed: the batch is due again in ms (its token still holds:
- * nobody else took it meanwhile, or the call is fenced and harmless). */
+/* A step that ends the lane's work on its batch (a `later`, an `unadopt`):
+ * the lane looks for the next due batch shortly. */
 static void onLater(rds *c, redisReply *r, void *priv) {
     batchLane *L = priv;
     if (L->stopped) return;         /* (teardown: Redis is gone) */
@@ -368,10 +372,7 @@ static void itemsRead(batchLane *L) {
     if (to > L->n) to = L->n;
     int n = itemsArgs(L, v, num, L->next_item, to);
     L->step = LANE_ITEMS;
-    size_t vl[2 + ITEMS_PAGE];
-    for (int i = 0; i < n; i++) vl[i] = strlen(v[i]);
-    rdsScriptCall sc = {"batch", &L->w->keys, NULL, n, v, vl};
-    if (rdsScript(L->w->redis, &sc, onItems, L) < 0) {
+    if (laneScript(L, onItems, n, v) < 0) {
         L->step = LANE_IDLE;
         laneTick(L, 1000);
     }
@@ -884,10 +885,9 @@ static void chunkSend(batchLane *L) {
     /* (a chunk may pass CHUNK_LINES by the lines of libcurl's last write) */
     size_t cap = (size_t)L->nlines + 2;
     const char **v = malloc(sizeof(*v) * cap);
-    size_t *vl = malloc(sizeof(*vl) * cap);
     char (*num)[24] = malloc(24 * cap);
     int n = 0;
-    if (!v || !vl || !num) abort();
+    if (!v || !num) abort();
     v[n++] = "items";
     v[n++] = L->bid;
     L->settling = 1;
@@ -909,13 +909,8 @@ static void chunkSend(batchLane *L) {
         n++;
     }
     int rc = 0;
-    if (n > 2 && !L->foreign) {
-        for (int i = 0; i < n; i++) vl[i] = strlen(v[i]);
-        rdsScriptCall sc = {"batch", &L->w->keys, NULL, n, v, vl};
-        rc = rdsScript(L->w->redis, &sc, onChunkItems, L);
-    }
+    if (n > 2 && !L->foreign) rc = laneScript(L, onChunkItems, n, v);
     free(num);
-    free(vl);
     free(v);
     if (L->foreign || rc < 0) {
         /* The transfer ends (here maybe inside libcurl's write callback,
@@ -932,14 +927,6 @@ static void chunkSend(batchLane *L) {
 }
 
 static void onHeld(rds *c, redisReply *r, void *priv) { (void)c; (void)r; (void)priv; }
-
-static void onUnadopted(rds *c, redisReply *r, void *priv) {
-    batchLane *L = priv;
-    if (L->stopped) return;         /* (teardown: Redis is gone) */
-    (void)c; (void)r;
-    L->step = LANE_IDLE;
-    laneTick(L, 50);
-}
 
 /* A stream ended early (from the loop: never inside a libcurl callback):
  * a chunk that could not go (Redis away), or lines of another POST's
@@ -961,7 +948,7 @@ static void onStreamAbort(evutil_socket_t fd, short what, void *arg) {
           L->bid, lfQ(L->api_id));
     const char *v[] = {"unadopt", L->bid, L->token};
     L->step = LANE_LATER;
-    if (laneScript(L, onUnadopted, 3, v) < 0) onUnadopted(NULL, NULL, L);
+    if (laneScript(L, onLater, 3, v) < 0) onLater(NULL, NULL, L);
 }
 
 /* The chunk is settled (r: the verdicts; NULL: nothing to settle): the

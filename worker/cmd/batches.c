@@ -61,16 +61,25 @@ static void printRow(const char *bid, const redisReply *h, long long due, long l
 
 static const char *listHeader = "%-8s %-34s %-14s %-11s %8s %9s %8s %8s %8s %8s\n";
 
-void batchesPrint(redisContext *c, const keySet *ks, int max) {
+/* batch.lua list: {now, [bid, record, due]...}; NULL (err set) when the
+ * reply is not one. */
+static redisReply *listCall(redisContext *c, const keySet *ks, char *err, size_t errlen) {
     const char *v[] = {"list"};
     size_t vl[] = {4};
     rdsScriptCall sc = {"batch", ks, NULL, 1, v, vl};
     redisReply *rr = rdsScriptSync(c, &sc);
-    if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 2 ||
-        rr->element[1]->type != REDIS_REPLY_ARRAY) {
-        if (rr) freeReplyObject(rr);
-        return;
-    }
+    if (rr && rr->type == REDIS_REPLY_ARRAY && rr->elements == 2 &&
+        rr->element[1]->type == REDIS_REPLY_ARRAY)
+        return rr;
+    snprintf(err, errlen, "%s", rr && rr->type == REDIS_REPLY_ERROR ? rr->str : rdsSyncErr(c));
+    if (rr) freeReplyObject(rr);
+    return NULL;
+}
+
+void batchesPrint(redisContext *c, const keySet *ks, int max) {
+    char err[300];
+    redisReply *rr = listCall(c, ks, err, sizeof(err));
+    if (!rr) return;
     long long now = rr->element[0]->integer;
     const redisReply *all = rr->element[1];
     printf("  batches (llmfleet batches):\n  ");
@@ -137,15 +146,10 @@ int cliBatches(const cliCommon *cc0, int argc, char **argv) {
         redisFree(c);
         return rc;
     }
-    const char *v[] = {"list"};
-    size_t vl[] = {4};
-    rdsScriptCall sc = {"batch", &ks, NULL, 1, v, vl};
-    redisReply *rr = rdsScriptSync(c, &sc);
-    if (!rr || rr->type != REDIS_REPLY_ARRAY || rr->elements != 2 ||
-        rr->element[1]->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "llmfleet batches: %s\n", rr && rr->type == REDIS_REPLY_ERROR
-                ? rr->str : rdsSyncErr(c));
-        if (rr) freeReplyObject(rr);
+    char err[300];
+    redisReply *rr = listCall(c, &ks, err, sizeof(err));
+    if (!rr) {
+        fprintf(stderr, "llmfleet batches: %s\n", err);
         redisFree(c);
         return 1;
     }

@@ -83,11 +83,16 @@ static void onRenewed(rds *c, redisReply *r, void *priv) {
         if (t->type != REDIS_REPLY_STRING) continue;
         for (int k = 0; k < w->nslots; k++) {
             slot *s = &w->slots[k];
-            if (s->state != SLOT_FREE && strlen(s->lease) == t->len &&
-                memcmp(s->lease, t->str, t->len) == 0 && !s->lost) {
-                s->lost = 1;
+            if (s->state == SLOT_FREE || strlen(s->lease) != t->len ||
+                memcmp(s->lease, t->str, t->len) != 0 || s->lost)
+                continue;
+            s->lost = 1;
+            /* Not lost but settled: a slot whose settle ran before this
+             * renew (sent first, queued behind a WAIT) and now waits for
+             * the replicas, or one whose settle goes again after a lost
+             * WAIT (the first copy landed; the copy's reply tells). */
+            if (!s->landed && !s->resent)
                 lfLog(LF_WARN, "event=lease_lost id=%s lease=%s", lfQ(s->job.id), s->lease);
-            }
         }
     }
 }

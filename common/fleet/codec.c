@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "json.h"
 #include "price.h"
@@ -201,6 +202,23 @@ static void setOpt(char *dst, long long v) {
     else dst[0] = '\0';
 }
 
+static long long wallNowMs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The API's buckets refill continuously over a minute: a reading whose
+ * full replenishment is further away than MINUTE_RESET_MAX_MS is no such
+ * bucket (an organisation's cap of an hour reported in tokens-*, say).
+ * Learned as one it would pace the class at that limit per minute long
+ * after the cap lifted; the 429's retry-after covers it. Absent then. */
+#define MINUTE_RESET_MAX_MS 600000   /* (10 min: a worker clock minutes off still learns) */
+static const rlBucket noBucket = {-1, -1, -1};
+static const rlBucket *minuteBucket(const rlBucket *b, long long wall) {
+    return b->reset_ms > wall + MINUTE_RESET_MAX_MS ? &noBucket : b;
+}
+
 void recAttempt(settleRec *r, const outcome *o, const rlHeaders *rl,
                 long long cost_micro, const recCtx *ctx, long rand6) {
     char (*a)[24] = r->att;
@@ -221,15 +239,18 @@ void recAttempt(settleRec *r, const outcome *o, const rlHeaders *rl,
     d[8] = '\0';
     setNum(a[ATT_ATTEMPT], ctx->attempt);
 
-    const rlBucket *in = rl->input.limit >= 0 ? &rl->input : &rl->tokens;
+    long long wall = wallNowMs();
+    const rlBucket *rq = minuteBucket(&rl->requests, wall), *out = minuteBucket(&rl->output, wall);
+    const rlBucket *in = rl->input.limit >= 0 ? minuteBucket(&rl->input, wall)
+                                              : minuteBucket(&rl->tokens, wall);
     long long reset = rl->tokens.reset_ms >= 0 ? rl->tokens.reset_ms : rl->input.reset_ms;
     char (*b)[24] = r->obs;
-    setOpt(b[OBS_R_LIM], rl->requests.remaining >= 0 ? rl->requests.limit : -1);
-    setOpt(b[OBS_R_REM], rl->requests.limit >= 0 ? rl->requests.remaining : -1);
+    setOpt(b[OBS_R_LIM], rq->remaining >= 0 ? rq->limit : -1);
+    setOpt(b[OBS_R_REM], rq->limit >= 0 ? rq->remaining : -1);
     setOpt(b[OBS_I_LIM], in->remaining >= 0 ? in->limit : -1);
     setOpt(b[OBS_I_REM], in->limit >= 0 ? in->remaining : -1);
-    setOpt(b[OBS_O_LIM], rl->output.remaining >= 0 ? rl->output.limit : -1);
-    setOpt(b[OBS_O_REM], rl->output.limit >= 0 ? rl->output.remaining : -1);
+    setOpt(b[OBS_O_LIM], out->remaining >= 0 ? out->limit : -1);
+    setOpt(b[OBS_O_REM], out->limit >= 0 ? out->remaining : -1);
     setOpt(b[OBS_RESET_MS], reset);
     r->has_obs = b[OBS_R_LIM][0] || b[OBS_I_LIM][0] || b[OBS_O_LIM][0] ||
                  b[OBS_RESET_MS][0];

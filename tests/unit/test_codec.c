@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "json.h"
@@ -842,6 +843,39 @@ static void test_rec_attempt_ok(void **state) {
     recFree(&r);
 }
 
+/* A reading whose full replenishment is hours away is not a per-minute
+ * bucket (an org cap reported in tokens-*): not learned; one a minute
+ * away (or a few, a worker's clock off) is. */
+static void test_rec_attempt_far_reset(void **state) {
+    (void)state;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long wall = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    settleRec r;
+    memset(&r, 0, sizeof(r));
+    job j = mkJob("a-3", "claude-sonnet-4-5", NULL);
+    outcome o = errOutcome(429);
+    recCtx c1 = {"w-9", 1, 0, NULL};
+    rlHeaders h;
+    rlInit(&h);
+    h.tokens = (rlBucket){1500, 0, wall + 3600000};
+    h.requests = (rlBucket){50, 0, wall + 3600000};
+    h.output = (rlBucket){200, 150, wall + 50000};
+    recError(&r, &j, "rate_limit_error", "cap", 429, &c1);
+    recAttempt(&r, &o, &h, -1, &c1, 0);
+    assert_string_equal(r.obs[OBS_I_LIM], "");
+    assert_string_equal(r.obs[OBS_I_REM], "");
+    assert_string_equal(r.obs[OBS_R_LIM], "");
+    assert_string_equal(r.obs[OBS_O_LIM], "200");
+    assert_string_equal(r.obs[OBS_O_REM], "150");
+    /* Five minutes away (a clock off by some): still a bucket. */
+    h.tokens = (rlBucket){1500, 0, wall + 300000};
+    recAttempt(&r, &o, &h, -1, &c1, 0);
+    assert_string_equal(r.obs[OBS_I_LIM], "1500");
+    assert_string_equal(r.obs[OBS_I_REM], "0");
+    recFree(&r);
+}
+
 static void test_rec_attempt_error(void **state) {
     (void)state;
     settleRec r;
@@ -1580,6 +1614,7 @@ int main(void) {
         cmocka_unit_test(test_rec_dead_binary),
         cmocka_unit_test(test_rec_attempt_ok),
         cmocka_unit_test(test_rec_attempt_error),
+        cmocka_unit_test(test_rec_attempt_far_reset),
         cmocka_unit_test(test_rec_attempt_rand),
         cmocka_unit_test(test_rec_attempt_obs),
         cmocka_unit_test(test_rec_requeue_unknown),

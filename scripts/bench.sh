@@ -286,6 +286,18 @@ start_fakeapi --latency-ms 300 --rpm "$PACED_RPM" --quiet || exit 1
 LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
 for i in $(seq 1 "$NP"); do job "$i"; done > "$T/pacedjobs.jsonl"
 : > "$T/paced.txt"
+# The baseline in the same run: an idle redis-server beside the fleet's
+# (its own timers, hz 10, cost CPU with no client at all); its CPU over
+# the same spans, per job, is the floor no fleet can go under.
+IDLE_PORT=$("$BIN/freeport")
+mkdir -p "$T/idle"
+redis-server --port "$IDLE_PORT" --bind 127.0.0.1 --dir "$T/idle" --save '' --appendonly no \
+    --logfile "$T/idle/redis.log" &
+PIDS+=("$!")
+wait_until 10 redis-cli -p "$IDLE_PORT" ping >/dev/null || { echo "bench: idle redis"; exit 1; }
+idle_cpu_us() {
+    redis-cli -p "$IDLE_PORT" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%d", s * 1000000}'
+}
 # Script calls so far: FCALL (the function library) and EVALSHA (a Redis
 # without it).
 script_calls() {
@@ -303,21 +315,21 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
         done
         at_least() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$1" ]; }
         WAIT_POLL=0.2 wait_until 120 at_least $(( PACED_RPM + 50 )) || { echo "bench: paced burst timed out"; exit 1; }
-        c0=$(redis_cpu_us); n0=$(rcli XLEN 'llmfleet:{default}:results'); t0=$(now_ms)
+        c0=$(redis_cpu_us); i0=$(idle_cpu_us); n0=$(rcli XLEN 'llmfleet:{default}:results'); t0=$(now_ms)
         calls0=$(script_calls)
         WAIT_POLL=0.5 wait_until 300 at_least "$NP" || { echo "bench: paced run timed out"; exit 1; }
-        c1=$(redis_cpu_us); n1=$(rcli XLEN 'llmfleet:{default}:results'); t1=$(now_ms)
+        c1=$(redis_cpu_us); i1=$(idle_cpu_us); n1=$(rcli XLEN 'llmfleet:{default}:results'); t1=$(now_ms)
         calls1=$(script_calls)
         kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
         r429=$(fake_stats | jq '.status["429"] // 0')
         curl -s -X POST "$FAKE_URL/_reset" >/dev/null
-        echo "$nw $(( (c1 - c0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.1f\", ($calls1 - $calls0) / ($n1 - $n0)}") $(( (n1 - n0) * 1000 / (t1 - t0) )) $r429" >> "$T/paced.txt"
+        echo "$nw $(( (c1 - c0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.1f\", ($calls1 - $calls0) / ($n1 - $n0)}") $(( (n1 - n0) * 1000 / (t1 - t0) )) $r429 $(( (i1 - i0) / (n1 - n0) ))" >> "$T/paced.txt"
     done
 done
 med() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/paced.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-printf "  %-10s %16s %16s %10s %8s\n" "workers" "Redis us/job" "script calls/job" "jobs/s" "429s"
+printf "  %-10s %16s %16s %16s %10s %8s\n" "workers" "Redis us/job" "idle Redis us/job" "script calls/job" "jobs/s" "429s"
 for nw in $PACED_FLEETS; do
-    printf "  %-10s %16s %16s %10s %8s\n" "$nw" "$(med "$nw" 2)" "$(med "$nw" 3)" "$(med "$nw" 4)" "$(med "$nw" 5)"
+    printf "  %-10s %16s %16s %16s %10s %8s\n" "$nw" "$(med "$nw" 2)" "$(med "$nw" 6)" "$(med "$nw" 3)" "$(med "$nw" 4)" "$(med "$nw" 5)"
 done
 printf "  %-44s %10s\n" "rounds, interleaved, medians" "$PACED_ROUNDS"
 fi

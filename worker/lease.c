@@ -125,10 +125,13 @@ static void onReaped(rds *c, redisReply *r, void *priv) {
     if (!r || r->type != REDIS_REPLY_INTEGER) return;
     if (r->integer > 0)
         lfLog(LF_WARN, "event=reaped_expired_leases n=%lld", r->integer);
-    else if (r->integer == -1)
+    /* Held: -1 this call saw the gap, -2 another call did (a renew, or
+     * another worker's reap); said once a hold by each worker. */
+    if ((r->integer == -1 || r->integer == -2) && !w->reap_held)
         lfLog(LF_WARN, "event=reap_held reason=redis_time_gap for_ms=%ld "
               "(Redis did not run, or its clock stepped: live workers renew first)",
               w->cfg->lease_ms);
+    w->reap_held = r->integer == -1 || r->integer == -2;
 }
 
 void onReapTimer(evutil_socket_t fd, short what, void *arg) {

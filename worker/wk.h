@@ -139,6 +139,7 @@ typedef struct worker {
     struct event *sig_term, *sig_int;
     long long done_ok, done_err, retries, dups, fenced, late_go, batched;
     struct batchLane *lane;         /* the Batch lane's driver (batch.c) */
+    int reap_held;                  /* the last reap found reaping held (said once) */
     long long seq_seen;             /* highest fleet write counter seen (renew) */
     int seq_checked;                /* ... read since the last (re)connect: until
                                      * then no claim, admission or settle goes,

@@ -37,8 +37,10 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 # Private memory (USS): what the process costs beyond shared library pages.
 uss_kib() { awk '/^Private_(Clean|Dirty):/ {s += $2} END {print s}' "/proc/$1/smaps_rollup"; }
+# CPU (us) the redis-server on port $1 (default: the fleet's) has used.
 redis_cpu_us() {
-    rcli INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%d", s * 1000000}'
+    redis-cli -p "${1:-$REDIS_PORT}" INFO cpu |
+        awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%d", s * 1000000}'
 }
 # A job whose request body is about 1.6 KB, like the wrk test.
 text=$(head -c 1400 /dev/zero | tr '\0' x)
@@ -295,9 +297,6 @@ redis-server --port "$IDLE_PORT" --bind 127.0.0.1 --dir "$T/idle" --save '' --ap
     --logfile "$T/idle/redis.log" &
 PIDS+=("$!")
 wait_until 10 redis-cli -p "$IDLE_PORT" ping >/dev/null || { echo "bench: idle redis"; exit 1; }
-idle_cpu_us() {
-    redis-cli -p "$IDLE_PORT" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%d", s * 1000000}'
-}
 # Script calls so far: FCALL (the function library) and EVALSHA (a Redis
 # without it).
 script_calls() {
@@ -315,10 +314,10 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
         done
         at_least() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$1" ]; }
         WAIT_POLL=0.2 wait_until 120 at_least $(( PACED_RPM + 50 )) || { echo "bench: paced burst timed out"; exit 1; }
-        c0=$(redis_cpu_us); i0=$(idle_cpu_us); n0=$(rcli XLEN 'llmfleet:{default}:results'); t0=$(now_ms)
+        c0=$(redis_cpu_us); i0=$(redis_cpu_us "$IDLE_PORT"); n0=$(rcli XLEN 'llmfleet:{default}:results'); t0=$(now_ms)
         calls0=$(script_calls)
         WAIT_POLL=0.5 wait_until 300 at_least "$NP" || { echo "bench: paced run timed out"; exit 1; }
-        c1=$(redis_cpu_us); i1=$(idle_cpu_us); n1=$(rcli XLEN 'llmfleet:{default}:results'); t1=$(now_ms)
+        c1=$(redis_cpu_us); i1=$(redis_cpu_us "$IDLE_PORT"); n1=$(rcli XLEN 'llmfleet:{default}:results'); t1=$(now_ms)
         calls1=$(script_calls)
         kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
         r429=$(fake_stats | jq '.status["429"] // 0')

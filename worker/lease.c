@@ -127,11 +127,12 @@ static void onReaped(rds *c, redisReply *r, void *priv) {
         lfLog(LF_WARN, "event=reaped_expired_leases n=%lld", r->integer);
     /* Held: -1 this call saw the gap, -2 another call did (a renew, or
      * another worker's reap); said once a hold by each worker. */
-    if ((r->integer == -1 || r->integer == -2) && !w->reap_held)
+    int held = r->integer == -1 || r->integer == -2;
+    if (held && !w->reap_held)
         lfLog(LF_WARN, "event=reap_held reason=redis_time_gap for_ms=%ld "
               "(Redis did not run, or its clock stepped: live workers renew first)",
               w->cfg->lease_ms);
-    w->reap_held = r->integer == -1 || r->integer == -2;
+    w->reap_held = held;
 }
 
 void onReapTimer(evutil_socket_t fd, short what, void *arg) {

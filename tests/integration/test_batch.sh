@@ -139,9 +139,12 @@ crash_case cresults batch_results
 check "cresults: B settled the rest, A's lines refused as settled" \
     grep -q 'event=batch_done .*already_settled=[1-9]' "$T/cresults-b.log"
 
+# A new fake API for the next section: the old one is killed outright (a
+# results stream may be open; the fake is not under test here).
+fresh_fake() { kill -9 "$FAKE_PID" 2>/dev/null; start_fakeapi "$@"; }
+
 # ---- ended: expired, canceled ---------------------------------------------
-kill -9 "$FAKE_PID" 2>/dev/null   # (a stream may be open: the fake is not under test here)
-start_fakeapi --seed 5 --batch-ms 1500 --batch-expire-ms 1000
+fresh_fake --seed 5 --batch-ms 1500 --batch-expire-ms 1000
 # a third of the requests expire each time: 12 attempts leave ~1 in 500,000
 lf limits set batch_max_wait=300ms batch_poll=300ms max_attempts=12 base_delay=100ms \
     max_delay=1s --fleet exp >/dev/null
@@ -156,8 +159,7 @@ check "expired: the API expired requests ($(fake_stats | jq .batches.expired)), 
     test "$(jq -r 'select(.attempts > 1) | .id' "$r" | wc -l)" -gt 0 -a "$(fake_stats | jq .batches.expired)" -gt 0
 check "expired: the lane is empty" wait_until 10 lane_empty exp
 
-kill -9 "$FAKE_PID" 2>/dev/null   # (a stream may be open: the fake is not under test here)
-start_fakeapi --seed 6 --batch-ms 600000
+fresh_fake --seed 6 --batch-ms 600000
 lf limits set batch_max_wait=300ms batch_poll=300ms default_lane=batch --fleet can >/dev/null
 gen_jobs 100 cn | lf submit - --fleet can 2>/dev/null
 start_worker can-w1 --fleet can --concurrency 16
@@ -183,8 +185,7 @@ check "canceled: the lane is empty" wait_until 10 lane_empty can
 # (lane auto), under a spend cap that stops the fleet: the lane waits out
 # the 429s, creates no batch twice, the sync jobs flow meanwhile, the cap
 # holds against the fake API's own accounting.
-kill -9 "$FAKE_PID" 2>/dev/null   # (a stream may be open: the fake is not under test here)
-start_fakeapi --seed 9 --batch-ms 1500 --batch-rpm 60 --batch-queue 300
+fresh_fake --seed 9 --batch-ms 1500 --batch-rpm 60 --batch-queue 300
 lf limits set batch_max_wait=300ms batch_poll=1s batch_max_requests=300 \
     max_spend_usd=0.12 --fleet lim >/dev/null
 gen_jobs 600 lb | jq -c '. + {lane: "batch"}' > "$T/lim.jsonl"
@@ -220,8 +221,7 @@ check "limits: spend recorded ($spent) = served by the fake API at each lane's p
 eq "limits: one budget_exceeded entry" "1" "$(jq -r 'select(.status == "budget_exceeded") | .status' "$r" | wc -l)"
 
 # ---- rss: 200 MB of results ------------------------------------------------
-kill -9 "$FAKE_PID" 2>/dev/null   # (a stream may be open: the fake is not under test here)
-start_fakeapi --seed 8 --batch-ms 100 --output-tokens 1024 --output-dist fixed
+fresh_fake --seed 8 --batch-ms 100 --output-tokens 1024 --output-dist fixed
 # One batch of 48,000 answers of 1,024 tokens (the fake's text is 4 KB at
 # most): a results file of ~210 MB.
 N=${BATCH_RSS_JOBS:-48000}

@@ -279,10 +279,11 @@ PACED_ROUNDS=${BENCH_PACED_ROUNDS:-2}
 PACED_FLEETS=${BENCH_PACED_FLEETS:-2 16}
 NP=$(( PACED_RPM + PACED_EXTRA ))
 echo "# 6. Redis CPU per job while paced: fake API at $PACED_RPM RPM (300 ms), $NP jobs, fleets of $PACED_FLEETS workers x 32 slots"
-# The bucket starts full: the first $PACED_RPM jobs go at once. The figure
-# is Redis's CPU between the ($PACED_RPM + 50)th result and the last,
-# divided by the jobs settled meanwhile: every one of them waited for the
-# refill (about $(( PACED_RPM / 60 )) jobs/s).
+# The bucket starts full: the first $PACED_RPM jobs (and what refills
+# meanwhile) go at once, at max_in_flight. The figure is Redis's CPU from
+# the end of that burst (a second with results at most 1.5 x the refill
+# rate) to the last result, divided by the jobs settled meanwhile: every
+# one of them waited for the refill (about $(( PACED_RPM / 60 )) jobs/s).
 kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
 start_fakeapi --latency-ms 300 --rpm "$PACED_RPM" --quiet || exit 1
 LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
@@ -314,6 +315,15 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
         done
         at_least() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$1" ]; }
         WAIT_POLL=0.2 wait_until 120 at_least $(( PACED_RPM + 50 )) || { echo "bench: paced burst timed out"; exit 1; }
+        # The burst goes on while the bucket refills (at max_in_flight):
+        # the window opens once a second's results are within half again
+        # the bucket's rate, every job after it paced by the refill.
+        paced() {
+            local a b
+            a=$(rcli XLEN 'llmfleet:{default}:results'); sleep 1; b=$(rcli XLEN 'llmfleet:{default}:results')
+            [ $(( (b - a) * 60 * 2 )) -le $(( PACED_RPM * 3 )) ]
+        }
+        wait_until 120 paced || { echo "bench: the burst did not end"; exit 1; }
         c0=$(redis_cpu_us); i0=$(redis_cpu_us "$IDLE_PORT"); n0=$(rcli XLEN 'llmfleet:{default}:results'); t0=$(now_ms)
         calls0=$(script_calls)
         WAIT_POLL=0.5 wait_until 300 at_least "$NP" || { echo "bench: paced run timed out"; exit 1; }

@@ -15,32 +15,50 @@
  * counts from less than was spent): the fleet stops until an operator
  * has looked and resumes (llmfleet resume). */
 static void onRewindPaused(rds *c, redisReply *r, void *priv) {
-    (void)c; (void)priv;
-    if (r && r->type == REDIS_REPLY_ARRAY)
+    worker *w = priv;
+    (void)c;
+    if (r && r->type == REDIS_REPLY_ARRAY) {
+        w->rewind_unsaid = 0;
         lfLog(LF_WARN, "event=fleet_paused reason=redis_rewind until=resumed");
+    }
+    /* Else lost with the connection (a Redis coming back is often
+     * reconfigured meanwhile: its ACL users set again close their
+     * clients) or refused: the next renew's reply sends it again. */
 }
 
+#define REWIND_TRIES 20             /* pause calls before giving up */
+
+static void sendRewindPause(worker *w) {
+    const char *v[PA_COUNT];
+    size_t vl[PA_COUNT];
+    char kind[8];
+    w->rewind_unsaid--;
+    v[PA_KIND] = kind;
+    vl[PA_KIND] = fmtLL(kind, PAUSE_OPERATOR);
+    v[PA_REASON] = w->rewind_why;
+    vl[PA_REASON] = strlen(w->rewind_why);
+    rdsScriptCall sc = {"pause", &w->keys, NULL, PA_COUNT, v, vl};
+    rdsScript(w->redis, &sc, onRewindPaused, w);
+}
+
+/* The pause is the point: seen once (seq_seen follows the counter down),
+ * it is sent until Redis confirms it, not only in the call that found
+ * the rewind: that call is often lost with its connection. */
 static void checkRewind(worker *w, long long seq) {
     if (seq >= w->seq_seen) {
         w->seq_seen = seq;
+        if (w->rewind_unsaid > 0) sendRewindPause(w);
         return;
     }
-    char why[300], kind[8];
-    snprintf(why, sizeof(why), "Redis lost acknowledged writes (the fleet's write counter "
-             "went back from %lld to %lld): results may repeat and spend was rewound; check "
-             "Redis persistence (README: Durability), then llmfleet resume",
-             w->seq_seen, seq);
+    snprintf(w->rewind_why, sizeof(w->rewind_why), "Redis lost acknowledged writes (the "
+             "fleet's write counter went back from %lld to %lld): results may repeat and "
+             "spend was rewound; check Redis persistence (README: Durability), then "
+             "llmfleet resume", w->seq_seen, seq);
     lfLog(LF_ERROR, "event=redis_rewind seq_seen=%lld seq=%lld action=pause_fleet",
           w->seq_seen, seq);
     w->seq_seen = seq;
-    const char *v[PA_COUNT];
-    size_t vl[PA_COUNT];
-    v[PA_KIND] = kind;
-    vl[PA_KIND] = fmtLL(kind, PAUSE_OPERATOR);
-    v[PA_REASON] = why;
-    vl[PA_REASON] = strlen(why);
-    rdsScriptCall sc = {"pause", &w->keys, NULL, PA_COUNT, v, vl};
-    rdsScript(w->redis, &sc, onRewindPaused, NULL);
+    w->rewind_unsaid = REWIND_TRIES;
+    sendRewindPause(w);
 }
 
 /* A renew call: when it went out. The leases it renewed live at least

@@ -141,6 +141,9 @@ typedef struct worker {
     struct batchLane *lane;         /* the Batch lane's driver (batch.c) */
     int reap_held;                  /* the last reap found reaping held (said once) */
     long long seq_seen;             /* highest fleet write counter seen (renew) */
+    char rewind_why[300];           /* the rewind pause's reason ... */
+    int rewind_unsaid;              /* ... not yet confirmed by Redis: sent
+                                     * again at each renew (tries left) */
     int seq_checked;                /* ... read since the last (re)connect: until
                                      * then no claim, admission or settle goes,
                                      * so none can carry the counter past what

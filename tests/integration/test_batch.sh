@@ -159,7 +159,12 @@ check "expired: the API expired requests ($(fake_stats | jq .batches.expired)), 
     test "$(jq -r 'select(.attempts > 1) | .id' "$r" | wc -l)" -gt 0 -a "$(fake_stats | jq .batches.expired)" -gt 0
 check "expired: the lane is empty" wait_until 10 lane_empty exp
 
-fresh_fake --seed 6 --batch-ms 600000
+# Each request is processed at a draw within --batch-ms: over 10 minutes,
+# one of the 100 was now and then done in the seconds before the cancel
+# (more often under the sanitizers); over ~24 h (the API's own window),
+# about one run in 200 sees one. One done before the cancel is a batch
+# result, not a failure: the checks count both ways.
+fresh_fake --seed 6 --batch-ms 86000000
 lf limits set batch_max_wait=300ms batch_poll=300ms default_lane=batch --fleet can >/dev/null
 gen_jobs 100 cn | lf submit - --fleet can 2>/dev/null
 start_worker can-w1 --fleet can --concurrency 16
@@ -174,9 +179,14 @@ check "canceled: llmfleet batches cancel $bid" lf batches cancel "$bid" --fleet 
 check "canceled: 100 results within 30 s" wait_until 30 results_at_least can 100
 results_of can
 r="$T/can.r.jsonl"
-eq "canceled: one result per id, all ok, all through the sync lane" "100 100 100" \
-    "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r") $(jq -r 'select(.status == "ok" and .lane == null and .attempts == 2) | .id' "$r" | wc -l)"
-eq "canceled: the API canceled the batch's 100 requests" "100" "$(fake_stats | jq .batches.canceled)"
+eq "canceled: one result per id, all ok" "100 100 100" \
+    "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r") $(jq -r 'select(.status == "ok") | .id' "$r" | wc -l)"
+ncan=$(fake_stats | jq .batches.canceled)
+nsuc=$(fake_stats | jq .batches.succeeded)
+eq "canceled: each request the API canceled ($ncan) came back through the sync lane, each it processed first ($nsuc) is a batch result" \
+    "$ncan $nsuc" "$(jq -r 'select(.lane == null and .attempts == 2) | .id' "$r" | wc -l) $(jq -r 'select(.lane == "batch") | .id' "$r" | wc -l)"
+check "canceled: the API canceled the batch's requests ($ncan of 100, $nsuc processed before the cancel)" \
+    test "$ncan" -ge 98 -a $((ncan + nsuc)) -eq 100
 check "canceled: the lane is empty" wait_until 10 lane_empty can
 
 # ---- limits: the batch endpoints' rate and queue, auto lanes, a spend cap ----

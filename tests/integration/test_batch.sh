@@ -181,8 +181,7 @@ results_of can
 r="$T/can.r.jsonl"
 eq "canceled: one result per id, all ok" "100 100 100" \
     "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r") $(jq -r 'select(.status == "ok") | .id' "$r" | wc -l)"
-ncan=$(fake_stats | jq .batches.canceled)
-nsuc=$(fake_stats | jq .batches.succeeded)
+read -r ncan nsuc < <(fake_stats | jq -r '"\(.batches.canceled) \(.batches.succeeded)"')
 eq "canceled: each request the API canceled ($ncan) came back through the sync lane, each it processed first ($nsuc) is a batch result" \
     "$ncan $nsuc" "$(jq -r 'select(.lane == null and .attempts == 2) | .id' "$r" | wc -l) $(jq -r 'select(.lane == "batch") | .id' "$r" | wc -l)"
 check "canceled: the API canceled the batch's requests ($ncan of 100, $nsuc processed before the cancel)" \

@@ -6,8 +6,10 @@ pass=0; fail=0; failed=()
 for t in "$here"/test_*.sh; do
     [ -n "${ONLY:-}" ] && [[ "$t" != *"$ONLY"* ]] && continue
     echo "# $(basename "$t")"
+    t0=$SECONDS
     out=$(bash "$t" 2>&1); rc=$?
     echo "$out"
+    echo "# $(basename "$t") took $((SECONDS - t0)) s"
     p=$(grep -c '^ok - ' <<<"$out"); f=$(grep -c '^not ok - ' <<<"$out")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "not ok - $(basename "$t") exited $rc"; fi
     pass=$((pass + p)); fail=$((fail + f))

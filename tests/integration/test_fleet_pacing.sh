@@ -1,12 +1,14 @@
-# Guarantee 3, pacing: an input-token bucket with a backlog of 4x its
-# per-minute quota (so the run lasts about 3 minutes). In steady state the
-# fleet uses >= 95 % of the refill rate and draws <= 0.5 % 429s.
-# LLMFLEET_SHORT=1 (the sanitizer run) uses a 2.5x backlog (about 90 s).
+# Guarantee 3, pacing: an input-token bucket with a backlog of 2.5x its
+# per-minute quota (the first minute's full bucket goes at once, then about
+# 90 s paced by the refill). In steady state the fleet uses >= 95 % of the
+# refill rate and draws <= 0.5 % 429s. (4x, 3 minutes, until the CI neared
+# its 45 minutes: test_workloads paces seventeen cases to >= 97 % besides.)
+# LLMFLEET_SHORT=1 (the sanitizer run) uses a 2x backlog (about 60 s).
 . "$(dirname "$0")/lib.sh"
 
 itpm=60000
-mult=4
-[ -n "${LLMFLEET_SHORT:-}" ] && mult=2.5
+mult=2.5
+[ -n "${LLMFLEET_SHORT:-}" ] && mult=2
 start_redis
 start_fakeapi --itpm $itpm --latency-ms 200 --jitter-ms 100
 # ~100 input tokens a job (the fake counts ~4 characters a token)

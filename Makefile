@@ -123,8 +123,8 @@ test-integration: all $(BIN)/clockshim.so
 test-sdk: all
 	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash tests/sdk/run.sh
 
-# The sanitizer run (LLMFLEET_SHORT) shortens the 90-second pacing test and
-# skips the suites that run once: workloads, cluster, Sentinel, TLS.
+# The sanitizer run (LLMFLEET_SHORT) skips the suites that run once:
+# workloads, cluster, Sentinel, TLS.
 test-san:
 	$(Q)LLMFLEET_SHORT=1 $(MAKE) --no-print-directory SANITIZE=address,undefined test
 

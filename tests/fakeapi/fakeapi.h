@@ -234,6 +234,8 @@ typedef struct fakeStats {
     long long badHeaders;       /* 200s sent with garbage rate-limit headers */
     long long concurrent;       /* /v1 requests in flight now */
     long long peakConcurrent;   /* highest concurrent since reset */
+    long long msgConcurrent;    /* of them POST /v1/messages (no count_tokens) */
+    long long peakMessages;     /* highest msgConcurrent since reset */
     long long inputTokens;      /* served on 200s, malformed ones too */
     long long outputTokens;     /* served on 200s, malformed ones too */
     long long cacheWrite;       /* cache_creation_input_tokens served */
@@ -253,8 +255,8 @@ void fakeStatsRequest(void);                /* a /v1 request arrived */
 void fakeStatsReply(int status);            /* a /v1 response was sent */
 void fakeStatsServed(const fakeReq *r);     /* a 200's tokens, r->cls too */
 void fakeStatsBody(uint64_t hash);          /* a /v1/messages body seen */
-void fakeStatsEnter(void);                  /* concurrent++ */
-void fakeStatsLeave(void);                  /* concurrent-- */
+void fakeStatsEnter(struct evhttp_request *req); /* concurrent++ */
+void fakeStatsLeave(struct evhttp_request *req); /* concurrent-- */
 
 void fakeStatsHandle(struct evhttp_request *req, void *arg);   /* GET /_stats */
 void fakeResetHandle(struct evhttp_request *req, void *arg);   /* POST /_reset */

@@ -114,7 +114,7 @@ static void msgSendShaped(struct evhttp_request *req, int status, const char *re
         evhttp_add_header(h, "retry-after", v);
     }
     fakeStatsReply(status);
-    fakeStatsLeave();
+    fakeStatsLeave(req);
     if (r && status == 200 && r->shape == FAKE_SHAPE_TRICKLE)
         fakeSendTrickle(req, status, reason, fake.out.p, fake.out.len);
     else
@@ -418,7 +418,7 @@ static void msgReset(fakeReq *r) {
     struct linger lg = {1, 0};
 
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    fakeStatsLeave();
+    fakeStatsLeave(r->req);
     evhttp_connection_free(r->conn);
 }
 
@@ -605,7 +605,7 @@ static const char *msgBodyOf(struct evhttp_request *req, size_t *len) {
  * and key. Returns the body, or NULL after answering. */
 static const char *msgBegin(struct evhttp_request *req, size_t *len) {
     fakeStatsRequest();
-    fakeStatsEnter();
+    fakeStatsEnter(req);
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         msgError(req, 405, "invalid_request_error", "Method Not Allowed", 0);
         return NULL;
@@ -854,7 +854,7 @@ void fakeCountHandle(struct evhttp_request *req, void *arg) {
 void fakeNotFoundHandle(struct evhttp_request *req, void *arg) {
     (void)arg;
     fakeStatsRequest();
-    fakeStatsEnter();
+    fakeStatsEnter(req);
     msgError(req, 404, "not_found_error", "Not Found", 0);
 }
 

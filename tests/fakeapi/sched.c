@@ -154,9 +154,9 @@ static void schedOnClose(struct evhttp_connection *conn, void *arg) {
     if (r->closeWatched) event_del(&r->closeEv);
     fakeSchedRemove(r);
     fakeMsgAbandon(r);
+    fakeStatsLeave(r->req);
     if (evhttp_request_get_connection(r->req) == NULL)
         evhttp_request_free(r->req);
-    fakeStatsLeave();
     free(r);
 }
 

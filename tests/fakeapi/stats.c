@@ -47,11 +47,13 @@ static fakeSecond *statsSecond(void) {
 
 /* Zero everything but what is in flight right now. */
 void fakeStatsReset(void) {
-    long long concurrent = fake.stats.concurrent;
+    long long concurrent = fake.stats.concurrent, msg = fake.stats.msgConcurrent;
     free(fake.stats.bodies);
     memset(&fake.stats, 0, sizeof(fake.stats));
     fake.stats.concurrent = concurrent;
     fake.stats.peakConcurrent = concurrent;
+    fake.stats.msgConcurrent = msg;
+    fake.stats.peakMessages = msg;
 }
 
 void fakeStatsFree(void) {
@@ -71,13 +73,23 @@ void fakeStatsReply(int status) {
     if (status == 429) statsSecond()->r429++;
 }
 
-void fakeStatsEnter(void) {
-    if (++fake.stats.concurrent > fake.stats.peakConcurrent)
-        fake.stats.peakConcurrent = fake.stats.concurrent;
+/* A request to POST /v1/messages itself (not count_tokens, not a 404). */
+static int isMessages(struct evhttp_request *req) {
+    const char *uri = req ? evhttp_request_get_uri(req) : NULL;
+    if (!uri || strncmp(uri, "/v1/messages", 12) != 0) return 0;
+    return uri[12] == '\0' || uri[12] == '?';
 }
 
-void fakeStatsLeave(void) {
+void fakeStatsEnter(struct evhttp_request *req) {
+    if (++fake.stats.concurrent > fake.stats.peakConcurrent)
+        fake.stats.peakConcurrent = fake.stats.concurrent;
+    if (isMessages(req) && ++fake.stats.msgConcurrent > fake.stats.peakMessages)
+        fake.stats.peakMessages = fake.stats.msgConcurrent;
+}
+
+void fakeStatsLeave(struct evhttp_request *req) {
     fake.stats.concurrent--;
+    if (isMessages(req)) fake.stats.msgConcurrent--;
 }
 
 /* ---- The set of body hashes ---------------------------------------------- */
@@ -203,13 +215,13 @@ static void statsJson(buf *o) {
     bufPrintf(o, "},\"resets\":%lld,\"hangs\":%lld,\"garbage\":%lld,"
               "\"truncated\":%lld,\"no_usage\":%lld,\"huge\":%lld,"
               "\"bad_headers\":%lld,\"concurrent\":%lld,"
-              "\"peak_concurrent\":%lld,\"input_tokens\":%lld,"
+              "\"peak_concurrent\":%lld,\"peak_messages\":%lld,\"input_tokens\":%lld,"
               "\"output_tokens\":%lld,\"distinct_bodies\":%lld,"
               "\"repeated_bodies\":%lld,\"repeated_served_bodies\":%lld,"
               "\"untracked_bodies\":%lld,",
               st->resets, st->hangs, st->garbage, st->truncated, st->noUsage,
               st->huge, st->badHeaders, st->concurrent, st->peakConcurrent,
-              st->inputTokens, st->outputTokens, st->distinctBodies,
+              st->peakMessages, st->inputTokens, st->outputTokens, st->distinctBodies,
               st->repeatedBodies, st->repeatedServed, st->untrackedBodies);
     bufPrintf(o, "\"cache_creation_input_tokens\":%lld,\"cache_read_input_tokens\":%lld,"
               "\"itpm_input_tokens\":%lld,\"cache_entries\":%lld,",

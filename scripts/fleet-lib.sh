@@ -98,6 +98,8 @@ start_fakeapi() {
 }
 
 fake_stats() { curl -s "$FAKE_URL/_stats"; }
+# fake_config JSON: change the fake API's settings at run time (POST /_config).
+fake_config() { curl -s -X POST -d "$1" "$FAKE_URL/_config" >/dev/null; }
 
 # start_worker NAME ARGS...: a worker in the background, log in $T/NAME.log;
 # sets WORKER_PID.

@@ -61,7 +61,7 @@ check "early: the hour's cap pauses the fleet" wait_until 30 early_paused
 delayed=$(rcli ZCARD "llmfleet:{$F}:delayed")
 echo "# $delayed retries pushed out by the cap"
 check "early: some jobs met the cap (retries delayed)" test "$delayed" -gt 0
-curl -s -X POST -d '{"org_cap_tokens":0}' "$FAKE_URL/_config" >/dev/null
+fake_config '{"org_cap_tokens":0}'
 t0=$(now_ms)
 check "early: every job completes within 10 s of the lift" wait_until 10 results_at_least $F 100
 echo "# all 100 done $(( $(now_ms) - t0 )) ms after the lift (the cap said 3600 s)"

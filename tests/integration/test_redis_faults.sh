@@ -40,12 +40,12 @@ inflight() { [ "$(fake_stats | jq .concurrent)" -ge 10 ]; }
 # Requests of 4 s for the outage: a SHUTDOWN (AOF fsync) on a loaded
 # machine outlasted the 500 ms ones (the Valkey leg of a CI run, beside
 # the containers and the fuzzers: none left at the API).
-curl -s -X POST -d '{"latency_ms":4000}' "$FAKE_URL/_config" >/dev/null
+fake_config '{"latency_ms":4000}'
 wait_until 10 inflight
 stop_redis
 t0=$(now_ms)
 check "requests still at the API while Redis is down" inflight
-curl -s -X POST -d '{"latency_ms":500}' "$FAKE_URL/_config" >/dev/null
+fake_config '{"latency_ms":500}'
 wait_until 15 sh -c "[ \$(( \$(date +%s%N) / 1000000 - $t0 )) -ge 10000 ]"
 start_redis_again
 check "every job done after 10 s without Redis" wait_until 90 results_at_least default $n

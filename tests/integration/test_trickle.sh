@@ -16,7 +16,7 @@ dt=$(( $(now_ms) - t0 ))
 echo "# cut after $dt ms (request timeout 600000 ms)"
 check "... within 45 s, not at the request timeout" test "$dt" -lt 45000
 check "... after the rate window, not before" test "$dt" -ge 10000
-curl -s -X POST -d '{"p_trickle":0}' "$FAKE_URL/_config" >/dev/null
+fake_config '{"p_trickle":0}'
 check "every job finishes once the upstream heals" wait_until 60 results_at_least default 4
 lf results --out "$T/r.jsonl" 2>/dev/null
 eq "one result per id" 4 "$(jq -r .id "$T/r.jsonl" | sort -u | wc -l)"

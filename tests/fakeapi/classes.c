@@ -157,10 +157,13 @@ void fakeClassStatsReset(void) {
 }
 
 void fakeClassJson(buf *o) {
+    double now = fakeNow();
+
     bufAppendStr(o, "\"classes\":{");
     for (int i = 0; i < fake.nclasses; i++) {
         const fakeClass *c = &fake.classes[i];
         const fakeClassStats *s = &c->stats;
+        fakeBucketSet bs;
         long long rpm = c->own ? c->rpm : fake.cfg.rpm;
         long long itpm = c->own ? c->itpm : fake.cfg.itpm;
         long long otpm = c->own ? c->otpm : fake.cfg.otpm;
@@ -171,11 +174,16 @@ void fakeClassJson(buf *o) {
                   "\"requests\":%lld,\"ok\":%lld,\"r429\":%lld,"
                   "\"input_tokens\":%lld,\"itpm_input_tokens\":%lld,"
                   "\"cache_creation_input_tokens\":%lld,"
-                  "\"cache_read_input_tokens\":%lld,\"output_tokens\":%lld}",
+                  "\"cache_read_input_tokens\":%lld,\"output_tokens\":%lld,",
                   c->own ? "true" : "false", rpm, itpm, otpm,
                   s->requests, s->ok, s->r429, s->inputTokens,
                   s->inputTokens + s->cacheWrite, s->cacheWrite, s->cacheRead,
                   s->outputTokens);
+        /* The buckets' exact levels now (refilled): what the headers round. */
+        fakeClassRefill(i, now);
+        fakeClassBuckets(i, &bs);
+        bufPrintf(o, "\"level\":{\"requests\":%.1f,\"input\":%.1f,\"output\":%.1f}}",
+                  bs.requests->level, bs.input->level, bs.output->level);
     }
     bufAppendStr(o, "}");
 }

@@ -427,8 +427,10 @@ stat 'del(.series)' > "$tmp/s"
     [ "$(s '.classes["claude-3-opus-20240229"].ok')" = 1 ] &&
     [ "$(s '[.classes[].input_tokens] | add')" = "$(s .input_tokens)" ] &&
     [ "$(s '[.classes[].output_tokens] | add')" = "$(s .output_tokens)" ] &&
-    [ "$(s '.status["429"]')" = 1 ]
-t "/_stats per class: requests, ok, r429, tokens adding up to the totals"
+    [ "$(s '.status["429"]')" = 1 ] &&
+    [ "$(s '.classes.haiku.level.requests >= 1 and .classes.haiku.level.requests < 1.5')" = true ] &&
+    [ "$(s '(100000 - .classes.haiku.level.input - .classes.haiku.input_tokens) | fabs < 100')" = true ]
+t "/_stats per class: requests, ok, r429, tokens adding up to the totals; exact levels"
 curl -s -X POST "$base/_reset" >/dev/null
 msg "$(mbody claude-sonnet-4-6)"
 [ "$code" = 200 ] && [ "$(stat .classes.sonnet.ok)" = 1 ] && [ "$(stat .classes.sonnet.r429)" = 0 ]

@@ -34,7 +34,10 @@
 # per the fleet's status), and per workload: alone_s / mixed_s (Haiku's
 # finish time alone and in the mix), free_s / roomy_s (images).
 # Env: WL_SECONDS (45: steady seconds a paced run lasts), WL_SKIP (5),
-# WL_TAIL (3), WL_KEEP=1 keeps logs.
+# WL_TAIL (3), WL_TRACE=1 samples the fleet's
+# estimates of class WL_TRACE_CLASS (sonnet-4) beside the fake API's exact
+# levels every 20 ms into $T/trace.jsonl (tests/tools/pacetrace.py; its
+# `summary` prints the estimate's largest excess over the level).
 
 WL_SECONDS=${WL_SECONDS:-45}
 WL_SKIP=${WL_SKIP:-5}
@@ -196,6 +199,12 @@ wl_fleet() {
     rcli FLUSHALL >/dev/null
     lf limits set soft_token_floor=10% hard_token_floor=1% "output_rule=$rule" \
         "max_in_flight=$(( WL_WORKERS * WL_SLOTS ))" >/dev/null || return 1
+    local trace=
+    if [ -n "${WL_TRACE:-}" ]; then
+        python3 "$FLEET_LIB_DIR/../tests/tools/pacetrace.py" sample "$REDIS_PORT" "$FAKE_URL" \
+            "${WL_TRACE_CLASS:-sonnet-4}" "$T/trace.jsonl" & trace=$!
+        wait_until 10 test -s "$T/trace.jsonl"
+    fi
     WL_T0=$(now_ms)
     lf submit "$jobs" >/dev/null 2>&1 || { echo "workloads: submit failed" >&2; return 1; }
     for i in $(seq 1 "$WL_WORKERS"); do
@@ -207,6 +216,7 @@ wl_fleet() {
     lf status --json > "$T/status.json" 2>/dev/null
     for i in "${pids[@]}"; do kill -TERM "$i" 2>/dev/null; done
     for i in "${pids[@]}"; do wait "$i" 2>/dev/null; done
+    if [ -n "$trace" ]; then kill "$trace"; wait "$trace" 2>/dev/null; fi
     return $rc
 }
 

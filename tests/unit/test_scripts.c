@@ -943,8 +943,10 @@ static void test_admit_follow(void **state) {
     /* Its snapshot: its admission's (time, counters) plus its own charges
      * (r 1 + 1, i 100 + 200, o 50 + 60, o_done 0). The 500 charged while
      * it waited may be after its reading (stamped when the API took it,
-     * before this record came): they count as after. */
-    assertHas(hget(KN(RESERV), "w:1:2"), ",2,300,110,0,200,60,");
+     * before this record came): they count as after, and are its
+     * reading's uncertainty, with a's 40 output tokens reported meanwhile
+     * ("/r/i/o/o_done"). */
+    assertHas(hget(KN(RESERV), "w:1:2"), ",2,300,110,0/0/500/0/40,200,60,");
     {
         long long t = atoll(strchr(strchr(strchr(strchr(hget(KN(RESERV), "w:1:2"), ',') + 1, ',') + 1, ',') + 1, ',') + 1);
         assertNear(t, bAdmitted, SLACK_MS, "the follower's snapshot time: its admission");
@@ -2137,6 +2139,32 @@ static void settleObs(const char *lid, const char *id, long long lim, long long 
     recFree(&rec);
 }
 
+/* A follower's reading is uncertain by what was charged while it waited
+ * (its snapshot's "/r/i/o/o_done", settle.lua activate): the truth may be
+ * that much over its admission reading, so it does not pull the estimate
+ * down within that; a plain reading does. */
+static void test_follower_reading_uncertain(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 2, ids, now + 60000);
+    resv v = {CLASS, 200, 60, 20, now, 1, 1000, 60, 0, 200, 60, "", 0};
+    /* Estimate 30,000; 8,000 charged since the request's snapshot; the
+     * header says 22,000: as of its admission 14,000. */
+    for (int k = 0; k < 2; k++) {
+        const char *lid = k ? "w:1:2" : "w:1:1";
+        cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 30000 sonnet-4|i_at %lld "
+            "sonnet-4|i_cum 9000 sonnet-4|i_base 9000 sonnet-4|observed 1", KN(STATE), now);
+        craftResv(lid, ids[k], &v, now + 60000);
+        if (k) cmd("HSET %s %s sonnet-4,200,60,20,%lld,1,1000,60,0/0/8000/0/0,200,60,,0,%s",
+                   KN(RESERV), lid, now, ids[k]);
+        settleObs(lid, ids[k], 60000, 22000, 1000);
+        /* plain: 14,000 + 500 at most; 8,000 uncertain: 22,000 + 500 */
+        assertNear(hgetN(KN(STATE), SF("i_rem")), k ? 22500 : 14500, 200,
+                   k ? "a follower's reading, 8,000 uncertain" : "a plain reading");
+    }
+}
+
 /* A wait of the class of 250 ms or less is a WAIT: the job keeps its
  * lease. */
 static void test_short_wait_not_parked(void **state) {
@@ -2849,6 +2877,7 @@ int main(void) {
         cmocka_unit_test_setup(test_admit_follow, flush),
         cmocka_unit_test_setup(test_claim_one_waker, flush),
         cmocka_unit_test_setup(test_follow_cancel_reap, flush),
+        cmocka_unit_test_setup(test_follower_reading_uncertain, flush),
         cmocka_unit_test_setup(test_admit_budget, flush),
         cmocka_unit_test_setup(test_admit_noprice, flush),
         cmocka_unit_test_setup(test_admit_poison, flush),

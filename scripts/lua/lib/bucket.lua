@@ -75,9 +75,13 @@ end
 -- anywhere in the +-500 (a random walk: under admission-stamped headers it
 -- drifted 1,250 tokens further under the truth over a minute, and the
 -- bucket's level with it); for the other buckets the prediction carries
--- the estimates' own error, which the clamp bounds. Writes go into set;
+-- the estimates' own error, which the clamp bounds. unc (nil, or per
+-- bucket): charges made after the snapshot cumA that the reading may hold
+-- (a follower's, see settle.lua): the admission reading counts them as
+-- after it, so the truth may be up to unc[b] over it, and the prediction
+-- is not pulled down within that. Writes go into set;
 -- returns the kept readings (per bucket) for the hard floor.
-local function bucketObserve(obs, tAdm, cumA, cur, set, now, rule)
+local function bucketObserve(obs, tAdm, cumA, cur, set, now, rule, unc)
     local seen = {}
     for _, b in ipairs(BUCKETS) do
         local o = obs[b]
@@ -96,6 +100,8 @@ local function bucketObserve(obs, tAdm, cumA, cur, set, now, rule)
                 if b == 'o' and rule == 'actual' then p = p + (cur('o_inflight') or 0) end
                 p = p + (cur(b .. '_pend') or 0)     -- not at the API: no reading holds them
                 local lo, hi = m - 500, m + 500
+                local u = unc and unc[b] or 0
+                if u > 0 then hi = (rem < atAdmit + u and rem or atAdmit + u) + 500 end
                 if rem <= 0 then lo = p end
                 if p < lo then p = lo elseif p > hi then p = hi end
                 keep = math.floor(p)

@@ -47,7 +47,7 @@ end
 -- Returns a table, or nil for a string in another format; the admission
 -- snapshot (t_ms and the counters) stays a string until reservationSnap
 -- reads it (only an observed record needs it).
-local RES_PAT = '^([^,]*),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+,%-?%d+,%-?%d+,%-?%d+,%-?%d+),' ..
+local RES_PAT = '^([^,]*),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+,%-?%d+,%-?%d+,%-?%d+,%-?%d+[/%d]*),' ..
                 '(%-?%d+),(%-?%d+),([^,]*),(%d),(.*)$'
 local function reservation(s)
     local c, i, o, cost, snap, raw, mt, px, h1, id = string.match(s, RES_PAT)
@@ -60,9 +60,9 @@ local function reservation(s)
 end
 
 -- Reservation string s with its admission snapshot replaced (a follower's
--- is taken when it is sent, not when it was admitted).
+-- gets its own charges and its uncertainty when it is sent).
 local function reservationResnap(s, snap)
-    local head, tail = string.match(s, '^([^,]*,%-?%d+,%-?%d+,%-?%d+,)%-?%d+,%-?%d+,%-?%d+,%-?%d+,%-?%d+(,.*)$')
+    local head, tail = string.match(s, '^([^,]*,%-?%d+,%-?%d+,%-?%d+,)%-?%d+,%-?%d+,%-?%d+,%-?%d+,%-?%d+[/%d]*(,.*)$')
     if not head then return s end
     return head .. snap .. tail
 end
@@ -78,11 +78,16 @@ local function followerCharges(d, r, sent)
     end
 end
 
--- The admission snapshot of a reservation: t (ms), cum {r, i, o}, o_done.
+-- The admission snapshot of a reservation: t (ms), cum {r, i, o}, o_done,
+-- and for a follower sent, unc {r, i, o} (its charges' counters) and
+-- unc.od (o_done): what was charged between its admission and its leader's
+-- record, which its reading may hold or not ("/ur/ui/uo/uod" after o_done).
 local function reservationSnap(r)
-    local t, rc, ic, oc, od = string.match(r.snap, '^(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+)$')
+    local t, rc, ic, oc, od, u = string.match(r.snap, '^(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+),(%-?%d+)(.*)$')
     r.t, r.o_done = tonumber(t), tonumber(od)
     r.cum = {r = tonumber(rc), i = tonumber(ic), o = tonumber(oc)}
+    local ur, ui, uo, uod = string.match(u or '', '^/(%d+)/(%d+)/(%d+)/(%d+)$')
+    r.unc = ur and {r = tonumber(ur), i = tonumber(ui), o = tonumber(uo), od = tonumber(uod)} or nil
     return r
 end
 

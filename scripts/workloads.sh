@@ -35,8 +35,8 @@
 # finish time alone and in the mix), free_s / roomy_s (images).
 # Env: WL_SECONDS (45: steady seconds a paced run lasts), WL_SKIP (5),
 # WL_TAIL (3), WL_TRACE=1 samples the fleet's
-# estimates of class WL_TRACE_CLASS (sonnet-4) beside the fake API's exact
-# levels every 20 ms into $T/trace.jsonl (tests/tools/pacetrace.py; its
+# estimates of class WL_TRACE_CLASS (sonnet-4, from `llmfleet status`)
+# beside the fake API's exact levels into $T/trace.jsonl (tests/tools/pacetrace.py; its
 # `summary` prints the estimate's largest excess over the level).
 
 WL_SECONDS=${WL_SECONDS:-45}
@@ -201,8 +201,8 @@ wl_fleet() {
         "max_in_flight=$(( WL_WORKERS * WL_SLOTS ))" >/dev/null || return 1
     local trace=
     if [ -n "${WL_TRACE:-}" ]; then
-        python3 "$FLEET_LIB_DIR/../tests/tools/pacetrace.py" sample "$REDIS_PORT" "$FAKE_URL" \
-            "${WL_TRACE_CLASS:-sonnet-4}" "$T/trace.jsonl" & trace=$!
+        python3 "$FLEET_LIB_DIR/../tests/tools/pacetrace.py" sample "$BIN/llmfleet" "$REDIS_URL" \
+            "$FAKE_URL" "${WL_TRACE_CLASS:-sonnet-4}" "$T/trace.jsonl" & trace=$!
         wait_until 10 test -s "$T/trace.jsonl"
     fi
     WL_T0=$(now_ms)

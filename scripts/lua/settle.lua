@@ -146,14 +146,13 @@ local function activate(lid, sent, r, lead)
     -- fleet idle, for 12 s. The time stays its admission's: a reading of a
     -- request admitted after it takes over.
     reservationSnap(r)
-    local cur = curOf(k)
-    local function over(v) return v > 0 and v or 0 end
+    local cur, max = curOf(k), math.max
     r.snap = string.format('%d,%d,%d,%d,%d/%d/%d/%d/%d', r.t, r.cum.r + 1, r.cum.i + r.i,
                            r.cum.o + r.o, r.o_done,
-                           over((cur('r_cum') or 0) - 1 - r.cum.r),
-                           over((cur('i_cum') or 0) - r.i - r.cum.i),
-                           over((cur('o_cum') or 0) - r.o - r.cum.o),
-                           over((cur('o_done') or 0) - r.o_done))
+                           max(0, (cur('r_cum') or 0) - 1 - r.cum.r),
+                           max(0, (cur('i_cum') or 0) - r.i - r.cum.i),
+                           max(0, (cur('o_cum') or 0) - r.o - r.cum.o),
+                           max(0, (cur('o_done') or 0) - r.o_done))
     if raw then rcall('HSET', K.reserv, lid, reservationResnap(raw, r.snap)) end
     return r
 end

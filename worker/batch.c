@@ -867,7 +867,7 @@ static void onChunkItems(rds *c, redisReply *r, void *priv) {
         return;
     }
     settleHead h = {L->w->cfg->results_maxlen, 0, L->w->cfg->lease_ms, "",
-                    (long long)L->w->cfg->max_job_bytes};
+                    (long long)L->w->cfg->max_job_bytes, NULL};
     lfArgs a;
     argsInit(&a, settleArgc(items, m), 8 + 2 * m);
     settleArgs(&a, &h, items, m);

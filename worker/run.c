@@ -26,16 +26,20 @@ static void onFarewell(rds *c, redisReply *r, void *priv) {
     event_base_loopexit(w->base, NULL);
 }
 
-/* Drained: leave. The heartbeat goes first (ZREM from `workers`), so that
- * `status` stops counting this worker at once, not a heartbeat later. */
+/* Drained: leave. What the waker took goes back to the queue, and the
+ * heartbeat ends now (score 0 in `workers`), so that `status` stops
+ * counting this worker at once, not a heartbeat later; the reaper removes
+ * the entry, giving back the intake again (a push the waker took after
+ * the first give-back, its close not yet seen by Redis: nothing is lost). */
 void maybeExit(worker *w) {
     if (!w->draining) return;
     if (w->nfree != w->nslots || w->claims_out || w->calls || w->pending) return;
     if (w->farewell) return;
     w->farewell = 1;
-    const char *argv[] = {"ZREM", w->keys.name[KEY_WORKERS], w->name};
-    size_t len[] = {4, strlen(argv[1]), strlen(w->name)};
-    if (rdsCommand(w->redis, 3, argv, len, onFarewell, w) < 0)
+    wakeGiveBack(w);
+    const char *argv[] = {"ZADD", w->keys.name[KEY_WORKERS], "0", w->name};
+    size_t len[] = {4, strlen(argv[1]), 1, strlen(w->name)};
+    if (rdsCommand(w->redis, 4, argv, len, onFarewell, w) < 0)
         event_base_loopexit(w->base, NULL);
 }
 
@@ -77,6 +81,8 @@ static void onSignal(evutil_socket_t sig, short what, void *arg) {
         _exit(1);
     }
     w->draining = 1;
+    rdsFree(w->waker);          /* blocked no more: what it took, the farewell gives back */
+    w->waker = NULL;
     batchStop(w);               /* a batch step cut here is due again after its hold */
     evtimer_del(w->idle_timer);
     evtimer_del(w->wait_timer);
@@ -253,6 +259,7 @@ int workerRun(const workerConfig *given) {
     guarded.api_key = guardKey(cfg);
     if (cfg->name) snprintf(w.name, sizeof(w.name), "%s", cfg->name);
     else defaultName(w.name, sizeof(w.name));
+    snprintf(w.intake, sizeof(w.intake), "%s:intake:%s", w.keys.name[KEY_JOBS], w.name);
 
     raiseFdLimit(cfg->concurrency * 2 + 256);
     signal(SIGPIPE, SIG_IGN);

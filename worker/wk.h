@@ -122,6 +122,7 @@ typedef struct worker {
     int farewell;                   /* drained: its heartbeat removal sent */
     unsigned long long seq;         /* claim calls made, for lease ids */
     char name[96];                  /* worker name in results and leases */
+    char intake[320];               /* its waker's intake list, jobs:intake:NAME */
     slot *pending, *pending_tail;   /* settle records waiting to be sent */
     struct event *idle_timer;       /* next claim after an empty queue */
     struct event *flush_ev;         /* send pending settles (zero-delay) */
@@ -199,6 +200,7 @@ void onReapTimer(evutil_socket_t fd, short what, void *arg);
 
 /* wake.c */
 void wakeArm(worker *w);
+void wakeGiveBack(worker *w);
 void onWakerReady(rds *c, void *priv);
 
 /* batch.c */

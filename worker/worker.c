@@ -294,7 +294,8 @@ static void flushSettles(worker *w) {
     int want = claim ? claimWant(w, n) : 0;
     claimCall *cc = claim ? claimNew(w, want) : NULL;
     settleHead h = {w->cfg->results_maxlen, want, w->cfg->lease_ms,
-                    cc ? cc->list + cc->prefix_at : "", (long long)w->cfg->max_job_bytes};
+                    cc ? cc->list + cc->prefix_at : "", (long long)w->cfg->max_job_bytes,
+                    w->name};
     lfArgs a;
     argsInit(&a, settleArgc(items, n), 8 + 2 * n);
     settleArgs(&a, &h, items, n);
@@ -1214,7 +1215,7 @@ void pump(worker *w) {
     lfArgs a;
     argsInit(&a, CA_COUNT, 3);
     claimArgs(&a, ask, w->cfg->lease_ms, cc->list + cc->prefix_at,
-              (long long)w->cfg->max_job_bytes);
+              (long long)w->cfg->max_job_bytes, w->name);
     rdsScriptCall sc = scriptCall(w, "claim", cc->list, &a);
     const char *rv[] = {"LRANGE", cc->list, "0", "-1"};
     size_t rl[] = {6, strlen(cc->list), 1, 2};

@@ -56,11 +56,13 @@ static void copyStr(char *dst, size_t len, const redisReply *r) {
 
 /* ---- claim.lua ---------------------------------------------------------- */
 
-void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix, long long max_job) {
+void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix, long long max_job,
+               const char *intake) {
     argsNum(a, n);                  /* CA_N */
     argsNum(a, lease_ms);           /* CA_LEASE_MS */
     argsStr(a, prefix);             /* CA_PREFIX */
     argsNum(a, max_job);            /* CA_MAX_JOB */
+    argsStr(a, intake ? intake : "");   /* CA_INTAKE */
 }
 
 int claimParse(const redisReply *r, claimReply *out) {
@@ -438,6 +440,7 @@ void settleArgs(lfArgs *a, const settleHead *h, const settleItem *items, int n) 
     argsNum(a, h->lease_ms);        /* SA_LEASE_MS */
     argsStr(a, h->prefix ? h->prefix : "");   /* SA_PREFIX */
     argsNum(a, h->max_job);         /* SA_MAX_JOB */
+    argsStr(a, h->intake ? h->intake : "");   /* SA_INTAKE */
     argsNum(a, nobs);               /* SA_NOBS */
     for (int g = 0; g < nobs; g++) {
         argsNum(a, o[g] + 1);       /* OBS_INDEX, 1-based */

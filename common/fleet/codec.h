@@ -50,7 +50,10 @@ typedef struct claimReply {
 /* CA: n, lease_ms, prefix (copied by the rds call). */
 /* max_job: jobs over this many bytes are not handed out but kept in Redis
  * (lib/claim.lua); 0: no limit. */
-void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix, long long max_job);
+/* intake: the worker's name: its waker's intake (jobs:intake:NAME) goes
+ * back to the queue before the claim (NULL or "": none). n = 0: only that. */
+void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix, long long max_job,
+               const char *intake);
 
 /* Parse a CR reply. Returns 0, or -1 when it is not one. */
 int claimParse(const redisReply *r, claimReply *out);
@@ -194,6 +197,7 @@ typedef struct settleHead {
     long lease_ms;
     const char *prefix;             /* the claim's lease id prefix */
     long long max_job;              /* as claimArgs's */
+    const char *intake;             /* as claimArgs's (NULL: none) */
 } settleHead;
 
 /* One record to send: its lease, its job id, the record, and for the

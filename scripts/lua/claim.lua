@@ -10,7 +10,14 @@
 --
 -- KEYS: the fleet's keys (proto.def), then claimed:PREFIX.
 -- ARGV: CA (N >= 1, LEASE_MS, PREFIX: unique per call, ending in ':',
--- MAX_JOB: larger jobs are kept in Redis, a stand-in handed out; 0 none).
+-- MAX_JOB: larger jobs are kept in Redis, a stand-in handed out; 0 none;
+-- INTAKE: the worker's name, whose intake goes back to the queue first;
+-- N = 0 does only that: a worker giving back what its waker took).
 -- Reply: CR {now_ms, wait_ms, reason[, n]} (lib/claim.lua).
-return claimJobs(tonumber(ARGV[CA.N]), tonumber(ARGV[CA.LEASE_MS]), ARGV[CA.PREFIX],
-                 nowMs(), loadLimits(), loadHash(K.state), tonumber(ARGV[CA.MAX_JOB]))
+local n = tonumber(ARGV[CA.N])
+if n == 0 then
+    intakeBack(ARGV[CA.INTAKE])
+    return {0, 0, '', 0}
+end
+return claimJobs(n, tonumber(ARGV[CA.LEASE_MS]), ARGV[CA.PREFIX], nowMs(), loadLimits(),
+                 loadHash(K.state), tonumber(ARGV[CA.MAX_JOB]), ARGV[CA.INTAKE])

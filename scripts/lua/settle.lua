@@ -543,6 +543,6 @@ if claimN > 0 then
     if set.probe_at then st.probe_at = set.probe_at end
     if set.pause_reason then st.pause_reason = set.pause_reason end
     claimed = claimJobs(claimN, tonumber(ARGV[SA.LEASE_MS]), ARGV[SA.PREFIX], now, l, st,
-                        tonumber(ARGV[SA.MAX_JOB]))
+                        tonumber(ARGV[SA.MAX_JOB]), ARGV[SA.INTAKE])
 end
 return {out, claimed}

@@ -14,7 +14,13 @@ local function put(k, v) out[STATUS[k]] = tostring(v) end
 local classes = classList(st)
 
 put('now_ms', now)
-put('queued', rcall('LLEN', K.jobs))
+-- Queued: the list, and what the workers' wakers hold in their intakes
+-- for a round trip (lib/claim.lua), so that nothing queued looks gone.
+local queued = rcall('LLEN', K.jobs)
+for _, name in ipairs(rcall('ZRANGEBYSCORE', K.workers, '-inf', '+inf')) do
+    queued = queued + rcall('LLEN', intakeOf(name))
+end
+put('queued', queued)
 put('leased', rcall('ZCARD', K.leases))
 put('in_flight', inFlight(now, st))
 put('ceiling', st.ceiling or l.max_in_flight)

@@ -262,12 +262,13 @@ static void test_claim_args(void **state) {
     (void)state;
     lfArgs a;
     argsInit(&a, CA_COUNT, 3);
-    claimArgs(&a, 16, 30000, "w-1:7:", 1024);
+    claimArgs(&a, 16, 30000, "w-1:7:", 1024, "w-1");
     assert_int_equal(a.n, CA_COUNT);
     assertArg(&a, CA_N, "16");
     assertArg(&a, CA_LEASE_MS, "30000");
     assertArg(&a, CA_PREFIX, "w-1:7:");
     assertArg(&a, CA_MAX_JOB, "1024");
+    assertArg(&a, CA_INTAKE, "w-1");
     argsFree(&a);
 }
 
@@ -1148,7 +1149,7 @@ static void test_settle_args_layout(void **state) {
         {"p:3", "C", &rs[2], "", 0, NULL},  {"p:4", "D", &rs[3], S, 300, NULL},
         {"p:5", "E", &rs[4], S, 400, NULL},
     };
-    const settleHead head = {100000, 3, 30000, "w-1:9:", 0};
+    const settleHead head = {100000, 3, 30000, "w-1:9:", 0, "w-1"};
     int argc = settleArgc(items, 5);
     /* One observation group. */
     assert_int_equal(argc, SA_COUNT + OBS_COUNT + 5 * (REC_COUNT + ATT_COUNT + 1) +
@@ -1163,6 +1164,7 @@ static void test_settle_args_layout(void **state) {
     assertArg(&a, SA_LEASE_MS, "30000");
     assertArg(&a, SA_PREFIX, "w-1:9:");
     assertArg(&a, SA_MAX_JOB, "0");
+    assertArg(&a, SA_INTAKE, "w-1");
     assertArg(&a, SA_NOBS, "1");
     /* The model's latest request with headers is the second (1-based 2). */
     assertObsGroup(&a, 0, 2, &rs[1]);
@@ -1212,7 +1214,7 @@ static void test_settle_args_ops(void **state) {
             recDead(&r, &j, "{}", 2, "t", "m", &ctx, 1);
         }
         settleItem it = {"L", "x", &r, "m", 1, NULL};
-        settleHead h = {10, 0, 0, NULL, 0};
+        settleHead h = {10, 0, 0, NULL, 0, NULL};
         lfArgs a;
         argsInit(&a, settleArgc(&it, 1), SETTLE_NUMS(0, 1));
         settleArgs(&a, &h, &it, 1);
@@ -1239,7 +1241,7 @@ static void test_settle_args_no_obs(void **state) {
     /* Stale obs text in a record without has_obs must not be sent. */
     snprintf(rs[1].obs[OBS_R_LIM], sizeof(rs[1].obs[0]), "999");
     const settleItem items[2] = {{"l1", "n", &rs[0], "m", 1, NULL}, {"l2", "n", &rs[1], "m", 2, NULL}};
-    const settleHead h = {5, 0, 0, NULL, 0};
+    const settleHead h = {5, 0, 0, NULL, 0, NULL};
     lfArgs a;
     assert_int_equal(settleArgc(items, 2),
                      SA_COUNT + 2 * (REC_COUNT + ATT_COUNT + 1) + rs[0].nf + rs[1].nf);
@@ -1283,7 +1285,7 @@ static void test_settle_args_obs_latest(void **state) {
     const char *M = "claude-sonnet-4-5";
     settleItem items[3] = {{"a", "a", &rs[0], M, 10, NULL}, {"b", "b", &rs[1], M, 20, NULL},
                            {"c", "c", &rs[2], M, 30, NULL}};
-    const settleHead hd = {1, 0, 0, "", 0};
+    const settleHead hd = {1, 0, 0, "", 0, NULL};
     lfArgs a;
     argsInit(&a, settleArgc(items, 3), SETTLE_NUMS(1, 3));
     settleArgs(&a, &hd, items, 3);
@@ -1348,7 +1350,7 @@ static void test_settle_args_obs_per_model(void **state) {
         {"l5", "e", &rs[4], H, 50, NULL},     /* haiku, older (later in the batch) */
         {"l6", "f", &rs[5], O, 700, NULL},    /* opus: no headers at all */
     };
-    const settleHead hd = {1, 0, 0, "", 0};
+    const settleHead hd = {1, 0, 0, "", 0, NULL};
     int argc = settleArgc(items, 6);
     int recs = 0;
     for (int i = 0; i < 6; i++) recs += REC_COUNT + ATT_COUNT + 1 + rs[i].nf;

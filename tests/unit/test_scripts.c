@@ -310,10 +310,12 @@ static const char *listKey(const char *prefix) {
     return k;
 }
 
-static void runClaim(int n, long lease_ms, const char *prefix, claimReply *out) {
+/* A claim by worker `intake` (NULL: none): its intake goes back first. */
+static void runClaimBy(int n, long lease_ms, const char *prefix, const char *intake,
+                       claimReply *out) {
     lfArgs a;
     argsInit(&a, CA_COUNT, CA_COUNT);
-    claimArgs(&a, n, lease_ms, prefix, 0);
+    claimArgs(&a, n, lease_ms, prefix, 0, intake);
     char list[400];
     snprintf(list, sizeof(list), "%s", listKey(prefix));
     rdsScriptCall sc = {"claim", &ks, list, a.n, a.v, a.l};
@@ -322,6 +324,17 @@ static void runClaim(int n, long lease_ms, const char *prefix, claimReply *out) 
     if (claimParse(r, out) != 0)
         fail_msg("claim reply not a CR: %s", r->type == REDIS_REPLY_ERROR ? r->str : "shape");
     freeReplyObject(r);
+}
+
+static void runClaim(int n, long lease_ms, const char *prefix, claimReply *out) {
+    runClaimBy(n, lease_ms, prefix, NULL, out);
+}
+
+/* Worker name's intake list (worker/wake.c's BLMOVE destination). */
+static const char *intakeKey(const char *name) {
+    static char k[400];
+    snprintf(k, sizeof(k), "%s:intake:%s", KN(JOBS), name);
+    return k;
 }
 
 static admitHead head(long long prices_ver) {
@@ -425,7 +438,7 @@ static const char *settledName(settleVerdict v) {
  * reply goes to *claim when given. */
 static void runSettle(const settleItem *items, int n, settleVerdict *out, int claim_n,
                       const char *prefix, claimReply *claim) {
-    settleHead h = {1000, claim_n, 60000, prefix, 0};
+    settleHead h = {1000, claim_n, 60000, prefix, 0, NULL};
     lfArgs a;
     int argc = settleArgc(items, n);
     argsInit(&a, argc, 8 + n);
@@ -1613,6 +1626,58 @@ static void test_claim_one_waker(void **state) {
     assert_int_equal(cr.next_ms, -1);
 }
 
+/* What a worker's waker took (the oldest jobs, moved into its intake at a
+ * push) is claimed first, oldest first, by that worker's claim; a claim
+ * that cannot take jobs (paused) and a claim of none give it back to the
+ * consuming end of the queue: it is queued all along. */
+static void test_claim_intake(void **state) {
+    (void)state;
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j1"));
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j2"));
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j3"));
+    /* The waker's move, twice: j1 then j2 into w's intake. */
+    cmd("LMOVE %s %s RIGHT LEFT", KN(JOBS), intakeKey("w"));
+    cmd("LMOVE %s %s RIGHT LEFT", KN(JOBS), intakeKey("w"));
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j4"));
+    claimReply cr;
+    runClaimBy(3, 30000, "w:1:", "w", &cr);
+    assert_int_equal(cr.n, 3);
+    redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:1:"));
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[0]->str, rawJob("j1"));
+    assert_string_equal(r->element[1]->str, rawJob("j2"));
+    assert_string_equal(r->element[2]->str, rawJob("j3"));
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("EXISTS %s", intakeKey("w")), 0);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 1);
+
+    /* Another worker's intake is not this one's to claim. */
+    cmd("LMOVE %s %s RIGHT LEFT", KN(JOBS), intakeKey("v"));
+    runClaimBy(3, 30000, "w:2:", "w", &cr);
+    assert_int_equal(cr.n, 0);
+    assert_int_equal(cmdInt("LLEN %s", intakeKey("v")), 1);
+
+    /* A claim of none gives it back and claims nothing. */
+    runClaimBy(0, 30000, "", "v", &cr);
+    assert_int_equal(cr.n, 0);
+    assert_int_equal(cmdInt("EXISTS %s", intakeKey("v")), 0);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 1);
+    assert_int_equal(cmdInt("ZCARD %s", KN(LEASES)), 3);
+
+    /* Paused: nothing claimed, the intake back in the queue. */
+    long long now = redisNow();
+    cmd("LMOVE %s %s RIGHT LEFT", KN(JOBS), intakeKey("w"));
+    cmd("HSET %s pause_until %lld pause_kind %d pause_reason %s", KN(STATE),
+        now + 4000, PAUSE_SHORT, "429 wait");
+    runClaimBy(3, 30000, "w:3:", "w", &cr);
+    assert_true(cr.wait_ms > 0);
+    assert_int_equal(cmdInt("EXISTS %s", intakeKey("w")), 0);
+    r = cmdR("LRANGE %s 0 -1", KN(JOBS));
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, rawJob("j4"));
+    freeReplyObject(r);
+}
+
 static void test_claim_paused(void **state) {
     (void)state;
     long long now = redisNow();
@@ -1677,6 +1742,31 @@ static void test_claim_due_retries(void **state) {
 }
 
 /* ================================ reap.lua ================================== */
+
+/* A worker whose heartbeat ended (died, or drained: score 0) has its
+ * intake given back by the reaper, its oldest at the consuming end; a
+ * live worker's intake stays (its own claim takes it). */
+static void test_reap_intake(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("ZADD %s %lld dead %lld live 0 left", KN(WORKERS), now - 1, now + 60000);
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("q"));
+    cmd("LPUSH %s %s", intakeKey("dead"), rawJob("d1"));     /* (the older) */
+    cmd("LPUSH %s %s", intakeKey("dead"), rawJob("d2"));
+    cmd("LPUSH %s %s", intakeKey("live"), rawJob("l"));
+    cmd("LPUSH %s %s", intakeKey("left"), rawJob("e"));
+    const char *argv[] = {"100", "30000"};
+    freeReplyObject(script("reap", 2, argv));
+    redisReply *r = cmdR("LRANGE %s 0 -1", KN(JOBS));
+    assert_int_equal(r->elements, 4);
+    assert_string_equal(r->element[0]->str, rawJob("q"));
+    assert_string_equal(r->element[3]->str, rawJob("d1"));
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("EXISTS %s", intakeKey("dead")), 0);
+    assert_int_equal(cmdInt("EXISTS %s", intakeKey("left")), 0);
+    assert_int_equal(cmdInt("LLEN %s", intakeKey("live")), 1);
+    assert_int_equal(cmdInt("ZCARD %s", KN(WORKERS)), 1);
+}
 
 static void test_reap_expired(void **state) {
     (void)state;
@@ -2895,8 +2985,10 @@ int main(void) {
         cmocka_unit_test_setup(test_pause_operator, flush),
         cmocka_unit_test_setup(test_pause_resume_budget_stopped, flush),
         cmocka_unit_test_setup(test_claim_oldest_first, flush),
+        cmocka_unit_test_setup(test_claim_intake, flush),
         cmocka_unit_test_setup(test_claim_paused, flush),
         cmocka_unit_test_setup(test_claim_due_retries, flush),
+        cmocka_unit_test_setup(test_reap_intake, flush),
         cmocka_unit_test_setup(test_reap_expired, flush),
         cmocka_unit_test_setup(test_reap_held_after_gap, flush),
         cmocka_unit_test_setup(test_dead_letter_redis_time, flush),

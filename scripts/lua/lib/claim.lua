@@ -65,7 +65,24 @@ local function markQueue(now, st)
     rcall('HSET', K.state, 'qmark_p', istr(p), 'qmark_t', istr(now))
 end
 
-local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob)
+-- A worker's intake (`jobs:intake:NAME`): its waker's BLMOVE moves the
+-- oldest job there at a push (worker/wake.c), so that a push wakes one
+-- idle worker, not all of them. The job is still queued: every claim of
+-- that worker first puts its intake back at the consuming end (the oldest
+-- rightmost), and so does the reaper for a worker whose heartbeat ended.
+-- Never counted taken (q_taken), so the queue's arrival count stays.
+local function intakeOf(name) return K.jobs .. ':intake:' .. name end
+local function intakeBack(name)
+    if not name or name == '' then return end
+    local key = intakeOf(name)
+    local j = rcall('LRANGE', key, 0, -1)           -- newest first
+    if #j == 0 then return end
+    bulk('RPUSH', K.jobs, j, 1)
+    rcall('DEL', key)
+end
+
+local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob, intake)
+    intakeBack(intake)
     markQueue(now, st)
     -- Spend cap: stopped until the cap changes.
     if st.budget_cap then

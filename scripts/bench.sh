@@ -4,7 +4,7 @@
 #
 #   BENCH_JOBS=50000 BENCH_RUNS=3 make bench
 #   BENCH_WORKER_ARGS=--no-follow ...     extra worker options (throughput)
-#   BENCH_ONLY=throughput|memory|pickup|fleet|rtt|paced|lanes make bench     one part only
+#   BENCH_ONLY=throughput|memory|pickup|fleet|rtt|paced|trickle|lanes make bench     one part only
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
 #    latency; end-to-end jobs/s, worker CPU us/job, Redis CPU us/job.
@@ -32,6 +32,7 @@ CONC=${BENCH_CONCURRENCY:-64}
 RUNS=${BENCH_RUNS:-3}
 INFLIGHT=${BENCH_INFLIGHT:-2000}
 TICK=$(getconf CLK_TCK)
+PY=${BENCH_PYTHON:-/usr/bin/python3}    # Debian's python3-redis
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
@@ -164,7 +165,6 @@ start_redis >/dev/null || exit 1; url_a=$REDIS_URL
 start_worker pka --concurrency 8 --log-level warn
 start_redis --rename-command BLMOVE '""' >/dev/null || exit 1; url_b=$REDIS_URL
 start_worker pkb --concurrency 8 --log-level warn
-PY=${BENCH_PYTHON:-/usr/bin/python3}    # Debian's python3-redis
 # C: BullMQ (tests/bench/bullmq, pinned; npm ci when missing) on its own
 # Redis (default user: BullMQ's scripts), its worker POSTing to the same
 # fake API, when node is here.
@@ -341,6 +341,58 @@ for nw in $PACED_FLEETS; do
     printf "  %-10s %16s %16s %16s %10s %8s\n" "$nw" "$(med "$nw" 2)" "$(med "$nw" 6)" "$(med "$nw" 3)" "$(med "$nw" 4)" "$(med "$nw" 5)"
 done
 printf "  %-44s %10s\n" "rounds, interleaved, medians" "$PACED_ROUNDS"
+fi
+
+if part trickle; then
+TR_RATE=${BENCH_TRICKLE_RATE:-50}
+TR_S=${BENCH_TRICKLE_S:-20}
+TR_ROUNDS=${BENCH_TRICKLE_ROUNDS:-2}
+TR_FLEETS=${BENCH_TRICKLE_FLEETS:-2 16}
+NT=$(( TR_RATE * TR_S ))
+echo "# 7. Redis CPU per job, jobs pushed one at a time: $TR_RATE a second for $TR_S s into idle fleets of $TR_FLEETS workers x 32 slots (fake API 300 ms, unpaced)"
+# Every push finds the fleet idle (its wakers blocked): what a push costs
+# Redis with many idle workers against few. Baseline in the same run: an
+# idle redis-server's own CPU over the same span, per job.
+kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
+start_fakeapi --latency-ms 300 --quiet || exit 1
+LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
+TIDLE=$("$BIN/freeport")
+mkdir -p "$T/tidle"
+redis-server --port "$TIDLE" --bind 127.0.0.1 --dir "$T/tidle" --save '' --appendonly no \
+    --logfile "$T/tidle/redis.log" &
+PIDS+=("$!")
+wait_until 10 redis-cli -p "$TIDLE" ping >/dev/null || { echo "bench: idle redis"; exit 1; }
+cmdcalls() {
+    rcli INFO commandstats | tr -d '\r' |
+        awk -F'[:=,]' -v re="$1" '$1 ~ re {n += $3} END {print n + 0}'
+}
+: > "$T/trickle.txt"
+for r in $(seq 1 "$TR_ROUNDS"); do
+    for nw in $TR_FLEETS; do
+        rcli FLUSHALL >/dev/null
+        for i in $(seq 1 "$NT"); do job "$i"; done > "$T/trickle.jsonl"
+        ws=()
+        for k in $(seq 1 "$nw"); do
+            start_worker "tr$k" --concurrency 32 --log-level warn
+            ws+=("$WORKER_PID")
+        done
+        blocked() { [ "$(rcli INFO clients | tr -d '\r' | sed -n 's/^blocked_clients://p')" -ge "$nw" ]; }
+        wait_until 20 blocked || { echo "bench: the workers did not block"; exit 1; }
+        c0=$(redis_cpu_us); i0=$(redis_cpu_us "$TIDLE"); f0=$(cmdcalls '^cmdstat_(fcall|evalsha|eval)$'); b0=$(cmdcalls '^cmdstat_blmove$')
+        "$PY" tests/bench/trickle.py "$REDIS_URL" "$T/trickle.jsonl" "$TR_RATE" || exit 1
+        done_all() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$NT" ]; }
+        WAIT_POLL=0.2 wait_until 60 done_all || { echo "bench: trickle run timed out"; exit 1; }
+        c1=$(redis_cpu_us); i1=$(redis_cpu_us "$TIDLE"); f1=$(cmdcalls '^cmdstat_(fcall|evalsha|eval)$'); b1=$(cmdcalls '^cmdstat_blmove$')
+        kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
+        echo "$nw $(( (c1 - c0) / NT )) $(( (i1 - i0) / NT )) $(awk "BEGIN {printf \"%.1f\", ($f1 - $f0) / $NT}") $(awk "BEGIN {printf \"%.1f\", ($b1 - $b0) / $NT}")" >> "$T/trickle.txt"
+    done
+done
+tmed() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/trickle.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+printf "  %-10s %16s %18s %18s %14s\n" "workers" "Redis us/job" "idle Redis us/job" "script calls/job" "BLMOVEs/job"
+for nw in $TR_FLEETS; do
+    printf "  %-10s %16s %18s %18s %14s\n" "$nw" "$(tmed "$nw" 2)" "$(tmed "$nw" 3)" "$(tmed "$nw" 4)" "$(tmed "$nw" 5)"
+done
+printf "  %-44s %10s\n" "rounds, interleaved, medians" "$TR_ROUNDS"
 fi
 
 if part lanes; then

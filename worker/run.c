@@ -26,21 +26,17 @@ static void onFarewell(rds *c, redisReply *r, void *priv) {
     event_base_loopexit(w->base, NULL);
 }
 
-/* Drained: leave. What the waker took goes back to the queue, and the
- * heartbeat ends now (score 0 in `workers`), so that `status` stops
- * counting this worker at once, not a heartbeat later; the reaper removes
- * the entry, giving back the intake again (a push the waker took after
- * the first give-back, its close not yet seen by Redis: nothing is lost). */
+/* Drained: leave. One call gives back what the waker took and takes the
+ * heartbeat out of `workers`, so that `status` stops counting this worker
+ * at once, not a heartbeat later; its `intakes` entry ends now, and the
+ * reaper gives its intake back again for WAKE_BLOCK_MS (a push the waker
+ * took after this, its close not yet seen by Redis: nothing is lost). */
 void maybeExit(worker *w) {
     if (!w->draining) return;
     if (w->nfree != w->nslots || w->claims_out || w->calls || w->pending) return;
     if (w->farewell) return;
     w->farewell = 1;
-    wakeGiveBack(w);
-    const char *argv[] = {"ZADD", w->keys.name[KEY_WORKERS], "0", w->name};
-    size_t len[] = {4, strlen(argv[1]), 1, strlen(w->name)};
-    if (rdsCommand(w->redis, 4, argv, len, onFarewell, w) < 0)
-        event_base_loopexit(w->base, NULL);
+    if (wakeGiveBack(w, 1, onFarewell) < 0) event_base_loopexit(w->base, NULL);
 }
 
 static void onDrainDeadline(evutil_socket_t fd, short what, void *arg) {
@@ -81,8 +77,9 @@ static void onSignal(evutil_socket_t sig, short what, void *arg) {
         _exit(1);
     }
     w->draining = 1;
-    rdsFree(w->waker);          /* blocked no more: what it took, the farewell gives back */
+    rdsFree(w->waker);          /* blocked no more */
     w->waker = NULL;
+    wakeGiveBack(w, 0, NULL);   /* what it took meanwhile (and the farewell again) */
     batchStop(w);               /* a batch step cut here is due again after its hold */
     evtimer_del(w->idle_timer);
     evtimer_del(w->wait_timer);
@@ -257,6 +254,10 @@ int workerRun(const workerConfig *given) {
     srandom((unsigned)(time(NULL) ^ getpid() ^ (monoMs() << 8)));
     if (checkConfig(&w, cfg, &url) != 0) return 2;
     guarded.api_key = guardKey(cfg);
+    if (cfg->name && !*cfg->name) {
+        fprintf(stderr, "llmfleet worker: --name must not be empty\n");
+        return 2;
+    }
     if (cfg->name) snprintf(w.name, sizeof(w.name), "%s", cfg->name);
     else defaultName(w.name, sizeof(w.name));
     snprintf(w.intake, sizeof(w.intake), "%s:intake:%s", w.keys.name[KEY_JOBS], w.name);

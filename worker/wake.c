@@ -9,7 +9,10 @@
  * it from there (lib/claim.lua), so the job is never anywhere but queued
  * or leased: a worker that cannot claim now gives it back (a claim of
  * none), a drained one gives it back as it leaves, and the reaper gives
- * back the intake of a worker whose heartbeat ended. The idle poll stays
+ * back the intake of a worker whose heartbeat ended (`intakes`), for
+ * WAKE_BLOCK_MS past the end: a BLMOVE blocks no longer, and the waker
+ * blocks only while the worker's own connection answers (so while its
+ * heartbeat is renewed), never for a worker cut off. The idle poll stays
  * (retries and parked jobs fall due without a push). A Redis that refuses
  * BLMOVE (an ACL without it, a server older than 6.2) leaves the worker
  * polling, said once in the log. */
@@ -19,8 +22,6 @@
 #include "log.h"
 #include "wk.h"
 
-#define WAKE_S "5"                  /* longest block before asking again */
-
 static void onGivenBack(rds *c, redisReply *r, void *priv) {
     worker *w = priv;
     (void)c; (void)r;
@@ -28,14 +29,18 @@ static void onGivenBack(rds *c, redisReply *r, void *priv) {
     maybeExit(w);
 }
 
-/* Put what the waker took back in the queue (a claim of none). */
-void wakeGiveBack(worker *w) {
+/* Put what the waker took back in the queue (a claim of none); leaving:
+ * and the worker leaves (lib/claim.lua), cb called then. Returns 0 when
+ * sent. */
+int wakeGiveBack(worker *w, int leaving, rdsCallback *cb) {
     lfArgs a;
     argsInit(&a, CA_COUNT, 3);
-    claimArgs(&a, 0, w->cfg->lease_ms, "", 0, w->name);
+    claimArgs(&a, leaving ? -1 : 0, w->cfg->lease_ms, "", 0, w->name);
     rdsScriptCall sc = scriptCall(w, "claim", NULL, &a);
-    if (rdsScript(w->redis, &sc, onGivenBack, w) == 0) w->calls++;
+    int rc = rdsScript(w->redis, &sc, cb ? cb : onGivenBack, w);
+    if (rc == 0 && !cb) w->calls++;
     argsFree(&a);
+    return rc;
 }
 
 static void onWake(rds *c, redisReply *r, void *priv) {
@@ -61,16 +66,22 @@ static void onWake(rds *c, redisReply *r, void *priv) {
         pump(w);                        /* its claim takes the intake */
         if (w->claims_out == out) timerIn(w->idle_timer, w->cfg->idle_poll_ms);
     }
-    if (w->claims_out == out) wakeGiveBack(w);  /* busy, or leaving: not ours */
+    if (w->claims_out == out) wakeGiveBack(w, 0, NULL);   /* busy: not ours to run */
 }
 
-/* Block on the job list until a push, unless already blocked. */
+/* Block on the job list until a push, unless already blocked, or the
+ * worker's own connection has not answered within half a lease (its
+ * heartbeat may be ending: the idle poll claims meanwhile). */
 void wakeArm(worker *w) {
     if (!w->waker || w->waking || w->wake_off || w->draining || !rdsReady(w->waker))
         return;
+    long long since = rdsSinceReplyMs(w->redis);
+    if (!rdsReady(w->redis) || since < 0 || since > w->cfg->lease_ms / 2) return;
+    char secs[24];
+    snprintf(secs, sizeof(secs), "%lld", LF_WAKE_BLOCK_MS / 1000);
     const char *jobs = w->keys.name[KEY_JOBS];
-    const char *v[] = {"BLMOVE", jobs, w->intake, "RIGHT", "LEFT", WAKE_S};
-    size_t vl[] = {6, strlen(jobs), strlen(w->intake), 5, 4, strlen(WAKE_S)};
+    const char *v[] = {"BLMOVE", jobs, w->intake, "RIGHT", "LEFT", secs};
+    size_t vl[] = {6, strlen(jobs), strlen(w->intake), 5, 4, strlen(secs)};
     if (rdsCommand(w->waker, 6, v, vl, onWake, w) == 0) w->waking = 1;
 }
 

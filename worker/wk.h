@@ -200,7 +200,7 @@ void onReapTimer(evutil_socket_t fd, short what, void *arg);
 
 /* wake.c */
 void wakeArm(worker *w);
-void wakeGiveBack(worker *w);
+int wakeGiveBack(worker *w, int leaving, rdsCallback *cb);
 void onWakerReady(rds *c, void *priv);
 
 /* batch.c */

@@ -12,11 +12,19 @@
 -- ARGV: CA (N >= 1, LEASE_MS, PREFIX: unique per call, ending in ':',
 -- MAX_JOB: larger jobs are kept in Redis, a stand-in handed out; 0 none;
 -- INTAKE: the worker's name, whose intake goes back to the queue first;
--- N = 0 does only that: a worker giving back what its waker took).
+-- N = 0 does only that: a worker giving back what its waker took; N = -1
+-- also says it leaves: out of `workers` (status stops counting it), its
+-- `intakes` entry ended now, so the reaper gives back what its waker may
+-- still take in the next WAKE_BLOCK_MS).
 -- Reply: CR {now_ms, wait_ms, reason[, n]} (lib/claim.lua).
 local n = tonumber(ARGV[CA.N])
-if n == 0 then
-    intakeBack(ARGV[CA.INTAKE])
+if n <= 0 then
+    local name = ARGV[CA.INTAKE]
+    intakeBack(name)
+    if n < 0 and name ~= '' then
+        rcall('ZREM', K.workers, name)
+        rcall('ZADD', K.intakes, 'XX', nowMs(), name)
+    end
     return {0, 0, '', 0}
 end
 return claimJobs(n, tonumber(ARGV[CA.LEASE_MS]), ARGV[CA.PREFIX], nowMs(), loadLimits(),

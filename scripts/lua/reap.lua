@@ -18,10 +18,8 @@
 local now = nowMs()
 if fleetTick(now, tonumber(ARGV[2])) then return -1 end
 if reapHeld(now) then return -2 end
--- Workers whose heartbeat ended (died, or left: a drained worker marks
--- itself ended): what their wakers took goes back to the queue.
-for _, name in ipairs(rcall('ZRANGEBYSCORE', K.workers, '-inf', now)) do intakeBack(name) end
 rcall('ZREMRANGEBYSCORE', K.workers, '-inf', now)
+intakesReap(now)
 local lids = rcall('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local reserved, lost = 0, 0
 local perClass = {}

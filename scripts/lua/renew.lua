@@ -2,7 +2,8 @@
 -- and record its heartbeat.
 --
 -- KEYS: the fleet's keys (proto.def).
--- ARGV[1] lease_ms   ARGV[2] worker name   ARGV[3] heartbeat ttl ms
+-- ARGV[1] lease_ms   ARGV[2] worker name   ARGV[3] heartbeat ttl ms (in
+-- `workers`, and in `intakes` for its waker's intake: lib/claim.lua)
 -- ARGV[4..] lease ids held by the worker
 -- Reply: {seq, the lease ids that are gone (reaped)...}: the fleet's write
 -- counter (settle.lua; a worker that sees it go back knows Redis lost
@@ -11,6 +12,7 @@
 local now = nowMs()
 fleetTick(now, tonumber(ARGV[1]))
 rcall('ZADD', K.workers, now + tonumber(ARGV[3]), ARGV[2])
+rcall('ZADD', K.intakes, now + tonumber(ARGV[3]), ARGV[2])     -- (its waker's intake)
 local exp = now + tonumber(ARGV[1])
 local lost = {tonumber(rcall('HGET', K.state, 'seq') or 0)}
 for i = 4, #ARGV do

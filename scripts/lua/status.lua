@@ -17,7 +17,7 @@ put('now_ms', now)
 -- Queued: the list, and what the workers' wakers hold in their intakes
 -- for a round trip (lib/claim.lua), so that nothing queued looks gone.
 local queued = rcall('LLEN', K.jobs)
-for _, name in ipairs(rcall('ZRANGEBYSCORE', K.workers, '-inf', '+inf')) do
+for _, name in ipairs(rcall('ZRANGEBYSCORE', K.intakes, '-inf', '+inf')) do
     queued = queued + rcall('LLEN', intakeOf(name))
 end
 put('queued', queued)

@@ -91,6 +91,12 @@ eq "one result per job, none twice" "7 7" \
     "$(jq -r .id "$T/r2.jsonl" | sort -u | wc -l) $(jq -r .id "$T/r2.jsonl" | wc -l)"
 check "and no intake is left" test -z "$(rcli --scan --pattern "$Q:intake:*")"
 
+# The worker's name names its intake: an empty one is refused.
+ANTHROPIC_API_KEY=$API_KEY "$BIN/llmfleet" worker --redis-url "$REDIS_URL" --name "" \
+    > "$T/noname.log" 2>&1
+eq "an empty --name is refused" "2" "$?"
+check "saying so" grep -q "name must not be empty" "$T/noname.log"
+
 # No BLMOVE: said once, then polling.
 stop_redis
 LLMFLEET_ACL=0 start_redis --rename-command BLMOVE '""' >/dev/null

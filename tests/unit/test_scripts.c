@@ -1743,18 +1743,21 @@ static void test_claim_due_retries(void **state) {
 
 /* ================================ reap.lua ================================== */
 
-/* A worker whose heartbeat ended (died, or drained: score 0) has its
- * intake given back by the reaper, its oldest at the consuming end; a
- * live worker's intake stays (its own claim takes it). */
+/* Workers whose heartbeat ended (`intakes`: died, or left) have their
+ * intakes given back at every reap, its oldest at the consuming end, until
+ * WAKE_BLOCK_MS + 2 s past the end (a BLMOVE left blocked can still take a
+ * push that long); then the entry goes. A live worker's intake stays (its
+ * own claim takes it). */
 static void test_reap_intake(void **state) {
     (void)state;
     long long now = redisNow();
-    cmd("ZADD %s %lld dead %lld live 0 left", KN(WORKERS), now - 1, now + 60000);
+    cmd("ZADD %s %lld dead %lld live %lld old", KN(INTAKES), now - 1, now + 60000,
+        now - LF_WAKE_BLOCK_MS - 3000);
     cmd("LPUSH %s %s", KN(JOBS), rawJob("q"));
     cmd("LPUSH %s %s", intakeKey("dead"), rawJob("d1"));     /* (the older) */
     cmd("LPUSH %s %s", intakeKey("dead"), rawJob("d2"));
     cmd("LPUSH %s %s", intakeKey("live"), rawJob("l"));
-    cmd("LPUSH %s %s", intakeKey("left"), rawJob("e"));
+    cmd("LPUSH %s %s", intakeKey("old"), rawJob("o"));
     const char *argv[] = {"100", "30000"};
     freeReplyObject(script("reap", 2, argv));
     redisReply *r = cmdR("LRANGE %s 0 -1", KN(JOBS));
@@ -1763,9 +1766,33 @@ static void test_reap_intake(void **state) {
     assert_string_equal(r->element[3]->str, rawJob("d1"));
     freeReplyObject(r);
     assert_int_equal(cmdInt("EXISTS %s", intakeKey("dead")), 0);
-    assert_int_equal(cmdInt("EXISTS %s", intakeKey("left")), 0);
+    assert_int_equal(cmdInt("EXISTS %s", intakeKey("old")), 0);
     assert_int_equal(cmdInt("LLEN %s", intakeKey("live")), 1);
-    assert_int_equal(cmdInt("ZCARD %s", KN(WORKERS)), 1);
+    /* The recently ended entry stays (its waker may still take a push),
+     * the long ended one is gone. */
+    assert_true(zscore(KN(INTAKES), "dead") > 0);
+    assert_true(zscore(KN(INTAKES), "old") < 0);
+    cmd("LPUSH %s %s", intakeKey("dead"), rawJob("late"));
+    freeReplyObject(script("reap", 2, argv));
+    assert_int_equal(cmdInt("EXISTS %s", intakeKey("dead")), 0);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 5);
+}
+
+/* A worker leaving (a claim of -1): its intake back, out of `workers`,
+ * its `intakes` entry ended now (the reaper keeps looking a while). */
+static void test_claim_leaves(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("ZADD %s %lld w", KN(WORKERS), now + 30000);
+    cmd("ZADD %s %lld w", KN(INTAKES), now + 30000);
+    cmd("LPUSH %s %s", intakeKey("w"), rawJob("x"));
+    claimReply cr;
+    runClaimBy(-1, 30000, "", "w", &cr);
+    assert_int_equal(cr.n, 0);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 1);
+    assert_int_equal(cmdInt("EXISTS %s", intakeKey("w")), 0);
+    assert_int_equal(cmdInt("ZCARD %s", KN(WORKERS)), 0);
+    assertNear(zscore(KN(INTAKES), "w"), now, SLACK_MS, "ended now");
 }
 
 static void test_reap_expired(void **state) {
@@ -2989,6 +3016,7 @@ int main(void) {
         cmocka_unit_test_setup(test_claim_paused, flush),
         cmocka_unit_test_setup(test_claim_due_retries, flush),
         cmocka_unit_test_setup(test_reap_intake, flush),
+        cmocka_unit_test_setup(test_claim_leaves, flush),
         cmocka_unit_test_setup(test_reap_expired, flush),
         cmocka_unit_test_setup(test_reap_held_after_gap, flush),
         cmocka_unit_test_setup(test_dead_letter_redis_time, flush),

@@ -81,6 +81,16 @@ local function intakeBack(name)
     rcall('DEL', key)
 end
 
+-- Workers whose heartbeat ended (`intakes`, kept apart from `workers`,
+-- which workers of older versions reap without a look at intakes): their
+-- intakes go back at every reap until WAKE_BLOCK_MS + 2 s past the end,
+-- since a BLMOVE the worker left blocked (a frozen host, a close Redis has
+-- not seen yet) can still take a job that long after it went out.
+local function intakesReap(now)
+    for _, name in ipairs(rcall('ZRANGEBYSCORE', K.intakes, '-inf', now)) do intakeBack(name) end
+    rcall('ZREMRANGEBYSCORE', K.intakes, '-inf', now - WAKE_BLOCK_MS - 2000)
+end
+
 local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob, intake)
     intakeBack(intake)
     markQueue(now, st)

@@ -49,6 +49,13 @@ static void onWake(rds *c, redisReply *r, void *priv) {
     w->waking = 0;
     if (!r) return;                     /* lost connection: onWakerReady */
     if (r->type == REDIS_REPLY_ERROR) {
+        /* Refused for good (no such command, not allowed): poll. Else
+         * (LOADING, BUSY, OOM, a demoted master's UNBLOCKED...): the next
+         * empty claim blocks again. */
+        if (strncmp(r->str, "NOPERM", 6) != 0 && strncmp(r->str, "ERR unknown command", 19) != 0) {
+            lfLog(LF_DEBUG, "event=wake_error error=%s", lfQ(r->str));
+            return;
+        }
         lfLog(LF_WARN, "event=wake_unavailable error=%s hint=\"the worker polls the "
               "queue every --idle-poll-ms instead (allow BLMOVE to react at once)\"",
               lfQ(r->str));

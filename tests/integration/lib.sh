@@ -74,11 +74,14 @@ warm_up() {
     wait_until 30 results_at_least "${1:-default}" $((before + 1))
 }
 
-# queued_count [FLEET]: jobs waiting anywhere but a lease: the queue, parked
-# (their class made them wait) and delayed (retries).
+# queued_count [FLEET]: jobs waiting anywhere but a lease: the queue, the
+# workers' wake intakes, parked (their class made them wait) and delayed
+# (retries).
 queued_count() {
-    local k="llmfleet:{${1:-default}}"
-    echo $(( $(rcli LLEN "$k:jobs") + $(rcli ZCARD "$k:parked") + $(rcli ZCARD "$k:delayed") ))
+    local k="llmfleet:{${1:-default}}" n w
+    n=$(( $(rcli LLEN "$k:jobs") + $(rcli ZCARD "$k:parked") + $(rcli ZCARD "$k:delayed") ))
+    for w in $(rcli ZRANGEBYSCORE "$k:intakes" -inf +inf); do n=$(( n + $(rcli LLEN "$k:jobs:intake:$w") )); done
+    echo "$n"
 }
 
 # results_count FLEET: entries in the results stream.

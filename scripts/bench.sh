@@ -43,6 +43,27 @@ redis_cpu_us() {
     redis-cli -p "${1:-$REDIS_PORT}" INFO cpu |
         awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%d", s * 1000000}'
 }
+# An idle redis-server beside the fleet's, the baseline of the per-job
+# Redis figures: its own timers (hz 10) cost CPU with no client at all, and
+# its CPU over the same spans, per job, is the floor no fleet can go under.
+# Sets IDLE_PORT.
+idle_redis() {
+    IDLE_PORT=$("$BIN/freeport")
+    mkdir -p "$T/idle$IDLE_PORT"
+    redis-server --port "$IDLE_PORT" --bind 127.0.0.1 --dir "$T/idle$IDLE_PORT" --save '' \
+        --appendonly no --logfile "$T/idle$IDLE_PORT/redis.log" &
+    PIDS+=("$!")
+    wait_until 10 redis-cli -p "$IDLE_PORT" ping >/dev/null || { echo "bench: idle redis"; exit 1; }
+}
+# Calls so far of the fleet Redis's commands whose INFO commandstats name
+# matches the regex $1.
+cmdcalls() {
+    rcli INFO commandstats | tr -d '\r' |
+        awk -F'[:=,]' -v re="$1" '$1 ~ re {n += $3} END {print n + 0}'
+}
+# Script calls so far: FCALL (the function library) and EVALSHA (a Redis
+# without it).
+script_calls() { cmdcalls '^cmdstat_(fcall|evalsha|eval)$'; }
 # A job whose request body is about 1.6 KB, like the issue's wrk test.
 text=$(head -c 1400 /dev/zero | tr '\0' x)
 job() { printf '{"id":"b-%d","request":{"model":"claude-sonnet-4-5","max_tokens":32,"messages":[{"role":"user","content":"%s %d"}]}}\n' "$1" "$text" "$1"; }
@@ -289,21 +310,7 @@ start_fakeapi --latency-ms 300 --rpm "$PACED_RPM" --quiet || exit 1
 LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
 for i in $(seq 1 "$NP"); do job "$i"; done > "$T/pacedjobs.jsonl"
 : > "$T/paced.txt"
-# The baseline in the same run: an idle redis-server beside the fleet's
-# (its own timers, hz 10, cost CPU with no client at all); its CPU over
-# the same spans, per job, is the floor no fleet can go under.
-IDLE_PORT=$("$BIN/freeport")
-mkdir -p "$T/idle"
-redis-server --port "$IDLE_PORT" --bind 127.0.0.1 --dir "$T/idle" --save '' --appendonly no \
-    --logfile "$T/idle/redis.log" &
-PIDS+=("$!")
-wait_until 10 redis-cli -p "$IDLE_PORT" ping >/dev/null || { echo "bench: idle redis"; exit 1; }
-# Script calls so far: FCALL (the function library) and EVALSHA (a Redis
-# without it).
-script_calls() {
-    rcli INFO commandstats | tr -d '\r' |
-        awk -F'[=,]' '/^cmdstat_(fcall|evalsha|eval):/ {n += $2} END {print n + 0}'
-}
+idle_redis                          # the baseline in the same run
 for r in $(seq 1 "$PACED_ROUNDS"); do
     for nw in $PACED_FLEETS; do
         rcli FLUSHALL >/dev/null
@@ -356,16 +363,8 @@ echo "# 7. Redis CPU per job, jobs pushed one at a time: $TR_RATE a second for $
 kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
 start_fakeapi --latency-ms 300 --quiet || exit 1
 LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
-TIDLE=$("$BIN/freeport")
-mkdir -p "$T/tidle"
-redis-server --port "$TIDLE" --bind 127.0.0.1 --dir "$T/tidle" --save '' --appendonly no \
-    --logfile "$T/tidle/redis.log" &
-PIDS+=("$!")
-wait_until 10 redis-cli -p "$TIDLE" ping >/dev/null || { echo "bench: idle redis"; exit 1; }
-cmdcalls() {
-    rcli INFO commandstats | tr -d '\r' |
-        awk -F'[:=,]' -v re="$1" '$1 ~ re {n += $3} END {print n + 0}'
-}
+idle_redis
+TIDLE=$IDLE_PORT
 : > "$T/trickle.txt"
 for r in $(seq 1 "$TR_ROUNDS"); do
     for nw in $TR_FLEETS; do
@@ -378,11 +377,11 @@ for r in $(seq 1 "$TR_ROUNDS"); do
         done
         blocked() { [ "$(rcli INFO clients | tr -d '\r' | sed -n 's/^blocked_clients://p')" -ge "$nw" ]; }
         wait_until 20 blocked || { echo "bench: the workers did not block"; exit 1; }
-        c0=$(redis_cpu_us); i0=$(redis_cpu_us "$TIDLE"); f0=$(cmdcalls '^cmdstat_(fcall|evalsha|eval)$'); b0=$(cmdcalls '^cmdstat_blmove$')
+        c0=$(redis_cpu_us); i0=$(redis_cpu_us "$TIDLE"); f0=$(script_calls); b0=$(cmdcalls '^cmdstat_blmove$')
         "$PY" tests/bench/trickle.py "$REDIS_URL" "$T/trickle.jsonl" "$TR_RATE" || exit 1
         done_all() { [ "$(rcli XLEN 'llmfleet:{default}:results')" -ge "$NT" ]; }
         WAIT_POLL=0.2 wait_until 60 done_all || { echo "bench: trickle run timed out"; exit 1; }
-        c1=$(redis_cpu_us); i1=$(redis_cpu_us "$TIDLE"); f1=$(cmdcalls '^cmdstat_(fcall|evalsha|eval)$'); b1=$(cmdcalls '^cmdstat_blmove$')
+        c1=$(redis_cpu_us); i1=$(redis_cpu_us "$TIDLE"); f1=$(script_calls); b1=$(cmdcalls '^cmdstat_blmove$')
         kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
         echo "$nw $(( (c1 - c0) / NT )) $(( (i1 - i0) / NT )) $(awk "BEGIN {printf \"%.1f\", ($f1 - $f0) / $NT}") $(awk "BEGIN {printf \"%.1f\", ($b1 - $b0) / $NT}")" >> "$T/trickle.txt"
     done

@@ -109,7 +109,7 @@ local unknownWent = nil                     -- ... once it went
 local seen = {}                             -- id -> its first lease in this batch
 local zin, hres, dropped, liveSet = {}, {}, {}, {}
 local follow, led = {}, {}                  -- HSET pairs for `follow`; leaders taken here
-local parkZ, parkH = {}, {}
+local parkZ, parkH, parkN = {}, {}, {}
 -- The job's needs in class k (arguments from a).
 local function needs(k, a)
     return P.needs(k, tonumber(ARGV[a + AJ.INPUT]), tonumber(ARGV[a + AJ.MAX_TOKENS]),
@@ -129,6 +129,10 @@ local function classWait(n, k, wait, need, why)
     parkZ[#parkZ + 1] = lids[n]
     parkH[#parkH + 1] = lids[n]
     parkH[#parkH + 1] = job
+    local a = J0 + (n - 1) * AJ_N
+    parkN[#parkN + 1] = lids[n]
+    parkN[#parkN + 1] = k.c .. ',' .. ARGV[a + AJ.INPUT] .. ',' .. ARGV[a + AJ.MAX_TOKENS] ..
+                        ',' .. ARGV[a + AJ.PREFIX]
     dropped[#dropped + 1] = lids[n]
     return ADMIT.PARKED, math.ceil(due - now)
 end
@@ -480,6 +484,7 @@ if #follow > 0 then bulk('HSET', K.follow, follow) end
 if #parkZ > 0 then
     bulk('ZADD', K.parked, parkZ)
     bulk('HSET', K.parkedjob, parkH)
+    bulk('HSET', K.parkedneed, parkN)
 end
 local res0 = tonumber(st.reserved) or 0
 if reserved ~= res0 then incr(K.state, 'reserved', reserved - res0) end

@@ -45,7 +45,7 @@ FAKE_SRC   := $(wildcard tests/fakeapi/*.c)
 LUA_SRC    := $(sort $(wildcard scripts/lua/*.lua))
 # The Lua libraries, in dependency order, after the generated prelude.
 LUA_LIBS   := $(BUILD)/proto.lua $(addprefix scripts/lua/lib/,util.lua limits.lua \
-              class.lua pause.lua bucket.lua lease.lua retry.lua stats.lua claim.lua)
+              class.lua pause.lua bucket.lua lease.lua retry.lua stats.lua pace.lua claim.lua)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 
 SHELF_OBJ  := $(SHELF_SRC:%.c=$(BUILD)/%.o)

@@ -73,77 +73,14 @@ local nowS = string.format('%d', now)
 local pricesVer = st.prices_ver or '0'
 local stalePrices = ARGV[AA.PRICES_VER] ~= pricesVer
 local overrides = parseMap(l.model_classes)
-local classCeil = parseMap(l.class_max_in_flight)
 local ceiling = tonumber(l.max_in_flight) or 100
 local pz = pauseNow(st, now)                -- the fleet's pause
 local probeDue = pz and pz.probe
-local pct = string.match(l.soft_token_floor, '%%$') ~= nil
 local reason = ''
 
--- A wait of the fleet's latency spread over n, within [10, 1000] ms.
-local function shortWait(n)
-    local w = (tonumber(st.ewma_ms) or 1000) / (n > 0 and n or 1)
-    if w < 10 then w = 10 elseif w > 1000 then w = 1000 end
-    return math.ceil(w)
-end
-
--- What n requests of class k holding `held` output tokens give back at
--- their answers (lib/bucket.lua).
-local function giveBack(k, held, n) return holdsBack(held, n, k.oq, k.eo) end
-
--- A class's state as this call sees it, read on first use.
-local C, newClasses = {}, {}
-local function classState(c)
-    local k = C[c]
-    if k then return k end
-    local function get(f) return st[cf(c, f)] end
-    k = {c = c, est = {}, lim = {}, soft = {}, cum = {}, add = {r = 0, i = 0, o = 0},
-         pend = {r = 0, i = 0, o = 0}, n = 0, nf = 0, pause = pauseNow(st, now, c), observed = get('observed'),
-         inflight = tonumber(get('n_inflight')) or 0, cal = tonumber(get('cal')) or 1,
-         oq = tonumber(get('oq')) or 1, o_done = tonumber(get('o_done')) or 0,
-         eo = tonumber(get('ewma_out')),
-         ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0}
-    k.tail0 = k.tail
-    -- Under output_rule=reserve the API holds max_tokens of every request
-    -- in flight and gives back the unproduced part at its answer: what the
-    -- class's requests in flight will give back (giveBack), which the
-    -- pacing waits for instead of the refill when it is enough.
-    k.back = 0
-    if rule ~= 'actual' then k.back = giveBack(k, tonumber(get('o_inflight')) or 0, k.inflight) end
-    k.probeDue = k.pause and k.pause.probe
-    -- The reservations' admission snapshot: the class's charge counters as
-    -- this call found them (so the call's own charges count as charged
-    -- after each of its requests: conservative by one batch).
-    k.snap = nowS .. ',' .. istr(tonumber(get('r_cum')) or 0) .. ',' ..
-             istr(tonumber(get('i_cum')) or 0) .. ',' .. istr(tonumber(get('o_cum')) or 0) ..
-             ',' .. istr(k.o_done)
-    for _, b in ipairs(BUCKETS) do
-        k.est[b], k.lim[b] = bucketEstimate(st, c, b, now, rule)
-        k.soft[b] = 0
-        if k.est[b] and (b ~= 'r' or pct) then k.soft[b] = floorOf(l.soft_token_floor, k.lim[b]) end
-        k.cum[b] = tonumber(get(b .. '_cum')) or 0
-    end
-    if l.ceiling == 'auto' then
-        -- Little's law: the rate the class's limits allow x latency.
-        local lat, rate = tonumber(st.ewma_ms), nil
-        local per = {r = 1, i = tonumber(get('ewma_in')), o = k.eo}
-        for _, b in ipairs(BUCKETS) do
-            if k.lim[b] and per[b] and per[b] > 0 then
-                local r = k.lim[b] / REFILL_MS / per[b]
-                if not rate or r < rate then rate = r end
-            end
-        end
-        if lat and rate then
-            local a = math.ceil(rate * lat * 1.2) + 1
-            if not k.ceiling or a < k.ceiling then k.ceiling = a end
-        end
-    end
-    if not string.find(',' .. (st.classes or '') .. ',', ',' .. c .. ',', 1, true) then
-        newClasses[#newClasses + 1] = c
-    end
-    C[c] = k
-    return k
-end
+local P = pacer(st, l, now)                 -- the class's pacing (lib/pace.lua)
+local shortWait, giveBack, classState, paceWait = P.shortWait, P.giveBack, P.classState, P.paceWait
+local C, newClasses = P.C, P.newClasses
 
 -- One lookup each for all leases, done ids, attempt counters and cached
 -- prefixes.
@@ -166,71 +103,24 @@ if rcall('EXISTS', K.attempts, K.lost) > 0 then
     atts = rcall('HMGET', K.attempts, unpack(ids))
     lostN = rcall('HMGET', K.lost, unpack(ids))
 end
-local cached = {}                           -- prefix -> tokens the API holds
-if #pfx > 0 then
-    local got = rcall('HMGET', K.cache, unpack(pfx))
-    for i, v in ipairs(pfx) do
-        local tok, exp = string.match(got[i] or '', '^(%d+),(%d+)$')
-        if tok and tonumber(exp) > now then cached[v] = tonumber(tok) end
-    end
-end
+P.loadCached(pfx)
 local unknownGo = nil                       -- the unknown-size request this call lets go
 local unknownWent = nil                     -- ... once it went
 local seen = {}                             -- id -> its first lease in this batch
 local zin, hres, dropped, liveSet = {}, {}, {}, {}
 local follow, led = {}, {}                  -- HSET pairs for `follow`; leaders taken here
-local parkZ, parkH = {}, {}
-local PARK_MIN_MS = 250
-local PARK_HORIZON_MS = 2000
-local BATCH_HORIZON_MS = 36 * 3600000      -- a batch ends within 24 h (API), then its results
-
--- The job's needs in class k: r, i, o, each capped at the bucket.
+local parkZ, parkH, parkN = {}, {}, {}
+-- The job's needs in class k (arguments from a).
 local function needs(k, a)
-    local raw, mt = tonumber(ARGV[a + AJ.INPUT]), tonumber(ARGV[a + AJ.MAX_TOKENS])
-    local inp = math.ceil(raw * k.cal) - (cached[ARGV[a + AJ.PREFIX]] or 0)
-    if inp < 1 then inp = 1 end
-    local out = mt
-    if rule == 'actual' then out = math.ceil(k.oq * mt) end
-    local need = {r = 1, i = inp, o = out}
-    for _, b in ipairs(BUCKETS) do
-        if k.lim[b] and need[b] > k.lim[b] then need[b] = k.lim[b] end
-    end
-    return need
+    return P.needs(k, tonumber(ARGV[a + AJ.INPUT]), tonumber(ARGV[a + AJ.MAX_TOKENS]),
+                   ARGV[a + AJ.PREFIX])
 end
-
--- How long the class's buckets take to refill what this job uses: its
--- needs, but for output what it is expected to produce, not the max_tokens
--- held while it runs (output_rule=reserve) nor the high quantile charged
--- for it (oq x max_tokens, a safety margin learned down from 1 over tens
--- of answers): the class's mean output when known. Spaced by the quantile,
--- parked jobs came back at a fraction of the rate the bucket serves (4.8 s
--- apart for 150-token answers of max_tokens 2048 while oq was 0.7) and
--- the fleet idled with the bucket full.
-local function spacing(k, need)
-    local t = 0
-    for _, b in ipairs(BUCKETS) do
-        if k.lim[b] then
-            local use = need[b]
-            if b == 'o' then
-                if rule ~= 'actual' then use = use * k.oq end
-                if k.eo and k.eo > 0 and k.eo < use then use = k.eo end
-            end
-            local x = use / (k.lim[b] / REFILL_MS)
-            if x > t then t = x end
-        end
-    end
-    return t
-end
+local BATCH_HORIZON_MS = 36 * 3600000      -- a batch ends within 24 h (API), then its results
 
 -- Job n of class k must wait at least wait ms: behind the class's other
 -- waiting jobs, in its slot when that is short, else parked in Redis.
 local function classWait(n, k, wait, need, why)
-    local due = now + wait
-    -- Behind the others, but never past PARK_HORIZON_MS beyond its own
-    -- wait: there it is looked at again, with the estimates of that time.
-    local tail = math.min(k.tail, due + PARK_HORIZON_MS)
-    if tail > due then due = tail end
-    k.tail = due + spacing(k, need)
+    local due = P.parkDue(k, wait, need)
     reason = why
     if due - now <= PARK_MIN_MS then return ADMIT.WAIT, math.ceil(due - now) end
     local job = leaseJob(lids[n])
@@ -239,6 +129,10 @@ local function classWait(n, k, wait, need, why)
     parkZ[#parkZ + 1] = lids[n]
     parkH[#parkH + 1] = lids[n]
     parkH[#parkH + 1] = job
+    local a = J0 + (n - 1) * AJ_N
+    parkN[#parkN + 1] = lids[n]
+    parkN[#parkN + 1] = k.c .. ',' .. ARGV[a + AJ.INPUT] .. ',' .. ARGV[a + AJ.MAX_TOKENS] ..
+                        ',' .. ARGV[a + AJ.PREFIX]
     dropped[#dropped + 1] = lids[n]
     return ADMIT.PARKED, math.ceil(due - now)
 end
@@ -339,48 +233,6 @@ local function spendVerdict(res, exact)
               'reserved_usd', string.format('%.6f', reserved / 1e6))
     end
     return ADMIT.BUDGET, 0
-end
-
--- How long class k's buckets need to hold need over the soft floor (0:
--- they do now), which bucket says so, and whether the wait is for the
--- holds in flight to come back (soon: the job waits in its slot, not
--- behind the class's parked jobs).
-local function paceWait(k, need)
-    local wait, why, soon = 0, nil, false
-    for _, b in ipairs(BUCKETS) do
-        if k.est[b] then
-            local w = bucketWait(k.est[b], k.lim[b], need[b], k.soft[b])
-            if w > 0 and k.inflight + k.n > 0 then
-                -- Under zero the estimate counts requests in flight twice
-                -- (the reading taken at admission, when the API stamped
-                -- at the answer): the API's bucket is never below empty,
-                -- and their answers bring fresh readings; so no wait past
-                -- a refill from empty while some are in flight.
-                local cap = bucketWait(0, k.lim[b], need[b], k.soft[b])
-                if w > cap then w = cap end
-            end
-            local back = false
-            if w > 0 and b == 'o' and k.back > 0 then
-                -- The holds in flight give back within a latency; the
-                -- refill adds the rest meanwhile.
-                local wb = bucketWait(k.est[b] + k.back, k.lim[b], need[b], k.soft[b])
-                if wb <= (tonumber(st.ewma_ms) or 1000) then
-                    -- Enough within a latency: look again soon, in the
-                    -- slot, rather than wait for the refill.
-                    local q = shortWait(4)
-                    if q > 200 then q = 200 end
-                    if q < w then w, back = q, true end
-                elseif wb < w then
-                    w = wb
-                end
-            end
-            if w > wait then
-                wait, soon = w, back
-                why = k.c .. ': pacing, ' .. BUCKET_NAME[b] .. ' bucket under the soft floor'
-            end
-        end
-    end
-    return wait, why, soon
 end
 
 -- The Batch lane (Message Batches, half price). A job's lane: its own,
@@ -632,6 +484,7 @@ if #follow > 0 then bulk('HSET', K.follow, follow) end
 if #parkZ > 0 then
     bulk('ZADD', K.parked, parkZ)
     bulk('HSET', K.parkedjob, parkH)
+    bulk('HSET', K.parkedneed, parkN)
 end
 local res0 = tonumber(st.reserved) or 0
 if reserved ~= res0 then incr(K.state, 'reserved', reserved - res0) end

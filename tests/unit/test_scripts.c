@@ -2170,6 +2170,58 @@ static void test_parked_claimed_back(void **state) {
     assert_int_equal(cmdInt("HLEN %s", KN(PARKEDJOB)), 0);
 }
 
+/* A due parked job is looked at by the claim with admission's pacing rule
+ * and what admission knew of its needs: still waiting, it is parked again
+ * in Redis (its body never leaves), at the due admission would give;
+ * with room it is handed out, its needs taken from the estimate, so that
+ * only what fits is handed out. */
+static void test_parked_looked_at(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *ids[] = {"a", "b", "c"};
+    craftClaim("w:1:", 3, ids, now + 60000);
+    /* est 3000 at 1 token/ms: need 1000 + soft 3000 waits ~1000 ms. */
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 3000 sonnet-4|i_at %lld "
+        "sonnet-4|observed 1", KN(STATE), now);
+    long long v;
+    assert_admit(admit1(0, "w:1:1", "a", 1000, 10, 1, &v, NULL), ADMIT_PARKED);
+    assert_string_equal(hget(KN(PARKEDNEED), "w:1:1"), "sonnet-4,1000,10,");
+    /* Due, the bucket no fuller: parked again by the claim, not handed out. */
+    cmd("HDEL %s sonnet-4|park_tail", KN(STATE));
+    cmd("ZADD %s XX %lld w:1:1", KN(PARKED), now - 1);
+    claimReply cr;
+    runClaim(4, 30000, "w:2:", &cr);
+    assert_int_equal(cr.n, 0);
+    long long due = zscore(KN(PARKED), "w:1:1");
+    assert_true(due > redisNow() + 250);
+    assertNear(due, redisNow() + 1000, SLACK_MS, "due as admission gives it");
+    assert_string_equal(hget(KN(PARKEDJOB), "w:1:1"), rawJob("a"));
+    assert_true(hgetN(KN(STATE), SF("park_tail")) > due);
+    /* Room: handed out, its needs kept no more. */
+    cmd("HSET %s sonnet-4|i_rem 60000 sonnet-4|i_at %lld", KN(STATE), redisNow());
+    cmd("ZADD %s XX %lld w:1:1", KN(PARKED), now - 1);
+    runClaim(4, 30000, "w:3:", &cr);
+    assert_int_equal(cr.n, 1);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 0);
+    assert_int_equal(cmdInt("EXISTS %s", KN(PARKEDJOB)), 0);
+    assert_int_equal(cmdInt("EXISTS %s", KN(PARKEDNEED)), 0);
+
+    /* Two due, room for one (est 60000, soft 3000, 40000 each): one
+     * handed out, the other parked again behind the refill. */
+    cmd("HSET %s sonnet-4|i_rem 0 sonnet-4|i_at %lld", KN(STATE), redisNow());
+    assert_admit(admit1(0, "w:1:2", "b", 40000, 10, 1, &v, NULL), ADMIT_PARKED);
+    assert_admit(admit1(0, "w:1:3", "c", 40000, 10, 1, &v, NULL), ADMIT_PARKED);
+    cmd("HSET %s sonnet-4|i_rem 60000 sonnet-4|i_at %lld", KN(STATE), redisNow());
+    cmd("HDEL %s sonnet-4|park_tail", KN(STATE));
+    cmd("ZADD %s XX %lld w:1:2 %lld w:1:3", KN(PARKED), now - 2, now - 1);
+    runClaim(4, 30000, "w:4:", &cr);
+    assert_int_equal(cr.n, 1);
+    redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:4:"));
+    assert_string_equal(r->element[0]->str, rawJob("b"));
+    freeReplyObject(r);
+    assert_true(zscore(KN(PARKED), "w:1:3") > redisNow() + 250);
+}
+
 /* Due parked jobs come back before the queue, the earliest due first, as
  * many as the claim takes. */
 static void test_parked_oldest_due_first(void **state) {
@@ -3030,6 +3082,7 @@ int main(void) {
         cmocka_unit_test_setup(test_class_buckets_independent, flush),
         cmocka_unit_test_setup(test_class_override, flush),
         cmocka_unit_test_setup(test_parked_claimed_back, flush),
+        cmocka_unit_test_setup(test_parked_looked_at, flush),
         cmocka_unit_test_setup(test_parked_oldest_due_first, flush),
         cmocka_unit_test_setup(test_parked_spacing, flush),
         cmocka_unit_test_setup(test_reserve_give_back, flush),

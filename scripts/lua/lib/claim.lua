@@ -6,18 +6,69 @@
 -- claimed, lease ids prefix .. 1 to prefix .. n (the caller knows the
 -- prefix); wait_ms > 0: nothing claimed, ask again after it.
 -- Parked jobs whose time has come go back to the consuming end of the
--- queue, the earliest due nearest it (up to n of them).
-local function parkedDue(now, n)
-    local due = rcall('ZRANGEBYSCORE', K.parked, '-inf', now, 'LIMIT', 0, n)
+-- queue, the earliest due nearest it (up to n of them). Each is looked at
+-- first by admission's own pacing rule (lib/pace.lua) with what admission
+-- knew of its needs (`parkedneed`): one that would park again is parked
+-- again here, at the same due time, and never leaves Redis (a job waiting
+-- 30 s for its turn came back every 2 s, each time through a worker and
+-- an admission); one that may go is handed out, its needs taken from the
+-- estimate as admission takes a job that goes, and admission decides. A
+-- job the look cannot judge (its class paused or cold, no needs kept) is
+-- handed out. At most LOOK_MAX due jobs are looked at per claim.
+local LOOK_MAX = 100
+local function parkedDue(now, n, l)
+    local due = rcall('ZRANGEBYSCORE', K.parked, '-inf', now, 'LIMIT', 0, LOOK_MAX)
     if #due == 0 then return end
-    local jobs = rcall('HMGET', K.parkedjob, unpack(due))
+    local facts = rcall('HMGET', K.parkedneed, unpack(due))
+    local P, out, again = nil, {}, {}
+    for i, lid in ipairs(due) do
+        local c, raw, mt, pfx = string.match(facts[i] or '', '^([^,]+),(%d+),(%d+),(.*)$')
+        local park = nil
+        if c then
+            P = P or pacer(loadHash(K.state), l, now)   -- (fresh: a settle's own writes)
+            local k = P.classState(c)
+            if k.observed and not k.pause then
+                if pfx ~= '' then P.loadCached({pfx}) end
+                local need = P.needs(k, tonumber(raw), tonumber(mt), pfx)
+                local wait, _, soon = P.paceWait(k, need)
+                if wait > 0 and not soon then
+                    local tail = k.tail
+                    local at = P.parkDue(k, wait, need)
+                    -- (a short wait is admission's, in a slot, tail and all)
+                    if at - now > PARK_MIN_MS then park = at else k.tail = tail end
+                elseif wait == 0 and #out < n then
+                    for _, b in ipairs(BUCKETS) do
+                        if k.est[b] then k.est[b] = k.est[b] - need[b] end
+                    end
+                    k.n = k.n + 1
+                end
+            end
+        end
+        if park then
+            again[#again + 1] = string.format('%d', park)
+            again[#again + 1] = lid
+        elseif #out < n then
+            out[#out + 1] = lid
+        end
+    end
+    if #again > 0 then
+        bulk('ZADD', K.parked, again)
+        for c, k in pairs(P.C) do
+            if k.tail ~= k.tail0 then
+                rcall('HSET', K.state, cf(c, 'park_tail'), string.format('%d', k.tail))
+            end
+        end
+    end
+    if #out == 0 then return end
+    local jobs = rcall('HMGET', K.parkedjob, unpack(out))
     local back = 0
-    for i = #due, 1, -1 do
+    for i = #out, 1, -1 do
         if jobs[i] then rcall('RPUSH', K.jobs, jobs[i]); back = back + 1 end
     end
     reenter(back)
-    rcall('ZREM', K.parked, unpack(due))
-    rcall('HDEL', K.parkedjob, unpack(due))
+    rcall('ZREM', K.parked, unpack(out))
+    rcall('HDEL', K.parkedjob, unpack(out))
+    rcall('HDEL', K.parkedneed, unpack(out))
 end
 
 -- A job over maxJob bytes is never handed to a worker (it would read it
@@ -116,7 +167,7 @@ local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob, intake)
         n = 1                               -- a probe is due: one job
     end
 
-    parkedDue(now, n)
+    parkedDue(now, n, l)
     retriesDue(now, l)
 
     local out = {now, 0, ''}

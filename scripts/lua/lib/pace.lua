@@ -1,0 +1,187 @@
+-- pace.lua (library) — a class's pacing as admission sees it, one rule
+-- for admission and for the claim (which looks at a due parked job the
+-- same way before it hands the job to a worker: lib/claim.lua). pacer(st,
+-- l, now) reads the class's state on first use (classState), a job's
+-- needs, the wait its class's buckets set (paceWait), and where a job
+-- that must wait parks (parkDue); C holds the classes read, newClasses
+-- those not yet in state.classes.
+local PARK_MIN_MS = 250
+local PARK_HORIZON_MS = 2000
+
+local function pacer(st, l, now)
+    local rule = l.output_rule
+    local pct = string.match(l.soft_token_floor, '%%$') ~= nil
+    local classCeil = parseMap(l.class_max_in_flight)
+    local nowS = string.format('%d', now)
+    -- A wait of the fleet's latency spread over n, within [10, 1000] ms.
+    local function shortWait(n)
+        local w = (tonumber(st.ewma_ms) or 1000) / (n > 0 and n or 1)
+        if w < 10 then w = 10 elseif w > 1000 then w = 1000 end
+        return math.ceil(w)
+    end
+
+    -- What n requests of class k holding `held` output tokens give back at
+    -- their answers (lib/bucket.lua).
+    local function giveBack(k, held, n) return holdsBack(held, n, k.oq, k.eo) end
+
+    -- A class's state as this call sees it, read on first use.
+    local C, newClasses = {}, {}
+    local function classState(c)
+        local k = C[c]
+        if k then return k end
+        local function get(f) return st[cf(c, f)] end
+        k = {c = c, est = {}, lim = {}, soft = {}, cum = {}, add = {r = 0, i = 0, o = 0},
+             pend = {r = 0, i = 0, o = 0}, n = 0, nf = 0, pause = pauseNow(st, now, c), observed = get('observed'),
+             inflight = tonumber(get('n_inflight')) or 0, cal = tonumber(get('cal')) or 1,
+             oq = tonumber(get('oq')) or 1, o_done = tonumber(get('o_done')) or 0,
+             eo = tonumber(get('ewma_out')),
+             ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0}
+        k.tail0 = k.tail
+        -- Under output_rule=reserve the API holds max_tokens of every request
+        -- in flight and gives back the unproduced part at its answer: what the
+        -- class's requests in flight will give back (giveBack), which the
+        -- pacing waits for instead of the refill when it is enough.
+        k.back = 0
+        if rule ~= 'actual' then k.back = giveBack(k, tonumber(get('o_inflight')) or 0, k.inflight) end
+        k.probeDue = k.pause and k.pause.probe
+        -- The reservations' admission snapshot: the class's charge counters as
+        -- this call found them (so the call's own charges count as charged
+        -- after each of its requests: conservative by one batch).
+        k.snap = nowS .. ',' .. istr(tonumber(get('r_cum')) or 0) .. ',' ..
+                 istr(tonumber(get('i_cum')) or 0) .. ',' .. istr(tonumber(get('o_cum')) or 0) ..
+                 ',' .. istr(k.o_done)
+        for _, b in ipairs(BUCKETS) do
+            k.est[b], k.lim[b] = bucketEstimate(st, c, b, now, rule)
+            k.soft[b] = 0
+            if k.est[b] and (b ~= 'r' or pct) then k.soft[b] = floorOf(l.soft_token_floor, k.lim[b]) end
+            k.cum[b] = tonumber(get(b .. '_cum')) or 0
+        end
+        if l.ceiling == 'auto' then
+            -- Little's law: the rate the class's limits allow x latency.
+            local lat, rate = tonumber(st.ewma_ms), nil
+            local per = {r = 1, i = tonumber(get('ewma_in')), o = k.eo}
+            for _, b in ipairs(BUCKETS) do
+                if k.lim[b] and per[b] and per[b] > 0 then
+                    local r = k.lim[b] / REFILL_MS / per[b]
+                    if not rate or r < rate then rate = r end
+                end
+            end
+            if lat and rate then
+                local a = math.ceil(rate * lat * 1.2) + 1
+                if not k.ceiling or a < k.ceiling then k.ceiling = a end
+            end
+        end
+        if not string.find(',' .. (st.classes or '') .. ',', ',' .. c .. ',', 1, true) then
+            newClasses[#newClasses + 1] = c
+        end
+        C[c] = k
+        return k
+    end
+
+    -- The prompt prefixes (hashes) the API reported cached, among pfx:
+    -- prefix -> tokens the API holds (reads do not count toward the input
+    -- limit), for needs.
+    local cached = {}
+    local function loadCached(pfx)
+        if #pfx == 0 then return end
+        local got = rcall('HMGET', K.cache, unpack(pfx))
+        for i, v in ipairs(pfx) do
+            local tok, exp = string.match(got[i] or '', '^(%d+),(%d+)$')
+            if tok and tonumber(exp) > now then cached[v] = tonumber(tok) end
+        end
+    end
+
+    -- The job's needs in class k: r, i, o, each capped at the bucket.
+    local function needs(k, raw, mt, prefix)
+        local inp = math.ceil(raw * k.cal) - (cached[prefix] or 0)
+        if inp < 1 then inp = 1 end
+        local out = mt
+        if rule == 'actual' then out = math.ceil(k.oq * mt) end
+        local need = {r = 1, i = inp, o = out}
+        for _, b in ipairs(BUCKETS) do
+            if k.lim[b] and need[b] > k.lim[b] then need[b] = k.lim[b] end
+        end
+        return need
+    end
+
+    -- How long the class's buckets take to refill what this job uses: its
+    -- needs, but for output what it is expected to produce, not the max_tokens
+    -- held while it runs (output_rule=reserve) nor the high quantile charged
+    -- for it (oq x max_tokens, a safety margin learned down from 1 over tens
+    -- of answers): the class's mean output when known. Spaced by the quantile,
+    -- parked jobs came back at a fraction of the rate the bucket serves (4.8 s
+    -- apart for 150-token answers of max_tokens 2048 while oq was 0.7) and
+    -- the fleet idled with the bucket full.
+    local function spacing(k, need)
+        local t = 0
+        for _, b in ipairs(BUCKETS) do
+            if k.lim[b] then
+                local use = need[b]
+                if b == 'o' then
+                    if rule ~= 'actual' then use = use * k.oq end
+                    if k.eo and k.eo > 0 and k.eo < use then use = k.eo end
+                end
+                local x = use / (k.lim[b] / REFILL_MS)
+                if x > t then t = x end
+            end
+        end
+        return t
+    end
+
+    -- Where a job of class k that must wait at least wait ms parks: behind
+    -- the class's other waiting jobs, but never past PARK_HORIZON_MS beyond its
+    -- own wait: there it is looked at again, with the estimates of that time.
+    -- Moves the class's tail past it.
+    local function parkDue(k, wait, need)
+        local due = now + wait
+        local tail = math.min(k.tail, due + PARK_HORIZON_MS)
+        if tail > due then due = tail end
+        k.tail = due + spacing(k, need)
+        return due
+    end
+
+    -- How long class k's buckets need to hold need over the soft floor (0:
+    -- they do now), which bucket says so, and whether the wait is for the
+    -- holds in flight to come back (soon: the job waits in its slot, not
+    -- behind the class's parked jobs).
+    local function paceWait(k, need)
+        local wait, why, soon = 0, nil, false
+        for _, b in ipairs(BUCKETS) do
+            if k.est[b] then
+                local w = bucketWait(k.est[b], k.lim[b], need[b], k.soft[b])
+                if w > 0 and k.inflight + k.n > 0 then
+                    -- Under zero the estimate counts requests in flight twice
+                    -- (the reading taken at admission, when the API stamped
+                    -- at the answer): the API's bucket is never below empty,
+                    -- and their answers bring fresh readings; so no wait past
+                    -- a refill from empty while some are in flight.
+                    local cap = bucketWait(0, k.lim[b], need[b], k.soft[b])
+                    if w > cap then w = cap end
+                end
+                local back = false
+                if w > 0 and b == 'o' and k.back > 0 then
+                    -- The holds in flight give back within a latency; the
+                    -- refill adds the rest meanwhile.
+                    local wb = bucketWait(k.est[b] + k.back, k.lim[b], need[b], k.soft[b])
+                    if wb <= (tonumber(st.ewma_ms) or 1000) then
+                        -- Enough within a latency: look again soon, in the
+                        -- slot, rather than wait for the refill.
+                        local q = shortWait(4)
+                        if q > 200 then q = 200 end
+                        if q < w then w, back = q, true end
+                    elseif wb < w then
+                        w = wb
+                    end
+                end
+                if w > wait then
+                    wait, soon = w, back
+                    why = k.c .. ': pacing, ' .. BUCKET_NAME[b] .. ' bucket under the soft floor'
+                end
+            end
+        end
+        return wait, why, soon
+    end
+    return {C = C, newClasses = newClasses, shortWait = shortWait, giveBack = giveBack,
+            classState = classState, loadCached = loadCached, needs = needs,
+            spacing = spacing, parkDue = parkDue, paceWait = paceWait}
+end

@@ -488,8 +488,8 @@ if #parkZ > 0 then
 end
 local res0 = tonumber(st.reserved) or 0
 if reserved ~= res0 then incr(K.state, 'reserved', reserved - res0) end
+P.saveTails()
 for c, k in pairs(C) do
-    if k.tail ~= k.tail0 then rcall('HSET', K.state, cf(c, 'park_tail'), string.format('%d', k.tail)) end
     if k.n > 0 then
         incr(K.state, cf(c, 'r_cum'), k.add.r)
         incr(K.state, cf(c, 'i_cum'), k.add.i)

@@ -53,11 +53,7 @@ local function parkedDue(now, n, l)
     end
     if #again > 0 then
         bulk('ZADD', K.parked, again)
-        for c, k in pairs(P.C) do
-            if k.tail ~= k.tail0 then
-                rcall('HSET', K.state, cf(c, 'park_tail'), string.format('%d', k.tail))
-            end
-        end
+        P.saveTails()
     end
     if #out == 0 then return end
     local jobs = rcall('HMGET', K.parkedjob, unpack(out))

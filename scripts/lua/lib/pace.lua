@@ -181,7 +181,15 @@ local function pacer(st, l, now)
         end
         return wait, why, soon
     end
-    return {C = C, newClasses = newClasses, shortWait = shortWait, giveBack = giveBack,
+    -- The classes' tails this call moved, written back.
+    local function saveTails()
+        for c, k in pairs(C) do
+            if k.tail ~= k.tail0 then
+                rcall('HSET', K.state, cf(c, 'park_tail'), string.format('%d', k.tail))
+            end
+        end
+    end
+    return {C = C, newClasses = newClasses, saveTails = saveTails, shortWait = shortWait, giveBack = giveBack,
             classState = classState, loadCached = loadCached, needs = needs,
             spacing = spacing, parkDue = parkDue, paceWait = paceWait}
 end

@@ -28,7 +28,10 @@
 -- while slots are left, the next PULL_MAX jobs not yet due: one whose
 -- class has room for it now is handed out before its time (a line laid by
 -- an estimate that turned out long leaves no bucket idle), the others
--- keep their place. st: the state as the caller read it, when fresh.
+-- keep their place; at most one claim per LINE_STEP_MS a class (`look_t`)
+-- does so: what the look hands out is charged only at its admission, so
+-- every claim in between saw the same room (16 workers: each job handed
+-- out 1.2 times, parked again by admission once, 5 waits in slots). st: the state as the caller read it, when fresh.
 local LOOK_MAX, LOOK_PAGE, PULL_MAX = 100, 8, 16
 local LINE_STEP_MS = 100
 local PARKED_FACT = '^([^,]+),(%d+),(%d+),(.*)$'
@@ -120,9 +123,10 @@ local function parkedDue(now, n, l, st)
                 if c and not blocked[c] then
                     P = P or pacer(st, l, now)
                     local k = P.classState(c)
-                    if k.observed and not k.pause and not (k.ceiling and k.inflight + k.n >= k.ceiling) and
-                       fits(k, raw, mt, pfx) then
+                    if now - k.lookT >= LINE_STEP_MS and k.observed and not k.pause and
+                       not (k.ceiling and k.inflight + k.n >= k.ceiling) and fits(k, raw, mt, pfx) then
                         room = room - 1
+                        k.early = true
                         out[#out + 1] = lid
                     else
                         block(c)
@@ -131,7 +135,10 @@ local function parkedDue(now, n, l, st)
             end
         end
     end
-    if P then P.saveTails() end
+    if P then
+        for _, k in pairs(P.C) do if k.early then k.lookT = now end end
+        P.saveTails()
+    end
     if #out == 0 then return end
     local jobs = rcall('HMGET', K.parkedjob, unpack(out))
     local back = 0

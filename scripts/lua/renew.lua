@@ -5,16 +5,17 @@
 -- ARGV[1] lease_ms   ARGV[2] worker name   ARGV[3] heartbeat ttl ms (in
 -- `workers`, and in `intakes` for its waker's intake: lib/claim.lua)
 -- ARGV[4..] lease ids held by the worker
--- Reply: {seq, the lease ids that are gone (reaped)...}: the fleet's write
--- counter (settle.lua; a worker that sees it go back knows Redis lost
--- acknowledged writes), then the leases the worker must not expect to
--- settle (settle.lua refuses them anyway).
+-- Reply: {seq, live, the lease ids that are gone (reaped)...}: the fleet's
+-- write counter (settle.lua; a worker that sees it go back knows Redis lost
+-- acknowledged writes), the workers whose heartbeat lives (each reaps less
+-- often in a larger fleet: worker/lease.c), then the leases the worker
+-- must not expect to settle (settle.lua refuses them anyway).
 local now = nowMs()
 fleetTick(now, tonumber(ARGV[1]))
 rcall('ZADD', K.workers, now + tonumber(ARGV[3]), ARGV[2])
 rcall('ZADD', K.intakes, now + tonumber(ARGV[3]), ARGV[2])     -- (its waker's intake)
 local exp = now + tonumber(ARGV[1])
-local lost = {tonumber(rcall('HGET', K.state, 'seq') or 0)}
+local lost = {tonumber(rcall('HGET', K.state, 'seq') or 0), rcall('ZCOUNT', K.workers, '(' .. now, '+inf')}
 for i = 4, #ARGV do
     local cur = rcall('ZSCORE', K.leases, ARGV[i])
     if cur then

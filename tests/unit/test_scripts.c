@@ -1916,9 +1916,11 @@ static void test_reap_held_after_gap(void **state) {
 
     /* The live worker renews one lease; the other's worker is gone. */
     const char *rargv[] = {"30000", "w", "30000", "w:1:1"};
+    cmd("ZADD %s %lld dead %lld other", KN(WORKERS), now - 1, now + 60000);
     r = script("renew", 4, rargv);
-    assert_int_equal(r->elements, 1);               /* the write counter only */
-    assert_int_equal(r->element[0]->integer, 0);
+    assert_int_equal(r->elements, 2);               /* nothing lost */
+    assert_int_equal(r->element[0]->integer, 0);    /* the write counter */
+    assert_int_equal(r->element[1]->integer, 2);    /* live heartbeats: w, other */
     freeReplyObject(r);
     assert_true(zscore(KN(LEASES), "w:1:1") >= now + 30000);
 

@@ -35,9 +35,8 @@ local function pacer(st, l, now)
              inflight = tonumber(get('n_inflight')) or 0, cal = tonumber(get('cal')) or 1,
              oq = tonumber(get('oq')) or 1, o_done = tonumber(get('o_done')) or 0,
              eo = tonumber(get('ewma_out')),
-             ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0,
-             slip = tonumber(get('park_slip')) or 0, lookT = tonumber(get('look_t')) or 0}
-        k.tail0, k.slip0, k.lookT0 = k.tail, k.slip, k.lookT
+             ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0}
+        k.tail0 = k.tail
         -- Under output_rule=reserve the API holds max_tokens of every request
         -- in flight and gives back the unproduced part at its answer: what the
         -- class's requests in flight will give back (giveBack), which the
@@ -182,18 +181,11 @@ local function pacer(st, l, now)
         end
         return wait, why, soon
     end
-    -- The classes' tails, slips and early looks this call moved, written
-    -- back.
+    -- The classes' tails this call moved, written back.
     local function saveTails()
         for c, k in pairs(C) do
             if k.tail ~= k.tail0 then
                 rcall('HSET', K.state, cf(c, 'park_tail'), string.format('%d', k.tail))
-            end
-            if k.slip ~= k.slip0 then
-                rcall('HSET', K.state, cf(c, 'park_slip'), string.format('%d', k.slip))
-            end
-            if k.lookT ~= k.lookT0 then
-                rcall('HSET', K.state, cf(c, 'look_t'), string.format('%d', k.lookT))
             end
         end
     end

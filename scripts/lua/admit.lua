@@ -125,7 +125,7 @@ local function classWait(n, k, wait, need, why)
     if due - now <= PARK_MIN_MS then return ADMIT.WAIT, math.ceil(due - now) end
     local job = leaseJob(lids[n])
     if not job then return ADMIT.LOST, 0 end
-    parkZ[#parkZ + 1] = string.format('%d', due)
+    parkZ[#parkZ + 1] = string.format('%d', due - k.slip)      -- (its place in the line)
     parkZ[#parkZ + 1] = lids[n]
     parkH[#parkH + 1] = lids[n]
     parkH[#parkH + 1] = job

@@ -28,4 +28,4 @@ if n <= 0 then
     return {0, 0, '', 0}
 end
 return claimJobs(n, tonumber(ARGV[CA.LEASE_MS]), ARGV[CA.PREFIX], nowMs(), loadLimits(),
-                 loadHash(K.state), tonumber(ARGV[CA.MAX_JOB]), ARGV[CA.INTAKE])
+                 loadHash(K.state), tonumber(ARGV[CA.MAX_JOB]), ARGV[CA.INTAKE], true)

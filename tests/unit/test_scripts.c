@@ -2188,40 +2188,121 @@ static void test_parked_looked_at(void **state) {
     long long v;
     assert_admit(admit1(0, "w:1:1", "a", 1000, 10, 1, &v, NULL), ADMIT_PARKED);
     assert_string_equal(hget(KN(PARKEDNEED), "w:1:1"), "sonnet-4,1000,10,");
-    /* Due, the bucket no fuller: parked again by the claim, not handed out. */
+    /* Due, the bucket no fuller: not handed out; its class's line slips
+     * to the wait admission gives it, the job keeps its place. */
     cmd("HDEL %s sonnet-4|park_tail", KN(STATE));
     cmd("ZADD %s XX %lld w:1:1", KN(PARKED), now - 1);
     claimReply cr;
     runClaim(4, 30000, "w:2:", &cr);
     assert_int_equal(cr.n, 0);
-    long long due = zscore(KN(PARKED), "w:1:1");
+    assert_int_equal(zscore(KN(PARKED), "w:1:1"), now - 1);
+    long long due = now - 1 + hgetN0(KN(STATE), SF("park_slip"));
     assert_true(due > redisNow() + 250);
     assertNear(due, redisNow() + 1000, SLACK_MS, "due as admission gives it");
+    assertNear(cr.next_ms, due - redisNow(), SLACK_MS, "the next due: place plus slip");
     assert_string_equal(hget(KN(PARKEDJOB), "w:1:1"), rawJob("a"));
-    assert_true(hgetN(KN(STATE), SF("park_tail")) > due);
-    /* Room: handed out, its needs kept no more. */
+    assert_true(hgetN(KN(STATE), SF("park_tail")) >= due);
+    /* Room before its due: handed out early, its needs kept no more; with
+     * nothing parked the slip goes. */
     cmd("HSET %s sonnet-4|i_rem 60000 sonnet-4|i_at %lld", KN(STATE), redisNow());
-    cmd("ZADD %s XX %lld w:1:1", KN(PARKED), now - 1);
     runClaim(4, 30000, "w:3:", &cr);
     assert_int_equal(cr.n, 1);
     assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 0);
     assert_int_equal(cmdInt("EXISTS %s", KN(PARKEDJOB)), 0);
     assert_int_equal(cmdInt("EXISTS %s", KN(PARKEDNEED)), 0);
+    runClaim(4, 30000, "w:3b:", &cr);
+    assert_int_equal(cr.n, 0);
+    assert_int_equal(hgetN(KN(STATE), SF("park_slip")), -1);
 
     /* Two due, room for one (est 60000, soft 3000, 40000 each): one
-     * handed out, the other parked again behind the refill. */
+     * handed out, the other's line slips behind the refill. */
     cmd("HSET %s sonnet-4|i_rem 0 sonnet-4|i_at %lld", KN(STATE), redisNow());
     assert_admit(admit1(0, "w:1:2", "b", 40000, 10, 1, &v, NULL), ADMIT_PARKED);
     assert_admit(admit1(0, "w:1:3", "c", 40000, 10, 1, &v, NULL), ADMIT_PARKED);
     cmd("HSET %s sonnet-4|i_rem 60000 sonnet-4|i_at %lld", KN(STATE), redisNow());
-    cmd("HDEL %s sonnet-4|park_tail", KN(STATE));
+    cmd("HDEL %s sonnet-4|park_tail sonnet-4|park_slip", KN(STATE));
     cmd("ZADD %s XX %lld w:1:2 %lld w:1:3", KN(PARKED), now - 2, now - 1);
     runClaim(4, 30000, "w:4:", &cr);
     assert_int_equal(cr.n, 1);
     redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:4:"));
     assert_string_equal(r->element[0]->str, rawJob("b"));
     freeReplyObject(r);
-    assert_true(zscore(KN(PARKED), "w:1:3") > redisNow() + 250);
+    assert_int_equal(zscore(KN(PARKED), "w:1:3"), now - 1);
+    assert_true(now - 1 + hgetN0(KN(STATE), SF("park_slip")) > redisNow() + 250);
+}
+
+/* A class's parked jobs are a line: when its head falls due and must
+ * still wait, the line slips (one field), no job is written; a claim
+ * before the new due looks at the head alone and hands out nothing; a
+ * job of another class, due, is not held behind it. */
+static void test_parked_line_slips(void **state) {
+    (void)state;
+    long long now = redisNow();
+    /* 1 token/ms, empty: each job (1000 + soft 3000) waits ~4 s. */
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1 "
+        "classes sonnet-4", KN(STATE), now);
+    char lid[32], fact[64];
+    for (int i = 1; i <= 20; i++) {
+        snprintf(lid, sizeof(lid), "p:1:%d", i);
+        cmd("ZADD %s %lld %s", KN(PARKED), now - 100 + i, lid);
+        cmd("HSET %s %s %s", KN(PARKEDJOB), lid, rawJob(lid));
+        cmd("HSET %s %s sonnet-4,1000,10,", KN(PARKEDNEED), lid);
+    }
+    claimReply cr;
+    runClaim(4, 30000, "w:1:", &cr);
+    assert_int_equal(cr.n, 0);
+    long long slip = hgetN0(KN(STATE), SF("park_slip"));
+    assertNear(now - 99 + slip, redisNow() + 4000, SLACK_MS, "the head due at its wait");
+    for (int i = 1; i <= 20; i++) {
+        snprintf(lid, sizeof(lid), "p:1:%d", i);
+        assert_int_equal(zscore(KN(PARKED), lid), now - 100 + i);
+    }
+    /* Again before that: nothing due, no slip more, no job written. */
+    runClaim(4, 30000, "w:2:", &cr);
+    assert_int_equal(cr.n, 0);
+    assert_int_equal(hgetN0(KN(STATE), SF("park_slip")), slip);
+    /* Another class, due, behind the line in place: handed out. */
+    cmd("HSET %s haiku-4|observed 1 classes sonnet-4,haiku-4", KN(STATE));
+    cmd("ZADD %s %lld h:1:1", KN(PARKED), now - 50);
+    cmd("HSET %s h:1:1 %s", KN(PARKEDJOB), rawJob("h"));
+    snprintf(fact, sizeof(fact), "haiku-4,10,10,");
+    cmd("HSET %s h:1:1 %s", KN(PARKEDNEED), fact);
+    runClaim(4, 30000, "w:3:", &cr);
+    assert_int_equal(cr.n, 1);
+    redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:3:"));
+    assert_string_equal(r->element[0]->str, rawJob("h"));
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 20);
+}
+
+/* Under output_rule=reserve a job the look hands out holds max_tokens and
+ * gives back all it does not produce within a latency: the next head is
+ * judged with that give-back, as admission judges it (handed out to wait in
+ * its slot), not slipped by the refill's seconds while the bucket fills. */
+static void test_parked_look_counts_holds(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("HSET %s output_rule reserve", KN(LIMITS));
+    /* 0.3 token/ms; room for one job of max_tokens 2048 over the soft
+     * floor (900), 1,452 left after it: the next waits ~5 s for the
+     * refill, or a latency for the first's 1,898 unproduced tokens. */
+    cmd("HSET %s sonnet-4|o_lim 18000 sonnet-4|o_rem 3500 sonnet-4|o_at %lld "
+        "sonnet-4|observed 1 sonnet-4|ewma_out 150 ewma_ms 500 classes sonnet-4",
+        KN(STATE), now);
+    char lid[32];
+    for (int i = 1; i <= 3; i++) {
+        snprintf(lid, sizeof(lid), "p:1:%d", i);
+        cmd("ZADD %s %lld %s", KN(PARKED), now - 100 + i, lid);
+        cmd("HSET %s %s %s", KN(PARKEDJOB), lid, rawJob(lid));
+        cmd("HSET %s %s sonnet-4,100,2048,", KN(PARKEDNEED), lid);
+    }
+    claimReply cr;
+    runClaim(4, 30000, "w:1:", &cr);
+    assert_int_equal(cr.n, 2);
+    assert_int_equal(hgetN0(KN(STATE), SF("park_slip")), 0);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 1);
+    assert_true(zscore(KN(PARKED), "p:1:3") > 0);
+    cmd("HSET %s output_rule actual", KN(LIMITS));
 }
 
 /* Due parked jobs come back before the queue, the earliest due first, as
@@ -3085,6 +3166,8 @@ int main(void) {
         cmocka_unit_test_setup(test_class_override, flush),
         cmocka_unit_test_setup(test_parked_claimed_back, flush),
         cmocka_unit_test_setup(test_parked_looked_at, flush),
+        cmocka_unit_test_setup(test_parked_line_slips, flush),
+        cmocka_unit_test_setup(test_parked_look_counts_holds, flush),
         cmocka_unit_test_setup(test_parked_oldest_due_first, flush),
         cmocka_unit_test_setup(test_parked_spacing, flush),
         cmocka_unit_test_setup(test_reserve_give_back, flush),

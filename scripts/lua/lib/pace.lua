@@ -35,8 +35,9 @@ local function pacer(st, l, now)
              inflight = tonumber(get('n_inflight')) or 0, cal = tonumber(get('cal')) or 1,
              oq = tonumber(get('oq')) or 1, o_done = tonumber(get('o_done')) or 0,
              eo = tonumber(get('ewma_out')),
-             ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0}
-        k.tail0 = k.tail
+             ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0,
+             slip = tonumber(get('park_slip')) or 0, lookT = tonumber(get('look_t')) or 0}
+        k.tail0, k.slip0, k.lookT0 = k.tail, k.slip, k.lookT
         -- Under output_rule=reserve the API holds max_tokens of every request
         -- in flight and gives back the unproduced part at its answer: what the
         -- class's requests in flight will give back (giveBack), which the
@@ -181,15 +182,34 @@ local function pacer(st, l, now)
         end
         return wait, why, soon
     end
-    -- The classes' tails this call moved, written back.
+    -- A job of class k with needs need handed out by the claim's look: taken
+    -- from the estimate as admission takes a job that goes, and under
+    -- output_rule=reserve counted with the holds that come back (without
+    -- it, the next head saw the bucket emptied by a hold that comes back
+    -- within a latency and slipped the line by the refill's seconds).
+    local function take(k, need)
+        for _, b in ipairs(BUCKETS) do
+            if k.est[b] then k.est[b] = k.est[b] - need[b] end
+        end
+        if rule ~= 'actual' then k.back = k.back + giveBack(k, need.o, 1) end
+        k.n = k.n + 1
+    end
+    -- The classes' tails, slips and early looks this call moved, written
+    -- back.
     local function saveTails()
         for c, k in pairs(C) do
             if k.tail ~= k.tail0 then
                 rcall('HSET', K.state, cf(c, 'park_tail'), string.format('%d', k.tail))
             end
+            if k.slip ~= k.slip0 then
+                rcall('HSET', K.state, cf(c, 'park_slip'), string.format('%d', k.slip))
+            end
+            if k.lookT ~= k.lookT0 then
+                rcall('HSET', K.state, cf(c, 'look_t'), string.format('%d', k.lookT))
+            end
         end
     end
     return {C = C, newClasses = newClasses, saveTails = saveTails, shortWait = shortWait, giveBack = giveBack,
             classState = classState, loadCached = loadCached, needs = needs,
-            spacing = spacing, parkDue = parkDue, paceWait = paceWait}
+            spacing = spacing, parkDue = parkDue, paceWait = paceWait, take = take}
 end

@@ -156,6 +156,15 @@ static void onReaped(rds *c, redisReply *r, void *priv) {
     w->reap_held = held;
 }
 
+/* A worker of a larger fleet does what the whole fleet needs done only a
+ * few times a second (reap, look for work when idle) less often: half the
+ * live workers as the last renew counted, at most REAP_SPREAD_MAX. */
+long fleetSpread(const worker *w) {
+    long spread = w->fleet_live / 2;
+    if (spread > REAP_SPREAD_MAX) spread = REAP_SPREAD_MAX;
+    return spread > 1 ? spread : 1;
+}
+
 void onReapTimer(evutil_socket_t fd, short what, void *arg) {
     worker *w = arg;
     (void)fd; (void)what;
@@ -165,9 +174,7 @@ void onReapTimer(evutil_socket_t fd, short what, void *arg) {
      * REAP_SPREAD_MAX intervals (16 workers reaped 8-16 times a second,
      * each call ~100 us of Redis's CPU: 18 us per paced job). */
     long every = w->nfree == w->nslots && !w->claims_out ? 2 * REAP_INTERVAL_MS : REAP_INTERVAL_MS;
-    long spread = w->fleet_live / 2;
-    if (spread > REAP_SPREAD_MAX) spread = REAP_SPREAD_MAX;
-    if (spread > 1) every *= spread;
+    every *= fleetSpread(w);
     timerIn(w->reap_timer, every * 4 / 5 + random() % (every * 2 / 5));
     if (w->draining) return;
     lfArgs a;

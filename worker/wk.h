@@ -198,6 +198,7 @@ int seatsUsed(worker *w);          /* seats taken: requests and jobs on their wa
 /* lease.c */
 void onRenewTimer(evutil_socket_t fd, short what, void *arg);
 void onReapTimer(evutil_socket_t fd, short what, void *arg);
+long fleetSpread(const worker *w); /* intervals a larger fleet spreads its polls over */
 
 /* wake.c */
 void wakeArm(worker *w);

@@ -1146,9 +1146,14 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
             if (!cc->failed) wakeArm(w);
         } else {
             /* The queue is empty: a push wakes the worker (wake.c); else
-             * ask again when the next parked job or retry is due, and at
-             * least every IDLE_MAX_MS (jobs other workers park or delay). */
+             * ask again when the next parked job or retry is due (the one
+             * worker told it: wake_at), and at least every IDLE_MAX_MS
+             * (jobs other workers park or delay), jittered, times the
+             * fleet's spread: 16 idle workers looked 8 times a second in
+             * all (~0.16 empty claims per paced job), now about twice. */
             long t = w->cfg->idle_poll_ms > IDLE_MAX_MS ? w->cfg->idle_poll_ms : IDLE_MAX_MS;
+            long spread = fleetSpread(w);
+            if (spread > 1) t = t * spread * 4 / 5 + random() % (t * spread * 2 / 5);
             if (cr->next_ms > 0 && cr->next_ms < t) t = (long)cr->next_ms;
             timerIn(w->idle_timer, t);
             wakeArm(w);

@@ -110,8 +110,16 @@ local function parkedDue(now, n, l, st)
     -- (Early only under the in-flight ceilings, the fleet's and the
     -- class's: admission would only make it wait, and the next claim hand
     -- it out again.)
+    -- (Only when some class may take one: within LINE_STEP_MS of its last
+    -- early hand-out a class takes none, and then nothing is read for it.)
+    local lookDue = false
+    for c in string.gmatch(st.classes or '', '[^,]+') do
+        if not blocked[c] and now - (tonumber(st[cf(c, 'look_t')]) or 0) >= LINE_STEP_MS then
+            lookDue = true
+        end
+    end
     local room = 0
-    if #out < n and (nclass == 0 or nblocked < nclass) then
+    if lookDue and #out < n and nblocked < nclass then
         room = (tonumber(l.max_in_flight) or 100) - inFlight(now, st) - #out
     end
     if room > 0 then

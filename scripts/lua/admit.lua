@@ -125,12 +125,13 @@ local function classWait(n, k, wait, need, why)
     if due - now <= PARK_MIN_MS then return ADMIT.WAIT, math.ceil(due - now) end
     local job = leaseJob(lids[n])
     if not job then return ADMIT.LOST, 0 end
-    parkZ[#parkZ + 1] = string.format('%d', due - k.slip)      -- (its place in the line)
-    parkZ[#parkZ + 1] = lids[n]
-    parkH[#parkH + 1] = lids[n]
+    local id = parkedId(k.c, due - k.slip, lids[n])          -- (its place in the line)
+    parkZ[#parkZ + 1] = '0'
+    parkZ[#parkZ + 1] = id
+    parkH[#parkH + 1] = id
     parkH[#parkH + 1] = job
     local a = J0 + (n - 1) * AJ_N
-    parkN[#parkN + 1] = lids[n]
+    parkN[#parkN + 1] = id
     parkN[#parkN + 1] = k.c .. ',' .. ARGV[a + AJ.INPUT] .. ',' .. ARGV[a + AJ.MAX_TOKENS] ..
                         ',' .. ARGV[a + AJ.PREFIX]
     dropped[#dropped + 1] = lids[n]

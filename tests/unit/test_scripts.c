@@ -237,6 +237,61 @@ static long long zscore(const char *key, const char *member) {
     return v;
 }
 
+/* The member of `parked` for lease lid: CLASS|PLACE|LEASE (lib/pace.lua),
+ * or lid itself as a version before the lines parked it; "" when none. */
+static const char *parkedKey(const char *lid) {
+    static char out[256];
+    out[0] = '\0';
+    redisReply *r = cmdR("ZRANGE %s 0 -1", KN(PARKED));
+    size_t n = strlen(lid);
+    for (size_t i = 0; i < r->elements; i++) {
+        const char *m = r->element[i]->str;
+        size_t ml = strlen(m);
+        if (strcmp(m, lid) == 0 || (ml > n && m[ml - n - 1] == '|' && strcmp(m + ml - n, lid) == 0)) {
+            snprintf(out, sizeof(out), "%s", m);
+            break;
+        }
+    }
+    freeReplyObject(r);
+    return out;
+}
+
+/* Lease lid's place in its class's line (a member with a score: that
+ * score, its due time); -1 when it is not parked. */
+static long long parkedAt(const char *lid) {
+    const char *m = parkedKey(lid);
+    if (!*m) return -1;
+    long long sc = zscore(KN(PARKED), m);
+    if (sc > 0) return sc;
+    const char *p = strchr(m, '|');
+    return p ? atoll(p + 1) : -1;
+}
+
+/* Park lease lid in class c's line at place: body, and needs fact (NULL:
+ * none kept). */
+static void parkIn(const char *c, long long place, const char *lid, const char *body,
+                   const char *fact) {
+    char m[256];
+    snprintf(m, sizeof(m), "%s|%015lld|%s", c, place, lid);
+    cmd("ZADD %s 0 %s", KN(PARKED), m);
+    cmd("HSET %s %s %s", KN(PARKEDJOB), m, body);
+    if (fact) cmd("HSET %s %s %s", KN(PARKEDNEED), m, fact);
+}
+
+/* Move parked lease lid to place in its line (its member renamed). */
+static void parkMove(const char *lid, long long place) {
+    char m[256], c[64], body[512], fact[256];
+    snprintf(m, sizeof(m), "%s", parkedKey(lid));
+    assert_true(m[0] != '\0');
+    snprintf(c, sizeof(c), "%.*s", (int)(strchr(m, '|') - m), m);
+    snprintf(body, sizeof(body), "%s", hget(KN(PARKEDJOB), m));
+    snprintf(fact, sizeof(fact), "%s", hget(KN(PARKEDNEED), m));
+    cmd("ZREM %s %s", KN(PARKED), m);
+    cmd("HDEL %s %s", KN(PARKEDJOB), m);
+    cmd("HDEL %s %s", KN(PARKEDNEED), m);
+    parkIn(c, place, lid, body, fact[0] ? fact : NULL);
+}
+
 /* Redis TIME in ms: the scripts' clock. */
 static long long redisNow(void) {
     redisReply *r = cmdR("TIME");
@@ -2075,8 +2130,8 @@ static void test_class_buckets_independent(void **state) {
     assert_int_equal(hgetN(KN(STATE), SF("i_cum")), -1);          /* nothing charged */
     assert_int_equal(hgetN0(KN(STATE), SF("n_inflight")), 0);
     assert_int_equal(strncmp(hget(KN(RESERV), "w:1:2"), "haiku-4,1000,", 13), 0);
-    assert_true(zscore(KN(PARKED), "w:1:1") > 0);
-    assert_int_equal(zscore(KN(PARKED), "w:1:2"), -1);
+    assert_true(parkedAt("w:1:1") > 0);
+    assert_int_equal(parkedAt("w:1:2"), -1);
     const char *cl = hget(KN(STATE), "classes");
     assertHas(cl, "sonnet-4");
     assertHas(cl, "haiku-4");
@@ -2141,8 +2196,8 @@ static void test_parked_claimed_back(void **state) {
     assert_int_equal(zscore(KN(LEASES), "w:1:1"), -1);          /* lease ended */
     assert_true(zscore(KN(LEASES), "w:1:2") > 0);
     assert_int_equal(hgetN(KN(CLAIMED), "w:1:"), 1);
-    assertNear(zscore(KN(PARKED), "w:1:1"), now + v, SLACK_MS, "due");
-    assert_string_equal(hget(KN(PARKEDJOB), "w:1:1"), rawJob("a"));
+    assertNear(parkedAt("w:1:1"), now + v, SLACK_MS, "due");
+    assert_string_equal(hget(KN(PARKEDJOB), parkedKey("w:1:1")), rawJob("a"));
     assert_int_equal(cmdInt("HEXISTS %s w:1:1", KN(RESERV)), 0);
     assert_int_equal(cmdInt("ZCARD %s", KN(INFLIGHT)), 0);
     assert_int_equal(hgetN(KN(STATE), SF("i_cum")), -1);
@@ -2158,7 +2213,7 @@ static void test_parked_claimed_back(void **state) {
     claimReply cr;
     runClaim(1, 30000, "w:2:", &cr);
     assert_int_equal(cr.n, 0);
-    assert_true(zscore(KN(PARKED), "w:1:1") > 0);
+    assert_true(parkedAt("w:1:1") > 0);
 
     /* Due: back in the queue's consuming end, claimed. */
     sleepMs(1100);
@@ -2187,20 +2242,20 @@ static void test_parked_looked_at(void **state) {
         "sonnet-4|observed 1", KN(STATE), now);
     long long v;
     assert_admit(admit1(0, "w:1:1", "a", 1000, 10, 1, &v, NULL), ADMIT_PARKED);
-    assert_string_equal(hget(KN(PARKEDNEED), "w:1:1"), "sonnet-4,1000,10,");
+    assert_string_equal(hget(KN(PARKEDNEED), parkedKey("w:1:1")), "sonnet-4,1000,10,");
     /* Due, the bucket no fuller: not handed out; its class's line slips
      * to the wait admission gives it, the job keeps its place. */
     cmd("HDEL %s sonnet-4|park_tail", KN(STATE));
-    cmd("ZADD %s XX %lld w:1:1", KN(PARKED), now - 1);
+    parkMove("w:1:1", now - 1);
     claimReply cr;
     runClaim(4, 30000, "w:2:", &cr);
     assert_int_equal(cr.n, 0);
-    assert_int_equal(zscore(KN(PARKED), "w:1:1"), now - 1);
+    assert_int_equal(parkedAt("w:1:1"), now - 1);
     long long due = now - 1 + hgetN0(KN(STATE), SF("park_slip"));
     assert_true(due > redisNow() + 250);
     assertNear(due, redisNow() + 1000, SLACK_MS, "due as admission gives it");
     assertNear(cr.next_ms, due - redisNow(), SLACK_MS, "the next due: place plus slip");
-    assert_string_equal(hget(KN(PARKEDJOB), "w:1:1"), rawJob("a"));
+    assert_string_equal(hget(KN(PARKEDJOB), parkedKey("w:1:1")), rawJob("a"));
     assert_true(hgetN(KN(STATE), SF("park_tail")) >= due);
     /* Room before its due: handed out early, its needs kept no more; with
      * nothing parked the slip goes. */
@@ -2221,13 +2276,14 @@ static void test_parked_looked_at(void **state) {
     assert_admit(admit1(0, "w:1:3", "c", 40000, 10, 1, &v, NULL), ADMIT_PARKED);
     cmd("HSET %s sonnet-4|i_rem 60000 sonnet-4|i_at %lld", KN(STATE), redisNow());
     cmd("HDEL %s sonnet-4|park_tail sonnet-4|park_slip", KN(STATE));
-    cmd("ZADD %s XX %lld w:1:2 %lld w:1:3", KN(PARKED), now - 2, now - 1);
+    parkMove("w:1:2", now - 2);
+    parkMove("w:1:3", now - 1);
     runClaim(4, 30000, "w:4:", &cr);
     assert_int_equal(cr.n, 1);
     redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:4:"));
     assert_string_equal(r->element[0]->str, rawJob("b"));
     freeReplyObject(r);
-    assert_int_equal(zscore(KN(PARKED), "w:1:3"), now - 1);
+    assert_int_equal(parkedAt("w:1:3"), now - 1);
     assert_true(now - 1 + hgetN0(KN(STATE), SF("park_slip")) > redisNow() + 250);
 }
 
@@ -2244,9 +2300,7 @@ static void test_parked_line_slips(void **state) {
     char lid[32], fact[64];
     for (int i = 1; i <= 20; i++) {
         snprintf(lid, sizeof(lid), "p:1:%d", i);
-        cmd("ZADD %s %lld %s", KN(PARKED), now - 100 + i, lid);
-        cmd("HSET %s %s %s", KN(PARKEDJOB), lid, rawJob(lid));
-        cmd("HSET %s %s sonnet-4,1000,10,", KN(PARKEDNEED), lid);
+        parkIn("sonnet-4", now - 100 + i, lid, rawJob(lid), "sonnet-4,1000,10,");
     }
     claimReply cr;
     runClaim(4, 30000, "w:1:", &cr);
@@ -2255,7 +2309,7 @@ static void test_parked_line_slips(void **state) {
     assertNear(now - 99 + slip, redisNow() + 4000, SLACK_MS, "the head due at its wait");
     for (int i = 1; i <= 20; i++) {
         snprintf(lid, sizeof(lid), "p:1:%d", i);
-        assert_int_equal(zscore(KN(PARKED), lid), now - 100 + i);
+        assert_int_equal(parkedAt(lid), now - 100 + i);
     }
     /* Again before that: nothing due, no slip more, no job written. */
     runClaim(4, 30000, "w:2:", &cr);
@@ -2263,16 +2317,45 @@ static void test_parked_line_slips(void **state) {
     assert_int_equal(hgetN0(KN(STATE), SF("park_slip")), slip);
     /* Another class, due, behind the line in place: handed out. */
     cmd("HSET %s haiku-4|observed 1 classes sonnet-4,haiku-4", KN(STATE));
-    cmd("ZADD %s %lld h:1:1", KN(PARKED), now - 50);
-    cmd("HSET %s h:1:1 %s", KN(PARKEDJOB), rawJob("h"));
     snprintf(fact, sizeof(fact), "haiku-4,10,10,");
-    cmd("HSET %s h:1:1 %s", KN(PARKEDNEED), fact);
+    parkIn("haiku-4", now - 50, "h:1:1", rawJob("h"), fact);
     runClaim(4, 30000, "w:3:", &cr);
     assert_int_equal(cr.n, 1);
     redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:3:"));
     assert_string_equal(r->element[0]->str, rawJob("h"));
     freeReplyObject(r);
     assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 20);
+}
+
+/* Two classes' lines do not mix: a class whose line slipped far keeps its
+ * jobs' places far back, and another class's due job is not read behind
+ * a hundred of them that are not due; idle workers are told the earliest
+ * due head of any class. */
+static void test_parked_lines_apart(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1 "
+        "haiku-4|i_lim 60000 haiku-4|i_rem 60000 haiku-4|i_at %lld haiku-4|observed 1 "
+        "sonnet-4|park_slip 10000 classes sonnet-4,haiku-4", KN(STATE), now, now);
+    char lid[32];
+    for (int i = 1; i <= 150; i++) {
+        snprintf(lid, sizeof(lid), "s:1:%d", i);
+        parkIn("sonnet-4", now - 9000 + i, lid, rawJob(lid), "sonnet-4,1000,10,");
+    }
+    parkIn("haiku-4", now - 50, "h:1:1", rawJob("h"), "haiku-4,10,10,");
+    claimReply cr;
+    runClaim(4, 30000, "w:1:", &cr);
+    assert_int_equal(cr.n, 1);
+    redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:1:"));
+    assert_string_equal(r->element[0]->str, rawJob("h"));
+    freeReplyObject(r);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 150);
+    /* Haiku's next, no room for it, due before Sonnet's slipped head. */
+    cmd("HSET %s haiku-4|i_rem 0 haiku-4|i_at %lld", KN(STATE), redisNow());
+    parkIn("haiku-4", redisNow() + 300, "h:1:2", rawJob("h2"), "haiku-4,1000,10,");
+    runClaim(4, 30000, "w:2:", &cr);
+    assert_int_equal(cr.n, 0);
+    assertNear(cr.next_ms, 300, SLACK_MS, "the earliest head of any class");
 }
 
 /* Under output_rule=reserve a job the look hands out holds max_tokens and
@@ -2292,16 +2375,14 @@ static void test_parked_look_counts_holds(void **state) {
     char lid[32];
     for (int i = 1; i <= 3; i++) {
         snprintf(lid, sizeof(lid), "p:1:%d", i);
-        cmd("ZADD %s %lld %s", KN(PARKED), now - 100 + i, lid);
-        cmd("HSET %s %s %s", KN(PARKEDJOB), lid, rawJob(lid));
-        cmd("HSET %s %s sonnet-4,100,2048,", KN(PARKEDNEED), lid);
+        parkIn("sonnet-4", now - 100 + i, lid, rawJob(lid), "sonnet-4,100,2048,");
     }
     claimReply cr;
     runClaim(4, 30000, "w:1:", &cr);
     assert_int_equal(cr.n, 2);
     assert_int_equal(hgetN0(KN(STATE), SF("park_slip")), 0);
     assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 1);
-    assert_true(zscore(KN(PARKED), "p:1:3") > 0);
+    assert_true(parkedAt("p:1:3") > 0);
     cmd("HSET %s output_rule actual", KN(LIMITS));
 }
 
@@ -2364,9 +2445,9 @@ static void test_parked_spacing(void **state) {
     assertNear(res[1].value - res[0].value, 1500, 2, "second behind the first");
     /* The third would be 3 s past its own wait: 2 s at most. */
     assertNear(res[2].value - res[0].value, 2000, 2, "third capped at 2 s");
-    assertNear(zscore(KN(PARKED), "w:1:2") - zscore(KN(PARKED), "w:1:1"), 1500, 2,
+    assertNear(parkedAt("w:1:2") - parkedAt("w:1:1"), 1500, 2,
                "parked due times");
-    assertNear(zscore(KN(PARKED), "w:1:3") - zscore(KN(PARKED), "w:1:1"), 2000, 2,
+    assertNear(parkedAt("w:1:3") - parkedAt("w:1:1"), 2000, 2,
                "parked due times (capped)");
     /* The tail: behind the third. */
     assertNear(hgetN(KN(STATE), SF("park_tail")), now + 8000, SLACK_MS, "park_tail");
@@ -2374,7 +2455,7 @@ static void test_parked_spacing(void **state) {
     /* A later call: behind the stored tail, capped likewise. */
     long long v;
     assert_admit(admit1(0, "w:1:4", "d", 1500, 10, 1, &v, NULL), ADMIT_PARKED);
-    assertNear(zscore(KN(PARKED), "w:1:4"), now + 4500 + 2000, SLACK_MS, "capped at 2 s");
+    assertNear(parkedAt("w:1:4"), now + 4500 + 2000, SLACK_MS, "capped at 2 s");
 }
 
 /* settle for one 200 on lease lid (job id) with these input headers. */
@@ -3168,6 +3249,7 @@ int main(void) {
         cmocka_unit_test_setup(test_parked_looked_at, flush),
         cmocka_unit_test_setup(test_parked_line_slips, flush),
         cmocka_unit_test_setup(test_parked_look_counts_holds, flush),
+        cmocka_unit_test_setup(test_parked_lines_apart, flush),
         cmocka_unit_test_setup(test_parked_oldest_due_first, flush),
         cmocka_unit_test_setup(test_parked_spacing, flush),
         cmocka_unit_test_setup(test_reserve_give_back, flush),

@@ -5,57 +5,80 @@
 -- Returns the claim reply (CR): {now, wait_ms, reason[, n]}: n jobs
 -- claimed, lease ids prefix .. 1 to prefix .. n (the caller knows the
 -- prefix); wait_ms > 0: nothing claimed, ask again after it.
--- Parked jobs form one line per model class. A `parked` score is the
--- job's place in its class's line, its due time that place plus the
--- class's slip (state CLASS|park_slip, ms): when the line's head falls due
--- and must still wait, the whole line slips (one field), never its jobs
--- one by one. (Parked again each, 2 s ahead as admission parks, a 30 s
--- backlog was looked at again every 2 s: 67 us of Redis's CPU per paced
--- job went to looking.)
+-- Parked jobs form one line per model class, in one set: every `parked`
+-- score is 0 and a member is CLASS|PLACE|LEASE (PLACE zero-padded ms,
+-- parkedId in lib/pace.lua), so a class's line is a lexical range, in
+-- order of place. A job is due at its place plus its class's slip (state
+-- CLASS|park_slip, ms): when the line's head falls due and must still
+-- wait, the whole line slips (one field), never its jobs one by one.
+-- (Parked again each, 2 s ahead as admission parks, a 30 s backlog was
+-- looked at again every 2 s: 67 us of Redis's CPU per paced job went to
+-- looking. Scored by place in one order, the lines of two classes with
+-- different slips interleaved, and a class's due jobs could sit behind
+-- another's hundred that were not.)
 --
--- A claim looks at the due jobs first, the earliest first, by admission's
--- own pacing rule (lib/pace.lua) and what admission knew of their needs
--- (`parkedneed`): one its class has room for is handed out (its needs
--- taken from the estimate, as admission takes a job that goes), and
--- admission decides; at the first that must wait its class is done for
--- this claim, and its line slips to that wait, LINE_STEP_MS at least
--- (handed out to wait in a slot, as admission has a short wait waited,
--- admission parked it behind the class's tail, at the line's end; slipped
--- by the few ms the refill lacked, a line laid at the refill's pace woke
--- a claim twice a job, 16 workers 1.1 claims per job: a step takes the
--- refill of LINE_STEP_MS in one claim, below). A job the look cannot judge (its class paused or cold, no needs
--- kept) is handed out. Pages of LOOK_PAGE, at most LOOK_MAX jobs. Then,
--- while slots are left, the next PULL_MAX jobs not yet due: one whose
--- class has room for it now is handed out before its time (a line laid by
--- an estimate that turned out long leaves no bucket idle), the others
--- keep their place; at most one claim per LINE_STEP_MS a class (`look_t`)
--- does so: what the look hands out is charged only at its admission, so
--- every claim in between saw the same room (16 workers: each job handed
--- out 1.2 times, parked again by admission once, 5 waits in slots). st: the state as the caller read it, when fresh.
+-- A claim looks at each class's due jobs, the class whose head fell due
+-- first first, by admission's own pacing rule (lib/pace.lua) and what
+-- admission knew of their needs (`parkedneed`): one its class has room
+-- for is handed out (its needs taken from the estimate, as admission
+-- takes a job that goes), and admission decides; at the first that must
+-- wait its class is done for this claim, and its line slips to that wait,
+-- LINE_STEP_MS at least (slipped by the few ms the refill lacked, a line
+-- laid at the refill's pace woke a claim twice a job, 16 workers 1.1
+-- claims per job: a step takes the refill of LINE_STEP_MS in one claim).
+-- A wait for the holds in flight to come back (output_rule=reserve) is
+-- admission's, in a slot: that job is handed out and its class is done. A
+-- job the look cannot judge (its class paused or cold, no needs kept) is
+-- handed out. Pages of LOOK_PAGE, at most LOOK_MAX jobs a class. Then,
+-- while slots are left, a class's next PULL_MAX jobs not yet due: one its
+-- class has room for now is handed out before its time (a line laid by an
+-- estimate that turned out long leaves no bucket idle), the others keep
+-- their place; at most one claim per LINE_STEP_MS a class (`look_t`) does
+-- so: what the look hands out is charged only at its admission, so every
+-- claim in between saw the same room (16 workers: each job handed out 1.2
+-- times, parked again by admission once, 5 waits in slots). Members with
+-- a score (parked by a version before the lines, scored by due time) are
+-- handed out when due. st: the state as the caller read it, when fresh.
 local LOOK_MAX, LOOK_PAGE, PULL_MAX = 100, 8, 16
 local LINE_STEP_MS = 100
 local PARKED_FACT = '^([^,]+),(%d+),(%d+),(.*)$'
 
--- The smallest slip of the fleet's classes (st.classes) and their number.
-local function slipLeast(st)
-    local m, nc = nil, 0
+-- The lexical bounds of class c's line: from its start, to places up to
+-- `upto` (nil: to its end).
+local function lineFrom(c) return '[' .. c .. '|' end
+local function lineTo(c, upto)
+    if not upto then return '(' .. c .. '|~' end
+    return '(' .. c .. '|' .. string.format(PARKED_PLACE, math.floor(upto) + 1)
+end
+-- ... and from the places after `upto`.
+local function lineAfter(c, upto)
+    return '[' .. c .. '|' .. string.format(PARKED_PLACE, math.floor(upto) + 1)
+end
+
+-- Each class's line head: {c, due} for the classes with parked jobs, the
+-- earliest due first; a class with none parked loses its slip (no place
+-- needs it).
+local function lineHeads(now, st)
+    local heads = {}
     for c in string.gmatch(st.classes or '', '[^,]+') do
-        local v = tonumber(st[cf(c, 'park_slip')]) or 0
-        if not m or v < m then m = v end
-        nc = nc + 1
+        local h = rcall('ZRANGEBYLEX', K.parked, lineFrom(c), lineTo(c), 'LIMIT', 0, 1)
+        local slip = tonumber(st[cf(c, 'park_slip')])
+        if h[1] then
+            local _, place = parkedOf(h[1])
+            heads[#heads + 1] = {c = c, due = (place or 0) + (slip or 0)}
+        elseif slip then
+            rcall('HDEL', K.state, cf(c, 'park_slip'))
+        end
     end
-    return m or 0, nc
+    table.sort(heads, function(a, b) return a.due < b.due end)
+    return heads
 end
 
 local function parkedDue(now, n, l, st)
     st = st or loadHash(K.state)                -- (fresh: a settle's own writes)
-    local least, nclass = slipLeast(st)
-    local upto = string.format('%d', now - least)
-    local P, out, blocked, nblocked = nil, {}, {}, 0
-    local function block(c)
-        if not blocked[c] then blocked[c], nblocked = true, nblocked + 1 end
-    end
-    -- Job lid of class c (facts raw, mt, pfx) may go now: taken from the
+    local out = rcall('ZRANGEBYSCORE', K.parked, '(0', now, 'LIMIT', 0, n)
+    local P = nil
+    -- Job of class k (facts raw, mt, pfx) may go now: taken from the
     -- estimate; else nil, and the wait.
     local function fits(k, raw, mt, pfx)
         if pfx ~= '' then P.loadCached({pfx}) end
@@ -65,83 +88,76 @@ local function parkedDue(now, n, l, st)
         P.take(k, need)
         return true
     end
-    local from, looked = 0, 0
-    while looked < LOOK_MAX and #out < n and (nclass == 0 or nblocked < nclass) do
-        local page = rcall('ZRANGEBYSCORE', K.parked, '-inf', upto, 'WITHSCORES', 'LIMIT', from, LOOK_PAGE)
-        if #page == 0 then break end
-        local lids = {}
-        for i = 1, #page, 2 do lids[#lids + 1] = page[i] end
-        local facts = rcall('HMGET', K.parkedneed, unpack(lids))
-        for i, lid in ipairs(lids) do
-            if #out >= n then break end
-            looked = looked + 1
-            local c, raw, mt, pfx = string.match(facts[i] or '', PARKED_FACT)
-            if not c then
-                out[#out + 1] = lid
-            elseif not blocked[c] then
-                P = P or pacer(st, l, now)
-                local k = P.classState(c)
-                local due = tonumber(page[2 * i]) + k.slip
-                if due > now then                   -- (its line slipped further)
-                elseif not k.observed or k.pause then
-                    out[#out + 1] = lid
-                else
-                    local go, wait, soon = fits(k, raw, mt, pfx)
-                    if go or soon then
-                        -- (soon: output_rule=reserve, the holds in flight
-                        -- come back within a latency: admission has it
-                        -- wait in its slot and ask again shortly)
-                        out[#out + 1] = lid
-                        if soon then block(c) end
+    local room = nil
+    -- Class h.c's due jobs, then its early ones.
+    local function lookClass(h)
+        P = P or pacer(st, l, now)
+        local k = P.classState(h.c)
+        local done = false
+        if h.due <= now then
+            local to, from = lineTo(h.c, now - k.slip), 0
+            while not done and from < LOOK_MAX and #out < n do
+                local page = rcall('ZRANGEBYLEX', K.parked, lineFrom(h.c), to, 'LIMIT', from, LOOK_PAGE)
+                if #page == 0 then break end
+                local facts = rcall('HMGET', K.parkedneed, unpack(page))
+                for i, id in ipairs(page) do
+                    if #out >= n then break end
+                    local c, raw, mt, pfx = string.match(facts[i] or '', PARKED_FACT)
+                    if not c or not k.observed or k.pause then
+                        out[#out + 1] = id
                     else
-                        -- (the tail moves with the line, and is never
-                        -- before its head)
-                        block(c)
-                        if wait < LINE_STEP_MS then wait = LINE_STEP_MS end
-                        local d = now + wait - due
-                        k.slip, k.tail = k.slip + d, math.max(k.tail + d, now + wait)
+                        local go, wait, soon = fits(k, raw, mt, pfx)
+                        if go or soon then
+                            out[#out + 1] = id
+                            done = soon
+                        else
+                            -- (the tail moves with the line, and is never
+                            -- before its head)
+                            if wait < LINE_STEP_MS then wait = LINE_STEP_MS end
+                            local _, place = parkedOf(id)
+                            local d = now + wait - (place + k.slip)
+                            k.slip, k.tail = k.slip + d, math.max(k.tail + d, now + wait)
+                            done = true
+                        end
                     end
+                    if done then break end
                 end
+                if #page < LOOK_PAGE then break end
+                from = from + LOOK_PAGE
             end
+            if from >= LOOK_MAX then done = true end
         end
-        if #page < 2 * LOOK_PAGE then break end
-        from = from + LOOK_PAGE
-    end
-    -- (Early only under the in-flight ceilings, the fleet's and the
-    -- class's: admission would only make it wait, and the next claim hand
-    -- it out again.)
-    -- (Only when some class may take one: within LINE_STEP_MS of its last
-    -- early hand-out a class takes none, and then nothing is read for it.)
-    local lookDue = false
-    for c in string.gmatch(st.classes or '', '[^,]+') do
-        if not blocked[c] and now - (tonumber(st[cf(c, 'look_t')]) or 0) >= LINE_STEP_MS then
-            lookDue = true
-        end
-    end
-    local room = 0
-    if lookDue and #out < n and nblocked < nclass then
-        room = (tonumber(l.max_in_flight) or 100) - inFlight(now, st) - #out
-    end
-    if room > 0 then
-        local early = rcall('ZRANGEBYSCORE', K.parked, '(' .. upto, '+inf', 'LIMIT', 0, PULL_MAX)
-        if #early > 0 then
+        -- Early, only under the in-flight ceilings, the fleet's and the
+        -- class's (admission would only make it wait, and the next claim
+        -- hand it out again), at most once per LINE_STEP_MS a class; in
+        -- pages (the first job that does not fit ends it, mostly the first).
+        if done or now - k.lookT < LINE_STEP_MS or not k.observed or k.pause then return end
+        room = room or (tonumber(l.max_in_flight) or 100) - inFlight(now, st)
+        local from = 0
+        while from < PULL_MAX and #out < n and room - #out > 0 do
+            local early = rcall('ZRANGEBYLEX', K.parked, lineAfter(h.c, now - k.slip), lineTo(h.c),
+                                'LIMIT', from, LOOK_PAGE)
+            if #early == 0 then return end
             local facts = rcall('HMGET', K.parkedneed, unpack(early))
-            for i, lid in ipairs(early) do
-                if #out >= n or room <= 0 then break end
+            for i, id in ipairs(early) do
+                if #out >= n or room - #out <= 0 then return end
                 local c, raw, mt, pfx = string.match(facts[i] or '', PARKED_FACT)
-                if c and not blocked[c] then
-                    P = P or pacer(st, l, now)
-                    local k = P.classState(c)
-                    if now - k.lookT >= LINE_STEP_MS and k.observed and not k.pause and
-                       not (k.ceiling and k.inflight + k.n >= k.ceiling) and fits(k, raw, mt, pfx) then
-                        room = room - 1
-                        k.early = true
-                        out[#out + 1] = lid
-                    else
-                        block(c)
-                    end
+                if not c or (k.ceiling and k.inflight + k.n >= k.ceiling) or
+                   not fits(k, raw, mt, pfx) then
+                    return
                 end
+                k.early = true
+                out[#out + 1] = id
             end
+            if #early < LOOK_PAGE then return end
+            from = from + LOOK_PAGE
+        end
+    end
+    for _, h in ipairs(lineHeads(now, st)) do
+        if #out >= n then break end
+        -- (nothing due, and its early look not yet again: nothing to read)
+        if h.due <= now or now - (tonumber(st[cf(h.c, 'look_t')]) or 0) >= LINE_STEP_MS then
+            lookClass(h)
         end
     end
     if P then
@@ -161,20 +177,21 @@ local function parkedDue(now, n, l, st)
 end
 
 -- When the first parked job is due (its place plus its class's slip as
--- this call left it), ms from now (0: due), or nil when none is parked;
--- then the slips go (no job's place needs them).
+-- this call left it), ms from now (0: due), or nil when none is parked.
 local function parkedNext(now, st)
-    local f = rcall('ZRANGEBYSCORE', K.parked, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    if not f[2] then
-        for c in string.gmatch(st.classes or '', '[^,]+') do
-            if st[cf(c, 'park_slip')] then rcall('HDEL', K.state, cf(c, 'park_slip')) end
+    local next = nil
+    local old = rcall('ZRANGEBYSCORE', K.parked, '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if old[2] then next = tonumber(old[2]) end
+    for c in string.gmatch(st.classes or '', '[^,]+') do
+        local h = rcall('ZRANGEBYLEX', K.parked, lineFrom(c), lineTo(c), 'LIMIT', 0, 1)
+        if h[1] then
+            local _, place = parkedOf(h[1])
+            local due = (place or 0) + (tonumber(rcall('HGET', K.state, cf(c, 'park_slip'))) or 0)
+            if not next or due < next then next = due end
         end
-        return nil
     end
-    local c = string.match(rcall('HGET', K.parkedneed, f[1]) or '', '^([^,]+),')
-    local slip = c and tonumber(rcall('HGET', K.state, cf(c, 'park_slip'))) or 0
-    local d = tonumber(f[2]) + slip - now
-    return d < 0 and 0 or d
+    if not next then return nil end
+    return next < now and 0 or next - now
 end
 
 -- A job over maxJob bytes is never handed to a worker (it would read it

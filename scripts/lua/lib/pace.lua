@@ -8,6 +8,18 @@
 local PARK_MIN_MS = 250
 local PARK_HORIZON_MS = 2000
 
+-- A parked job's member of `parked` (score 0): CLASS|PLACE|LEASE, PLACE
+-- its place in its class's line (ms, zero-padded: the members sort by
+-- class, then place; lib/claim.lua); and back, its class and place.
+local PARKED_PLACE = '%015d'
+local function parkedId(c, place, lid)
+    return c .. '|' .. string.format(PARKED_PLACE, math.floor(place)) .. '|' .. lid
+end
+local function parkedOf(id)
+    local c, p = string.match(id, '^([^|]*)|(%d+)|')
+    return c, tonumber(p)
+end
+
 local function pacer(st, l, now)
     local rule = l.output_rule
     local pct = string.match(l.soft_token_floor, '%%$') ~= nil

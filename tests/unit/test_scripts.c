@@ -1648,7 +1648,8 @@ static void test_claim_oldest_first(void **state) {
 }
 
 /* An empty queue with a parked job due later: the first idle worker to
- * ask is told when (NEXT_MS), the others that nothing is due (-1), until
+ * ask is told when (NEXT_MS; again when it asks again), the others that
+ * nothing is due (-1), until
  * that time has come (served, or its claimer late): then the next to ask
  * is told the next due time. */
 static void test_claim_one_waker(void **state) {
@@ -1657,27 +1658,30 @@ static void test_claim_one_waker(void **state) {
     cmd("ZADD %s %lld p:1:1", KN(PARKED), now + 800);
     cmd("HSET %s p:1:1 %s", KN(PARKEDJOB), rawJob("p"));
     claimReply cr;
-    runClaim(4, 30000, "w:1:", &cr);
+    runClaim(4, 30000, "a:1:", &cr);
     assert_int_equal(cr.n, 0);
     assert_true(cr.next_ms > 0);        /* (not -1: nothing due) */
     assertNear(cr.next_ms, 800, SLACK_MS, "the first is told when");
-    runClaim(4, 30000, "w:2:", &cr);
+    runClaim(4, 30000, "b:1:", &cr);
     assert_int_equal(cr.next_ms, -1);
-    runClaim(4, 30000, "w:3:", &cr);
+    runClaim(4, 30000, "c:1:", &cr);
     assert_int_equal(cr.next_ms, -1);
+    /* The one told asks again (a push woke it before): it hears it again. */
+    runClaim(4, 30000, "a:2:", &cr);
+    assertNear(cr.next_ms, 800, SLACK_MS, "the one told, again");
     /* An earlier due time gets a claimer of its own. */
     cmd("ZADD %s %lld p:1:2", KN(PARKED), now + 400);
     cmd("HSET %s p:1:2 %s", KN(PARKEDJOB), rawJob("q"));
-    runClaim(4, 30000, "w:4:", &cr);
+    runClaim(4, 30000, "d:1:", &cr);
     assert_true(cr.next_ms > 0);        /* (not -1: nothing due) */
     assertNear(cr.next_ms, 400, SLACK_MS, "an earlier one");
     /* That time came (a claim served it, or its claimer is late): the
      * next to ask is told the next due time. */
     cmd("HSET %s wake_at %lld", KN(STATE), now - 1);
-    runClaim(4, 30000, "w:5:", &cr);
+    runClaim(4, 30000, "e:1:", &cr);
     assert_true(cr.next_ms > 0);        /* (not -1: nothing due) */
     assertNear(cr.next_ms, 400, SLACK_MS, "the next due time has a claimer again");
-    runClaim(4, 30000, "w:6:", &cr);
+    runClaim(4, 30000, "f:1:", &cr);
     assert_int_equal(cr.next_ms, -1);
 }
 
@@ -2356,6 +2360,39 @@ static void test_parked_lines_apart(void **state) {
     runClaim(4, 30000, "w:2:", &cr);
     assert_int_equal(cr.n, 0);
     assertNear(cr.next_ms, 300, SLACK_MS, "the earliest head of any class");
+}
+
+/* Members with a score (parked by a version before the lines, the score
+ * their due time: a rolling upgrade has both): one due is handed out, one
+ * not due moves into its class's line at its due less the class's slip,
+ * its body and needs with it. */
+static void test_parked_legacy_moved(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1 "
+        "sonnet-4|park_slip 500 classes sonnet-4", KN(STATE), now);
+    cmd("ZADD %s %lld old:1:1 %lld old:1:2", KN(PARKED), now + 3000, now - 10);
+    cmd("HSET %s old:1:1 %s old:1:2 %s", KN(PARKEDJOB), rawJob("later"), rawJob("due"));
+    cmd("HSET %s old:1:1 sonnet-4,1000,10,", KN(PARKEDNEED));
+    claimReply cr;
+    runClaim(4, 30000, "w:1:", &cr);
+    assert_int_equal(cr.n, 1);
+    redisReply *r = cmdR("LRANGE %s 0 -1", listKey("w:1:"));
+    assert_string_equal(r->element[0]->str, rawJob("due"));
+    freeReplyObject(r);
+    const char *m = parkedKey("old:1:1");
+    assert_int_equal(strncmp(m, "sonnet-4|", 9), 0);
+    assert_int_equal(zscore(KN(PARKED), m), 0);
+    assert_int_equal(parkedAt("old:1:1"), now + 3000 - 500);
+    assert_string_equal(hget(KN(PARKEDJOB), m), rawJob("later"));
+    assert_string_equal(hget(KN(PARKEDNEED), m), "sonnet-4,1000,10,");
+    assert_int_equal(cmdInt("HLEN %s", KN(PARKEDJOB)), 1);
+    assert_int_equal(cmdInt("HLEN %s", KN(PARKEDNEED)), 1);
+    assert_int_equal(hgetN(KN(STATE), SF("park_slip")), 500);
+    runClaim(4, 30000, "w:2:", &cr);
+    assert_int_equal(cr.n, 0);
+    assert_int_equal(hgetN(KN(STATE), SF("park_slip")), 500);
+    assertNear(cr.next_ms, 3000, SLACK_MS, "due as before");
 }
 
 /* Under output_rule=reserve a job the look hands out holds max_tokens and
@@ -3250,6 +3287,7 @@ int main(void) {
         cmocka_unit_test_setup(test_parked_line_slips, flush),
         cmocka_unit_test_setup(test_parked_look_counts_holds, flush),
         cmocka_unit_test_setup(test_parked_lines_apart, flush),
+        cmocka_unit_test_setup(test_parked_legacy_moved, flush),
         cmocka_unit_test_setup(test_parked_oldest_due_first, flush),
         cmocka_unit_test_setup(test_parked_spacing, flush),
         cmocka_unit_test_setup(test_reserve_give_back, flush),

@@ -76,7 +76,32 @@ end
 
 local function parkedDue(now, n, l, st)
     st = st or loadHash(K.state)                -- (fresh: a settle's own writes)
-    local out = rcall('ZRANGEBYSCORE', K.parked, '(0', now, 'LIMIT', 0, n)
+    -- Members with a score (parked by a version before the lines: the
+    -- score is the due time; a rolling upgrade has both): handed out when
+    -- due, the others moved into their class's line (with mixed scores
+    -- ZRANGEBYLEX's answer is unspecified: a class's line read as empty);
+    -- one without needs kept stays until handed out.
+    local out = {}
+    local old = rcall('ZRANGEBYSCORE', K.parked, '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, LOOK_MAX)
+    for i = 1, #old, 2 do
+        local id, due = old[i], tonumber(old[i + 1])
+        if due <= now and #out < n then
+            out[#out + 1] = id
+            rcall('ZREM', K.parked, id)             -- (at once: no score left to mix)
+        else
+            local c = string.match(rcall('HGET', K.parkedneed, id) or '', '^([^,]+),')
+            if c then
+                local lid = string.match(id, '^[^|]*|%-?%d+|(.*)$') or id
+                local nid = parkedId(c, due - (tonumber(st[cf(c, 'park_slip')]) or 0), lid)
+                for _, h in ipairs({K.parkedjob, K.parkedneed}) do
+                    local v = rcall('HGET', h, id)
+                    if v then rcall('HSET', h, nid, v); rcall('HDEL', h, id) end
+                end
+                rcall('ZREM', K.parked, id)
+                rcall('ZADD', K.parked, 0, nid)
+            end
+        end
+    end
     local P = nil
     -- Job of class k (facts raw, mt, pfx) may go now: taken from the
     -- estimate; else nil, and the wait.
@@ -115,7 +140,7 @@ local function parkedDue(now, n, l, st)
                             -- before its head)
                             if wait < LINE_STEP_MS then wait = LINE_STEP_MS end
                             local _, place = parkedOf(id)
-                            local d = now + wait - (place + k.slip)
+                            local d = now + wait - ((place or now - k.slip) + k.slip)
                             k.slip, k.tail = k.slip + d, math.max(k.tail + d, now + wait)
                             done = true
                         end
@@ -313,12 +338,15 @@ local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob, intake, fresh)
         -- workers made 160 claims a second for 10 paced jobs. A wake_at
         -- that has come is served (a claim at or after it moves the jobs
         -- due): the next to ask is told the next one.
+        -- The worker told it (`wake_by`) hears it again when it asks first
+        -- (a push woke it before): it is the one waiting for it.
         if next > 0 then
             local at, wa = now + next, tonumber(st.wake_at) or 0
+            local me = string.match(prefix, '^(.*):%d+:$') or prefix
             if wa > now and wa <= at then
-                next = -1
+                next = st.wake_by == me and wa - now or -1
             else
-                rcall('HSET', K.state, 'wake_at', istr(at))
+                rcall('HSET', K.state, 'wake_at', istr(at), 'wake_by', me)
             end
         end
         out[CR.N] = 0

@@ -13,10 +13,11 @@ local PARK_HORIZON_MS = 2000
 -- class, then place; lib/claim.lua); and back, its class and place.
 local PARKED_PLACE = '%015d'
 local function parkedId(c, place, lid)
+    if place < 0 then place = 0 end
     return c .. '|' .. string.format(PARKED_PLACE, math.floor(place)) .. '|' .. lid
 end
 local function parkedOf(id)
-    local c, p = string.match(id, '^([^|]*)|(%d+)|')
+    local c, p = string.match(id, '^([^|]*)|(%-?%d+)|')
     return c, tonumber(p)
 end
 

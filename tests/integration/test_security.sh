@@ -25,8 +25,10 @@ kill -TERM "$WORKER_PID"; wait "$WORKER_PID"
 check "canary key not in the AOF files" sh -c "! grep -rqF '$API_KEY' '$T/redis'"
 check "the AOF holds the results (so the grep above saw data)" grep -rqa "claude-sonnet-4-5" "$T/redis"
 
-# Every command the Lua scripts call is allowed to the ACL user.
-missing=$(grep -ho "rcall('[A-Z]*'\|bulk('[A-Z]*'" "$(dirname "$0")/../../scripts/lua/"*.lua |
+# Every command the Lua scripts and their libraries call is allowed to the
+# ACL user.
+missing=$(grep -ho "rcall('[A-Z]*'\|bulk('[A-Z]*'" "$(dirname "$0")/../../scripts/lua/"*.lua \
+        "$(dirname "$0")/../../scripts/lua/lib/"*.lua |
     sed "s/.*('//; s/'//" | tr A-Z a-z | sort -u | while read -r c; do
         grep -qE "(^| )\+$c( |\||$)" "$(dirname "$0")/../../scripts/redis-acl.txt" || echo "$c"; done)
 eq "scripts use only commands of the ACL" "" "$missing"

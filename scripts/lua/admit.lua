@@ -79,7 +79,7 @@ local probeDue = pz and pz.probe
 local reason = ''
 
 local P = pacer(st, l, now)                 -- the class's pacing (lib/pace.lua)
-local shortWait, giveBack, classState, paceWait = P.shortWait, P.giveBack, P.classState, P.paceWait
+local shortWait, classState, paceWait = P.shortWait, P.classState, P.paceWait
 local C, newClasses = P.C, P.newClasses
 
 -- One lookup each for all leases, done ids, attempt counters and cached
@@ -148,10 +148,8 @@ local function go(n, a, k, need, res, val, lead)
     local resS = ARGV[a + AJ.RESERVE]
     if res < 0 then res, resS = 0, '0' end
     local into = lead and k.pend or k.add
-    for _, b in ipairs(BUCKETS) do
-        if k.est[b] then k.est[b] = k.est[b] - need[b] end
-        into[b] = into[b] + need[b]
-    end
+    for _, b in ipairs(BUCKETS) do into[b] = into[b] + need[b] end
+    P.take(k, need, lead)
     if lead then
         led[lead] = true
         follow[#follow + 1] = lead; follow[#follow + 1] = lid
@@ -160,8 +158,6 @@ local function go(n, a, k, need, res, val, lead)
     else
         busy = busy + 1
         zin[#zin + 1] = leaseExp; zin[#zin + 1] = lid
-        if rule ~= 'actual' then k.back = k.back + giveBack(k, need.o, 1) end
-        k.n = k.n + 1
         inflight = inflight + 1
     end
     hres[#hres + 1] = lid

@@ -278,6 +278,18 @@ static void parkIn(const char *c, long long place, const char *lid, const char *
     if (fact) cmd("HSET %s %s %s", KN(PARKEDNEED), m, fact);
 }
 
+static const char *rawJob(const char *id);
+
+/* Park n jobs P:1:1 .. P:1:n in class c's line at places place0 + i,
+ * each with needs fact. */
+static void parkRun(const char *c, const char *p, int n, long long place0, const char *fact) {
+    char lid[32];
+    for (int i = 1; i <= n; i++) {
+        snprintf(lid, sizeof(lid), "%s:1:%d", p, i);
+        parkIn(c, place0 + i, lid, rawJob(lid), fact);
+    }
+}
+
 /* Move parked lease lid to place in its line (its member renamed). */
 static void parkMove(const char *lid, long long place) {
     char m[256], c[64], body[512], fact[256];
@@ -2302,10 +2314,7 @@ static void test_parked_line_slips(void **state) {
     cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1 "
         "classes sonnet-4", KN(STATE), now);
     char lid[32], fact[64];
-    for (int i = 1; i <= 20; i++) {
-        snprintf(lid, sizeof(lid), "p:1:%d", i);
-        parkIn("sonnet-4", now - 100 + i, lid, rawJob(lid), "sonnet-4,1000,10,");
-    }
+    parkRun("sonnet-4", "p", 20, now - 100, "sonnet-4,1000,10,");
     claimReply cr;
     runClaim(4, 30000, "w:1:", &cr);
     assert_int_equal(cr.n, 0);
@@ -2341,11 +2350,7 @@ static void test_parked_lines_apart(void **state) {
     cmd("HSET %s sonnet-4|i_lim 60000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1 "
         "haiku-4|i_lim 60000 haiku-4|i_rem 60000 haiku-4|i_at %lld haiku-4|observed 1 "
         "sonnet-4|park_slip 10000 classes sonnet-4,haiku-4", KN(STATE), now, now);
-    char lid[32];
-    for (int i = 1; i <= 150; i++) {
-        snprintf(lid, sizeof(lid), "s:1:%d", i);
-        parkIn("sonnet-4", now - 9000 + i, lid, rawJob(lid), "sonnet-4,1000,10,");
-    }
+    parkRun("sonnet-4", "s", 150, now - 9000, "sonnet-4,1000,10,");
     parkIn("haiku-4", now - 50, "h:1:1", rawJob("h"), "haiku-4,10,10,");
     claimReply cr;
     runClaim(4, 30000, "w:1:", &cr);
@@ -2409,11 +2414,7 @@ static void test_parked_look_counts_holds(void **state) {
     cmd("HSET %s sonnet-4|o_lim 18000 sonnet-4|o_rem 3500 sonnet-4|o_at %lld "
         "sonnet-4|observed 1 sonnet-4|ewma_out 150 ewma_ms 500 classes sonnet-4",
         KN(STATE), now);
-    char lid[32];
-    for (int i = 1; i <= 3; i++) {
-        snprintf(lid, sizeof(lid), "p:1:%d", i);
-        parkIn("sonnet-4", now - 100 + i, lid, rawJob(lid), "sonnet-4,100,2048,");
-    }
+    parkRun("sonnet-4", "p", 3, now - 100, "sonnet-4,100,2048,");
     claimReply cr;
     runClaim(4, 30000, "w:1:", &cr);
     assert_int_equal(cr.n, 2);

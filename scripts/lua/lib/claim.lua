@@ -65,7 +65,7 @@ local function lineHeads(now, st)
         local slip = tonumber(st[cf(c, 'park_slip')])
         if h[1] then
             local _, place = parkedOf(h[1])
-            heads[#heads + 1] = {c = c, due = (place or 0) + (slip or 0)}
+            heads[#heads + 1] = {c = c, place = place or 0, due = (place or 0) + (slip or 0)}
         elseif slip then
             rcall('HDEL', K.state, cf(c, 'park_slip'))
         end
@@ -74,6 +74,9 @@ local function lineHeads(now, st)
     return heads
 end
 
+-- Returns, when it hands out nothing, when the first parked job is due
+-- (ms, Redis time: its place plus its class's slip as this call left it),
+-- or nil when none is parked (an idle worker asks again then).
 local function parkedDue(now, n, l, st)
     st = st or loadHash(K.state)                -- (fresh: a settle's own writes)
     -- Members with a score (parked by a version before the lines: the
@@ -81,7 +84,7 @@ local function parkedDue(now, n, l, st)
     -- due, the others moved into their class's line (with mixed scores
     -- ZRANGEBYLEX's answer is unspecified: a class's line read as empty);
     -- one without needs kept stays until handed out.
-    local out = {}
+    local out, nextDue = {}, nil
     local old = rcall('ZRANGEBYSCORE', K.parked, '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, LOOK_MAX)
     for i = 1, #old, 2 do
         local id, due = old[i], tonumber(old[i + 1])
@@ -99,6 +102,8 @@ local function parkedDue(now, n, l, st)
                 end
                 rcall('ZREM', K.parked, id)
                 rcall('ZADD', K.parked, 0, nid)
+            elseif not nextDue or due < nextDue then
+                nextDue = due
             end
         end
     end
@@ -178,7 +183,8 @@ local function parkedDue(now, n, l, st)
             from = from + LOOK_PAGE
         end
     end
-    for _, h in ipairs(lineHeads(now, st)) do
+    local heads = lineHeads(now, st)
+    for _, h in ipairs(heads) do
         if #out >= n then break end
         -- (nothing due, and its early look not yet again: nothing to read)
         if h.due <= now or now - (tonumber(st[cf(h.c, 'look_t')]) or 0) >= LINE_STEP_MS then
@@ -189,7 +195,14 @@ local function parkedDue(now, n, l, st)
         for _, k in pairs(P.C) do if k.early then k.lookT = now end end
         P.saveTails()
     end
-    if #out == 0 then return end
+    if #out == 0 then
+        for _, h in ipairs(heads) do
+            local k = P and P.C[h.c]
+            local due = k and h.place + k.slip or h.due        -- (as this call slipped it)
+            if not nextDue or due < nextDue then nextDue = due end
+        end
+        return nextDue
+    end
     local jobs = rcall('HMGET', K.parkedjob, unpack(out))
     local back = 0
     for i = #out, 1, -1 do
@@ -199,24 +212,6 @@ local function parkedDue(now, n, l, st)
     rcall('ZREM', K.parked, unpack(out))
     rcall('HDEL', K.parkedjob, unpack(out))
     rcall('HDEL', K.parkedneed, unpack(out))
-end
-
--- When the first parked job is due (its place plus its class's slip as
--- this call left it), ms from now (0: due), or nil when none is parked.
-local function parkedNext(now, st)
-    local next = nil
-    local old = rcall('ZRANGEBYSCORE', K.parked, '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    if old[2] then next = tonumber(old[2]) end
-    for c in string.gmatch(st.classes or '', '[^,]+') do
-        local h = rcall('ZRANGEBYLEX', K.parked, lineFrom(c), lineTo(c), 'LIMIT', 0, 1)
-        if h[1] then
-            local _, place = parkedOf(h[1])
-            local due = (place or 0) + (tonumber(rcall('HGET', K.state, cf(c, 'park_slip'))) or 0)
-            if not next or due < next then next = due end
-        end
-    end
-    if not next then return nil end
-    return next < now and 0 or next - now
 end
 
 -- A job over maxJob bytes is never handed to a worker (it would read it
@@ -315,7 +310,7 @@ local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob, intake, fresh)
         n = 1                               -- a probe is due: one job
     end
 
-    parkedDue(now, n, l, fresh and st or nil)
+    local parkedAt = parkedDue(now, n, l, fresh and st or nil)
     retriesDue(now, l)
 
     local out = {now, 0, ''}
@@ -324,7 +319,8 @@ local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob, intake, fresh)
     if got == 0 then
         -- Nothing to do: when the next parked job or retry is due, so that
         -- an idle worker asks again then, not on a fixed poll.
-        local next = parkedNext(now, st) or -1
+        local next = -1
+        if parkedAt then next = parkedAt < now and 0 or parkedAt - now end
         local f = rcall('ZRANGEBYSCORE', K.delayed, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
         if f[2] then
             local d = tonumber(f[2]) - now

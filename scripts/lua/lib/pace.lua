@@ -195,15 +195,18 @@ local function pacer(st, l, now)
         end
         return wait, why, soon
     end
-    -- A job of class k with needs need handed out by the claim's look: taken
-    -- from the estimate as admission takes a job that goes, and under
-    -- output_rule=reserve counted with the holds that come back (without
-    -- it, the next head saw the bucket emptied by a hold that comes back
-    -- within a latency and slipped the line by the refill's seconds).
-    local function take(k, need)
+    -- A job of class k with needs need that goes (admission's go) or is
+    -- handed out by the claim's look: taken from the estimate, and, a
+    -- request of its own (not a follower, which takes its leader's unit),
+    -- counted in flight with the holds it gives back under
+    -- output_rule=reserve (the look without them: the next head saw the
+    -- bucket emptied by a hold that comes back within a latency and slipped
+    -- the line by the refill's seconds).
+    local function take(k, need, follower)
         for _, b in ipairs(BUCKETS) do
             if k.est[b] then k.est[b] = k.est[b] - need[b] end
         end
+        if follower then return end
         if rule ~= 'actual' then k.back = k.back + giveBack(k, need.o, 1) end
         k.n = k.n + 1
     end
@@ -222,7 +225,7 @@ local function pacer(st, l, now)
             end
         end
     end
-    return {C = C, newClasses = newClasses, saveTails = saveTails, shortWait = shortWait, giveBack = giveBack,
+    return {C = C, newClasses = newClasses, saveTails = saveTails, shortWait = shortWait,
             classState = classState, loadCached = loadCached, needs = needs,
             spacing = spacing, parkDue = parkDue, paceWait = paceWait, take = take}
 end

@@ -288,9 +288,10 @@ static void flushSettles(worker *w) {
         b->s[b->n++] = s;
     }
     /* Claim for the slots this call frees, in the same call (not while
-     * the slots wait for replicas: they are not free when the jobs come). */
-    int claim = !w->draining && !evtimer_pending(w->idle_timer, NULL) &&
-                !w->cfg->wait_replicas;
+     * the slots wait for replicas: they are not free when the jobs come),
+     * also while the worker waits on its idle timer (a drained queue:
+     * settles are what serve the parked lines between due times). */
+    int claim = !w->draining && !w->cfg->wait_replicas;
     int want = claim ? claimWant(w, n) : 0;
     claimCall *cc = claim ? claimNew(w, want) : NULL;
     settleHead h = {w->cfg->results_maxlen, want, w->cfg->lease_ms,
@@ -1128,6 +1129,21 @@ static void claimSent(claimCall *cc) {
     cc->w->promised += cc->promised;
 }
 
+/* The queue is empty: a push wakes the worker (wake.c); else ask again
+ * when the next parked job or retry is due (next_ms > 0: the one worker
+ * told it, wake_at), and at least every IDLE_MAX_MS (jobs other workers
+ * park or delay), jittered, times the fleet's spread: 16 idle workers
+ * looked 8 times a second in all (~0.16 empty claims per paced job), now
+ * about twice. */
+static void drained(worker *w, long long next_ms) {
+    long t = w->cfg->idle_poll_ms > IDLE_MAX_MS ? w->cfg->idle_poll_ms : IDLE_MAX_MS;
+    long spread = fleetSpread(w);
+    if (spread > 1) t = t * spread * 4 / 5 + random() % (t * spread * 2 / 5);
+    if (next_ms > 0 && next_ms < t) t = (long)next_ms;
+    timerIn(w->idle_timer, t);
+    wakeArm(w);
+}
+
 /* The claim's jobs are in (or lost): they take their slots. */
 static void claimDone(claimCall *cc, redisReply *bodies) {
     worker *w = cc->w;
@@ -1145,21 +1161,15 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
             timerIn(w->idle_timer, w->cfg->idle_poll_ms);
             if (!cc->failed) wakeArm(w);
         } else {
-            /* The queue is empty: a push wakes the worker (wake.c); else
-             * ask again when the next parked job or retry is due (the one
-             * worker told it: wake_at), and at least every IDLE_MAX_MS
-             * (jobs other workers park or delay), jittered, times the
-             * fleet's spread: 16 idle workers looked 8 times a second in
-             * all (~0.16 empty claims per paced job), now about twice. */
-            long t = w->cfg->idle_poll_ms > IDLE_MAX_MS ? w->cfg->idle_poll_ms : IDLE_MAX_MS;
-            long spread = fleetSpread(w);
-            if (spread > 1) t = t * spread * 4 / 5 + random() % (t * spread * 2 / 5);
-            if (cr->next_ms > 0 && cr->next_ms < t) t = (long)cr->next_ms;
-            timerIn(w->idle_timer, t);
-            wakeArm(w);
+            drained(w, cr->next_ms);
         }
         return;
     }
+    /* Fewer jobs than asked: the queue is drained for now. The slots left
+     * wait like an idle worker's (a push, the next due time, the poll),
+     * not for a claim at once when admission frees one: 16 paced workers
+     * made 0.16 empty claims a job so. Settles still claim. */
+    if (cr->n < cc->promised && !w->wake_off && cr->next_ms != 0) drained(w, cr->next_ms);
     if (!bodies || bodies->type != REDIS_REPLY_ARRAY || bodies->elements != (size_t)cr->n) {
         /* The list is not what the script left: nobody here holds these
          * leases, the reaper puts the jobs back. */

@@ -1697,6 +1697,40 @@ static void test_claim_one_waker(void **state) {
     assert_int_equal(cr.next_ms, -1);
 }
 
+/* A claim that gets fewer jobs than it asked for (the queue drained) says
+ * when to look again, as an empty claim does, one waker per due time; one
+ * that gets all it asked for says nothing (the worker asks again at once
+ * when it has room). 16 paced workers made 0.16 empty claims a job, most
+ * right after an admission freed a slot. */
+static void test_claim_drained_says_next(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("ZADD %s %lld p:1:1", KN(PARKED), now + 800);
+    cmd("HSET %s p:1:1 %s", KN(PARKEDJOB), rawJob("p"));
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j1"));
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j2"));
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j3"));
+    claimReply cr;
+    runClaim(2, 30000, "a:1:", &cr);
+    assert_int_equal(cr.n, 2);
+    assert_int_equal(cr.next_ms, -1);   /* all it asked for: nothing said */
+    runClaim(4, 30000, "a:2:", &cr);
+    assert_int_equal(cr.n, 1);
+    assertNear(cr.next_ms, 800, SLACK_MS, "a drained claim is told when");
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j4"));
+    runClaim(4, 30000, "b:1:", &cr);
+    assert_int_equal(cr.n, 1);
+    assert_int_equal(cr.next_ms, -1);   /* one waker: a was told */
+    /* A retry due sooner than the parked job: the drained claim is told
+     * the retry's time. */
+    cmd("ZADD %s %lld r1", KN(DELAYED), now + 300);
+    cmd("HSET %s r1 %s", KN(DELAYEDJOB), rawJob("r1"));
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("j5"));
+    runClaim(4, 30000, "c:1:", &cr);
+    assert_int_equal(cr.n, 1);
+    assertNear(cr.next_ms, 300, SLACK_MS, "the earlier due time has its claimer");
+}
+
 /* What a worker's waker took (the oldest jobs, moved into its intake at a
  * push) is claimed first, oldest first, by that worker's claim; a claim
  * that cannot take jobs (paused) and a claim of none give it back to the
@@ -3247,6 +3281,7 @@ int main(void) {
         cmocka_unit_test_setup(test_admit_wait_ceiling, flush),
         cmocka_unit_test_setup(test_admit_follow, flush),
         cmocka_unit_test_setup(test_claim_one_waker, flush),
+        cmocka_unit_test_setup(test_claim_drained_says_next, flush),
         cmocka_unit_test_setup(test_follow_cancel_reap, flush),
         cmocka_unit_test_setup(test_follower_reading_uncertain, flush),
         cmocka_unit_test_setup(test_admit_budget, flush),

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""replay.py DIR BIN [ROUNDS] — what each script costs Redis hot, with no
+other load: a redis-server started from DIR/dump.rdb (paced-capture.sh)
+with its clock set back to the snapshot (BIN/clockshim.so), BIN's function
+library loaded, then DIR/mon.txt's commands sent one at a time, the scripts
+renamed to BIN's library: each script's mean time per call from SLOWLOG (at
+0 for the replay), and the share of it in the commands the scripts call
+(INFO commandstats). REDIS_SERVER picks another server binary. A build's
+Lua can so be compared with another's on the same traffic (its decisions
+differ where the rules do)."""
+import collections
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+cap, binp = sys.argv[1], os.path.abspath(sys.argv[2])
+rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+server = os.environ.get("REDIS_SERVER", "redis-server")
+SKIP = {b"BLMOVE", b"MONITOR", b"INFO", b"SAVE", b"TIME", b"XLEN", b"CLIENT", b"HELLO",
+        b"AUTH", b"SELECT", b"PING", b"FUNCTION"}
+ESC = {"n": b"\n", "r": b"\r", "t": b"\t", "a": b"\a", "b": b"\b", '"': b'"', "\\": b"\\"}
+
+
+def unquote(s):
+    out, i = bytearray(), 0
+    while i < len(s):
+        if s[i] == "\\":
+            if s[i + 1] == "x":
+                out.append(int(s[i + 2:i + 4], 16))
+                i += 4
+                continue
+            out += ESC.get(s[i + 1], s[i + 1].encode("latin1"))
+            i += 2
+            continue
+        out += s[i].encode("latin1")
+        i += 1
+    return bytes(out)
+
+
+def command(args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def reply(f):
+    line = f.readline()
+    kind, rest = line[:1], line[1:-2]
+    if kind in b"+-:":
+        return rest
+    if kind == b"$":
+        return None if int(rest) < 0 else f.read(int(rest) + 2)[:-2]
+    if kind == b"*":
+        return [reply(f) for _ in range(max(int(rest), 0))]
+    raise ValueError(line)
+
+
+cmds = []
+for line in open(os.path.join(cap, "mon.txt"), encoding="latin1"):
+    m = re.match(r'^[\d.]+ \[\d+ ([^\]]+)\] (.*)$', line.rstrip("\n"))
+    if not m or m.group(1) == "lua":
+        continue
+    args = [unquote(a) for a in re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2))]
+    if args and args[0].upper() not in SKIP:
+        cmds.append(args)
+sec, usec = open(os.path.join(cap, "savetime")).read().split()[:2]
+snap_ms = int(sec) * 1000 + int(usec) // 1000
+
+res = collections.defaultdict(list)
+for _ in range(rounds):
+    d = tempfile.mkdtemp(prefix="llmfleet-replay.")
+    shutil.copy(os.path.join(cap, "dump.rdb"), d)
+    port = int(subprocess.check_output([binp + "/freeport"]).strip())
+    off = os.path.join(d, "offset")
+    open(off, "w").write("%d" % (snap_ms - int(time.time() * 1000)))
+    env = dict(os.environ, LD_PRELOAD=binp + "/clockshim.so", CLOCKSHIM_FILE=off)
+    p = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
+                          "--save", "", "--appendonly", "no", "--logfile", d + "/log",
+                          "--slowlog-log-slower-than", "-1", "--slowlog-max-len", "1000000"],
+                         env=env)
+    for _ in range(200):
+        try:
+            s = socket.create_connection(("127.0.0.1", port))
+            break
+        except OSError:
+            time.sleep(0.05)
+    f = s.makefile("rb")
+    url = "redis://127.0.0.1:%d/0" % port
+    subprocess.run([binp + "/llmfleet", "functions", "load", "--redis-url", url],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    lib = subprocess.check_output([binp + "/llmfleet", "functions", "list", "--redis-url", url]).decode()
+    h = re.search(r"llmfleet_([0-9a-f]{12})[^\n]*this", lib).group(1).encode()
+    open(off, "w").write("%d" % (snap_ms - int(time.time() * 1000)))
+    time.sleep(0.03)                # (the shim reads its file every 20 ms)
+    for c in ([b"CONFIG", b"RESETSTAT"], [b"SLOWLOG", b"RESET"],
+              [b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"]):
+        s.sendall(command(c))
+        reply(f)
+    errors = collections.Counter()
+    for a in cmds:
+        if a[0].upper() == b"FCALL":
+            a = [a[0], re.sub(rb"^lf_[0-9a-f]{12}_", b"lf_" + h + b"_", a[1])] + a[2:]
+        s.sendall(command(a))
+        x = reply(f)
+        if isinstance(x, bytes) and x.startswith(b"ERR") and a[0].upper() == b"FCALL":
+            errors[x[:100]] += 1
+    s.sendall(command([b"CONFIG", b"SET", b"slowlog-log-slower-than", b"-1"]))
+    reply(f)
+    s.sendall(command([b"SLOWLOG", b"GET", b"-1"]))
+    log = reply(f)
+    s.sendall(command([b"INFO", b"commandstats"]))
+    stats = reply(f).decode()
+    total, calls = collections.Counter(), collections.Counter()
+    for e in log:
+        if e[3][0].upper() == b"FCALL":
+            k = e[3][1].decode().rsplit("_", 1)[-1]
+            total[k] += int(e[2])
+            calls[k] += 1
+    for k in calls:
+        res[k + " us/call"].append(total[k] / calls[k])
+    inner = fcall = 0
+    for line in stats.splitlines():
+        m = re.match(r"cmdstat_([^:]+):calls=\d+,usec=(\d+)", line)
+        if not m or m.group(1) in ("slowlog", "config", "info", "function"):
+            continue
+        if m.group(1) == "fcall":
+            fcall = int(m.group(2))
+        else:
+            inner += int(m.group(2))
+    res["in commands %"].append(100.0 * inner / fcall if fcall else 0)
+    for e, n in errors.items():
+        print("error x%d: %s" % (n, e.decode(errors="replace")))
+    p.kill()
+    p.wait()
+    shutil.rmtree(d)
+for k, v in sorted(res.items()):
+    print("%-16s %s" % (k, " ".join("%.1f" % x for x in v)))

@@ -5,6 +5,15 @@
 #   BENCH_JOBS=50000 BENCH_RUNS=3 make bench
 #   BENCH_WORKER_ARGS=--no-follow ...     extra worker options (throughput)
 #   BENCH_ONLY=throughput|memory|pickup|fleet|rtt|paced|trickle|lanes make bench     one part only
+#   BENCH_STATS=1 ...       the paced part also prints where Redis's CPU went
+#                           in each window, per job: every command's calls and
+#                           time (INFO commandstats), each script's (SLOWLOG
+#                           at 0 for the window), user and system time
+#   BENCH_PERF=FILE ...     with BENCH_STATS, perf record -g of redis-server
+#                           over the window into FILE (needs perf)
+#   BENCH_CAPTURE=DIR ...   the paced part saves Redis as its window opens and
+#                           records BENCH_CAPTURE_S (4) seconds of MONITOR, in
+#                           DIR/WORKERS/, for tests/bench/replay.py
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
 #    latency; end-to-end jobs/s, worker CPU us/job, Redis CPU us/job.
@@ -60,6 +69,39 @@ idle_redis() {
 cmdcalls() {
     rcli INFO commandstats | tr -d '\r' |
         awk -F'[:=,]' -v re="$1" '$1 ~ re {n += $3} END {print n + 0}'
+}
+# BENCH_STATS=1: where a paced window's Redis CPU went, per job: each
+# command's calls and time inside it (INFO commandstats), and the process's
+# user and system time ($T/cs0, cs1, cpu0, cpu1 snapshots around it).
+stats_delta() {
+    echo "  stats, $1 workers, $2 jobs: per job"
+    awk -F'[:=,]' -v n="$2" 'FNR == NR && /^cmdstat_/ {c[$1] = $3; u[$1] = $5; next}
+        /^cmdstat_/ && $3 > c[$1] {printf "    %-22s %6.2f calls %7.1f us (%.0f us a call)\n", substr($1, 9), ($3 - c[$1]) / n, ($5 - u[$1]) / n, ($5 - u[$1]) / ($3 - c[$1])}' "$T/cs0" "$T/cs1"
+    awk -F: -v n="$2" 'FNR == NR {a[$1] = $2; next} /^used_cpu_(sys|user):/ {printf "    %-22s %7.1f us\n", $1, ($2 - a[$1]) * 1e6 / n}' "$T/cpu0" "$T/cpu1"
+}
+# ... and each script's calls and time per job, from SLOWLOG (every call
+# logged in the window).
+slowlog_by_script() {
+    redis-cli -p "$REDIS_PORT" --json SLOWLOG GET -1 2>/dev/null | "$PY" -c '
+import json, sys, collections
+n = int(sys.argv[1]); c = collections.Counter(); u = collections.Counter()
+for e in json.load(sys.stdin):
+    a = e[3]; k = a[0].lower()
+    if k in ("fcall", "fcall_ro") and len(a) > 1: k = a[1].rsplit("_", 1)[-1]
+    c[k] += 1; u[k] += e[2]
+for k, v in sorted(u.items(), key=lambda x: -x[1]):
+    print("    %-22s %6.2f calls %7.1f us (%.0f us a call)" % (k, c[k] / n, v / n, v / c[k]))
+' "$1"
+}
+# BENCH_CAPTURE=DIR: the paced window's traffic for tests/bench/replay.py,
+# per fleet size: Redis saved (DIR/N/dump.rdb, its TIME in savetime), then
+# MONITOR for BENCH_CAPTURE_S seconds (mon.txt).
+paced_capture() {
+    mkdir -p "$1"
+    rcli SAVE >/dev/null
+    rcli TIME | tr '\n' ' ' > "$1/savetime"
+    cp "$T/redis/dump.rdb" "$1/dump.rdb"
+    timeout "${BENCH_CAPTURE_S:-4}" redis-cli -p "$REDIS_PORT" MONITOR > "$1/mon.txt"
 }
 # Script calls so far: FCALL (the function library) and EVALSHA (a Redis
 # without it).
@@ -331,11 +373,17 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
             [ $(( (b - a) * 60 * 2 )) -le $(( PACED_RPM * 3 )) ]
         }
         wait_until 120 paced || { echo "bench: the burst did not end"; exit 1; }
+        [ -n "${BENCH_CAPTURE:-}" ] && paced_capture "$BENCH_CAPTURE/$nw"
         c0=$(redis_cpu_us); i0=$(redis_cpu_us "$IDLE_PORT"); n0=$(rcli XLEN 'llmfleet:{default}:results'); t0=$(now_ms)
         calls0=$(script_calls)
+        [ -n "${BENCH_STATS:-}" ] && { rcli INFO commandstats | tr -d '\r' > "$T/cs0"; rcli INFO cpu | tr -d '\r' > "$T/cpu0"
+            rcli CONFIG SET slowlog-max-len 1000000 >/dev/null; rcli CONFIG SET slowlog-log-slower-than 0 >/dev/null; rcli SLOWLOG RESET >/dev/null
+            [ -n "${BENCH_PERF:-}" ] && { perf record -F 4000 -g -o "$BENCH_PERF" -p "$(rcli INFO server | tr -d '\r' | awk -F: '/^process_id:/ {print $2}')" >/dev/null 2>&1 & PERF_PID=$!; }; }
         WAIT_POLL=0.5 wait_until 300 at_least "$NP" || { echo "bench: paced run timed out"; exit 1; }
         c1=$(redis_cpu_us); i1=$(redis_cpu_us "$IDLE_PORT"); n1=$(rcli XLEN 'llmfleet:{default}:results'); t1=$(now_ms)
         calls1=$(script_calls)
+        [ -n "${BENCH_STATS:-}" ] && { rcli INFO commandstats | tr -d '\r' > "$T/cs1"; rcli INFO cpu | tr -d '\r' > "$T/cpu1"; [ -n "${BENCH_PERF:-}" ] && { kill -INT "$PERF_PID"; wait "$PERF_PID"; }; stats_delta "$nw" $(( n1 - n0 ))
+            rcli CONFIG SET slowlog-log-slower-than 10000 >/dev/null; slowlog_by_script $(( n1 - n0 )); }
         kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
         r429=$(fake_stats | jq '.status["429"] // 0')
         curl -s -X POST "$FAKE_URL/_reset" >/dev/null

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """replay.py DIR BIN [ROUNDS] — what each script costs Redis hot, with no
-other load: a redis-server started from DIR/dump.rdb (paced-capture.sh)
+other load: a redis-server started from DIR/dump.rdb (BENCH_CAPTURE=DIR make bench: DIR/N)
 with its clock set back to the snapshot (BIN/clockshim.so), BIN's function
 library loaded, then DIR/mon.txt's commands sent one at a time, the scripts
 renamed to BIN's library: each script's mean time per call from SLOWLOG (at

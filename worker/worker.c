@@ -1169,7 +1169,7 @@ static void claimDone(claimCall *cc, redisReply *bodies) {
      * wait like an idle worker's (a push, the next due time, the poll),
      * not for a claim at once when admission frees one: 16 paced workers
      * made 0.16 empty claims a job so. Settles still claim. */
-    if (cr->n < cc->promised && !w->wake_off && cr->next_ms != 0) drained(w, cr->next_ms);
+    if (cr->drained && !w->wake_off && cr->next_ms != 0) drained(w, cr->next_ms);
     if (!bodies || bodies->type != REDIS_REPLY_ARRAY || bodies->elements != (size_t)cr->n) {
         /* The list is not what the script left: nobody here holds these
          * leases, the reaper puts the jobs back. */

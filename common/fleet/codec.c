@@ -72,8 +72,10 @@ int claimParse(const redisReply *r, claimReply *out) {
         return -1;
     out->wait_ms = r->element[CR_WAIT_MS]->integer;
     out->next_ms = -1;
-    if (r->elements > CR_NEXT_MS && isInt(r->element[CR_NEXT_MS]))
+    if (r->elements > CR_NEXT_MS && isInt(r->element[CR_NEXT_MS])) {
         out->next_ms = r->element[CR_NEXT_MS]->integer;
+        out->drained = 1;
+    }
     if (out->wait_ms > 0) {
         copyStr(out->reason, sizeof(out->reason), r->element[CR_REASON]);
     } else if (r->elements > CR_N) {

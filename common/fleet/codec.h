@@ -42,9 +42,12 @@ typedef struct claimReply {
     long long wait_ms;              /* > 0: nothing claimed, ask again after */
     char reason[160];               /* why, when waiting */
     int n;                          /* jobs claimed: lease ids PREFIX1..n */
-    long long next_ms;              /* none claimed: the next parked job or
-                                     * retry is due in this many ms (0: now,
-                                     * -1: none) */
+    long long next_ms;              /* none claimed, or drained: the next
+                                     * parked job or retry is due in this
+                                     * many ms (0: now, -1: none) */
+    int drained;                    /* fewer claimed than asked (the queue
+                                     * ran dry), next_ms said: a claim at once
+                                     * would find nothing */
 } claimReply;
 
 /* CA: n, lease_ms, prefix (copied by the rds call). */

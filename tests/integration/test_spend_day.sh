@@ -16,7 +16,8 @@ holds() { jq -ne "$1" >/dev/null; }
 lf limits set max_spend_usd_per_day=0.05 >/dev/null
 n=600
 gen_jobs $n d | lf submit - 2>/dev/null
-for i in 1 2; do start_worker w$i --concurrency 32; done
+ws=()
+for i in 1 2; do start_worker w$i --concurrency 32; ws+=("$WORKER_PID"); done
 
 stopped() { lf status --json | jq -e '.day_stopped == 1 and .in_flight == 0 and .leased == 0' >/dev/null; }
 check "the fleet stops at the daily cap" wait_until 30 stopped
@@ -50,7 +51,10 @@ spent=$(lf status --json | jq -r .spent_usd)
 check "the lifetime spend counts both days and after ($spent ~ $(served))" holds "($spent - $(served)) | fabs < 0.000001"
 
 # Requests lost with a killed worker count as spent (their reservation):
-# today's spend too, not only the lifetime one.
+# today's spend too, not only the lifetime one. The first workers leave
+# first (they would take the new jobs, and their retries, to the fake API
+# they know, which is gone: who held the jobs was a race).
+kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
 diff0=$(lf status --json | jq -r '(.spent_usd | tonumber) - (.spent_today_usd | tonumber)')
 kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
 start_fakeapi --latency-ms 5000

@@ -1713,9 +1713,11 @@ static void test_claim_drained_says_next(void **state) {
     claimReply cr;
     runClaim(2, 30000, "a:1:", &cr);
     assert_int_equal(cr.n, 2);
-    assert_int_equal(cr.next_ms, -1);   /* all it asked for: nothing said */
+    assert_false(cr.drained);           /* all it asked for: nothing said */
+    assert_int_equal(cr.next_ms, -1);
     runClaim(4, 30000, "a:2:", &cr);
     assert_int_equal(cr.n, 1);
+    assert_true(cr.drained);
     assertNear(cr.next_ms, 800, SLACK_MS, "a drained claim is told when");
     cmd("LPUSH %s %s", KN(JOBS), rawJob("j4"));
     runClaim(4, 30000, "b:1:", &cr);

@@ -378,7 +378,7 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
         calls0=$(script_calls)
         [ -n "${BENCH_STATS:-}" ] && { rcli INFO commandstats | tr -d '\r' > "$T/cs0"; rcli INFO cpu | tr -d '\r' > "$T/cpu0"
             rcli CONFIG SET slowlog-max-len 1000000 >/dev/null; rcli CONFIG SET slowlog-log-slower-than 0 >/dev/null; rcli SLOWLOG RESET >/dev/null
-            [ -n "${BENCH_PERF:-}" ] && { perf record -F 4000 -g -o "$BENCH_PERF" -p "$(rcli INFO server | tr -d '\r' | awk -F: '/^process_id:/ {print $2}')" >/dev/null 2>&1 & PERF_PID=$!; }; }
+            [ -n "${BENCH_PERF:-}" ] && { perf record -F 4000 -g -o "$BENCH_PERF" -p "$REDIS_PID" >/dev/null 2>&1 & PERF_PID=$!; }; }
         WAIT_POLL=0.5 wait_until 300 at_least "$NP" || { echo "bench: paced run timed out"; exit 1; }
         c1=$(redis_cpu_us); i1=$(redis_cpu_us "$IDLE_PORT"); n1=$(rcli XLEN 'llmfleet:{default}:results'); t1=$(now_ms)
         calls1=$(script_calls)

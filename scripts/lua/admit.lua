@@ -483,27 +483,29 @@ if #parkZ > 0 then
     bulk('HSET', K.parkedjob, parkH)
     bulk('HSET', K.parkedneed, parkN)
 end
-local res0 = tonumber(st.reserved) or 0
-if reserved ~= res0 then incr(K.state, 'reserved', reserved - res0) end
-P.saveTails()
+-- The state's counters and fields in one HSET (util.lua's writer).
+local w = Writer.new()
+w:add('reserved', reserved - (tonumber(st.reserved) or 0))
+P.saveTails(w.set)
 for c, k in pairs(C) do
     if k.n > 0 then
-        incr(K.state, cf(c, 'r_cum'), k.add.r)
-        incr(K.state, cf(c, 'i_cum'), k.add.i)
-        incr(K.state, cf(c, 'o_cum'), k.add.o)
-        incr(K.state, cf(c, 'o_inflight'), k.add.o)
-        incr(K.state, cf(c, 'n_inflight'), k.n)
+        w:add(cf(c, 'r_cum'), k.add.r)
+        w:add(cf(c, 'i_cum'), k.add.i)
+        w:add(cf(c, 'o_cum'), k.add.o)
+        w:add(cf(c, 'o_inflight'), k.add.o)
+        w:add(cf(c, 'n_inflight'), k.n)
     end
     if k.nf > 0 then
-        for _, b in ipairs(BUCKETS) do incr(K.state, cf(c, b .. '_pend'), k.pend[b]) end
+        for _, b in ipairs(BUCKETS) do w:add(cf(c, b .. '_pend'), k.pend[b]) end
     end
 end
 if #newClasses > 0 then
     local all = st.classes and st.classes ~= '' and (st.classes .. ',') or ''
-    rcall('HSET', K.state, 'classes', all .. table.concat(newClasses, ','))
+    w.set.classes = all .. table.concat(newClasses, ',')
 end
-if st.ceiling ~= tostring(ceiling) then rcall('HSET', K.state, 'ceiling', ceiling) end
-if unknownWent then rcall('HSET', K.state, 'unknown_lease', unknownWent) end
+if st.ceiling ~= tostring(ceiling) then w.set.ceiling = ceiling end
+if unknownWent then w.set.unknown_lease = unknownWent end
+w:flush(st)
 out[AR.REASON] = reason
 out[AR.SOLO] = solo
 return out

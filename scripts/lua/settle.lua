@@ -253,6 +253,7 @@ local function account(lid, a, r)
     if probeLease == lid then
         probeLease = nil
         rcall('HDEL', K.state, 'probe_lease')
+        st.probe_lease = nil
     end
 end
 
@@ -510,10 +511,13 @@ if #rpushJobs > 0 then
 end
 if #zDelayed > 0 then bulk('ZADD', K.delayed, zDelayed); bulk('HSET', K.delayedjob, hDelayed) end
 if #unreserve > 0 then bulk('HDEL', K.reserv, unreserve, 1); bulk('ZREM', K.inflight, unreserve, 1) end
-for k, n in pairs(dState) do incr(K.state, k, n) end
-daySpend(now, dState.spent, st.day)         -- max_spend_usd_per_day
+-- The state's counters and fields in one HSET (util.lua's writer: every
+-- field it adds to is changed here only through it).
+local w = Writer.new(set)
+for k, n in pairs(dState) do w:add(k, n) end
+daySpend(now, dState.spent, st.day, w)      -- max_spend_usd_per_day
 for c, k in pairs(CL) do
-    for f, n in pairs(k.d) do incr(K.state, cf(c, f), n) end
+    for f, n in pairs(k.d) do w:add(cf(c, f), n) end
     stat(cf(c, 'requests'), k.nreq)
     stat(cf(c, 'r429'), k.n429)
     stat(cf(c, 'est_n'), k.est_n)
@@ -524,14 +528,17 @@ for c, k in pairs(CL) do
     if v.ei then k.s.ewma_in, k.s.ewma_out = v.ei, v.eo end
     for f, x in pairs(k.s) do set[cf(c, f)] = x end
 end
-for k, n in pairs(dStats) do incr(K.stats, k, n) end
+Writer.incrAll(K.stats, dStats)
 -- The fleet's write counter: it only grows, so a worker that sees it go
 -- back knows Redis lost acknowledged writes (renew.lua reports it).
 if #leaseGone > 0 then set.seq = (tonumber(st.seq) or 0) + 1 end
-local kv = {}
-for k, v in pairs(set) do kv[#kv + 1] = k; kv[#kv + 1] = v end
-if #kv > 0 then rcall('HSET', K.state, unpack(kv)) end
-statsTrim(bucket)
+-- The rate bucket that fell out of the kept range goes once, at the first
+-- settle of a new bucket (`stats_trim`), not at every settle.
+if st.stats_trim ~= istr(bucket) then
+    statsTrim(bucket)
+    set.stats_trim = istr(bucket)
+end
+w:flush(st)
 -- The leases go last: should anything above fail, the jobs are still
 -- leased and the reaper puts them back (at least once, never lost).
 if #leaseGone > 0 then bulk('ZREM', K.leases, leaseGone, 1); leasesEnded(leaseGone) end
@@ -539,10 +546,8 @@ if #leaseGone > 0 then bulk('ZREM', K.leases, leaseGone, 1); leasesEnded(leaseGo
 local claimed = {}
 local claimN = tonumber(ARGV[SA.CLAIM_N]) or 0
 if claimN > 0 then
-    st.pause_until, st.pause_kind = P.until_ms, P.kind
-    if set.probe_at then st.probe_at = set.probe_at end
-    if set.pause_reason then st.pause_reason = set.pause_reason end
+    -- (st is as Redis holds it now: the claim reads no state again)
     claimed = claimJobs(claimN, tonumber(ARGV[SA.LEASE_MS]), ARGV[SA.PREFIX], now, l, st,
-                        tonumber(ARGV[SA.MAX_JOB]), ARGV[SA.INTAKE])
+                        tonumber(ARGV[SA.MAX_JOB]), ARGV[SA.INTAKE], true)
 end
 return {out, claimed}

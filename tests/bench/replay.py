@@ -7,7 +7,13 @@ renamed to BIN's library: each script's mean time per call from SLOWLOG (at
 0 for the replay), and the share of it in the commands the scripts call
 (INFO commandstats). REDIS_SERVER picks another server binary. A build's
 Lua can so be compared with another's on the same traffic (its decisions
-differ where the rules do)."""
+differ where the rules do).
+
+REPLAY_EXACT=1: each command runs at its captured time (Redis's clock
+stopped there, read at every call: the times are exact, the timings are
+not), so two builds see the same clock and decide alike where their rules
+do; under a profiler (REDIS_SERVER a valgrind wrapper) the counts compare
+builds call for call."""
 import collections
 import os
 import re
@@ -60,12 +66,13 @@ def reply(f):
 
 cmds = []
 for line in open(os.path.join(cap, "mon.txt"), encoding="latin1"):
-    m = re.match(r'^[\d.]+ \[\d+ ([^\]]+)\] (.*)$', line.rstrip("\n"))
-    if not m or m.group(1) == "lua":
+    m = re.match(r'^([\d.]+) \[\d+ ([^\]]+)\] (.*)$', line.rstrip("\n"))
+    if not m or m.group(2) == "lua":
         continue
-    args = [unquote(a) for a in re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(2))]
+    args = [unquote(a) for a in re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(3))]
     if args and args[0].upper() not in SKIP:
-        cmds.append(args)
+        cmds.append((int(float(m.group(1)) * 1000), args))
+exact = os.environ.get("REPLAY_EXACT") == "1"
 sec, usec = open(os.path.join(cap, "savetime")).read().split()[:2]
 snap_ms = int(sec) * 1000 + int(usec) // 1000
 
@@ -77,6 +84,8 @@ for _ in range(rounds):
     off = os.path.join(d, "offset")
     open(off, "w").write("%d" % (snap_ms - int(time.time() * 1000)))
     env = dict(os.environ, LD_PRELOAD=binp + "/clockshim.so", CLOCKSHIM_FILE=off)
+    if exact:
+        env["CLOCKSHIM_EVERY"] = "1"
     p = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
                           "--save", "", "--appendonly", "no", "--logfile", d + "/log",
                           "--slowlog-log-slower-than", "-1", "--slowlog-max-len", "1000000"],
@@ -95,12 +104,16 @@ for _ in range(rounds):
     h = re.search(r"llmfleet_([0-9a-f]{12})[^\n]*this", lib).group(1).encode()
     open(off, "w").write("%d" % (snap_ms - int(time.time() * 1000)))
     time.sleep(0.03)                # (the shim reads its file every 20 ms)
+    # (exact: no SLOWLOG, whose entries a profiler would count; the
+    # timings mean nothing then)
     for c in ([b"CONFIG", b"RESETSTAT"], [b"SLOWLOG", b"RESET"],
-              [b"CONFIG", b"SET", b"slowlog-log-slower-than", b"0"]):
+              [b"CONFIG", b"SET", b"slowlog-log-slower-than", b"-1" if exact else b"0"]):
         s.sendall(command(c))
         reply(f)
     errors = collections.Counter()
-    for a in cmds:
+    for t, a in cmds:
+        if exact:
+            open(off, "w").write("=%d" % t)
         if a[0].upper() == b"FCALL":
             a = [a[0], re.sub(rb"^lf_[0-9a-f]{12}_", b"lf_" + h + b"_", a[1])] + a[2:]
         s.sendall(command(a))
@@ -133,8 +146,12 @@ for _ in range(rounds):
     res["in commands %"].append(100.0 * inner / fcall if fcall else 0)
     for e, n in errors.items():
         print("error x%d: %s" % (n, e.decode(errors="replace")))
-    p.kill()
-    p.wait()
+    s.sendall(command([b"SHUTDOWN", b"NOSAVE"]))   # (a profiler around it writes its file)
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
     shutil.rmtree(d)
 for k, v in sorted(res.items()):
     print("%-16s %s" % (k, " ".join("%.1f" % x for x in v)))

@@ -207,11 +207,12 @@ local function parkedDue(now, n, l, st)
         return nextDue
     end
     local jobs = rcall('HMGET', K.parkedjob, unpack(out))
-    local back = 0
+    local back = {}                                 -- (out[1] rightmost: claimed first)
     for i = #out, 1, -1 do
-        if jobs[i] then rcall('RPUSH', K.jobs, jobs[i]); back = back + 1 end
+        if jobs[i] then back[#back + 1] = jobs[i] end
     end
-    reenter(back)
+    if #back > 0 then bulk('RPUSH', K.jobs, back, 1) end
+    reenter(#back)
     rcall('ZREM', K.parked, unpack(out))
     rcall('HDEL', K.parkedjob, unpack(out))
     rcall('HDEL', K.parkedneed, unpack(out))

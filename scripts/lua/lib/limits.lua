@@ -38,11 +38,15 @@ end
 
 -- n micro-USD became spent now: add them to the UTC day's spend (a new
 -- day starts from them). Every place that adds to state.spent calls it;
--- day: state.day when the caller has it loaded (else it is read).
-local function daySpend(now, n, day)
+-- day: state.day when the caller has it loaded (else it is read); w: the
+-- caller's state writer (util.lua's Writer), when it gathers them.
+local function daySpend(now, n, day, w)
     if n <= 0 then return end
     if tonumber(day or rcall('HGET', K.state, 'day')) == dayOf(now) then
+        if w then w:add('day_spent', n); return end
         rcall('HINCRBY', K.state, 'day_spent', istr(n))
+    elseif w then
+        w.set.day, w.set.day_spent = istr(dayOf(now)), istr(n)
     else
         rcall('HSET', K.state, 'day', istr(dayOf(now)), 'day_spent', istr(n))
     end

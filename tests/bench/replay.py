@@ -9,12 +9,21 @@ renamed to BIN's library: each script's mean time per call from SLOWLOG (at
 Lua can so be compared with another's on the same traffic (its decisions
 differ where the rules do).
 
+REPLAY_IR=1 (implies REPLAY_EXACT): the server runs under valgrind's
+callgrind, counting the instructions each FCALL runs (its Lua and the
+commands it calls; not the network): per script, instructions per call,
+and all of them per result the replay wrote. A count, not a time: the
+same on a quiet machine and a busy one, so two builds compare to the
+percent on one capture (this machine's timings drift 25-35 % an hour).
+Debian's redis-server keeps the symbol it needs (fcallCommand).
+
 REPLAY_EXACT=1: each command runs at its captured time (Redis's clock
 stopped there, read at every call: the times are exact, the timings are
 not), so two builds see the same clock and decide alike where their rules
 do; under a profiler (REDIS_SERVER a valgrind wrapper) the counts compare
 builds call for call."""
 import collections
+import glob
 import os
 import re
 import shutil
@@ -72,7 +81,8 @@ for line in open(os.path.join(cap, "mon.txt"), encoding="latin1"):
     args = [unquote(a) for a in re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(3))]
     if args and args[0].upper() not in SKIP:
         cmds.append((int(float(m.group(1)) * 1000), args))
-exact = os.environ.get("REPLAY_EXACT") == "1"
+ir = os.environ.get("REPLAY_IR") == "1"
+exact = ir or os.environ.get("REPLAY_EXACT") == "1"
 sec, usec = open(os.path.join(cap, "savetime")).read().split()[:2]
 snap_ms = int(sec) * 1000 + int(usec) // 1000
 
@@ -86,11 +96,15 @@ for _ in range(rounds):
     env = dict(os.environ, LD_PRELOAD=binp + "/clockshim.so", CLOCKSHIM_FILE=off)
     if exact:
         env["CLOCKSHIM_EVERY"] = "1"
-    p = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
+    wrap = []
+    if ir:
+        wrap = ["valgrind", "-q", "--tool=callgrind", "--toggle-collect=fcallCommand",
+                "--dump-after=fcallCommand", "--callgrind-out-file=" + d + "/cg.%p"]
+    p = subprocess.Popen(wrap + [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
                           "--save", "", "--appendonly", "no", "--logfile", d + "/log",
                           "--slowlog-log-slower-than", "-1", "--slowlog-max-len", "1000000"],
                          env=env)
-    for _ in range(200):
+    for _ in range(1200 if ir else 200):
         try:
             s = socket.create_connection(("127.0.0.1", port))
             break
@@ -111,17 +125,23 @@ for _ in range(rounds):
         s.sendall(command(c))
         reply(f)
     errors = collections.Counter()
+    fnames = []                     # the scripts called, in order
+    s.sendall(command([b"XLEN", b"llmfleet:{default}:results"]))
+    xlen0 = int(reply(f))
     for t, a in cmds:
         if exact:
             open(off, "w").write("=%d" % t)
         if a[0].upper() == b"FCALL":
             a = [a[0], re.sub(rb"^lf_[0-9a-f]{12}_", b"lf_" + h + b"_", a[1])] + a[2:]
+            fnames.append(a[1].decode().rsplit("_", 1)[-1])
         s.sendall(command(a))
         x = reply(f)
         if isinstance(x, bytes) and x.startswith(b"ERR") and a[0].upper() == b"FCALL":
             errors[x[:100]] += 1
     s.sendall(command([b"CONFIG", b"SET", b"slowlog-log-slower-than", b"-1"]))
     reply(f)
+    s.sendall(command([b"XLEN", b"llmfleet:{default}:results"]))
+    results = int(reply(f)) - xlen0
     s.sendall(command([b"SLOWLOG", b"GET", b"-1"]))
     log = reply(f)
     s.sendall(command([b"INFO", b"commandstats"]))
@@ -152,6 +172,25 @@ for _ in range(rounds):
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait()
+    if ir:
+        # One profile part per FCALL, in order (cg.PID.1, .2, ...).
+        parts = sorted(glob.glob(d + "/cg.*.*"), key=lambda x: int(x.rsplit(".", 1)[1]))
+        if len(parts) != len(fnames):
+            print("replay: %d profile parts for %d script calls" % (len(parts), len(fnames)))
+        per, allIr = collections.defaultdict(list), 0
+        for name, part in zip(fnames, parts):
+            for line in open(part):
+                if line.startswith("totals:"):
+                    per[name].append(int(line.split()[1]))
+                    allIr += int(line.split()[1])
+                    break
+        for k, v in per.items():
+            res[k + " Ir/call"].append(sum(v) / len(v))
+            res[k + " calls"].append(len(v))
+        res["all Ir/result"].append(allIr / results if results > 0 else 0)
+        res["results"].append(results)
     shutil.rmtree(d)
 for k, v in sorted(res.items()):
-    print("%-16s %s" % (k, " ".join("%.1f" % x for x in v)))
+    if ir and ("us/call" in k or k == "in commands %"):
+        continue                    # (times under a profiler mean nothing)
+    print("%-18s %s" % (k, " ".join("%.0f" % x if ir else "%.1f" % x for x in v)))

@@ -64,7 +64,7 @@ end
 local function lineHeads(now, st)
     local heads = {}
     for c in string.gmatch(st.classes or '', '[^,]+') do
-        local h = rcall('ZRANGEBYLEX', K.parked, lineFrom(c), lineTo(c), 'LIMIT', 0, 1)
+        local h = rcall('ZRANGEBYLEX', K.parked, lineFrom(c), lineTo(c), 'LIMIT', '0', '1')
         local slip = tonumber(st[cf(c, 'park_slip')])
         if h[1] then
             local _, place = parkedOf(h[1])
@@ -88,7 +88,7 @@ local function parkedDue(now, n, l, st)
     -- ZRANGEBYLEX's answer is unspecified: a class's line read as empty);
     -- one without needs kept stays until handed out.
     local out, nextDue = {}, nil
-    local old = rcall('ZRANGEBYSCORE', K.parked, '(0', '+inf', 'WITHSCORES', 'LIMIT', 0, LOOK_MAX)
+    local old = rcall('ZRANGEBYSCORE', K.parked, '(0', '+inf', 'WITHSCORES', 'LIMIT', '0', istr(LOOK_MAX))
     for i = 1, #old, 2 do
         local id, due = old[i], tonumber(old[i + 1])
         if due <= now and #out < n then
@@ -130,7 +130,7 @@ local function parkedDue(now, n, l, st)
         if h.due <= now then
             local to, from = lineTo(h.c, now - k.slip), 0
             while not done and from < LOOK_MAX and #out < n do
-                local page = rcall('ZRANGEBYLEX', K.parked, lineFrom(h.c), to, 'LIMIT', from, LOOK_PAGE)
+                local page = rcall('ZRANGEBYLEX', K.parked, lineFrom(h.c), to, 'LIMIT', istr(from), istr(LOOK_PAGE))
                 if #page == 0 then break end
                 local facts = rcall('HMGET', K.parkedneed, unpack(page))
                 for i, id in ipairs(page) do
@@ -169,7 +169,7 @@ local function parkedDue(now, n, l, st)
         local from = 0
         while from < PULL_MAX and #out < n and room - #out > 0 do
             local early = rcall('ZRANGEBYLEX', K.parked, lineAfter(h.c, now - k.slip), lineTo(h.c),
-                                'LIMIT', from, LOOK_PAGE)
+                                'LIMIT', istr(from), istr(LOOK_PAGE))
             if #early == 0 then return end
             local facts = rcall('HMGET', K.parkedneed, unpack(early))
             for i, id in ipairs(early) do
@@ -253,7 +253,7 @@ local function markQueue(now, st)
     local taken = tonumber(st.q_taken) or 0
     local p = taken + rcall('LLEN', K.jobs)
     if p <= (tonumber(st.qmark_p) or 0) then return end
-    local first = rcall('ZRANGEBYSCORE', K.qmarks, '-inf', '+inf', 'LIMIT', 0, 1)
+    local first = rcall('ZRANGEBYSCORE', K.qmarks, '-inf', '+inf', 'LIMIT', '0', '1')
     local every = first[1] and (now - tonumber(first[1])) / 500 or 0
     if now - lastT < every then return end
     -- Marks no queued job needs go when one comes (status reads from
@@ -319,7 +319,7 @@ local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob, intake, fresh)
 
     local out = {now, 0, ''}
     -- The n jobs at the consuming (right) end, oldest first.
-    local got = rcall('SORT', K.jobs, 'BY', 'nosort', 'DESC', 'LIMIT', 0, n, 'STORE', K.list)
+    local got = rcall('SORT', K.jobs, 'BY', 'nosort', 'DESC', 'LIMIT', '0', istr(n), 'STORE', K.list)
     out[CR.N] = got
     -- Fewer than asked: the queue is drained. When the next parked job or
     -- retry is due, so that the worker asks again then, not on a fixed
@@ -328,7 +328,7 @@ local function claimJobs(n, leaseMs, prefix, now, l, st, maxJob, intake, fresh)
     if got < n then
         local next = -1
         if parkedAt then next = parkedAt < now and 0 or parkedAt - now end
-        local f = rcall('ZRANGEBYSCORE', K.delayed, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        local f = rcall('ZRANGEBYSCORE', K.delayed, '-inf', '+inf', 'WITHSCORES', 'LIMIT', '0', '1')
         if f[2] then
             local d = tonumber(f[2]) - now
             if d < 0 then d = 0 end

@@ -118,5 +118,5 @@ end
 -- while reaping is held: expiry means nothing then).
 local function inFlight(now, st)
     if reapHeld(now, st) then return rcall('ZCARD', K.inflight) end
-    return rcall('ZCOUNT', K.inflight, '(' .. now, '+inf')
+    return rcall('ZCOUNT', K.inflight, '(' .. istr(now), '+inf')
 end

@@ -30,10 +30,12 @@ local function loadHash(key)
     return h
 end
 
--- A whole number as a string, never "1e+15" (Lua's own tostring is exact
--- below 1e14 and cheaper than string.format).
+-- A whole number as a string, never "1e+15". (string.format's '%d' takes
+-- the C library's integer path; tostring, and a number concatenated or
+-- passed to redis.call, take its floating-point one, "%.14g" / "%.17g":
+-- counted with callgrind on a replayed paced run, admission's calls ran 5 %
+-- fewer instructions with '%d'.)
 local function istr(x)
-    if x < 1e14 and x > -1e14 then return tostring(x) end
     return string.format('%d', x)
 end
 

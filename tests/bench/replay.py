@@ -17,9 +17,9 @@ same on a quiet machine and a busy one, so two builds compare to the
 percent on one capture (this machine's timings drift 25-35 % an hour).
 Debian's redis-server keeps the symbol it needs (fcallCommand).
 
-REPLAY_EXACT=1: each command runs at its captured time (Redis's clock
-stopped there, read at every call: the times are exact, the timings are
-not), so two builds see the same clock and decide alike where their rules
+REPLAY_EXACT=1: each command runs at the time MONITOR stamped on it
+(Redis's clock stopped there, read at every call: the times are the same
+for every build, the timings mean nothing), so two builds see the same clock and decide alike where their rules
 do; under a profiler (REDIS_SERVER a valgrind wrapper) the counts compare
 builds call for call."""
 import collections
@@ -75,14 +75,34 @@ def reply(f):
 
 cmds = []
 for line in open(os.path.join(cap, "mon.txt"), encoding="latin1"):
-    m = re.match(r'^([\d.]+) \[\d+ ([^\]]+)\] (.*)$', line.rstrip("\n"))
-    if not m or m.group(2) == "lua":
+    m = re.match(r'^(\d+)\.(\d+) \[\d+ ([^\]]+)\] (.*)$', line.rstrip("\n"))
+    if not m or m.group(3) == "lua":
         continue
-    args = [unquote(a) for a in re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(3))]
+    args = [unquote(a) for a in re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(4))]
     if args and args[0].upper() not in SKIP:
-        cmds.append((int(float(m.group(1)) * 1000), args))
+        # (MONITOR's stamp, in whole ms: integers, not a float's rounding)
+        cmds.append((int(m.group(1)) * 1000 + int(m.group(2).ljust(6, "0")[:6]) // 1000, args))
 ir = os.environ.get("REPLAY_IR") == "1"
 exact = ir or os.environ.get("REPLAY_EXACT") == "1"
+# The results stream: the key of the captured FCALLs that ends in
+# ":results" (a fleet of any name); what the replay wrote is the entries
+# added to it (XINFO STREAM's entries-added: a MAXLEN trim or a replayed
+# gc does not hide them).
+RESULTS = next((k for _, a in cmds if a[0].upper() == b"FCALL"
+                for k in a[3:3 + int(a[2])] if k.endswith(b":results")), b"")
+
+
+def added(s, f):
+    if not RESULTS:
+        return 0
+    s.sendall(command([b"XINFO", b"STREAM", RESULTS]))
+    x = reply(f)
+    if not isinstance(x, list):
+        return 0                    # (no stream yet)
+    d = dict(zip(x[0::2], x[1::2]))
+    return int(d.get(b"entries-added", 0))
+
+
 sec, usec = open(os.path.join(cap, "savetime")).read().split()[:2]
 snap_ms = int(sec) * 1000 + int(usec) // 1000
 
@@ -126,8 +146,7 @@ for _ in range(rounds):
         reply(f)
     errors = collections.Counter()
     fnames = []                     # the scripts called, in order
-    s.sendall(command([b"XLEN", b"llmfleet:{default}:results"]))
-    xlen0 = int(reply(f))
+    xadded0 = added(s, f)
     for t, a in cmds:
         if exact:
             open(off, "w").write("=%d" % t)
@@ -140,8 +159,7 @@ for _ in range(rounds):
             errors[x[:100]] += 1
     s.sendall(command([b"CONFIG", b"SET", b"slowlog-log-slower-than", b"-1"]))
     reply(f)
-    s.sendall(command([b"XLEN", b"llmfleet:{default}:results"]))
-    results = int(reply(f)) - xlen0
+    results = added(s, f) - xadded0
     s.sendall(command([b"SLOWLOG", b"GET", b"-1"]))
     log = reply(f)
     s.sendall(command([b"INFO", b"commandstats"]))

@@ -19,7 +19,7 @@ local expS = istr(exp)
 local lost = {tonumber(rcall('HGET', K.state, 'seq') or 0), rcall('ZCOUNT', K.workers, '(' .. istr(now), '+inf')}
 -- The leases' expiries in one read, the renewed ones in one write a key
 -- (a ZSCORE and two ZADDs a lease were 1.6 M instructions a renew of 32).
-local z, CHUNK = {'XX'}, 500
+local z, CHUNK = {}, 500
 for i = 4, #ARGV, CHUNK do
     local j = math.min(i + CHUNK - 1, #ARGV)
     local cur = rcall('ZMSCORE', K.leases, unpack(ARGV, i, j))
@@ -34,7 +34,7 @@ for i = 4, #ARGV, CHUNK do
         end
     end
 end
-for k = 2, #z, 2 * CHUNK do
+for k = 1, #z, 2 * CHUNK do
     local part = {'XX', unpack(z, k, math.min(k + 2 * CHUNK - 1, #z))}
     rcall('ZADD', K.leases, unpack(part))
     rcall('ZADD', K.inflight, unpack(part))

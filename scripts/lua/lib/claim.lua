@@ -196,7 +196,9 @@ local function parkedDue(now, n, l, st)
     end
     if P then
         for _, k in pairs(P.C) do if k.early then k.lookT = now end end
-        P.saveTails()
+        local w = Writer.new()
+        P.saveTails(w.set)
+        w:flush(st)
     end
     if #out == 0 then
         for _, h in ipairs(heads) do

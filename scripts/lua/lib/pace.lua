@@ -210,19 +210,14 @@ local function pacer(st, l, now)
         if rule ~= 'actual' then k.back = k.back + giveBack(k, need.o, 1) end
         k.n = k.n + 1
     end
-    -- The classes' tails, slips and early looks this call moved, written
-    -- back: into set (the caller's HSET) when given, else in one HSET.
+    -- The classes' tails, slips and early looks this call moved, into
+    -- set (a state Writer's fields: util.lua).
     local function saveTails(set)
-        local s = set or {}
         for c, k in pairs(C) do
-            if k.tail ~= k.tail0 then s[cf(c, 'park_tail')] = string.format('%d', k.tail) end
-            if k.slip ~= k.slip0 then s[cf(c, 'park_slip')] = string.format('%d', k.slip) end
-            if k.lookT ~= k.lookT0 then s[cf(c, 'look_t')] = string.format('%d', k.lookT) end
+            if k.tail ~= k.tail0 then set[cf(c, 'park_tail')] = istr(k.tail) end
+            if k.slip ~= k.slip0 then set[cf(c, 'park_slip')] = istr(k.slip) end
+            if k.lookT ~= k.lookT0 then set[cf(c, 'look_t')] = istr(k.lookT) end
         end
-        if set then return end
-        local kv = {}
-        for f, v in pairs(s) do kv[#kv + 1] = f; kv[#kv + 1] = v; st[f] = v end
-        if #kv > 0 then rcall('HSET', K.state, unpack(kv)) end
     end
     return {C = C, newClasses = newClasses, saveTails = saveTails, shortWait = shortWait,
             classState = classState, loadCached = loadCached, needs = needs,

@@ -96,7 +96,7 @@ function Writer.incrAll(key, d)
         if v ~= 0 then f[#f + 1] = k; n[#n + 1] = v end
     end
     if #f == 0 then return end
-    if #f == 1 then rcall('HINCRBY', key, f[1], istr(n[1])); return end
+    if #f == 1 then incr(key, f[1], n[1]); return end
     local cur = rcall('HMGET', key, unpack(f))
     local kv = {}
     for i = 1, #f do kv[#kv + 1] = f[i]; kv[#kv + 1] = istr((tonumber(cur[i]) or 0) + n[i]) end

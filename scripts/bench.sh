@@ -14,6 +14,9 @@
 #   BENCH_CAPTURE=DIR ...   the paced part saves Redis as its window opens and
 #                           records BENCH_CAPTURE_S (4) seconds of MONITOR, in
 #                           DIR/WORKERS/, for tests/bench/replay.py
+#   BENCH_FLOOR_GROUPS="1 2 4 8" BENCH_FLOOR_S=10 ...   the paced part's floor:
+#                           tests/bench/floor.py after each fleet, at its rate,
+#                           GROUP jobs a call, S seconds each
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
 #    latency; end-to-end jobs/s, worker CPU us/job, Redis CPU us/job.
@@ -351,7 +354,9 @@ kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
 start_fakeapi --latency-ms 300 --rpm "$PACED_RPM" --quiet || exit 1
 LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
 for i in $(seq 1 "$NP"); do job "$i"; done > "$T/pacedjobs.jsonl"
-: > "$T/paced.txt"
+: > "$T/paced.txt"; : > "$T/floor.txt"
+FLOOR_S=${BENCH_FLOOR_S:-10}
+FLOOR_GROUPS=${BENCH_FLOOR_GROUPS:-1 2 4 8}
 idle_redis                          # the baseline in the same run
 for r in $(seq 1 "$PACED_ROUNDS"); do
     for nw in $PACED_FLEETS; do
@@ -388,6 +393,12 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
         r429=$(fake_stats | jq '.status["429"] // 0')
         curl -s -X POST "$FAKE_URL/_reset" >/dev/null
         echo "$nw $(( (c1 - c0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.1f\", ($calls1 - $calls0) / ($n1 - $n0)}") $(( (n1 - n0) * 1000 / (t1 - t0) )) $r429 $(( (i1 - i0) / (n1 - n0) ))" >> "$T/paced.txt"
+        # The floor beside it: the least a queue does with a job (taken,
+        # its result written: tests/bench/floor.py), at this fleet's rate
+        # and connections, GROUP jobs a call.
+        "$PY" tests/bench/floor.py "$REDIS_PORT" "$IDLE_PORT" "$nw" $(( (n1 - n0) * 1000 / (t1 - t0) )) \
+            "$FLOOR_S" "$T/pacedjobs.jsonl" $FLOOR_GROUPS | sed "s/^/$nw /" >> "$T/floor.txt" ||
+            { echo "bench: floor.py failed"; exit 1; }
     done
 done
 med() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/paced.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
@@ -396,6 +407,14 @@ for nw in $PACED_FLEETS; do
     printf "  %-10s %16s %16s %16s %10s %8s\n" "$nw" "$(med "$nw" 2)" "$(med "$nw" 6)" "$(med "$nw" 3)" "$(med "$nw" 4)" "$(med "$nw" 5)"
 done
 printf "  %-44s %10s\n" "rounds, interleaved, medians" "$PACED_ROUNDS"
+echo "  the floor, same rate and connections: one call takes GROUP jobs and writes the results of the last (tests/bench/floor.py, ${FLOOR_S} s)"
+fmed() { awk -v x="$1" -v g="$2" -v c="$3" '$1 == x && $2 == g {print $c}' "$T/floor.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+printf "  %-10s %16s %16s %16s\n" "workers" "jobs a call" "Redis us/job" "idle Redis us/job"
+for nw in $PACED_FLEETS; do
+    for g in $FLOOR_GROUPS; do
+        printf "  %-10s %16s %16s %16s\n" "$nw" "$g" "$(fmed "$nw" "$g" 4)" "$(fmed "$nw" "$g" 5)"
+    done
+done
 fi
 
 if part trickle; then

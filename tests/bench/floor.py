@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""floor.py PORT IDLE_PORT WORKERS RATE SECONDS JOBS GROUP... — the Redis CPU
+per job of the least any queue worker does with a job, measured on this
+machine at the fleet's own rate: the floor under the paced figure of
+`make bench`, as libfloor is the floor under the idle worker's memory.
+
+WORKERS connections (and as many more blocked in a BLMOVE on an empty list,
+as the fleet's wakers are) call, round-robin on a fixed schedule, RATE jobs
+a second in all, one function per GROUP jobs: it writes the results of the
+jobs that worker took at its last call (an XADD each, a counter) and takes
+the next GROUP from the queue into the worker's list with a lease (LMPOP,
+RPUSH, ZADD), and returns them. No pacing, no admission, no spend: a job is taken and its
+result written, nothing else. The queue holds the lines of JOBS (the
+bench's own jobs). For each GROUP, for SECONDS, prints
+
+    GROUP calls_per_job redis_us_per_job idle_redis_us_per_job
+
+(Redis's user + system CPU over the span, INFO cpu, per job; the idle
+redis-server at IDLE_PORT over the same span). Its keys (floor:*) are
+deleted after each GROUP."""
+import sys
+import time
+
+import redis
+
+LIB = """#!lua name=llmfleet_floor
+redis.register_function('floor_step', function(keys, argv)
+    local g, result, exp = argv[1], argv[2], argv[3]
+    local held = redis.call('LRANGE', keys[2], 0, -1)
+    for _, job in ipairs(held) do
+        redis.call('XADD', keys[1], 'MAXLEN', '~', '100000', '*',
+                   'id', string.sub(job, 1, 24), 'result', result)
+    end
+    if #held > 0 then
+        redis.call('DEL', keys[2])
+        redis.call('HINCRBY', keys[4], 'done', #held)
+    end
+    local got = redis.call('LMPOP', 1, keys[5], 'RIGHT', 'COUNT', g)
+    if not got then return {} end
+    redis.call('RPUSH', keys[2], unpack(got[2]))
+    redis.call('ZADD', keys[3], exp, keys[2])
+    return got[2]
+end)
+"""
+
+
+def cpu_s(r):
+    c = r.info("cpu")
+    return float(c["used_cpu_sys"]) + float(c["used_cpu_user"])
+
+
+def run(port, idle, workers, rate, secs, jobs, g):
+    r = redis.Redis(port=port)
+    r.delete("floor:q")
+    need = int(rate * secs) + g * workers * 2
+    for i in range(0, need, 500):
+        r.lpush("floor:q", *[jobs[(i + k) % len(jobs)] for k in range(min(500, need - i))])
+    ws = [redis.Redis(port=port) for _ in range(workers)]
+    blocked = []
+    for i in range(workers):
+        c = redis.Connection(port=port)
+        c.send_command("BLMOVE", "floor:wake:%d" % i, "floor:woken", "RIGHT", "LEFT", "0")
+        blocked.append(c)
+    for w in ws:
+        w.ping()
+    result = "x" * 300
+    c0, i0, t0 = cpu_s(r), cpu_s(idle), time.monotonic()
+    calls = 0
+    while time.monotonic() - t0 < secs:
+        k = calls % workers
+        ws[k].fcall("floor_step", 5, "floor:results", "floor:held:%d" % k, "floor:leases",
+                    "floor:state", "floor:q", g, result, int(time.time() * 1000) + 60000)
+        calls += 1
+        d = t0 + calls * g / rate - time.monotonic()
+        if d > 0:
+            time.sleep(d)
+    c1, i1 = cpu_s(r), cpu_s(idle)
+    n = calls * g
+    print("%d %.3f %.1f %.1f" % (g, calls / n, (c1 - c0) * 1e6 / n, (i1 - i0) * 1e6 / n))
+    for c in blocked:
+        c.disconnect()
+    for w in ws:
+        w.close()
+    r.delete(*r.keys("floor:*"))
+
+
+def main():
+    port, idle_port, workers = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    rate, secs = float(sys.argv[4]), float(sys.argv[5])
+    with open(sys.argv[6], "rb") as f:
+        jobs = [line.rstrip(b"\n") for line in f if line.strip()]
+    r = redis.Redis(port=port)
+    r.function_load(LIB, replace=True)
+    idle = redis.Redis(port=idle_port)
+    for g in sys.argv[7:]:
+        run(port, idle, workers, rate, secs, jobs, int(g))
+    r.function_delete("llmfleet_floor")
+
+
+if __name__ == "__main__":
+    main()

@@ -109,6 +109,9 @@ paced_capture() {
 # Script calls so far: FCALL (the function library) and EVALSHA (a Redis
 # without it).
 script_calls() { cmdcalls '^cmdstat_(fcall|evalsha|eval)$'; }
+# Reads from clients so far (INFO stats total_reads_processed): the round
+# trips Redis served, each a wake of its event loop.
+reads_processed() { rcli INFO stats | tr -d '\r' | awk -F: '/^total_reads_processed:/ {print $2}'; }
 # A job whose request body is about 1.6 KB, like the issue's wrk test.
 text=$(head -c 1400 /dev/zero | tr '\0' x)
 job() { printf '{"id":"b-%d","request":{"model":"claude-sonnet-4-5","max_tokens":32,"messages":[{"role":"user","content":"%s %d"}]}}\n' "$1" "$text" "$1"; }
@@ -380,19 +383,19 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
         wait_until 120 paced || { echo "bench: the burst did not end"; exit 1; }
         [ -n "${BENCH_CAPTURE:-}" ] && paced_capture "$BENCH_CAPTURE/$nw"
         c0=$(redis_cpu_us); i0=$(redis_cpu_us "$IDLE_PORT"); n0=$(rcli XLEN 'llmfleet:{default}:results'); t0=$(now_ms)
-        calls0=$(script_calls)
+        calls0=$(script_calls); reads0=$(reads_processed)
         [ -n "${BENCH_STATS:-}" ] && { rcli INFO commandstats | tr -d '\r' > "$T/cs0"; rcli INFO cpu | tr -d '\r' > "$T/cpu0"
             rcli CONFIG SET slowlog-max-len 1000000 >/dev/null; rcli CONFIG SET slowlog-log-slower-than 0 >/dev/null; rcli SLOWLOG RESET >/dev/null
             [ -n "${BENCH_PERF:-}" ] && { perf record -F 4000 -g -o "$BENCH_PERF" -p "$REDIS_PID" >/dev/null 2>&1 & PERF_PID=$!; }; }
         WAIT_POLL=0.5 wait_until 300 at_least "$NP" || { echo "bench: paced run timed out"; exit 1; }
         c1=$(redis_cpu_us); i1=$(redis_cpu_us "$IDLE_PORT"); n1=$(rcli XLEN 'llmfleet:{default}:results'); t1=$(now_ms)
-        calls1=$(script_calls)
+        calls1=$(script_calls); reads1=$(reads_processed)
         [ -n "${BENCH_STATS:-}" ] && { rcli INFO commandstats | tr -d '\r' > "$T/cs1"; rcli INFO cpu | tr -d '\r' > "$T/cpu1"; [ -n "${BENCH_PERF:-}" ] && { kill -INT "$PERF_PID"; wait "$PERF_PID"; }; stats_delta "$nw" $(( n1 - n0 ))
             rcli CONFIG SET slowlog-log-slower-than 10000 >/dev/null; slowlog_by_script $(( n1 - n0 )); }
         kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
         r429=$(fake_stats | jq '.status["429"] // 0')
         curl -s -X POST "$FAKE_URL/_reset" >/dev/null
-        echo "$nw $(( (c1 - c0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.1f\", ($calls1 - $calls0) / ($n1 - $n0)}") $(( (n1 - n0) * 1000 / (t1 - t0) )) $r429 $(( (i1 - i0) / (n1 - n0) ))" >> "$T/paced.txt"
+        echo "$nw $(( (c1 - c0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.1f\", ($calls1 - $calls0) / ($n1 - $n0)}") $(( (n1 - n0) * 1000 / (t1 - t0) )) $r429 $(( (i1 - i0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.2f\", ($reads1 - $reads0) / ($n1 - $n0)}")" >> "$T/paced.txt"
         # The floor beside it: the least a queue does with a job (taken,
         # its result written: tests/bench/floor.py), at this fleet's rate
         # and connections, GROUP jobs a call.
@@ -402,17 +405,17 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
     done
 done
 med() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/paced.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-printf "  %-10s %16s %16s %16s %10s %8s\n" "workers" "Redis us/job" "idle Redis us/job" "script calls/job" "jobs/s" "429s"
+printf "  %-10s %16s %16s %16s %16s %10s %8s\n" "workers" "Redis us/job" "idle Redis us/job" "script calls/job" "reads/job" "jobs/s" "429s"
 for nw in $PACED_FLEETS; do
-    printf "  %-10s %16s %16s %16s %10s %8s\n" "$nw" "$(med "$nw" 2)" "$(med "$nw" 6)" "$(med "$nw" 3)" "$(med "$nw" 4)" "$(med "$nw" 5)"
+    printf "  %-10s %16s %16s %16s %16s %10s %8s\n" "$nw" "$(med "$nw" 2)" "$(med "$nw" 6)" "$(med "$nw" 3)" "$(med "$nw" 7)" "$(med "$nw" 4)" "$(med "$nw" 5)"
 done
 printf "  %-44s %10s\n" "rounds, interleaved, medians" "$PACED_ROUNDS"
 echo "  the floor, same rate and connections: one call takes GROUP jobs and writes the results of the last (tests/bench/floor.py, ${FLOOR_S} s)"
 fmed() { awk -v x="$1" -v g="$2" -v c="$3" '$1 == x && $2 == g {print $c}' "$T/floor.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-printf "  %-10s %16s %16s %16s\n" "workers" "jobs a call" "Redis us/job" "idle Redis us/job"
+printf "  %-10s %16s %16s %16s %16s\n" "workers" "jobs a call" "Redis us/job" "idle Redis us/job" "reads/job"
 for nw in $PACED_FLEETS; do
     for g in $FLOOR_GROUPS; do
-        printf "  %-10s %16s %16s %16s\n" "$nw" "$g" "$(fmed "$nw" "$g" 4)" "$(fmed "$nw" "$g" 5)"
+        printf "  %-10s %16s %16s %16s %16s\n" "$nw" "$g" "$(fmed "$nw" "$g" 3)" "$(fmed "$nw" "$g" 4)" "$(fmed "$nw" "$g" 5)"
     done
 done
 fi

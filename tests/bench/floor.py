@@ -13,10 +13,12 @@ RPUSH, ZADD), and returns them. No pacing, no admission, no spend: a job is take
 result written, nothing else. The queue holds the lines of JOBS (the
 bench's own jobs). For each GROUP, for SECONDS, prints
 
-    GROUP calls_per_job redis_us_per_job idle_redis_us_per_job
+    GROUP redis_us_per_job idle_redis_us_per_job reads_per_job
 
 (Redis's user + system CPU over the span, INFO cpu, per job; the idle
-redis-server at IDLE_PORT over the same span). Its keys (floor:*) are
+redis-server at IDLE_PORT over the same span; Redis's reads from clients,
+INFO stats total_reads_processed, per job: the round trips it served, the
+two INFO calls among them). Its keys (floor:*) are
 deleted after each GROUP."""
 import sys
 import time
@@ -49,6 +51,10 @@ def cpu_s(r):
     return float(c["used_cpu_sys"]) + float(c["used_cpu_user"])
 
 
+def reads(r):
+    return int(r.info("stats")["total_reads_processed"])
+
+
 def run(port, idle, workers, rate, secs, jobs, g):
     r = redis.Redis(port=port)
     r.delete("floor:q")
@@ -64,7 +70,7 @@ def run(port, idle, workers, rate, secs, jobs, g):
     for w in ws:
         w.ping()
     result = "x" * 300
-    c0, i0, t0 = cpu_s(r), cpu_s(idle), time.monotonic()
+    c0, i0, r0, t0 = cpu_s(r), cpu_s(idle), reads(r), time.monotonic()
     calls = 0
     while time.monotonic() - t0 < secs:
         k = calls % workers
@@ -74,9 +80,9 @@ def run(port, idle, workers, rate, secs, jobs, g):
         d = t0 + calls * g / rate - time.monotonic()
         if d > 0:
             time.sleep(d)
-    c1, i1 = cpu_s(r), cpu_s(idle)
+    c1, i1, r1 = cpu_s(r), cpu_s(idle), reads(r)
     n = calls * g
-    print("%d %.3f %.1f %.1f" % (g, calls / n, (c1 - c0) * 1e6 / n, (i1 - i0) * 1e6 / n))
+    print("%d %.1f %.1f %.2f" % (g, (c1 - c0) * 1e6 / n, (i1 - i0) * 1e6 / n, (r1 - r0) / n))
     for c in blocked:
         c.disconnect()
     for w in ws:

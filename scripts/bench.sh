@@ -14,9 +14,9 @@
 #   BENCH_CAPTURE=DIR ...   the paced part saves Redis as its window opens and
 #                           records BENCH_CAPTURE_S (4) seconds of MONITOR, in
 #                           DIR/WORKERS/, for tests/bench/replay.py
-#   BENCH_FLOOR_GROUPS="1 2 4 8" BENCH_FLOOR_S=10 ...   the paced part's floor:
+#   BENCH_FLOOR_GROUPS="1 2 4 8 2p 8p" BENCH_FLOOR_S=10 ...   the paced part's floor:
 #                           tests/bench/floor.py after each fleet, at its rate,
-#                           GROUP jobs a call, S seconds each
+#                           GROUP jobs a call (Np: with the least pacing), S s each
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
 #    latency; end-to-end jobs/s, worker CPU us/job, Redis CPU us/job.
@@ -359,7 +359,7 @@ LLMFLEET_ACL=0 start_redis >/dev/null || exit 1
 for i in $(seq 1 "$NP"); do job "$i"; done > "$T/pacedjobs.jsonl"
 : > "$T/paced.txt"; : > "$T/floor.txt"
 FLOOR_S=${BENCH_FLOOR_S:-10}
-FLOOR_GROUPS=${BENCH_FLOOR_GROUPS:-1 2 4 8}
+FLOOR_GROUPS=${BENCH_FLOOR_GROUPS:-1 2 4 8 2p 8p}
 idle_redis                          # the baseline in the same run
 for r in $(seq 1 "$PACED_ROUNDS"); do
     for nw in $PACED_FLEETS; do

@@ -9,17 +9,20 @@ as the fleet's wakers are) call, round-robin on a fixed schedule, RATE jobs
 a second in all, one function per GROUP jobs: it writes the results of the
 jobs that worker took at its last call (an XADD each, a counter) and takes
 the next GROUP from the queue into the worker's list with a lease (LMPOP,
-RPUSH, ZADD), and returns them. No pacing, no admission, no spend: a job is taken and its
-result written, nothing else. The queue holds the lines of JOBS (the
-bench's own jobs). For each GROUP, for SECONDS, prints
+RPUSH, ZADD), and returns them. No pacing, no admission, no spend: a job is
+taken and its result written, nothing else. A GROUP ending in "p" (8p)
+adds the least pacing: one token bucket read, refilled, drawn and written
+(HMGET, HSET), a reservation per job taken (HSET) and dropped at its result
+(HDEL), the spend and the count in flight. The queue holds the lines of
+JOBS (the bench's own jobs). For each GROUP, for SECONDS, prints
 
     GROUP redis_us_per_job idle_redis_us_per_job reads_per_job
 
 (Redis's user + system CPU over the span, INFO cpu, per job; the idle
 redis-server at IDLE_PORT over the same span; Redis's reads from clients,
 INFO stats total_reads_processed, per job: the round trips it served, the
-two INFO calls among them). Its keys (floor:*) are
-deleted after each GROUP."""
+two INFO calls among them). Its keys (floor:*) are deleted after each
+GROUP."""
 import sys
 import time
 
@@ -43,6 +46,44 @@ redis.register_function('floor_step', function(keys, argv)
     redis.call('ZADD', keys[3], exp, keys[2])
     return got[2]
 end)
+-- ... and the least pacing: a token bucket (level, time) refilled and
+-- drawn by the jobs taken, each with a reservation its result settles
+-- (the spend counted).
+redis.register_function('floor_paced', function(keys, argv)
+    local g, result, exp = tonumber(argv[1]), argv[2], argv[3]
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local held = redis.call('LRANGE', keys[2], 0, -1)
+    local done = {}
+    for i, job in ipairs(held) do
+        redis.call('XADD', keys[1], 'MAXLEN', '~', '100000', '*',
+                   'id', string.sub(job, 1, 24), 'result', result)
+        done[i] = keys[2] .. ':' .. i
+    end
+    local b = redis.call('HMGET', keys[4], 'level', 't', 'inflight', 'spent')
+    local level, bt = tonumber(b[1]) or 3000, tonumber(b[2]) or now
+    local inflight, spent = (tonumber(b[3]) or 0) - #held, (tonumber(b[4]) or 0) + 3 * #held
+    level = math.min(3000, level + (now - bt) * 3000 / 60000)
+    if #held > 0 then
+        redis.call('DEL', keys[2])
+        redis.call('HDEL', keys[6], unpack(done))
+    end
+    local got = redis.call('LMPOP', 1, keys[5], 'RIGHT', 'COUNT', g)
+    local jobs = got and got[2] or {}
+    if #jobs > 0 then
+        redis.call('RPUSH', keys[2], unpack(jobs))
+        redis.call('ZADD', keys[3], exp, keys[2])
+        local res = {}
+        for i = 1, #jobs do
+            res[#res + 1] = keys[2] .. ':' .. i
+            res[#res + 1] = string.format('%d,%d', 1, now)
+        end
+        redis.call('HSET', keys[6], unpack(res))
+    end
+    redis.call('HSET', keys[4], 'level', string.format('%d', level - #jobs), 't', string.format('%d', now),
+               'inflight', string.format('%d', inflight + #jobs), 'spent', string.format('%d', spent))
+    return jobs
+end)
 """
 
 
@@ -55,7 +96,9 @@ def reads(r):
     return int(r.info("stats")["total_reads_processed"])
 
 
-def run(port, idle, workers, rate, secs, jobs, g):
+def run(port, idle, workers, rate, secs, jobs, group):
+    fn = "floor_paced" if group.endswith("p") else "floor_step"
+    g = int(group.rstrip("p"))
     r = redis.Redis(port=port)
     r.delete("floor:q")
     need = int(rate * secs) + g * workers * 2
@@ -74,15 +117,15 @@ def run(port, idle, workers, rate, secs, jobs, g):
     calls = 0
     while time.monotonic() - t0 < secs:
         k = calls % workers
-        ws[k].fcall("floor_step", 5, "floor:results", "floor:held:%d" % k, "floor:leases",
-                    "floor:state", "floor:q", g, result, int(time.time() * 1000) + 60000)
+        ws[k].fcall(fn, 6, "floor:results", "floor:held:%d" % k, "floor:leases",
+                    "floor:state", "floor:q", "floor:reserved", g, result, int(time.time() * 1000) + 60000)
         calls += 1
         d = t0 + calls * g / rate - time.monotonic()
         if d > 0:
             time.sleep(d)
     c1, i1, r1 = cpu_s(r), cpu_s(idle), reads(r)
     n = calls * g
-    print("%d %.1f %.1f %.2f" % (g, (c1 - c0) * 1e6 / n, (i1 - i0) * 1e6 / n, (r1 - r0) / n))
+    print("%s %.1f %.1f %.2f" % (group, (c1 - c0) * 1e6 / n, (i1 - i0) * 1e6 / n, (r1 - r0) / n))
     for c in blocked:
         c.disconnect()
     for w in ws:
@@ -99,7 +142,7 @@ def main():
     r.function_load(LIB, replace=True)
     idle = redis.Redis(port=idle_port)
     for g in sys.argv[7:]:
-        run(port, idle, workers, rate, secs, jobs, int(g))
+        run(port, idle, workers, rate, secs, jobs, g)
     r.function_delete("llmfleet_floor")
 
 

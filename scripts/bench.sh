@@ -17,6 +17,7 @@
 #   BENCH_FLOOR_GROUPS="1 2 4 8 2p 8p" BENCH_FLOOR_S=10 ...   the paced part's floor:
 #                           tests/bench/floor.py after each fleet, at its rate,
 #                           GROUP jobs a call (Np: with the least pacing), S s each
+#                           (the defaults add ~2 min a round)
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero
 #    latency; end-to-end jobs/s, worker CPU us/job, Redis CPU us/job.
@@ -33,7 +34,7 @@
 #    and lane auto with deadlines (half of them a week away, half an hour
 #    away); baseline: the sync lane, in the same run.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 BIN=${LLMFLEET_BIN:-$PWD/bin}
 T=$(mktemp -d "${TMPDIR:-/tmp}/llmfleet-bench.XXXXXX")
 . scripts/fleet-lib.sh
@@ -66,6 +67,14 @@ idle_redis() {
         --appendonly no --logfile "$T/idle$IDLE_PORT/redis.log" &
     PIDS+=("$!")
     wait_until 10 redis-cli -p "$IDLE_PORT" ping >/dev/null || { echo "bench: idle redis"; exit 1; }
+}
+# The median of the numbers on stdin; medOf FILE COL KEY...: of column COL
+# over FILE's lines whose first fields are KEY...
+median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+medOf() {
+    local f=$1 c=$2; shift 2
+    awk -v c="$c" -v k="$*" 'BEGIN {n = split(k, key, " ")}
+        {for (i = 1; i <= n; i++) if ($i != key[i]) next; print $c}' "$f" | median
 }
 # Calls so far of the fleet Redis's commands whose INFO commandstats name
 # matches the regex $1.
@@ -110,7 +119,7 @@ paced_capture() {
 # without it).
 script_calls() { cmdcalls '^cmdstat_(fcall|evalsha|eval)$'; }
 # Reads from clients so far (INFO stats total_reads_processed): the round
-# trips Redis served, each a wake of its event loop.
+# trips Redis served, each a read of a client's socket.
 reads_processed() { rcli INFO stats | tr -d '\r' | awk -F: '/^total_reads_processed:/ {print $2}'; }
 # A job whose request body is about 1.6 KB, like the issue's wrk test.
 text=$(head -c 1400 /dev/zero | tr '\0' x)
@@ -139,7 +148,6 @@ for i in $(seq 1 "$N"); do job "$i"; done > "$T/jobs.jsonl"
 # RUNS runs of the same N jobs into a fresh fleet; the figures are the
 # runs' medians (the machine's speed drifts between runs: the spread is
 # printed too).
-median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 : > "$T/runs.txt"
 for run in $(seq 1 "$RUNS"); do
     rcli FLUSHALL >/dev/null
@@ -258,7 +266,7 @@ for r in $(seq 1 "$ROUNDS"); do         # interleaved, the order rotating
         echo "$x $("$PY" tests/bench/pickup.py "$u" 100 | jq -r '"\(.p50_ms) \(.p99_ms)"')" >> "$T/pk.txt"
     done
 done
-med() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/pk.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+med() { medOf "$T/pk.txt" "$2" "$1"; }
 printf "  %-44s %10s\n" "baseline (polling, 100 ms): p50 ms" "$(med b 2)"
 printf "  %-44s %10s\n" "baseline (polling, 100 ms): p99 ms" "$(med b 3)"
 printf "  %-44s %10s\n" "llmfleet (BLMOVE wake): p50 ms" "$(med a 2)"
@@ -331,7 +339,7 @@ for r in $(seq 1 "$RTT_ROUNDS"); do
         echo "$rtt $(( (hi - lo) * 1000 / (t_hi - t_lo) )) $(( (r1 - r0) / RTT_JOBS )) $reqs $peak" >> "$T/rtt.txt"
     done
 done
-med() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/rtt.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+med() { medOf "$T/rtt.txt" "$2" "$1"; }
 base=$(med "${RTTS%% *}" 2)
 printf "  %-12s %10s %10s %14s %12s %14s\n" "RTT (ms)" "jobs/s" "x RTT ${RTTS%% *}" "Redis us/job" "requests" "peak at API"
 for rtt in $RTTS; do
@@ -399,23 +407,25 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
         # The floor beside it: the least a queue does with a job (taken,
         # its result written: tests/bench/floor.py), at this fleet's rate
         # and connections, GROUP jobs a call.
-        "$PY" tests/bench/floor.py "$REDIS_PORT" "$IDLE_PORT" "$nw" $(( (n1 - n0) * 1000 / (t1 - t0) )) \
-            "$FLOOR_S" "$T/pacedjobs.jsonl" $FLOOR_GROUPS | sed "s/^/$nw /" >> "$T/floor.txt" ||
-            { echo "bench: floor.py failed"; exit 1; }
+        # shellcheck disable=SC2086
+        "$PY" tests/bench/floor.py "$REDIS_PORT" "$IDLE_PORT" "$nw" \
+            "$(awk "BEGIN {printf \"%.2f\", ($n1 - $n0) * 1000 / ($t1 - $t0)}")" \
+            "$FLOOR_S" "$T/pacedjobs.jsonl" $FLOOR_GROUPS > "$T/floor1.txt" || { echo "bench: floor.py failed"; exit 1; }
+        sed "s/^/$nw /" "$T/floor1.txt" >> "$T/floor.txt"
     done
 done
-med() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/paced.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-printf "  %-10s %16s %16s %16s %16s %10s %8s\n" "workers" "Redis us/job" "idle Redis us/job" "script calls/job" "reads/job" "jobs/s" "429s"
+med() { medOf "$T/paced.txt" "$2" "$1"; }
+printf "  %-10s %16s %16s %16s %16s %10s %8s\n" "workers" "Redis us/job" "idle Redis us/job" "script calls/job" "reads/job (a)" "jobs/s" "429s"
 for nw in $PACED_FLEETS; do
     printf "  %-10s %16s %16s %16s %16s %10s %8s\n" "$nw" "$(med "$nw" 2)" "$(med "$nw" 6)" "$(med "$nw" 3)" "$(med "$nw" 7)" "$(med "$nw" 4)" "$(med "$nw" 5)"
 done
 printf "  %-44s %10s\n" "rounds, interleaved, medians" "$PACED_ROUNDS"
+echo "  (a) the bench's own polls (XLEN every 0.5 s) among them"
 echo "  the floor, same rate and connections: one call takes GROUP jobs and writes the results of the last (tests/bench/floor.py, ${FLOOR_S} s)"
-fmed() { awk -v x="$1" -v g="$2" -v c="$3" '$1 == x && $2 == g {print $c}' "$T/floor.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 printf "  %-10s %16s %16s %16s %16s\n" "workers" "jobs a call" "Redis us/job" "idle Redis us/job" "reads/job"
 for nw in $PACED_FLEETS; do
     for g in $FLOOR_GROUPS; do
-        printf "  %-10s %16s %16s %16s %16s\n" "$nw" "$g" "$(fmed "$nw" "$g" 3)" "$(fmed "$nw" "$g" 4)" "$(fmed "$nw" "$g" 5)"
+        printf "  %-10s %16s %16s %16s %16s\n" "$nw" "$g" "$(medOf "$T/floor.txt" 3 "$nw" "$g")" "$(medOf "$T/floor.txt" 4 "$nw" "$g")" "$(medOf "$T/floor.txt" 5 "$nw" "$g")"
     done
 done
 fi
@@ -456,7 +466,7 @@ for r in $(seq 1 "$TR_ROUNDS"); do
         echo "$nw $(( (c1 - c0) / NT )) $(( (i1 - i0) / NT )) $(awk "BEGIN {printf \"%.1f\", ($f1 - $f0) / $NT}") $(awk "BEGIN {printf \"%.1f\", ($b1 - $b0) / $NT}")" >> "$T/trickle.txt"
     done
 done
-tmed() { awk -v x="$1" -v c="$2" '$1 == x {print $c}' "$T/trickle.txt" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+tmed() { medOf "$T/trickle.txt" "$2" "$1"; }
 printf "  %-10s %16s %18s %18s %14s\n" "workers" "Redis us/job" "idle Redis us/job" "script calls/job" "BLMOVEs/job"
 for nw in $TR_FLEETS; do
     printf "  %-10s %16s %18s %18s %14s\n" "$nw" "$(tmed "$nw" 2)" "$(tmed "$nw" 3)" "$(tmed "$nw" 4)" "$(tmed "$nw" 5)"

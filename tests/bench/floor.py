@@ -7,72 +7,77 @@ machine at the fleet's own rate: the floor under the paced figure of
 WORKERS connections (and as many more blocked in a BLMOVE on an empty list,
 as the fleet's wakers are) call, round-robin on a fixed schedule, RATE jobs
 a second in all, one function per GROUP jobs: it writes the results of the
-jobs that worker took at its last call (an XADD each, a counter) and takes
-the next GROUP from the queue into the worker's list with a lease (LMPOP,
-RPUSH, ZADD), and returns them. No pacing, no admission, no spend: a job is
-taken and its result written, nothing else. A GROUP ending in "p" (8p)
-adds the least pacing: one token bucket read, refilled, drawn and written
-(HMGET, HSET), a reservation per job taken (HSET) and dropped at its result
-(HDEL), the spend and the count in flight. The queue holds the lines of
-JOBS (the bench's own jobs). For each GROUP, for SECONDS, prints
+jobs that worker took at its last call (an XADD each, a result of 300
+bytes sent for each), drops their leases, and takes the next GROUP from the
+queue into the worker's list, a lease each (LMPOP, RPUSH, ZADD), and
+returns them. No pacing, no admission, no spend: a job is taken and its
+result written, nothing else. A GROUP ending in "p" (8p) adds the least
+pacing: one token bucket read, refilled, drawn and written (HMGET, HSET),
+a reservation per job taken (HSET) and dropped at its result (HDEL), the
+spend and the count in flight. Each connection calls once before the
+span, so that every call in it writes GROUP results. The queue holds the
+lines of JOBS (the bench's own jobs). For each GROUP, for SECONDS, prints
 
     GROUP redis_us_per_job idle_redis_us_per_job reads_per_job
 
-(Redis's user + system CPU over the span, INFO cpu, per job; the idle
-redis-server at IDLE_PORT over the same span; Redis's reads from clients,
-INFO stats total_reads_processed, per job: the round trips it served, the
-two INFO calls among them). Its keys (floor:*) are deleted after each
-GROUP."""
+(Redis's user + system CPU over the span, INFO cpu, per result written;
+the idle redis-server at IDLE_PORT over the same span; Redis's reads from
+clients, INFO stats total_reads_processed, per result: the round trips it
+served, the two INFO calls and a HGET among them). Its keys (floor:*) are
+deleted after each GROUP."""
 import sys
 import time
 
 import redis
 
 LIB = """#!lua name=llmfleet_floor
-redis.register_function('floor_step', function(keys, argv)
-    local g, result, exp = argv[1], argv[2], argv[3]
-    local held = redis.call('LRANGE', keys[2], 0, -1)
-    for _, job in ipairs(held) do
+-- KEYS: results, the worker's list, leases, state, queue, reservations.
+-- ARGV: GROUP, lease expiry, then a result for each job the list holds.
+-- The results of the jobs the list holds (taken at the worker's last call)
+-- are written, their leases dropped; then GROUP jobs are taken into the
+-- list, each with a lease, and returned.
+local function results(keys, argv, held)
+    local ids = {}
+    for i, job in ipairs(held) do
         redis.call('XADD', keys[1], 'MAXLEN', '~', '100000', '*',
-                   'id', string.sub(job, 1, 24), 'result', result)
+                   'id', string.match(job, '^{"id":"([^"]*)"') or '', 'result', argv[2 + i])
+        ids[i] = keys[2] .. ':' .. i
     end
     if #held > 0 then
         redis.call('DEL', keys[2])
+        redis.call('ZREM', keys[3], unpack(ids))
         redis.call('HINCRBY', keys[4], 'done', #held)
     end
-    local got = redis.call('LMPOP', 1, keys[5], 'RIGHT', 'COUNT', g)
+    return ids
+end
+local function take(keys, argv)
+    local got = redis.call('LMPOP', 1, keys[5], 'RIGHT', 'COUNT', argv[1])
     if not got then return {} end
-    redis.call('RPUSH', keys[2], unpack(got[2]))
-    redis.call('ZADD', keys[3], exp, keys[2])
-    return got[2]
+    local jobs, z = got[2], {}
+    redis.call('RPUSH', keys[2], unpack(jobs))
+    for i = 1, #jobs do z[#z + 1] = argv[2]; z[#z + 1] = keys[2] .. ':' .. i end
+    redis.call('ZADD', keys[3], unpack(z))
+    return jobs
+end
+redis.register_function('floor_step', function(keys, argv)
+    results(keys, argv, redis.call('LRANGE', keys[2], 0, -1))
+    return take(keys, argv)
 end)
 -- ... and the least pacing: a token bucket (level, time) refilled and
--- drawn by the jobs taken, each with a reservation its result settles
--- (the spend counted).
+-- drawn by the jobs taken, each with a reservation its result drops, the
+-- spend and the count in flight.
 redis.register_function('floor_paced', function(keys, argv)
-    local g, result, exp = tonumber(argv[1]), argv[2], argv[3]
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local held = redis.call('LRANGE', keys[2], 0, -1)
-    local done = {}
-    for i, job in ipairs(held) do
-        redis.call('XADD', keys[1], 'MAXLEN', '~', '100000', '*',
-                   'id', string.sub(job, 1, 24), 'result', result)
-        done[i] = keys[2] .. ':' .. i
-    end
+    local ids = results(keys, argv, held)
+    if #ids > 0 then redis.call('HDEL', keys[6], unpack(ids)) end
     local b = redis.call('HMGET', keys[4], 'level', 't', 'inflight', 'spent')
     local level, bt = tonumber(b[1]) or 3000, tonumber(b[2]) or now
     local inflight, spent = (tonumber(b[3]) or 0) - #held, (tonumber(b[4]) or 0) + 3 * #held
     level = math.min(3000, level + (now - bt) * 3000 / 60000)
-    if #held > 0 then
-        redis.call('DEL', keys[2])
-        redis.call('HDEL', keys[6], unpack(done))
-    end
-    local got = redis.call('LMPOP', 1, keys[5], 'RIGHT', 'COUNT', g)
-    local jobs = got and got[2] or {}
+    local jobs = take(keys, argv)
     if #jobs > 0 then
-        redis.call('RPUSH', keys[2], unpack(jobs))
-        redis.call('ZADD', keys[3], exp, keys[2])
         local res = {}
         for i = 1, #jobs do
             res[#res + 1] = keys[2] .. ':' .. i
@@ -99,9 +104,11 @@ def reads(r):
 def run(port, idle, workers, rate, secs, jobs, group):
     fn = "floor_paced" if group.endswith("p") else "floor_step"
     g = int(group.rstrip("p"))
+    if g < 1 or rate <= 0:
+        sys.exit("floor.py: GROUP and RATE must be positive, not %s and %s" % (group, rate))
     r = redis.Redis(port=port)
     r.delete("floor:q")
-    need = int(rate * secs) + g * workers * 2
+    need = int(rate * secs) + g * workers * 3
     for i in range(0, need, 500):
         r.lpush("floor:q", *[jobs[(i + k) % len(jobs)] for k in range(min(500, need - i))])
     ws = [redis.Redis(port=port) for _ in range(workers)]
@@ -110,21 +117,29 @@ def run(port, idle, workers, rate, secs, jobs, group):
         c = redis.Connection(port=port)
         c.send_command("BLMOVE", "floor:wake:%d" % i, "floor:woken", "RIGHT", "LEFT", "0")
         blocked.append(c)
-    for w in ws:
-        w.ping()
-    result = "x" * 300
+    results = ["x" * 300] * g
+    keys = ["floor:results", None, "floor:leases", "floor:state", "floor:q", "floor:reserved"]
+
+    def call(k):
+        keys[1] = "floor:held:%d" % k
+        return ws[k].fcall(fn, 6, *keys, g, int(time.time() * 1000) + 60000, *results)
+
+    for k in range(workers):            # (untimed: every timed call writes g results)
+        call(k)
     c0, i0, r0, t0 = cpu_s(r), cpu_s(idle), reads(r), time.monotonic()
+    d0 = int(r.hget("floor:state", "done") or 0)
     calls = 0
     while time.monotonic() - t0 < secs:
-        k = calls % workers
-        ws[k].fcall(fn, 6, "floor:results", "floor:held:%d" % k, "floor:leases",
-                    "floor:state", "floor:q", "floor:reserved", g, result, int(time.time() * 1000) + 60000)
+        if len(call(calls % workers)) != g:
+            sys.exit("floor.py: the queue ran dry")
         calls += 1
         d = t0 + calls * g / rate - time.monotonic()
         if d > 0:
             time.sleep(d)
     c1, i1, r1 = cpu_s(r), cpu_s(idle), reads(r)
-    n = calls * g
+    n = int(r.hget("floor:state", "done")) - d0
+    if n != calls * g:
+        sys.exit("floor.py: %d results written by %d calls of %d" % (n, calls, g))
     print("%s %.1f %.1f %.2f" % (group, (c1 - c0) * 1e6 / n, (i1 - i0) * 1e6 / n, (r1 - r0) / n))
     for c in blocked:
         c.disconnect()

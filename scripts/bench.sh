@@ -398,6 +398,7 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
         WAIT_POLL=0.5 wait_until 300 at_least "$NP" || { echo "bench: paced run timed out"; exit 1; }
         c1=$(redis_cpu_us); i1=$(redis_cpu_us "$IDLE_PORT"); n1=$(rcli XLEN 'llmfleet:{default}:results'); t1=$(now_ms)
         calls1=$(script_calls); reads1=$(reads_processed)
+        [ "$n1" -gt "$n0" ] || { echo "bench: no job settled in the paced window (the burst took them all: raise BENCH_PACED_EXTRA)"; exit 1; }
         [ -n "${BENCH_STATS:-}" ] && { rcli INFO commandstats | tr -d '\r' > "$T/cs1"; rcli INFO cpu | tr -d '\r' > "$T/cpu1"; [ -n "${BENCH_PERF:-}" ] && { kill -INT "$PERF_PID"; wait "$PERF_PID"; }; stats_delta "$nw" $(( n1 - n0 ))
             rcli CONFIG SET slowlog-log-slower-than 10000 >/dev/null; slowlog_by_script $(( n1 - n0 )); }
         kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null

@@ -16,7 +16,8 @@
 #                           DIR/WORKERS/, for tests/bench/replay.py
 #   BENCH_FLOOR_GROUPS="1 2 4 8 2p 8p" BENCH_FLOOR_S=10 ...   the paced part's floor:
 #                           tests/bench/floor.py after each fleet, at its rate,
-#                           GROUP jobs a call (Np: with the least pacing), S s each
+#                           GROUP jobs a call (Np: with the least pacing; ping: a
+#                           PING a job, the cost of a wake), S s each
 #                           (the defaults add ~2 min a round)
 #
 # 1. Throughput: N jobs through 1 worker against the fake API at zero

@@ -14,7 +14,8 @@ returns them. No pacing, no admission, no spend: a job is taken and its
 result written, nothing else. A GROUP ending in "p" (8p) adds the least
 pacing: one token bucket read, refilled, drawn and written (HMGET, HSET),
 a reservation per job taken (HSET) and dropped at its result (HDEL), the
-spend and the count in flight. Each connection calls once before the
+spend and the count in flight. GROUP "ping" sends only a PING a job: the
+cost of a wake. Each connection calls once before the
 span, so that every call in it writes GROUP results. The queue holds the
 lines of JOBS (the bench's own jobs). For each GROUP, for SECONDS, prints
 
@@ -102,6 +103,8 @@ def reads(r):
 
 
 def run(port, idle, workers, rate, secs, jobs, group):
+    if group == "ping":
+        return ping(port, idle, workers, rate, secs)
     fn = "floor_paced" if group.endswith("p") else "floor_step"
     g = int(group.rstrip("p"))
     if g < 1 or rate <= 0:
@@ -146,6 +149,27 @@ def run(port, idle, workers, rate, secs, jobs, group):
     for w in ws:
         w.close()
     r.delete(*r.keys("floor:*"))
+
+
+def ping(port, idle, workers, rate, secs):
+    """GROUP "ping": a PING a job, round-robin, nothing else: what a wake
+    of Redis's event loop costs it at this rate."""
+    r = redis.Redis(port=port)
+    ws = [redis.Redis(port=port) for _ in range(workers)]
+    for w in ws:
+        w.ping()
+    c0, i0, r0, t0 = cpu_s(r), cpu_s(idle), reads(r), time.monotonic()
+    n = 0
+    while time.monotonic() - t0 < secs:
+        ws[n % workers].ping()
+        n += 1
+        d = t0 + n / rate - time.monotonic()
+        if d > 0:
+            time.sleep(d)
+    c1, i1, r1 = cpu_s(r), cpu_s(idle), reads(r)
+    print("ping %.1f %.1f %.2f" % ((c1 - c0) * 1e6 / n, (i1 - i0) * 1e6 / n, (r1 - r0) / n))
+    for w in ws:
+        w.close()
 
 
 def main():

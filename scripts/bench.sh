@@ -405,13 +405,13 @@ for r in $(seq 1 "$PACED_ROUNDS"); do
         kill -TERM "${ws[@]}"; wait "${ws[@]}" 2>/dev/null
         r429=$(fake_stats | jq '.status["429"] // 0')
         curl -s -X POST "$FAKE_URL/_reset" >/dev/null
-        echo "$nw $(( (c1 - c0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.1f\", ($calls1 - $calls0) / ($n1 - $n0)}") $(( (n1 - n0) * 1000 / (t1 - t0) )) $r429 $(( (i1 - i0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.2f\", ($reads1 - $reads0) / ($n1 - $n0)}")" >> "$T/paced.txt"
+        rate=$(awk "BEGIN {printf \"%.2f\", ($n1 - $n0) * 1000 / ($t1 - $t0)}")
+        echo "$nw $(( (c1 - c0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.1f\", ($calls1 - $calls0) / ($n1 - $n0)}") ${rate%.*} $r429 $(( (i1 - i0) / (n1 - n0) )) $(awk "BEGIN {printf \"%.2f\", ($reads1 - $reads0) / ($n1 - $n0)}")" >> "$T/paced.txt"
         # The floor beside it: the least a queue does with a job (taken,
         # its result written: tests/bench/floor.py), at this fleet's rate
         # and connections, GROUP jobs a call.
         # shellcheck disable=SC2086
-        "$PY" tests/bench/floor.py "$REDIS_PORT" "$IDLE_PORT" "$nw" \
-            "$(awk "BEGIN {printf \"%.2f\", ($n1 - $n0) * 1000 / ($t1 - $t0)}")" \
+        "$PY" tests/bench/floor.py "$REDIS_PORT" "$IDLE_PORT" "$nw" "$rate" \
             "$FLOOR_S" "$T/pacedjobs.jsonl" $FLOOR_GROUPS > "$T/floor1.txt" || { echo "bench: floor.py failed"; exit 1; }
         sed "s/^/$nw /" "$T/floor1.txt" >> "$T/floor.txt"
     done

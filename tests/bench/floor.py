@@ -79,10 +79,10 @@ redis.register_function('floor_paced', function(keys, argv)
     level = math.min(3000, level + (now - bt) * 3000 / 60000)
     local jobs = take(keys, argv)
     if #jobs > 0 then
-        local res = {}
+        local res, rec = {}, string.format('1,%d', now)
         for i = 1, #jobs do
             res[#res + 1] = keys[2] .. ':' .. i
-            res[#res + 1] = string.format('%d,%d', 1, now)
+            res[#res + 1] = rec
         end
         redis.call('HSET', keys[6], unpack(res))
     end
@@ -102,72 +102,63 @@ def reads(r):
     return int(r.info("stats")["total_reads_processed"])
 
 
+def measure(r, idle, secs, rate, per, step):
+    """step() on a fixed schedule, per jobs each, rate jobs a second, for
+    secs; returns the steps made and Redis's CPU (s), the idle Redis's CPU
+    (s) and Redis's reads over them."""
+    c0, i0, r0, t0 = cpu_s(r), cpu_s(idle), reads(r), time.monotonic()
+    steps = 0
+    while time.monotonic() - t0 < secs:
+        step(steps)
+        steps += 1
+        d = t0 + steps * per / rate - time.monotonic()
+        if d > 0:
+            time.sleep(d)
+    return steps, cpu_s(r) - c0, cpu_s(idle) - i0, reads(r) - r0
+
+
 def run(port, idle, workers, rate, secs, jobs, group):
+    r = redis.Redis(port=port)
+    ws = [redis.Redis(port=port) for _ in range(workers)]
     if group == "ping":
-        return ping(port, idle, workers, rate, secs)
-    fn = "floor_paced" if group.endswith("p") else "floor_step"
-    g = int(group.rstrip("p"))
-    if g < 1 or rate <= 0:
-        sys.exit("floor.py: GROUP and RATE must be positive, not %s and %s" % (group, rate))
-    r = redis.Redis(port=port)
-    r.delete("floor:q")
-    need = int(rate * secs) + g * workers * 3
-    for i in range(0, need, 500):
-        r.lpush("floor:q", *[jobs[(i + k) % len(jobs)] for k in range(min(500, need - i))])
-    ws = [redis.Redis(port=port) for _ in range(workers)]
-    blocked = []
-    for i in range(workers):
-        c = redis.Connection(port=port)
-        c.send_command("BLMOVE", "floor:wake:%d" % i, "floor:woken", "RIGHT", "LEFT", "0")
-        blocked.append(c)
-    results = ["x" * 300] * g
-    keys = ["floor:results", None, "floor:leases", "floor:state", "floor:q", "floor:reserved"]
+        # a PING a job, round-robin, nothing else: what a wake of Redis's
+        # event loop costs it at this rate
+        for w in ws:
+            w.ping()
+        n, cpu, icpu, rd = measure(r, idle, secs, rate, 1, lambda k: ws[k % workers].ping())
+    else:
+        fn = "floor_paced" if group.endswith("p") else "floor_step"
+        g = int(group.rstrip("p"))
+        if g < 1:
+            sys.exit("floor.py: GROUP must be positive, not %s" % group)
+        r.delete("floor:q")
+        need = int(rate * secs) + g * workers * 3
+        for i in range(0, need, 500):
+            r.lpush("floor:q", *[jobs[(i + k) % len(jobs)] for k in range(min(500, need - i))])
+        blocked = []
+        for i in range(workers):
+            c = redis.Connection(port=port)
+            c.send_command("BLMOVE", "floor:wake:%d" % i, "floor:woken", "RIGHT", "LEFT", "0")
+            blocked.append(c)
+        results = ["x" * 300] * g
+        keys = ["floor:results", None, "floor:leases", "floor:state", "floor:q", "floor:reserved"]
 
-    def call(k):
-        keys[1] = "floor:held:%d" % k
-        return ws[k].fcall(fn, 6, *keys, g, int(time.time() * 1000) + 60000, *results)
+        def call(k):
+            keys[1] = "floor:held:%d" % (k % workers)
+            if len(ws[k % workers].fcall(fn, 6, *keys, g, int(time.time() * 1000) + 60000, *results)) != g:
+                sys.exit("floor.py: the queue ran dry")
 
-    for k in range(workers):            # (untimed: every timed call writes g results)
-        call(k)
-    c0, i0, r0, t0 = cpu_s(r), cpu_s(idle), reads(r), time.monotonic()
-    d0 = int(r.hget("floor:state", "done") or 0)
-    calls = 0
-    while time.monotonic() - t0 < secs:
-        if len(call(calls % workers)) != g:
-            sys.exit("floor.py: the queue ran dry")
-        calls += 1
-        d = t0 + calls * g / rate - time.monotonic()
-        if d > 0:
-            time.sleep(d)
-    c1, i1, r1 = cpu_s(r), cpu_s(idle), reads(r)
-    n = int(r.hget("floor:state", "done")) - d0
-    if n != calls * g:
-        sys.exit("floor.py: %d results written by %d calls of %d" % (n, calls, g))
-    print("%s %.1f %.1f %.2f" % (group, (c1 - c0) * 1e6 / n, (i1 - i0) * 1e6 / n, (r1 - r0) / n))
-    for c in blocked:
-        c.disconnect()
-    for w in ws:
-        w.close()
-    r.delete(*r.keys("floor:*"))
-
-
-def ping(port, idle, workers, rate, secs):
-    """GROUP "ping": a PING a job, round-robin, nothing else: what a wake
-    of Redis's event loop costs it at this rate."""
-    r = redis.Redis(port=port)
-    ws = [redis.Redis(port=port) for _ in range(workers)]
-    for w in ws:
-        w.ping()
-    c0, i0, r0, t0 = cpu_s(r), cpu_s(idle), reads(r), time.monotonic()
-    n = 0
-    while time.monotonic() - t0 < secs:
-        ws[n % workers].ping()
-        n += 1
-        d = t0 + n / rate - time.monotonic()
-        if d > 0:
-            time.sleep(d)
-    c1, i1, r1 = cpu_s(r), cpu_s(idle), reads(r)
-    print("ping %.1f %.1f %.2f" % ((c1 - c0) * 1e6 / n, (i1 - i0) * 1e6 / n, (r1 - r0) / n))
+        for k in range(workers):        # (untimed: every timed call writes g results)
+            call(k)
+        d0 = int(r.hget("floor:state", "done") or 0)
+        calls, cpu, icpu, rd = measure(r, idle, secs, rate, g, call)
+        n = int(r.hget("floor:state", "done")) - d0
+        if n != calls * g:
+            sys.exit("floor.py: %d results written by %d calls of %d" % (n, calls, g))
+        for c in blocked:
+            c.disconnect()
+        r.delete(*r.keys("floor:*"))
+    print("%s %.1f %.1f %.2f" % (group, cpu * 1e6 / n, icpu * 1e6 / n, rd / n))
     for w in ws:
         w.close()
 
@@ -175,6 +166,8 @@ def ping(port, idle, workers, rate, secs):
 def main():
     port, idle_port, workers = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     rate, secs = float(sys.argv[4]), float(sys.argv[5])
+    if rate <= 0:
+        sys.exit("floor.py: RATE must be positive, not %s" % sys.argv[4])
     with open(sys.argv[6], "rb") as f:
         jobs = [line.rstrip(b"\n") for line in f if line.strip()]
     r = redis.Redis(port=port)

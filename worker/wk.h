@@ -24,6 +24,11 @@
 #define SETTLE_PIPE_MS 2            /* ... a second one only this long after the last */
 #define SETTLE_PIPE_RTT_US 5000     /* ... and only over a link this long: near Redis,
                                      * more calls only cost more per-call work */
+#define SETTLE_LINGER_DIV 20        /* a settle waits for the answers still out of
+                                     * requests sent with its own, at most a
+                                     * twentieth of their latency ... */
+#define SETTLE_LINGER_MAX_MS 25     /* ... and at most this long */
+#define SETTLE_MATE_MS 2            /* requests sent this close are a group */
 #define FOLLOW_MIN_LAT_MS 50        /* followers only for an API this slow (average):
                                      * a faster one answers before the follower's
                                      * admission, whose verdict its record waits for */
@@ -112,6 +117,7 @@ typedef struct worker {
                                      * answered ones until their settle is in */
     int seats;                      /* requests at once (--concurrency) */
     long long settle_sent;          /* when the last settle call went out */
+    int lingering;                  /* flush_ev armed by settleLinger */
     int nfree;                      /* slots in SLOT_FREE */
     int claims_out;                 /* calls in flight that claim jobs */
     int promised;                   /* free slots those calls may fill */

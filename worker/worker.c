@@ -259,9 +259,47 @@ static void unlinkPending(worker *w, slot *lone) {
     }
 }
 
+/* Requests sent together (within SETTLE_MATE_MS: one admission's group)
+ * are answered together. A settle whose records' group mates are still
+ * out waits for them, at most a twentieth of the answers' latency
+ * (SETTLE_LINGER_MAX_MS at most) after the first answer came, so that a
+ * group settles in one call, not in one and then the rest behind it: each
+ * call costs Redis far more than a record in it. Returns the ms to wait,
+ * 0 to send now (a record not from an answer, a fast API, nothing out). */
+static long long settleLinger(worker *w) {
+    long long first = 0, win = SETTLE_LINGER_MAX_MS, now;
+    /* (Only while most seats are free, as when the fleet is paced: a
+     * busy worker's slots wait for the settle, and lingering would cost
+     * requests.) */
+    if (w->draining || w->settles_out > 0 || seatsUsed(w) * 2 > w->seats) return 0;
+    for (slot *s = w->pending; s; s = s->next) {
+        long long at = s->t_sent + s->latency_ms;
+        if (s->settle_fails || s->t_sent <= 0 || s->latency_ms / SETTLE_LINGER_DIV < 1) return 0;
+        if (s->latency_ms / SETTLE_LINGER_DIV < win) win = s->latency_ms / SETTLE_LINGER_DIV;
+        if (!first || at < first) first = at;
+    }
+    now = monoMs();
+    if (now >= first + win) return 0;
+    for (int i = 0; i < w->nslots; i++) {
+        const slot *h = &w->slots[i];
+        if (h->state != SLOT_HTTP) continue;
+        for (slot *s = w->pending; s; s = s->next)
+            if (llabs(h->t_sent - s->t_sent) <= SETTLE_MATE_MS) return first + win - now;
+    }
+    return 0;
+}
+
 static void flushSettles(worker *w) {
     int n = 0;
     if (!w->pending || !w->seq_checked) return;
+    long long linger = settleLinger(w);
+    if (linger > 0) {
+        if (!evtimer_pending(w->flush_ev, NULL)) {
+            timerIn(w->flush_ev, (long)linger);
+            w->lingering = 1;
+        }
+        return;
+    }
     if (w->settles_out > 0) {
         /* One at a time (group commit), unless the round trip is long:
          * then another every SETTLE_PIPE_MS, so that a record does not
@@ -555,6 +593,7 @@ static void onReplWaited(rds *c, redisReply *r, void *priv) {
 
 void onFlush(evutil_socket_t fd, short what, void *arg) {
     (void)fd; (void)what;
+    ((worker *)arg)->lingering = 0;
     flushSettles(arg);
 }
 
@@ -567,6 +606,10 @@ void queueSettle(slot *s) {
     if (w->pending_tail) w->pending_tail->next = s;
     else w->pending = s;
     w->pending_tail = s;
+    if (w->lingering) {                 /* (a mate came: look again now) */
+        evtimer_del(w->flush_ev);
+        w->lingering = 0;
+    }
     if (!evtimer_pending(w->flush_ev, NULL)) event_active(w->flush_ev, EV_TIMEOUT, 0);
 }
 

@@ -69,6 +69,8 @@ typedef struct slot {
     int attempt;                    /* attempt number from admit.lua */
     long long t_sent;               /* when the request went out (ms, mono) */
     long long latency_ms;           /* of the last attempt */
+    int answered;                   /* the API answered this job's request (its
+                                     * settle record is an answer's) */
     long long wake;                 /* SLOT_WAIT: when to ask again (ms, mono) */
     long long lease_until;          /* the lease surely lives until (ms, mono):
                                      * claim or last renew sent + lease_ms */

@@ -72,6 +72,7 @@ static slot *slotTake(worker *w) {
         if (s->state == SLOT_FREE) {
             w->nfree--;
             s->lost = 0;
+            s->answered = 0;
             s->err_type[0] = '\0';
             if (!s->w) {
                 /* First use: slots are set up lazily so that an idle worker
@@ -264,17 +265,21 @@ static void unlinkPending(worker *w, slot *lone) {
  * out waits for them, at most a twentieth of the answers' latency
  * (SETTLE_LINGER_MAX_MS at most) after the first answer came, so that a
  * group settles in one call, not in one and then the rest behind it: each
- * call costs Redis far more than a record in it. Returns the ms to wait,
- * 0 to send now (a record not from an answer, a fast API, nothing out). */
+ * call costs Redis far more than a record in it. Only while most seats and
+ * most slots are free (a paced fleet: a busy worker's slots would wait).
+ * Returns the ms to wait, 0 to send now (a record not from an answer, one
+ * sent again, a fast API, no mate out). */
 static long long settleLinger(worker *w) {
     long long first = 0, win = SETTLE_LINGER_MAX_MS, now;
     /* (Only while most seats are free, as when the fleet is paced: a
      * busy worker's slots wait for the settle, and lingering would cost
      * requests.) */
-    if (w->draining || w->settles_out > 0 || seatsUsed(w) * 2 > w->seats) return 0;
+    if (w->draining || w->settles_out > 0 || seatsUsed(w) * 2 > w->seats ||
+        (w->nslots - w->nfree) * 2 > w->nslots)
+        return 0;
     for (slot *s = w->pending; s; s = s->next) {
         long long at = s->t_sent + s->latency_ms;
-        if (s->settle_fails || s->t_sent <= 0 || s->latency_ms / SETTLE_LINGER_DIV < 1) return 0;
+        if (s->settle_fails || !s->answered || s->latency_ms / SETTLE_LINGER_DIV < 1) return 0;
         if (s->latency_ms / SETTLE_LINGER_DIV < win) win = s->latency_ms / SETTLE_LINGER_DIV;
         if (!first || at < first) first = at;
     }
@@ -675,6 +680,7 @@ void onHttpDone(httpReq *req, void *priv) {
         return;
     }
     s->latency_ms = monoMs() - s->t_sent;
+    s->answered = 1;
     histAdd(&w->api_latency, s->latency_ms * 1000);
     w->lat_ms = w->lat_ms ? (7 * w->lat_ms + s->latency_ms) / 8 : s->latency_ms;
     w->api_req[req->status == 429 ? API_429 : req->status >= 500 ? API_5XX :

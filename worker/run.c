@@ -84,11 +84,7 @@ static void onSignal(evutil_socket_t sig, short what, void *arg) {
     evtimer_del(w->idle_timer);
     evtimer_del(w->wait_timer);
     evtimer_del(w->follow_timer);
-    if (w->lingering) {         /* settles wait for nothing now */
-        evtimer_del(w->flush_ev);
-        w->lingering = 0;
-        event_active(w->flush_ev, EV_TIMEOUT, 0);
-    }
+    if (w->lingering) flushSoon(w);     /* settles wait for nothing now */
     for (int i = 0; i < w->nslots; i++) {
         slot *s = &w->slots[i];
         if (s->state != SLOT_WAIT && s->state != SLOT_READY && s->state != SLOT_FOLLOW) continue;

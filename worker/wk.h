@@ -68,9 +68,7 @@ typedef struct slot {
     job job;                        /* parsed; points into raw */
     int attempt;                    /* attempt number from admit.lua */
     long long t_sent;               /* when the request went out (ms, mono) */
-    long long latency_ms;           /* of the last attempt */
-    int answered;                   /* the API answered this job's request (its
-                                     * settle record is an answer's) */
+    long long latency_ms;           /* of the last attempt (0 until its answer) */
     long long wake;                 /* SLOT_WAIT: when to ask again (ms, mono) */
     long long lease_until;          /* the lease surely lives until (ms, mono):
                                      * claim or last renew sent + lease_ms */
@@ -202,6 +200,7 @@ void onReady(rds *c, void *priv);
 void wkTestHooks(void);
 void pricesLoad(worker *w);
 int seatsUsed(worker *w);          /* seats taken: requests and jobs on their way */
+void flushSoon(worker *w);          /* send the pending settles now (ends a linger) */
 
 /* lease.c */
 void onRenewTimer(evutil_socket_t fd, short what, void *arg);

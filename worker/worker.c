@@ -72,7 +72,7 @@ static slot *slotTake(worker *w) {
         if (s->state == SLOT_FREE) {
             w->nfree--;
             s->lost = 0;
-            s->answered = 0;
+            s->latency_ms = 0;          /* (a settle record's, and settleLinger's) */
             s->err_type[0] = '\0';
             if (!s->w) {
                 /* First use: slots are set up lazily so that an idle worker
@@ -267,19 +267,16 @@ static void unlinkPending(worker *w, slot *lone) {
  * group settles in one call, not in one and then the rest behind it: each
  * call costs Redis far more than a record in it. Only while most seats and
  * most slots are free (a paced fleet: a busy worker's slots would wait).
- * Returns the ms to wait, 0 to send now (a record not from an answer, one
- * sent again, a fast API, no mate out). */
+ * Returns the ms to wait, 0 to send now (a record not from an answer:
+ * latency 0; one sent again; a fast API; no mate out). */
 static long long settleLinger(worker *w) {
     long long first = 0, win = SETTLE_LINGER_MAX_MS, now;
-    /* (Only while most seats are free, as when the fleet is paced: a
-     * busy worker's slots wait for the settle, and lingering would cost
-     * requests.) */
     if (w->draining || w->settles_out > 0 || seatsUsed(w) * 2 > w->seats ||
         (w->nslots - w->nfree) * 2 > w->nslots)
         return 0;
     for (slot *s = w->pending; s; s = s->next) {
         long long at = s->t_sent + s->latency_ms;
-        if (s->settle_fails || !s->answered || s->latency_ms / SETTLE_LINGER_DIV < 1) return 0;
+        if (s->settle_fails || s->latency_ms / SETTLE_LINGER_DIV < 1) return 0;
         if (s->latency_ms / SETTLE_LINGER_DIV < win) win = s->latency_ms / SETTLE_LINGER_DIV;
         if (!first || at < first) first = at;
     }
@@ -611,7 +608,13 @@ void queueSettle(slot *s) {
     if (w->pending_tail) w->pending_tail->next = s;
     else w->pending = s;
     w->pending_tail = s;
-    if (w->lingering) {                 /* (a mate came: look again now) */
+    flushSoon(w);                       /* (a mate came: look again now) */
+}
+
+/* The pending settles go out in this loop iteration (flushSettles decides
+ * whether they wait): a linger's timer gives way; a retry's stays. */
+void flushSoon(worker *w) {
+    if (w->lingering) {
         evtimer_del(w->flush_ev);
         w->lingering = 0;
     }
@@ -680,7 +683,6 @@ void onHttpDone(httpReq *req, void *priv) {
         return;
     }
     s->latency_ms = monoMs() - s->t_sent;
-    s->answered = 1;
     histAdd(&w->api_latency, s->latency_ms * 1000);
     w->lat_ms = w->lat_ms ? (7 * w->lat_ms + s->latency_ms) / 8 : s->latency_ms;
     w->api_req[req->status == 429 ? API_429 : req->status >= 500 ? API_5XX :

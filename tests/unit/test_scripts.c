@@ -2376,6 +2376,51 @@ static void test_parked_line_slips(void **state) {
     assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 20);
 }
 
+/* A line moves in steps of its class's refill of 8 mean jobs, 250 ms to
+ * 1 s: at 600 requests a minute (100 ms a request) the head that must wait
+ * 100 ms slips the line by 800 ms, so that a step's 8 jobs go through one
+ * claim, one admission and one settle (at 250 ms, 2.5 jobs each: three
+ * script calls for every two or three jobs); at 6,000 a minute the step
+ * stays 250 ms, at 60 it is 1 s. The early look comes at most once a step. */
+static void test_parked_line_step(void **state) {
+    (void)state;
+    static const struct { long rpm; double rem; long step; } c[] = {
+        {600, 30, 800}, {6000, 300, 250}, {60, 3.95, 1000}};
+    for (size_t k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
+        cmd("FLUSHALL");
+        long long now = redisNow();
+        /* At the soft floor (5 %): the head waits for one request's refill. */
+        cmd("HSET %s sonnet-4|r_lim %ld sonnet-4|r_rem %.2f sonnet-4|r_at %lld "
+            "sonnet-4|observed 1 classes sonnet-4", KN(STATE), c[k].rpm, c[k].rem, now);
+        parkRun("sonnet-4", "p", 20, now - 100, "sonnet-4,1000,10,");
+        claimReply cr;
+        long long t0 = redisNow();
+        runClaim(4, 30000, "w:1:", &cr);
+        assert_int_equal(cr.n, 0);
+        long long due = now - 99 + hgetN0(KN(STATE), SF("park_slip"));
+        if (!(due - t0 >= c[k].step && due - redisNow() <= c[k].step))
+            fail_msg("%ld a minute: the line slipped %lld ms, the step is %ld", c[k].rpm,
+                     due - t0, c[k].step);
+    }
+    /* The early look: 600 a minute, the bucket full, 3 jobs not yet due:
+     * one handed out early, then none within the step (800 ms; 300 ms
+     * later, where a 250 ms step looked again), then one after it. */
+    cmd("FLUSHALL");
+    long long now = redisNow();
+    cmd("HSET %s sonnet-4|r_lim 600 sonnet-4|r_rem 600 sonnet-4|r_at %lld "
+        "sonnet-4|observed 1 classes sonnet-4", KN(STATE), now);
+    parkRun("sonnet-4", "p", 3, now + 60000, "sonnet-4,1000,10,");
+    claimReply cr;
+    runClaim(1, 30000, "w:2:", &cr);
+    assert_int_equal(cr.n, 1);
+    sleepMs(300);
+    runClaim(1, 30000, "w:3:", &cr);
+    assert_int_equal(cr.n, 0);
+    cmd("HINCRBY %s sonnet-4|look_t -600", KN(STATE));
+    runClaim(1, 30000, "w:4:", &cr);
+    assert_int_equal(cr.n, 1);
+}
+
 /* Two classes' lines do not mix: a class whose line slipped far keeps its
  * jobs' places far back, and another class's due job is not read behind
  * a hundred of them that are not due; idle workers are told the earliest
@@ -3323,6 +3368,7 @@ int main(void) {
         cmocka_unit_test_setup(test_parked_claimed_back, flush),
         cmocka_unit_test_setup(test_parked_looked_at, flush),
         cmocka_unit_test_setup(test_parked_line_slips, flush),
+        cmocka_unit_test_setup(test_parked_line_step, flush),
         cmocka_unit_test_setup(test_parked_look_counts_holds, flush),
         cmocka_unit_test_setup(test_parked_lines_apart, flush),
         cmocka_unit_test_setup(test_parked_legacy_moved, flush),

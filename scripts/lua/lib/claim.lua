@@ -23,12 +23,13 @@
 -- for is handed out (its needs taken from the estimate, as admission
 -- takes a job that goes), and admission decides; at the first that must
 -- wait its class is done for this claim, and its line slips to that wait,
--- LINE_STEP_MS at least (slipped by the few ms the refill lacked, a line
--- laid at the refill's pace woke a claim twice a job, 16 workers 1.1
--- claims per job: a step takes the refill of LINE_STEP_MS in one claim;
--- at 250 ms a group of a quarter second's refill goes through one claim,
--- one admission and one settle, 0.4-0.5 script calls a paced job against
--- 0.8-1.0 at 100 ms; 500 ms made 1.3 at 16 workers).
+-- a step at least (lib/pace.lua's lineStep: the refill of 8 mean jobs,
+-- 250 ms to 1 s; slipped by the few ms the refill lacked, a line laid at
+-- the refill's pace woke a claim twice a job, 16 workers 1.1 claims per
+-- job: a step takes its refill in one claim; at 250 ms a group of a
+-- quarter second's refill goes through one claim, one admission and one
+-- settle, 0.4-0.5 script calls a paced job at 3,000 requests a minute
+-- against 0.8-1.0 at 100 ms; a fixed 500 ms made 1.3 at 16 workers).
 -- A wait for the holds in flight to come back (output_rule=reserve) is
 -- admission's, in a slot: that job is handed out and its class is done. A
 -- job the look cannot judge (its class paused or cold, no needs kept) is
@@ -36,14 +37,13 @@
 -- while slots are left, a class's next PULL_MAX jobs not yet due: one its
 -- class has room for now is handed out before its time (a line laid by an
 -- estimate that turned out long leaves no bucket idle), the others keep
--- their place; at most one claim per LINE_STEP_MS a class (`look_t`) does
+-- their place; at most one claim per step a class (`look_t`) does
 -- so: what the look hands out is charged only at its admission, so every
 -- claim in between saw the same room (16 workers: each job handed out 1.2
 -- times, parked again by admission once, 5 waits in slots). Members with
 -- a score (parked by a version before the lines, scored by due time) are
 -- handed out when due. st: the state as the caller read it, when fresh.
 local LOOK_MAX, LOOK_PAGE, PULL_MAX = 100, 8, 16
-local LINE_STEP_MS = 250
 local PARKED_FACT = '^([^,]+),(%d+),(%d+),(.*)$'
 
 -- The lexical bounds of class c's line: from its start, to places up to
@@ -146,7 +146,8 @@ local function parkedDue(now, n, l, st)
                         else
                             -- (the tail moves with the line, and is never
                             -- before its head)
-                            if wait < LINE_STEP_MS then wait = LINE_STEP_MS end
+                            local step = P.lineStep(k)
+                            if wait < step then wait = step end
                             local _, place = parkedOf(id)
                             local d = now + wait - ((place or now - k.slip) + k.slip)
                             k.slip, k.tail = k.slip + d, math.max(k.tail + d, now + wait)
@@ -162,9 +163,9 @@ local function parkedDue(now, n, l, st)
         end
         -- Early, only under the in-flight ceilings, the fleet's and the
         -- class's (admission would only make it wait, and the next claim
-        -- hand it out again), at most once per LINE_STEP_MS a class; in
+        -- hand it out again), at most once a step a class; in
         -- pages (the first job that does not fit ends it, mostly the first).
-        if done or now - k.lookT < LINE_STEP_MS or not k.observed or k.pause then return end
+        if done or now - k.lookT < P.lineStep(k) or not k.observed or k.pause then return end
         room = room or (tonumber(l.max_in_flight) or 100) - inFlight(now, st)
         local from = 0
         while from < PULL_MAX and #out < n and room - #out > 0 do
@@ -190,7 +191,7 @@ local function parkedDue(now, n, l, st)
     for _, h in ipairs(heads) do
         if #out >= n then break end
         -- (nothing due, and its early look not yet again: nothing to read)
-        if h.due <= now or now - (tonumber(st[cf(h.c, 'look_t')]) or 0) >= LINE_STEP_MS then
+        if h.due <= now or now - (tonumber(st[cf(h.c, 'look_t')]) or 0) >= LINE_STEP.min then
             lookClass(h)
         end
     end

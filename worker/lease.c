@@ -8,7 +8,7 @@
 #include "wk.h"
 
 #define REAP_BATCH 200              /* leases reaped per call */
-#define REAP_SPREAD_MAX 4           /* intervals between one worker's reaps, at most */
+#define REAP_SPREAD_MAX 16          /* intervals between one worker's reaps, at most */
 
 /* The fleet's write counter went back: Redis lost writes it had
  * acknowledged (a crash without AOF, a failover to a replica that lagged,

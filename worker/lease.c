@@ -157,12 +157,18 @@ static void onReaped(rds *c, redisReply *r, void *priv) {
 }
 
 /* A worker of a larger fleet does what the whole fleet needs done only a
- * few times a second (reap, look for work when idle) less often: half the
- * live workers as the last renew counted, at most REAP_SPREAD_MAX. */
-long fleetSpread(const worker *w) {
+ * few times a second (reap, look for work when idle) less often: interval
+ * `base` times half the live workers as the last renew counted, at most
+ * REAP_SPREAD_MAX times, and at most a quarter lease (the count falls only
+ * as the dead's heartbeats expire: survivors of a fleet that shrank at
+ * once still look in within that). */
+long fleetSpreadMs(const worker *w, long base) {
     long spread = w->fleet_live / 2;
     if (spread > REAP_SPREAD_MAX) spread = REAP_SPREAD_MAX;
-    return spread > 1 ? spread : 1;
+    if (spread < 1) spread = 1;
+    long ms = base * spread, cap = w->cfg->lease_ms / 4;
+    if (ms > cap) ms = cap > base ? cap : base;
+    return ms;
 }
 
 void onReapTimer(evutil_socket_t fd, short what, void *arg) {
@@ -170,11 +176,12 @@ void onReapTimer(evutil_socket_t fd, short what, void *arg) {
     (void)fd; (void)what;
     /* Jittered; an idle worker reaps half as often (others' dead leases
      * still come back within two intervals), and so does each of a larger
-     * fleet: about two reaps a second in all, each worker at most every
-     * REAP_SPREAD_MAX intervals (16 workers reaped 8-16 times a second,
-     * each call ~100 us of Redis's CPU: 18 us per paced job). */
+     * fleet: about two reaps a second in all (one when idle), each worker
+     * at most every REAP_SPREAD_MAX intervals and a quarter lease (16
+     * workers reaped 8-16 times a second, each call ~100 us of Redis's
+     * CPU: 18 us per paced job; 4 a second with at most 4 intervals). */
     long every = w->nfree == w->nslots && !w->claims_out ? 2 * REAP_INTERVAL_MS : REAP_INTERVAL_MS;
-    every *= fleetSpread(w);
+    every = fleetSpreadMs(w, every);
     timerIn(w->reap_timer, every * 4 / 5 + random() % (every * 2 / 5));
     if (w->draining) return;
     lfArgs a;

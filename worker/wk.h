@@ -205,7 +205,7 @@ void flushSoon(worker *w);          /* send the pending settles now (ends a ling
 /* lease.c */
 void onRenewTimer(evutil_socket_t fd, short what, void *arg);
 void onReapTimer(evutil_socket_t fd, short what, void *arg);
-long fleetSpread(const worker *w); /* intervals a larger fleet spreads its polls over */
+long fleetSpreadMs(const worker *w, long base); /* a larger fleet's interval for a poll */
 
 /* wake.c */
 void wakeArm(worker *w);

@@ -1188,8 +1188,8 @@ static void claimSent(claimCall *cc) {
  * about twice. */
 static void drained(worker *w, long long next_ms) {
     long t = w->cfg->idle_poll_ms > IDLE_MAX_MS ? w->cfg->idle_poll_ms : IDLE_MAX_MS;
-    long spread = fleetSpread(w);
-    if (spread > 1) t = t * spread * 4 / 5 + random() % (t * spread * 2 / 5);
+    long spread = fleetSpreadMs(w, t);
+    if (spread > t) t = spread * 4 / 5 + random() % (spread * 2 / 5);
     if (next_ms > 0 && next_ms < t) t = (long)next_ms;
     timerIn(w->idle_timer, t);
     wakeArm(w);

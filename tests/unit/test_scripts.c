@@ -2385,11 +2385,12 @@ static void test_parked_line_slips(void **state) {
 static void test_parked_line_step(void **state) {
     (void)state;
     static const struct { long rpm; double rem; long step; } c[] = {
-        {600, 30, 800}, {6000, 300, 250}, {60, 3.95, 1000}};
+        {600, 26, 800}, {6000, 288, 250}, {60, 3.5, 1000}};
     for (size_t k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
         cmd("FLUSHALL");
         long long now = redisNow();
-        /* At the soft floor (5 %): the head waits for one request's refill. */
+        /* Under the soft floor (5 %: 30, 300, 3) by some requests: the head
+         * waits ~500, 130 and 500 ms, less than the step. */
         cmd("HSET %s sonnet-4|r_lim %ld sonnet-4|r_rem %.2f sonnet-4|r_at %lld "
             "sonnet-4|observed 1 classes sonnet-4", KN(STATE), c[k].rpm, c[k].rem, now);
         parkRun("sonnet-4", "p", 20, now - 100, "sonnet-4,1000,10,");
@@ -2403,8 +2404,8 @@ static void test_parked_line_step(void **state) {
                      due - t0, c[k].step);
     }
     /* The early look: 600 a minute, the bucket full, 3 jobs not yet due:
-     * one handed out early, then none within the step (800 ms; 300 ms
-     * later, where a 250 ms step looked again), then one after it. */
+     * one handed out early, then none within the step (800 ms; its look
+     * 300 ms ago, where a 250 ms step looked again), then one after it. */
     cmd("FLUSHALL");
     long long now = redisNow();
     cmd("HSET %s sonnet-4|r_lim 600 sonnet-4|r_rem 600 sonnet-4|r_at %lld "
@@ -2413,7 +2414,8 @@ static void test_parked_line_step(void **state) {
     claimReply cr;
     runClaim(1, 30000, "w:2:", &cr);
     assert_int_equal(cr.n, 1);
-    sleepMs(300);
+    assertNear(hgetN(KN(STATE), SF("look_t")), redisNow(), SLACK_MS, "the early look's time");
+    cmd("HSET %s sonnet-4|look_t %lld", KN(STATE), redisNow() - 300);
     runClaim(1, 30000, "w:3:", &cr);
     assert_int_equal(cr.n, 0);
     cmd("HINCRBY %s sonnet-4|look_t -600", KN(STATE));

@@ -150,11 +150,19 @@ local function pacer(st, l, now)
         return t
     end
 
-    -- Class k's line step (ms, above): its mean job is r 1, the input and
-    -- output its answers averaged (nothing known yet: the request alone).
+    -- Class k's line step (ms, above): its mean job is a request, and the
+    -- input and output its answers averaged (nothing known yet: the request
+    -- alone), whatever the output rule holds while it runs.
     local function lineStep(k)
         if not k.step then
-            local t = LINE_STEP.jobs * spacing(k, {r = 1, i = k.ei or 0, o = k.eo or 0})
+            local mean, t = {r = 1, i = k.ei or 0, o = k.eo or 0}, 0
+            for _, b in ipairs(BUCKETS) do
+                if k.lim[b] then
+                    local x = mean[b] / (k.lim[b] / REFILL_MS)
+                    if x > t then t = x end
+                end
+            end
+            t = LINE_STEP.jobs * t
             if t < LINE_STEP.min then t = LINE_STEP.min elseif t > LINE_STEP.max then t = LINE_STEP.max end
             k.step = math.ceil(t)
         end

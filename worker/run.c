@@ -176,7 +176,7 @@ static void setupLoop(worker *w) {
                                                               : 3 * cfg->concurrency;
     w->slots = calloc((size_t)w->nslots, sizeof(slot));
     if (!w->slots) abort();
-    w->idle_timer = evtimer_new(w->base, onIdle, w);
+    w->idle_timer = evtimer_new(w->base, onIdleTimer, w);
     w->flush_ev = evtimer_new(w->base, onFlush, w);
     w->renew_timer = evtimer_new(w->base, onRenewTimer, w);
     w->reap_timer = evtimer_new(w->base, onReapTimer, w);

@@ -34,8 +34,8 @@ static void onGivenBack(rds *c, redisReply *r, void *priv) {
  * sent. */
 int wakeGiveBack(worker *w, int leaving, rdsCallback *cb) {
     lfArgs a;
-    argsInit(&a, CA_COUNT, 3);
-    claimArgs(&a, leaving ? -1 : 0, w->cfg->lease_ms, "", 0, w->name);
+    argsInit(&a, CA_COUNT, 4);
+    claimArgs(&a, leaving ? -1 : 0, w->cfg->lease_ms, "", 0, w->name, 0);
     rdsScriptCall sc = scriptCall(w, "claim", NULL, &a);
     int rc = rdsScript(w->redis, &sc, cb ? cb : onGivenBack, w);
     if (rc == 0 && !cb) w->calls++;

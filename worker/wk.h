@@ -120,6 +120,7 @@ typedef struct worker {
     int lingering;                  /* flush_ev armed by settleLinger */
     int nfree;                      /* slots in SLOT_FREE */
     int claims_out;                 /* calls in flight that claim jobs */
+    int polling;                    /* pump() runs for the idle timer */
     int promised;                   /* free slots those calls may fill */
     int calls;                      /* admit/settle calls in flight */
     int settles_out;                /* settle calls in flight */
@@ -194,6 +195,7 @@ void slotRequeue(slot *s);
 void queueSettle(slot *s);
 void onHttpDone(httpReq *req, void *priv);
 void onIdle(evutil_socket_t fd, short what, void *arg);
+void onIdleTimer(evutil_socket_t fd, short what, void *arg);
 void onFlush(evutil_socket_t fd, short what, void *arg);
 void onWaitTimer(evutil_socket_t fd, short what, void *arg);
 void onReady(rds *c, void *priv);

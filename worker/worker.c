@@ -1279,9 +1279,9 @@ void pump(worker *w) {
     if (ask <= 0) return;
     claimCall *cc = claimNew(w, ask);
     lfArgs a;
-    argsInit(&a, CA_COUNT, 3);
+    argsInit(&a, CA_COUNT, 4);
     claimArgs(&a, ask, w->cfg->lease_ms, cc->list + cc->prefix_at,
-              (long long)w->cfg->max_job_bytes, w->name);
+              (long long)w->cfg->max_job_bytes, w->name, w->polling);
     rdsScriptCall sc = scriptCall(w, "claim", cc->list, &a);
     const char *rv[] = {"LRANGE", cc->list, "0", "-1"};
     size_t rl[] = {6, strlen(cc->list), 1, 2};
@@ -1296,6 +1296,17 @@ void pump(worker *w) {
 void onIdle(evutil_socket_t fd, short what, void *arg) {
     (void)fd; (void)what;
     pump(arg);
+}
+
+/* The idle timer: the claim is a poll (a due time it was told, a wait, a
+ * look while the queue seemed empty); a claim that finds another worker
+ * waiting for the next due time and nothing queued answers at once. */
+void onIdleTimer(evutil_socket_t fd, short what, void *arg) {
+    worker *w = arg;
+    (void)fd; (void)what;
+    w->polling = 1;
+    pump(w);
+    w->polling = 0;
 }
 
 /* INFO persistence: a Redis without the append-only file loses, when it

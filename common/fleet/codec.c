@@ -57,12 +57,13 @@ static void copyStr(char *dst, size_t len, const redisReply *r) {
 /* ---- claim.lua ---------------------------------------------------------- */
 
 void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix, long long max_job,
-               const char *intake) {
+               const char *intake, int poll) {
     argsNum(a, n);                  /* CA_N */
     argsNum(a, lease_ms);           /* CA_LEASE_MS */
     argsStr(a, prefix);             /* CA_PREFIX */
     argsNum(a, max_job);            /* CA_MAX_JOB */
     argsStr(a, intake ? intake : "");   /* CA_INTAKE */
+    argsNum(a, poll ? 1 : 0);       /* CA_POLL */
 }
 
 int claimParse(const redisReply *r, claimReply *out) {

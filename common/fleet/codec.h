@@ -54,9 +54,12 @@ typedef struct claimReply {
 /* max_job: jobs over this many bytes are not handed out but kept in Redis
  * (lib/claim.lua); 0: no limit. */
 /* intake: the worker's name: its waker's intake (jobs:intake:NAME) goes
- * back to the queue before the claim (NULL or "": none). n = 0: only that. */
+ * back to the queue before the claim (NULL or "": none). n = 0: only that.
+ * poll: an idle worker's look (its idle timer): while another worker waits
+ * for the next due time and the queue is empty, the reply says so at once
+ * (lib/claim.lua's pollQuiet). */
 void claimArgs(lfArgs *a, int n, long lease_ms, const char *prefix, long long max_job,
-               const char *intake);
+               const char *intake, int poll);
 
 /* Parse a CR reply. Returns 0, or -1 when it is not one. */
 int claimParse(const redisReply *r, claimReply *out);

@@ -21,7 +21,8 @@ if #hdel > 0 then rcall('HDEL', K.limits, unpack(hdel)) end
 local stored = loadHash(K.limits)
 local l = loadLimits()
 local names = {}
-for k in pairs(l) do names[#names + 1] = k end
+for k in pairs(LIMIT_DEFAULTS) do names[#names + 1] = k end
+for k in pairs(l) do if not LIMIT_DEFAULTS[k] then names[#names + 1] = k end end
 table.sort(names)
 local out = {}
 for _, k in ipairs(names) do

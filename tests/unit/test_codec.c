@@ -261,14 +261,15 @@ static void test_args_points_at_caller(void **state) {
 static void test_claim_args(void **state) {
     (void)state;
     lfArgs a;
-    argsInit(&a, CA_COUNT, 3);
-    claimArgs(&a, 16, 30000, "w-1:7:", 1024, "w-1");
+    argsInit(&a, CA_COUNT, 4);
+    claimArgs(&a, 16, 30000, "w-1:7:", 1024, "w-1", 1);
     assert_int_equal(a.n, CA_COUNT);
     assertArg(&a, CA_N, "16");
     assertArg(&a, CA_LEASE_MS, "30000");
     assertArg(&a, CA_PREFIX, "w-1:7:");
     assertArg(&a, CA_MAX_JOB, "1024");
     assertArg(&a, CA_INTAKE, "w-1");
+    assertArg(&a, CA_POLL, "1");
     argsFree(&a);
 }
 

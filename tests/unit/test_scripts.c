@@ -377,12 +377,14 @@ static const char *listKey(const char *prefix) {
     return k;
 }
 
-/* A claim by worker `intake` (NULL: none): its intake goes back first. */
+/* A claim by worker `intake` (NULL: none): its intake goes back first; an
+ * idle worker's poll while claimPoll is set. */
+static int claimPoll;
 static void runClaimBy(int n, long lease_ms, const char *prefix, const char *intake,
                        claimReply *out) {
     lfArgs a;
     argsInit(&a, CA_COUNT, CA_COUNT);
-    claimArgs(&a, n, lease_ms, prefix, 0, intake);
+    claimArgs(&a, n, lease_ms, prefix, 0, intake, claimPoll);
     char list[400];
     snprintf(list, sizeof(list), "%s", listKey(prefix));
     rdsScriptCall sc = {"claim", &ks, list, a.n, a.v, a.l};
@@ -2376,21 +2378,22 @@ static void test_parked_line_slips(void **state) {
     assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 20);
 }
 
-/* A line moves in steps of its class's refill of 8 mean jobs, 250 ms to
- * 1 s: at 600 requests a minute (100 ms a request) the head that must wait
- * 100 ms slips the line by 800 ms, so that a step's 8 jobs go through one
- * claim, one admission and one settle (at 250 ms, 2.5 jobs each: three
- * script calls for every two or three jobs); at 6,000 a minute the step
- * stays 250 ms, at 60 it is 1 s. The early look comes at most once a step. */
+/* A line moves in steps of its class's refill of 16 mean jobs, 250 ms to
+ * 1 s: at 1,200 requests a minute (50 ms a request) the head that must
+ * wait 450 ms slips the line by 800 ms, so that a step's 16 jobs go through
+ * one claim, one admission and one settle (at 250 ms, 5 jobs each); at 600
+ * a minute the step is 1 s (never more: a minute's limit may be enforced
+ * a second at a time), at 6,000 it stays 250 ms, at 60 it is 1 s. The
+ * early look comes at most once a step. */
 static void test_parked_line_step(void **state) {
     (void)state;
     static const struct { long rpm; double rem; long step; } c[] = {
-        {600, 26, 800}, {6000, 288, 250}, {60, 3.5, 1000}};
+        {1200, 52, 800}, {600, 26, 1000}, {6000, 288, 250}, {60, 3.5, 1000}};
     for (size_t k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
         cmd("FLUSHALL");
         long long now = redisNow();
-        /* Under the soft floor (5 %: 30, 300, 3) by some requests: the head
-         * waits ~500, 130 and 500 ms, less than the step. */
+        /* Under the soft floor (5 %: 60, 30, 300, 3) by some requests: the
+         * head waits ~450, 500, 130 and 500 ms, less than the step. */
         cmd("HSET %s sonnet-4|r_lim %ld sonnet-4|r_rem %.2f sonnet-4|r_at %lld "
             "sonnet-4|observed 1 classes sonnet-4", KN(STATE), c[k].rpm, c[k].rem, now);
         parkRun("sonnet-4", "p", 20, now - 100, "sonnet-4,1000,10,");
@@ -2404,8 +2407,9 @@ static void test_parked_line_step(void **state) {
                      due - t0, c[k].step);
     }
     /* The early look: 600 a minute, the bucket full, 3 jobs not yet due:
-     * one handed out early, then none within the step (800 ms; its look
-     * 300 ms ago, where a 250 ms step looked again), then one after it. */
+     * one handed out early, then none within the step (1 s: not before
+     * `look_at`; at 300 ms, where a 250 ms step looked again), then one
+     * after it. */
     cmd("FLUSHALL");
     long long now = redisNow();
     cmd("HSET %s sonnet-4|r_lim 600 sonnet-4|r_rem 600 sonnet-4|r_at %lld "
@@ -2414,13 +2418,69 @@ static void test_parked_line_step(void **state) {
     claimReply cr;
     runClaim(1, 30000, "w:2:", &cr);
     assert_int_equal(cr.n, 1);
-    assertNear(hgetN(KN(STATE), SF("look_t")), redisNow(), SLACK_MS, "the early look's time");
-    cmd("HSET %s sonnet-4|look_t %lld", KN(STATE), redisNow() - 300);
+    assertNear(hgetN(KN(STATE), SF("look_at")), redisNow() + 1000, SLACK_MS, "the next early look");
+    cmd("HSET %s sonnet-4|look_at %lld", KN(STATE), redisNow() + 700);
     runClaim(1, 30000, "w:3:", &cr);
     assert_int_equal(cr.n, 0);
-    cmd("HINCRBY %s sonnet-4|look_t -600", KN(STATE));
+    cmd("HINCRBY %s sonnet-4|look_at -800", KN(STATE));
     runClaim(1, 30000, "w:4:", &cr);
     assert_int_equal(cr.n, 1);
+    /* A look that finds no room counts too: the bucket empty, the next
+     * claims within the step (a settle's, between two steps) look no
+     * more: nothing handed out, `look_at` where the look left it. */
+    cmd("HSET %s sonnet-4|r_rem 0 sonnet-4|r_at %lld sonnet-4|look_at 0", KN(STATE), redisNow());
+    runClaim(1, 30000, "w:5:", &cr);
+    assert_int_equal(cr.n, 0);
+    long long at = hgetN(KN(STATE), SF("look_at"));
+    assertNear(at, redisNow() + 1000, SLACK_MS, "a look that found no room: the next");
+    runClaim(1, 30000, "w:6:", &cr);
+    assert_int_equal(cr.n, 0);
+    assert_int_equal(hgetN(KN(STATE), SF("look_at")), at);
+}
+
+/* An idle worker's poll: while another worker waits for the next due
+ * time and nothing is queued, it hears so and nothing more (a whole claim
+ * would look at the lines: here it hands a job out early); the one told
+ * hears its own due time; a queued job, a retry due, a pause, a due time
+ * that has come, go through the whole claim as ever. */
+static void test_claim_poll_quiet(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("HSET %s sonnet-4|r_lim 600 sonnet-4|r_rem 600 sonnet-4|r_at %lld "
+        "sonnet-4|observed 1 classes sonnet-4 wake_at %lld wake_by w-other",
+        KN(STATE), now, now + 60000, now + 60000);
+    parkRun("sonnet-4", "p", 3, now + 60000, "sonnet-4,1000,10,");
+    claimReply cr;
+    claimPoll = 1;
+    runClaimBy(1, 30000, "w-1:1:", "w-1", &cr);
+    assert_int_equal(cr.n, 0);
+    assert_int_equal(cr.next_ms, -1);
+    assert_int_equal(cr.drained, 1);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 3);
+    runClaimBy(1, 30000, "w-other:1:", "w-other", &cr);       /* the one told */
+    assert_int_equal(cr.n, 0);
+    assertNear(cr.next_ms, 60000, SLACK_MS, "the one told, its due time");
+    cmd("LPUSH %s %s", KN(JOBS), rawJob("q1"));
+    runClaimBy(1, 30000, "w-1:2:", "w-1", &cr);
+    assert_int_equal(cr.n, 1);
+    cmd("ZADD %s %lld r1", KN(DELAYED), redisNow() - 1);
+    cmd("HSET %s r1 %s", KN(DELAYEDJOB), rawJob("r1"));
+    runClaimBy(1, 30000, "w-1:5:", "w-1", &cr);
+    assert_int_equal(cr.n, 1);
+    assert_int_equal(cmdInt("ZCARD %s", KN(DELAYED)), 0);
+    cmd("HSET %s pause_until %lld pause_kind %d", KN(STATE), redisNow() + 5000, PAUSE_SHORT);
+    runClaimBy(1, 30000, "w-1:6:", "w-1", &cr);
+    assert_true(cr.wait_ms > 0);
+    cmd("HDEL %s pause_until pause_kind", KN(STATE));
+    cmd("HSET %s wake_at %lld", KN(STATE), redisNow() - 1);
+    runClaimBy(1, 30000, "w-1:3:", "w-1", &cr);              /* whole: looks early */
+    assert_int_equal(cr.n, 1);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 2);
+    claimPoll = 0;
+    cmd("HSET %s wake_at %lld sonnet-4|look_at 0", KN(STATE), redisNow() + 60000);
+    runClaimBy(1, 30000, "w-1:4:", "w-1", &cr);              /* not a poll */
+    assert_int_equal(cr.n, 1);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 1);
 }
 
 /* Two classes' lines do not mix: a class whose line slipped far keeps its
@@ -3371,6 +3431,7 @@ int main(void) {
         cmocka_unit_test_setup(test_parked_looked_at, flush),
         cmocka_unit_test_setup(test_parked_line_slips, flush),
         cmocka_unit_test_setup(test_parked_line_step, flush),
+        cmocka_unit_test_setup(test_claim_poll_quiet, flush),
         cmocka_unit_test_setup(test_parked_look_counts_holds, flush),
         cmocka_unit_test_setup(test_parked_lines_apart, flush),
         cmocka_unit_test_setup(test_parked_legacy_moved, flush),

@@ -126,6 +126,11 @@ local function classWait(n, k, wait, need, why)
     local job = leaseJob(lids[n])
     if not job then return ADMIT.LOST, 0 end
     local id = parkedId(k.c, due - k.slip, lids[n])          -- (its place in the line)
+    -- Due before the time a worker waits for (`wake_at`): that time is
+    -- dropped, so the next claim, an idle worker's poll too, looks at the
+    -- lines and tells one worker this earlier time (an idle poll trusts
+    -- wake_at: claim.lua's pollQuiet).
+    if due < (tonumber(st.wake_at) or 0) then st.wake_at = '0' end
     parkZ[#parkZ + 1] = '0'
     parkZ[#parkZ + 1] = id
     parkH[#parkH + 1] = id
@@ -487,6 +492,7 @@ end
 local w = Writer.new()
 w:add('reserved', reserved - (tonumber(st.reserved) or 0))
 P.saveTails(w.set)
+if st.wake_at == '0' then w.set.wake_at = '0' end
 for c, k in pairs(C) do
     if k.n > 0 then
         w:add(cf(c, 'r_cum'), k.add.r)

@@ -378,7 +378,7 @@ static const char *listKey(const char *prefix) {
 }
 
 /* A claim by worker `intake` (NULL: none): its intake goes back first; an
- * idle worker's poll while claimPoll is set. */
+ * idle worker's poll while claimPoll is set (flush clears it). */
 static int claimPoll;
 static void runClaimBy(int n, long lease_ms, const char *prefix, const char *intake,
                        claimReply *out) {
@@ -720,6 +720,7 @@ static long long xlen(void) { return cmdInt("XLEN %s", KN(RESULTS)); }
 static int flush(void **state) {
     (void)state;
     cmd("FLUSHALL");
+    claimPoll = 0;
     return 0;
 }
 
@@ -1216,15 +1217,22 @@ static void test_bucket_wait_rate(void **state) {
     /* 120000/min: 2 tokens/ms; est 60000, soft 6000; need 70000 waits
      * (70000 + 6000 - 60000) / 2 = 8000 ms. */
     cmd("HSET %s sonnet-4|i_lim 120000 sonnet-4|i_rem 0 sonnet-4|i_at %lld sonnet-4|observed 1", KN(STATE), now - 30000);
+    /* A worker waits for a time 20 s ahead (wake_at): a job parked sooner
+     * drops it, so that the next claim, an idle poll's too, tells one. */
+    cmd("HSET %s wake_at %lld wake_by w-other", KN(STATE), now + 20000);
     long long v;
     assert_admit(admit1(0, "w:1:1", "a", 70000, 10, 1, &v, NULL), ADMIT_PARKED);
     assert_true(v <= 8000 && v >= 8000 - SLACK_MS);
+    assert_int_equal(hgetN(KN(STATE), "wake_at"), 0);
+    /* ... and one parked later than it leaves it. */
+    cmd("HSET %s wake_at %lld", KN(STATE), now + 5000);
 
     /* A need over the whole bucket waits for a full one, not forever:
      * (120000 - 60000) / 2 = 30000 ms (not spaced behind the first). */
     cmd("HDEL %s sonnet-4|park_tail", KN(STATE));
     assert_admit(admit1(0, "w:1:2", "b", 500000, 10, 1, &v, NULL), ADMIT_PARKED);
     assert_true(v <= 30000 && v >= 30000 - SLACK_MS);
+    assert_int_equal(hgetN(KN(STATE), "wake_at"), now + 5000);
 }
 
 /* ============================== settle.lua ================================== */
@@ -1397,12 +1405,16 @@ static void test_settle_retry_until_max_attempts(void **state) {
     craftClaim("w:1:", 1, ids, now + 60000);
     craftAdmitted("w:1:1", "a", 100, 50, 5000, now + 60000, now);
     cmd("HSET %s max_attempts 2 base_delay 1000", KN(LIMITS));
+    /* A worker waits for a due time 5 s away (and idle polls trust it). */
+    cmd("HSET %s wake_at %lld wake_by other", KN(STATE), now + 5000);
     job j = testJob("a");
     settleRec rec;
     recFailed(&rec, &j, 500, -1, 1);
     assert_settled(settleOne("w:1:1", "a", &rec, 0), SETTLED_RETRY);
     /* Full jitter: rand 0.5 of base_delay 1000. */
     assertNear(zscore(KN(DELAYED), "w:1:1"), now + 500, SLACK_MS, "retry due");
+    /* Due sooner than that time: dropped, the next poll looks. */
+    assert_int_equal(hgetN(KN(STATE), "wake_at"), 0);
     assert_string_equal(hget(KN(DELAYEDJOB), "w:1:1"), rawJob("a"));
     assert_int_equal(hgetN(KN(ATTEMPTS), "a"), 1);
     assert_int_equal(xlen(), 0);
@@ -1999,6 +2011,34 @@ static void test_dead_letter_redis_time(void **state) {
     freeReplyObject(r);
 }
 
+/* A renew says how long no reap can find anything: until the earliest
+ * lease (its own renewed ones counted as renewed) or intake heartbeat
+ * expires; at once when one has; a lease period when nothing is there but
+ * its own heartbeat. */
+static void test_renew_reap_quiet(void **state) {
+    (void)state;
+    long long now = redisNow();
+    const char *rargv[] = {"30000", "w", "30000", "w:1:1"};
+    redisReply *r = script("renew", 3, rargv);         /* nothing leased */
+    assert_int_equal(r->elements, 3);
+    assertNear(r->element[2]->integer, 30000, SLACK_MS, "only its heartbeat: a lease period");
+    freeReplyObject(r);
+    const char *ids[] = {"a", "b"};
+    craftClaim("w:1:", 1, ids, now + 1000);             /* its own: renewed below */
+    craftClaim("v:1:", 1, ids + 1, now + 5000);         /* another worker's */
+    r = script("renew", 4, rargv);
+    assertNear(r->element[2]->integer, 5000, SLACK_MS, "the other worker's lease");
+    freeReplyObject(r);
+    cmd("ZADD %s %lld quiet", KN(WORKERS), now + 2000); /* a worker with no lease */
+    r = script("renew", 4, rargv);
+    assertNear(r->element[2]->integer, 2000, SLACK_MS, "its heartbeat's end: a reap drops it");
+    freeReplyObject(r);
+    cmd("ZADD %s %lld gone", KN(INTAKES), now - 10);   /* a heartbeat that ended */
+    r = script("renew", 4, rargv);
+    assert_int_equal(r->element[2]->integer, 0);
+    freeReplyObject(r);
+}
+
 /* Redis did not run for 20 s (a stall, or its clock stepped): every lease
  * looks expired though its worker is alive. Reaping waits a lease period,
  * time for the workers to renew; a renew after the gap holds it too; the
@@ -2027,9 +2067,10 @@ static void test_reap_held_after_gap(void **state) {
     const char *rargv[] = {"30000", "w", "30000", "w:1:1"};
     cmd("ZADD %s %lld dead %lld other", KN(WORKERS), now - 1, now + 60000);
     r = script("renew", 4, rargv);
-    assert_int_equal(r->elements, 2);               /* nothing lost */
+    assert_int_equal(r->elements, 3);               /* nothing lost */
     assert_int_equal(r->element[0]->integer, 0);    /* the write counter */
     assert_int_equal(r->element[1]->integer, 2);    /* live heartbeats: w, other */
+    assert_int_equal(r->element[2]->integer, 0);    /* w:1:2 expired: reap now */
     freeReplyObject(r);
     assert_true(zscore(KN(LEASES), "w:1:1") >= now + 30000);
 
@@ -2441,8 +2482,9 @@ static void test_parked_line_step(void **state) {
 /* An idle worker's poll: while another worker waits for the next due
  * time and nothing is queued, it hears so and nothing more (a whole claim
  * would look at the lines: here it hands a job out early); the one told
- * hears its own due time; a queued job, a retry due, a pause, a due time
- * that has come, go through the whole claim as ever. */
+ * hears its own due time; a queued job, its intake's job, a retry due, a
+ * pause, a spend cap, a due time that has come, each go through the whole
+ * claim (the queue empty before each). */
 static void test_claim_poll_quiet(void **state) {
     (void)state;
     long long now = redisNow();
@@ -2460,25 +2502,41 @@ static void test_claim_poll_quiet(void **state) {
     runClaimBy(1, 30000, "w-other:1:", "w-other", &cr);       /* the one told */
     assert_int_equal(cr.n, 0);
     assertNear(cr.next_ms, 60000, SLACK_MS, "the one told, its due time");
+    /* (no early look in the whole claims below until look_at is cleared) */
+    cmd("HSET %s sonnet-4|look_at %lld", KN(STATE), now + 60000);
     cmd("LPUSH %s %s", KN(JOBS), rawJob("q1"));
     runClaimBy(1, 30000, "w-1:2:", "w-1", &cr);
     assert_int_equal(cr.n, 1);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 0);
+    cmd("LPUSH %s %s", intakeKey("w-1"), rawJob("i1"));
+    runClaimBy(1, 30000, "w-1:3:", "w-1", &cr);
+    assert_int_equal(cr.n, 1);
+    assert_int_equal(cmdInt("LLEN %s", intakeKey("w-1")), 0);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 0);
     cmd("ZADD %s %lld r1", KN(DELAYED), redisNow() - 1);
     cmd("HSET %s r1 %s", KN(DELAYEDJOB), rawJob("r1"));
-    runClaimBy(1, 30000, "w-1:5:", "w-1", &cr);
+    runClaimBy(1, 30000, "w-1:4:", "w-1", &cr);
     assert_int_equal(cr.n, 1);
     assert_int_equal(cmdInt("ZCARD %s", KN(DELAYED)), 0);
+    assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 0);
     cmd("HSET %s pause_until %lld pause_kind %d", KN(STATE), redisNow() + 5000, PAUSE_SHORT);
-    runClaimBy(1, 30000, "w-1:6:", "w-1", &cr);
+    runClaimBy(1, 30000, "w-1:5:", "w-1", &cr);
     assert_true(cr.wait_ms > 0);
     cmd("HDEL %s pause_until pause_kind", KN(STATE));
-    cmd("HSET %s wake_at %lld", KN(STATE), redisNow() - 1);
-    runClaimBy(1, 30000, "w-1:3:", "w-1", &cr);              /* whole: looks early */
+    cmd("HSET %s max_spend_usd 1", KN(LIMITS));
+    cmd("HSET %s budget_cap 1", KN(STATE));
+    runClaimBy(1, 30000, "w-1:6:", "w-1", &cr);
+    assert_true(cr.wait_ms > 0);
+    cmd("HDEL %s budget_cap", KN(STATE));
+    cmd("HDEL %s max_spend_usd", KN(LIMITS));
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 3);
+    cmd("HSET %s wake_at %lld sonnet-4|look_at 0", KN(STATE), redisNow() - 1);
+    runClaimBy(1, 30000, "w-1:7:", "w-1", &cr);              /* whole: looks early */
     assert_int_equal(cr.n, 1);
     assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 2);
     claimPoll = 0;
     cmd("HSET %s wake_at %lld sonnet-4|look_at 0", KN(STATE), redisNow() + 60000);
-    runClaimBy(1, 30000, "w-1:4:", "w-1", &cr);              /* not a poll */
+    runClaimBy(1, 30000, "w-1:8:", "w-1", &cr);              /* not a poll */
     assert_int_equal(cr.n, 1);
     assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 1);
 }
@@ -3416,6 +3474,7 @@ int main(void) {
         cmocka_unit_test_setup(test_reap_intake, flush),
         cmocka_unit_test_setup(test_claim_leaves, flush),
         cmocka_unit_test_setup(test_reap_expired, flush),
+        cmocka_unit_test_setup(test_renew_reap_quiet, flush),
         cmocka_unit_test_setup(test_reap_held_after_gap, flush),
         cmocka_unit_test_setup(test_dead_letter_redis_time, flush),
         cmocka_unit_test_setup(test_settle_refuses_inexact_numbers, flush),

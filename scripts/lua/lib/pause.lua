@@ -60,6 +60,7 @@ local function pauseEnd(P, now)
             local z = {}
             for _, lid in ipairs(ids) do z[#z + 1] = now; z[#z + 1] = lid end
             rcall('ZADD', K.delayed, 'XX', unpack(z))
+            s.wake_at = '0'             -- (due now: no worker waits for them)
         end
     end
     P.until_ms, P.kind = 0, PAUSE.SHORT

@@ -72,7 +72,7 @@ typedef struct renewCall {
 static void onRenewed(rds *c, redisReply *r, void *priv) {
     renewCall *rc = priv;
     worker *w = rc->w;
-    long long sent = rc->t_sent, until = sent + w->cfg->lease_ms;
+    long long until = rc->t_sent + w->cfg->lease_ms;
     (void)c;
     free(rc);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -93,10 +93,6 @@ static void onRenewed(rds *c, redisReply *r, void *priv) {
     checkRewind(w, r->element[0]->integer);
     if (r->elements > 1 && r->element[1]->type == REDIS_REPLY_INTEGER)
         w->fleet_live = (int)r->element[1]->integer;
-    /* Nothing to reap before then (counted from when the renew went out,
-     * so never late by the round trip): the reaper skips its calls. */
-    if (r->elements > 2 && r->element[2]->type == REDIS_REPLY_INTEGER)
-        w->reap_quiet_until = sent + r->element[2]->integer;
     if (!w->seq_checked) {
         /* Checked: what waited for it goes now. */
         w->seq_checked = 1;
@@ -188,12 +184,6 @@ void onReapTimer(evutil_socket_t fd, short what, void *arg) {
     every = fleetSpreadMs(w, every);
     timerIn(w->reap_timer, every * 4 / 5 + random() % (every * 2 / 5));
     if (w->draining) return;
-    /* No lease or heartbeat expires before then, as the last renew
-     * saw (the fleet's renews every lease/3 keep it current; a dead
-     * worker's leases stop moving, so the reports point at them): 16
-     * paced workers reaped ~2 times a second, each ~120 us of Redis's CPU,
-     * finding nothing. */
-    if (monoMs() < w->reap_quiet_until) return;
     lfArgs a;
     argsInit(&a, 2, 2);
     argsNum(&a, REAP_BATCH);

@@ -149,7 +149,6 @@ typedef struct worker {
     struct batchLane *lane;         /* the Batch lane's driver (batch.c) */
     int reap_held;                  /* the last reap found reaping held (said once) */
     int fleet_live;                 /* live workers in the fleet, as the last renew saw */
-    long long reap_quiet_until;     /* monoMs: nothing to reap before, as the last renew saw */
     long long seq_seen;             /* highest fleet write counter seen (renew) */
     char rewind_why[300];           /* the rewind pause's reason ... */
     int rewind_unsaid;              /* ... not yet confirmed by Redis: sent

@@ -5,15 +5,11 @@
 -- ARGV[1] lease_ms   ARGV[2] worker name   ARGV[3] heartbeat ttl ms (in
 -- `workers`, and in `intakes` for its waker's intake: lib/claim.lua)
 -- ARGV[4..] lease ids held by the worker
--- Reply: {seq, live, quiet, the lease ids that are gone (reaped)...}: the
--- fleet's write counter (settle.lua; a worker that sees it go back knows
--- Redis lost acknowledged writes), the workers whose heartbeat lives (each
--- reaps less often in a larger fleet: worker/lease.c), the ms until a reap
--- could find anything (the earliest lease, or heartbeat in `workers` or
--- `intakes`, to expire, this call's renewals counted; 0 when one has; with
--- none, a lease period: what is added later expires no sooner, at one
--- lease_ms for the fleet), then the leases the worker must not expect to settle
--- (settle.lua refuses them anyway).
+-- Reply: {seq, live, the lease ids that are gone (reaped)...}: the fleet's
+-- write counter (settle.lua; a worker that sees it go back knows Redis lost
+-- acknowledged writes), the workers whose heartbeat lives (each reaps less
+-- often in a larger fleet: worker/lease.c), then the leases the worker
+-- must not expect to settle (settle.lua refuses them anyway).
 local now = nowMs()
 fleetTick(now, tonumber(ARGV[1]))
 rcall('ZADD', K.workers, now + tonumber(ARGV[3]), ARGV[2])
@@ -43,10 +39,4 @@ for k = 1, #z, 2 * CHUNK do
     rcall('ZADD', K.leases, unpack(part))
     rcall('ZADD', K.inflight, unpack(part))
 end
-local quiet = tonumber(ARGV[1])
-for _, key in ipairs({K.leases, K.intakes, K.workers}) do
-    local first = tonumber(rcall('ZRANGEBYSCORE', key, '-inf', '+inf', 'WITHSCORES', 'LIMIT', 0, 1)[2])
-    if first and first - now < quiet then quiet = math.max(0, first - now) end
-end
-table.insert(lost, 3, quiet)
 return lost

@@ -2011,34 +2011,6 @@ static void test_dead_letter_redis_time(void **state) {
     freeReplyObject(r);
 }
 
-/* A renew says how long no reap can find anything: until the earliest
- * lease (its own renewed ones counted as renewed) or intake heartbeat
- * expires; at once when one has; a lease period when nothing is there but
- * its own heartbeat. */
-static void test_renew_reap_quiet(void **state) {
-    (void)state;
-    long long now = redisNow();
-    const char *rargv[] = {"30000", "w", "30000", "w:1:1"};
-    redisReply *r = script("renew", 3, rargv);         /* nothing leased */
-    assert_int_equal(r->elements, 3);
-    assertNear(r->element[2]->integer, 30000, SLACK_MS, "only its heartbeat: a lease period");
-    freeReplyObject(r);
-    const char *ids[] = {"a", "b"};
-    craftClaim("w:1:", 1, ids, now + 1000);             /* its own: renewed below */
-    craftClaim("v:1:", 1, ids + 1, now + 5000);         /* another worker's */
-    r = script("renew", 4, rargv);
-    assertNear(r->element[2]->integer, 5000, SLACK_MS, "the other worker's lease");
-    freeReplyObject(r);
-    cmd("ZADD %s %lld quiet", KN(WORKERS), now + 2000); /* a worker with no lease */
-    r = script("renew", 4, rargv);
-    assertNear(r->element[2]->integer, 2000, SLACK_MS, "its heartbeat's end: a reap drops it");
-    freeReplyObject(r);
-    cmd("ZADD %s %lld gone", KN(INTAKES), now - 10);   /* a heartbeat that ended */
-    r = script("renew", 4, rargv);
-    assert_int_equal(r->element[2]->integer, 0);
-    freeReplyObject(r);
-}
-
 /* Redis did not run for 20 s (a stall, or its clock stepped): every lease
  * looks expired though its worker is alive. Reaping waits a lease period,
  * time for the workers to renew; a renew after the gap holds it too; the
@@ -2067,10 +2039,9 @@ static void test_reap_held_after_gap(void **state) {
     const char *rargv[] = {"30000", "w", "30000", "w:1:1"};
     cmd("ZADD %s %lld dead %lld other", KN(WORKERS), now - 1, now + 60000);
     r = script("renew", 4, rargv);
-    assert_int_equal(r->elements, 3);               /* nothing lost */
+    assert_int_equal(r->elements, 2);               /* nothing lost */
     assert_int_equal(r->element[0]->integer, 0);    /* the write counter */
     assert_int_equal(r->element[1]->integer, 2);    /* live heartbeats: w, other */
-    assert_int_equal(r->element[2]->integer, 0);    /* w:1:2 expired: reap now */
     freeReplyObject(r);
     assert_true(zscore(KN(LEASES), "w:1:1") >= now + 30000);
 
@@ -3474,7 +3445,6 @@ int main(void) {
         cmocka_unit_test_setup(test_reap_intake, flush),
         cmocka_unit_test_setup(test_claim_leaves, flush),
         cmocka_unit_test_setup(test_reap_expired, flush),
-        cmocka_unit_test_setup(test_renew_reap_quiet, flush),
         cmocka_unit_test_setup(test_reap_held_after_gap, flush),
         cmocka_unit_test_setup(test_dead_letter_redis_time, flush),
         cmocka_unit_test_setup(test_settle_refuses_inexact_numbers, flush),

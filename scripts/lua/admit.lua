@@ -110,6 +110,7 @@ local seen = {}                             -- id -> its first lease in this bat
 local zin, hres, dropped, liveSet = {}, {}, {}, {}
 local follow, led = {}, {}                  -- HSET pairs for `follow`; leaders taken here
 local parkZ, parkH, parkN = {}, {}, {}
+local w = Writer.new()                      -- the state's fields, written at the end
 -- The job's needs in class k (arguments from a).
 local function needs(k, a)
     return P.needs(k, tonumber(ARGV[a + AJ.INPUT]), tonumber(ARGV[a + AJ.MAX_TOKENS]),
@@ -126,11 +127,7 @@ local function classWait(n, k, wait, need, why)
     local job = leaseJob(lids[n])
     if not job then return ADMIT.LOST, 0 end
     local id = parkedId(k.c, due - k.slip, lids[n])          -- (its place in the line)
-    -- Due before the time a worker waits for (`wake_at`): that time is
-    -- dropped, so the next claim, an idle worker's poll too, looks at the
-    -- lines and tells one worker this earlier time (an idle poll trusts
-    -- wake_at: claim.lua's pollQuiet).
-    if due < (tonumber(st.wake_at) or 0) then st.wake_at = '0' end
+    Writer.dueAt(w.set, st, due)
     parkZ[#parkZ + 1] = '0'
     parkZ[#parkZ + 1] = id
     parkH[#parkH + 1] = id
@@ -388,10 +385,10 @@ local function decide(n, a)
     if not k.observed and k.inflight + k.n > 0 then
         -- Cold start: until an answer brings the class's rate-limit
         -- headers, its buckets are unknown; one request goes first.
-        local w = tonumber(st.ewma_ms) or 100
-        if w < 20 then w = 20 elseif w > 1000 then w = 1000 end
+        local ms = tonumber(st.ewma_ms) or 100
+        if ms < 20 then ms = 20 elseif ms > 1000 then ms = 1000 end
         reason = k.c .. ': cold start, waiting for the first answer and its rate-limit headers'
-        return ADMIT.WAIT, math.ceil(w)
+        return ADMIT.WAIT, math.ceil(ms)
     end
     -- A follower takes over its leader's in-flight unit: the leader must be
     -- in flight (admitted, its lease alive) and followed by no other job.
@@ -489,10 +486,8 @@ if #parkZ > 0 then
     bulk('HSET', K.parkedneed, parkN)
 end
 -- The state's counters and fields in one HSET (util.lua's writer).
-local w = Writer.new()
 w:add('reserved', reserved - (tonumber(st.reserved) or 0))
 P.saveTails(w.set)
-if st.wake_at == '0' then w.set.wake_at = '0' end
 for c, k in pairs(C) do
     if k.n > 0 then
         w:add(cf(c, 'r_cum'), k.add.r)

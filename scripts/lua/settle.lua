@@ -371,9 +371,7 @@ local function retryOrGiveUp(n, job)
     local d = retryDelay(l, att, num(ARGV[r.a + ATT.RAND]), num(ARGV[r.a + ATT.RETRY_AFTER_MS]))
     zDelayed[#zDelayed + 1] = string.format('%d', now + d)
     zDelayed[#zDelayed + 1] = r.lid
-    -- (due before the time a worker waits for: dropped, as admission does
-    -- for a job it parks sooner)
-    if now + d < (tonumber(st.wake_at) or 0) then set.wake_at = '0' end
+    Writer.dueAt(set, st, now + d)
     hDelayed[#hDelayed + 1] = r.lid
     hDelayed[#hDelayed + 1] = job
     rcall('HINCRBY', K.attempts, r.id, 1)

@@ -89,6 +89,13 @@ function Writer:flush(st)
     if #kv > 0 then bulk('HSET', K.state, kv) end
     self.adds, self.set = {}, {}
 end
+-- Something comes due at t (a job parked, a retry): sooner than the time
+-- a worker was told to claim at (`wake_at`), that time is dropped, so the
+-- next claim, an idle worker's poll too (claim.lua's pollQuiet trusts
+-- wake_at), looks and tells one worker the sooner time. set: a Writer's.
+function Writer.dueAt(set, st, t)
+    if t < (tonumber(st.wake_at) or 0) then set.wake_at = '0' end
+end
 function Writer.incrAll(key, d)
     local f, n = {}, {}
     for k, v in pairs(d) do

@@ -32,8 +32,12 @@
 # secs429 (seconds of the window with a 429: time at the hard floor),
 # hard_floor_hits, est_err_pct (the input estimate's error after warm-up,
 # per the fleet's status), and per workload: alone_s / mixed_s (Haiku's
-# finish time alone and in the mix), free_s / roomy_s (images).
-# Env: WL_SECONDS (45: steady seconds a paced run lasts), WL_SKIP (5),
+# finish time alone and in the mix), free_s / roomy_s (images; refill_s:
+# the roomy bucket's refill of what the API counted, which max_burst
+# never outruns).
+# Env: WL_ENFORCE_MS (the fake API also enforces each per-minute limit
+# over that many ms, the docs' shorter intervals: --enforce-ms),
+# WL_SECONDS (45: steady seconds a paced run lasts), WL_SKIP (5),
 # WL_TAIL (3), WL_TRACE=1 samples the fleet's
 # estimates of class WL_TRACE_CLASS (sonnet-4, from `llmfleet status`)
 # beside the fake API's exact levels into $T/trace.jsonl (tests/tools/pacetrace.py; its
@@ -133,6 +137,8 @@ wl_params() {
               WL_N=$(( 60000 * (60 + s) / 60 / 105 )) ;;
     *) echo "workloads: unknown workload $1" >&2; return 1 ;;
     esac
+    [ -n "${WL_ENFORCE_MS:-}" ] && WL_FAKE+=(--enforce-ms "$WL_ENFORCE_MS")
+    return 0
 }
 
 # wl_metrics STATS_JSON: the steady-window figures of column WL_COL. The
@@ -278,7 +284,9 @@ wl_case() {
         [ "$dup" -eq 0 ] || unique=$(( unique - dup * 1000000 ))
         case $wl in
         mixed)  extra=$(jq -c --argjson m "$(wl_finish_s haiku- "$WL_T0")" '. + {mixed_s: $m}' <<<"$extra") ;;
-        images) extra=$(jq -c --argjson m "$(wl_finish_s images- "$WL_T0")" '. + {roomy_s: $m}' <<<"$extra") ;;
+        images) extra=$(jq -c --argjson m "$(wl_finish_s images- "$WL_T0")" \
+                        --argjson t "$(fake_stats | jq .itpm_input_tokens)" \
+                        '. + {roomy_s: $m, refill_s: ($t * 60 / 200000)}' <<<"$extra") ;;
         esac
     else
         wl_naive "$T/jobs.jsonl" || return 1

@@ -487,7 +487,7 @@ if #parkZ > 0 then
 end
 -- The state's counters and fields in one HSET (util.lua's writer).
 w:add('reserved', reserved - (tonumber(st.reserved) or 0))
-P.saveTails(w.set)
+P.saveTails(w.set, true)
 for c, k in pairs(C) do
     if k.n > 0 then
         w:add(cf(c, 'r_cum'), k.add.r)

@@ -270,7 +270,18 @@ local function observe(o, n, r)
     end
     local cumA = {r = r.cum.r, i = r.cum.i, o = rule == 'actual' and r.o_done or r.cum.o}
     local unc = r.unc and {r = r.unc.r, i = r.unc.i, o = rule == 'actual' and r.unc.od or r.unc.o}
-    local seen = bucketObserve(obs, r.t, cumA, curOf(k), k.s, now, rule, unc)
+    -- A bucket's first reading: the cold start's request went out with no
+    -- burst counted (no limit known), so its use starts the class's burst
+    -- (lib/pace.lua; requests and input, at most the burst).
+    local cur = curOf(k)
+    local burst = (tonumber(l.max_burst) or 0) * 0.9
+    for b, v in pairs(obs) do
+        if b ~= 'o' and burst > 0 and not cur(b .. '_lim') and not cur(b .. '_tat') and v[1] > 0 then
+            local use = math.min((b == 'r' and 1 or r.i) * REFILL_MS / v[1], burst)
+            k.s[b .. '_tat'] = istr(math.ceil(r.t + use))
+        end
+    end
+    local seen = bucketObserve(obs, r.t, cumA, cur, k.s, now, rule, unc)
     k.s.obs_t = r.t
     local hits = bucketHardFloor(seen, l, k.P, now)
     if hits > 0 then stat('hard_floor_hits', hits) end

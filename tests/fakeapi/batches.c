@@ -649,7 +649,7 @@ static int rateOk(struct evhttp_request *req) {
                    (long long)ceil(wait));
         return -1;
     }
-    batchRate.level -= 1;
+    fakeBucketCharge(&batchRate, 1);
     return 0;
 }
 

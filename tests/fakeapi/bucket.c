@@ -6,7 +6,13 @@
  * level is kept as a double so small refills are not lost; it may go
  * negative when output tokens are charged after the fact. Admission
  * decisions are made in messages.c; this file only does the arithmetic and
- * the headers. */
+ * the headers.
+ *
+ * --enforce-ms N plays the docs' "a per-minute limit may be enforced over
+ * shorter intervals (60 RPM as 1 per second)": each bucket also holds
+ * `burst`, at most limit * N / 60000 units, refilled at the same rate and
+ * charged alike; a request must fit both. The headers still describe the
+ * minute's bucket (what a client sees says nothing of the short one). */
 #include "fakeapi.h"
 
 #include <math.h>
@@ -21,29 +27,66 @@ static double bucketRate(const fakeBucket *b) {
     return b->limit / 60.0;
 }
 
+/* Capacity of the short interval's bucket (--enforce-ms), 0 when off. */
+static double burstCap(const fakeBucket *b) {
+    double ms = fake.cfg.enforceMs;
+    return ms > 0 && ms < 60000 ? b->limit * ms / 60000.0 : 0;
+}
+
 /* Set the capacity. A bucket that was unlimited starts full; otherwise the
  * level is kept, clamped to the new capacity. */
 void fakeBucketSetLimit(fakeBucket *b, long long limit, double now) {
     int wasUnlimited = b->limit <= 0;
     b->limit = limit > 0 ? (double)limit : 0;
     if (wasUnlimited || b->level > b->limit) b->level = b->limit;
+    if (wasUnlimited || b->burst > burstCap(b)) b->burst = burstCap(b);
     b->last = now;
+}
+
+void fakeBucketFill(fakeBucket *b) {
+    b->level = b->limit;
+    b->burst = burstCap(b);
+}
+
+void fakeBucketCharge(fakeBucket *b, double n) {
+    if (b->limit <= 0) return;
+    b->level -= n;
+    if (b->level > b->limit) b->level = b->limit;
+    double cap = burstCap(b);
+    if (cap > 0) {
+        b->burst -= n;
+        if (b->burst > cap) b->burst = cap;
+    }
 }
 
 void fakeBucketRefill(fakeBucket *b, double now) {
     if (b->limit <= 0) return;
     if (now > b->last) {
-        b->level += (now - b->last) * bucketRate(b);
+        double add = (now - b->last) * bucketRate(b), cap = burstCap(b);
+        b->level += add;
         if (b->level > b->limit) b->level = b->limit;
+        if (cap > 0) {
+            b->burst += add;
+            if (b->burst > cap) b->burst = cap;
+        }
     }
     b->last = now;
 }
 
+/* Seconds until level reaches need (clamped to cap) at b's rate. */
+static double waitFor(const fakeBucket *b, double level, double cap, double need) {
+    if (need > cap) need = cap;
+    return level >= need ? 0 : (need - level) / bucketRate(b);
+}
+
 double fakeBucketWait(const fakeBucket *b, double need) {
     if (b->limit <= 0) return 0;
-    if (need > b->limit) need = b->limit;
-    if (b->level >= need) return 0;
-    return (need - b->level) / bucketRate(b);
+    double w = waitFor(b, b->level, b->limit, need), cap = burstCap(b);
+    if (cap > 0) {
+        double ws = waitFor(b, b->burst, cap, need);
+        if (ws > w) w = ws;
+    }
+    return w;
 }
 
 double fakeBucketFullIn(const fakeBucket *b) {

@@ -120,9 +120,9 @@ void fakeClassFill(double now) {
         fakeBucketSetLimit(&c->requests, c->rpm, now);
         fakeBucketSetLimit(&c->input, c->itpm, now);
         fakeBucketSetLimit(&c->output, c->otpm, now);
-        c->requests.level = c->requests.limit;
-        c->input.level = c->input.limit;
-        c->output.level = c->output.limit;
+        fakeBucketFill(&c->requests);
+        fakeBucketFill(&c->input);
+        fakeBucketFill(&c->output);
     }
 }
 

@@ -212,6 +212,7 @@ static const struct {
     {"spend-limit-after", OPT_COUNT, offsetof(fakeConfig, spendLimitAfter), NULL},
     {"max-output-tokens", OPT_COUNT, offsetof(fakeConfig, maxOutputTokens), NULL},
     {"headers-at", OPT_CHOICE, offsetof(fakeConfig, headersAtAdmit), fakeHeadersAt},
+    {"enforce-ms", OPT_MS, offsetof(fakeConfig, enforceMs), NULL},
     {"class-limits", OPT_CLASS, 0, NULL},
     {"tokenizer", OPT_CHOICE, offsetof(fakeConfig, tokRealistic), fakeTokenizers},
     {"caching", OPT_FLAG, offsetof(fakeConfig, caching), NULL},
@@ -240,6 +241,10 @@ static void fakeUsage(FILE *f) {
         "  --leak-key                a careless gateway: quote the refused key in\n"
         "                            401 messages, the request's key in 200 texts\n"
         "  --rpm N --itpm N --otpm N per-minute limits (0 = unlimited)\n"
+        "  --enforce-ms N            the per-minute limits also enforced over N\n"
+        "                            ms (the docs: 60 RPM as 1 per second):\n"
+        "                            a bucket of limit*N/60000 beside each, the\n"
+        "                            headers describing the minute's only\n"
         "  --otpm-mode reserve|actual  charge max_tokens up front or\n"
         "                            produced tokens at the end (actual)\n"
         "  --latency-ms N --per-token-ms F --jitter-ms N   simulated latency\n"

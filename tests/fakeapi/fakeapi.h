@@ -82,6 +82,8 @@ typedef struct fakeConfig {
     long long spendLimitAfter;  /* successes before the spend limit, 0=off */
     long long maxOutputTokens;  /* cap on generated tokens, 0 = none */
     int headersAtAdmit;         /* 1: rate-limit headers stamped at admission */
+    double enforceMs;           /* a minute's limits also enforced over this
+                                 * many ms (0 = the minute only) */
     int tokRealistic;           /* 1: --tokenizer realistic, 2: code, 0: chars / 4 */
     int caching;                /* 1: honour cache_control (prompt caching) */
     int leakKey;            /* quote the key: in 401 messages and 200 texts */
@@ -105,9 +107,14 @@ typedef struct fakeBucket {
     double limit;               /* capacity = per-minute limit, 0 = none */
     double level;               /* available now (after the last refill) */
     double last;                /* monotonic time of the last refill */
+    double burst;               /* --enforce-ms: the short interval's level */
 } fakeBucket;
 
 void fakeBucketSetLimit(fakeBucket *b, long long limit, double now);
+/* Full again (a /_reset). */
+void fakeBucketFill(fakeBucket *b);
+/* Take n units (n < 0 gives them back, up to the capacities). */
+void fakeBucketCharge(fakeBucket *b, double n);
 void fakeBucketRefill(fakeBucket *b, double now);
 /* Seconds until the bucket holds `need` (need is clamped to the limit, so
  * a request larger than the bucket fits when it is full). 0 = fits now. */

@@ -335,10 +335,9 @@ static void msgCharge(fakeReq *r, double now) {
     fakeBucketSet bs;
 
     fakeClassBuckets(r->cls, &bs);
-    if (bs.requests->limit > 0) bs.requests->level -= 1;
-    if (bs.input->limit > 0) bs.input->level -= (double)fakeReqItpm(r);
-    if (bs.output->limit > 0 && fake.cfg.otpmReserve)
-        bs.output->level -= (double)r->maxTokens;
+    fakeBucketCharge(bs.requests, 1);
+    fakeBucketCharge(bs.input, (double)fakeReqItpm(r));
+    if (fake.cfg.otpmReserve) fakeBucketCharge(bs.output, (double)r->maxTokens);
     fake.successes++;
     fake.orgServed += r->inputTokens + r->outputTokens;
     if (fake.cfg.orgCapTokens > 0 && fake.orgCapUntil == 0 &&
@@ -357,13 +356,10 @@ static void msgAccount(const fakeReq *r) {
     fakeClassBuckets(r->cls, &bs);
     out = bs.output;
     msgRefill(r->cls, fakeNow());
-    if (out->limit > 0) {
-        if (fake.cfg.otpmReserve)
-            out->level += (double)(r->maxTokens - r->outputTokens);
-        else
-            out->level -= (double)r->outputTokens;
-        if (out->level > out->limit) out->level = out->limit;
-    }
+    if (fake.cfg.otpmReserve)
+        fakeBucketCharge(out, -(double)(r->maxTokens - r->outputTokens));
+    else
+        fakeBucketCharge(out, (double)r->outputTokens);
     fakeStatsServed(r);
 }
 
@@ -440,8 +436,7 @@ void fakeMsgAbandon(fakeReq *r) {
     fakeClassBuckets(r->cls, &bs);
     if (fake.cfg.otpmReserve && bs.output->limit > 0) {
         fakeBucketRefill(bs.output, fakeNow());
-        bs.output->level += (double)r->maxTokens;
-        if (bs.output->level > bs.output->limit) bs.output->level = bs.output->limit;
+        fakeBucketCharge(bs.output, -(double)r->maxTokens);
     }
 }
 

@@ -256,9 +256,9 @@ void fakeResetHandle(struct evhttp_request *req, void *arg) {
         return;
     }
     fakeStatsReset();
-    fake.requests.level = fake.requests.limit;
-    fake.input.level = fake.input.limit;
-    fake.output.level = fake.output.limit;
+    fakeBucketFill(&fake.requests);
+    fakeBucketFill(&fake.input);
+    fakeBucketFill(&fake.output);
     fake.requests.last = fake.input.last = fake.output.last = now;
     fakeClassFill(now);
     fakeClassStatsReset();

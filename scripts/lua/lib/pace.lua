@@ -17,6 +17,23 @@ local PARK_HORIZON_MS = 2000
 -- RPM as 1 per second), and a step's jobs go out together; 16 jobs (was
 -- 8: 800 ms at 600 RPM, 1 s now) when the refill is faster.
 local LINE_STEP = {jobs = 16, min = 250, max = 1000}
+-- A class's burst (max_burst, ms): however full its buckets, what its
+-- requests use goes out at their refill rate, at most max_burst's refill
+-- at once: the docs allow a limit per minute to be enforced over shorter
+-- intervals (60 RPM as 1 per second), a bucket the headers do not show.
+-- Per bucket b, GCRA: CLASS|b_tat (ms) is when the refill has caught up
+-- with what admission sent; a job goes when b_tat, moved by its use, is
+-- at most 0.9 x max_burst ahead of now (a tenth kept for the spread of
+-- the requests' arrivals; a job bigger than that counts as that, and goes
+-- when b_tat has come). Requests and input only, charged as a request
+-- goes: output is charged at the answer under the 2026 rule, by a length
+-- no client knows (answers averaging 150 tokens overdraw a per-second
+-- bucket of 300 by their spread, whatever is sent), and held at
+-- max_tokens for a latency under the 2025 rule. A line's step
+-- is then at most that less 100 ms (800 ms by default): a step's claim or
+-- admission up to 100 ms late loses no refill (with steps as long as the
+-- burst, each step's lateness was refill lost for good: the buckets stay
+-- full while the burst binds).
 
 -- A parked job's member of `parked` (score 0): CLASS|PLACE|LEASE, PLACE
 -- its place in its class's line (ms, zero-padded: the members sort by
@@ -34,6 +51,7 @@ end
 local function pacer(st, l, now)
     local rule = l.output_rule
     local pct = string.match(l.soft_token_floor, '%%$') ~= nil
+    local burst = (tonumber(l.max_burst) or 0) * 0.9
     local classCeil = parseMap(l.class_max_in_flight)
     local nowS = string.format('%d', now)
     -- A wait of the fleet's latency spread over n, within [10, 1000] ms.
@@ -60,7 +78,8 @@ local function pacer(st, l, now)
              eo = tonumber(get('ewma_out')),
              ei = tonumber(get('ewma_in')),
              ceiling = tonumber(classCeil[c]), tail = tonumber(get('park_tail')) or 0,
-             slip = tonumber(get('park_slip')) or 0, lookAt = tonumber(get('look_at')) or 0}
+             slip = tonumber(get('park_slip')) or 0, lookAt = tonumber(get('look_at')) or 0,
+             tat = {}, tat0 = {}}
         k.tail0, k.slip0, k.lookAt0 = k.tail, k.slip, k.lookAt
         -- Under output_rule=reserve the API holds max_tokens of every request
         -- in flight and gives back the unproduced part at its answer: what the
@@ -80,6 +99,8 @@ local function pacer(st, l, now)
             k.soft[b] = 0
             if k.est[b] and (b ~= 'r' or pct) then k.soft[b] = floorOf(l.soft_token_floor, k.lim[b]) end
             k.cum[b] = tonumber(get(b .. '_cum')) or 0
+            k.tat[b] = tonumber(get(b .. '_tat')) or 0
+            k.tat0[b] = k.tat[b]
         end
         if l.ceiling == 'auto' then
             -- Little's law: the rate the class's limits allow x latency.
@@ -166,7 +187,10 @@ local function pacer(st, l, now)
                 end
             end
             t = LINE_STEP.jobs * t
-            if t < LINE_STEP.min then t = LINE_STEP.min elseif t > LINE_STEP.max then t = LINE_STEP.max end
+            local max = LINE_STEP.max
+            if burst > 0 and burst - 100 < max then max = math.max(burst - 100, burst / 2) end
+            if t > max then t = max end
+            if t < LINE_STEP.min and LINE_STEP.min <= max then t = LINE_STEP.min end
             k.step = math.ceil(t)
         end
         return k.step
@@ -184,13 +208,32 @@ local function pacer(st, l, now)
         return due
     end
 
+    -- Bucket b's use by a job of needs need for its burst (above), in ms
+    -- of class k's refill, at most the burst; 0 for output.
+    local function burstUse(k, b, need)
+        if b == 'o' then return 0 end
+        return math.min(need[b] / (k.lim[b] / REFILL_MS), burst)
+    end
+    -- How long until class k's bucket b may send a job of needs need
+    -- within its burst (0: now).
+    local function burstWait(k, b, need)
+        if burst <= 0 or b == 'o' then return 0 end
+        local t = math.max(k.tat[b], now) + burstUse(k, b, need)
+        return t - now > burst and t - now - burst or 0
+    end
+
     -- How long class k's buckets need to hold need over the soft floor (0:
     -- they do now), which bucket says so, and whether the wait is for the
     -- holds in flight to come back (soon: the job waits in its slot, not
-    -- behind the class's parked jobs).
+    -- behind the class's parked jobs); or, when they do, for the burst.
     local function paceWait(k, need)
         local wait, why, soon = 0, nil, false
         for _, b in ipairs(BUCKETS) do
+            local wb = k.est[b] and burstWait(k, b, need) or 0
+            if wb > wait then
+                wait, soon = wb, false
+                why = k.c .. ': pacing, ' .. BUCKET_NAME[b] .. ' bucket at its burst (max_burst)'
+            end
             if k.est[b] then
                 local w = bucketWait(k.est[b], k.lim[b], need[b], k.soft[b])
                 if w > 0 and k.inflight + k.n > 0 then
@@ -234,19 +277,28 @@ local function pacer(st, l, now)
     -- the line by the refill's seconds).
     local function take(k, need, follower)
         for _, b in ipairs(BUCKETS) do
-            if k.est[b] then k.est[b] = k.est[b] - need[b] end
+            if k.est[b] then
+                k.est[b] = k.est[b] - need[b]
+                if burst > 0 then k.tat[b] = math.max(k.tat[b], now) + burstUse(k, b, need) end
+            end
         end
         if follower then return end
         if rule ~= 'actual' then k.back = k.back + giveBack(k, need.o, 1) end
         k.n = k.n + 1
     end
     -- The classes' tails, slips and early looks this call moved, into
-    -- set (a state Writer's fields: util.lua).
-    local function saveTails(set)
+    -- set (a state Writer's fields: util.lua); and, sent (admission: the
+    -- claim's look only judges), their bursts.
+    local function saveTails(set, sent)
         for c, k in pairs(C) do
             if k.tail ~= k.tail0 then set[cf(c, 'park_tail')] = istr(k.tail) end
             if k.slip ~= k.slip0 then set[cf(c, 'park_slip')] = istr(k.slip) end
             if k.lookAt ~= k.lookAt0 then set[cf(c, 'look_at')] = istr(k.lookAt) end
+            if sent then
+                for _, b in ipairs(BUCKETS) do
+                    if k.tat[b] ~= k.tat0[b] then set[cf(c, b .. '_tat')] = istr(math.ceil(k.tat[b])) end
+                end
+            end
         end
     end
     return {C = C, newClasses = newClasses, saveTails = saveTails, shortWait = shortWait,

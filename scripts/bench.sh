@@ -357,11 +357,14 @@ PACED_ROUNDS=${BENCH_PACED_ROUNDS:-2}
 PACED_FLEETS=${BENCH_PACED_FLEETS:-2 16}
 NP=$(( PACED_RPM + PACED_EXTRA ))
 echo "# 6. Redis CPU per job while paced: fake API at $PACED_RPM RPM (300 ms), $NP jobs, fleets of $PACED_FLEETS workers x 32 slots"
-# The bucket starts full: the first $PACED_RPM jobs (and what refills
-# meanwhile) go at once, at max_in_flight. The figure is Redis's CPU from
-# the end of that burst (a second with results at most 1.5 x the refill
-# rate) to the last result, divided by the jobs settled meanwhile: every
-# one of them waited for the refill (about $(( PACED_RPM / 60 )) jobs/s).
+# The bucket starts full: with max_burst=0 the first $PACED_RPM jobs (and
+# what refills meanwhile) go at once, at max_in_flight; by default
+# (max_burst 1 s) no more than a second's refill goes at once, and the
+# first $PACED_RPM + 50 results come at the refill rate. The figure is
+# Redis's CPU from the end of that phase (a second with results at most
+# 1.5 x the refill rate) to the last result, divided by the jobs settled
+# meanwhile: every one of them waited for the refill (about
+# $(( PACED_RPM / 60 )) jobs/s).
 kill -9 "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null
 start_fakeapi --latency-ms 300 --rpm "$PACED_RPM" --quiet || exit 1
 LLMFLEET_ACL=0 start_redis >/dev/null || exit 1

@@ -272,9 +272,12 @@ local function observe(o, n, r)
     local unc = r.unc and {r = r.unc.r, i = r.unc.i, o = rule == 'actual' and r.unc.od or r.unc.o}
     -- A bucket's first reading: the cold start's request went out with no
     -- burst counted (no limit known), so its use starts the class's burst
-    -- (lib/pace.lua; requests and input, at most the burst).
+    -- (lib/pace.lua; requests and input), up to max_burst: a first request
+    -- bigger than that (an 8k-token cache write at 40k a minute) leaves the
+    -- readings apart (the minute's bucket has room; a per-second one has
+    -- none for 11 s), and the plain one is taken: a 429 then says how long.
     local cur = curOf(k)
-    local burst = (tonumber(l.max_burst) or 0) * 0.9
+    local burst = tonumber(l.max_burst) or 0
     for b, v in pairs(obs) do
         if b ~= 'o' and burst > 0 and not cur(b .. '_lim') and not cur(b .. '_tat') and v[1] > 0 then
             local use = math.min((b == 'r' and 1 or r.i) * REFILL_MS / v[1], burst)

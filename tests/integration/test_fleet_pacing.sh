@@ -1,6 +1,7 @@
 # Guarantee 3, pacing: an input-token bucket with a backlog of 2.5x its
-# per-minute quota (the first minute's full bucket goes at once, then about
-# 90 s paced by the refill). In steady state the fleet uses >= 95 % of the
+# per-minute quota (paced by the refill from the start: max_burst sends no
+# more than a second's refill at once, so the full bucket is not spent;
+# ~150 s). In steady state the fleet uses >= 95 % of the
 # refill rate and draws <= 0.5 % 429s. (4x, 3 minutes, until the CI neared
 # its 45 minutes: test_workloads paces seventeen cases to >= 97 % besides;
 # the sanitizer run, LLMFLEET_SHORT=1, ran 2.5x before too.)

@@ -2694,8 +2694,10 @@ static void settleObs(const char *lid, const char *id, long long lim, long long 
  * the burst's time (r_tat) ~900 ms ahead; with max_burst 0 all 12 go. A
  * bucket's first reading seeds the burst with the cold start's request,
  * which went with no limit known (settle.lua): 100 input tokens at 60,000
- * a minute hold it 100 ms, and a next job of 850 waits ~50 ms; a request
- * of over the burst counts as the burst (12,000: 900 ms). */
+ * a minute hold it 100 ms, and a next job of 850 waits ~50 ms; a first
+ * request of over max_burst seeds it with max_burst (12,000: 1 s). A job
+ * of over the burst goes when it has caught up and counts in full
+ * (30,000: 30 s); 60 requests a minute go 1.1 s apart. */
 static void test_pace_burst(void **state) {
     (void)state;
     const char *ids[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
@@ -2733,15 +2735,25 @@ static void test_pace_burst(void **state) {
         assert_int_equal(hgetN(KN(STATE), SF("i_tat")), -1);
         settleObs("w:2:1", "a", 60000, 48000, 12000);
         long long tat = hgetN(KN(STATE), SF("i_tat"));
-        assertNear(tat, now + (big ? 900 : 100), 100, "seeded by the cold start");
+        assertNear(tat, now + (big ? 1000 : 100), 100, "seeded by the cold start");
         if (big) continue;
         assert_admit(admit1(0, "w:2:2", "b", 850, 10, 1, &v, NULL), ADMIT_WAIT);
         assert_true(v > 0 && v <= 50);
         /* ... and a job over the burst counts as the burst. */
         cmd("HSET %s sonnet-4|i_tat 0", KN(STATE));
         assert_admit(admit1(0, "w:2:3", "c", 30000, 10, 1, &v, NULL), ADMIT_GO);
-        assertNear(hgetN(KN(STATE), SF("i_tat")), redisNow() + 900, 100, "a job over the burst");
+        assertNear(hgetN(KN(STATE), SF("i_tat")), redisNow() + 30000, 100, "a job over the burst");
     }
+    /* 60 a minute, the bucket full: one goes, the next parks ~1.1 s (a
+     * request is all of a per-second bucket: the tenth kept). */
+    cmd("FLUSHALL");
+    long long now = redisNow();
+    craftClaim("w:3:", 2, ids, now + 60000);
+    cmd("HSET %s sonnet-4|r_lim 60 sonnet-4|r_rem 60 sonnet-4|r_at %lld "
+        "sonnet-4|observed 1 classes sonnet-4", KN(STATE), now);
+    assert_admit(admit1(0, "w:3:1", "a", 10, 10, 1, &v, NULL), ADMIT_GO);
+    assert_admit(admit1(0, "w:3:2", "b", 10, 10, 1, &v, NULL), ADMIT_PARKED);
+    assertNear(v, 1100, 100, "60 a minute: 1.1 s apart");
 }
 
 /* A follower's reading is uncertain by what was charged while it waited

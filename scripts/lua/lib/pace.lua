@@ -24,8 +24,11 @@ local LINE_STEP = {jobs = 16, min = 250, max = 1000}
 -- Per bucket b, GCRA: CLASS|b_tat (ms) is when the refill has caught up
 -- with what admission sent; a job goes when b_tat, moved by its use, is
 -- at most 0.9 x max_burst ahead of now (a tenth kept for the spread of
--- the requests' arrivals; a job bigger than that counts as that, and goes
--- when b_tat has come). Requests and input only, charged as a request
+-- the requests' arrivals; a job bigger than that goes when b_tat is that
+-- tenth, or the part of it the job leaves, behind now, and moves it by
+-- all its use: counted as the burst, 60 requests a minute went 0.9 s apart
+-- against a bucket of one a second). Requests and
+-- input only, charged as a request
 -- goes: output is charged at the answer under the 2026 rule, by a length
 -- no client knows (answers averaging 150 tokens overdraw a per-second
 -- bucket of 300 by their spread, whatever is sent), and held at
@@ -208,17 +211,22 @@ local function pacer(st, l, now)
         return due
     end
 
-    -- Bucket b's use by a job of needs need for its burst (above), in ms
-    -- of class k's refill, at most the burst; 0 for output.
+    -- Bucket b's use by a job of needs need for its burst (above): ms of
+    -- class k's refill; 0 for output.
     local function burstUse(k, b, need)
         if b == 'o' then return 0 end
-        return math.min(need[b] / (k.lim[b] / REFILL_MS), burst)
+        return need[b] / (k.lim[b] / REFILL_MS)
     end
     -- How long until class k's bucket b may send a job of needs need
-    -- within its burst (0: now).
+    -- within its burst (0: now). A job of more than the burst goes once
+    -- the refill has caught up (b_tat) by the rest of it too, up to
+    -- max_burst (the API's bucket full, less the tenth kept), and moves
+    -- b_tat by all of it: at 60 requests a minute, one every 1.1 s (a
+    -- second apart, one arrival in 30 came early enough to draw a 429
+    -- from a bucket of one a second).
     local function burstWait(k, b, need)
         if burst <= 0 or b == 'o' then return 0 end
-        local t = math.max(k.tat[b], now) + burstUse(k, b, need)
+        local t = k.tat[b] + math.min(burstUse(k, b, need), burst / 0.9)
         return t - now > burst and t - now - burst or 0
     end
 

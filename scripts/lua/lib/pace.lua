@@ -27,12 +27,11 @@ local LINE_STEP = {jobs = 16, min = 250, max = 1000}
 -- the requests' arrivals; a job bigger than that goes when b_tat is that
 -- tenth, or the part of it the job leaves, behind now, and moves it by
 -- all its use: counted as the burst, 60 requests a minute went 0.9 s apart
--- against a bucket of one a second). Requests and
--- input only, charged as a request
--- goes: output is charged at the answer under the 2026 rule, by a length
--- no client knows (answers averaging 150 tokens overdraw a per-second
--- bucket of 300 by their spread, whatever is sent), and held at
--- max_tokens for a latency under the 2025 rule. A line's step
+-- against a bucket of one a second). Requests and input only, charged
+-- as a request goes: output is charged at the answer under the 2026
+-- rule, by a length no client knows (answers averaging 150 tokens
+-- overdraw a per-second bucket of 300 by their spread, whatever is sent),
+-- and held at max_tokens for a latency under the 2025 rule. A line's step
 -- is then at most that less 100 ms (800 ms by default): a step's claim or
 -- admission up to 100 ms late loses no refill (with steps as long as the
 -- burst, each step's lateness was refill lost for good: the buckets stay

@@ -25,7 +25,7 @@
 # whatever the client sends; nor the cached one: its first request, an
 # 8k-token cache write, holds a per-second input bucket of 667 for 11 s,
 # which no client can use.) The cases run three at a time.
-# A slow suite (~8 min): it runs once, in the release run; the sanitizer
+# A slow suite (~7 min here, 20 cases): it runs once, in the release run; the sanitizer
 # run (LLMFLEET_SHORT=1) skips it (the estimator's C paths run sanitized in
 # test_estimate and test_spend_kinds). WL_SECONDS shortens the steady state.
 . "$(dirname "$0")/lib.sh"

@@ -280,8 +280,7 @@ local function observe(o, n, r)
     local burst = tonumber(l.max_burst) or 0
     for b, v in pairs(obs) do
         if b ~= 'o' and burst > 0 and not cur(b .. '_lim') and not cur(b .. '_tat') and v[1] > 0 then
-            local use = math.min((b == 'r' and 1 or r.i) * REFILL_MS / v[1], burst)
-            k.s[b .. '_tat'] = istr(math.ceil(r.t + use))
+            k.s[b .. '_tat'] = istr(math.ceil(r.t + math.min(burstUse(b, b == 'r' and 1 or r.i, v[1]), burst)))
         end
     end
     local seen = bucketObserve(obs, r.t, cumA, cur, k.s, now, rule, unc)
@@ -302,7 +301,7 @@ local function pause429(k)
     local w = k.r429
     local cur = curOf(k)
     for _, b in ipairs(BUCKETS) do
-        local est, lim = bucketEstimateF(cur, b, now, rule)
+        local est, lim = bucketEstimate(cur, b, now, rule)
         if est then
             if b == 'o' and rule ~= 'actual' then
                 est = est + holdsBack(cur('o_inflight') or 0, cur('n_inflight') or 0, k.v.oq, k.v.eo)

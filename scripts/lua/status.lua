@@ -108,8 +108,9 @@ for _, c in ipairs(classes) do
     cput('class', c)
     cput('in_flight', tonumber(st[cf(c, 'n_inflight')]) or 0)
     cput('ceiling', classCeil[c] or '')
+    local function get(f) return st[cf(c, f)] end
     for _, b in ipairs(BUCKETS) do
-        local est, lim = bucketEstimate(st, c, b, now, l.output_rule)
+        local est, lim = bucketEstimate(get, b, now, l.output_rule)
         if est then
             cput(b .. '_estimate', math.floor(est))
             cput(b .. '_limit', lim)

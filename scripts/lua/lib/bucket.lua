@@ -17,7 +17,7 @@ local BUCKET_NAME = {r = 'requests', i = 'input', o = 'output'}
 -- when it is produced: the output reported since and every output
 -- reservation in flight are subtracted instead.
 -- Returns est, lim, or nil when the API has not reported this bucket.
-local function bucketEstimateF(get, b, now, rule)
+local function bucketEstimate(get, b, now, rule)
     local lim = tonumber(get(b .. '_lim'))
     if not lim or lim <= 0 then return nil end
     local est = tonumber(get(b .. '_rem')) + (now - tonumber(get(b .. '_at'))) * lim / REFILL_MS
@@ -34,10 +34,6 @@ local function bucketEstimateF(get, b, now, rule)
     return est, lim
 end
 
-local function bucketEstimate(st, c, b, now, rule)
-    return bucketEstimateF(function(f) return st[cf(c, f)] end, b, now, rule)
-end
-
 -- How long until bucket b (estimate est of lim) holds need over the floor
 -- soft: 0 when it does now. A need over the whole bucket waits for a full
 -- one.
@@ -46,6 +42,14 @@ local function bucketWait(est, lim, need, soft)
     if target > lim then target = lim end
     if est >= target then return 0 end
     return (target - est) / (lim / REFILL_MS)
+end
+
+-- A class's burst (lib/pace.lua): what a job needing need of bucket b
+-- (limit lim) uses of it, in ms of its refill; 0 for output, which no
+-- burst counts (charged at the answer, or held for a latency).
+local function burstUse(b, need, lim)
+    if b == 'o' then return 0 end
+    return need * REFILL_MS / lim
 end
 
 -- What n requests holding `held` output tokens in flight give back at
@@ -95,7 +99,7 @@ local function bucketObserve(obs, tAdm, cumA, cur, set, now, rule, unc)
             local m = rem < atAdmit and rem or atAdmit
             local keep = m
             -- (No prediction without a positive limit: a header may say 0.)
-            local p = b ~= 'r' and bucketEstimateF(cur, b, now, rule)
+            local p = b ~= 'r' and bucketEstimate(cur, b, now, rule)
             if p then
                 if b == 'o' and rule == 'actual' then p = p + (cur('o_inflight') or 0) end
                 p = p + (cur(b .. '_pend') or 0)     -- not at the API: no reading holds them

@@ -53,7 +53,8 @@ end
 local function pacer(st, l, now)
     local rule = l.output_rule
     local pct = string.match(l.soft_token_floor, '%%$') ~= nil
-    local burst = (tonumber(l.max_burst) or 0) * 0.9
+    local burstMax = tonumber(l.max_burst) or 0
+    local burst = burstMax * 0.9
     local classCeil = parseMap(l.class_max_in_flight)
     local nowS = string.format('%d', now)
     -- A wait of the fleet's latency spread over n, within [10, 1000] ms.
@@ -97,7 +98,7 @@ local function pacer(st, l, now)
                  istr(tonumber(get('i_cum')) or 0) .. ',' .. istr(tonumber(get('o_cum')) or 0) ..
                  ',' .. istr(k.o_done)
         for _, b in ipairs(BUCKETS) do
-            k.est[b], k.lim[b] = bucketEstimate(st, c, b, now, rule)
+            k.est[b], k.lim[b] = bucketEstimate(get, b, now, rule)
             k.soft[b] = 0
             if k.est[b] and (b ~= 'r' or pct) then k.soft[b] = floorOf(l.soft_token_floor, k.lim[b]) end
             k.cum[b] = tonumber(get(b .. '_cum')) or 0
@@ -210,12 +211,6 @@ local function pacer(st, l, now)
         return due
     end
 
-    -- Bucket b's use by a job of needs need for its burst (above): ms of
-    -- class k's refill; 0 for output.
-    local function burstUse(k, b, need)
-        if b == 'o' then return 0 end
-        return need[b] / (k.lim[b] / REFILL_MS)
-    end
     -- How long until class k's bucket b may send a job of needs need
     -- within its burst (0: now). A job of more than the burst goes once
     -- the refill has caught up (b_tat) by the rest of it too, up to
@@ -225,7 +220,7 @@ local function pacer(st, l, now)
     -- from a bucket of one a second).
     local function burstWait(k, b, need)
         if burst <= 0 or b == 'o' then return 0 end
-        local t = k.tat[b] + math.min(burstUse(k, b, need), burst / 0.9)
+        local t = k.tat[b] + math.min(burstUse(b, need[b], k.lim[b]), burstMax)
         return t - now > burst and t - now - burst or 0
     end
 
@@ -286,7 +281,7 @@ local function pacer(st, l, now)
         for _, b in ipairs(BUCKETS) do
             if k.est[b] then
                 k.est[b] = k.est[b] - need[b]
-                if burst > 0 then k.tat[b] = math.max(k.tat[b], now) + burstUse(k, b, need) end
+                if burst > 0 and b ~= 'o' then k.tat[b] = math.max(k.tat[b], now) + burstUse(b, need[b], k.lim[b]) end
             end
         end
         if follower then return end

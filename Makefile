@@ -128,6 +128,23 @@ test-sdk: all
 test-san:
 	$(Q)LLMFLEET_SHORT=1 $(MAKE) --no-print-directory SANITIZE=address,undefined test
 
+# The unit tests and the worker under valgrind's memcheck: every unit test
+# binary, and the worker in the integration tests that cover most of its
+# paths (names matched as parts: test_dead runs test_dead_big too), whose
+# deadlines allow a slower worker; their workers are stopped with SIGTERM
+# before the logs are read, so that valgrind's leak check runs. Any report
+# fails: an error, or a block definitely lost at exit. (~5 min)
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full \
+	--show-leak-kinds=definite --errors-for-leak-kinds=definite
+VALGRIND_TESTS ?= test_jobs test_badinput test_api_faults test_retry \
+	test_fleet_retry test_dead test_key_leaks test_settle_group test_sigterm \
+	test_poison test_fleet_spend test_wake test_spend_kinds test_prices \
+	test_batch test_metrics test_redis_faults test_cluster test_crash_points
+test-valgrind: all $(UNIT_BIN) $(BIN)/clockshim.so
+	$(Q)UNIT_WRAP="$(VALGRIND)" sh tests/run-unit.sh $(UNIT_BIN)
+	$(Q)LLMFLEET_WRAP="$(VALGRIND)" ONLY="$(VALGRIND_TESTS)" \
+	    LLMFLEET_BIN=$(abspath $(BIN)) bash tests/integration/run.sh
+
 # Long variants of the reliability tests.
 chaos: all
 	$(Q)CHAOS_JOBS=$${CHAOS_JOBS:-20000} LLMFLEET_BIN=$(abspath $(BIN)) ONLY=test_chaos \
@@ -139,7 +156,11 @@ $(BIN)/libfloor: $(BUILD)/tests/bench/libfloor.o
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-bench: all $(BIN)/libfloor
+$(BIN)/estspeed: $(BUILD)/tests/bench/estspeed.o $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+bench: all $(BIN)/libfloor $(BIN)/estspeed
 	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash scripts/bench.sh
 
 demo: all
@@ -171,7 +192,7 @@ clean:
 # Keep unit test objects between runs.
 .SECONDARY:
 
-.PHONY: all test test-unit test-integration test-sdk test-san bench demo clean chaos install uninstall
+.PHONY: all test test-unit test-integration test-sdk test-san test-valgrind bench demo clean chaos install uninstall
 
 -include $(COMMON_OBJ:.o=.d) $(WORKER_OBJ:.o=.d) $(FAKE_OBJ:.o=.d) \
          $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

@@ -4,7 +4,7 @@
 #
 #   BENCH_JOBS=50000 BENCH_RUNS=3 make bench
 #   BENCH_WORKER_ARGS=--no-follow ...     extra worker options (throughput)
-#   BENCH_ONLY=throughput|memory|pickup|fleet|rtt|paced|trickle|lanes make bench     one part only
+#   BENCH_ONLY=throughput|memory|pickup|fleet|rtt|paced|trickle|lanes|estimate make bench     one part only
 #   BENCH_STATS=1 ...       the paced part also prints where Redis's CPU went
 #                           in each window, per job: every command's calls and
 #                           time (INFO commandstats), each script's (SLOWLOG
@@ -34,6 +34,8 @@
 # 5. Lanes: the cost of one workload through the sync lane, the Batch lane,
 #    and lane auto with deadlines (half of them a week away, half an hour
 #    away); baseline: the sync lane, in the same run.
+# 7. Estimate: the input estimate per request (tests/bench/estspeed.c);
+#    baseline: the JSON parse of the same request, interleaved.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BIN=${LLMFLEET_BIN:-$PWD/bin}
@@ -522,3 +524,11 @@ done < "$T/lanes.txt"
 fi
 
 if part fleet; then bash scripts/bench-fleet.sh; fi
+
+if part estimate; then
+echo "# 7. the input estimate beside the JSON parse it follows: a 1.6 KB request, 7 rounds interleaved (tests/bench/estspeed.c)"
+read -r parse_ns est_ns ratio < <("$BIN/estspeed" 7)
+printf "  %-44s %10s\n" "baseline: jsonParse (ns)" "$parse_ns"
+printf "  %-44s %10s\n" "estimateRequest (ns)" "$est_ns"
+printf "  %-44s %10s\n" "ratio estimate / parse" "$ratio"
+fi

@@ -4,6 +4,7 @@
 # started is killed on exit. Needs BIN (the bin/ directory) and T (a temp
 # dir owned by the caller).
 PIDS=()
+WPIDS=()
 FLEET_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 fleet_cleanup() {
@@ -102,14 +103,28 @@ fake_stats() { curl -s "$FAKE_URL/_stats"; }
 fake_config() { curl -s -X POST -d "$1" "$FAKE_URL/_config" >/dev/null; }
 
 # start_worker NAME ARGS...: a worker in the background, log in $T/NAME.log;
-# sets WORKER_PID.
+# sets WORKER_PID. LLMFLEET_WRAP runs it under a wrapper (make
+# test-valgrind: valgrind, whose reports land in the log).
 start_worker() {
     local name=$1; shift
+    # shellcheck disable=SC2086
     ANTHROPIC_API_KEY=$API_KEY ANTHROPIC_BASE_URL=$FAKE_URL \
-        "$BIN/llmfleet" worker --redis-url "$REDIS_URL" --name "$name" "$@" \
+        ${LLMFLEET_WRAP:-} "$BIN/llmfleet" worker --redis-url "$REDIS_URL" --name "$name" "$@" \
         >>"$T/$name.log" 2>&1 &
     WORKER_PID=$!
     PIDS+=("$WORKER_PID")
+    WPIDS+=("$WORKER_PID")
+}
+
+# workers_stop [SECONDS]: SIGTERM the workers start_worker started and wait
+# up to SECONDS (30) for them to drain and exit (a wrapper's exit checks,
+# valgrind's leak check, run then; cleanup's SIGKILL skips them).
+workers_stop() {
+    local p deadline=$(( $(now_ms) + ${1:-30} * 1000 ))
+    for p in "${WPIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${WPIDS[@]}"; do
+        while kill -0 "$p" 2>/dev/null && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
+    done
 }
 
 lf() { "$BIN/llmfleet" "$1" --redis-url "$REDIS_URL" "${@:2}"; }

@@ -12,6 +12,7 @@
 set -u
 
 TIMEOUT=${UNIT_TIMEOUT:-300}        # seconds per binary
+# UNIT_WRAP: a wrapper each binary runs under (make test-valgrind).
 total_pass=0
 total_fail=0
 bad=0
@@ -29,9 +30,11 @@ summary() {
 for t in "$@"; do
     name=$(basename "$t")
     if command -v timeout >/dev/null 2>&1; then
-        CMOCKA_MESSAGE_OUTPUT=stdout timeout "$TIMEOUT" "$t" >"$out" 2>&1
+        # shellcheck disable=SC2086
+        CMOCKA_MESSAGE_OUTPUT=stdout timeout "$TIMEOUT" ${UNIT_WRAP:-} "$t" >"$out" 2>&1
     else
-        CMOCKA_MESSAGE_OUTPUT=stdout "$t" >"$out" 2>&1
+        # shellcheck disable=SC2086
+        CMOCKA_MESSAGE_OUTPUT=stdout ${UNIT_WRAP:-} "$t" >"$out" 2>&1
     fi
     rc=$?
     pass=$(summary PASSED)

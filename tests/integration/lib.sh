@@ -39,12 +39,23 @@ eq() {
 
 # Print counts at the end; the exit status says whether all passed.
 finish() {
+    # Under a wrapper (make test-valgrind) the workers exit first, so that
+    # its exit report (valgrind's leaks) is in their logs.
+    [ -n "${LLMFLEET_WRAP:-}" ] && workers_stop 60
     # Sanitizer builds report into the process logs: any report fails.
     if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log >/dev/null 2>&1; then
         fail "sanitizer report in $(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log | xargs -n1 basename | tr '\n' ' ')"
         grep -hE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log | head -60
     else
         ok "no sanitizer report in the logs"
+    fi
+    # Under valgrind (LLMFLEET_WRAP, make test-valgrind, run with -q): any
+    # line it writes is a report.
+    if grep -lE '^==[0-9]+== ' "$T"/*.log >/dev/null 2>&1; then
+        fail "valgrind report in $(grep -lE '^==[0-9]+== ' "$T"/*.log | xargs -n1 basename | tr '\n' ' ')"
+        grep -hE -A20 '^==[0-9]+== ' "$T"/*.log | head -60
+    elif [ -n "${LLMFLEET_WRAP:-}" ]; then
+        ok "no valgrind report in the logs"
     fi
     # A Lua script that fails halfway keeps its partial writes: never allowed.
     if grep -h 'event=redis_error' "$T"/*.log 2>/dev/null | head -5 | grep .; then

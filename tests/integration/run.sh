@@ -4,7 +4,10 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 pass=0; fail=0; failed=()
 for t in "$here"/test_*.sh; do
-    [ -n "${ONLY:-}" ] && [[ "$t" != *"$ONLY"* ]] && continue
+    if [ -n "${ONLY:-}" ]; then         # (names, or parts of them, space-separated)
+        keep=; for o in $ONLY; do [[ "$t" == *"$o"* ]] && keep=1; done
+        [ -n "$keep" ] || continue
+    fi
     echo "# $(basename "$t")"
     t0=$SECONDS
     out=$(bash "$t" 2>&1); rc=$?

@@ -41,9 +41,9 @@ lane_empty() {
 
 # ---- mixed ---------------------------------------------------------------
 start_fakeapi --seed 11 --batch-ms 4000
-# The sanitizer run (LLMFLEET_SHORT) runs a fifth of it.
+# The sanitizer run (LLMFLEET_SHORT) and valgrind (LLMFLEET_WRAP) run a fifth of it.
 NB=10000 NS=1000
-[ -n "${LLMFLEET_SHORT:-}" ] && NB=2000 NS=200
+[ -n "${LLMFLEET_SHORT:-}${LLMFLEET_WRAP:-}" ] && NB=2000 NS=200
 NT=$((NB + NS))
 lf limits set batch_max_wait=1s batch_poll=500ms batch_max_requests=$((NB * 2 / 5)) \
     max_spend_usd=50 --fleet mix >/dev/null
@@ -234,7 +234,7 @@ fresh_fake --seed 8 --batch-ms 100 --output-tokens 1024 --output-dist fixed
 # One batch of 48,000 answers of 1,024 tokens (the fake's text is 4 KB at
 # most): a results file of ~210 MB.
 N=${BATCH_RSS_JOBS:-48000}
-[ -n "${LLMFLEET_SHORT:-}" ] && N=4000     # (the sanitizer run: its paths, not its size)
+[ -n "${LLMFLEET_SHORT:-}${LLMFLEET_WRAP:-}" ] && N=4000     # (sanitizer, valgrind: its paths, not its size)
 lf limits set batch_max_wait=120s batch_poll=300ms batch_max_requests=$N --fleet rss >/dev/null
 gen_jobs "$N" rs | jq -c '. + {lane: "batch"} | .request.max_tokens = 1024' | lf submit - --fleet rss 2>/dev/null
 start_worker rss-w1 --fleet rss --concurrency 64
@@ -244,7 +244,7 @@ hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
 bytes=$(fake_stats | jq '.batches.result_bytes // 0')
 lines=$(rcli XLEN 'llmfleet:{rss}:results')
 echo "# rss: $lines results, $(fake_stats | jq .batches.created) batch, $((bytes / 1048576)) MB of result lines streamed; worker peak RSS $((hwm / 1024)) MB"
-if [ -z "${LLMFLEET_SHORT:-}" ]; then
+if [ -z "${LLMFLEET_SHORT:-}${LLMFLEET_WRAP:-}" ]; then
     check "rss: the results were over 200 MB" test "$bytes" -ge 209715200
     check "rss: the worker's peak RSS stayed under 64 MB ($((hwm / 1024)) MB)" test "$hwm" -lt 65536
 fi

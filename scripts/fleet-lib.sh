@@ -123,8 +123,15 @@ workers_stop() {
     local p deadline=$(( $(now_ms) + ${1:-30} * 1000 ))
     for p in "${WPIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
     for p in "${WPIDS[@]}"; do
-        while kill -0 "$p" 2>/dev/null && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
+        while running "$p" && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.1; done
     done
+}
+# running PID: the process runs (a child that exited and was not waited for
+# is a zombie: kill -0 still finds it).
+running() {
+    local s
+    s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ "${s:0:1}" != Z ]
 }
 
 lf() { "$BIN/llmfleet" "$1" --redis-url "$REDIS_URL" "${@:2}"; }

@@ -28,6 +28,9 @@ cd "$(dirname "$0")/.."
 BIN=${LLMFLEET_BIN:-$PWD/bin}
 TOP=$(mktemp -d "${TMPDIR:-/tmp}/llmfleet-bench-fleet.XXXXXX")
 T=$TOP
+# Jobs for the first minute's bucketful and WL_SECONDS of refill: the naive
+# clients spend that bucketful at once (scripts/workloads.sh, wl_params).
+WL_PAD=${WL_PAD:-60}
 . scripts/fleet-lib.sh
 . scripts/workloads.sh
 trap 'rm -rf "$TOP"' EXIT
@@ -48,7 +51,7 @@ for wl in $WORKLOADS; do for hd in $HEADERS; do for rule in $RULES; do for who i
        [[ " $RULE_WORKLOADS " != *" $wl "* ]]; then continue; fi
     runs+=("$wl $hd $rule $who")
 done; done; done; done
-echo "# bench-fleet: ${#runs[@]} runs, $PAR at a time, ~$(( WL_SECONDS + 20 )) s each"
+echo "# bench-fleet: ${#runs[@]} runs, $PAR at a time, up to ~$(( WL_SECONDS + WL_PAD + 10 )) s each"
 
 one() {
     local d="$TOP/$1-$2-$3-$4"

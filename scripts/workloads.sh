@@ -44,6 +44,7 @@
 # `summary` prints the estimate's largest excess over the level).
 
 WL_SECONDS=${WL_SECONDS:-45}
+WL_PAD=${WL_PAD:-10}
 WL_SKIP=${WL_SKIP:-5}
 WL_TAIL=${WL_TAIL:-3}
 WL_KEYP='llmfleet:{default}'
@@ -108,38 +109,41 @@ wl_jobs() {
 
 # The fake API's options, the binding bucket (a jq path into a /_stats
 # series second), its limit per minute and the job count of a workload:
-# WL_SECONDS + 10 s of the binding bucket's refill (the window, WL_SKIP
-# and WL_TAIL around it). Not the first minute's bucketful on top: a class
-# goes at its refill rate from the start (max_burst), so that bucketful
-# made every case a minute longer. The output bucket is outside the burst
-# (lib/pace.lua) and its first bucketful still goes at once: 60 + s.
+# WL_SECONDS + WL_PAD (10) s of the binding bucket's refill (the window,
+# WL_SKIP and WL_TAIL around it). Not the first minute's bucketful on top:
+# a class goes at its refill rate from the start (max_burst), so that
+# bucketful made every case a minute longer. The output bucket is outside
+# the burst (lib/pace.lua) and its first bucketful still goes at once:
+# 60 + s whatever WL_PAD. bench-fleet.sh sets WL_PAD=60: its naive
+# clients spend the first bucketful at once, and would otherwise never
+# meet the limit.
 wl_params() {
-    local s=$WL_SECONDS
+    local s=$WL_SECONDS p=$WL_PAD
     WL_FAKE=(--latency-ms 200 --jitter-ms 100 --tokenizer realistic --caching --seed 7 --quiet)
     WL_WORKERS=4; WL_SLOTS=32
     case $1 in
     english)  WL_FAKE+=(--itpm 60000); WL_COL='.itpm'; WL_CAP=60000
-              WL_N=$(( 60000 * (10 + s) / 60 / 105 )) ;;
+              WL_N=$(( 60000 * (p + s) / 60 / 105 )) ;;
     counted)  # english, but the API counts otherwise than the docs say
               # (every string character / 4, keys and roles included): the
               # fleet's calibration has to find the ratio.
               WL_FAKE+=(--itpm 60000 --tokenizer chars); WL_COL='.itpm'; WL_CAP=60000
-              WL_N=$(( 60000 * (10 + s) / 60 / 105 )) ;;
+              WL_N=$(( 60000 * (p + s) / 60 / 105 )) ;;
     code)     # source code, counted as BPE tokenizers count it (a token
               # per symbol): far from 4 characters a token, calibrated.
               WL_FAKE+=(--itpm 60000 --tokenizer code); WL_COL='.itpm'; WL_CAP=60000
-              WL_N=$(( 60000 * (10 + s) / 60 / 223 )) ;;   # 223 tokens a job (113 as text)
+              WL_N=$(( 60000 * (p + s) / 60 / 223 )) ;;   # 223 tokens a job (113 as text)
     output)   WL_FAKE+=(--itpm 1000000 --otpm 18000 --output-tokens 150 --per-token-ms 2)
               WL_COL='.output'; WL_CAP=18000; WL_N=$(( 18000 * (60 + s) / 60 / 150 )) ;;
     cached)   WL_FAKE+=(--rpm 600 --itpm 40000); WL_COL='(.requests - .r429)'; WL_CAP=600
-              WL_N=$(( 600 * (10 + s) / 60 )) ;;
+              WL_N=$(( 600 * (p + s) / 60 )) ;;
     mixed)    WL_FAKE+=(--class-limits sonnet=100000,30000,1000000
                         --class-limits haiku=100000,300000,1000000)
               WL_COL='(.classes.sonnet.itpm // 0)'; WL_CAP=30000
-              WL_N=$(( 30000 * (10 + s) / 60 / 105 )); WL_NH=$(( WL_N * 8 )) ;;
+              WL_N=$(( 30000 * (p + s) / 60 / 105 )); WL_NH=$(( WL_N * 8 )) ;;
     images)   WL_FAKE+=(--itpm 200000); WL_COL='.itpm'; WL_CAP=0; WL_N=120 ;;
     japanese) WL_FAKE+=(--itpm 60000); WL_COL='.itpm'; WL_CAP=60000
-              WL_N=$(( 60000 * (10 + s) / 60 / 105 )) ;;
+              WL_N=$(( 60000 * (p + s) / 60 / 105 )) ;;
     *) echo "workloads: unknown workload $1" >&2; return 1 ;;
     esac
     [ -n "${WL_ENFORCE_MS:-}" ] && WL_FAKE+=(--enforce-ms "$WL_ENFORCE_MS")

@@ -69,7 +69,7 @@ local function cls(c)
     local function g(f) return tonumber(st[cf(c, f)]) end
     k = {c = c, d = {o_inflight = 0, n_inflight = 0, o_done = 0, o_cum = 0}, s = {},
          v = {cal = g('cal') or 1, ncal = g('ncal') or 0, on = g('on') or 0,
-              oq = g('oq') or 1, omax = g('omax') or 0, ei = g('ewma_in'), eo = g('ewma_out')},
+              oq = g('oq') or 1, omax = g('omax') or 0, oqn = g('oqn') or 0, ei = g('ewma_in'), eo = g('ewma_out')},
          P = pauseOpen(st, set, c), probeLease = st[cf(c, 'probe_lease')],
          nreq = 0, n429 = 0, est_n = 0, est_err = 0}
     CL[c] = k
@@ -541,7 +541,7 @@ for c, k in pairs(CL) do
     stat(cf(c, 'est_n'), k.est_n)
     stat(cf(c, 'est_err_ppm'), k.est_err * 1e6)
     local v = k.v
-    if v.on ~= (tonumber(st[cf(c, 'on')]) or 0) then k.s.on, k.s.oq, k.s.omax = v.on, v.oq, v.omax end
+    if v.on ~= (tonumber(st[cf(c, 'on')]) or 0) then k.s.on, k.s.oq, k.s.omax, k.s.oqn = v.on, v.oq, v.omax, v.oqn end
     if v.ncal ~= (tonumber(st[cf(c, 'ncal')]) or 0) then k.s.cal, k.s.ncal = v.cal, v.ncal end
     if v.ei then k.s.ewma_in, k.s.ewma_out = v.ei, v.eo end
     for f, x in pairs(k.s) do set[cf(c, f)] = x end

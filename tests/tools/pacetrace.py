@@ -41,6 +41,7 @@ def sample(lf, redis_url, fake, cls, out, fleet='default', period_ms=20):
                 o.write(json.dumps({
                     't': t, 'now': st.get('now_ms'), 'est_i': c.get('i_estimate'),
                     'est_o': c.get('o_estimate'), 'in_flight': c.get('in_flight'),
+                    'oq': c.get('output_quantile'),
                     'parked': st.get('parked'), 'queued': st.get('queued'),
                     'level_i': lv.get('level', {}).get('input'),
                     'level_o': lv.get('level', {}).get('output'),

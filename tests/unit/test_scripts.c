@@ -3055,6 +3055,37 @@ static void test_output_quantile(void **state) {
     assert_int_equal(strncmp(hget(KN(RESERV), "w:1:2"), "sonnet-4,100,1000,", 18), 0);
 }
 
+/* The output quantile's gain falls with the answers: after 250 answers at
+ * 10 % of max_tokens, one above it lifts oq by e^(0.15 x 0.95) (1.15x; a
+ * fixed gain of 0.5 gave 1.61x, and the reserve the fleet holds per request
+ * in flight with it); a second in a row starts the gain over, so the third
+ * lifts it by e^(0.49 x 0.95) again (0.5 / sqrt(1 + 1/20): outputs that
+ * grew are caught up). */
+static void test_output_quantile_gain(void **state) {
+    (void)state;
+    resv v = {CLASS, 100, 1000, 5, 0, 1, 0, 0, 0, 100, 1000, "", 0};
+    char pre[16];
+    for (int b = 0; b < 25; b++) {
+        snprintf(pre, sizeof(pre), "g:%d:", b);
+        settleOks(pre, 10, v, 100, 100, 0, 0);
+    }
+    double q0 = hgetD(KN(STATE), SF("oq"));
+    if (q0 < 0.09 || q0 > 0.13) fail_msg("oq %f after 250 answers, expected ~0.1", q0);
+    settleOks("up:1:", 1, v, 100, 500, 0, 0);
+    double q1 = hgetD(KN(STATE), SF("oq"));
+    if (q1 / q0 < 1.14 || q1 / q0 > 1.16) fail_msg("one answer above: oq x%.3f, expected 1.153", q1 / q0);
+    settleOks("up:2:", 1, v, 100, 500, 0, 0);
+    double q2 = hgetD(KN(STATE), SF("oq"));
+    if (q2 / q1 < 1.14 || q2 / q1 > 1.16) fail_msg("second above: oq x%.3f, expected 1.153", q2 / q1);
+    settleOks("up:3:", 1, v, 100, 500, 0, 0);
+    double q3 = hgetD(KN(STATE), SF("oq"));
+    if (q3 / q2 < 1.58 || q3 / q2 > 1.60) fail_msg("third above (gain restarted): oq x%.3f, expected 1.590", q3 / q2);
+    /* And below it, the restarted gain brings it down by e^(-0.48 x 0.05). */
+    settleOks("dn:1:", 1, v, 100, 100, 0, 0);
+    double q4 = hgetD(KN(STATE), SF("oq"));
+    if (q4 / q3 < 0.974 || q4 / q3 > 0.979) fail_msg("below: oq x%.4f, expected 0.976", q4 / q3);
+}
+
 /* Under output_rule=reserve, what an answer gives back is counted once: a
  * request answered before the reading in force (headers stamped at a later
  * answer hold its refund already) and settled after it leaves the
@@ -3552,6 +3583,7 @@ int main(void) {
         cmocka_unit_test_setup(test_429_class_pause, flush),
         cmocka_unit_test_setup(test_calibration, flush),
         cmocka_unit_test_setup(test_output_quantile, flush),
+        cmocka_unit_test_setup(test_output_quantile_gain, flush),
         cmocka_unit_test_setup(test_cached_prefix, flush),
         cmocka_unit_test_setup(test_need_capped, flush),
         cmocka_unit_test_setup(test_status_classes, flush),

@@ -64,18 +64,25 @@ end
 -- the worker's estimate: a running mean over the first answers, then an
 -- EWMA) and the OUTPUT_Q quantile of output / max_tokens, oq: over the
 -- first OQ_WARM answers it moves from 1 (the worst case) to the largest
--- share seen (omax) as they come in, then a stochastic-quantile
--- step in the log domain (up by e^(0.5 x OUTPUT_Q) when an answer is
--- above it, down by e^(-0.5 x (1 - OUTPUT_Q)) otherwise: it settles
--- where OUTPUT_Q of the answers are below). v holds the class's values
--- {cal, ncal, oq, on, omax}; returns
--- the estimate's relative error before this answer (nil while warming up).
+-- share seen (omax) as they come in, then a stochastic-quantile step in
+-- the log domain (up by e^(a x OUTPUT_Q) when an answer is above it, down
+-- by e^(-a x (1 - OUTPUT_Q)) otherwise: it settles where OUTPUT_Q of the
+-- answers are below). The gain a falls with the answers since the
+-- warm-up, oqn: 0.5 / sqrt(1 + oqn / OQ_WARM), at least OQ_GAIN_MIN. At a
+-- fixed 0.5, two answers above it in a row lifted oq by 2.6x, and with it
+-- the output the fleet holds for each request in flight: with answers
+-- of ~150 tokens (max_tokens 2,048) its reserve in the output bucket rose
+-- by 2,500 tokens over 14 s, a tenth of the refill not sent (a CI run's
+-- output workload: 89 % used). Two answers above in a row (one time in
+-- 400 while oq holds; often once the outputs have grown) start the gain
+-- over: oqn 0, stored negative while the last answer was above. A tripled
+-- mean output is caught up in a median of ~18 answers (8 at 0.5; 54 with
+-- no restart), the spread of oq halved. v holds the class's values {cal,
+-- ncal, oq, on, omax, oqn}; returns the estimate's relative error before
+-- this answer (nil while warming up).
 local OUTPUT_Q = 0.95
 local OQ_WARM = 20
--- Steps of 0.5 in the log: e^(0.5 x OUTPUT_Q) and e^(-0.5 x (1 - OUTPUT_Q)),
--- as literals (a function library's top level runs before `math` exists).
-local OQ_UP = 1.608014197485783
-local OQ_DOWN = 0.9753099120283326
+local OQ_GAIN_MIN = 0.15
 local CAL_WARM = 50
 local function classLearn(v, raw, actual, out, maxTokens)
     local err = nil
@@ -94,8 +101,19 @@ local function classLearn(v, raw, actual, out, maxTokens)
         if v.on <= OQ_WARM then
             if x > v.omax then v.omax = x end
             v.oq = v.omax + (1 - v.omax) * (1 - v.on / OQ_WARM)
-        elseif x > v.oq then v.oq = v.oq * OQ_UP
-        else v.oq = v.oq * OQ_DOWN end
+        else
+            local n, above = math.abs(v.oqn), v.oqn < 0
+            local a = 0.5 / math.sqrt(1 + n / OQ_WARM)
+            if a < OQ_GAIN_MIN then a = OQ_GAIN_MIN end
+            if x > v.oq then
+                v.oq = v.oq * math.exp(a * OUTPUT_Q)
+                if above then n = 0 end
+                v.oqn = -(n + 1)
+            else
+                v.oq = v.oq * math.exp(-a * (1 - OUTPUT_Q))
+                v.oqn = n + 1
+            end
+        end
         if v.oq > 1 then v.oq = 1 elseif v.oq < 0.001 then v.oq = 0.001 end
     end
     return err

@@ -124,9 +124,11 @@ test-sdk: all
 	$(Q)LLMFLEET_BIN=$(abspath $(BIN)) bash tests/sdk/run.sh
 
 # The sanitizer run (LLMFLEET_SHORT) skips the suites that run once:
-# workloads, cluster, Sentinel, TLS.
+# workloads, cluster, Sentinel, TLS. LLMFLEET_SAN: each test stops its
+# workers with SIGTERM before it reads the logs, so that LeakSanitizer's
+# check at exit runs (the cleanup's SIGKILL skips it).
 test-san:
-	$(Q)LLMFLEET_SHORT=1 $(MAKE) --no-print-directory SANITIZE=address,undefined test
+	$(Q)LLMFLEET_SHORT=1 LLMFLEET_SAN=1 $(MAKE) --no-print-directory SANITIZE=address,undefined test
 
 # The unit tests and the worker under valgrind's memcheck: every unit test
 # binary, and the worker in the integration tests that cover most of its

@@ -39,9 +39,10 @@ eq() {
 
 # Print counts at the end; the exit status says whether all passed.
 finish() {
-    # Under a wrapper (make test-valgrind) the workers exit first, so that
-    # its exit report (valgrind's leaks) is in their logs.
-    [ -n "${LLMFLEET_WRAP:-}" ] && workers_stop 60
+    # Under a wrapper (make test-valgrind) or a sanitizer build (make
+    # test-san: LeakSanitizer checks at exit) the workers exit first, so
+    # that the exit report (leaks) is in their logs.
+    [ -n "${LLMFLEET_WRAP:-}${LLMFLEET_SAN:-}" ] && workers_stop 60
     # Sanitizer builds report into the process logs: any report fails.
     if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log >/dev/null 2>&1; then
         fail "sanitizer report in $(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T"/*.log | xargs -n1 basename | tr '\n' ' ')"

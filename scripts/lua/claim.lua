@@ -36,7 +36,14 @@ end
 -- paused nor stopped at a cap (the claim says why, and lets probes
 -- through), nothing is there for it; the reply says so, as a drained
 -- claim's would (this worker's own due time again, when it is the one
--- told), without the claim's reads. nil: claim. (Here, not in
+-- told), without the claim's reads. Not when that due time is more than
+-- a step ahead (LINE_STEP.max, lib/pace.lua): then the whole claim, whose
+-- early look (at most once a step a class) hands out a job its class has
+-- room for now. Quiet then too, a line slipped by a wait that turned out
+-- long stood still to its due time, nothing in flight to settle and
+-- nothing else looking: 11 s of an output bucket's refill lost
+-- (output_rule=reserve, one run in ~40 of test_workloads' case). nil:
+-- claim. (Here, not in
 -- lib/claim.lua: a script's main function holds at most 200 locals, the
 -- libraries' included. 16 idle paced workers' looks were two of every
 -- three claims, each ~330 us of Redis's CPU: ~65 us a job at 600
@@ -45,7 +52,9 @@ local function pollQuiet(intake, prefix)
     local now = nowMs()
     local f = rcall('HMGET', K.state, 'wake_at', 'wake_by', 'pause_until', 'budget_cap', 'day_cap')
     local wa = tonumber(f[1]) or 0
-    if wa <= now or (tonumber(f[3]) or 0) > now or f[4] or f[5] then return nil end
+    if wa <= now or wa - now > LINE_STEP.max or (tonumber(f[3]) or 0) > now or f[4] or f[5] then
+        return nil
+    end
     if rcall('LLEN', K.jobs) > 0 then return nil end
     if intake ~= '' and rcall('LLEN', intakeOf(intake)) > 0 then return nil end
     if rcall('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', '0', '1')[1] then return nil end

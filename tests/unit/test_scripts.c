@@ -2456,50 +2456,64 @@ static void test_parked_line_step(void **state) {
 }
 
 /* An idle worker's poll: while another worker waits for the next due
- * time and nothing is queued, it hears so and nothing more (a whole claim
- * would look at the lines: here it hands a job out early); the one told
- * hears its own due time; a queued job, its intake's job, a retry due, a
- * pause, a spend cap, a due time that has come, each go through the whole
- * claim (the queue empty before each). */
+ * time, within a step (1 s), and nothing is queued, it hears so and
+ * nothing more (a whole claim would look at the lines: here it hands a job
+ * out early); the one told hears its own due time. A due time more than a
+ * step ahead, a queued job, its intake's job, a retry due, a pause, a
+ * spend cap, a due time that has come, each go through the whole claim
+ * (the queue empty before each): a line slipped far, with room now, is
+ * looked at early by the next poll, not left to its due time. */
 static void test_claim_poll_quiet(void **state) {
     (void)state;
     long long now = redisNow();
     cmd("HSET %s sonnet-4|r_lim 600 sonnet-4|r_rem 600 sonnet-4|r_at %lld "
         "sonnet-4|observed 1 classes sonnet-4 wake_at %lld wake_by w-other",
-        KN(STATE), now, now + 60000, now + 60000);
-    parkRun("sonnet-4", "p", 3, now + 60000, "sonnet-4,1000,10,");
+        KN(STATE), now, now + 900, now + 60000);
+    parkRun("sonnet-4", "p", 4, now + 60000, "sonnet-4,1000,10,");
     claimReply cr;
     claimPoll = 1;
     runClaimBy(1, 30000, "w-1:1:", "w-1", &cr);
     assert_int_equal(cr.n, 0);
     assert_int_equal(cr.next_ms, -1);
     assert_int_equal(cr.drained, 1);
-    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 3);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 4);
     runClaimBy(1, 30000, "w-other:1:", "w-other", &cr);       /* the one told */
     assert_int_equal(cr.n, 0);
-    assertNear(cr.next_ms, 60000, SLACK_MS, "the one told, its due time");
-    /* (no early look in the whole claims below until look_at is cleared) */
+    assertNear(cr.next_ms, 900, SLACK_MS, "the one told, its due time");
+    /* The due time a minute ahead: the poll is a whole claim, whose early
+     * look finds room and hands the line's head out. */
+    cmd("HSET %s wake_at %lld", KN(STATE), redisNow() + 60000);
+    runClaimBy(1, 30000, "w-1:9:", "w-1", &cr);
+    assert_int_equal(cr.n, 1);
+    assert_int_equal(cmdInt("ZCARD %s", KN(PARKED)), 3);
+    /* (no early look in the whole claims below until look_at is cleared;
+     * the due time within a step again, set just before each) */
     cmd("HSET %s sonnet-4|look_at %lld", KN(STATE), now + 60000);
+    cmd("HSET %s wake_at %lld", KN(STATE), redisNow() + 900);
     cmd("LPUSH %s %s", KN(JOBS), rawJob("q1"));
     runClaimBy(1, 30000, "w-1:2:", "w-1", &cr);
     assert_int_equal(cr.n, 1);
     assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 0);
+    cmd("HSET %s wake_at %lld", KN(STATE), redisNow() + 900);
     cmd("LPUSH %s %s", intakeKey("w-1"), rawJob("i1"));
     runClaimBy(1, 30000, "w-1:3:", "w-1", &cr);
     assert_int_equal(cr.n, 1);
     assert_int_equal(cmdInt("LLEN %s", intakeKey("w-1")), 0);
     assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 0);
+    cmd("HSET %s wake_at %lld", KN(STATE), redisNow() + 900);
     cmd("ZADD %s %lld r1", KN(DELAYED), redisNow() - 1);
     cmd("HSET %s r1 %s", KN(DELAYEDJOB), rawJob("r1"));
     runClaimBy(1, 30000, "w-1:4:", "w-1", &cr);
     assert_int_equal(cr.n, 1);
     assert_int_equal(cmdInt("ZCARD %s", KN(DELAYED)), 0);
     assert_int_equal(cmdInt("LLEN %s", KN(JOBS)), 0);
+    cmd("HSET %s wake_at %lld", KN(STATE), redisNow() + 900);
     cmd("HSET %s pause_until %lld pause_kind %d", KN(STATE), redisNow() + 5000, PAUSE_SHORT);
     runClaimBy(1, 30000, "w-1:5:", "w-1", &cr);
     assert_true(cr.wait_ms > 0);
     cmd("HDEL %s pause_until pause_kind", KN(STATE));
     cmd("HSET %s max_spend_usd 1", KN(LIMITS));
+    cmd("HSET %s wake_at %lld", KN(STATE), redisNow() + 900);
     cmd("HSET %s budget_cap 1", KN(STATE));
     runClaimBy(1, 30000, "w-1:6:", "w-1", &cr);
     assert_true(cr.wait_ms > 0);

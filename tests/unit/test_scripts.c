@@ -701,6 +701,16 @@ static void settleOks(const char *prefix, int n, resv v, long long in, long long
     free(rs);
 }
 
+/* batches x 10 answers with in / out tokens, each batch one settle (lease
+ * prefixes TAG:B:). */
+static void settleBatches(const char *tag, int batches, resv v, long long in, long long out) {
+    char pre[16];
+    for (int b = 0; b < batches; b++) {
+        snprintf(pre, sizeof(pre), "%s:%d:", tag, b);
+        settleOks(pre, 10, v, in, out, 0, 0);
+    }
+}
+
 /* A state field as a double; -1 when absent. */
 static double hgetD(const char *key, const char *field) {
     const char *s = hget(key, field);
@@ -3022,11 +3032,7 @@ static void test_429_class_pause(void **state) {
 static void test_calibration(void **state) {
     (void)state;
     resv v = {CLASS, 1000, 100, 5, 0, 1, 0, 0, 0, 1000, 100, "", 0};
-    char pre[16];
-    for (int b = 0; b < 5; b++) {
-        snprintf(pre, sizeof(pre), "c:%d:", b);
-        settleOks(pre, 10, v, 2000, 10, 0, 0);
-    }
+    settleBatches("c", 5, v, 2000, 10);
     assertNear((long long)(hgetD(KN(STATE), SF("cal")) * 1000), 2000, 20, "cal x1000");
     assert_int_equal(hgetN(KN(STATE), SF("ncal")), 50);
     cmd("HSET %s classes sonnet-4", KN(STATE));
@@ -3078,26 +3084,23 @@ static void test_output_quantile(void **state) {
 static void test_output_quantile_gain(void **state) {
     (void)state;
     resv v = {CLASS, 100, 1000, 5, 0, 1, 0, 0, 0, 100, 1000, "", 0};
-    char pre[16];
-    for (int b = 0; b < 25; b++) {
-        snprintf(pre, sizeof(pre), "g:%d:", b);
-        settleOks(pre, 10, v, 100, 100, 0, 0);
-    }
+    settleBatches("g", 25, v, 100, 100);
     double q0 = hgetD(KN(STATE), SF("oq"));
     if (q0 < 0.09 || q0 > 0.13) fail_msg("oq %f after 250 answers, expected ~0.1", q0);
-    settleOks("up:1:", 1, v, 100, 500, 0, 0);
-    double q1 = hgetD(KN(STATE), SF("oq"));
-    if (q1 / q0 < 1.14 || q1 / q0 > 1.16) fail_msg("one answer above: oq x%.3f, expected 1.153", q1 / q0);
-    settleOks("up:2:", 1, v, 100, 500, 0, 0);
-    double q2 = hgetD(KN(STATE), SF("oq"));
-    if (q2 / q1 < 1.14 || q2 / q1 > 1.16) fail_msg("second above: oq x%.3f, expected 1.153", q2 / q1);
-    settleOks("up:3:", 1, v, 100, 500, 0, 0);
-    double q3 = hgetD(KN(STATE), SF("oq"));
-    if (q3 / q2 < 1.58 || q3 / q2 > 1.60) fail_msg("third above (gain restarted): oq x%.3f, expected 1.590", q3 / q2);
-    /* And below it, the restarted gain brings it down by e^(-0.48 x 0.05). */
-    settleOks("dn:1:", 1, v, 100, 100, 0, 0);
-    double q4 = hgetD(KN(STATE), SF("oq"));
-    if (q4 / q3 < 0.974 || q4 / q3 > 0.979) fail_msg("below: oq x%.4f, expected 0.976", q4 / q3);
+    /* Then one answer at a time: each moves oq by the ratio in its row. */
+    static const struct { const char *lease; long long out; double lo, hi; const char *what; } step[] = {
+        {"up:1:", 500, 1.14, 1.16, "one answer above (e^(0.15 x 0.95): 1.153)"},
+        {"up:2:", 500, 1.14, 1.16, "second above (1.153)"},
+        {"up:3:", 500, 1.58, 1.60, "third above, the gain restarted (1.590)"},
+        {"dn:1:", 100, 0.974, 0.979, "below, by the restarted gain (e^(-0.48 x 0.05): 0.976)"},
+    };
+    double q = q0;
+    for (size_t i = 0; i < sizeof(step) / sizeof(step[0]); i++) {
+        settleOks(step[i].lease, 1, v, 100, step[i].out, 0, 0);
+        double x = hgetD(KN(STATE), SF("oq")) / q;
+        if (x < step[i].lo || x > step[i].hi) fail_msg("%s: oq x%.4f", step[i].what, x);
+        q *= x;
+    }
 }
 
 /* Under output_rule=reserve, what an answer gives back is counted once: a

@@ -5,7 +5,7 @@
 -- batch's items, `batches:BID:items` (custom_id NONCE-N is item N, 1-based), and
 -- `batches:BID` is its record: class, model, state, n, bytes, opened_ms,
 -- token, and later sealed_ms, submit_ms, sent_n and nonce (the last POST:
--- when, how many requests, its custom_ids' prefix), submits, api_id,
+-- when, how many requests, its custom_ids' prefix), submits, refused, api_id,
 -- poll_ms, counts, cancel. The `batches` set says when a worker next acts on each batch;
 -- a worker that takes one holds it for OWN_MS (its due time moves there):
 -- one actor per batch fleet-wide, and a dead one's batch is due again.
@@ -43,6 +43,8 @@ local op = ARGV[1]
 local now = nowMs()
 local POLL_MAX = 300000
 local BATCH_HORIZON_MS = 36 * 3600000
+local FIRST_MAX = 3                 -- refusals before the first batch gives up its place
+local ROOM_MEMORY_MS = 3600000      -- how long a refusal for room is remembered
 local function pollMin() return tonumber(loadLimits().batch_poll) end
 
 local function rec(bid) return K.batches .. ':' .. bid end
@@ -52,26 +54,86 @@ local function fenced(bid, token)
     return rcall('HGET', rec(bid), 'token') ~= token
 end
 
+-- The API's queue of batch requests (per class) after a create refused for
+-- room: `CLASS|broom_t` the refusal's time, `CLASS|broom` the most requests
+-- of ours it took into the queue at once since (ours processing plus the
+-- new batch). queued(cls, except): requests of ours the API holds now (its
+-- batches not ended, POSTs out), but batch except's.
+local function queued(cls, except)
+    local n = 0
+    for _, b in ipairs(rcall('ZRANGEBYSCORE', K.batches, '-inf', '+inf')) do
+        if b ~= except then
+            local v = rcall('HMGET', rec(b), 'state', 'class', 'n', 'submit_ms')
+            if v[2] == cls and (v[1] == 'submitted' or (v[1] == 'submitting' and v[4])) then
+                n = n + (tonumber(v[3]) or 0)
+            end
+        end
+    end
+    return n
+end
+
+-- A create of batch b waits for room: a refusal for room is recent, ours
+-- hold requests in the queue, and these with b's pass the most it took.
+local function roomWait(b)
+    local v = rcall('HMGET', rec(b), 'class', 'n')
+    if not v[1] then return false end
+    local r = rcall('HMGET', K.state, cf(v[1], 'broom_t'), cf(v[1], 'broom'))
+    if tonumber(r[1] or 0) < now - ROOM_MEMORY_MS or not r[2] then return false end
+    local q = queued(v[1], b)
+    return q > 0 and q + (tonumber(v[2]) or 0) > tonumber(r[2])
+end
+
 if op == 'take' then
     local own = tonumber(ARGV[2])
     -- The batch endpoints said 429: the lane waits, fleet-wide (a create
     -- refused: only the batches still to send wait).
-    local hv = rcall('HMGET', K.state, 'batch_hold', 'batch_hold_send')
+    local hv = rcall('HMGET', K.state, 'batch_hold', 'batch_hold_send', 'batch_first')
     local hold, sendHold = tonumber(hv[1] or 0), tonumber(hv[2] or 0)
     if hold > now then return {0, hold - now} end
+    -- The first batch a create refused for room goes before any younger
+    -- one is sent: else the small batches formed during the hold take the
+    -- room at its end, and a large one is refused again each time (a batch
+    -- of the queue's size, never sent). After FIRST_MAX refusals it gives
+    -- up its place (it may never fit).
+    local first, firstDue = hv[3], nil
+    if first then
+        local fs = rcall('HGET', rec(first), 'state')
+        if fs == 'sealed' or fs == 'submitting' then
+            firstDue = tonumber(rcall('ZSCORE', K.batches, first))
+        else
+            rcall('HDEL', K.state, 'batch_first')
+            first = nil
+        end
+    end
     local due = rcall('ZRANGEBYSCORE', K.batches, '-inf', now, 'LIMIT', 0, 200)
-    local bid = nil
+    local bid, blocked = nil, false
     for _, b in ipairs(due) do
         local stt = rcall('HGET', rec(b), 'state')
-        if sendHold <= now or stt == 'submitted' or stt == 'ended' or not stt then
+        if stt == 'submitted' or stt == 'ended' or not stt then
             bid = b
             break
         end
+        if sendHold <= now then
+            if (not first or b == first) and not roomWait(b) then
+                bid = b
+                break
+            end
+            blocked = true
+        end
+    end
+    if not bid and blocked and firstDue and firstDue <= now and not roomWait(first) then
+        bid = first
     end
     if not bid then
         local f = rcall('ZRANGEBYSCORE', K.batches, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
         local next = f[2] and math.max(0, tonumber(f[2]) - now) or -1
-        if due[1] and (next < 0 or sendHold - now < next) then next = sendHold - now end
+        if due[1] and not blocked and (next < 0 or sendHold - now < next) then next = sendHold - now end
+        if blocked then
+            -- waiting for the first's send, or for room: a poll's time
+            local w = firstDue and math.max(0, firstDue - now) or pollMin()
+            if w > pollMin() then w = pollMin() end
+            if next < 0 or w < next then next = w end
+        end
         return {0, next}
     end
     local h = loadHash(rec(bid))
@@ -164,6 +226,12 @@ if op == 'submitted' then
     rcall('HSET', K.batchapi, api, bid)
     local p = pollMin()
     rcall('HSET', key, 'state', 'submitted', 'api_id', api, 'poll_ms', p, 'submitted_ms', now)
+    local c = rcall('HGET', key, 'class')
+    local r = c and rcall('HMGET', K.state, cf(c, 'broom_t'), cf(c, 'broom'))
+    if r and tonumber(r[1] or 0) >= now - ROOM_MEMORY_MS then
+        local took = queued(c, bid) + (tonumber(rcall('HGET', key, 'n')) or 0)
+        if not r[2] or took > tonumber(r[2]) then rcall('HSET', K.state, cf(c, 'broom'), took) end
+    end
     rcall('ZADD', K.batches, now + p, bid)
     -- The items' leases run 36 h from now: the API ends a batch within 24 h
     -- of its creation, however long it waited to be sent.
@@ -226,12 +294,28 @@ if op == 'later' then
         -- without one a guess doubled while it keeps refusing (up to 5
         -- minutes).
         local f = ARGV[6] == '1' and 'batch_hold' or 'batch_hold_send'
-        local v = rcall('HMGET', K.state, f, f .. '_ms')
+        local v = rcall('HMGET', K.state, f, f .. '_ms', 'batch_first')
         local held, last = tonumber(v[1] or 0), tonumber(v[2] or 0)
         if ARGV[7] == '1' and held > now - 60000 and last > 0 then
             ms = math.max(ms, math.min(last * 2, POLL_MAX))     -- (no retry-after given)
         end
         rcall('HSET', K.state, f, now + ms, f .. '_ms', ms)
+        if ARGV[6] == '2' then
+            -- A create refused: the first such batch goes first at the end
+            -- of the hold (take), up to FIRST_MAX refusals.
+            local c = rcall('HGET', key, 'class')
+            if c then          -- what the queue took before is no longer known
+                rcall('HSET', K.state, cf(c, 'broom_t'), now)
+                rcall('HDEL', K.state, cf(c, 'broom'))
+            end
+            local n, fs = rcall('HINCRBY', key, 'refused', 1), nil
+            if v[3] and v[3] ~= bid then fs = rcall('HGET', rec(v[3]), 'state') end
+            if v[3] == bid and n >= FIRST_MAX then
+                rcall('HDEL', K.state, 'batch_first')
+            elseif fs ~= 'sealed' and fs ~= 'submitting' and n < FIRST_MAX then
+                rcall('HSET', K.state, 'batch_first', bid)
+            end
+        end
     end
     rcall('ZADD', K.batches, now + ms, bid)
     return 1

@@ -206,7 +206,7 @@ start_worker lim-w1 --fleet lim --concurrency 16
 start_worker lim-w2 --fleet lim --concurrency 16
 stopped() { rcli HEXISTS 'llmfleet:{lim}:state' budget_cap | grep -q 1; }
 lim_done() { stopped && [ "$(rcli HGET 'llmfleet:{lim}:state' reserved)" = "0" ] && lane_empty lim; }
-check "limits: the lane ran to the cap, and everything admitted settled (90 s)" wait_until 90 lim_done
+check "limits: the lane ran to the cap, and everything admitted settled (120 s: a create refused holds creates the 60 s the API says)" wait_until 120 lim_done
 results_of lim
 r="$T/lim.r.jsonl"
 st=$(fake_stats)

@@ -3496,6 +3496,108 @@ static void test_batch_take_and_fence(void **state) {
     freeReplyObject(r);
 }
 
+/* A create refused for room (a 429 holding the lane's creates): at the
+ * hold's end that batch goes before any younger one, even one due first
+ * (the small batches formed meanwhile took the room at each hold's end, and
+ * a batch of the queue's size was refused again and again); after
+ * FIRST_MAX (3) refusals it gives up its place. */
+static void test_batch_first_refused(void **state) {
+    (void)state;
+    const char *ids[] = {"a", "b", "c"};
+    long long now = redisNow();
+    craftClaim("w:1:", 3, ids, now + 60000);
+    cmd("HSET %s batch_max_requests 2 batch_max_wait 0", KN(LIMITS));
+    assert_admit(admitLane("w:1:1", "a", "batch", -1, 10, NULL), ADMIT_BATCHED);
+    assert_admit(admitLane("w:1:2", "b", "batch", -1, 10, NULL), ADMIT_BATCHED);
+    assert_admit(admitLane("w:1:3", "c", "batch", -1, 10, NULL), ADMIT_BATCHED);
+    const char *take[] = {"take", "5000"};
+    redisReply *r = script("batch", 2, take);
+    assert_string_equal(r->element[1]->str, "b1");
+    freeReplyObject(r);
+    const char *refused[] = {"later", "b1", "1", "60000", "1", "2", "0"};
+    freeReplyObject(script("batch", 7, refused));
+    assert_string_equal(hget(KN(STATE), "batch_first"), "b1");
+    r = script("batch", 2, take);                   /* the hold: nothing goes */
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    /* the hold's end: b2 (formed meanwhile) is due before b1; b1 goes */
+    cmd("HSET %s batch_hold_send %lld", KN(STATE), now - 1);
+    cmd("ZADD %s %lld b1 %lld b2", KN(BATCHES), now - 10, now - 1000);
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_string_equal(r->element[1]->str, "b1");
+    freeReplyObject(r);
+    /* while b1's POST is out, b2 waits for it (asked again at b1's hold) */
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 0);
+    assertNear(r->element[1]->integer, 5000, SLACK_MS, "b2 waits for b1's send");
+    freeReplyObject(r);
+    /* refused twice more: b1 gives up its place, b2 may go */
+    const char *again[] = {"later", "b1", "2", "10", "1", "2", "0"};
+    freeReplyObject(script("batch", 7, again));
+    const char *third[] = {"later", "b1", "2", "60000", "1", "2", "0"};
+    freeReplyObject(script("batch", 7, third));
+    assert_string_equal(hget(KN(STATE), "batch_first"), "");
+    cmd("HSET %s batch_hold_send %lld", KN(STATE), now - 1);
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_string_equal(r->element[1]->str, "b2");
+    freeReplyObject(r);
+    /* a refusal of a batch that gave up its place does not take it back */
+    const char *fourth[] = {"later", "b1", "2", "10", "1", "2", "0"};
+    freeReplyObject(script("batch", 7, fourth));
+    assert_string_equal(hget(KN(STATE), "batch_first"), "");
+}
+
+/* After a create refused for room, a younger batch waits while ours in the
+ * API's queue and it would pass the most the queue took at once since (a
+ * create sent into a queue known to be full is refused, and holds every
+ * create for the API's retry-after); when ours end, it goes. */
+static void test_batch_room_wait(void **state) {
+    (void)state;
+    const char *ids[] = {"a", "b", "c", "d", "e"};
+    long long now = redisNow();
+    craftClaim("w:1:", 5, ids, now + 60000);
+    cmd("HSET %s batch_max_requests 2 batch_max_wait 0 batch_poll 1000", KN(LIMITS));
+    for (int i = 0; i < 5; i++) {
+        char lease[16];
+        snprintf(lease, sizeof(lease), "w:1:%d", i + 1);
+        assert_admit(admitLane(lease, ids[i], "batch", -1, 10, NULL), ADMIT_BATCHED);
+    }
+    const char *take[] = {"take", "5000"};
+    redisReply *r = script("batch", 2, take);
+    assert_string_equal(r->element[1]->str, "b1");
+    freeReplyObject(r);
+    const char *sub1[] = {"submitted", "b1", "1", "msgbatch_1"};
+    freeReplyObject(script("batch", 4, sub1));
+    r = script("batch", 2, take);
+    assert_string_equal(r->element[1]->str, "b2");
+    freeReplyObject(r);
+    const char *refused[] = {"later", "b2", "1", "10", "1", "2", "0"};
+    freeReplyObject(script("batch", 7, refused));
+    assert_string_equal(hget(KN(STATE), CLASS "|broom"), "");
+    cmd("HSET %s batch_hold_send %lld", KN(STATE), now - 1);
+    cmd("ZADD %s %lld b2", KN(BATCHES), now - 1);
+    r = script("batch", 2, take);                   /* nothing known: asked */
+    assert_string_equal(r->element[1]->str, "b2");
+    freeReplyObject(r);
+    const char *sub2[] = {"submitted", "b2", "2", "msgbatch_2"};
+    freeReplyObject(script("batch", 4, sub2));
+    assert_string_equal(hget(KN(STATE), CLASS "|broom"), "4");   /* b1's 2 and b2's 2 */
+    /* b3 (1 request): ours 4 in the queue, 5 > 4: it waits a poll */
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 0);
+    assert_true(r->element[1]->integer > 0 && r->element[1]->integer <= 1000);
+    freeReplyObject(r);
+    /* b1 ended: 2 + 1 fit */
+    const char *ended[] = {"polled", "b1", "1", "ended", "0,2,0,0,0"};
+    freeReplyObject(script("batch", 5, ended));
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_string_equal(r->element[1]->str, "b3");
+    freeReplyObject(r);
+}
+
 static void test_batch_settle_finish(void **state) {
     (void)state;
     const char *ids[] = {"a", "b"};
@@ -3606,6 +3708,8 @@ int main(void) {
         cmocka_unit_test_setup(test_status_classes, flush),
         cmocka_unit_test_setup(test_batch_admit, flush),
         cmocka_unit_test_setup(test_batch_take_and_fence, flush),
+        cmocka_unit_test_setup(test_batch_first_refused, flush),
+        cmocka_unit_test_setup(test_batch_room_wait, flush),
         cmocka_unit_test_setup(test_batch_settle_finish, flush),
     };
     int failed = cmocka_run_group_tests(tests, groupSetup, groupTeardown);

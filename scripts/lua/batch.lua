@@ -44,7 +44,7 @@ local now = nowMs()
 local POLL_MAX = 300000
 local BATCH_HORIZON_MS = 36 * 3600000
 local FIRST_MAX = 3                 -- refusals before the first batch gives up its place
-local ROOM_MEMORY_MS = 3600000      -- how long a refusal for room is remembered
+local ROOM_MEMORY_MS = 300000       -- how long a refusal for room is remembered
 local function pollMin() return tonumber(loadLimits().batch_poll) end
 
 local function rec(bid) return K.batches .. ':' .. bid end

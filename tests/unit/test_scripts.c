@@ -3596,6 +3596,18 @@ static void test_batch_room_wait(void **state) {
     assert_int_equal(r->element[0]->integer, 1);
     assert_string_equal(r->element[1]->str, "b3");
     freeReplyObject(r);
+    /* what the queue took is remembered 5 minutes after the refusal, then
+     * the API is asked again */
+    cmd("HSET %s:b9 state sealed class %s n 5 token 0", KN(BATCHES), CLASS);
+    cmd("ZADD %s %lld b9", KN(BATCHES), now - 1);
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    cmd("HSET %s %s %lld", KN(STATE), CLASS "|broom_t", redisNow() - 300001);
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_string_equal(r->element[1]->str, "b9");
+    freeReplyObject(r);
 }
 
 static void test_batch_settle_finish(void **state) {

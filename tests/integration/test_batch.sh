@@ -216,6 +216,12 @@ eq "limits: the auto jobs went by their deadlines (none the other way)" "0 0" \
     "$(auto '.lane == "batch" and (.meta.n % 2) == 1') $(auto '.lane == null and (.meta.n % 2) == 0')"
 check "limits: ... both ways ($(auto '.lane == "batch"') batch, $(auto '.lane == null') sync)" \
     test "$(auto '.lane == "batch"')" -gt 0 -a "$(auto '.lane == null')" -gt 0
+# A create refused for room goes first at the hold's end, and none goes into
+# a queue known to be full: no batch is refused twice (a batch of the
+# queue's size was, behind the small ones formed during each hold).
+eq "limits: no batch refused twice for the queue's room" "0" \
+    "$(cat "$T"/lim-w*.log | grep 'event=batch_rate_limited' | grep 'processing queue' |
+       grep -o 'batch=b[0-9]*' | sort | uniq -d | wc -l)"
 check "limits: the endpoints' limits answered 429 ($(echo "$st" | jq .batches.rate_limited)) and the lane waited them out" \
     test "$(echo "$st" | jq .batches.rate_limited)" -gt 0
 eq "limits: each request created once at the API" "0" \

@@ -54,22 +54,34 @@ local function fenced(bid, token)
     return rcall('HGET', rec(bid), 'token') ~= token
 end
 
+-- A batch not yet sent (a create refused stays `submitting`, its POST
+-- known not to have created anything).
+local function unsent(state) return state == 'sealed' or state == 'submitting' end
+
 -- The API's queue of batch requests (per class) after a create refused for
 -- room: `CLASS|broom_t` the refusal's time, `CLASS|broom` the most requests
 -- of ours it took into the queue at once since (ours processing plus the
 -- new batch). queued(cls, except): requests of ours the API holds now (its
--- batches not ended, POSTs out), but batch except's.
-local function queued(cls, except)
-    local n = 0
-    for _, b in ipairs(rcall('ZRANGEBYSCORE', K.batches, '-inf', '+inf')) do
-        if b ~= except then
-            local v = rcall('HMGET', rec(b), 'state', 'class', 'n', 'submit_ms')
-            if v[2] == cls and (v[1] == 'submitted' or (v[1] == 'submitting' and v[4])) then
-                n = n + (tonumber(v[3]) or 0)
-            end
-        end
+-- batches not ended, POSTs out), but batch except's. The live batches are
+-- scanned once a class per call (take asks for each due batch it skips).
+local inQueue = {}
+local function held(b, cls)
+    local v = rcall('HMGET', rec(b), 'state', 'class', 'n', 'submit_ms')
+    if v[2] == cls and (v[1] == 'submitted' or (v[1] == 'submitting' and v[4])) then
+        return tonumber(v[3]) or 0
     end
-    return n
+    return 0
+end
+local function queued(cls, except)
+    local n = inQueue[cls]
+    if not n then
+        n = 0
+        for _, b in ipairs(rcall('ZRANGEBYSCORE', K.batches, '-inf', '+inf')) do
+            n = n + held(b, cls)
+        end
+        inQueue[cls] = n
+    end
+    return n - held(except, cls)
 end
 
 -- A create of batch b waits for room: a refusal for room is recent, ours
@@ -97,8 +109,7 @@ if op == 'take' then
     -- up its place (it may never fit).
     local first, firstDue = hv[3], nil
     if first then
-        local fs = rcall('HGET', rec(first), 'state')
-        if fs == 'sealed' or fs == 'submitting' then
+        if unsent(rcall('HGET', rec(first), 'state')) then
             firstDue = tonumber(rcall('ZSCORE', K.batches, first))
         else
             rcall('HDEL', K.state, 'batch_first')
@@ -312,7 +323,7 @@ if op == 'later' then
             if v[3] and v[3] ~= bid then fs = rcall('HGET', rec(v[3]), 'state') end
             if v[3] == bid and n >= FIRST_MAX then
                 rcall('HDEL', K.state, 'batch_first')
-            elseif fs ~= 'sealed' and fs ~= 'submitting' and n < FIRST_MAX then
+            elseif not unsent(fs) and n < FIRST_MAX then
                 rcall('HSET', K.state, 'batch_first', bid)
             end
         end

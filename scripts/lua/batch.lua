@@ -61,38 +61,41 @@ local function unsent(state) return state == 'sealed' or state == 'submitting' e
 -- The API's queue of batch requests (per class) after a create refused for
 -- room: `CLASS|broom_t` the refusal's time, `CLASS|broom` the most requests
 -- of ours it took into the queue at once since (ours processing plus the
--- new batch). queued(cls, except): requests of ours the API holds now (its
--- batches not ended, POSTs out), but batch except's. The live batches are
--- scanned once a class per call (take asks for each due batch it skips).
-local inQueue = {}
-local function held(b, cls)
-    local v = rcall('HMGET', rec(b), 'state', 'class', 'n', 'submit_ms')
+-- new batch). A batch's requests are in it while it is submitted, or
+-- submitting with a POST out (held: its record's state, class, n,
+-- submit_ms). queued(cls): all of ours in it now, the live batches scanned
+-- once a class per call (take asks for each due batch it skips).
+local function fields(b) return rcall('HMGET', rec(b), 'state', 'class', 'n', 'submit_ms') end
+local function held(v, cls)
     if v[2] == cls and (v[1] == 'submitted' or (v[1] == 'submitting' and v[4])) then
         return tonumber(v[3]) or 0
     end
     return 0
 end
-local function queued(cls, except)
+local inQueue = {}
+local function queued(cls)
     local n = inQueue[cls]
     if not n then
         n = 0
         for _, b in ipairs(rcall('ZRANGEBYSCORE', K.batches, '-inf', '+inf')) do
-            n = n + held(b, cls)
+            n = n + held(fields(b), cls)
         end
         inQueue[cls] = n
     end
-    return n - held(except, cls)
+    return n
 end
 
 -- A create of batch b waits for room: a refusal for room is recent, ours
--- hold requests in the queue, and these with b's pass the most it took.
+-- hold requests in the queue (b's own, a POST out, aside), and these with
+-- b's pass the most it took.
 local function roomWait(b)
-    local v = rcall('HMGET', rec(b), 'class', 'n')
-    if not v[1] then return false end
-    local r = rcall('HMGET', K.state, cf(v[1], 'broom_t'), cf(v[1], 'broom'))
+    local v = fields(b)
+    local c = v[2]
+    if not c then return false end
+    local r = rcall('HMGET', K.state, cf(c, 'broom_t'), cf(c, 'broom'))
     if tonumber(r[1] or 0) < now - ROOM_MEMORY_MS or not r[2] then return false end
-    local q = queued(v[1], b)
-    return q > 0 and q + (tonumber(v[2]) or 0) > tonumber(r[2])
+    local q = queued(c) - held(v, c)
+    return q > 0 and q + (tonumber(v[3]) or 0) > tonumber(r[2])
 end
 
 if op == 'take' then
@@ -240,7 +243,7 @@ if op == 'submitted' then
     local c = rcall('HGET', key, 'class')
     local r = c and rcall('HMGET', K.state, cf(c, 'broom_t'), cf(c, 'broom'))
     if r and tonumber(r[1] or 0) >= now - ROOM_MEMORY_MS then
-        local took = queued(c, bid) + (tonumber(rcall('HGET', key, 'n')) or 0)
+        local took = queued(c)        -- (this batch, submitted now, among them)
         if not r[2] or took > tonumber(r[2]) then rcall('HSET', K.state, cf(c, 'broom'), took) end
     end
     rcall('ZADD', K.batches, now + p, bid)

@@ -3596,6 +3596,23 @@ static void test_batch_room_wait(void **state) {
     assert_int_equal(r->element[0]->integer, 1);
     assert_string_equal(r->element[1]->str, "b3");
     freeReplyObject(r);
+    const char *sub3[] = {"submitted", "b3", "1", "msgbatch_3"};
+    r = script("batch", 4, sub3);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_string_equal(hget(KN(STATE), CLASS "|broom"), "4");  /* took 3 */
+    /* b8 (1 request): ours 3 in the queue, 3 + 1 = 4 fit exactly; and
+     * taken again with its POST out (its taker died), its own request is
+     * not counted twice: 3 + 1 still fit */
+    cmd("HSET %s:b8 state sealed class %s n 1 token 0", KN(BATCHES), CLASS);
+    for (int k = 0; k < 2; k++) {
+        if (k) cmd("HSET %s:b8 submit_ms %lld sent_n 1", KN(BATCHES), now);
+        cmd("ZADD %s %lld b8", KN(BATCHES), now - 1);
+        r = script("batch", 2, take);
+        assert_int_equal(r->element[0]->integer, 1);
+        assert_string_equal(r->element[1]->str, "b8");
+        freeReplyObject(r);
+    }
     /* what the queue took is remembered 5 minutes after the refusal, then
      * the API is asked again */
     cmd("HSET %s:b9 state sealed class %s n 5 token 0", KN(BATCHES), CLASS);

@@ -33,9 +33,10 @@
 --   polled BID TOKEN STATUS COUNTS -> 1 (ended: results next); -1 fenced
 --   later BID TOKEN MS [UNSENT [HOLD [GUESS]]] -> 1 (try again in MS; UNSENT
 --                       1: the POST was refused, nothing created; HOLD: a 429,
---                       the whole lane (1) or its creates (2) wait, fleet-wide,
---                       MS as the API said, or doubling while it refuses when
---                       GUESS is 1: it said no retry-after); -1 fenced
+--                       the whole lane waits, fleet-wide (1), or the creates
+--                       of the batch's class (2), MS as the API said, or
+--                       doubling while it refuses when GUESS is 1: it said
+--                       no retry-after); -1 fenced
 --   finish BID TOKEN           -> jobs put back (items without a result)
 --   list                       -> {bid, record pairs as a flat list, ...}
 --   cancel BID                 -> 1; 0 no such batch
@@ -98,53 +99,76 @@ local function roomWait(b)
     return q > 0 and q + (tonumber(v[3]) or 0) > tonumber(r[2])
 end
 
+-- A create refused (a 429 for its POST) holds the creates of its batch's
+-- class (`CLASS|bhold`, until then; `_ms`, the hold's length, for the
+-- guess that doubles) and keeps that batch's place (`CLASS|bfirst`): the
+-- API's queue of batch requests is per model class, so the other classes'
+-- creates go on. Were the 429 the endpoints' rate instead, their next
+-- create is refused too and holds its class: one refused POST a class,
+-- nothing created, where a hold of every class stopped a class with room
+-- for the whole retry-after (60 s and more) behind another's full queue.
+-- `batch_hold_send`, written by a version before, holds every class.
+-- sendHold(c, old): class c's {hold, first, firstDue}, read once a call.
+local holds = {}
+local function sendHold(c, old)
+    local h = holds[c]
+    if h then return h end
+    local v = rcall('HMGET', K.state, cf(c, 'bhold'), cf(c, 'bfirst'))
+    h = {hold = math.max(old, tonumber(v[1] or 0))}
+    if v[2] then
+        if unsent(rcall('HGET', rec(v[2]), 'state')) then
+            h.first, h.firstDue = v[2], tonumber(rcall('ZSCORE', K.batches, v[2]))
+        else
+            rcall('HDEL', K.state, cf(c, 'bfirst'))
+        end
+    end
+    holds[c] = h
+    return h
+end
+
 if op == 'take' then
     local own = tonumber(ARGV[2])
     -- The batch endpoints said 429: the lane waits, fleet-wide (a create
-    -- refused: only the batches still to send wait).
-    local hv = rcall('HMGET', K.state, 'batch_hold', 'batch_hold_send', 'batch_first')
-    local hold, sendHold = tonumber(hv[1] or 0), tonumber(hv[2] or 0)
+    -- refused: only the creates of its class wait, above).
+    local hv = rcall('HMGET', K.state, 'batch_hold', 'batch_hold_send')
+    local hold, old = tonumber(hv[1] or 0), tonumber(hv[2] or 0)
     if hold > now then return {0, hold - now} end
-    -- The first batch a create refused for room goes before any younger
-    -- one is sent: else the small batches formed during the hold take the
-    -- room at its end, and a large one is refused again each time (a batch
-    -- of the queue's size, never sent). After FIRST_MAX refusals it gives
-    -- up its place (it may never fit).
-    local first, firstDue = hv[3], nil
-    if first then
-        if unsent(rcall('HGET', rec(first), 'state')) then
-            firstDue = tonumber(rcall('ZSCORE', K.batches, first))
-        else
-            rcall('HDEL', K.state, 'batch_first')
-            first = nil
-        end
-    end
+    -- The first batch of a class a create refused for room goes before any
+    -- younger one of its class is sent: else the small batches formed
+    -- during the hold take the room at its end, and a large one is refused
+    -- again each time (a batch of the queue's size, never sent). After
+    -- FIRST_MAX refusals it gives up its place (it may never fit).
     local due = rcall('ZRANGEBYSCORE', K.batches, '-inf', now, 'LIMIT', 0, 200)
-    local bid, blocked = nil, false
+    local bid, blocked, heldTo = nil, {}, nil
     for _, b in ipairs(due) do
-        local stt = rcall('HGET', rec(b), 'state')
+        local v = rcall('HMGET', rec(b), 'state', 'class')
+        local stt = v[1]
         if stt == 'submitted' or stt == 'ended' or not stt then
             bid = b
             break
         end
-        if sendHold <= now then
-            if (not first or b == first) and not roomWait(b) then
+        local h = sendHold(v[2] or '', old)
+        if h.hold <= now then
+            if (not h.first or b == h.first) and not roomWait(b) then
                 bid = b
                 break
             end
-            blocked = true
+            blocked[#blocked + 1] = h
+        elseif not heldTo or h.hold < heldTo then
+            heldTo = h.hold
         end
     end
-    if not bid and blocked and firstDue and firstDue <= now and not roomWait(first) then
-        bid = first
+    for _, h in ipairs(blocked) do
+        if bid then break end
+        if h.firstDue and h.firstDue <= now and not roomWait(h.first) then bid = h.first end
     end
     if not bid then
         local f = rcall('ZRANGEBYSCORE', K.batches, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
         local next = f[2] and math.max(0, tonumber(f[2]) - now) or -1
-        if due[1] and not blocked and (next < 0 or sendHold - now < next) then next = sendHold - now end
-        if blocked then
-            -- waiting for the first's send, or for room: a poll's time
-            local w = firstDue and math.max(0, firstDue - now) or pollMin()
+        if heldTo and (next < 0 or heldTo - now < next) then next = heldTo - now end
+        -- waiting for a first's send, or for room: a poll's time at most
+        for _, h in ipairs(blocked) do
+            local w = h.firstDue and math.max(0, h.firstDue - now) or pollMin()
             if w > pollMin() then w = pollMin() end
             if next < 0 or w < next then next = w end
         end
@@ -303,31 +327,30 @@ if op == 'later' then
     end
     if ARGV[6] == '1' or ARGV[6] == '2' then
         -- A 429 of the batch endpoints: the whole lane (1: a rate limit of
-        -- the endpoints) or its creates (2: a create refused, maybe for the
-        -- queue of requests processing) wait ms: the API's retry-after, or
-        -- without one a guess doubled while it keeps refusing (up to 5
-        -- minutes).
-        local f = ARGV[6] == '1' and 'batch_hold' or 'batch_hold_send'
-        local v = rcall('HMGET', K.state, f, f .. '_ms', 'batch_first')
+        -- the endpoints) or the creates of the batch's class (2: a create
+        -- refused, maybe for the class's queue of requests processing)
+        -- wait ms: the API's retry-after, or without one a guess doubled
+        -- while it keeps refusing (up to 5 minutes).
+        local c = ARGV[6] == '2' and (rcall('HGET', key, 'class') or '')
+        local f = c and cf(c, 'bhold') or 'batch_hold'
+        local v = rcall('HMGET', K.state, f, f .. '_ms', c and cf(c, 'bfirst') or 'batch_first')
         local held, last = tonumber(v[1] or 0), tonumber(v[2] or 0)
         if ARGV[7] == '1' and held > now - 60000 and last > 0 then
             ms = math.max(ms, math.min(last * 2, POLL_MAX))     -- (no retry-after given)
         end
         rcall('HSET', K.state, f, now + ms, f .. '_ms', ms)
-        if ARGV[6] == '2' then
-            -- A create refused: the first such batch goes first at the end
-            -- of the hold (take), up to FIRST_MAX refusals.
-            local c = rcall('HGET', key, 'class')
-            if c then          -- what the queue took before is no longer known
-                rcall('HSET', K.state, cf(c, 'broom_t'), now)
-                rcall('HDEL', K.state, cf(c, 'broom'))
-            end
+        if c then
+            -- A create refused: the first such batch of its class goes
+            -- first at the end of the hold (take), up to FIRST_MAX
+            -- refusals; what the queue took before is no longer known.
+            rcall('HSET', K.state, cf(c, 'broom_t'), now)
+            rcall('HDEL', K.state, cf(c, 'broom'))
             local n, fs = rcall('HINCRBY', key, 'refused', 1), nil
             if v[3] and v[3] ~= bid then fs = rcall('HGET', rec(v[3]), 'state') end
             if v[3] == bid and n >= FIRST_MAX then
-                rcall('HDEL', K.state, 'batch_first')
+                rcall('HDEL', K.state, cf(c, 'bfirst'))
             elseif not unsent(fs) and n < FIRST_MAX then
-                rcall('HSET', K.state, 'batch_first', bid)
+                rcall('HSET', K.state, cf(c, 'bfirst'), bid)
             end
         end
     end

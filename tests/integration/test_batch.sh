@@ -19,6 +19,8 @@
 #   limits  the batch endpoints' rate and queue limits (429s), lane auto by
 #           deadline, and a spend cap across both lanes that stops the
 #           fleet: never passed, against the fake API's accounting.
+#   classes a create refused for one class's queue holds that class only:
+#           another class's batch goes meanwhile.
 #   rss     a results file of 200 MB: the worker's peak RSS (reported).
 . "$(dirname "$0")/lib.sh"
 
@@ -234,6 +236,39 @@ check "limits: spend ($spent micro-USD) never passed the cap (120000)" test "$sp
 check "limits: spend recorded ($spent) = served by the fake API at each lane's price ($served) within rounding" \
     awk -v a="$spent" -v b="$served" -v n=900 'BEGIN { d = a - b; exit !(d >= 0 && d <= n) }'
 eq "limits: one budget_exceeded entry" "1" "$(jq -r 'select(.status == "budget_exceeded") | .status' "$r" | wc -l)"
+
+# ---- classes: a create refused for one class's queue holds that class ----
+# The fake API takes 100 batch requests processing per model class (each
+# done at a draw within 10 s). Sonnet's 200 jobs make two batches: the
+# second is refused (429, retry-after 60 s) while the first runs. Haiku's
+# batch, formed after that refusal, goes at once: the API's queue is per
+# class (a hold of every class kept it back the whole minute); Sonnet's
+# goes at its hold's end.
+fresh_fake --seed 7 --batch-ms 10000 --batch-queue 100
+lf limits set batch_max_wait=300ms batch_poll=500ms batch_max_requests=100 --fleet cls >/dev/null
+gen_jobs 200 cs | jq -c '. + {lane: "batch"}' | lf submit - --fleet cls 2>/dev/null
+start_worker cls-w1 --fleet cls --concurrency 8
+start_worker cls-w2 --fleet cls --concurrency 8
+refused() { cat "$T"/cls-w*.log | grep 'event=batch_rate_limited' | grep -q 'processing queue'; }
+check "classes: a Sonnet batch refused for the queue's room" wait_until 30 refused
+c0=$(fake_stats | jq .batches.created)
+gen_jobs 50 ch claude-haiku-4-5 | jq -c '. + {lane: "batch"}' | lf submit - --fleet cls 2>/dev/null
+t0=$(date +%s)
+haiku_done() {
+    [ "$(rcli XRANGE 'llmfleet:{cls}:results' - + | grep -c '^ch-[0-9]*$')" -ge 50 ]
+}
+check "classes: Haiku's 50 batch results within 50 s" wait_until 50 haiku_done
+echo "# classes: Haiku's results $(( $(date +%s) - t0 )) s after their submit"
+eq "classes: ... while Sonnet's creates waited out their hold (60 s): one batch created since the refusal, Haiku's" \
+    "$((c0 + 1))" "$(fake_stats | jq .batches.created)"
+check "classes: all 250 results (Sonnet's refused batch at its hold's end)" wait_until 120 results_at_least cls 250
+results_of cls
+r="$T/cls.r.jsonl"
+eq "classes: one result per id, all from the batch lane" "250 250 250" \
+    "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r") $(jq -r 'select(.lane == "batch") | .id' "$r" | wc -l)"
+st=$(fake_stats)
+eq "classes: each request created once at the API" "250" "$(echo "$st" | jq .batches.requests)"
+check "classes: the lane is empty" wait_until 10 lane_empty cls
 
 # ---- rss: 200 MB of results ------------------------------------------------
 fresh_fake --seed 8 --batch-ms 100 --output-tokens 1024 --output-dist fixed

@@ -3516,12 +3516,12 @@ static void test_batch_first_refused(void **state) {
     freeReplyObject(r);
     const char *refused[] = {"later", "b1", "1", "60000", "1", "2", "0"};
     freeReplyObject(script("batch", 7, refused));
-    assert_string_equal(hget(KN(STATE), "batch_first"), "b1");
+    assert_string_equal(hget(KN(STATE), CLASS "|bfirst"), "b1");
     r = script("batch", 2, take);                   /* the hold: nothing goes */
     assert_int_equal(r->element[0]->integer, 0);
     freeReplyObject(r);
     /* the hold's end: b2 (formed meanwhile) is due before b1; b1 goes */
-    cmd("HSET %s batch_hold_send %lld", KN(STATE), now - 1);
+    cmd("HSET %s %s %lld", KN(STATE), CLASS "|bhold", now - 1);
     cmd("ZADD %s %lld b1 %lld b2", KN(BATCHES), now - 10, now - 1000);
     r = script("batch", 2, take);
     assert_int_equal(r->element[0]->integer, 1);
@@ -3537,8 +3537,8 @@ static void test_batch_first_refused(void **state) {
     freeReplyObject(script("batch", 7, again));
     const char *third[] = {"later", "b1", "2", "60000", "1", "2", "0"};
     freeReplyObject(script("batch", 7, third));
-    assert_string_equal(hget(KN(STATE), "batch_first"), "");
-    cmd("HSET %s batch_hold_send %lld", KN(STATE), now - 1);
+    assert_string_equal(hget(KN(STATE), CLASS "|bfirst"), "");
+    cmd("HSET %s %s %lld", KN(STATE), CLASS "|bhold", now - 1);
     r = script("batch", 2, take);
     assert_int_equal(r->element[0]->integer, 1);
     assert_string_equal(r->element[1]->str, "b2");
@@ -3546,7 +3546,7 @@ static void test_batch_first_refused(void **state) {
     /* a refusal of a batch that gave up its place does not take it back */
     const char *fourth[] = {"later", "b1", "2", "10", "1", "2", "0"};
     freeReplyObject(script("batch", 7, fourth));
-    assert_string_equal(hget(KN(STATE), "batch_first"), "");
+    assert_string_equal(hget(KN(STATE), CLASS "|bfirst"), "");
 }
 
 /* After a create refused for room, a younger batch waits while ours in the
@@ -3576,7 +3576,7 @@ static void test_batch_room_wait(void **state) {
     const char *refused[] = {"later", "b2", "1", "10", "1", "2", "0"};
     freeReplyObject(script("batch", 7, refused));
     assert_string_equal(hget(KN(STATE), CLASS "|broom"), "");
-    cmd("HSET %s batch_hold_send %lld", KN(STATE), now - 1);
+    cmd("HSET %s %s %lld", KN(STATE), CLASS "|bhold", now - 1);
     cmd("ZADD %s %lld b2", KN(BATCHES), now - 1);
     r = script("batch", 2, take);                   /* nothing known: asked */
     assert_string_equal(r->element[1]->str, "b2");
@@ -3624,6 +3624,62 @@ static void test_batch_room_wait(void **state) {
     r = script("batch", 2, take);
     assert_int_equal(r->element[0]->integer, 1);
     assert_string_equal(r->element[1]->str, "b9");
+    freeReplyObject(r);
+}
+
+/* A create refused holds the creates of its batch's class only (the API's
+ * queue of batch requests is per model class): another class's batch due
+ * meanwhile goes at once, and the refused batch keeps its place in its
+ * class alone; the refused class's batches wait for its hold. A 429 of the
+ * endpoints' rate (HOLD 1) holds every class, and so does the fleet-wide
+ * `batch_hold_send` a version before wrote. */
+static void test_batch_hold_per_class(void **state) {
+    (void)state;
+    long long now = redisNow();
+    cmd("HSET %s batch_poll 1000", KN(LIMITS));
+    cmd("HSET %s:b1 state sealed class %s n 2 token 0", KN(BATCHES), CLASS);
+    cmd("HSET %s:b2 state sealed class haiku-4 n 2 token 0", KN(BATCHES));
+    cmd("HSET %s:b3 state sealed class %s n 2 token 0", KN(BATCHES), CLASS);
+    cmd("ZADD %s %lld b1 %lld b2 %lld b3", KN(BATCHES), now - 30, now + 90000, now - 10);
+    const char *take[] = {"take", "5000"};
+    redisReply *r = script("batch", 2, take);
+    assert_string_equal(r->element[1]->str, "b1");
+    freeReplyObject(r);
+    const char *refused[] = {"later", "b1", "1", "60000", "1", "2", "0"};
+    freeReplyObject(script("batch", 7, refused));
+    assertNear(hgetN(KN(STATE), CLASS "|bhold"), now + 60000, SLACK_MS, "the class's hold");
+    assert_string_equal(hget(KN(STATE), CLASS "|bfirst"), "b1");
+    assert_string_equal(hget(KN(STATE), "batch_hold_send"), "");
+    /* b3 (the same class) waits; told when the hold ends */
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 0);
+    assertNear(r->element[1]->integer, 60000, SLACK_MS, "b3 waits for its class's hold");
+    freeReplyObject(r);
+    /* b2 (another class) due: it goes, the hold and b1's place are not its */
+    cmd("ZADD %s %lld b2", KN(BATCHES), now - 1);
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_string_equal(r->element[1]->str, "b2");
+    freeReplyObject(r);
+    /* the old fleet-wide hold holds every class */
+    cmd("HSET %s:b4 state sealed class haiku-4 n 2 token 0", KN(BATCHES));
+    cmd("ZADD %s %lld b4", KN(BATCHES), now - 1);
+    cmd("HSET %s batch_hold_send %lld", KN(STATE), redisNow() + 30000);
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 0);     /* (b4 held: b2's take is next) */
+    freeReplyObject(r);
+    cmd("HDEL %s batch_hold_send", KN(STATE));
+    /* a 429 of the endpoints' rate (b2's poll, say) holds the whole lane */
+    const char *rate[] = {"later", "b2", "1", "5000", "0", "1", "0"};
+    freeReplyObject(script("batch", 7, rate));
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 0);
+    assertNear(r->element[1]->integer, 5000, SLACK_MS, "the endpoints' hold");
+    freeReplyObject(r);
+    cmd("HSET %s batch_hold %lld", KN(STATE), now - 1);
+    r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_string_equal(r->element[1]->str, "b4");
     freeReplyObject(r);
 }
 
@@ -3738,6 +3794,7 @@ int main(void) {
         cmocka_unit_test_setup(test_batch_admit, flush),
         cmocka_unit_test_setup(test_batch_take_and_fence, flush),
         cmocka_unit_test_setup(test_batch_first_refused, flush),
+        cmocka_unit_test_setup(test_batch_hold_per_class, flush),
         cmocka_unit_test_setup(test_batch_room_wait, flush),
         cmocka_unit_test_setup(test_batch_settle_finish, flush),
     };

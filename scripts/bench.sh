@@ -14,6 +14,8 @@
 #   BENCH_CAPTURE=DIR ...   the paced part saves Redis as its window opens and
 #                           records BENCH_CAPTURE_S (4) seconds of MONITOR, in
 #                           DIR/WORKERS/, for tests/bench/replay.py
+#   BENCH_JOB_BYTES=1400 ...  each job's prompt text, bytes (the paced part:
+#                           what a job's size costs Redis while it waits)
 #   BENCH_FLOOR_GROUPS="1 2 4 8 2p 8p" BENCH_FLOOR_S=10 ...   the paced part's floor:
 #                           tests/bench/floor.py after each fleet, at its rate,
 #                           GROUP jobs a call (Np: with the least pacing; ping: a
@@ -125,7 +127,7 @@ script_calls() { cmdcalls '^cmdstat_(fcall|evalsha|eval)$'; }
 # trips Redis served, each a read of a client's socket.
 reads_processed() { rcli INFO stats | tr -d '\r' | awk -F: '/^total_reads_processed:/ {print $2}'; }
 # A job whose request body is about 1.6 KB, like the wrk test.
-text=$(head -c 1400 /dev/zero | tr '\0' x)
+text=$(head -c "${BENCH_JOB_BYTES:-1400}" /dev/zero | tr '\0' x)
 job() { printf '{"id":"b-%d","request":{"model":"claude-sonnet-4-5","max_tokens":32,"messages":[{"role":"user","content":"%s %d"}]}}\n' "$1" "$text" "$1"; }
 
 start_redis || exit 1

@@ -21,7 +21,9 @@ REPLAY_EXACT=1: each command runs at the time MONITOR stamped on it
 (Redis's clock stopped there, read at every call: the times are the same
 for every build, the timings mean nothing), so two builds see the same clock and decide alike where their rules
 do; under a profiler (REDIS_SERVER a valgrind wrapper) the counts compare
-builds call for call."""
+builds call for call. Each round ends with the dataset's digest (DEBUG
+DIGEST): a change meant to decide nothing differently (a faster parse)
+leaves the same digest as the build before it on the same capture."""
 import collections
 import glob
 import os
@@ -107,6 +109,7 @@ sec, usec = open(os.path.join(cap, "savetime")).read().split()[:2]
 snap_ms = int(sec) * 1000 + int(usec) // 1000
 
 res = collections.defaultdict(list)
+digests = []
 for _ in range(rounds):
     d = tempfile.mkdtemp(prefix="llmfleet-replay.")
     shutil.copy(os.path.join(cap, "dump.rdb"), d)
@@ -122,6 +125,7 @@ for _ in range(rounds):
                 "--dump-after=fcallCommand", "--callgrind-out-file=" + d + "/cg.%p"]
     p = subprocess.Popen(wrap + [server, "--port", str(port), "--bind", "127.0.0.1", "--dir", d,
                           "--save", "", "--appendonly", "no", "--logfile", d + "/log",
+                          "--enable-debug-command", "yes",
                           "--slowlog-log-slower-than", "-1", "--slowlog-max-len", "1000000"],
                          env=env)
     for _ in range(1200 if ir else 200):
@@ -184,6 +188,10 @@ for _ in range(rounds):
     res["in commands %"].append(100.0 * inner / fcall if fcall else 0)
     for e, n in errors.items():
         print("error x%d: %s" % (n, e.decode(errors="replace")))
+    # The whole dataset's digest: with REPLAY_EXACT, two builds that decide
+    # alike (a refactor) leave the same one.
+    s.sendall(command([b"DEBUG", b"DIGEST"]))
+    digests.append(reply(f).decode())
     s.sendall(command([b"SHUTDOWN", b"NOSAVE"]))   # (a profiler around it writes its file)
     try:
         p.wait(timeout=30)
@@ -212,3 +220,4 @@ for k, v in sorted(res.items()):
     if ir and ("us/call" in k or k == "in commands %"):
         continue                    # (times under a profiler mean nothing)
     print("%-18s %s" % (k, " ".join("%.0f" % x if ir else "%.1f" % x for x in v)))
+print("%-18s %s" % ("digest", " ".join(digests)))

@@ -3627,6 +3627,17 @@ static void test_batch_room_wait(void **state) {
     freeReplyObject(r);
 }
 
+/* A batch take (OWN_MS 5000) hands out bid, or (bid NULL) nothing, asked
+ * again in about wait ms (wait < 0: not checked). */
+static void assertTake(const char *bid, long long wait, const char *what) {
+    const char *take[] = {"take", "5000"};
+    redisReply *r = script("batch", 2, take);
+    assert_int_equal(r->element[0]->integer, bid ? 1 : 0);
+    if (bid) assert_string_equal(r->element[1]->str, bid);
+    else if (wait >= 0) assertNear(r->element[1]->integer, wait, SLACK_MS, what);
+    freeReplyObject(r);
+}
+
 /* A create refused holds the creates of its batch's class only (the API's
  * queue of batch requests is per model class): another class's batch due
  * meanwhile goes at once, and the refused batch keeps its place in its
@@ -3641,46 +3652,29 @@ static void test_batch_hold_per_class(void **state) {
     cmd("HSET %s:b2 state sealed class haiku-4 n 2 token 0", KN(BATCHES));
     cmd("HSET %s:b3 state sealed class %s n 2 token 0", KN(BATCHES), CLASS);
     cmd("ZADD %s %lld b1 %lld b2 %lld b3", KN(BATCHES), now - 30, now + 90000, now - 10);
-    const char *take[] = {"take", "5000"};
-    redisReply *r = script("batch", 2, take);
-    assert_string_equal(r->element[1]->str, "b1");
-    freeReplyObject(r);
+    assertTake("b1", 0, NULL);
     const char *refused[] = {"later", "b1", "1", "60000", "1", "2", "0"};
     freeReplyObject(script("batch", 7, refused));
     assertNear(hgetN(KN(STATE), CLASS "|bhold"), now + 60000, SLACK_MS, "the class's hold");
     assert_string_equal(hget(KN(STATE), CLASS "|bfirst"), "b1");
     assert_string_equal(hget(KN(STATE), "batch_hold_send"), "");
     /* b3 (the same class) waits; told when the hold ends */
-    r = script("batch", 2, take);
-    assert_int_equal(r->element[0]->integer, 0);
-    assertNear(r->element[1]->integer, 60000, SLACK_MS, "b3 waits for its class's hold");
-    freeReplyObject(r);
+    assertTake(NULL, 60000, "b3 waits for its class's hold");
     /* b2 (another class) due: it goes, the hold and b1's place are not its */
     cmd("ZADD %s %lld b2", KN(BATCHES), now - 1);
-    r = script("batch", 2, take);
-    assert_int_equal(r->element[0]->integer, 1);
-    assert_string_equal(r->element[1]->str, "b2");
-    freeReplyObject(r);
-    /* the old fleet-wide hold holds every class */
+    assertTake("b2", 0, NULL);
+    /* the old fleet-wide hold holds every class (b4 held: b2's take is next) */
     cmd("HSET %s:b4 state sealed class haiku-4 n 2 token 0", KN(BATCHES));
     cmd("ZADD %s %lld b4", KN(BATCHES), now - 1);
     cmd("HSET %s batch_hold_send %lld", KN(STATE), redisNow() + 30000);
-    r = script("batch", 2, take);
-    assert_int_equal(r->element[0]->integer, 0);     /* (b4 held: b2's take is next) */
-    freeReplyObject(r);
+    assertTake(NULL, -1, NULL);
     cmd("HDEL %s batch_hold_send", KN(STATE));
     /* a 429 of the endpoints' rate (b2's poll, say) holds the whole lane */
     const char *rate[] = {"later", "b2", "1", "5000", "0", "1", "0"};
     freeReplyObject(script("batch", 7, rate));
-    r = script("batch", 2, take);
-    assert_int_equal(r->element[0]->integer, 0);
-    assertNear(r->element[1]->integer, 5000, SLACK_MS, "the endpoints' hold");
-    freeReplyObject(r);
+    assertTake(NULL, 5000, "the endpoints' hold");
     cmd("HSET %s batch_hold %lld", KN(STATE), now - 1);
-    r = script("batch", 2, take);
-    assert_int_equal(r->element[0]->integer, 1);
-    assert_string_equal(r->element[1]->str, "b4");
-    freeReplyObject(r);
+    assertTake("b4", 0, NULL);
 }
 
 static void test_batch_settle_finish(void **state) {

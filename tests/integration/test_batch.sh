@@ -242,13 +242,18 @@ eq "limits: one budget_exceeded entry" "1" "$(jq -r 'select(.status == "budget_e
 # done at a draw within 10 s). Sonnet's 200 jobs make two batches: the
 # second is refused (429, retry-after 60 s) while the first runs. Haiku's
 # batch, formed after that refusal, goes at once: the API's queue is per
-# class (a hold of every class kept it back the whole minute); Sonnet's
-# goes at its hold's end.
+# class (a hold of every class kept it back the whole minute). The fleet
+# stops before Sonnet's hold ends: sending after a hold is `limits`'s.
+# (Scripts only: not in the sanitizer and valgrind runs, whose worker paths
+# the other sections take.)
+if [ -z "${LLMFLEET_SHORT:-}${LLMFLEET_WRAP:-}" ]; then
 fresh_fake --seed 7 --batch-ms 10000 --batch-queue 100
 lf limits set batch_max_wait=300ms batch_poll=500ms batch_max_requests=100 --fleet cls >/dev/null
 gen_jobs 200 cs | jq -c '. + {lane: "batch"}' | lf submit - --fleet cls 2>/dev/null
 start_worker cls-w1 --fleet cls --concurrency 8
+cls=("$WORKER_PID")
 start_worker cls-w2 --fleet cls --concurrency 8
+cls+=("$WORKER_PID")
 refused() { cat "$T"/cls-w*.log | grep 'event=batch_rate_limited' | grep -q 'processing queue'; }
 check "classes: a Sonnet batch refused for the queue's room" wait_until 30 refused
 c0=$(fake_stats | jq .batches.created)
@@ -261,14 +266,12 @@ check "classes: Haiku's 50 batch results within 50 s" wait_until 50 haiku_done
 echo "# classes: Haiku's results $(( $(date +%s) - t0 )) s after their submit"
 eq "classes: ... while Sonnet's creates waited out their hold (60 s): one batch created since the refusal, Haiku's" \
     "$((c0 + 1))" "$(fake_stats | jq .batches.created)"
-check "classes: all 250 results (Sonnet's refused batch at its hold's end)" wait_until 120 results_at_least cls 250
+kill -TERM "${cls[@]}"; wait "${cls[@]}" 2>/dev/null
 results_of cls
 r="$T/cls.r.jsonl"
-eq "classes: one result per id, all from the batch lane" "250 250 250" \
-    "$(jq -r .id "$r" | sort -u | wc -l) $(wc -l < "$r") $(jq -r 'select(.lane == "batch") | .id' "$r" | wc -l)"
-st=$(fake_stats)
-eq "classes: each request created once at the API" "250" "$(echo "$st" | jq .batches.requests)"
-check "classes: the lane is empty" wait_until 10 lane_empty cls
+eq "classes: Haiku's results one per id, from the batch lane" "50 50" \
+    "$(jq -r 'select(.id | startswith("ch-")) | .id' "$r" | sort -u | wc -l) $(jq -r 'select((.id | startswith("ch-")) and .lane == "batch") | .id' "$r" | wc -l)"
+fi
 
 # ---- rss: 200 MB of results ------------------------------------------------
 fresh_fake --seed 8 --batch-ms 100 --output-tokens 1024 --output-dist fixed

@@ -59,6 +59,9 @@ static void checkRewind(worker *w, long long seq) {
           w->seq_seen, seq);
     w->seq_seen = seq;
     w->rewind_unsaid = REWIND_TRIES;
+    /* A settle that got no reply may have been lost with the rest: its
+     * lease gone says nothing of it landing. */
+    for (int k = 0; k < w->nslots; k++) w->slots[k].unsure = 0;
     sendRewindPause(w);
 }
 
@@ -86,19 +89,9 @@ static void onRenewed(rds *c, redisReply *r, void *priv) {
         return;
     }
     w->redis_oks++;
-    for (int k = 0; k < w->nslots; k++) {
-        slot *s = &w->slots[k];
-        if (s->state != SLOT_FREE && s->lease_until < until) s->lease_until = until;
-    }
     checkRewind(w, r->element[0]->integer);
     if (r->elements > 1 && r->element[1]->type == REDIS_REPLY_INTEGER)
         w->fleet_live = (int)r->element[1]->integer;
-    if (!w->seq_checked) {
-        /* Checked: what waited for it goes now. */
-        w->seq_checked = 1;
-        if (w->pending) onFlush(-1, 0, w);
-        pump(w);
-    }
     for (size_t i = 1; i < r->elements; i++) {
         redisReply *t = r->element[i];
         if (t->type != REDIS_REPLY_STRING) continue;
@@ -111,10 +104,24 @@ static void onRenewed(rds *c, redisReply *r, void *priv) {
             /* Not lost but settled: a slot whose settle ran before this
              * renew (sent first, queued behind a WAIT) and now waits for
              * the replicas, or one whose settle goes again after a lost
-             * WAIT (the first copy landed; the copy's reply tells). */
-            if (!s->landed && !s->resent)
+             * WAIT (the first copy landed; the copy's reply tells), or
+             * one whose settle got no reply (it may have landed: the copy
+             * sent again tells). */
+            if (!s->landed && !s->resent && !s->unsure)
                 lfLog(LF_WARN, "event=lease_lost id=%s lease=%s", lfQ(s->job.id), s->lease);
         }
+    }
+    /* A lease reported gone is not extended: an unsure settle's verdict
+     * reads lease_until (settleRelease). */
+    for (int k = 0; k < w->nslots; k++) {
+        slot *s = &w->slots[k];
+        if (s->state != SLOT_FREE && !s->lost && s->lease_until < until) s->lease_until = until;
+    }
+    if (!w->seq_checked) {
+        /* Checked: what waited for it goes now. */
+        w->seq_checked = 1;
+        if (w->pending) onFlush(-1, 0, w);
+        pump(w);
     }
 }
 

@@ -76,6 +76,8 @@ typedef struct slot {
     int go_wait;                    /* admitted: waits for --wait-replicas */
     int resent;                     /* its settle went again (a WAIT lost) */
     int landed;                     /* settled: its lease is gone, waits for replicas */
+    int unsure;                     /* a settle of it got no reply (the link
+                                     * broke): maybe it ran */
     httpReq http;                   /* the request and its response */
     buf countbody;                  /* SLOT_COUNT: the count_tokens body */
     int counted;                    /* a count was tried for this job */

@@ -117,6 +117,7 @@ static void slotRelease(slot *s) {
     s->go_wait = 0;
     s->resent = 0;
     s->landed = 0;
+    s->unsure = 0;
     s->settle_fails = 0;
     s->settle_refused = 0;
     s->counted = 0;
@@ -400,6 +401,7 @@ static void onSettled(rds *c, redisReply *r, void *priv) {
         for (int i = 0; i < b->n; i++) {
             slot *s = b->s[i];
             s->settle_fails++;
+            if (!r) s->unsure = 1;
             if (refused && b->n == 1) s->settle_refused = 1;
             s->settle_ok_mark = w->redis_oks;
         }
@@ -444,8 +446,11 @@ static void settleRelease(worker *w, batch *b, settleVerdict *v) {
             break;
         case SETTLED_DUP:
         case SETTLED_LOST:
-            if (s->resent) {
-                /* Sent again after a WAIT was lost: the first copy landed. */
+            if (s->resent || (v[i] == SETTLED_LOST && s->unsure && monoMs() < s->lease_until)) {
+                /* Sent again after a WAIT was lost: the first copy landed.
+                 * Or after a copy got no reply (the link broke): the lease
+                 * is gone while it surely lived, so that copy ended it (a
+                 * DUP means the lease lived: the copy did not land). */
                 lfLog(LF_INFO, "event=settle_resent_had_landed id=%s", lfQ(s->job.id));
                 if (s->ends_ok) w->done_ok++; else w->done_err++;
             } else if (v[i] == SETTLED_DUP) {

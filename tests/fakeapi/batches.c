@@ -391,7 +391,7 @@ static int queueRoom(struct evhttp_request *req, const fakeBatch *b, double now)
                      "for %s would exceed your organization's limit of %lld.",
                      fake.classes[cls].name, fake.cfg.batchQueue);
             fake.batchStats.r429++;
-            batchError(req, 429, "rate_limit_error", m, 60);
+            batchError(req, 429, "rate_limit_error", m, fake.cfg.batchQueueRetry);
             return -1;
         }
     }

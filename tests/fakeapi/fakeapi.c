@@ -224,6 +224,7 @@ static const struct {
     {"batch-expire-ms", OPT_MS, offsetof(fakeConfig, batchExpireMs), NULL},
     {"batch-p-errored", OPT_PROB, offsetof(fakeConfig, batchPErrored), NULL},
     {"batch-queue", OPT_COUNT, offsetof(fakeConfig, batchQueue), NULL},
+    {"batch-queue-retry", OPT_COUNT, offsetof(fakeConfig, batchQueueRetry), NULL},
     {"batch-rpm", OPT_COUNT, offsetof(fakeConfig, batchRpm), NULL},
     {"batch-max-requests", OPT_COUNT, offsetof(fakeConfig, batchMaxRequests), NULL},
 };
@@ -305,6 +306,8 @@ static void fakeUsage(FILE *f) {
         "  --batch-p-errored F       a request ends errored (api_error)\n"
         "  --batch-queue N           batch requests processing per model\n"
         "                            class at most (0 = no limit)\n"
+        "  --batch-queue-retry N     the retry-after (s) of a create refused\n"
+        "                            for that limit (60; the docs give none)\n"
         "  --batch-rpm N             requests per minute to the batch\n"
         "                            endpoints (0 = no limit)\n"
         "  --batch-max-requests N    requests in one batch at most (100000)\n"
@@ -369,6 +372,7 @@ static void fakeParseOptions(fakeConfig *c, int argc, char **argv) {
     c->batchMs = 1000;
     c->batchExpireMs = 86400000;
     c->batchMaxRequests = 100000;
+    c->batchQueueRetry = 60;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL, *eq;

@@ -94,6 +94,7 @@ typedef struct fakeConfig {
     double batchExpireMs;       /* a batch expires this long after creation */
     double batchPErrored;       /* probability a batch request ends errored */
     long long batchQueue;       /* batch requests processing per class, 0 = any */
+    long long batchQueueRetry;  /* retry-after (s) of a create refused for it */
     long long batchRpm;         /* HTTP rate of the batch endpoints, 0 = any */
     long long batchMaxRequests; /* requests in one batch at most */
 } fakeConfig;

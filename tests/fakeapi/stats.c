@@ -303,6 +303,7 @@ static const struct {
     {"batch_expire_ms", CFG_MS, offsetof(fakeConfig, batchExpireMs)},
     {"batch_p_errored", CFG_PROB, offsetof(fakeConfig, batchPErrored)},
     {"batch_queue", CFG_COUNT, offsetof(fakeConfig, batchQueue)},
+    {"batch_queue_retry", CFG_COUNT, offsetof(fakeConfig, batchQueueRetry)},
     {"batch_rpm", CFG_COUNT, offsetof(fakeConfig, batchRpm)},
 };
 

@@ -35,6 +35,14 @@ COST_JQ='((.input_tokens * 3000000 + .output_tokens * 15000000) / 1000000 | ceil
 # results_of FLEET: the stream as JSONL in $T/FLEET.r.jsonl
 results_of() { lf results --fleet "$1" --out "$T/$1.r.jsonl" 2>/dev/null; }
 
+# section NAME: the seconds the one before took (CI's log shows where the
+# time goes).
+sec_name='' sec_t0=$SECONDS
+section() {
+    [ -n "$sec_name" ] && echo "# $sec_name took $((SECONDS - sec_t0)) s"
+    sec_name=$1 sec_t0=$SECONDS
+}
+
 # lane_empty FLEET: nothing left leased, reserved or batched.
 lane_empty() {
     local k="llmfleet:{$1}"
@@ -42,6 +50,7 @@ lane_empty() {
 }
 
 # ---- mixed ---------------------------------------------------------------
+section mixed
 # The sanitizer run (LLMFLEET_SHORT) and valgrind (LLMFLEET_WRAP) run a fifth
 # of it, with batches processed within 10 s instead of 4: the sync jobs must
 # all end before the first batch does, and under valgrind beside CI's other
@@ -96,6 +105,7 @@ lf status --fleet mix > "$T/mix.status" 2>&1
 check "mixed: status shows the lane's savings" grep -qE 'batch lane +0 batches open \(0 jobs\), [0-9]+ done, \$[0-9.]+ saved' "$T/mix.status"
 
 # ---- crash ----------------------------------------------------------------
+section crash
 # crash_case FLEET POINT: worker A dies at POINT; B finishes.
 crash_case() {
     local fleet=$1 point=$2 n=600
@@ -152,6 +162,7 @@ check "cresults: B settled the rest, A's lines refused as settled" \
 fresh_fake() { kill -9 "$FAKE_PID" 2>/dev/null; start_fakeapi "$@"; }
 
 # ---- ended: expired, canceled ---------------------------------------------
+section ended
 fresh_fake --seed 5 --batch-ms 1500 --batch-expire-ms 1000
 # a third of the requests expire each time: 12 attempts leave ~1 in 500,000
 lf limits set batch_max_wait=300ms batch_poll=300ms max_attempts=12 base_delay=100ms \
@@ -197,6 +208,7 @@ check "canceled: the API canceled the batch's requests ($ncan of 100, $nsuc proc
 check "canceled: the lane is empty" wait_until 10 lane_empty can
 
 # ---- limits: the batch endpoints' rate and queue, auto lanes, a spend cap ----
+section limits
 # The fake API allows 60 calls a minute to its batch endpoints and 300
 # batch requests processing per class; 900 jobs, some with deadlines
 # (lane auto), under a spend cap that stops the fleet: the lane waits out
@@ -246,6 +258,7 @@ check "limits: spend recorded ($spent) = served by the fake API at each lane's p
 eq "limits: one budget_exceeded entry" "1" "$(jq -r 'select(.status == "budget_exceeded") | .status' "$r" | wc -l)"
 
 # ---- classes: a create refused for one class's queue holds that class ----
+section classes
 # The fake API takes 100 batch requests processing per model class (each
 # done at a draw within 10 s). Sonnet's 200 jobs make two batches: the
 # second is refused (429, retry-after 60 s) while the first runs. Haiku's
@@ -282,6 +295,7 @@ eq "classes: Haiku's results one per id, from the batch lane" "50 50" \
 fi
 
 # ---- rss: 200 MB of results ------------------------------------------------
+section rss
 fresh_fake --seed 8 --batch-ms 100 --output-tokens 1024 --output-dist fixed
 # One batch of 48,000 answers of 1,024 tokens (the fake's text is 4 KB at
 # most): a results file of ~210 MB.
@@ -301,4 +315,5 @@ if [ -z "${LLMFLEET_SHORT:-}${LLMFLEET_WRAP:-}" ]; then
     check "rss: the worker's peak RSS stayed under 64 MB ($((hwm / 1024)) MB)" test "$hwm" -lt 65536
 fi
 
+section ""
 finish

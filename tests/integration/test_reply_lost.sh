@@ -22,8 +22,10 @@ start_worker w1 --concurrency 4 --lease-ms 4000
 check "20 results" wait_until 30 results_at_least default 20
 # Any reply past Redis's 16 KB reply buffer now closes its connection.
 rcli CONFIG SET client-output-buffer-limit "normal 1 0 0" >/dev/null
+# Three cuts: a claim alone (no settle in it) is cut too; the settles ride
+# with most of the claims.
 cut() { [ "$(grep -c "event=redis_disconnected" "$T/w1.log")" -ge 3 ]; }
-check "the worker lost a reply (its connection closed by Redis)" wait_until 10 cut
+check "the worker lost replies (its connection closed by Redis 3 times)" wait_until 10 cut
 rcli CONFIG SET client-output-buffer-limit "normal 0 0 0" >/dev/null
 check "every job done (the jobs of a lost claim reaped)" wait_until 60 results_at_least default $n
 lf results --out "$T/r.jsonl" 2>/dev/null
